@@ -1,0 +1,26 @@
+"""hybridpot: hybrid interatomic potentials, E = E_empirical + E_ML.
+
+A legacy empirical potential (EAM, Tersoff, Lennard-Jones, from standard LAMMPS files) stays in
+place and a machine-learned residual on SO(3) descriptors is fitted to what it gets wrong.
+Units throughout: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (LAMMPS ``metal``).
+"""
+
+from hybridpot.calculator import Calculator
+from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
+from hybridpot.neighbors import PairGraph, neighbor_list
+from hybridpot.potential import Potential, evaluate
+from hybridpot.system import AtomicSystem
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AtomicSystem",
+    "Calculator",
+    "HybridpotError",
+    "PairGraph",
+    "Potential",
+    "PotentialFileError",
+    "StructureError",
+    "evaluate",
+    "neighbor_list",
+]

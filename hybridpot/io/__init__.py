@@ -1,0 +1,1 @@
+"""Reading and writing: data sets, parameter files, model files."""

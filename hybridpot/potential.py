@@ -1,0 +1,146 @@
+"""Potentials: modules mapping a pair graph to per-atom energies, and the one evaluation path.
+
+Every potential in hybridpot (empirical, ML residual, hybrid) is a :class:`Potential`: a
+``torch.nn.Module`` whose ``forward(graph)`` returns per-atom energies (eV, shape (N,)) from the
+pair vectors of a :class:`~hybridpot.neighbors.PairGraph`. :func:`evaluate` turns that into
+energies, forces and stress with one backward pass with respect to the pair vectors:
+
+* forces  F_a = -dE/dx_a = sum_{p: i_p = a} g_p - sum_{p: j_p = a} g_p,   g_p = dE/dr_p
+* virial  W = -sum_p r_p (x) g_p (as LAMMPS);  stress sigma = -W / V (ASE sign: positive = tensile;
+  the LAMMPS pressure tensor's potential part is -sigma)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from hybridpot.errors import StructureError
+from hybridpot.neighbors import NeighborList, PairGraph, build_graph
+from hybridpot.system import AtomicSystem
+
+#: ASE Voigt order of the 6-component stress: xx, yy, zz, yz, xz, xy.
+VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+class Potential(torch.nn.Module):
+    """Base class: per-atom energies from pair vectors.
+
+    Subclasses set ``self.cutoff`` (Angstrom, the largest pair distance they look at),
+    ``self.elements`` (chemical symbols they accept, in the order of their type index, or None for
+    any) and ``self.source`` (file or description, used in error messages), and implement
+    :meth:`forward`.
+    """
+
+    cutoff: float
+    elements: list[str] | None
+    source: str
+
+    def __init__(self, cutoff: float, elements: Sequence[str] | None, source: str = "") -> None:
+        super().__init__()
+        self.cutoff = float(cutoff)
+        self.elements = list(elements) if elements is not None else None
+        self.source = source
+        table = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
+        for t, symbol in enumerate(self.elements or []):
+            if symbol not in atomic_numbers:
+                raise ValueError(f"{source}: unknown chemical symbol {symbol!r}")
+            table[atomic_numbers[symbol]] = t
+        self.register_buffer("_type_table", table, persistent=False)
+
+    def types(self, numbers: torch.Tensor) -> torch.Tensor:
+        """(N,) type index (position in ``self.elements``) of each atom.
+
+        Raises:
+            StructureError: an element the potential does not cover.
+        """
+        t = self._type_table[numbers]
+        if bool((t < 0).any()):
+            missing = sorted({chemical_symbols[int(z)] for z in numbers[t < 0].tolist()})
+            raise StructureError(
+                f"element(s) {', '.join(missing)} not covered by {self.source or type(self).__name__} "
+                f"(it has {', '.join(self.elements or [])})"
+            )
+        return t
+
+    def forward(self, graph: PairGraph) -> torch.Tensor:  # pragma: no cover - abstract
+        """(N,) per-atom energies in eV."""
+        raise NotImplementedError
+
+    def compute(
+        self, atoms: Atoms | Sequence[Atoms] | AtomicSystem, forces: bool = True, stress: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Energies, forces and stress of one or more structures; see :func:`evaluate`."""
+        system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=self.dtype)
+        return evaluate(self, system, forces=forces, stress=stress)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        return torch.float64
+
+
+def evaluate(
+    potential: torch.nn.Module,
+    system: AtomicSystem,
+    forces: bool = True,
+    stress: bool = True,
+    nl: NeighborList | None = None,
+    create_graph: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Evaluate a per-atom-energy module on a batch.
+
+    Args:
+        potential: module with a ``cutoff`` attribute mapping a PairGraph to (N,) energies (eV).
+        system: the structures.
+        forces, stress: whether to compute them.
+        nl: a neighbour list to reuse (its cutoff must be >= the potential's cutoff).
+        create_graph: keep the autograd graph of forces/stress (to train on them).
+
+    Returns:
+        dict with ``energies`` (N,) eV per atom, ``energy`` (S,) eV, and if asked ``forces`` (N, 3)
+        eV/Angstrom, ``virial`` (S, 3, 3) eV (W = -sum_p r_p (x) dE/dr_p, the LAMMPS virial, defined
+        with or without a cell) and ``stress`` (S, 6) eV/Angstrom^3 in ASE Voigt order, -W/V (NaN
+        for structures without a cell).
+    """
+    if nl is not None and nl.cutoff < potential.cutoff:
+        raise ValueError(f"neighbour list cutoff {nl.cutoff} is smaller than the potential's {potential.cutoff}")
+    graph = build_graph(system, potential.cutoff, nl)
+    need_grad = forces or stress
+    if need_grad:
+        graph.vectors = graph.vectors.detach().requires_grad_(True)
+    graph = graph.within(potential.cutoff)
+    energies = potential(graph)
+    energy = torch.zeros(system.n_structures, dtype=energies.dtype, device=energies.device)
+    energy = energy.index_add(0, graph.batch, energies)
+    out = {"energies": energies, "energy": energy}
+    if not need_grad:
+        return out
+    vectors = graph.vectors
+    (g,) = torch.autograd.grad(energies.sum(), vectors, create_graph=create_graph, allow_unused=True)
+    if g is None:
+        g = torch.zeros_like(vectors)
+    if forces:
+        f = torch.zeros((system.n_atoms, 3), dtype=g.dtype, device=g.device)
+        f = f.index_add(0, graph.i, g).index_add(0, graph.j, -g)
+        out["forces"] = f
+    if stress:
+        w = torch.zeros((system.n_structures, 3, 3), dtype=g.dtype, device=g.device)
+        w = w.index_add(0, graph.batch[graph.i], vectors.unsqueeze(2) * g.unsqueeze(1))
+        w = -0.5 * (w + w.transpose(1, 2))
+        out["virial"] = w
+        volume = system.volumes.to(w.dtype)
+        volume = torch.where(volume > 1e-10, volume, torch.full_like(volume, float("nan")))
+        sigma = -w / volume[:, None, None]
+        out["stress"] = torch.stack([sigma[:, a, b] for a, b in VOIGT], dim=1)
+    return out
+
+
+def to_numpy(results: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Detach and convert a results dict to float64 numpy arrays."""
+    return {k: v.detach().cpu().to(torch.float64).numpy() for k, v in results.items()}
