@@ -13,6 +13,20 @@ from hybridpot.system import AtomicSystem
 
 __version__ = "0.1.0"
 
+
+def load(path):
+    """Load a fitted model (``*.hybridpot.json``) or an empirical potential file (by its suffix)."""
+    from pathlib import Path
+
+    if str(path).endswith(".hybridpot.json"):
+        from hybridpot.io.modelfile import load as load_model
+
+        return load_model(path)
+    from hybridpot.empirical import load as load_empirical
+
+    return load_empirical(Path(path))
+
+
 __all__ = [
     "AtomicSystem",
     "Calculator",
@@ -22,5 +36,6 @@ __all__ = [
     "PotentialFileError",
     "StructureError",
     "evaluate",
+    "load",
     "neighbor_list",
 ]

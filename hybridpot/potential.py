@@ -144,3 +144,47 @@ def evaluate(
 def to_numpy(results: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Detach and convert a results dict to float64 numpy arrays."""
     return {k: v.detach().cpu().to(torch.float64).numpy() for k, v in results.items()}
+
+
+class HybridPotential(Potential):
+    """E = E_baseline + sum_i E_ML(B_i): an empirical baseline plus a residual on descriptors.
+
+    Args:
+        baseline: the empirical potential, or None for a pure ML potential.
+        descriptor: module with ``rcut`` (Angstrom), ``elements`` and ``forward(graph) -> (N, K)``
+            differentiable in the pair vectors.
+        model: per-element model with ``elements`` and ``forward(B, types) -> (N,)`` eV.
+
+    The neighbour list is built once with the larger cutoff and each part sees the pairs within
+    its own cutoff. The model's per-element constant is the reference energy, so
+    ``energy`` is directly comparable to DFT totals.
+    """
+
+    def __init__(self, baseline: Potential | None, descriptor: torch.nn.Module, model: torch.nn.Module) -> None:
+        elements = list(model.elements)
+        if list(descriptor.elements) != elements:
+            raise ValueError(f"descriptor elements {descriptor.elements} and model elements {elements} differ")
+        if baseline is not None and baseline.elements is not None:
+            missing = [e for e in elements if e not in baseline.elements]
+            if missing:
+                raise StructureError(
+                    f"element(s) {', '.join(missing)} not in the baseline {baseline.source} (it has {', '.join(baseline.elements)})"
+                )
+        cutoff = max(float(descriptor.rcut), baseline.cutoff if baseline is not None else 0.0)
+        source = f"hybrid({baseline.source if baseline is not None else 'no baseline'} + {type(model).__name__})"
+        super().__init__(cutoff, elements, source)
+        self.baseline = baseline
+        self.descriptor = descriptor
+        self.model = model
+
+    def residual_energies(self, graph: PairGraph) -> torch.Tensor:
+        """(N,) ML residual per atom, eV (including the per-element reference energies)."""
+        types = self.types(graph.numbers)
+        B = self.descriptor(graph.within(float(self.descriptor.rcut)))
+        return self.model(B, types)
+
+    def forward(self, graph: PairGraph) -> torch.Tensor:
+        energies = self.residual_energies(graph)
+        if self.baseline is not None:
+            energies = energies + self.baseline(graph.within(self.baseline.cutoff))
+        return energies

@@ -52,7 +52,23 @@ class LammpsPair:
 
 
 class EmpiricalPotential(Potential):
-    """An empirical potential read from (or writable as) a standard LAMMPS potential."""
+    """An empirical potential read from (or writable as) a standard LAMMPS potential.
+
+    Subclasses keep ``self.path`` (the file they were read from, or None) and implement
+    :meth:`write` (the current, possibly refitted, parameters in the same file format, so that
+    :func:`hybridpot.empirical.load` reads them back) and :meth:`lammps_pair`.
+    """
+
+    path: Path | None = None
+
+    @property
+    def file_name(self) -> str:
+        """Name for the written file; its suffix tells :func:`hybridpot.empirical.load` the kind."""
+        raise NotImplementedError
+
+    def write(self, path: Path | str) -> None:  # pragma: no cover - abstract
+        """Write the current parameters as a potential file (atomically: temp file + rename)."""
+        raise NotImplementedError
 
     def lammps_pair(self, type_elements: Sequence[str]) -> LammpsPair:  # pragma: no cover - abstract
         """The LAMMPS pair style for atom types whose elements are ``type_elements`` (type 1 first).

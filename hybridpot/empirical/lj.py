@@ -152,12 +152,41 @@ class LennardJones(EmpiricalPotential):
             d["elements"], eps, sig, float(d["cutoff"]), cut, bool(d.get("shift", False)), d.get("mixing", "geometric"), source
         )
 
+    @property
+    def file_name(self) -> str:
+        return self.path.name if self.path is not None else "baseline.lj.toml"
+
+    def write(self, path: str | Path) -> None:
+        """Write the current parameters as a ``*.lj.toml`` file (atomically)."""
+        from hybridpot.io.atomic import write_text_atomic
+
+        d = self.to_dict()
+        lines = [
+            'style = "lj/cut"',
+            "elements = [" + ", ".join(f'"{e}"' for e in d["elements"]) + "]",
+            f"cutoff = {d['cutoff']!r}",
+            f"shift = {str(d['shift']).lower()}",
+            f'mixing = "{d["mixing"]}"',
+        ]
+        for p in d["pair"]:
+            lines += [
+                "",
+                "[[pair]]",
+                f'elements = ["{p["elements"][0]}", "{p["elements"][1]}"]',
+                f"epsilon = {p['epsilon']!r}",
+                f"sigma = {p['sigma']!r}",
+                f"cutoff = {p['cutoff']!r}",
+            ]
+        write_text_atomic(path, "\n".join(lines) + "\n")
+
     @classmethod
     def read(cls, path: str | Path) -> "LennardJones":
         """Read a ``*.lj.toml`` parameter file."""
         from hybridpot.io.toml import read_toml
 
-        return cls.from_dict(read_toml(path), source=str(path))
+        pot = cls.from_dict(read_toml(path), source=str(path))
+        pot.path = Path(path)
+        return pot
 
 
 def _lj(eps: torch.Tensor, sig: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

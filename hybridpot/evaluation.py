@@ -1,0 +1,35 @@
+"""Error report of a fitted model on any labelled data set (``hybridpot eval``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hybridpot.fitting.assembly import baseline_predictions
+from hybridpot.fitting.predict import predict
+from hybridpot.io.data import read_dataset
+from hybridpot.io.modelfile import load
+from hybridpot.metrics import error_metrics, format_table
+
+
+def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Errors of the hybrid and of its baseline alone (with the fit's reference energies).
+
+    Returns:
+        {"hybrid": metrics, "baseline_only": metrics}.
+    """
+    potential = load(model_path)
+    data = read_dataset(data_path)
+    pred = predict(potential, data, progress=progress)
+    rows = {"hybrid": error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred["stress"], data.stress)}
+    ref = potential.metadata.get("reference_energies_eV")
+    if ref is not None:
+        bl = baseline_predictions(potential.baseline, data, progress=progress)
+        counts = np.array([[sum(1 for s in a.get_chemical_symbols() if s == e) for e in ref] for a in data.frames], float)
+        energy = bl.energy + counts @ np.array(list(ref.values()))
+        rows = {"baseline only": error_metrics(energy, data.energy, data.n_atoms, bl.forces, data.forces)} | rows
+    log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
+    log(format_table(rows))
+    return rows

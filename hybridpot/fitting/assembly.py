@@ -1,0 +1,250 @@
+"""Residual targets and the streamed design matrix of a linear-in-parameters model.
+
+Per batch of structures (one neighbour list, shared by baseline and descriptor):
+
+* baseline energies, forces and virials (evaluated once per structure and kept: the targets
+  are DFT minus baseline);
+* descriptors B (N, K) and their pair-form gradients dB (P, K, 3);
+* model feature rows X (N, M) and their pair gradients G (P, M, 3), placed in the parameter
+  block of the centre atom's element; then
+
+  energy rows   sum_{i in s} X_i / N_s                          (per-atom energy, eV/atom)
+  force rows    F_a = sum_{p: i_p = a} G_p - sum_{p: j_p = a} G_p  (eV/Angstrom)
+  virial rows   W_s / N_s = -sum_{p in s} r_p (x) G_p / N_s       (eV/atom; = -stress V / N)
+
+Rows are weighted so that each kind's total weight is independent of the data-set size:
+weight^2 = w_kind * w_config / n_rows_of_kind. They are folded into a :class:`QRAccumulator`
+batch by batch; the design matrix is never held whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hybridpot.fitting.solver import QRAccumulator
+from hybridpot.io.data import Dataset
+from hybridpot.neighbors import build_graph, neighbor_list
+from hybridpot.potential import Potential, evaluate
+from hybridpot.system import AtomicSystem
+
+
+@dataclass
+class Weights:
+    """Row weights of the fit.
+
+    Attributes:
+        energy, force, stress: weight of each kind of row (per-atom energies, force components,
+            virial-per-atom components), normalised by the number of rows of that kind.
+        config: extra weight per ``config_type`` (default 1).
+    """
+
+    energy: float = 1.0
+    force: float = 1.0
+    stress: float = 0.0
+    config: Mapping[str, float] = field(default_factory=dict)
+
+    def per_structure(self, data: Dataset) -> np.ndarray:
+        """(S,) config-type weight of each structure."""
+        return np.array([float(self.config.get(c, 1.0)) for c in data.config_type])
+
+
+def batches(data: Dataset, batch_atoms: int) -> Iterator[np.ndarray]:
+    """Consecutive structure indices holding about ``batch_atoms`` atoms each."""
+    counts = data.n_atoms
+    start, acc = 0, 0
+    for s, n in enumerate(counts):
+        acc += n
+        if acc >= batch_atoms:
+            yield np.arange(start, s + 1)
+            start, acc = s + 1, 0
+    if start < len(counts):
+        yield np.arange(start, len(counts))
+
+
+@dataclass
+class BaselinePredictions:
+    """Baseline energies (S,) eV, forces (N, 3) eV/A and virials (S, 3, 3) eV of a data set."""
+
+    energy: np.ndarray
+    forces: np.ndarray
+    virial: np.ndarray
+
+
+def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = 4000, progress: bool = True) -> BaselinePredictions:
+    """Evaluate the baseline on every structure once (zeros without a baseline)."""
+    S, N = len(data), int(data.n_atoms.sum())
+    out = BaselinePredictions(np.zeros(S), np.zeros((N, 3)), np.zeros((S, 3, 3)))
+    if baseline is None:
+        return out
+    ptr = data.ptr
+    for idx in tqdm(list(batches(data, batch_atoms)), desc="baseline", unit="batch", disable=not progress, leave=False):
+        system = AtomicSystem.from_atoms([data.frames[s] for s in idx])
+        res = evaluate(baseline, system, forces=True, stress=True)
+        out.energy[idx] = res["energy"].detach().numpy()
+        out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"].detach().numpy()
+        out.virial[idx] = res["virial"].detach().numpy()
+    return out
+
+
+def reference_energies(data: Dataset, baseline: BaselinePredictions, elements: list[str]) -> np.ndarray:
+    """(T,) per-element energies (eV/atom) minimising the residual energy error per atom.
+
+    Used for the "baseline only" reference: E = E_baseline + sum_t n_t e_t.
+    """
+    counts = np.array([[np.sum(np.asarray(a.get_chemical_symbols()) == e) for e in elements] for a in data.frames], float)
+    n = data.n_atoms[:, None]
+    resid = (data.energy - baseline.energy) / data.n_atoms
+    e, *_ = np.linalg.lstsq(counts / n, resid, rcond=None)
+    return e
+
+
+class DesignAssembler:
+    """Builds weighted design-matrix rows of a linear-in-parameters model, batch by batch.
+
+    Args:
+        descriptor: module with ``rcut`` and ``pair_form(graph) -> (B (N, K), dB (P, K, 3))``.
+        model: a :class:`~hybridpot.models.PolynomialModel` (features and their pair gradients).
+        types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
+        pair_chunk: pairs per chunk when forming feature gradients (bounds memory for quadratic models).
+    """
+
+    def __init__(self, descriptor, model, types_of, cutoff: float, pair_chunk: int = 20000) -> None:
+        self.descriptor = descriptor
+        self.model = model
+        self.types_of = types_of
+        self.cutoff = cutoff
+        self.pair_chunk = pair_chunk
+        self.T = len(model.elements)
+        self.M = model.n_params
+
+    @property
+    def n_columns(self) -> int:
+        return self.T * self.M
+
+    def column_order(self) -> np.ndarray:
+        """Permutation putting the T intercept columns first (they are not penalised)."""
+        first = [t * self.M for t in range(self.T)]
+        rest = [t * self.M + m for t in range(self.T) for m in range(1, self.M)]
+        return np.array(first + rest)
+
+    def rows(self, frames) -> dict[str, np.ndarray]:
+        """Unweighted rows of a batch of structures.
+
+        Returns:
+            dict with ``energy`` (S, T*M) per-atom energy rows, ``forces`` (N, 3, T*M) and
+            ``virial`` (S, 3, 3, T*M) virial-per-atom rows.
+        """
+        system = AtomicSystem.from_atoms(frames)
+        nl = neighbor_list(system, self.cutoff)
+        graph = build_graph(system, self.cutoff, nl).within(self.descriptor.rcut)
+        with torch.no_grad():
+            B, dB = self.descriptor.pair_form(graph)
+            types = self.types_of(graph.numbers)
+            N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
+            n_atoms = torch.bincount(graph.batch, minlength=S).to(B.dtype)
+            X = self.model.features(B)
+            blockX = torch.zeros((N, T, M), dtype=B.dtype)
+            blockX[torch.arange(N), types] = X
+            energy = torch.zeros((S, T, M), dtype=B.dtype).index_add_(0, graph.batch, blockX)
+            energy = energy / n_atoms[:, None, None]
+            forces = torch.zeros((N, T, M, 3), dtype=B.dtype)
+            virial = torch.zeros((S, T, M, 3, 3), dtype=B.dtype)
+            for lo in range(0, graph.i.shape[0], self.pair_chunk):
+                sl = slice(lo, lo + self.pair_chunk)
+                i, j, r = graph.i[sl], graph.j[sl], graph.vectors[sl]
+                G = self.model.pair_feature_gradients(B[i], dB[sl])  # (p, M, 3)
+                blockG = torch.zeros((G.shape[0], T, M, 3), dtype=G.dtype)
+                blockG[torch.arange(G.shape[0]), types[i]] = G
+                forces.index_add_(0, i, blockG).index_add_(0, j, -blockG)
+                virial.index_add_(0, graph.batch[i], -r[:, None, None, None, :] * blockG[..., None])
+            virial = 0.5 * (virial + virial.transpose(3, 4)) / n_atoms[:, None, None, None, None]
+        return {
+            "energy": energy.reshape(S, T * M).numpy(),
+            "forces": forces.permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy(),
+            "virial": virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy(),
+        }
+
+
+def accumulate(
+    assembler: DesignAssembler,
+    data: Dataset,
+    baseline: BaselinePredictions,
+    weights: Weights,
+    batch_atoms: int = 2000,
+    folds: np.ndarray | None = None,
+    n_folds: int = 0,
+    progress: bool = True,
+) -> tuple[QRAccumulator, list[QRAccumulator]]:
+    """Fold the weighted rows of ``data`` into a QR accumulator (and per-fold accumulators).
+
+    Args:
+        data: training structures with DFT labels.
+        baseline: baseline predictions for ``data`` (targets are DFT minus baseline).
+        weights: row weights.
+        folds: (S,) fold index per structure for cross-validation (with ``n_folds``).
+
+    Returns:
+        (all rows, [rows of fold k for k < n_folds]).
+    """
+    order = assembler.column_order()
+    acc = QRAccumulator(assembler.n_columns)
+    fold_acc = [QRAccumulator(assembler.n_columns) for _ in range(n_folds)]
+    cw = weights.per_structure(data)
+    n_e = len(data)
+    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
+    use_stress = weights.stress > 0 and bool(data.has_stress.any())
+    n_s = max(int(6 * data.has_stress.sum()), 1)
+    ptr = data.ptr
+    volume = np.array([abs(a.cell.volume) for a in data.frames])
+    for idx in tqdm(list(batches(data, batch_atoms)), desc="design matrix", unit="batch", disable=not progress, leave=False):
+        rows = assembler.rows([data.frames[s] for s in idx])
+        atom_lo = ptr[idx[0]]
+        blocks_A, blocks_y, blocks_s = [], [], []
+        # energy rows: per-atom residual energy
+        nat = data.n_atoms[idx]
+        we = np.sqrt(weights.energy * cw[idx] / n_e)
+        blocks_A.append(rows["energy"] * we[:, None])
+        blocks_y.append((data.energy[idx] - baseline.energy[idx]) / nat * we)
+        blocks_s.append(idx)
+        # force rows
+        if weights.force > 0:
+            for k, s in enumerate(idx):
+                if not data.has_forces[s]:
+                    continue
+                a0, a1 = ptr[s] - atom_lo, ptr[s + 1] - atom_lo
+                wf = np.sqrt(weights.force * cw[s] / n_f)
+                target = data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]
+                blocks_A.append(rows["forces"][a0:a1].reshape(-1, assembler.n_columns) * wf)
+                blocks_y.append(target.reshape(-1) * wf)
+                blocks_s.append(np.full(3 * (a1 - a0), s))
+        # virial-per-atom rows from the reference stress: W/N = -sigma V / N
+        if use_stress:
+            iu = np.triu_indices(3)
+            for k, s in enumerate(idx):
+                if not data.has_stress[s]:
+                    continue
+                ws = np.sqrt(weights.stress * cw[s] / n_s)
+                sig = data.stress[s]
+                sigma = np.array([[sig[0], sig[5], sig[4]], [sig[5], sig[1], sig[3]], [sig[4], sig[3], sig[2]]])
+                target = (-sigma * volume[s] - baseline.virial[s]) / data.n_atoms[s]
+                blocks_A.append(rows["virial"][k][iu] * ws)
+                blocks_y.append(target[iu] * ws)
+                blocks_s.append(np.full(6, s))
+        A = np.concatenate(blocks_A)[:, order]
+        y = np.concatenate(blocks_y)
+        if n_folds:
+            owner = folds[np.concatenate(blocks_s)]
+            for f in range(n_folds):
+                sel = owner == f
+                if sel.any():
+                    fold_acc[f].add(A[sel], y[sel])
+        else:
+            acc.add(A, y)
+    for f in fold_acc:  # each row is factorised once; the total is the merge of the folds
+        acc = acc.merge(f)
+    return acc, fold_acc

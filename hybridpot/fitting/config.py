@@ -1,0 +1,229 @@
+"""The ``hybridpot fit`` configuration: TOML, validated completely before anything runs.
+
+Relative paths are resolved against the directory of the configuration file. Unknown sections
+or keys, wrong types and out-of-range values are errors naming the file and the key. Example::
+
+    [data]
+    train = "train.xyz"          # anything ase.io.read takes, with energies (and forces)
+    test = "test.xyz"            # optional
+    [baseline]
+    file = "Cu_mishin1.eam.alloy"   # or type = "none", or type = "lj" with lj/cut parameters
+    [descriptor]
+    basis = "lammps"             # or "bessel"
+    kind = "power"               # or "bispectrum"
+    rcut = 5.0
+    nmax = 4
+    lmax = 4
+    alpha = 2.0
+    [model]
+    type = "linear"              # "quadratic" | "nn"
+    [fit]
+    energy_weight = 1.0
+    force_weight = 1.0
+    stress_weight = 0.0
+    train_fraction = 1.0
+    seed = 0
+    [output]
+    dir = "runs/cu"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hybridpot.errors import HybridpotError
+from hybridpot.io.toml import read_toml
+
+_NUM = (int, float)
+
+#: section -> key -> (accepted types, default); default ``...`` marks a required key
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "data": {
+        "train": ((str,), ...),
+        "test": ((str,), None),
+    },
+    "baseline": {
+        "file": ((str,), None),
+        "type": ((str,), None),
+        "refit": ((list,), []),
+        "refit_range": (_NUM, 0.5),
+        "refit_max_evals": ((int,), 100),
+        "refit_algorithm": ((str,), "LN_BOBYQA"),
+        # inline Lennard-Jones (type = "lj"): the keys of a *.lj.toml file
+        "elements": ((list,), None),
+        "cutoff": (_NUM, None),
+        "shift": ((bool,), None),
+        "mixing": ((str,), None),
+        "pair": ((list,), None),
+    },
+    "descriptor": {
+        "basis": ((str,), "lammps"),
+        "kind": ((str,), "power"),
+        "rcut": (_NUM, 5.0),
+        "nmax": ((int,), 4),
+        "lmax": ((int,), 4),
+        "alpha": (_NUM, 2.0),
+        "weights": ((dict,), None),
+        "channels": ((bool,), False),
+    },
+    "model": {
+        "type": ((str,), "linear"),
+        "regularization": ((str, float, int), "evidence"),
+        "cv_folds": ((int,), 5),
+        "hidden": ((list,), [32, 32]),
+        "activation": ((str,), "tanh"),
+        "epochs": ((int,), 2000),
+        "learning_rate": (_NUM, 3e-3),
+        "patience": ((int,), 200),
+        "validation_fraction": (_NUM, 0.1),
+        "committee": ((int,), 1),
+    },
+    "fit": {
+        "energy_weight": (_NUM, 1.0),
+        "force_weight": (_NUM, 1.0),
+        "stress_weight": (_NUM, 0.0),
+        "train_fraction": (_NUM, 1.0),
+        "seed": ((int,), 0),
+        "config_weights": ((dict,), {}),
+        "batch_atoms": ((int,), 2000),
+    },
+    "output": {
+        "dir": ((str,), "runs/fit"),
+        "name": ((str,), "model"),
+        "plots": ((bool,), True),
+        "overwrite": ((bool,), False),
+    },
+}
+
+
+@dataclass
+class FitConfig:
+    """A validated configuration: ``sections[section][key]`` with defaults filled in and
+    paths made absolute."""
+
+    sections: dict[str, dict[str, Any]]
+    source: str
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+
+def _fail(source: str, msg: str) -> HybridpotError:
+    return HybridpotError(f"{source}: {msg}")
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") -> FitConfig:
+    """Validate a configuration dictionary (as read from TOML).
+
+    Raises:
+        HybridpotError: unknown section/key, wrong type, missing required key, bad value, or a
+            data/potential file that does not exist.
+    """
+    unknown = set(raw) - set(SCHEMA)
+    if unknown:
+        raise _fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SCHEMA)}")
+    out: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise _fail(source, f"[{section}] must be a table")
+        bad = set(given) - set(keys)
+        if bad:
+            raise _fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
+        values = {}
+        for key, (types, default) in keys.items():
+            if key in given:
+                v = given[key]
+                if isinstance(v, bool) and bool not in types:
+                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
+                if not isinstance(v, types):
+                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
+                values[key] = v
+            elif default is ...:
+                raise _fail(source, f"[{section}] {key} is required")
+            else:
+                values[key] = default
+        out[section] = values
+    _check_values(out, base_dir, source)
+    return FitConfig(out, source)
+
+
+def read_config(path: str | Path) -> FitConfig:
+    """Read and validate a TOML configuration file."""
+    path = Path(path)
+    return parse_config(read_toml(path), path.resolve().parent, str(path))
+
+
+def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None:
+    for key in ("train", "test"):
+        if c["data"][key] is not None:
+            p = (base / c["data"][key]).resolve()
+            if not p.is_file():
+                raise _fail(source, f"[data] {key}: file not found: {p}")
+            c["data"][key] = p
+    b = c["baseline"]
+    kind = b["type"] or ("file" if b["file"] else None)
+    if kind is None:
+        raise _fail(source, "[baseline] needs file = '...' or type = 'none' | 'lj'")
+    if kind not in ("file", "none", "lj"):
+        raise _fail(source, f"[baseline] type = {kind!r}: expected 'file', 'none' or 'lj'")
+    if kind == "file":
+        if not b["file"]:
+            raise _fail(source, "[baseline] type = 'file' needs file = '...'")
+        p = (base / b["file"]).resolve()
+        if not p.is_file():
+            raise _fail(source, f"[baseline] file not found: {p}")
+        b["file"] = p
+    lj_keys = [k for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None]
+    if kind != "lj" and lj_keys:
+        raise _fail(source, f"[baseline] keys {lj_keys} only apply to type = 'lj'")
+    if kind == "none" and b["refit"]:
+        raise _fail(source, "[baseline] refit needs a baseline")
+    if not 0 < b["refit_range"] < 1:
+        raise _fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
+    b["type"] = kind
+    d = c["descriptor"]
+    if d["basis"] not in ("lammps", "bessel"):
+        raise _fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
+    if d["kind"] not in ("power", "bispectrum"):
+        raise _fail(source, f"[descriptor] kind = {d['kind']!r}: expected 'power' or 'bispectrum'")
+    for key in ("rcut", "alpha"):
+        if not d[key] > 0:
+            raise _fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
+    for key in ("nmax", "lmax"):
+        if d[key] < (1 if key == "nmax" else 0):
+            raise _fail(source, f"[descriptor] {key} = {d[key]}: too small")
+    m = c["model"]
+    if m["type"] not in ("linear", "quadratic", "nn"):
+        raise _fail(source, f"[model] type = {m['type']!r}: expected 'linear', 'quadratic' or 'nn'")
+    reg = m["regularization"]
+    if isinstance(reg, str) and reg not in ("evidence", "cv"):
+        raise _fail(source, f"[model] regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
+    if not isinstance(reg, str) and reg < 0:
+        raise _fail(source, f"[model] regularization = {reg}: must be >= 0")
+    if m["cv_folds"] < 2:
+        raise _fail(source, f"[model] cv_folds = {m['cv_folds']}: need at least 2")
+    if m["activation"] not in ("tanh", "sigmoid", "relu", "linear"):
+        raise _fail(source, f"[model] activation = {m['activation']!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
+    if not all(isinstance(h, int) and h > 0 for h in m["hidden"]):
+        raise _fail(source, f"[model] hidden = {m['hidden']}: expected a list of positive integers")
+    if not 0 < m["validation_fraction"] < 1:
+        raise _fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
+    if m["committee"] < 1:
+        raise _fail(source, "[model] committee must be >= 1")
+    f = c["fit"]
+    for key in ("energy_weight", "force_weight", "stress_weight"):
+        if f[key] < 0:
+            raise _fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
+    if f["energy_weight"] == 0 and f["force_weight"] == 0:
+        raise _fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
+    if not 0 < f["train_fraction"] <= 1:
+        raise _fail(source, f"[fit] train_fraction = {f['train_fraction']}: expected 0 < value <= 1")
+    if f["batch_atoms"] < 1:
+        raise _fail(source, "[fit] batch_atoms must be >= 1")
+    for k, v in f["config_weights"].items():
+        if not isinstance(v, _NUM) or v < 0:
+            raise _fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
+    c["output"]["dir"] = (base / c["output"]["dir"]).resolve()

@@ -1,0 +1,243 @@
+"""The fit job behind ``hybridpot fit CONFIG.toml``: read, check, fit, evaluate, report, write.
+
+Every check (configuration, files, labels, elements, output directory) runs before any output is
+written; outputs are written to temporary files and renamed into the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from hybridpot.errors import HybridpotError
+from hybridpot.fitting.assembly import Weights, baseline_predictions, reference_energies
+from hybridpot.fitting.config import FitConfig
+from hybridpot.fitting.predict import predict
+from hybridpot.io.data import Dataset, read_dataset
+from hybridpot.metrics import error_metrics, format_table
+from hybridpot.potential import HybridPotential
+
+MODEL_SUFFIX = ".hybridpot.json"
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process so far, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+@dataclass
+class StageTimer:
+    """Wall time and peak memory (so far) at the end of each named stage."""
+
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.stages[name] = {"seconds": time.perf_counter() - t0, "peak_memory_MiB": peak_memory_mib()}
+
+    @property
+    def total(self) -> float:
+        return sum(s["seconds"] for s in self.stages.values())
+
+
+@dataclass
+class FitResult:
+    potential: HybridPotential
+    report: dict[str, Any]
+    model_path: Path
+    output_dir: Path
+
+
+def make_baseline(config: FitConfig):
+    """The baseline potential named by ``[baseline]`` (None for type = 'none')."""
+    from hybridpot.empirical import LennardJones, load
+
+    b = config["baseline"]
+    if b["type"] == "none":
+        return None
+    if b["type"] == "file":
+        return load(b["file"])
+    params = {k: b[k] for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None}
+    return LennardJones.from_dict(params, source=f"{config.source} [baseline]")
+
+
+def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
+    """Baseline + descriptor + (unfitted) model as configured."""
+    from hybridpot.descriptors import SO3
+    from hybridpot.models.polynomial import PolynomialModel
+
+    d = config["descriptor"]
+    weights = d["weights"] or {e: 1.0 for e in elements}
+    missing = [e for e in elements if e not in weights]
+    if missing:
+        raise HybridpotError(f"{config.source}: [descriptor] weights has no entry for {missing}")
+    descriptor = SO3(
+        rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=float(d["alpha"]), basis=d["basis"], kind=d["kind"],
+        elements=elements, weights={e: float(weights[e]) for e in elements}, **({"channels": True} if d["channels"] else {}),
+    )
+    m = config["model"]
+    if m["type"] == "nn":
+        from hybridpot.models.nn import NNModel
+
+        model = NNModel(elements, descriptor.n_features, hidden=m["hidden"], activation=m["activation"])
+    else:
+        model = PolynomialModel(elements, descriptor.n_features, quadratic=m["type"] == "quadratic")
+    return HybridPotential(baseline, descriptor, model)
+
+
+def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline) -> None:
+    """Labels needed by the weights exist; every element is covered by the baseline."""
+    f = config["fit"]
+    if f["force_weight"] > 0 and not train.has_forces.all():
+        bad = np.where(~train.has_forces)[0]
+        raise HybridpotError(
+            f"{train.source}: structures {bad[:10].tolist()}{'...' if bad.size > 10 else ''} have no forces, "
+            f"but force_weight = {f['force_weight']} > 0 (set force_weight = 0 or add forces)"
+        )
+    if f["stress_weight"] > 0 and not train.has_stress.any():
+        raise HybridpotError(f"{train.source}: no structure has a stress, but stress_weight = {f['stress_weight']} > 0")
+    if baseline is not None and baseline.elements is not None:
+        for data in (train, test):
+            if data is None:
+                continue
+            missing = [e for e in data.elements if e not in baseline.elements]
+            if missing:
+                raise HybridpotError(
+                    f"{data.source}: element(s) {missing} not in the baseline {baseline.source} (it has {baseline.elements})"
+                )
+
+
+def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None] = print) -> FitResult:
+    """Run the whole fit described by ``config`` and write its outputs."""
+    timer = StageTimer()
+    out = config["output"]
+    out_dir: Path = out["dir"]
+    model_path = out_dir / f"{out['name']}{MODEL_SUFFIX}"
+    if not out["overwrite"] and (model_path.exists() or (out_dir / "report.json").exists()):
+        raise HybridpotError(f"{out_dir} already holds a fit ({model_path.name}); set [output] overwrite = true or choose another dir")
+    f = config["fit"]
+    torch.manual_seed(f["seed"])
+    with timer("read data"):
+        train_all = read_dataset(config["data"]["train"])
+        test = read_dataset(config["data"]["test"]) if config["data"]["test"] else None
+        baseline = make_baseline(config)
+        check_data(config, train_all, test, baseline)
+        train = train_all
+        if f["train_fraction"] < 1:
+            rng = np.random.default_rng(f["seed"])
+            n = max(1, int(round(f["train_fraction"] * len(train_all))))
+            train = train_all.subset(np.sort(rng.choice(len(train_all), size=n, replace=False)))
+        elements = sorted(set(train.elements) | set(test.elements if test else []), key=_z)
+        potential = make_potential(config, elements, baseline)
+    log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
+        + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
+    weights = Weights(f["energy_weight"], f["force_weight"], f["stress_weight"], f["config_weights"])
+    m = config["model"]
+    fit_info: dict[str, Any] = {}
+    if config["baseline"]["refit"]:
+        from hybridpot.fitting.cofit import cofit
+
+        with timer("co-fit baseline"):
+            fit_info["cofit"] = cofit(potential, train, weights, config, progress=progress, log=log)
+    with timer("baseline"):
+        bl_train = baseline_predictions(potential.baseline, train, progress=progress)
+    if m["type"] == "nn":
+        from hybridpot.fitting.nn import fit_nn
+
+        with timer("train nn"):
+            fit_info["nn"] = fit_nn(potential, train, bl_train, weights, m, seed=f["seed"], progress=progress, log=log)
+    else:
+        from hybridpot.fitting.linear import fit_linear
+
+        with timer("design matrix + solve"):
+            sol = fit_linear(
+                potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress
+            )
+        fit_info["solver"] = {
+            "method": sol.method, "lambda": sol.lam, "alpha": sol.alpha, "beta": sol.beta, "rows": sol.n_rows,
+            "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,
+        }
+        potential.solution = sol
+    report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info}
+    ref = reference_energies(train, bl_train, elements)
+    with timer("evaluate"):
+        sets = {"train": train} | ({"test": test} if test else {})
+        preds, base_preds = {}, {}
+        for name, data in sets.items():
+            preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}")
+            bl = bl_train if name == "train" else baseline_predictions(potential.baseline, data, progress=progress)
+            base_preds[name] = _baseline_only(data, bl, ref, elements)
+            report[name] = _errors(data, preds[name])
+        report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
+        report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
+    report["data"] = {
+        "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
+        **({"test": {"path": str(config["data"]["test"]), "sha256": test.checksum()}} if test else {}),
+    }
+    report["timings"] = {k: v for k, v in timer.stages.items()}
+    report["total_seconds"] = timer.total
+    report["peak_memory_MiB"] = peak_memory_mib()
+    _write_outputs(potential, report, preds, base_preds, sets, model_path, out_dir, out["plots"])
+    rows = {}
+    for name in sets:
+        rows[f"baseline only {name}"] = report["baseline_only"][name]
+        rows[f"hybrid {name}"] = report[name]
+    log(format_table(rows))
+    log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in timer.stages.items())
+        + f"; total {timer.total:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
+    log(f"wrote {model_path}")
+    return FitResult(potential, report, model_path, out_dir)
+
+
+def _z(symbol: str) -> int:
+    from ase.data import atomic_numbers
+
+    return atomic_numbers[symbol]
+
+
+def _baseline_only(data: Dataset, bl, ref: np.ndarray, elements: list[str]) -> dict[str, np.ndarray]:
+    counts = np.array([[np.sum(np.asarray(a.get_chemical_symbols()) == e) for e in elements] for a in data.frames], float)
+    volume = np.array([abs(a.cell.volume) for a in data.frames])
+    w = bl.virial
+    sigma = -w / np.where(volume > 1e-10, volume, np.nan)[:, None, None]
+    stress = np.stack([sigma[:, 0, 0], sigma[:, 1, 1], sigma[:, 2, 2], sigma[:, 1, 2], sigma[:, 0, 2], sigma[:, 0, 1]], axis=1)
+    return {"energy": bl.energy + counts @ ref, "forces": bl.forces, "stress": stress}
+
+
+def _errors(data: Dataset, pred: dict[str, np.ndarray]) -> dict[str, float]:
+    return error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred["stress"], data.stress)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path, out_dir: Path, plots: bool) -> None:
+    from hybridpot.io.atomic import write_text_atomic
+    from hybridpot.io.modelfile import save
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {k: report[k] for k in ("data", "fit", "config")}
+    metadata["reference_energies_eV"] = report["baseline_only"]["reference_energies_eV"]
+    save(potential, model_path, metadata=metadata)
+    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
+    if plots:
+        from hybridpot.plots import parity_plots
+
+        parity_plots(sets, preds, base_preds, out_dir)

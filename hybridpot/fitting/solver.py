@@ -1,0 +1,271 @@
+"""Weighted, regularised linear least squares from a streamed design matrix.
+
+The design matrix A (rows: weighted energy, force and stress residuals; columns: model
+parameters) is never held whole. Row blocks are folded into a triangular factor as they come
+(tall-skinny QR): ``R, z`` with ``R^T R = A^T A`` and ``R^T z = A^T y``, plus ``||y||^2`` and the
+row count. That is all a ridge solve, the Bayesian evidence and the posterior covariance need.
+Keeping one factor per cross-validation fold gives exact k-fold validation errors too.
+
+Columns are scaled to unit RMS before the solve. The first ``n_free`` columns (per-element
+intercepts, i.e. reference energies) are not penalised: they are eliminated exactly with the
+leading block of R, and the ridge acts on the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+
+
+@dataclass
+class QRAccumulator:
+    """Running triangular factor of a row-streamed least-squares problem.
+
+    Attributes:
+        n_columns: M.
+        R: (M, M) upper-triangular factor (zero rows until M rows have been added).
+        z: (M,) Q^T y.
+        yy: sum of y^2 over all rows.
+        n_rows: rows folded in.
+    """
+
+    n_columns: int
+    R: np.ndarray = field(init=False)
+    z: np.ndarray = field(init=False)
+    yy: float = 0.0
+    n_rows: int = 0
+
+    def __post_init__(self) -> None:
+        self.R = np.zeros((self.n_columns, self.n_columns))
+        self.z = np.zeros(self.n_columns)
+
+    def add(self, A: np.ndarray, y: np.ndarray) -> None:
+        """Fold in rows ``A`` (n, M) with targets ``y`` (n,)."""
+        if A.shape[0] == 0:
+            return
+        if A.shape[1] != self.n_columns or A.shape[0] != y.shape[0]:
+            raise ValueError(f"block of shape {A.shape} / {y.shape} does not fit {self.n_columns} columns")
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(y))):
+            raise ValueError("non-finite values in the design matrix block")
+        stacked = np.vstack([self.R, A])
+        rhs = np.concatenate([self.z, y])
+        q, r = scipy.linalg.qr(stacked, mode="economic", overwrite_a=True, check_finite=False)
+        self.R = r
+        self.z = q.T @ rhs
+        self.yy += float(y @ y)
+        self.n_rows += int(A.shape[0])
+
+    def merge(self, other: "QRAccumulator") -> "QRAccumulator":
+        """A new accumulator holding the rows of both."""
+        out = QRAccumulator(self.n_columns)
+        out.R, out.z, out.yy, out.n_rows = self.R.copy(), self.z.copy(), self.yy, self.n_rows
+        out.add(other.R, other.z)
+        out.yy = self.yy + other.yy
+        out.n_rows = self.n_rows + other.n_rows
+        return out
+
+    @property
+    def residual_floor(self) -> float:
+        """min_w ||A w - y||^2 (the part of y outside the column space)."""
+        return max(self.yy - float(self.z @ self.z), 0.0)
+
+
+@dataclass
+class LinearSolution:
+    """Result of a ridge/Bayesian solve.
+
+    Attributes:
+        coef: (M,) parameters in the original (unscaled) columns.
+        lam: ridge parameter on the scaled, penalised columns (alpha / beta).
+        alpha, beta: prior precision and noise precision (evidence maximisation; beta also
+            estimated for a fixed lam).
+        covariance: (M, M) posterior covariance of ``coef`` (unscaled columns), with a flat prior
+            on the free columns.
+        n_rows, dof: rows used and effective number of parameters.
+        rss: weighted residual sum of squares at ``coef``.
+        condition: condition number of the scaled design matrix's penalised block (after
+            eliminating the free columns).
+        log_evidence: log marginal likelihood (up to a constant from the flat prior).
+        method: "evidence", "cv" or "fixed".
+        cv_curve: lam -> validation mean squared weighted residual, when chosen by CV.
+    """
+
+    coef: np.ndarray
+    lam: float
+    alpha: float
+    beta: float
+    covariance: np.ndarray
+    n_rows: int
+    dof: float
+    rss: float
+    condition: float
+    log_evidence: float
+    method: str
+    cv_curve: dict[float, float] = field(default_factory=dict)
+
+
+class _Reduced:
+    """The scaled problem with the free columns eliminated: min ||R11 w1 - z1||^2 + lam ||w1||^2."""
+
+    def __init__(self, acc: QRAccumulator, n_free: int) -> None:
+        norms = np.linalg.norm(acc.R, axis=0) / np.sqrt(max(acc.n_rows, 1))
+        self.scale = np.where(norms > 0, norms, 1.0)
+        Rs = acc.R / self.scale
+        self.n_free = n_free
+        # re-triangularise after scaling (column scaling keeps R triangular)
+        self.R00 = Rs[:n_free, :n_free]
+        self.R01 = Rs[:n_free, n_free:]
+        self.z0 = acc.z[:n_free]
+        R11 = Rs[n_free:, n_free:]
+        self.z1 = acc.z[n_free:]
+        self.U, self.s, self.Vt = np.linalg.svd(R11, full_matrices=False)
+        self.u = self.U.T @ self.z1
+        self.floor = acc.residual_floor
+        self.n_rows = acc.n_rows
+        if n_free and np.min(np.abs(np.diag(self.R00))) < 1e-12 * max(np.max(np.abs(np.diag(self.R00))), 1e-300):
+            raise np.linalg.LinAlgError("the unpenalised (intercept) columns are linearly dependent: an element has no data")
+
+    def solve(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
+        """Scaled (w0, w1) for ridge parameter lam."""
+        f = self.s / (self.s**2 + lam)
+        w1 = self.Vt.T @ (f * self.u)
+        w0 = scipy.linalg.solve_triangular(self.R00, self.z0 - self.R01 @ w1) if self.n_free else np.zeros(0)
+        return w0, w1
+
+    def rss(self, lam: float) -> float:
+        """||A w(lam) - y||^2 for the scaled problem."""
+        shrink = lam / (self.s**2 + lam)
+        outside = float(self.z1 @ self.z1 - self.u @ self.u)
+        return float(np.sum((shrink * self.u) ** 2)) + outside + self.floor
+
+
+def _posterior(red: _Reduced, alpha: float, beta: float) -> np.ndarray:
+    """Posterior covariance in scaled coordinates, flat prior on the free block."""
+    M1 = red.s.size
+    n_free = red.n_free
+    # precision = beta R^T R + alpha diag(0, I); build it in the scaled basis
+    R = np.zeros((n_free + M1, n_free + M1))
+    R[:n_free, :n_free] = red.R00
+    R[:n_free, n_free:] = red.R01
+    R[n_free:, n_free:] = (red.U * red.s) @ red.Vt
+    precision = beta * (R.T @ R)
+    precision[n_free:, n_free:] += alpha * np.eye(M1)
+    return np.linalg.inv(0.5 * (precision + precision.T))
+
+
+def _log_evidence(red: _Reduced, alpha: float, beta: float, w1: np.ndarray, rss: float) -> float:
+    """log p(y | alpha, beta) (NaN without a proper prior, alpha = 0)."""
+    if alpha <= 0 or beta <= 0:
+        return float("nan")
+    M1 = red.s.size
+    N = red.n_rows - red.n_free
+    eig = beta * red.s**2 + alpha
+    return float(
+        0.5 * M1 * np.log(alpha) + 0.5 * N * np.log(beta) - 0.5 * beta * rss - 0.5 * alpha * (w1 @ w1)
+        - 0.5 * np.sum(np.log(eig)) - 0.5 * N * np.log(2 * np.pi)
+    )
+
+
+def solve(
+    acc: QRAccumulator,
+    n_free: int = 0,
+    lam: float | None = None,
+    folds: list[QRAccumulator] | None = None,
+    max_iter: int = 200,
+) -> LinearSolution:
+    """Solve the regularised least-squares problem held in ``acc``.
+
+    Args:
+        acc: the accumulated factor of all rows.
+        n_free: leading columns left unpenalised (per-element intercepts).
+        lam: fixed ridge parameter (scaled columns); None chooses it: by k-fold cross-validation
+            when ``folds`` (one accumulator per fold, their rows partitioning ``acc``'s) is given,
+            else by evidence maximisation (MacKay's fixed-point iteration for alpha and beta).
+        folds: per-fold accumulators for cross-validation.
+
+    Raises:
+        numpy.linalg.LinAlgError: fewer rows than columns, or dependent intercept columns.
+    """
+    if acc.n_rows < acc.n_columns:
+        raise np.linalg.LinAlgError(f"{acc.n_rows} rows for {acc.n_columns} parameters: not enough data")
+    red = _Reduced(acc, n_free)
+    cond = float(red.s[0] / red.s[-1]) if red.s.size and red.s[-1] > 0 else float("inf")
+    N = red.n_rows - n_free
+    cv_curve: dict[float, float] = {}
+    if lam is None and folds:
+        method = "cv"
+        lam, cv_curve = _choose_by_cv(acc, folds, n_free, red)
+    if lam is None:
+        method = "evidence"
+        alpha, beta = 1.0, 1.0 / max(red.rss(1e-8) / max(N, 1), 1e-300)
+        alpha = beta * 1e-6 * max(np.mean(red.s**2), 1e-300)
+        for _ in range(max_iter):
+            lam_now = alpha / beta
+            _, w1 = red.solve(lam_now)
+            rss = red.rss(lam_now)
+            gamma = float(np.sum(beta * red.s**2 / (beta * red.s**2 + alpha)))
+            alpha_new = gamma / max(float(w1 @ w1), 1e-300)
+            beta_new = max(N - gamma, 1e-12) / max(rss, 1e-300)
+            converged = abs(np.log(alpha_new / alpha)) < 1e-9 and abs(np.log(beta_new / beta)) < 1e-9
+            alpha, beta = alpha_new, beta_new
+            if converged:
+                break
+        lam = alpha / beta
+    else:
+        method = method if cv_curve else "fixed"
+        rss = red.rss(lam)
+        gamma = float(np.sum(red.s**2 / (red.s**2 + lam)))
+        beta = max(N - gamma, 1e-12) / max(rss, 1e-300)
+        alpha = lam * beta
+    w0, w1 = red.solve(lam)
+    rss = red.rss(lam)
+    gamma = float(np.sum(red.s**2 / (red.s**2 + lam)))
+    scaled = np.concatenate([w0, w1])
+    cov_scaled = _posterior(red, alpha, beta)
+    coef = scaled / red.scale
+    cov = cov_scaled / np.outer(red.scale, red.scale)
+    return LinearSolution(
+        coef=coef,
+        lam=float(lam),
+        alpha=float(alpha),
+        beta=float(beta),
+        covariance=cov,
+        n_rows=acc.n_rows,
+        dof=gamma + n_free,
+        rss=rss,
+        condition=cond,
+        log_evidence=_log_evidence(red, alpha, beta, w1, rss),
+        method=method,
+        cv_curve=cv_curve,
+    )
+
+
+def _choose_by_cv(acc: QRAccumulator, folds: list[QRAccumulator], n_free: int, full: _Reduced) -> tuple[float, dict[float, float]]:
+    """Ridge parameter minimising the k-fold validation error (exact, from the fold factors).
+
+    The grid is over lam per row (lam / n_rows, relative to the mean squared singular value per
+    row), so that a fold with fewer rows gets the equivalent penalty.
+    """
+    per_row = max(float(np.mean(full.s**2)), 1e-300) / full.n_rows
+    grid = np.logspace(-14, 2, 33) * per_row
+    totals = np.zeros(grid.size)
+    n_total = 0
+    for k, held in enumerate(folds):
+        train = QRAccumulator(acc.n_columns)
+        for m, other in enumerate(folds):
+            if m != k:
+                train = train.merge(other)
+        if train.n_rows < acc.n_columns:
+            raise np.linalg.LinAlgError(f"cross-validation fold {k}: too few training rows")
+        red = _Reduced(train, n_free)
+        for g, lam_row in enumerate(grid):
+            w0, w1 = red.solve(lam_row * red.n_rows)
+            coef = np.concatenate([w0, w1]) / red.scale
+            # ||A_v c - y_v||^2 = ||R_v c - z_v||^2 + (||y_v||^2 - ||z_v||^2)
+            totals[g] += float(np.sum((held.R @ coef - held.z) ** 2)) + held.residual_floor
+        n_total += held.n_rows
+    curve = {float(lam_row * full.n_rows): float(t / n_total) for lam_row, t in zip(grid, totals)}
+    best = float(grid[int(np.argmin(totals))] * full.n_rows)
+    return best, curve
