@@ -19,57 +19,59 @@ import numpy as np
 import scipy.linalg
 
 
-@dataclass
 class QRAccumulator:
     """Running triangular factor of a row-streamed least-squares problem.
 
+    The augmented matrix [A | y] is factorised, so the residual norm is its last diagonal entry
+    (no cancellation between ||y||^2 and ||Q^T y||^2).
+
     Attributes:
         n_columns: M.
-        R: (M, M) upper-triangular factor (zero rows until M rows have been added).
-        z: (M,) Q^T y.
-        yy: sum of y^2 over all rows.
         n_rows: rows folded in.
     """
 
-    n_columns: int
-    R: np.ndarray = field(init=False)
-    z: np.ndarray = field(init=False)
-    yy: float = 0.0
-    n_rows: int = 0
+    def __init__(self, n_columns: int) -> None:
+        self.n_columns = int(n_columns)
+        self.n_rows = 0
+        self._R = np.zeros((self.n_columns + 1, self.n_columns + 1))
 
-    def __post_init__(self) -> None:
-        self.R = np.zeros((self.n_columns, self.n_columns))
-        self.z = np.zeros(self.n_columns)
+    @property
+    def R(self) -> np.ndarray:
+        """(M, M) upper-triangular factor, R^T R = A^T A."""
+        return self._R[:-1, :-1]
+
+    @property
+    def z(self) -> np.ndarray:
+        """(M,) Q^T y, R^T z = A^T y."""
+        return self._R[:-1, -1]
+
+    @property
+    def residual_floor(self) -> float:
+        """min_w ||A w - y||^2 (the part of y outside the column space)."""
+        return float(self._R[-1, -1] ** 2)
 
     def add(self, A: np.ndarray, y: np.ndarray) -> None:
         """Fold in rows ``A`` (n, M) with targets ``y`` (n,)."""
         if A.shape[0] == 0:
             return
-        if A.shape[1] != self.n_columns or A.shape[0] != y.shape[0]:
+        if A.ndim != 2 or A.shape[1] != self.n_columns or A.shape[0] != y.shape[0]:
             raise ValueError(f"block of shape {A.shape} / {y.shape} does not fit {self.n_columns} columns")
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(y))):
             raise ValueError("non-finite values in the design matrix block")
-        stacked = np.vstack([self.R, A])
-        rhs = np.concatenate([self.z, y])
-        q, r = scipy.linalg.qr(stacked, mode="economic", overwrite_a=True, check_finite=False)
-        self.R = r
-        self.z = q.T @ rhs
-        self.yy += float(y @ y)
+        self._fold(np.hstack([A, y[:, None]]))
         self.n_rows += int(A.shape[0])
+
+    def _fold(self, rows: np.ndarray) -> None:
+        stacked = np.vstack([self._R, rows])
+        self._R = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)[0][: self.n_columns + 1]
 
     def merge(self, other: "QRAccumulator") -> "QRAccumulator":
         """A new accumulator holding the rows of both."""
         out = QRAccumulator(self.n_columns)
-        out.R, out.z, out.yy, out.n_rows = self.R.copy(), self.z.copy(), self.yy, self.n_rows
-        out.add(other.R, other.z)
-        out.yy = self.yy + other.yy
+        out._R = self._R.copy()
+        out._fold(other._R)
         out.n_rows = self.n_rows + other.n_rows
         return out
-
-    @property
-    def residual_floor(self) -> float:
-        """min_w ||A w - y||^2 (the part of y outside the column space)."""
-        return max(self.yy - float(self.z @ self.z), 0.0)
 
 
 @dataclass
@@ -136,9 +138,10 @@ class _Reduced:
 
     def rss(self, lam: float) -> float:
         """||A w(lam) - y||^2 for the scaled problem."""
+        # R11 is square, so z1 lies in the span of U: the only residuals are the shrinkage and
+        # the part of y outside the column space of A
         shrink = lam / (self.s**2 + lam)
-        outside = float(self.z1 @ self.z1 - self.u @ self.u)
-        return float(np.sum((shrink * self.u) ** 2)) + outside + self.floor
+        return float(np.sum((shrink * self.u) ** 2)) + self.floor
 
 
 def _posterior(red: _Reduced, alpha: float, beta: float) -> np.ndarray:
