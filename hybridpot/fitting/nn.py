@@ -1,0 +1,159 @@
+"""Training per-element neural networks on residual energies, forces (and stresses).
+
+Descriptors and their pair-form gradients are computed once for every training structure;
+each epoch then costs only the networks: E = sum_i net(B_i), g_i = dE/dB_i (kept in the
+autograd graph), h_p = g_{i_p} . dB_p, forces F = sum_{p: i_p = a} h_p - sum_{p: j_p = a} h_p
+and virials W = -sum_p r_p (x) h_p. The loss uses the same normalised weights as the linear
+fit. Structures are split (seeded) into training and validation sets; training stops early
+when the validation loss has not improved for ``patience`` epochs and the best state is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hybridpot.fitting.assembly import BaselinePredictions, Weights, batches, reference_energies
+from hybridpot.io.data import Dataset
+from hybridpot.neighbors import build_graph
+from hybridpot.potential import HybridPotential
+from hybridpot.system import AtomicSystem
+
+
+@dataclass
+class _Batch:
+    """Precomputed inputs and residual targets of a group of structures."""
+
+    B: torch.Tensor  # (N, K)
+    dB: torch.Tensor  # (P, K, 3)
+    i: torch.Tensor  # (P,) local centre index
+    j: torch.Tensor  # (P,)
+    r: torch.Tensor  # (P, 3)
+    types: torch.Tensor  # (N,)
+    batch: torch.Tensor  # (N,) local structure index
+    n_atoms: torch.Tensor  # (S,)
+    energy: torch.Tensor  # (S,) residual target, eV
+    forces: torch.Tensor  # (N, 3) residual target (NaN rows: no reference)
+    virial: torch.Tensor  # (S, 3, 3) residual virial target, eV (NaN: no reference)
+    cw: torch.Tensor  # (S,) config weights
+
+
+def precompute(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights,
+               structures_per_batch: int = 8, progress: bool = True) -> list[_Batch]:
+    """Descriptors, pair gradients and residual targets for groups of structures."""
+    out = []
+    ptr = data.ptr
+    cw = weights.per_structure(data)
+    volume = np.array([abs(a.cell.volume) for a in data.frames])
+    groups = [np.arange(k, min(k + structures_per_batch, len(data))) for k in range(0, len(data), structures_per_batch)]
+    for idx in tqdm(groups, desc="descriptors", unit="batch", disable=not progress, leave=False):
+        system = AtomicSystem.from_atoms([data.frames[s] for s in idx])
+        graph = build_graph(system, potential.cutoff).within(float(potential.descriptor.rcut))
+        with torch.no_grad():
+            B, dB = potential.descriptor.pair_form(graph)
+        rows = slice(ptr[idx[0]], ptr[idx[-1] + 1])
+        sig = data.stress[idx]
+        sigma = np.stack([sig[:, [0, 5, 4]], sig[:, [5, 1, 3]], sig[:, [4, 3, 2]]], axis=1)
+        virial_ref = -sigma * volume[idx, None, None] - baseline.virial[idx]
+        out.append(_Batch(
+            B=B, dB=dB, i=graph.i, j=graph.j, r=graph.vectors.detach(), types=potential.types(graph.numbers), batch=graph.batch,
+            n_atoms=torch.as_tensor(data.n_atoms[idx], dtype=torch.float64),
+            energy=torch.as_tensor(data.energy[idx] - baseline.energy[idx]),
+            forces=torch.as_tensor(data.forces[rows] - baseline.forces[rows]),
+            virial=torch.as_tensor(virial_ref), cw=torch.as_tensor(cw[idx]),
+        ))
+    return out
+
+
+def _predict(model, b: _Batch, create_graph: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B = b.B.detach().requires_grad_(True)
+    e_atom = model(B, b.types)
+    energy = torch.zeros_like(b.energy).index_add(0, b.batch, e_atom)
+    (g,) = torch.autograd.grad(e_atom.sum(), B, create_graph=create_graph)
+    h = torch.einsum("pk,pkd->pd", g[b.i], b.dB)
+    forces = torch.zeros_like(b.forces).index_add(0, b.i, h).index_add(0, b.j, -h)
+    w = torch.zeros_like(b.virial).index_add(0, b.batch[b.i], -b.r[:, :, None] * h[:, None, :])
+    return energy, forces, 0.5 * (w + w.transpose(1, 2))
+
+
+def _loss(model, b: _Batch, weights: Weights, norms: Mapping[str, float], create_graph: bool) -> torch.Tensor:
+    energy, forces, virial = _predict(model, b, create_graph)
+    loss = weights.energy / norms["energy"] * torch.sum(b.cw * ((energy - b.energy) / b.n_atoms) ** 2)
+    if weights.force > 0:
+        ok = torch.isfinite(b.forces).all(dim=1)
+        fw = b.cw[b.batch][ok]
+        loss = loss + weights.force / norms["force"] * torch.sum(fw[:, None] * (forces[ok] - b.forces[ok]) ** 2)
+    if weights.stress > 0:
+        ok = torch.isfinite(b.virial).all(dim=(1, 2))
+        iu = torch.triu_indices(3, 3)
+        dv = (virial[ok] - b.virial[ok])[:, iu[0], iu[1]] / b.n_atoms[ok, None]
+        loss = loss + weights.stress / norms["stress"] * torch.sum(b.cw[ok, None] * dv**2)
+    return loss
+
+
+def _norms(group: list[_Batch]) -> dict[str, float]:
+    """Row counts of each kind, so that each kind's loss is a mean."""
+    return {
+        "energy": max(float(sum(b.energy.numel() for b in group)), 1.0),
+        "force": max(float(sum(torch.isfinite(b.forces).all(1).sum() * 3 for b in group)), 1.0),
+        "stress": max(float(sum(torch.isfinite(b.virial).all((1, 2)).sum() * 6 for b in group)), 1.0),
+    }
+
+
+def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: Mapping[str, Any],
+           seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the :class:`~hybridpot.models.nn.NNModel` of ``potential`` in place.
+
+    Args:
+        settings: ``epochs``, ``learning_rate``, ``patience``, ``validation_fraction``.
+
+    Returns:
+        Training record: loss curve (epoch, train, validation), best epoch, timings.
+    """
+    model = potential.model
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    data_batches = precompute(potential, data, baseline, weights, progress=progress)
+    t_pre = time.perf_counter() - t0
+    n_val = max(1, int(round(settings["validation_fraction"] * len(data_batches)))) if len(data_batches) > 1 else 0
+    order = rng.permutation(len(data_batches))
+    val, train = [data_batches[k] for k in order[:n_val]], [data_batches[k] for k in order[n_val:]]
+    allB = torch.cat([b.B for b in train])
+    alltypes = torch.cat([b.types for b in train])
+    model.set_input_scaling(allB, alltypes)
+    model.set_output_bias(reference_energies(data, baseline, model.elements))
+    norms, val_norms = _norms(train), _norms(val)
+    opt = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"]))
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(settings["patience"] // 4, 1))
+    best = (float("inf"), -1, None)
+    curve = []
+    bar = tqdm(range(settings["epochs"]), desc="train nn", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        total = 0.0
+        for k in rng.permutation(len(train)):
+            opt.zero_grad()
+            loss = _loss(model, train[k], weights, norms, create_graph=True)
+            loss.backward()
+            opt.step()
+            total += float(loss)
+        val_loss = sum(float(_loss(model, b, weights, val_norms, create_graph=False)) for b in val) if val else total
+        sched.step(val_loss)
+        curve.append((epoch, total, val_loss))
+        if val_loss < best[0]:
+            best = (val_loss, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+        bar.set_postfix(train=f"{total:.3e}", val=f"{val_loss:.3e}")
+        if epoch - best[1] >= settings["patience"]:
+            break
+    model.load_state_dict(best[2])
+    log(f"nn: best validation loss {best[0]:.4e} at epoch {best[1]} of {len(curve)}")
+    return {
+        "best_epoch": best[1], "epochs_run": len(curve), "best_validation_loss": best[0],
+        "curve": curve, "precompute_seconds": t_pre, "train_seconds": time.perf_counter() - t0 - t_pre,
+        "n_validation_structures": int(sum(b.energy.numel() for b in val)),
+    }
