@@ -170,6 +170,55 @@ class DesignAssembler:
         }
 
 
+def weighted_rows(
+    data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray, rows: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Weighted targets (and design rows, when ``rows`` from :meth:`DesignAssembler.rows` is given)
+    of the structures ``idx``, always in the same order: energies, then forces and virials
+    structure by structure.
+
+    Returns:
+        (A (n, T*M) or None, y (n,), owner (n,) structure index of each row).
+    """
+    cw = weights.per_structure(data)
+    n_e = len(data)
+    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
+    use_stress = weights.stress > 0 and bool(data.has_stress.any())
+    n_s = max(int(6 * data.has_stress.sum()), 1)
+    ptr = data.ptr
+    atom_lo = ptr[idx[0]]
+    A_parts, y_parts, owner = [], [], []
+    nat = data.n_atoms[idx]
+    we = np.sqrt(weights.energy * cw[idx] / n_e)
+    y_parts.append((data.energy[idx] - baseline.energy[idx]) / nat * we)
+    owner.append(idx)
+    if rows is not None:
+        A_parts.append(rows["energy"] * we[:, None])
+    iu = np.triu_indices(3)
+    for k, s in enumerate(idx):
+        if weights.force > 0 and data.has_forces[s]:
+            wf = np.sqrt(weights.force * cw[s] / n_f)
+            target = data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]
+            y_parts.append(target.reshape(-1) * wf)
+            owner.append(np.full(target.size, s))
+            if rows is not None:
+                a0, a1 = ptr[s] - atom_lo, ptr[s + 1] - atom_lo
+                A_parts.append(rows["forces"][a0:a1].reshape(-1, rows["forces"].shape[-1]) * wf)
+        if use_stress and data.has_stress[s]:
+            # virial-per-atom rows from the reference stress: W/N = -sigma V / N
+            ws = np.sqrt(weights.stress * cw[s] / n_s)
+            sig = data.stress[s]
+            sigma = np.array([[sig[0], sig[5], sig[4]], [sig[5], sig[1], sig[3]], [sig[4], sig[3], sig[2]]])
+            volume = abs(data.frames[s].cell.volume)
+            target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
+            y_parts.append(target[iu] * ws)
+            owner.append(np.full(6, s))
+            if rows is not None:
+                A_parts.append(rows["virial"][k][iu] * ws)
+    A = np.concatenate(A_parts) if rows is not None else None
+    return A, np.concatenate(y_parts), np.concatenate(owner)
+
+
 def accumulate(
     assembler: DesignAssembler,
     data: Dataset,
@@ -194,53 +243,13 @@ def accumulate(
     order = assembler.column_order()
     acc = QRAccumulator(assembler.n_columns)
     fold_acc = [QRAccumulator(assembler.n_columns) for _ in range(n_folds)]
-    cw = weights.per_structure(data)
-    n_e = len(data)
-    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
-    use_stress = weights.stress > 0 and bool(data.has_stress.any())
-    n_s = max(int(6 * data.has_stress.sum()), 1)
-    ptr = data.ptr
-    volume = np.array([abs(a.cell.volume) for a in data.frames])
     for idx in tqdm(list(batches(data, batch_atoms)), desc="design matrix", unit="batch", disable=not progress, leave=False):
-        rows = assembler.rows([data.frames[s] for s in idx])
-        atom_lo = ptr[idx[0]]
-        blocks_A, blocks_y, blocks_s = [], [], []
-        # energy rows: per-atom residual energy
-        nat = data.n_atoms[idx]
-        we = np.sqrt(weights.energy * cw[idx] / n_e)
-        blocks_A.append(rows["energy"] * we[:, None])
-        blocks_y.append((data.energy[idx] - baseline.energy[idx]) / nat * we)
-        blocks_s.append(idx)
-        # force rows
-        if weights.force > 0:
-            for k, s in enumerate(idx):
-                if not data.has_forces[s]:
-                    continue
-                a0, a1 = ptr[s] - atom_lo, ptr[s + 1] - atom_lo
-                wf = np.sqrt(weights.force * cw[s] / n_f)
-                target = data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]
-                blocks_A.append(rows["forces"][a0:a1].reshape(-1, assembler.n_columns) * wf)
-                blocks_y.append(target.reshape(-1) * wf)
-                blocks_s.append(np.full(3 * (a1 - a0), s))
-        # virial-per-atom rows from the reference stress: W/N = -sigma V / N
-        if use_stress:
-            iu = np.triu_indices(3)
-            for k, s in enumerate(idx):
-                if not data.has_stress[s]:
-                    continue
-                ws = np.sqrt(weights.stress * cw[s] / n_s)
-                sig = data.stress[s]
-                sigma = np.array([[sig[0], sig[5], sig[4]], [sig[5], sig[1], sig[3]], [sig[4], sig[3], sig[2]]])
-                target = (-sigma * volume[s] - baseline.virial[s]) / data.n_atoms[s]
-                blocks_A.append(rows["virial"][k][iu] * ws)
-                blocks_y.append(target[iu] * ws)
-                blocks_s.append(np.full(6, s))
-        A = np.concatenate(blocks_A)[:, order]
-        y = np.concatenate(blocks_y)
+        A, y, owner = weighted_rows(data, baseline, weights, idx, assembler.rows([data.frames[s] for s in idx]))
+        A = A[:, order]
         if n_folds:
-            owner = folds[np.concatenate(blocks_s)]
+            fold_of_row = folds[owner]
             for f in range(n_folds):
-                sel = owner == f
+                sel = fold_of_row == f
                 if sel.any():
                     fold_acc[f].add(A[sel], y[sel])
         else:
