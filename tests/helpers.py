@@ -50,21 +50,24 @@ def max_rel(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def assert_matches_lammps(potential: Potential, atoms: Atoms, type_elements, pair_lines=None, label: str = "",
-                          e_rel: float = 1e-10, f_abs: float = 1e-8, s_abs: float = 1e-8) -> dict:
+                          e_rel: float = 1e-10, f_abs: float = 1e-8, s_abs: float = 1e-8, ea_abs: float = 1e-10) -> dict:
     """Evaluate ``atoms`` with hybridpot and with LAMMPS (the potential's own pair lines unless
-    given) and assert energy (relative), per-atom energies, forces and virial/volume agree."""
+    given) and assert energy (relative), per-atom energies (absolute, eV, vs ``compute pe/atom``),
+    forces and virial/volume agree."""
     from hybridpot.lammps_run import run_lammps
 
     lines = pair_lines if pair_lines is not None else potential.lammps_pair(type_elements).lines()
     ref = run_lammps(atoms, lines, type_elements)
     ours = to_numpy(potential.compute(atoms, forces=True, stress=True))
     e_err = abs(ours["energy"][0] - ref["energy"]) / abs(ref["energy"])
+    ea_err = np.max(np.abs(ours["energies"] - ref["energies"]))
     f_err = np.max(np.abs(ours["forces"] - ref["forces"]))
     # virial / V in eV/A^3 for periodic cells; for a cluster use the per-atom volume scale 1/N
     scale = atoms.get_volume() if abs(atoms.cell.volume) > 1e-10 else 1.0
     s_err = np.max(np.abs(ours["virial"][0] - ref["virial"])) / scale
-    report = {"energy_rel": e_err, "forces_abs": f_err, "virial_over_volume_abs": s_err, "energy": ref["energy"]}
+    report = {"energy_rel": e_err, "energies_abs": ea_err, "forces_abs": f_err, "virial_over_volume_abs": s_err, "energy": ref["energy"]}
     assert e_err <= e_rel, f"{label}: energy {ours['energy'][0]!r} vs LAMMPS {ref['energy']!r} ({report})"
+    assert ea_err <= ea_abs, f"{label}: per-atom energies differ from LAMMPS by {ea_err:.3e} eV ({report})"
     assert f_err <= f_abs, f"{label}: forces differ from LAMMPS by {f_err:.3e} eV/A ({report})"
     assert s_err <= s_abs, f"{label}: virial/V differs from LAMMPS by {s_err:.3e} eV/A^3 ({report})"
     return {"ours": ours, "lammps": ref, "report": report}
