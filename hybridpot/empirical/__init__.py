@@ -16,9 +16,10 @@ from pathlib import Path
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.empirical.lj import LennardJones
+from hybridpot.empirical.tersoff import Tersoff
 from hybridpot.errors import PotentialFileError
 
-__all__ = ["EmpiricalPotential", "LammpsPair", "LennardJones", "load", "SUFFIXES"]
+__all__ = ["EmpiricalPotential", "LammpsPair", "LennardJones", "Tersoff", "load", "SUFFIXES"]
 
 #: file-name endings understood by :func:`load`
 SUFFIXES = (".eam.alloy", ".eam", ".tersoff", ".lj.toml")
@@ -44,8 +45,6 @@ def load(path: str | Path) -> EmpiricalPotential:
 
         return EAM.read_funcfl(path)
     if name.endswith(".tersoff"):
-        from hybridpot.empirical.tersoff import Tersoff
-
         return Tersoff.read(path)
     if name.endswith(".lj.toml"):
         return LennardJones.read(path)
