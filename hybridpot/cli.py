@@ -1,8 +1,10 @@
-"""Command line: ``hybridpot fit | eval | demo``.
+"""Command line: ``hybridpot fit | eval | export | md | demo``.
 
-    hybridpot demo [--out DIR]        the whole job on the bundled Cu data (baseline only vs hybrid)
-    hybridpot fit CONFIG.toml         fit as configured; writes model, report.json, parity plots
-    hybridpot eval MODEL DATA         error table of a fitted model on any labelled data set
+    hybridpot demo [--out DIR]              the whole job on the bundled Cu data (baseline only vs hybrid)
+    hybridpot fit CONFIG.toml               fit as configured; writes model, report.json, parity plots
+    hybridpot eval MODEL DATA               error table of a fitted model on any labelled data set
+    hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (ML-IAP files, baseline, pair lines, input, manifest)
+    hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T
 """
 
 from __future__ import annotations
@@ -27,6 +29,40 @@ def _eval(args: argparse.Namespace) -> int:
 
     evaluate_model(args.model, args.data, progress=not args.quiet)
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from hybridpot.export.lammps import export_lammps
+    from hybridpot.io.modelfile import load
+
+    structure = _read_structure(args.structure) if args.structure else None
+    files = export_lammps(load(args.model), args.lammps, name=args.name, structure=structure)
+    print(f"wrote LAMMPS deck to {args.lammps}: " + ", ".join(p.name for p in files.values()))
+    print(f"run it there with: lmp -in in.{args.name}.lmp   (GPU: see {Path(args.lammps) / 'README.md'})")
+    return 0
+
+
+def _md(args: argparse.Namespace) -> int:
+    from hybridpot.io.modelfile import load
+    from hybridpot.md import run_ase, run_lammps_md
+
+    potential = load(args.model)
+    atoms = _read_structure(args.structure)
+    run = run_ase if args.engine == "ase" else run_lammps_md
+    result = run(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, seed=args.seed)
+    print(result.summary())
+    return 0
+
+
+def _read_structure(path: str):
+    from ase.io import read
+
+    if not Path(path).is_file():
+        raise HybridpotError(f"{path}: structure file not found")
+    try:
+        return read(path)
+    except Exception as exc:
+        raise HybridpotError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -58,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("data", help="labelled structures (anything ase.io.read takes)")
     p.set_defaults(func=_eval)
+    p = sub.add_parser("export", help="write a LAMMPS deck for a fitted model")
+    p.add_argument("model", help="model file (*.hybridpot.json)")
+    p.add_argument("--lammps", required=True, metavar="OUTDIR", help="output directory")
+    p.add_argument("--name", default="hybrid", help="file stem (default: hybrid)")
+    p.add_argument("--structure", help="example structure for the data file (default: a crystal of the first element)")
+    p.set_defaults(func=_export)
+    p = sub.add_parser("md", help="a quick MD run with LAMMPS or ASE")
+    p.add_argument("model", help="model file (*.hybridpot.json)")
+    p.add_argument("structure", help="starting structure (anything ase.io.read takes)")
+    p.add_argument("--engine", choices=["lammps", "ase"], default="ase")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--temperature", type=float, default=300.0, help="initial (and NVT) temperature, K")
+    p.add_argument("--timestep", type=float, default=1.0, help="fs")
+    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nve")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_md)
     p = sub.add_parser("demo", help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")
     p.set_defaults(func=_demo)
