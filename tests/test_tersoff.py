@@ -345,7 +345,7 @@ def test_write_refuses_illegal_parameters(si, tmp_path):
     potential = Tersoff.read(si.path)
     with torch.no_grad():
         potential.B.fill_(-1.0)
-    with pytest.raises(PotentialFileError, match=r"out\.tersoff: entry Si Si Si: illegal Tersoff parameter: B = -1\.0 < 0"):
+    with pytest.raises(PotentialFileError, match=r"Si\.tersoff: entry Si Si Si: illegal Tersoff parameter: B = -1\.0 < 0"):
         potential.write(tmp_path / "out.tersoff")
     assert not list(tmp_path.iterdir())
 

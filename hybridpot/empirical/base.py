@@ -52,23 +52,37 @@ class LammpsPair:
 
 
 class EmpiricalPotential(Potential):
-    """An empirical potential read from (or writable as) a standard LAMMPS potential.
+    """An empirical potential read from (or writable as) a standard LAMMPS potential file.
 
-    Subclasses keep ``self.path`` (the file they were read from, or None) and implement
-    :meth:`write` (the current, possibly refitted, parameters in the same file format, so that
-    :func:`hybridpot.empirical.load` reads them back) and :meth:`lammps_pair`.
+    Subclasses implement :meth:`to_text` (the current, possibly refitted, parameters in their file
+    format), :attr:`file_name` (a name whose suffix tells :func:`hybridpot.empirical.load` the
+    kind) and :meth:`lammps_pair`. ``path`` is the file that holds the current parameters, if any:
+    LAMMPS pair lines refer to it.
     """
 
     path: Path | None = None
 
     @property
-    def file_name(self) -> str:
-        """Name for the written file; its suffix tells :func:`hybridpot.empirical.load` the kind."""
+    def file_name(self) -> str:  # pragma: no cover - abstract
+        """Name for a file holding the current parameters."""
         raise NotImplementedError
 
-    def write(self, path: Path | str) -> None:  # pragma: no cover - abstract
-        """Write the current parameters as a potential file (atomically: temp file + rename)."""
+    def to_text(self) -> str:  # pragma: no cover - abstract
+        """The current parameters as the text of a potential file."""
         raise NotImplementedError
+
+    def write(self, path: Path | str) -> Path:
+        """Write the current parameters to ``path`` (atomically); ``path`` becomes :attr:`path`."""
+        from hybridpot.io.atomic import write_text_atomic
+
+        path = Path(path)
+        write_text_atomic(path, self.to_text())
+        self._now_in_file(path)
+        return path
+
+    def _now_in_file(self, path: Path) -> None:
+        """Record that ``path`` holds the current parameters."""
+        self.path = path
 
     def lammps_pair(self, type_elements: Sequence[str]) -> LammpsPair:  # pragma: no cover - abstract
         """The LAMMPS pair style for atom types whose elements are ``type_elements`` (type 1 first).

@@ -37,9 +37,7 @@ every call, so energies, forces and stresses are differentiable with respect to 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -176,6 +174,8 @@ class EAM(EmpiricalPotential):
         self.register_buffer("pair_index", index)
         # the values as read, to tell whether ``files`` still describe this potential
         self._as_read = [p.detach().clone() for p in (self.frho, self.rhor, self.z2r, self.energy_scale)]
+        # the files' text, so that an unchanged potential is written back byte for byte
+        self._texts = [f.read_text() for f in self.files if f.is_file()]
 
     # ------------------------------------------------------------------ evaluation
 
@@ -263,28 +263,60 @@ class EAM(EmpiricalPotential):
             [ElementInfo(**i) for i in d["info"]], float(d["energy_scale"]), d["style"], d["files"], source,
         )
 
+    @property
+    def file_name(self) -> str:
+        """The source file's name while the parameters are unchanged (one file), else a setfl name."""
+        if self.unchanged and len(self.files) == 1:
+            return self.files[0].name
+        stem = self.files[0].name.split(".")[0] if self.files else "-".join(self.elements or [])
+        return f"{stem}_hybridpot.eam.alloy"
+
+    def to_text(self) -> str:
+        """The source file's text while the parameters are unchanged (one file); otherwise the
+        current tables as a setfl file (see :meth:`setfl_text`)."""
+        if self.unchanged and len(self.files) == 1 and self._texts:
+            return self._texts[0]
+        return self.setfl_text()
+
     def write_setfl(self, path: str | Path, comments: Sequence[str] = ()) -> Path:
-        """Write the current tables as a LAMMPS ``eam/alloy`` (setfl) file; returns the path.
+        """Write :meth:`setfl_text` to ``path`` (atomically); ``path`` becomes the potential's file."""
+        from hybridpot.io.atomic import write_text_atomic
+
+        path = Path(path)
+        write_text_atomic(path, self.setfl_text(comments))
+        self._now_in_file(path)
+        return path
+
+    def _now_in_file(self, path: Path) -> None:
+        text = path.read_text()
+        if not (self.style == "eam" and self._texts and text == self._texts[0]):
+            # now a setfl file: LAMMPS takes rhomax = (nrho - 1) drho for it, so does this potential
+            self.style = "eam/alloy"
+            self.rhomax = (self.nrho - 1) * self.drho
+        self.files = [path]
+        self.path = path
+        self._texts = [text]
+        self._as_read = [p.detach().clone() for p in (self.frho, self.rhor, self.z2r, self.energy_scale)]
+
+    def setfl_text(self, comments: Sequence[str] = ()) -> str:
+        """The current tables as a LAMMPS ``eam/alloy`` (setfl) file.
 
         ``energy_scale`` is folded into F and r * phi (the spline is linear in the table values, so
         energies change only by rounding). Values are written with 17 significant digits, so
         reading the file back gives the same float64 tables. A funcfl-derived potential is written on
         its common grid; setfl has ``rhomax = (nrho - 1) drho``, so the result differs from the funcfl
-        original only for densities above the last grid point. The file is written to a temporary
-        name and renamed.
+        original only for densities above the last grid point.
 
         Args:
-            path: target file (``*.eam.alloy`` so that :func:`hybridpot.empirical.load` reads it).
             comments: up to 3 comment lines for the header.
         """
-        path = Path(path)
         scale = self.energy_scale.detach().cpu()
         frho = (self.frho.detach().cpu() * scale).numpy()
         rhor = self.rhor.detach().cpu().numpy()
         z2r = (self.z2r.detach().cpu() * scale).numpy()
         for name, table in (("frho", frho), ("rhor", rhor), ("z2r", z2r)):
             if not np.all(np.isfinite(table)):
-                raise HybridpotError(f"{self.source}: cannot write {path}: {name} has non-finite values")
+                raise HybridpotError(f"{self.source}: cannot write a setfl file: {name} has non-finite values")
         header = list(comments)[:3]
         header += [f"written by hybridpot from {self.source}", "energy_scale folded into F and r*phi", ""][len(header):]
         lines = [c.replace("\n", " ") for c in header]
@@ -294,8 +326,7 @@ class EAM(EmpiricalPotential):
             lines.append(f"{info.number} {info.mass!r} {info.lattice_constant!r} {info.lattice}".rstrip())
             lines += _value_lines(frho[k]) + _value_lines(rhor[k])
         lines += [line for row in z2r for line in _value_lines(row)]
-        _write_atomically(path, "\n".join(lines) + "\n")
-        return path
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def read_setfl(cls, path: str | Path) -> "EAM":
@@ -571,16 +602,3 @@ def _regrid(values: np.ndarray, delta: float, n: int, new_delta: float) -> np.nd
 
 def _value_lines(values: np.ndarray, per_line: int = 5) -> list[str]:
     return [" ".join(repr(float(v)) for v in values[k : k + per_line]) for k in range(0, len(values), per_line)]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

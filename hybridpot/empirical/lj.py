@@ -156,10 +156,8 @@ class LennardJones(EmpiricalPotential):
     def file_name(self) -> str:
         return self.path.name if self.path is not None else "baseline.lj.toml"
 
-    def write(self, path: str | Path) -> None:
-        """Write the current parameters as a ``*.lj.toml`` file (atomically)."""
-        from hybridpot.io.atomic import write_text_atomic
-
+    def to_text(self) -> str:
+        """The parameters as a ``*.lj.toml`` file."""
         d = self.to_dict()
         lines = [
             'style = "lj/cut"',
@@ -177,7 +175,7 @@ class LennardJones(EmpiricalPotential):
                 f"sigma = {p['sigma']!r}",
                 f"cutoff = {p['cutoff']!r}",
             ]
-        write_text_atomic(path, "\n".join(lines) + "\n")
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def read(cls, path: str | Path) -> "LennardJones":

@@ -43,8 +43,6 @@ the rest dimensionless.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -213,37 +211,31 @@ class Tersoff(EmpiricalPotential):
             files=[self.path],
         )
 
-    def write(self, path: str | Path) -> Path:
-        """Write the current parameters as a LAMMPS ``.tersoff`` file (temp file, then rename).
+    @property
+    def file_name(self) -> str:
+        return self.path.name if self.path is not None else "potential.tersoff"
 
-        Values are written with full double precision, so :meth:`read` gives back the same
-        parameters. Afterwards :attr:`path` is the new file.
+    def to_text(self) -> str:
+        """The current parameters as a LAMMPS ``.tersoff`` file (full double precision, so
+        :meth:`read` gives back the same parameters).
 
         Raises:
             PotentialFileError: a parameter LAMMPS would reject (e.g. after refitting).
         """
-        path = Path(path)
         entries = self.entries()
         for (a, b, c), values in entries.items():
-            _check_entry(values, f"{path}: entry {a} {b} {c}")
+            _check_entry(values, f"{self.source}: entry {a} {b} {c}")
         header = [
             f"# Tersoff parameters written by hybridpot (from {self.source})",
             "# UNITS: metal  (A, B in eV; lambda1, lambda2, lambda3 in 1/Angstrom; R, D in Angstrom)",
             "# element1 element2 element3 " + " ".join("costheta0" if f == "h" else f for f in FIELDS),
         ]
         body = [" ".join([a, b, c] + [repr(v) for v in values]) for (a, b, c), values in entries.items()]
-        text = "\n".join(header + body) + "\n"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        return "\n".join(header + body) + "\n"
+
+    def _now_in_file(self, path: Path) -> None:
         self.path = path
         self._file_values = self._values().cpu()
-        return path
 
     @classmethod
     def read(cls, path: str | Path, elements: Sequence[str] | None = None) -> "Tersoff":

@@ -138,7 +138,7 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
     files["model"] = outdir / f"{name}.mliap.model"
     write_text_atomic(files["model"], model_text(potential.model))
     if potential.baseline is not None:
-        files["baseline"] = outdir / _baseline_name(potential.baseline)
+        files["baseline"] = outdir / potential.baseline.file_name
         potential.baseline.write(files["baseline"])
     lines = pair_lines(potential, name, elements, baseline_dir=Path("."))
     files["pair"] = outdir / f"pair.{name}.lmp"
@@ -191,10 +191,6 @@ def _number(x: float) -> str:
 def _wrap(values: np.ndarray) -> list[str]:
     values = [repr(float(v)) for v in np.ravel(values)]
     return [" ".join(values[k : k + NN_VALUES_PER_LINE]) for k in range(0, len(values), NN_VALUES_PER_LINE)]
-
-
-def _baseline_name(baseline) -> str:
-    return getattr(baseline, "stored_name", None) or baseline.file_name
 
 
 def _write_data(path: Path, atoms: Atoms, elements: list[str]) -> None:

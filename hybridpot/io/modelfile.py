@@ -30,10 +30,7 @@ def baseline_record(baseline) -> dict[str, str] | None:
     """The baseline as ``{"file_name", "sha256", "content"}`` (None without a baseline)."""
     if baseline is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / baseline.file_name
-        baseline.write(path)
-        text = path.read_text()
+    text = baseline.to_text()
     return {"file_name": baseline.file_name, "sha256": hashlib.sha256(text.encode()).hexdigest(), "content": text}
 
 
@@ -51,8 +48,6 @@ def baseline_from_record(record: dict[str, str] | None, source: str):
         path.write_text(text)
         pot = load_empirical(path)
     pot.source = f"{record['file_name']} (stored in {source})"
-    pot.path = None
-    pot.stored_name = record["file_name"]
     return pot
 
 
