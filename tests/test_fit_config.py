@@ -1,0 +1,96 @@
+"""``hybridpot fit``: bad configurations and data fail with a clear message and write nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from hybridpot.cli import main
+from hybridpot.io.data import bundled
+
+BASE = """
+[data]
+train = "{train}"
+[baseline]
+file = "{eam}"
+[descriptor]
+nmax = 3
+lmax = 3
+[model]
+type = "linear"
+[output]
+dir = "out"
+"""
+
+
+def config(tmp_path: Path, text: str = BASE, **kw) -> Path:
+    fields = {"train": str(bundled("Cu_train.xyz")), "eam": str(bundled("Cu_mishin1.eam.alloy"))} | kw
+    path = tmp_path / "fit.toml"
+    path.write_text(text.format(**fields))
+    return path
+
+
+def run_fails(tmp_path: Path, path: Path, capsys, message: str) -> None:
+    assert main(["-q", "fit", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not (tmp_path / "out").exists(), "a failed fit must write nothing"
+
+
+def test_missing_data_file(tmp_path, capsys):
+    run_fails(tmp_path, config(tmp_path, train="nowhere.xyz"), capsys, "[data] train: file not found")
+
+
+def test_missing_baseline_file(tmp_path, capsys):
+    run_fails(tmp_path, config(tmp_path, eam="missing.eam.alloy"), capsys, "[baseline] file not found")
+
+
+def test_unknown_key(tmp_path, capsys):
+    text = BASE.replace("[model]\n", "[model]\nlearning_rat = 0.1\n")
+    run_fails(tmp_path, config(tmp_path, text), capsys, "unknown key(s) ['learning_rat'] in [model]")
+
+
+def test_unknown_section(tmp_path, capsys):
+    run_fails(tmp_path, config(tmp_path, BASE + "\n[fitt]\nseed = 1\n"), capsys, "unknown section(s) ['fitt']")
+
+
+def test_wrong_type(tmp_path, capsys):
+    text = BASE.replace("nmax = 3", "nmax = 'three'")
+    run_fails(tmp_path, config(tmp_path, text), capsys, "[descriptor] nmax = 'three': expected int")
+
+
+def test_missing_forces_with_force_weight(tmp_path, capsys):
+    frames = read(bundled("Cu_train.xyz"), index=":5")
+    for a in frames[2:4]:
+        a.calc.results.pop("forces")
+    data = tmp_path / "noforces.xyz"
+    write(data, frames)
+    run_fails(tmp_path, config(tmp_path, train=str(data)), capsys, "structures [2, 3] have no forces, but force_weight = 1.0 > 0")
+
+
+def test_nan_forces(tmp_path, capsys):
+    frames = read(bundled("Cu_train.xyz"), index=":3")
+    frames[1].calc.results["forces"][5, 1] = np.nan
+    data = tmp_path / "nan.xyz"
+    write(data, frames)
+    run_fails(tmp_path, config(tmp_path, train=str(data)), capsys, "structure 1 has NaN or infinite forces")
+
+
+def test_element_absent_from_baseline(tmp_path, capsys):
+    frames = read(bundled("Cu_train.xyz"), index=":3")
+    frames[2][0].symbol = "Ni"
+    data = tmp_path / "cuni.xyz"
+    write(data, frames)
+    run_fails(tmp_path, config(tmp_path, train=str(data)), capsys, "element(s) ['Ni'] not in the baseline")
+
+
+def test_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    assert main(["-q", "fit", str(config(tmp_path))]) == 2
+    assert "already holds a fit" in capsys.readouterr().err
+    assert (out / "report.json").read_text() == "{}"
