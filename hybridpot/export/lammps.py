@@ -38,19 +38,14 @@ CPU_COMMAND = "lmp -in in.{name}.lmp"
 
 def check_exportable(potential) -> None:
     """Raise :class:`HybridpotError` (reason + alternative) where LAMMPS cannot reproduce the model."""
-    d = potential.descriptor
-    if d.basis != "lammps":
+    try:
+        potential.descriptor.check_lammps_exportable()
+    except HybridpotError as exc:
         raise HybridpotError(
-            f"cannot export the {d.basis!r} radial basis: LAMMPS ML-IAP so3 implements only its own Gaussian-smeared "
-            "polynomial basis; refit with [descriptor] basis = 'lammps' to deploy in LAMMPS (or run the model with hybridpot's ASE calculator)"
-        )
-    if d.kind != "power":
-        raise HybridpotError(
-            f"cannot export kind = {d.kind!r}: LAMMPS ML-IAP so3 computes the power spectrum only; refit with kind = 'power'"
-        )
-    if getattr(d, "channels", False):
-        raise HybridpotError("cannot export per-element channels: LAMMPS so3 has one density with element weights; refit without channels")
-    d.check_lammps_exportable()
+            f"cannot export to LAMMPS: {exc}. Alternatives: refit with a descriptor LAMMPS computes exactly "
+            "([descriptor] basis = 'lammps', kind = 'power', integer weights, nmax <= 5 and an lmax/alpha in LAMMPS's "
+            "stable range), or run this model in Python with hybridpot.Calculator (ASE)"
+        ) from exc
     kind = potential.model.kind
     if kind not in ("linear", "quadratic", "nn"):
         raise HybridpotError(f"cannot export model type {kind!r}; LAMMPS ML-IAP runs linear, quadratic and nn models")
@@ -80,7 +75,7 @@ def model_text(model) -> str:
         coef = model.coef.detach().cpu().numpy()
         lines = [f"# hybridpot {model.kind} model, elements {' '.join(model.elements)}", f"{T} {coef.shape[1]}"]
         for t, e in enumerate(model.elements):
-            lines.append(f"{coef[t, 0]!r} # {e}")
+            lines.append(f"{float(coef[t, 0])!r} # {e}")
             lines += [repr(float(v)) for v in coef[t, 1:]]
         return "\n".join(lines) + "\n"
     nets = [[m for m in net if isinstance(m, torch.nn.Linear)] for net in model.nets]
