@@ -1,0 +1,245 @@
+"""Rotation invariants of the density coefficients: power spectrum and bispectrum.
+
+Both map the coefficients C (N, nu, (lmax+1)^2) of N atoms (nu radial channels: nmax, times the
+number of element channels if any; columns (l, m) as in :mod:`hybridpot.descriptors.angular`)
+to features B (N, K). Every feature is a product of 2 (power) or 3 (bispectrum) coefficient
+blocks c_{nu l}, so its derivative along a pair's dc is a sum over these factors of
+<dc_{nu_f l_f}, D_f>, D_f (a vector over m) the partial derivative with respect to that block,
+computed per atom by :meth:`Invariants.adjoints`. Since a pair's dc_{nu lm} / dr =
+w g'_{nu l} r_hat Y_lm + w g_{nu l} dY_lm / dr, the pair-form derivative needs only
+<Y_l, D> and <dY_l, D> per pair (the "angular contractions" of
+:func:`hybridpot.descriptors.so3.angular_contractions`), combined with the radial functions by
+:meth:`Invariants.pair_gradients`.
+
+* :class:`PowerSpectrum`: p(n1, n2, l) = (2 sqrt(2) pi / sqrt(2l + 1)) sum_m c_{n1 lm} c_{n2 lm},
+  n2 <= n1, column k = (n1 (n1 + 1) / 2 + n2) (lmax + 1) + l (LAMMPS ``so3`` order and
+  normalisation; the sum over m is the same for any orthonormal Y_lm).
+* :class:`Bispectrum`: b(n, n', l1, l2, l) = sum T^{l1 l2 l}[m1, m2, m] c_{n' l1 m1} c_{n' l2 m2} c_{n l m}
+  with the real Clebsch-Gordan tensor T, for l1 <= l2, |l1 - l2| <= l <= min(l1 + l2, lmax) and
+  l1 + l2 + l even (parity-even: invariant under rotations and inversion; the odd ones are
+  pseudo-scalars). For n = n' the three blocks come from one channel and the invariant is, up to
+  a constant, symmetric in (l1, l2, l), so only l1 <= l2 <= l is kept. Columns are ordered by n,
+  then n', then (l1, l2, l) lexicographically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hybridpot.descriptors.angular import real_clebsch_gordan
+
+
+class Invariants(torch.nn.Module):
+    """Base class: features of C, their adjoint vectors and the slot table.
+
+    Attributes:
+        n_radial: nu, the number of radial channels.
+        lmax: largest l.
+        n_features: K.
+        n_adjoints: (lmax + 1,) number of adjoint vectors per l.
+    """
+
+    kind: str
+    n_features: int
+
+    def __init__(self, n_radial: int, lmax: int) -> None:
+        super().__init__()
+        self.n_radial = int(n_radial)
+        self.lmax = int(lmax)
+
+    def forward(self, coefficients: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """(N, nu, (lmax+1)^2) -> (N, K); differentiable torch operations."""
+        raise NotImplementedError
+
+    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
+        """Adjoint vectors per l: a list over l of (N, n_adjoints[l], 2l + 1)."""
+        raise NotImplementedError
+
+    def pair_gradients(
+        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:  # pragma: no cover - abstract
+        """dB[centre] / dr_p for P pairs, written into ``out``.
+
+        Args:
+            radial, d_radial: (P, nu, L) w g_{nu l}(r_p) and w dg/dr (1/A).
+            unit: (P, 3) r_p / |r_p|.
+            contractions: (P, sum_l n_adjoints[l], 4): <Y_l, D> and <dY_l/dr, D> (1/A) for the
+                adjoint vectors of the pair's centre, l-major.
+            out: (P, K, 3) destination (may be a view of a larger array).
+
+        Returns:
+            ``out``, 1/A times the unit of B.
+        """
+        raise NotImplementedError
+
+
+def _block(coefficients: torch.Tensor, l: int) -> torch.Tensor:
+    """The (..., nu, 2l + 1) block of order l."""
+    return coefficients[..., l * l : (l + 1) * (l + 1)]
+
+
+class PowerSpectrum(Invariants):
+    """LAMMPS-normalised power spectrum (module docstring); K = nu (nu + 1) (lmax + 1) / 2."""
+
+    kind = "power"
+
+    def __init__(self, n_radial: int, lmax: int) -> None:
+        super().__init__(n_radial, lmax)
+        nu, L = self.n_radial, self.lmax + 1
+        n1, n2 = np.tril_indices(nu)  # row-major: (0,0), (1,0), (1,1), (2,0), ...
+        l = np.arange(L)
+        norms = 2.0 * np.sqrt(2.0) * np.pi / np.sqrt(2.0 * l + 1.0)
+        self.n_features = len(n1) * L
+        self.n_adjoints = [nu] * L
+        self.register_buffer("pair_index", torch.as_tensor(n1 * nu + n2), persistent=False)
+        self.register_buffer("norms", torch.as_tensor(norms), persistent=False)
+
+    def forward(self, coefficients: torch.Tensor) -> torch.Tensor:
+        n = coefficients.shape[0]
+        gram = torch.stack([torch.bmm(_block(coefficients, l), _block(coefficients, l).transpose(1, 2)) for l in range(self.lmax + 1)], dim=-1)
+        features = gram.reshape(n, -1, self.lmax + 1).index_select(1, self.pair_index) * self.norms.to(coefficients.dtype)
+        return features.reshape(n, self.n_features)
+
+    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
+        """The adjoint vectors of order l are the blocks c_{nu l} themselves (nu of them)."""
+        return [_block(coefficients, l) for l in range(self.lmax + 1)]
+
+    def pair_gradients(
+        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """dp(n1, n2, l) = norm_l [r_hat (w g'_{n1 l} A_{n2 l} + w g'_{n2 l} A_{n1 l}) + w g_{n1 l} G_{n2 l} + w g_{n2 l} G_{n1 l}].
+
+        A_{nl} = <Y_l, c_{nl}>, G_{nl} = <dY_l, c_{nl}> (3 components). The features of one n1
+        (n2 = 0..n1) are contiguous columns, so each is computed from slices (no gathers) and
+        written straight into ``out``.
+        """
+        p, nu, big_l = radial.shape
+        c = contractions.reshape(p, big_l, nu, 4).transpose(1, 2) * self.norms.to(radial.dtype).reshape(1, 1, big_l, 1)
+        a, g = c[..., 0], c[..., 1:]  # norm_l A (P, nu, L), norm_l G (P, nu, L, 3)
+        rows = out.view(p, -1, big_l, 3)
+        unit = unit[:, None, None, :]
+        for n1 in range(nu):
+            lower, this = slice(0, n1 + 1), slice(n1, n1 + 1)
+            radial_part = torch.addcmul(d_radial[:, this] * a[:, lower], d_radial[:, lower], a[:, this]).unsqueeze(3)
+            tangential = torch.addcmul(radial[:, this].unsqueeze(3) * g[:, lower], radial[:, lower].unsqueeze(3), g[:, this])
+            first = n1 * (n1 + 1) // 2
+            torch.addcmul(tangential, radial_part, unit, out=rows[:, first : first + n1 + 1])
+        return out
+
+
+def bispectrum_triples(lmax: int) -> list[tuple[int, int, int]]:
+    """(l1, l2, l) with l1 <= l2, |l1 - l2| <= l <= min(l1 + l2, lmax), l1 + l2 + l even, sorted."""
+    return [
+        (l1, l2, l)
+        for l1 in range(lmax + 1)
+        for l2 in range(l1, lmax + 1)
+        for l in range(l2 - l1, min(l1 + l2, lmax) + 1)
+        if (l1 + l2 + l) % 2 == 0
+    ]
+
+
+class Bispectrum(Invariants):
+    """Real Clebsch-Gordan bispectrum b(n, n', l1, l2, l) (module docstring)."""
+
+    kind = "bispectrum"
+
+    def __init__(self, n_radial: int, lmax: int) -> None:
+        super().__init__(n_radial, lmax)
+        nu, L = self.n_radial, self.lmax + 1
+        self.triples = bispectrum_triples(self.lmax)
+        n_tri = len(self.triples)
+        for t, (l1, l2, l) in enumerate(self.triples):
+            cg = torch.as_tensor(real_clebsch_gordan(l1, l2, l))
+            self.register_buffer(f"cg_{t}", cg.reshape(-1, 2 * l + 1), persistent=False)
+        keep = [
+            (a, b, t)
+            for a in range(nu)
+            for b in range(nu)
+            for t, (l1, l2, l) in enumerate(self.triples)
+            if a != b or l2 <= l
+        ]
+        a, b, t = (np.array(x, dtype=np.int64) for x in zip(*keep))
+        self.n_features = len(keep)
+        self.register_buffer("feature_index", torch.as_tensor((a * nu + b) * n_tri + t), persistent=False)
+        # adjoint vectors, grouped by l: for each triple t, the X slot (block c_{n l}) has
+        # D = P_t[n'] (nu vectors of order l), the Y slot (c_{n' l1}) Q1_t[n, n'] (nu^2 of order l1),
+        # the Z slot (c_{n' l2}) Q2_t[n, n'] (nu^2 of order l2). Order within an l group: X vectors
+        # of all triples with that l, then Y, then Z (see adjoints()).
+        counts = [0] * L
+        x_off, y_off, z_off = {}, {}, {}
+        for kind_off, size, l_of in ((x_off, nu, 2), (y_off, nu * nu, 0), (z_off, nu * nu, 1)):
+            for tt, triple in enumerate(self.triples):
+                lt = triple[l_of]
+                kind_off[tt] = counts[lt]
+                counts[lt] += size
+        self.n_adjoints = counts
+        offset = np.cumsum([0] + counts)[:-1]
+        l1s, l2s, ls = (np.array([tr[i] for tr in self.triples])[t] for i in range(3))
+        # slot f of feature k (entry f * K + k; f = X, Y, Z): its radial block nu * L + l and its
+        # adjoint vector (index in the l-major concatenation of adjoints())
+        slot_radial = np.concatenate([a * L + ls, b * L + l1s, b * L + l2s])
+        slot_adjoint = np.concatenate(
+            [
+                offset[ls] + np.array([x_off[tt] for tt in t]) + b,
+                offset[l1s] + np.array([y_off[tt] for tt in t]) + a * nu + b,
+                offset[l2s] + np.array([z_off[tt] for tt in t]) + a * nu + b,
+            ]
+        )
+        self.register_buffer("slot_radial", torch.as_tensor(slot_radial), persistent=False)
+        self.register_buffer("slot_adjoint", torch.as_tensor(slot_adjoint), persistent=False)
+
+    def _coupled(self, t: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """sum_{m1 m2} T_t[m1, m2, m] x[..., m1] y[..., m2] -> (..., 2l + 1)."""
+        cg = getattr(self, f"cg_{t}").to(x.dtype)
+        outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
+        return outer @ cg
+
+    def forward(self, coefficients: torch.Tensor) -> torch.Tensor:
+        n = coefficients.shape[0]
+        per_triple = []
+        for t, (l1, l2, l) in enumerate(self.triples):
+            coupled = self._coupled(t, _block(coefficients, l1), _block(coefficients, l2))  # (N, n', 2l+1)
+            per_triple.append(torch.bmm(_block(coefficients, l), coupled.transpose(1, 2)))  # (N, n, n')
+        values = torch.stack(per_triple, dim=-1).reshape(n, -1)
+        return values.index_select(1, self.feature_index)
+
+    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
+        n, nu = coefficients.shape[0], self.n_radial
+        groups: list[list[torch.Tensor]] = [[] for _ in range(self.lmax + 1)]
+        x_parts, y_parts, z_parts = [], [], []
+        for t, (l1, l2, l) in enumerate(self.triples):
+            c1, c2, c = _block(coefficients, l1), _block(coefficients, l2), _block(coefficients, l)
+            cg = getattr(self, f"cg_{t}").to(coefficients.dtype).reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l + 1)
+            x_parts.append((l, self._coupled(t, c1, c2)))  # P_t[n'] (N, nu, 2l+1)
+            # Q1[n, n', m1] = sum_{m2 m} T[m1, m2, m] c_{n' l2 m2} c_{n l m}
+            t2 = torch.einsum("abm,jnm->jnab", cg, c)  # (N, nu(n), 2l1+1, 2l2+1)
+            y_parts.append((l1, torch.einsum("jnab,jkb->jnka", t2, c2).reshape(n, nu * nu, 2 * l1 + 1)))
+            z_parts.append((l2, torch.einsum("jnab,jka->jnkb", t2, c1).reshape(n, nu * nu, 2 * l2 + 1)))
+        for parts in (x_parts, y_parts, z_parts):
+            for lt, d in parts:
+                groups[lt].append(d)
+        return [torch.cat(g, dim=1) if g else coefficients.new_zeros((n, 0, 2 * l + 1)) for l, g in enumerate(groups)]
+
+    def pair_gradients(
+        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """Sum over the three factor slots of w g' r_hat <Y, D> + w g <dY, D>."""
+        p, k = radial.shape[0], self.n_features
+        u = radial.reshape(p, -1).index_select(1, self.slot_radial)
+        du = d_radial.reshape(p, -1).index_select(1, self.slot_radial)
+        c = contractions.index_select(1, self.slot_adjoint)  # (P, 3K, 4)
+        radial_part = (du * c[..., 0]).reshape(p, 3, k).sum(1)
+        tangential = (u.unsqueeze(2) * c[..., 1:]).reshape(p, 3, k, 3).sum(1)
+        return torch.addcmul(tangential, radial_part.unsqueeze(2), unit.unsqueeze(1), out=out)
+
+
+def invariants(kind: str, n_radial: int, lmax: int) -> Invariants:
+    """The invariants named ``kind`` ("power" or "bispectrum")."""
+    from hybridpot.errors import HybridpotError
+
+    if kind == "power":
+        return PowerSpectrum(n_radial, lmax)
+    if kind == "bispectrum":
+        return Bispectrum(n_radial, lmax)
+    raise HybridpotError(f"unknown descriptor kind {kind!r}; expected 'power' or 'bispectrum'")

@@ -1,0 +1,616 @@
+"""SO(3) descriptors: the numeric contract :func:`so3_descriptors` and the :class:`SO3` module.
+
+Density coefficients of atom i (Angstrom^-3/2 for both radial bases)
+
+    c_{nu, lm}(i) = sum_{p: centers[p] = i} w_p g_{n l}(r_p) Y_lm(r_p / r_p),     nu = channel_p * nmax + n,
+
+over the pairs p with vector r_p = x_j - x_i (Angstrom, periodic images included), r_p < r_c,
+neighbour weight w_p and (optionally) neighbour channel channel_p (one channel: nu = n). The
+invariants (:mod:`hybridpot.descriptors.invariants`) turn them into features B (N, K).
+
+Derivatives in *pair form*: dB[p] = dB[centers[p]] / dr_p, shape (P, K, 3), the derivative of the
+features of the centre atom with respect to the pair vector. Since r_p = x_j - x_i + shift,
+
+    dB_i / dx_j = sum_{p: centers[p] = i, neighbour j} dB[p]   (j != i),
+    dB_i / dx_i = -sum_{p: centers[p] = i} dB[p]                 (plus the terms above if j = i by periodicity),
+
+and the virial of feature k (eV units when multiplied by dE/dB_k) is W_k = -sum_p r_p (x) dB[p, k].
+
+Every path uses the same per-pair basis (:func:`pair_basis`: w g_nl, its radial derivatives,
+Y_lm and its gradient/Hessian from sphericart) and the same angular contractions:
+
+* values and autograd (``gradients=False``): c by :class:`_Density` (a custom autograd function,
+  pairs processed in chunks), then B = invariants(c) in plain torch. Its backward receives
+  dE/dc and returns dE/dr_p = sum_{nu l} [w g'_{nu l} r_hat <Y_l, dE/dc_{nu l}> + w g_{nu l} <dY_l, dE/dc_{nu l}>]
+  per pair, never forming dB (:class:`_DensityVJP`; it is differentiable again, for training on
+  forces and for Hessian-vector products).
+* pair form (``gradients=True``): for every slot of the invariants (their derivative is a sum
+  over factor blocks c_{nu l}, each times an adjoint vector D computed per atom), the pair's
+  derivative is w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers, chemical_symbols
+
+from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
+from hybridpot.descriptors.invariants import Invariants, invariants
+from hybridpot.descriptors.radial import LammpsRadialBasis, RadialBasis, radial_basis
+from hybridpot.descriptors.spline import RadialSpline, tabulate
+from hybridpot.errors import HybridpotError, StructureError
+from hybridpot.neighbors import PairGraph, build_graph
+from hybridpot.system import AtomicSystem
+
+#: Pairs processed at once: bounds the temporary memory (a few hundred numbers per pair) and keeps
+#: the working set in cache.
+DEFAULT_CHUNK_SIZE = 4096
+
+
+# ------------------------------------------------------------------------------------ per pair
+
+
+@dataclass
+class PairBasis:
+    """Per-pair radial and angular functions (P pairs, nu radial channels, L = lmax + 1).
+
+    Attributes:
+        radial: [w g, w dg/dr, w d2g/dr2] up to the order asked, each (P, nu, L); zero outside the
+            pair's channel and for r >= r_c.
+        angular: [Y, dY/dr, d2Y/dr dr] up to the order, (P, L^2), (P, 3, L^2), (P, 3, 3, L^2).
+        unit: (P, 3) r / |r|.
+        distance: (P,) |r|, Angstrom.
+    """
+
+    radial: list[torch.Tensor]
+    angular: list[torch.Tensor]
+    unit: torch.Tensor
+    distance: torch.Tensor
+
+    def angular_stack(self) -> torch.Tensor:
+        """(P, L^2, 1 + 3 + 9 (order 2)) Y, dY and d2Y side by side, for the contractions."""
+        p = self.unit.shape[0]
+        parts = [self.angular[0].unsqueeze(2)] + [a.reshape(p, -1, a.shape[-1]).transpose(1, 2) for a in self.angular[1:]]
+        return torch.cat(parts, dim=2)
+
+
+def pair_basis(
+    vectors: torch.Tensor,
+    weights: torch.Tensor,
+    channels: torch.Tensor | None,
+    n_channels: int,
+    spline: RadialSpline,
+    order: int,
+) -> PairBasis:
+    """w_p g_nl(r_p) and Y_lm(r_p) (with derivatives up to ``order``) for every pair.
+
+    Args:
+        vectors: (P, 3) r_p, Angstrom, non-zero.
+        weights: (P,) neighbour weights w_p.
+        channels: (P,) int64 neighbour channel, or None for a single density.
+        n_channels: number of channels (1 if ``channels`` is None).
+        spline: the tabulated radial functions.
+        order: 0, 1 or 2.
+    """
+    distance = torch.linalg.vector_norm(vectors, dim=1)
+    w = (weights.to(vectors.dtype) * (distance < spline.rcut)).reshape(-1, 1, 1)
+    radial = [w * f for f in spline(distance.clamp(max=spline.rcut), order)]
+    if channels is not None and n_channels > 1:
+        radial = [_to_channels(f, channels, n_channels) for f in radial]
+    angular = spherical_harmonics(vectors, spline.lmax, order)
+    return PairBasis(radial, angular, vectors / distance.unsqueeze(1), distance)
+
+
+def _to_channels(values: torch.Tensor, channels: torch.Tensor, n_channels: int) -> torch.Tensor:
+    """(P, nmax, L) -> (P, n_channels * nmax, L), zero outside each pair's channel."""
+    p, nmax, big_l = values.shape
+    out = values.new_zeros((p, n_channels, nmax, big_l))
+    out[torch.arange(p, device=values.device), channels] = values
+    return out.reshape(p, n_channels * nmax, big_l)
+
+
+def _expand_l(radial: torch.Tensor, lmax: int) -> torch.Tensor:
+    """(P, nu, L) -> (P, nu, L^2): each l repeated over its 2l + 1 values of m."""
+    index = torch.as_tensor(l_of_lm(lmax), device=radial.device)
+    return radial.index_select(2, index)
+
+
+def angular_contractions(angular: torch.Tensor, adjoints: Sequence[torch.Tensor]) -> torch.Tensor:
+    """<Y_l, D>, <dY_l, D> (and <d2Y_l, D>) for every adjoint vector D of every l.
+
+    Args:
+        angular: (P, L^2, n_comp) from :meth:`PairBasis.angular_stack`.
+        adjoints: list over l of (P, S_l, 2l + 1): the vectors D, already gathered per pair.
+
+    Returns:
+        (P, sum_l S_l, n_comp), l-major.
+    """
+    out = [torch.bmm(d, angular[:, l * l : (l + 1) * (l + 1)]) for l, d in enumerate(adjoints) if d.shape[1]]
+    return torch.cat(out, dim=1)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
+
+
+# ------------------------------------------------------------------------- coefficient kernels
+
+
+@dataclass(frozen=True)
+class _PairSet:
+    """The non-differentiable inputs of the density (kept together for the autograd functions)."""
+
+    centers: torch.Tensor
+    weights: torch.Tensor
+    channels: torch.Tensor | None
+    n_atoms: int
+    n_channels: int
+    spline: RadialSpline
+    chunk_size: int
+
+    def basis(self, vectors: torch.Tensor, part: slice, order: int) -> PairBasis:
+        channels = self.channels[part] if self.channels is not None else None
+        return pair_basis(vectors[part], self.weights[part], channels, self.n_channels, self.spline, order)
+
+    def empty_coefficients(self, like: torch.Tensor, n_atoms: int | None = None) -> torch.Tensor:
+        """Zero c of ``n_atoms`` atoms (default all), dtype and device of ``like``."""
+        nu, lmax = self.n_channels * self.spline.nmax, self.spline.lmax
+        return like.new_zeros((self.n_atoms if n_atoms is None else n_atoms, nu, (lmax + 1) ** 2))
+
+
+def _density(vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+    """c (N, nu, L^2) from the pairs, chunk by chunk."""
+    out = pairs.empty_coefficients(vectors)
+    lmax = pairs.spline.lmax
+    for part in _chunks(vectors.shape[0], pairs.chunk_size):
+        basis = pairs.basis(vectors, part, 0)
+        c = _expand_l(basis.radial[0], lmax) * basis.angular[0].unsqueeze(1)
+        out.index_add_(0, pairs.centers[part], c)
+    return out
+
+
+def _coefficient_adjoint_blocks(grad: torch.Tensor, centers: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    """dE/dc of each pair's centre, split by l: list of (P, nu, 2l + 1)."""
+    g = grad.index_select(0, centers)
+    return [g[:, :, l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)]
+
+
+def _density_vjp(grad: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+    """dE/dr_p (P, 3) from dE/dc (N, nu, L^2)."""
+    out = torch.empty_like(vectors)
+    lmax = pairs.spline.lmax
+    for part in _chunks(vectors.shape[0], pairs.chunk_size):
+        basis = pairs.basis(vectors, part, 1)
+        alpha = angular_contractions(basis.angular_stack(), _coefficient_adjoint_blocks(grad, pairs.centers[part], lmax))
+        alpha = alpha.reshape(-1, lmax + 1, basis.radial[0].shape[1], 4).transpose(1, 2)  # (P, nu, L, 4)
+        u, du = basis.radial[0], basis.radial[1]
+        radial_part = (du * alpha[..., 0]).sum((1, 2))
+        out[part] = radial_part.unsqueeze(1) * basis.unit + torch.einsum("pnl,pnla->pa", u, alpha[..., 1:])
+    return out
+
+
+def _density_jvp(tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+    """sum_p (dc_p / dr_p) . t_p, (N, nu, L^2): the directional derivative of c along pair tangents t (P, 3)."""
+    out = pairs.empty_coefficients(vectors)
+    lmax = pairs.spline.lmax
+    for part in _chunks(vectors.shape[0], pairs.chunk_size):
+        basis = pairs.basis(vectors, part, 1)
+        t = tangent[part]
+        along = (basis.unit * t).sum(1)
+        y, dy = basis.angular[0], basis.angular[1]
+        dc = _expand_l(basis.radial[1], lmax) * (along.unsqueeze(1) * y).unsqueeze(1)
+        dc = dc + _expand_l(basis.radial[0], lmax) * torch.einsum("pak,pa->pk", dy, t).unsqueeze(1)
+        out.index_add_(0, pairs.centers[part], dc)
+    return out
+
+
+def _density_hvp(grad: torch.Tensor, tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+    """sum_a t_{p,a} d(dE/dr_{p,a})/dr_p at fixed dE/dc: the second-derivative term, (P, 3)."""
+    out = torch.empty_like(vectors)
+    lmax = pairs.spline.lmax
+    for part in _chunks(vectors.shape[0], pairs.chunk_size):
+        basis = pairs.basis(vectors, part, 2)
+        alpha = angular_contractions(basis.angular_stack(), _coefficient_adjoint_blocks(grad, pairs.centers[part], lmax))
+        nu = basis.radial[0].shape[1]
+        alpha = alpha.reshape(-1, lmax + 1, nu, 13).transpose(1, 2)  # (P, nu, L, 13)
+        a, g, h = alpha[..., 0], alpha[..., 1:4], alpha[..., 4:].reshape(alpha.shape[:3] + (3, 3))
+        u, du, d2u = basis.radial
+        unit, r, t = basis.unit, basis.distance, tangent[part]
+        t_along = (t * unit).sum(1)  # (P,)
+        s_a = (d2u * a).sum((1, 2))  # sum u'' A
+        s_da = (du * a).sum((1, 2))  # sum u' A
+        s_g = torch.einsum("pnl,pnlb->pb", du, g)  # sum u' G
+        s_h = torch.einsum("pnl,pnlab->pab", u, h)  # sum u H
+        res = (s_a * t_along).unsqueeze(1) * unit
+        res = res + (s_da / r).unsqueeze(1) * (t - t_along.unsqueeze(1) * unit)
+        res = res + t_along.unsqueeze(1) * s_g + unit * (s_g * t).sum(1, keepdim=True)
+        out[part] = res + torch.einsum("pab,pa->pb", s_h, t)
+    return out
+
+
+class _Density(torch.autograd.Function):
+    """c (N, nu, L^2) from pair vectors; backward by :func:`_density_vjp`."""
+
+    @staticmethod
+    def forward(ctx: Any, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+        ctx.save_for_backward(vectors)
+        ctx.pairs = pairs
+        return _density(vectors.detach(), pairs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        (vectors,) = ctx.saved_tensors
+        return _DensityVJP.apply(grad, vectors, ctx.pairs), None
+
+
+class _DensityVJP(torch.autograd.Function):
+    """dE/dr_p from dE/dc; differentiable in both (JVP of c, and the Hessian term)."""
+
+    @staticmethod
+    def forward(ctx: Any, grad: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
+        ctx.save_for_backward(grad, vectors)
+        ctx.pairs = pairs
+        return _density_vjp(grad.detach(), vectors.detach(), pairs)
+
+    @staticmethod
+    def backward(ctx: Any, tangent: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        grad, vectors = ctx.saved_tensors
+        d_grad = _density_jvp(tangent, vectors.detach(), ctx.pairs) if ctx.needs_input_grad[0] else None
+        d_vectors = _density_hvp(grad.detach(), tangent, vectors.detach(), ctx.pairs) if ctx.needs_input_grad[1] else None
+        return d_grad, d_vectors, None
+
+
+# ---------------------------------------------------------------------------- the contract
+
+
+def so3_descriptors(
+    vectors: torch.Tensor,
+    centers: torch.Tensor,
+    weights: torch.Tensor,
+    channels: torch.Tensor | None,
+    n_atoms: int,
+    spline: RadialSpline,
+    invariants: Invariants,
+    gradients: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """SO(3) descriptors of N atoms from their pairs (the numeric contract of hybridpot).
+
+    Args:
+        vectors: (P, 3) pair vectors r_p = x_j - x_i (+ periodic shift), Angstrom, non-zero; pairs
+            with |r_p| >= r_c contribute nothing. Float32 or float64, any device; everything is
+            computed in this dtype on this device.
+        centers: (P,) int64 centre atom i of each pair (any order).
+        weights: (P,) neighbour weight w_p (e.g. the LAMMPS ``welems`` of atom j's element).
+        channels: (P,) int64 neighbour channel in [0, n_channels), or None for one density.
+            n_channels = invariants.n_radial / spline.nmax.
+        n_atoms: N.
+        spline: tabulated radial functions g_nl (:func:`hybridpot.descriptors.spline.tabulate`).
+        invariants: power spectrum or bispectrum on nu = n_channels * nmax radial channels.
+        gradients: also return the pair-form derivatives.
+        chunk_size: pairs processed at once.
+        out: optional (P, K, 3) tensor to write the derivatives into (``gradients=True``).
+
+    Returns:
+        B (N, K); differentiable with respect to ``vectors`` when ``gradients`` is False (the
+        backward never forms dB). With ``gradients=True`` (no autograd): (B, dB), dB (P, K, 3) with
+        dB[p] = dB[centers[p]] / dr_p. Hence dB_i/dx_j = sum over pairs (i, j) of dB[p],
+        dB_i/dx_i = -sum_{p: centers[p] = i} dB[p], virial of feature k = -sum_p r_p (x) dB[p, k].
+    """
+    nu = invariants.n_radial
+    if nu % spline.nmax or (channels is None and nu != spline.nmax) or invariants.lmax != spline.lmax:
+        raise HybridpotError(f"invariants on {nu} radial channels, lmax {invariants.lmax} do not fit the radial table (nmax {spline.nmax}, lmax {spline.lmax})")
+    pairs = _PairSet(centers, weights, channels, int(n_atoms), nu // spline.nmax, spline, int(chunk_size))
+    if not gradients:
+        return invariants(_Density.apply(vectors, pairs))
+    p, k = vectors.shape[0], invariants.n_features
+    if out is None:
+        out = vectors.new_empty((p, k, 3))
+    elif out.shape != (p, k, 3) or out.dtype != vectors.dtype or out.device != vectors.device:
+        raise ValueError(f"out must be a {vectors.dtype} tensor of shape {(p, k, 3)} on {vectors.device}, got {out.dtype} {tuple(out.shape)}")
+    with torch.no_grad():
+        return _features_and_pair_gradients(vectors.detach(), pairs, invariants, out)
+
+
+def _atom_aligned_chunks(sorted_centers: torch.Tensor, n_atoms: int, size: int) -> list[tuple[int, int, int, int]]:
+    """(first atom, end atom, first pair, end pair) of consecutive atom ranges with about ``size`` pairs each."""
+    ends = torch.cumsum(torch.bincount(sorted_centers, minlength=n_atoms), 0).cpu().numpy()
+    chunks, a0, p0 = [], 0, 0
+    while a0 < n_atoms:
+        a1 = max(int(np.searchsorted(ends, p0 + size, side="right")), a0 + 1)
+        p1 = int(ends[a1 - 1])
+        chunks.append((a0, a1, p0, p1))
+        a0, p0 = a1, p1
+    return chunks
+
+
+def _features_and_pair_gradients(vectors: torch.Tensor, pairs: _PairSet, invariants: Invariants, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over atom-aligned chunks of centre-sorted pairs: c, B, adjoints and dB of each chunk."""
+    centers = pairs.centers
+    is_sorted = vectors.shape[0] < 2 or bool((centers[1:] >= centers[:-1]).all())
+    order = None if is_sorted else torch.argsort(centers, stable=True)
+
+    def sort(x: torch.Tensor | None) -> torch.Tensor | None:
+        return x if x is None or order is None else x.index_select(0, order)
+
+    sorted_pairs = _PairSet(sort(centers), sort(pairs.weights), sort(pairs.channels), pairs.n_atoms, pairs.n_channels, pairs.spline, pairs.chunk_size)
+    vectors = sort(vectors)
+    lmax = pairs.spline.lmax
+    features = vectors.new_zeros((pairs.n_atoms, invariants.n_features))
+    for a0, a1, p0, p1 in _atom_aligned_chunks(sorted_pairs.centers, pairs.n_atoms, pairs.chunk_size):
+        part = slice(p0, p1)
+        basis = sorted_pairs.basis(vectors, part, 1)
+        local = sorted_pairs.centers[part] - a0
+        u, du = basis.radial[0], basis.radial[1]
+        coefficients = sorted_pairs.empty_coefficients(vectors, a1 - a0)
+        coefficients.index_add_(0, local, _expand_l(u, lmax) * basis.angular[0].unsqueeze(1))
+        features[a0:a1] = invariants(coefficients)
+        adjoints = [d.index_select(0, local) for d in invariants.adjoints(coefficients)]
+        contractions = angular_contractions(basis.angular_stack(), adjoints)
+        if order is None:
+            invariants.pair_gradients(u, du, basis.unit, contractions, out[part])
+        else:
+            out.index_copy_(0, order[part], invariants.pair_gradients(u, du, basis.unit, contractions, out.new_empty((p1 - p0,) + out.shape[1:])))
+    return features, out
+
+
+# ---------------------------------------------------------------------------- the module
+
+
+@dataclass(frozen=True)
+class PairGradients:
+    """Derivatives of the descriptors in pair form (numpy, float64).
+
+    Attributes:
+        values: (P, K, 3) dB[i[p]] / dr_p, r_p = x_j - x_i (+ shift), 1/Angstrom times the unit of B.
+        i: (P,) centre atom of each pair (index in the concatenated batch).
+        j: (P,) neighbour atom.
+        vectors: (P, 3) r_p, Angstrom.
+        structure: (P,) index of the structure each pair belongs to.
+    """
+
+    values: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    vectors: np.ndarray
+    structure: np.ndarray
+
+    def position_gradient(self, n_atoms: int) -> np.ndarray:
+        """(n_atoms, K, 3): d(sum_i B_i) / dx_a, summed over centres (force rows of a linear model)."""
+        values = torch.from_numpy(self.values)
+        out = torch.zeros((n_atoms,) + values.shape[1:], dtype=values.dtype)
+        out.index_add_(0, torch.from_numpy(self.j), values).index_add_(0, torch.from_numpy(self.i), -values)
+        return out.numpy()
+
+    def virial(self, n_structures: int) -> np.ndarray:
+        """(n_structures, K, 3, 3): W_k = -sum_p r_p (x) dB[p, k] per structure (stress rows: -W / V)."""
+        values = torch.from_numpy(self.values)
+        outer = -torch.einsum("pa,pkb->pkab", torch.from_numpy(self.vectors), values)
+        out = torch.zeros((n_structures,) + outer.shape[1:], dtype=values.dtype)
+        return out.index_add_(0, torch.from_numpy(self.structure), outer).numpy()
+
+
+def _tables(basis: RadialBasis) -> RadialSpline:
+    key = tuple(sorted(basis.to_dict().items()))
+    if key not in _TABLE_CACHE:
+        _TABLE_CACHE[key] = tabulate(basis)
+    spline = _TABLE_CACHE[key]
+    return RadialSpline(spline.coefficients.clone(), spline.spacing, spline.rcut, spline.nmax, spline.lmax, spline.error)
+
+
+_TABLE_CACHE: dict[tuple, RadialSpline] = {}
+
+
+class SO3(torch.nn.Module):
+    """SO(3) power-spectrum or bispectrum descriptors (a thin module around :func:`so3_descriptors`).
+
+    Args:
+        rcut: cutoff r_c, Angstrom (> 0).
+        nmax: radial functions per l (>= 1).
+        lmax: largest angular order (>= 1).
+        alpha: Gaussian smearing exponent in 1/Angstrom^2 (``basis="lammps"`` only, > 0).
+        basis: "lammps" (exactly LAMMPS ML-IAP ``descriptor so3``) or "bessel" (spherical Bessel
+            functions with a cosine cutoff), see :mod:`hybridpot.descriptors.radial`.
+        kind: "power" (LAMMPS column order and normalisation) or "bispectrum".
+        elements: chemical symbols this descriptor accepts (order = LAMMPS ``elems``).
+        weights: neighbour weight per element (LAMMPS ``welems``); default 1 for every element.
+        element_channels: one density per neighbour element (``basis="bessel"`` only); then
+            nu = len(elements) * nmax radial channels enter the invariants.
+        chunk_size: pairs processed at once.
+
+    Attributes:
+        n_features: K, the number of columns.
+        cutoff: r_c (the pair distance the neighbour list must cover).
+        radial_basis: the exact radial functions (:class:`RadialBasis`).
+        radial: their :class:`RadialSpline` table; ``invariants``: the contraction.
+    """
+
+    def __init__(
+        self,
+        rcut: float,
+        nmax: int,
+        lmax: int,
+        alpha: float | None = None,
+        basis: str = "lammps",
+        kind: str = "power",
+        elements: Sequence[str] = ("Cu",),
+        weights: dict[str, float] | None = None,
+        element_channels: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        super().__init__()
+        self.radial_basis = radial_basis(basis, rcut, nmax, lmax, alpha)
+        self.kind = kind
+        self.elements = _check_elements(elements)
+        self.weights = _check_weights(weights, self.elements)
+        if element_channels and basis != "bessel":
+            raise HybridpotError("element_channels=True needs basis='bessel' (LAMMPS so3 has one density with element weights)")
+        self.element_channels = bool(element_channels)
+        if not (isinstance(chunk_size, int) and chunk_size >= 1):
+            raise HybridpotError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+        self.chunk_size = chunk_size
+        n_channels = len(self.elements) if self.element_channels else 1
+        self.radial = _tables(self.radial_basis)
+        self.invariants = invariants(kind, n_channels * self.radial_basis.nmax, self.radial_basis.lmax)
+        weight_table = torch.zeros(len(chemical_symbols), dtype=torch.float64)
+        type_table = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
+        for t, symbol in enumerate(self.elements):
+            weight_table[atomic_numbers[symbol]] = self.weights[symbol]
+            type_table[atomic_numbers[symbol]] = t
+        self.register_buffer("_weight_table", weight_table, persistent=False)
+        self.register_buffer("_type_table", type_table, persistent=False)
+
+    # hyper-parameters ------------------------------------------------------------------
+    @property
+    def rcut(self) -> float:
+        return self.radial_basis.rcut
+
+    @property
+    def cutoff(self) -> float:
+        return self.radial_basis.rcut
+
+    @property
+    def nmax(self) -> int:
+        return self.radial_basis.nmax
+
+    @property
+    def lmax(self) -> int:
+        return self.radial_basis.lmax
+
+    @property
+    def alpha(self) -> float | None:
+        return getattr(self.radial_basis, "alpha", None)
+
+    @property
+    def n_features(self) -> int:
+        return self.invariants.n_features
+
+    def to_dict(self) -> dict:
+        """Hyper-parameters as plain data; :meth:`from_dict` rebuilds an identical descriptor."""
+        return {
+            "type": "so3",
+            **self.radial_basis.to_dict(),
+            "kind": self.kind,
+            "elements": list(self.elements),
+            "weights": dict(self.weights),
+            "element_channels": self.element_channels,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SO3":
+        """Rebuild from :meth:`to_dict` output."""
+        data = dict(data)
+        if data.pop("type", "so3") != "so3":
+            raise HybridpotError(f"not an so3 descriptor: {data}")
+        allowed = {"rcut", "nmax", "lmax", "alpha", "basis", "kind", "elements", "weights", "element_channels"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise HybridpotError(f"unknown so3 descriptor key(s) {unknown}")
+        return cls(**data)
+
+    def check_lammps_exportable(self, min_distance: float = 1.5) -> None:
+        """Raise :class:`HybridpotError` unless LAMMPS ``descriptor so3`` computes exactly this descriptor accurately.
+
+        Needs basis "lammps", kind "power", no element channels, integer weights (some LAMMPS
+        versions truncate ``welems`` to integers), nmax <= 5 and a stable recurrence for i_l
+        (:meth:`LammpsRadialBasis.check_lammps_exportable`; ``min_distance`` in Angstrom).
+        """
+        if not isinstance(self.radial_basis, LammpsRadialBasis):
+            raise HybridpotError("only basis='lammps' descriptors exist in LAMMPS (descriptor so3); this one is 'bessel'")
+        if self.kind != "power":
+            raise HybridpotError(f"LAMMPS descriptor so3 computes the power spectrum only, not {self.kind!r}")
+        fractional = {e: w for e, w in self.weights.items() if float(w) != int(w)}
+        if fractional:
+            raise HybridpotError(f"LAMMPS so3 weights (welems) must be integers to be portable across LAMMPS versions: {fractional}")
+        self.radial_basis.check_lammps_exportable(min_distance)
+
+    # evaluation -------------------------------------------------------------------------
+    def _pair_inputs(self, graph: PairGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
+        types = self._type_table[graph.numbers]
+        if bool((types < 0).any()):
+            missing = sorted({chemical_symbols[int(z)] for z in graph.numbers[types < 0].tolist()})
+            bad = graph.batch[types < 0].unique().tolist()
+            raise StructureError(
+                f"structure(s) {bad}: element(s) {', '.join(missing)} not covered by the so3 descriptor "
+                f"(elements {', '.join(self.elements)})"
+            )
+        neighbours = graph.numbers[graph.j]
+        weights = self._weight_table[neighbours]
+        channels = self._type_table[neighbours] if self.element_channels else None
+        return weights, channels
+
+    def forward(self, graph: PairGraph) -> torch.Tensor:
+        """(N, K) descriptors of the graph's atoms, differentiable w.r.t. ``graph.vectors``."""
+        weights, channels = self._pair_inputs(graph)
+        return so3_descriptors(graph.vectors, graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants, chunk_size=self.chunk_size)
+
+    def compute(self, atoms: Atoms | Sequence[Atoms] | AtomicSystem, gradients: bool = False) -> np.ndarray | tuple[np.ndarray, PairGradients]:
+        """Descriptors (and pair-form derivatives) of one or more structures, as numpy float64.
+
+        Returns:
+            B (N_total, K), atoms of all structures concatenated; with ``gradients=True`` also a
+            :class:`PairGradients` (see :func:`so3_descriptors` for the pair form).
+        """
+        system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64)
+        graph = _sorted_by_centre(build_graph(system, self.rcut))
+        weights, channels = self._pair_inputs(graph)
+        args = (graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants)
+        if not gradients:
+            with torch.no_grad():
+                return so3_descriptors(*args, chunk_size=self.chunk_size).cpu().double().numpy()
+        p, k = graph.vectors.shape[0], self.n_features
+        on_cpu = graph.vectors.device.type == "cpu" and graph.vectors.dtype == torch.float64
+        # numpy allocates large arrays with transparent huge pages: far fewer page faults than torch
+        out = torch.from_numpy(np.empty((p, k, 3))) if on_cpu else None
+        features, d = so3_descriptors(*args, gradients=True, chunk_size=self.chunk_size, out=out)
+        return features.cpu().double().numpy(), PairGradients(
+            values=d.cpu().double().numpy(),
+            i=graph.i.cpu().numpy(),
+            j=graph.j.cpu().numpy(),
+            vectors=graph.vectors.detach().cpu().double().numpy(),
+            structure=graph.batch[graph.i].cpu().numpy(),
+        )
+
+
+def _sorted_by_centre(graph: PairGraph) -> PairGraph:
+    """The same graph with its pairs ordered by centre atom (contiguous pair-form output)."""
+    order = torch.argsort(graph.i, stable=True)
+    return PairGraph(graph.numbers, graph.batch, graph.n_structures, graph.i[order], graph.j[order], graph.vectors[order])
+
+
+def _check_elements(elements: Sequence[str]) -> list[str]:
+    if isinstance(elements, str):
+        elements = [elements]
+    elements = list(elements)
+    if not elements:
+        raise HybridpotError("elements must list at least one chemical symbol")
+    unknown = [e for e in elements if e not in atomic_numbers]
+    if unknown:
+        raise HybridpotError(f"unknown chemical symbol(s) {unknown}")
+    if len(set(elements)) != len(elements):
+        raise HybridpotError(f"elements listed twice: {elements}")
+    return elements
+
+
+def _check_weights(weights: dict[str, float] | None, elements: list[str]) -> dict[str, float]:
+    if weights is None:
+        return {e: 1.0 for e in elements}
+    missing = [e for e in elements if e not in weights]
+    extra = [e for e in weights if e not in elements]
+    if missing:
+        raise HybridpotError(f"weights missing for element(s) {missing} (weights given for {sorted(weights)})")
+    if extra:
+        raise HybridpotError(f"weights given for element(s) {extra} not in elements {elements}")
+    out = {}
+    for e in elements:
+        w = weights[e]
+        if not (isinstance(w, (int, float)) and np.isfinite(w)):
+            raise HybridpotError(f"weight of {e} must be a finite number, got {w!r}")
+        out[e] = float(w)
+    return out
