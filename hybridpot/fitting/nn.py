@@ -141,7 +141,7 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
             loss = _loss(model, train[k], weights, norms, create_graph=True)
             loss.backward()
             opt.step()
-            total += float(loss)
+            total += loss.item()
         val_loss = sum(float(_loss(model, b, weights, val_norms, create_graph=False)) for b in val) if val else total
         sched.step(val_loss)
         curve.append((epoch, total, val_loss))

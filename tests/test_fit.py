@@ -1,0 +1,185 @@
+"""Fitting the residual: assembly against autograd, weight recovery, co-fitting, reproducibility."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from hybridpot.descriptors import SO3
+from hybridpot.empirical import LennardJones, load
+from hybridpot.fitting.assembly import DesignAssembler, Weights, baseline_predictions
+from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.predict import predict
+from hybridpot.io.data import bundled, from_frames
+from hybridpot.models import PolynomialModel
+from hybridpot.potential import HybridPotential, evaluate, to_numpy
+from hybridpot.system import AtomicSystem
+from tests.helpers import fd_forces, fd_stress, max_rel
+
+
+def cu_frames(n=8):
+    return read(bundled("Cu_train.xyz"), index=f":{n}")
+
+
+def random_hybrid(quadratic=False, seed=0, scale=0.02):
+    """Mishin EAM + a random linear/quadratic residual on a small LAMMPS-basis descriptor."""
+    d = SO3(rcut=4.5, nmax=3, lmax=3, alpha=1.5, elements=["Cu"])
+    model = PolynomialModel(["Cu"], d.n_features, quadratic=quadratic)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        coef = rng.normal(size=model.coef.shape) * scale
+        coef[0, 0] = -0.5
+        if quadratic:
+            coef[0, 1 + d.n_features :] *= 0.05
+        model.coef.copy_(torch.from_numpy(coef))
+    return HybridPotential(load(bundled("Cu_mishin1.eam.alloy")), d, model)
+
+
+def labelled(potential, frames):
+    """Frames labelled with ``potential``'s energies, forces and stresses."""
+    out = []
+    for a in frames:
+        res = to_numpy(potential.compute(a))
+        b = a.copy()
+        b.calc = SinglePointCalculator(b, energy=float(res["energy"][0]), forces=res["forces"], stress=res["stress"][0])
+        out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
+def test_design_rows_match_autograd(quadratic):
+    """Rows assembled from pair-form gradients, times the coefficients, equal the energies, forces and
+    virials the same model gives by autograd through the descriptor."""
+    pot = random_hybrid(quadratic)
+    pot.baseline = None
+    frames = cu_frames(3)
+    rows = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff).rows(frames)
+    coef = pot.model.coef.detach().numpy().ravel()
+    ref = to_numpy(evaluate(pot, AtomicSystem.from_atoms(frames)))
+    n = np.array([len(a) for a in frames])
+    assert np.allclose(rows["energy"] @ coef, ref["energy"] / n, rtol=1e-12, atol=1e-12)
+    assert max_rel(rows["forces"] @ coef, ref["forces"]) < 1e-10
+    assert max_rel(rows["virial"] @ coef, ref["virial"] / n[:, None, None]) < 1e-10
+
+
+def test_linear_solve_recovers_known_weights():
+    truth = random_hybrid(seed=1)
+    data = from_frames(labelled(truth, cu_frames(6)))
+    pot = random_hybrid(seed=2)  # same structure, wrong coefficients
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    weights = Weights(energy=1.0, force=1.0, stress=0.1)
+    fit_linear(pot, data, bl, weights, regularization=0.0, progress=False)
+    c_fit, c_true = pot.model.coef.detach().numpy(), truth.model.coef.detach().numpy()
+    assert np.max(np.abs(c_fit - c_true)) / np.max(np.abs(c_true)) < 1e-7
+    sol = fit_linear(pot, data, bl, weights, regularization="evidence", progress=False)
+    assert sol.method == "evidence"
+    assert np.max(np.abs(pot.model.coef.detach().numpy() - c_true)) / np.max(np.abs(c_true)) < 1e-5
+
+
+def test_quadratic_solve_recovers_known_model():
+    """Quadratic power-spectrum features are exactly dependent (the l = 0 block is a rank-one product,
+    e.g. p(0,0,0) p(1,1,0) = p(0,1,0)^2 up to a constant), so the weights are not identifiable; the
+    fitted model must still reproduce the true one on structures it has not seen."""
+    truth = random_hybrid(quadratic=True, seed=1)
+    data = from_frames(labelled(truth, cu_frames(10)))
+    pot = random_hybrid(quadratic=True, seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    sol = fit_linear(pot, data, bl, Weights(energy=1.0, force=1.0, stress=0.1), regularization=0.0, progress=False)
+    assert sol.condition > 1e12  # the dependency is real
+    unseen = from_frames(labelled(truth, read(bundled("Cu_test.xyz"), index=":3")))
+    pred = predict(pot, unseen, progress=False)
+    assert np.max(np.abs(pred["energy"] - unseen.energy) / unseen.n_atoms) < 1e-10
+    assert max_rel(pred["forces"], unseen.forces) < 1e-8
+
+
+def test_fitted_hybrid_forces_and_stress_match_finite_differences(tmp_path):
+    res = run_fit(_config(tmp_path, n_train=6), progress=False, log=lambda s: None)
+    atoms = read(bundled("Cu_test.xyz"), index="0")
+    atoms = atoms[[k for k in range(len(atoms)) if k % 3 == 0]]  # 36 atoms, fewer FD evaluations
+    pot = res.potential
+    ours = to_numpy(pot.compute(atoms))
+    idx = [0, 7, 21]
+    assert max_rel(ours["forces"][idx], fd_forces(pot, atoms, atoms_idx=idx)[idx]) < 1e-6
+    assert max_rel(ours["stress"][0], fd_stress(pot, atoms)) < 1e-6
+
+
+def test_fit_is_bit_identical_when_repeated(tmp_path):
+    reports = []
+    for k in range(2):
+        res = run_fit(_config(tmp_path / str(k), n_train=12, fraction=0.5), progress=False, log=lambda s: None)
+        reports.append(res)
+    a, b = (r.potential.model.coef.detach().numpy() for r in reports)
+    assert np.array_equal(a, b)
+    assert reports[0].report["test"] == reports[1].report["test"]
+    assert reports[0].report["data"]["train"]["n_used"] == 6
+    files = [json.loads((r.output_dir / "model.hybridpot.json").read_text())["model"] for r in reports]
+    assert files[0] == files[1]
+
+
+def test_nn_training_curve_is_reproducible(tmp_path):
+    curves = []
+    for k in range(2):
+        cfg = _config(tmp_path / str(k), n_train=4, model={"type": "nn", "hidden": [8], "epochs": 15, "patience": 50})
+        curves.append(run_fit(cfg, progress=False, log=lambda s: None).report["fit"]["nn"]["curve"])
+    assert curves[0] == curves[1]
+    assert curves[0][-1][1] < curves[0][0][1]
+
+
+def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
+    """Data from LJ(eps0, sigma0); the baseline starts 10% / 3% off; variable projection with the
+    linear residual recovers eps0 and sigma0."""
+    eps0, sig0 = 0.0104, 3.40
+    truth = LennardJones(["Ar"], {("Ar", "Ar"): eps0}, {("Ar", "Ar"): sig0}, cutoff=8.0, shift=True)
+    rng = np.random.default_rng(3)
+    frames = []
+    for k in range(6):
+        a = bulk("Ar", "fcc", a=5.26 * (0.97 + 0.012 * k), cubic=True).repeat(2)
+        a.positions += rng.normal(scale=0.15, size=a.positions.shape)
+        frames.append(a)
+    data = tmp_path / "ar.xyz"
+    labelled_frames = []
+    for a in frames:
+        res = to_numpy(truth.compute(a))
+        a.calc = SinglePointCalculator(a, energy=float(res["energy"][0]), forces=res["forces"])
+        labelled_frames.append(a)
+    write(data, labelled_frames)
+    raw = {
+        "data": {"train": str(data)},
+        "baseline": {
+            "type": "lj", "elements": ["Ar"], "cutoff": 8.0, "shift": True,
+            "pair": [{"elements": ["Ar", "Ar"], "epsilon": eps0 * 1.10, "sigma": sig0 * 0.97}],
+            "refit": ["epsilon", "sigma"], "refit_range": 0.3, "refit_max_evals": 200,
+        },
+        "descriptor": {"rcut": 4.5, "nmax": 2, "lmax": 2, "alpha": 1.0},
+        "model": {"type": "linear"},
+        "output": {"dir": str(tmp_path / "out"), "plots": False},
+    }
+    res = run_fit(parse_config(raw, tmp_path, "cofit test"), progress=False, log=lambda s: None)
+    eps, sig = (float(p) for p in (res.potential.baseline.epsilon[0], res.potential.baseline.sigma[0]))
+    assert eps == pytest.approx(eps0, rel=1e-4)
+    assert sig == pytest.approx(sig0, rel=1e-5)
+    cofit = res.report["fit"]["cofit"]
+    assert cofit["objective_final"] < 1e-6 * cofit["objective_initial"]
+
+
+def _config(out, n_train, fraction=1.0, model=None):
+    out.mkdir(parents=True, exist_ok=True)
+    train = out / "train.xyz"
+    write(train, cu_frames(n_train))
+    raw = {
+        "data": {"train": str(train), "test": str(bundled("Cu_test.xyz"))},
+        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+        "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5},
+        "model": model or {"type": "linear"},
+        "fit": {"train_fraction": fraction, "seed": 7},
+        "output": {"dir": str(out / "fit"), "plots": False},
+    }
+    return parse_config(raw, out, "test config")
