@@ -27,8 +27,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     ref = potential.metadata.get("reference_energies_eV")
     if ref is not None:
         bl = baseline_predictions(potential.baseline, data, progress=progress)
-        counts = np.array([[sum(1 for s in a.get_chemical_symbols() if s == e) for e in ref] for a in data.frames], float)
-        energy = bl.energy + counts @ np.array(list(ref.values()))
+        energy = bl.energy + data.composition(list(ref)) @ np.array(list(ref.values()))
         rows = {"baseline only": error_metrics(energy, data.energy, data.n_atoms, bl.forces, data.forces)} | rows
     log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
     log(format_table(rows))

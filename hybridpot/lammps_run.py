@@ -22,7 +22,6 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
-from hybridpot.potential import VOIGT
 
 
 class LammpsUnavailable(ImportError):
@@ -188,10 +187,3 @@ def run_lammps(
         "forces": forces @ rotation.T,
         "virial": rotation @ virial @ rotation.T,
     }
-
-
-def virial_to_stress(virial: np.ndarray, volume: float) -> np.ndarray:
-    """ASE Voigt stress (eV/A^3, positive = tensile) from a virial W (eV): sigma = -W / V."""
-    s = -virial / volume
-    return np.array([s[a, b] for a, b in VOIGT])
-

@@ -25,6 +25,19 @@ from hybridpot.system import AtomicSystem
 
 #: ASE Voigt order of the 6-component stress: xx, yy, zz, yz, xz, xy.
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+#: position in the Voigt vector of each (a, b) component of a symmetric 3x3 tensor
+_VOIGT_INDEX = np.array([[0, 5, 4], [5, 1, 3], [4, 3, 2]])
+
+
+def voigt_to_matrix(v: np.ndarray) -> np.ndarray:
+    """(..., 6) ASE Voigt vectors -> (..., 3, 3) symmetric tensors."""
+    return np.asarray(v)[..., _VOIGT_INDEX]
+
+
+def matrix_to_voigt(m: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) tensors -> (..., 6) ASE Voigt vectors (xx, yy, zz, yz, xz, xy)."""
+    m = np.asarray(m)
+    return np.stack([m[..., a, b] for a, b in VOIGT], axis=-1)
 
 
 class Potential(torch.nn.Module):

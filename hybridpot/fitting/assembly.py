@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.io.data import Dataset
 from hybridpot.neighbors import build_graph, neighbor_list
-from hybridpot.potential import Potential, evaluate
+from hybridpot.potential import Potential, evaluate, voigt_to_matrix
 from hybridpot.system import AtomicSystem
 
 
@@ -96,10 +96,8 @@ def reference_energies(data: Dataset, baseline: BaselinePredictions, elements: l
 
     Used for the "baseline only" reference: E = E_baseline + sum_t n_t e_t.
     """
-    counts = np.array([[np.sum(np.asarray(a.get_chemical_symbols()) == e) for e in elements] for a in data.frames], float)
-    n = data.n_atoms[:, None]
     resid = (data.energy - baseline.energy) / data.n_atoms
-    e, *_ = np.linalg.lstsq(counts / n, resid, rcond=None)
+    e, *_ = np.linalg.lstsq(data.composition(elements) / data.n_atoms[:, None], resid, rcond=None)
     return e
 
 
@@ -207,8 +205,7 @@ def weighted_rows(
         if use_stress and data.has_stress[s]:
             # virial-per-atom rows from the reference stress: W/N = -sigma V / N
             ws = np.sqrt(weights.stress * cw[s] / n_s)
-            sig = data.stress[s]
-            sigma = np.array([[sig[0], sig[5], sig[4]], [sig[5], sig[1], sig[3]], [sig[4], sig[3], sig[2]]])
+            sigma = voigt_to_matrix(data.stress[s])
             volume = abs(data.frames[s].cell.volume)
             target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
             y_parts.append(target[iu] * ws)

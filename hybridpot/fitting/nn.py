@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from hybridpot.fitting.assembly import BaselinePredictions, Weights, batches, reference_energies
 from hybridpot.io.data import Dataset
 from hybridpot.neighbors import build_graph
-from hybridpot.potential import HybridPotential
+from hybridpot.potential import HybridPotential, voigt_to_matrix
 from hybridpot.system import AtomicSystem
 
 
@@ -57,9 +57,7 @@ def precompute(potential: HybridPotential, data: Dataset, baseline: BaselinePred
         with torch.no_grad():
             B, dB = potential.descriptor.pair_form(graph)
         rows = slice(ptr[idx[0]], ptr[idx[-1] + 1])
-        sig = data.stress[idx]
-        sigma = np.stack([sig[:, [0, 5, 4]], sig[:, [5, 1, 3]], sig[:, [4, 3, 2]]], axis=1)
-        virial_ref = -sigma * volume[idx, None, None] - baseline.virial[idx]
+        virial_ref = -voigt_to_matrix(data.stress[idx]) * volume[idx, None, None] - baseline.virial[idx]
         out.append(_Batch(
             B=B, dB=dB, i=graph.i, j=graph.j, r=graph.vectors.detach(), types=potential.types(graph.numbers), batch=graph.batch,
             n_atoms=torch.as_tensor(data.n_atoms[idx], dtype=torch.float64),

@@ -61,6 +61,13 @@ class Dataset:
 
         return [chemical_symbols[z] for z in numbers]
 
+    def composition(self, elements: Sequence[str]) -> np.ndarray:
+        """(S, T) number of atoms of each of ``elements`` in each structure."""
+        from ase.data import atomic_numbers
+
+        z = np.array([atomic_numbers[e] for e in elements])
+        return np.array([[np.count_nonzero(a.numbers == zt) for zt in z] for a in self.frames], dtype=float)
+
     def subset(self, index: Sequence[int]) -> "Dataset":
         """The structures ``index`` (in that order)."""
         index = list(index)
