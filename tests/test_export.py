@@ -135,6 +135,26 @@ def test_lj_baseline_matches_and_round_trips(tmp_path):
         np.testing.assert_array_equal(a[q], b[q], err_msg=q)
 
 
+@pytest.mark.parametrize("files", [("Cu_u3.eam",), ("Cu_u3.eam", "Ni_u3.eam")], ids=["funcfl", "two-funcfl-as-setfl"])
+def test_funcfl_baseline(files, lammps_potentials, tmp_path):
+    """funcfl EAM: one file is exported as is (pair_style eam); two are exported as one setfl file (eam/alloy)."""
+    from hybridpot.empirical.eam import EAM
+    from tests.models import descriptor, random_model
+
+    eam = EAM.read_funcfl(*(lammps_potentials / f for f in files))
+    system = CU if len(files) == 1 else CUNI
+    atoms = structure(system, seed=3)
+    d = descriptor(system)
+    potential = HybridPotential(eam, d, random_model("linear", d, [atoms], 6, [0.02] * len(files)))
+    before = to_numpy(potential.compute(atoms))
+    out = export_lammps(potential, tmp_path, name="f")
+    assert out["pair"].read_text().splitlines()[1].startswith("pair_style hybrid/overlay " + ("eam mliap" if len(files) == 1 else "eam/alloy mliap"))
+    after = to_numpy(potential.compute(atoms))
+    np.testing.assert_array_equal(before["forces"], after["forces"])  # exporting does not change the potential
+    for order in [list(system.elements), list(reversed(system.elements))][: len(files)]:
+        assert_close(compare(potential, tmp_path, "f", atoms, order), f"funcfl {files} types {order}")
+
+
 def test_relative_measure_is_sensitive(lammps_potentials, tmp_path):
     """The comparison fails when the model LAMMPS runs differs from hybridpot's by one part in 1e6 (Ni block)."""
     atoms = structure(CUNI, seed=3)

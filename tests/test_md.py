@@ -70,6 +70,21 @@ def test_nve_engines_agree(cu_hybrid):
         assert np.abs(r.total - r.total[0]).max() < 1e-2 * change, r.summary()
 
 
+@pytest.mark.parametrize("engine", [run_lammps_md, run_ase], ids=["lammps", "ase"])
+def test_energy_error_is_second_order_in_timestep(engine, cu_hybrid):
+    """NVE energy conservation (a CI-sized check; the 2 ps run is benchmarks/md_nve.py): over the same 40 fs, halving
+    the timestep divides max |E_total(t) - E_total(0)| by 4, the velocity-Verlet error for forces that are the exact
+    gradient of the energy. Forces inconsistent with the energy (or a discontinuity at a cutoff) would add an error
+    that does not shrink with the timestep."""
+    potential, atoms = cu_hybrid
+    errors = []
+    for dt in (1.0, 0.5):
+        r = engine(potential, atoms, int(round(40 / dt)), 600.0, timestep_fs=dt, seed=2)
+        errors.append(np.abs(r.total - r.total[0]).max())
+    print(f"{engine.__name__}: max |dE_total| {errors[0]:.3e} eV (1 fs), {errors[1]:.3e} eV (0.5 fs), ratio {errors[0] / errors[1]:.4f}")
+    assert errors[0] / errors[1] == pytest.approx(4.0, rel=0.05)
+
+
 def test_nvt_engines_agree(cu_hybrid):
     """Nose-Hoover chain NVT in both engines (same chain, damping and degrees of freedom): the same trajectory."""
     potential, atoms = cu_hybrid
