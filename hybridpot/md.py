@@ -188,10 +188,11 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
             removed afterwards).
         Others as :func:`run_ase`.
     """
-    from hybridpot.export.lammps import export_lammps, pair_lines
+    from hybridpot.export.lammps import check_exportable, export_lammps, pair_lines
     from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
 
     _check(atoms, steps, temperature, timestep_fs, ensemble, log_every)
+    check_exportable(potential)
     try:
         import_lammps()
     except LammpsUnavailable as exc:
