@@ -36,7 +36,8 @@ def _export(args: argparse.Namespace) -> int:
     from hybridpot.io.modelfile import load
 
     structure = _read_structure(args.structure) if args.structure else None
-    files = export_lammps(load(args.model), args.lammps, name=args.name, structure=structure)
+    extra = {"min_distance": args.min_distance} if args.min_distance is not None else {}
+    files = export_lammps(load(args.model), args.lammps, name=args.name, structure=structure, **extra)
     print(f"wrote LAMMPS deck to {args.lammps}: " + ", ".join(p.name for p in files.values()))
     print(f"run it there with: lmp -in in.{args.name}.lmp   (GPU: see {Path(args.lammps) / 'README.md'})")
     return 0
@@ -49,8 +50,15 @@ def _md(args: argparse.Namespace) -> int:
     potential = load(args.model)
     atoms = _read_structure(args.structure)
     run = run_ase if args.engine == "ase" else run_lammps_md
-    result = run(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, seed=args.seed)
+    result = run(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, log_every=args.log_every, seed=args.seed)
     print(result.summary())
+    if args.json:
+        import json
+
+        from hybridpot.io.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(result.to_dict(), indent=1))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -99,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lammps", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--name", default="hybrid", help="file stem (default: hybrid)")
     p.add_argument("--structure", help="example structure for the data file (default: a crystal of the first element)")
+    p.add_argument("--min-distance", type=float,
+                   help="shortest pair distance (A) at which LAMMPS's so3 must be accurate (default 1.5)")
     p.set_defaults(func=_export)
     p = sub.add_parser("md", help="a quick MD run with LAMMPS or ASE")
     p.add_argument("model", help="model file (*.hybridpot.json)")
@@ -108,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=300.0, help="initial (and NVT) temperature, K")
     p.add_argument("--timestep", type=float, default=1.0, help="fs")
     p.add_argument("--ensemble", choices=["nve", "nvt"], default="nve")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the Maxwell-Boltzmann velocities (same start for both engines)")
+    p.add_argument("--log-every", type=int, default=1, help="record energies every this many steps")
+    p.add_argument("--json", help="write the energies along the run, drift and cost to this JSON file")
     p.set_defaults(func=_md)
     p = sub.add_parser("demo", help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")

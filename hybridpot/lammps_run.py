@@ -126,6 +126,68 @@ def lammps_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
     return lower, frac @ lower, rotation, boundary
 
 
+def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: np.ndarray | None = None) -> np.ndarray:
+    """Define ``atoms`` in a fresh LAMMPS instance: metal units, atomic style, box, atoms, masses.
+
+    Atom IDs are 1 + the position of each atom in ``atoms`` (kept in that order: ``sort 0 0.0``);
+    atom type t + 1 is element ``type_elements[t]``, with the mass ASE gives that element in
+    ``atoms`` (``atoms.get_masses()``; the standard atomic mass for a type without atoms).
+
+    Args:
+        lmp: a LAMMPS instance with no box yet (:func:`new_lammps`).
+        atoms: the structure (any cell; periodic, mixed or no pbc; see :func:`lammps_frame`).
+        type_elements: chemical symbol of each LAMMPS atom type.
+        velocities: optional (N, 3) velocities in Angstrom/ps in the frame of ``atoms``.
+
+    Returns:
+        R (3, 3), the rotation with ``x_lammps = x @ R``: LAMMPS vectors (forces) map back as ``f @ R.T``.
+
+    Raises:
+        ValueError: an element of ``atoms`` not in ``type_elements``, different masses for atoms
+            of one element, or atoms LAMMPS lost (outside a non-periodic box).
+    """
+    type_elements = list(type_elements)
+    symbols = atoms.get_chemical_symbols()
+    missing = sorted(set(symbols) - set(type_elements))
+    if missing:
+        raise ValueError(f"element(s) {missing} of the structure have no LAMMPS atom type (types: {type_elements})")
+    cell, pos, rotation, boundary = lammps_frame(atoms)
+    types = [type_elements.index(s) + 1 for s in symbols]
+    lmp.command("units metal")
+    lmp.command("atom_style atomic")
+    lmp.command("atom_modify map array sort 0 0.0")
+    lmp.command("boundary " + " ".join(boundary))
+    (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in cell)
+    lmp.command(f"region box prism 0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r} units box")
+    lmp.command(f"create_box {len(type_elements)} box")
+    n = len(atoms)
+    v = None if velocities is None else (np.asarray(velocities, dtype=float) @ rotation).reshape(-1).tolist()
+    lmp.create_atoms(n, list(range(1, n + 1)), types, pos.reshape(-1).tolist(), v=v)
+    if lmp.get_natoms() != n:
+        raise ValueError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
+    set_masses(lmp, atoms, type_elements)
+    return rotation
+
+
+def set_masses(lmp, atoms: Atoms, type_elements: Sequence[str]) -> None:
+    """``mass`` commands: each type gets the mass of its element in ``atoms`` (g/mol = amu).
+
+    Call it again after ``pair_coeff`` lines that set masses themselves (``eam/alloy`` takes them
+    from the setfl file) where the dynamics must use the structure's masses.
+
+    Raises:
+        ValueError: atoms of one element with different masses (LAMMPS has one mass per type).
+    """
+    symbols = np.array(atoms.get_chemical_symbols())
+    masses = atoms.get_masses()
+    for t, symbol in enumerate(type_elements):
+        m = masses[symbols == symbol]
+        if m.size and np.ptp(m) > 0:
+            raise ValueError(f"atoms of {symbol} have different masses {sorted(set(m.tolist()))}; LAMMPS has one mass per type")
+        mass = float(m[0]) if m.size else float(atomic_masses[atomic_numbers[symbol]])
+        lmp.command(f"mass {t + 1} {mass!r}")
+
+
 def run_lammps(
     atoms: Atoms,
     pair_lines: Sequence[str],
@@ -144,23 +206,10 @@ def run_lammps(
         dict with ``energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/A and ``virial``
         (3, 3) eV (W = sum r (x) f, so that ASE stress = -W / V), all in the frame of ``atoms``.
     """
-    cell, pos, rotation, boundary = lammps_frame(atoms)
-    types = np.array([list(type_elements).index(s) + 1 for s in atoms.get_chemical_symbols()])
+    n = len(atoms)
     lmp = new_lammps()
     try:
-        lmp.command("units metal")
-        lmp.command("atom_style atomic")
-        lmp.command("atom_modify map array sort 0 0.0")
-        lmp.command("boundary " + " ".join(boundary))
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in cell)
-        lmp.command(f"region box prism 0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r} units box")
-        lmp.command(f"create_box {len(type_elements)} box")
-        n = len(atoms)
-        lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), pos.reshape(-1).tolist())
-        if lmp.get_natoms() != n:
-            raise RuntimeError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
-        for t, symbol in enumerate(type_elements):
-            lmp.command(f"mass {t + 1} {atomic_masses[atomic_numbers[symbol]]}")
+        rotation = create_system(lmp, atoms, type_elements)
         for line in pair_lines:
             lmp.command(line)
         for line in extra_lines:

