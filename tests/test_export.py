@@ -25,6 +25,7 @@ import torch
 from ase import Atoms
 
 from hybridpot.descriptors import SO3
+from hybridpot.empirical import load
 from hybridpot.errors import HybridpotError
 from hybridpot.export.lammps import export_lammps, pair_lines, read_lammps
 from hybridpot.models.polynomial import PolynomialModel
@@ -321,3 +322,13 @@ def test_manifest_and_readme(lammps_potentials, tmp_path):
     linear = hybrid(CU, "linear", None, lammps_potentials, [structure(CU, seed=3)])
     readme = export_lammps(linear, tmp_path / "lin", name="cu")["readme"].read_text()
     assert "**linear** model runs fully on the GPU" in readme
+
+
+def test_export_leaves_the_potential_unchanged(tmp_path, lammps_potentials):
+    baseline = load(lammps_potentials / "Si.tersoff")
+    d = SO3(rcut=4.0, nmax=2, lmax=2, alpha=1.0, elements=["Si"])
+    pot = HybridPotential(baseline, d, PolynomialModel(["Si"], d.n_features))
+    before = baseline.path
+    export_lammps(pot, tmp_path / "deck", name="si")
+    assert pot.baseline.path == before
+    assert pot.baseline.lammps_pair(["Si"]).files == [before]

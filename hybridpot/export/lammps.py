@@ -22,6 +22,7 @@ Units are LAMMPS ``metal`` throughout (eV, Angstrom, ps, g/mol).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -195,8 +196,8 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
                   min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE) -> dict[str, Path]:
     """Write the LAMMPS deck of ``potential`` into ``outdir`` (see the module docstring).
 
-    Everything is checked before the first file is written. The baseline's file becomes the
-    exported copy (``potential.baseline.write``), so that the pair lines refer to it.
+    Everything is checked before the first file is written. ``potential`` itself is not changed:
+    the deck is written from a copy whose baseline file is the exported one.
 
     Args:
         potential: a HybridPotential with an so3 (LAMMPS basis, power spectrum) descriptor and a
@@ -227,6 +228,7 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
         raise HybridpotError(f"temperature must be positive (K), got {temperature!r}")
     elements = list(potential.elements)
     atoms = _example(structure, elements)
+    potential = copy.deepcopy(potential)  # writing the baseline re-points its file; keep the caller's intact
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
