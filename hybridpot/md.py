@@ -188,7 +188,7 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
             removed afterwards).
         Others as :func:`run_ase`.
     """
-    from hybridpot.export.lammps import check_exportable, export_lammps, pair_lines
+    from hybridpot.export.lammps import check_exportable, deck_pair_lines, export_lammps
     from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
 
     _check(atoms, steps, temperature, timestep_fs, ensemble, log_every)
@@ -207,7 +207,7 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
         lmp = new_lammps()
         try:
             create_system(lmp, atoms, elements, velocities=velocities)
-            for line in pair_lines(potential, str(deck / "md"), elements, baseline_dir=deck):
+            for line in deck_pair_lines(deck, "md", elements):
                 lmp.command(line)
             set_masses(lmp, atoms, elements)  # eam/alloy pair_coeff sets the setfl file's masses; use the structure's, as ASE does
             dt_ps = timestep_fs / 1000.0

@@ -27,7 +27,7 @@ from ase import Atoms
 from hybridpot.descriptors import SO3
 from hybridpot.empirical import load
 from hybridpot.errors import HybridpotError
-from hybridpot.export.lammps import export_lammps, pair_lines, read_lammps
+from hybridpot.export.lammps import deck_pair_lines, export_lammps, pair_lines, read_lammps
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
 from tests.models import CU, CUNI, SI, SIC, hybrid, structure
@@ -46,7 +46,7 @@ def compare(potential: HybridPotential, deck: Path, name: str, atoms: Atoms, typ
     """Run ``atoms`` in LAMMPS with the exported deck's pair lines; deviations relative to the totals and to the ML part."""
     from hybridpot.lammps_run import run_lammps
 
-    lines = pair_lines(potential, str(deck / name), type_elements, baseline_dir=deck)
+    lines = deck_pair_lines(deck, name, type_elements)
     ref = run_lammps(atoms, lines, type_elements)
     ours = to_numpy(potential.compute(atoms))
     ml = to_numpy(HybridPotential(None, potential.descriptor, potential.model).compute(atoms))

@@ -256,6 +256,16 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
     return files
 
 
+def deck_pair_lines(outdir: str | Path, name: str, type_elements: Sequence[str]) -> list[str]:
+    """Pair lines of an exported deck with absolute file paths, for running it from anywhere.
+
+    The deck is read back (:func:`read_lammps`, checksums verified), so the lines describe exactly
+    the files in ``outdir``.
+    """
+    outdir = Path(outdir).resolve()
+    return pair_lines(read_lammps(outdir, name), str(outdir / name), type_elements, baseline_dir=outdir)
+
+
 def example_structure(element: str, min_atoms: int = 100) -> Atoms:
     """A cubic crystal of ``element`` (ASE reference structure and lattice constant), >= min_atoms."""
     from ase.build import bulk
