@@ -75,7 +75,7 @@ class BaselinePredictions:
     virial: np.ndarray
 
 
-def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = 4000, progress: bool = True) -> BaselinePredictions:
+def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = 2000, progress: bool = True) -> BaselinePredictions:
     """Evaluate the baseline on every structure once (zeros without a baseline)."""
     S, N = len(data), int(data.n_atoms.sum())
     out = BaselinePredictions(np.zeros(S), np.zeros((N, 3)), np.zeros((S, 3, 3)))

@@ -74,7 +74,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
                 k += p.numel()
 
     def targets() -> np.ndarray:
-        bl = baseline_predictions(baseline, data, progress=False)
+        bl = baseline_predictions(baseline, data, batch_atoms, progress=False)
         return np.concatenate([weighted_rows(data, bl, weights, idx)[1] for idx in groups])
 
     def factor(y: np.ndarray) -> QRAccumulator:

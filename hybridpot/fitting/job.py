@@ -150,7 +150,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, weights, config, progress=progress, log=log)
     with timer("baseline"):
-        bl_train = baseline_predictions(potential.baseline, train, progress=progress)
+        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
     if m["type"] == "nn":
         from hybridpot.fitting.nn import fit_nn
 
@@ -175,7 +175,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         preds, base_preds = {}, {}
         for name, data in sets.items():
             preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}")
-            bl = bl_train if name == "train" else baseline_predictions(potential.baseline, data, progress=progress)
+            bl = bl_train if name == "train" else baseline_predictions(potential.baseline, data, f["batch_atoms"], progress)
             base_preds[name] = _baseline_only(data, bl, ref, elements)
             report[name] = _errors(data, preds[name])
         report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
