@@ -163,7 +163,7 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
         "output": {"dir": str(tmp_path / "out"), "plots": False},
     }
     res = run_fit(parse_config(raw, tmp_path, "cofit test"), progress=False, log=lambda s: None)
-    eps, sig = (float(p) for p in (res.potential.baseline.epsilon[0], res.potential.baseline.sigma[0]))
+    eps, sig = (p.item() for p in (res.potential.baseline.epsilon[0], res.potential.baseline.sigma[0]))
     assert eps == pytest.approx(eps0, rel=1e-4)
     assert sig == pytest.approx(sig0, rel=1e-5)
     cofit = res.report["fit"]["cofit"]
