@@ -23,7 +23,7 @@ import torch
 from ase.build import bulk
 
 from hybridpot.empirical import load
-from hybridpot.lammps_run import lammps_frame, lammps_potentials_dir, new_lammps
+from hybridpot.lammps_run import create_system, lammps_potentials_dir, new_lammps
 from hybridpot.neighbors import build_graph, neighbor_list
 from hybridpot.potential import evaluate
 from hybridpot.system import AtomicSystem
@@ -59,21 +59,9 @@ def time_hybridpot(pot, atoms, repeat: int) -> dict[str, float]:
 
 def time_lammps(pot, atoms, steps: int) -> float:
     """Seconds per MD step of LAMMPS with the same potential (NVE, 1 fs)."""
-    cell, pos, _, boundary = lammps_frame(atoms)
     symbols = pot.elements
     lmp = new_lammps()
-    lmp.command("units metal")
-    lmp.command("atom_style atomic")
-    lmp.command("boundary " + " ".join(boundary))
-    (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in cell)
-    lmp.command(f"region box prism 0 {ax} 0 {by} 0 {cz} {bx} {cx} {cy} units box")
-    lmp.command(f"create_box {len(symbols)} box")
-    types = [symbols.index(s) + 1 for s in atoms.get_chemical_symbols()]
-    lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types, pos.reshape(-1).tolist())
-    from ase.data import atomic_masses, atomic_numbers
-
-    for t, s in enumerate(symbols):
-        lmp.command(f"mass {t + 1} {atomic_masses[atomic_numbers[s]]}")
+    create_system(lmp, atoms, symbols)
     for line in pot.lammps_pair(symbols).lines():
         lmp.command(line)
     lmp.command("velocity all create 300 4928459 loop geom")

@@ -38,20 +38,11 @@ DRIFT_TARGET = 1e-5  # eV/atom/ps, the acceptance target of the export issue
 
 def fit_cu_hybrid(out_dir: Path):
     """Fit the demo's Cu hybrid (bundled data, Mishin EAM, so3 4/4, linear) and load the model file."""
-    from hybridpot.fitting.config import parse_config
+    from hybridpot.fitting.config import demo_config
     from hybridpot.fitting.job import run_fit
-    from hybridpot.io.data import bundled
     from hybridpot.io.modelfile import load
 
-    raw = {
-        "data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},
-        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
-        "descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
-        "model": {"type": "linear"},
-        "fit": {"energy_weight": 1.0, "force_weight": 1.0, "seed": 0},
-        "output": {"dir": str(out_dir), "overwrite": True, "plots": False},
-    }
-    result = run_fit(parse_config(raw, Path.cwd(), "benchmarks/md_nve.py"), progress=False, log=lambda s: None)
+    result = run_fit(demo_config(out_dir, plots=False), progress=False, log=lambda s: None)
     return load(result.model_path), result.report
 
 

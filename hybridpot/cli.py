@@ -74,20 +74,11 @@ def _read_structure(path: str):
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hybridpot.fitting.config import parse_config
+    from hybridpot.fitting.config import demo_config
     from hybridpot.fitting.job import run_fit
-    from hybridpot.io.data import bundled
 
-    raw = {
-        "data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},
-        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
-        "descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
-        "model": {"type": "linear"},
-        "fit": {"energy_weight": 1.0, "force_weight": 1.0, "seed": 0},
-        "output": {"dir": str(Path(args.out).resolve()), "overwrite": True},
-    }
     print("hybridpot demo: Mishin Cu EAM + linear SO(3) residual, fitted on the bundled Cu data (40 train / 12 test structures)")
-    run_fit(parse_config(raw, Path.cwd(), "demo"), progress=not args.quiet)
+    run_fit(demo_config(args.out), progress=not args.quiet)
     return 0
 
 

@@ -227,3 +227,19 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if not isinstance(v, _NUM) or v < 0:
             raise _fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
+
+
+def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:
+    """The configuration of ``hybridpot demo``: the bundled Cu data, the Mishin EAM and a linear
+    residual on the LAMMPS so3 power spectrum (nmax = lmax = 4, rcut 5 A, alpha 2), output in ``out_dir``."""
+    from hybridpot.io.data import bundled
+
+    raw = {
+        "data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},
+        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+        "descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
+        "model": {"type": "linear"},
+        "fit": {"energy_weight": 1.0, "force_weight": 1.0, "seed": 0},
+        "output": {"dir": str(Path(out_dir).resolve()), "overwrite": True, "plots": plots},
+    }
+    return parse_config(raw, Path.cwd(), "hybridpot demo")
