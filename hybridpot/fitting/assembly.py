@@ -149,7 +149,7 @@ class DesignAssembler:
         nl = neighbor_list(system, self.cutoff)
         graph = build_graph(system, self.cutoff, nl).within(self.descriptor.rcut)
         with torch.no_grad():
-            B, dB = self.descriptor.pair_form(graph)
+            B, dB = self.descriptor.pair_form(graph) if forces else (self.descriptor(graph), None)
             types = self.types_of(graph.numbers)
             N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
             n_atoms = torch.bincount(graph.batch, minlength=S).to(B.dtype)
