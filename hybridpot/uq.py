@@ -12,7 +12,11 @@ Three sources of uncertainty, all attached to a :class:`~hybridpot.potential.Hyb
   follows from the row weights of the fit, weight^2 = w_kind / n_kind:
   sigma_E^2 = n_E / (beta w_E) (energy per atom, eV/atom) and sigma_F^2 = n_F / (beta w_F)
   (force component, eV/A) -- the likelihood the fit actually used ("evidence" noise). The
-  alternative "residual" noise is the RMS training residual of each kind. Predictive std of
+  "residual" noise is the RMS training residual of each kind, i.e. a separate noise level for
+  energies and forces. It is the default: one noise precision for both kinds ties the energy
+  noise to the force noise through the user's row weights (sigma_E / sigma_F =
+  sqrt(n_E w_F / (n_F w_E))), which on the mlearn sets puts the energy noise 2-4x off
+  (benchmarks/uq.py reports both). Predictive std of
   the total energy: sqrt(phi_E Sigma phi_E^T + N^2 sigma_E^2) (the fit models per-atom energy
   noise), of a force component: sqrt(g Sigma g^T + sigma_F^2); per-atom energies are not
   observed, so their std is the parametric part only.
@@ -248,13 +252,13 @@ class UQData:
         active_set: MaxVol active set of the training atoms' rows [1, B], or None.
         reference_energies: element -> eV, the per-element constant of the "baseline only"
             potential (the fallback's target far from the data).
-        noise_model: default noise model of the predictive std ("evidence" or "residual").
+        noise_model: default noise model of the predictive std ("residual" or "evidence").
     """
 
     posterior: Posterior | None = None
     active_set: ActiveSet | None = None
     reference_energies: dict[str, float] = field(default_factory=dict)
-    noise_model: str = "evidence"
+    noise_model: str = "residual"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,7 +274,7 @@ class UQData:
             posterior=None if d.get("posterior") is None else Posterior.from_dict(d["posterior"]),
             active_set=None if d.get("active_set") is None else ActiveSet.from_dict(d["active_set"]),
             reference_energies={k: float(v) for k, v in d.get("reference_energies", {}).items()},
-            noise_model=str(d.get("noise_model", "evidence")),
+            noise_model=str(d.get("noise_model", "residual")),
         )
 
 
@@ -365,7 +369,12 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         if strict:
             raise
         summary["active_set"] = {"error": str(exc)}
-    potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()})
+    noise_model = "residual"
+    if posterior is not None and not np.isfinite(posterior.noise["residual"]["energy"]):
+        noise_model = "evidence"  # no predictions given: the residual noise is unknown
+    if posterior is not None:
+        summary["noise_model"] = noise_model
+    potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()}, noise_model)
     return summary
 
 
@@ -585,9 +594,14 @@ class Fallback(torch.nn.Module):
                 "reference": dict(zip(self.elements, map(float, self.reference.tolist())))}
 
 
-def enable_fallback(potential: HybridPotential, lower: float = 2.0, upper: float = 5.0, measure: str = "gamma", p: int = 16,
+def enable_fallback(potential: HybridPotential, lower: float = 1.0, upper: float = 2.0, measure: str = "gamma", p: int = 16,
                     reference: Mapping[str, float] | None = None) -> Fallback:
     """Switch the residual of ``potential`` off smoothly outside the training data (in place).
+
+    The band is a trade-off (benchmarks/uq.py, Cu): the residual of an atom with gamma just
+    above 1 may already be badly extrapolated (a narrow band near 1 protects energies), while
+    inside the band every atom feels the extra force -(E_ML - e_t) grad s, which grows as the
+    band narrows. The default [1, 2] leaves in-distribution atoms (gamma <= ~1) untouched.
 
     Args:
         lower, upper: the band of the measure (gamma: dimensionless; std: eV per atom).

@@ -177,7 +177,7 @@ def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_tra
     atoms = rattled(rattle=0.1, repeat=1)
     J = coefficient_jacobian(pot, atoms)
     cov = pot.uq_data.posterior.covariance
-    u = pot.uncertainty(atoms)
+    u = pot.uncertainty(atoms, noise="evidence")
     sig_e, sig_f = pot.uq_data.posterior.noise_std("evidence")
     var_e = float(J["energy"][0] @ cov @ J["energy"][0])
     assert u["energy_std_model"] == pytest.approx(np.sqrt(var_e), rel=1e-9)
@@ -186,9 +186,12 @@ def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_tra
     var_f = np.einsum("ip,pq,iq->i", J["forces"], cov, J["forces"]).reshape(-1, 3)
     assert np.allclose(u["force_std_model"], np.sqrt(var_f), rtol=1e-8, atol=1e-14)
     assert np.allclose(u["force_std"], np.sqrt(var_f + sig_f**2), rtol=1e-8)
-    # the residual noise model is the training RMS error of each kind
-    res = pot.uncertainty(atoms, noise="residual")
-    assert res["energy_std_model"] == pytest.approx(u["energy_std_model"])
+    # the residual noise model (the default) is the training RMS error of each kind
+    res = pot.uncertainty(atoms)
+    sig_e, sig_f = pot.uq_data.posterior.noise_std("residual")
+    assert pot.uq_data.noise_model == "residual"
+    assert res["energy_std"] == pytest.approx(np.sqrt(var_e + (len(atoms) * sig_e) ** 2), rel=1e-9)
+    assert np.allclose(res["force_std"], np.sqrt(var_f + sig_f**2), rtol=1e-8)
     with pytest.raises(HybridpotError, match="noise model"):
         pot.uncertainty(atoms, noise="bogus")
 
@@ -222,9 +225,10 @@ def test_predictive_intervals_calibrated_for_a_correct_model(fitted):
     est_e, est_f = pot.uq_data.posterior.noise_std("evidence")
     assert est_f == pytest.approx(sigma_f, rel=0.05)
     assert est_e == pytest.approx(sigma_e, rel=0.05)
+    assert pot.uq_data.posterior.noise_std("residual")[1] == pytest.approx(sigma_f, rel=0.05)  # 3840 force rows
     z_e, z_f = [], []
     for atoms in labelled(fitted, 60, 1, sigma_e, sigma_f):
-        u = pot.uncertainty(atoms)
+        u = pot.uncertainty(atoms, noise="evidence")
         z_e.append((u["energy"] - atoms.get_potential_energy()) / u["energy_std"])
         z_f.append(((u["forces"] - atoms.get_forces()) / u["force_std"]).ravel())
     z_e, z_f = np.abs(z_e), np.abs(np.concatenate(z_f))
