@@ -361,14 +361,23 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         summary["noise"] = posterior.noise
         summary["alpha"], summary["beta"] = posterior.alpha, posterior.beta
     B, types, _ = descriptors(potential, data.frames, batch_atoms)
-    active = None
+    error = None
     try:
-        active = ActiveSet.from_descriptors(B, types, elements, strict=True)
-        summary["active_set"] = {"columns": active.n_columns, "max_training_gamma": float(np.max(active.grade(B, types)))}
+        active: ActiveSet | None = ActiveSet.from_descriptors(B, types, elements, strict=True)
     except HybridpotError as exc:
         if strict:
             raise
-        summary["active_set"] = {"error": str(exc)}
+        error = str(exc)  # keep the elements that do have an active set
+        active = ActiveSet.from_descriptors(B, types, elements, strict=False)
+    missing = [e for e, r in zip(elements, active.rows) if r is None]
+    if len(missing) == len(elements):
+        active = None
+        summary["active_set"] = {"error": error}
+    else:
+        g = active.grade(B, types)
+        summary["active_set"] = {"columns": active.n_columns, "max_training_gamma": float(np.max(g[np.isfinite(g)]))}
+        if missing:
+            summary["active_set"] |= {"missing_elements": missing, "error": error}
     noise_model = "residual"
     if posterior is not None and not np.isfinite(posterior.noise["residual"]["energy"]):
         noise_model = "evidence"  # no predictions given: the residual noise is unknown

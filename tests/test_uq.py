@@ -257,6 +257,7 @@ def test_smoothstep_is_c2():
     s = smoothstep_off(u)
     (d1,) = torch.autograd.grad(s.sum(), u, create_graph=True)
     (d2,) = torch.autograd.grad(d1.sum(), u)
+    d1 = d1.detach()
     s_, u_ = s.detach(), u.detach()
     assert float(s_[u_ <= 0].min()) == 1.0 and float(s_[u_ >= 1].max()) == 0.0
     assert torch.all(torch.diff(s_) <= 0)

@@ -197,7 +197,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         report["uq"] = attach_uq(potential, train, bl_train, weights, solution=sol, predictions=preds["train"],
                                  reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"])
     if "error" in report["uq"]["active_set"]:
-        log(f"note: no extrapolation grade for this model: {report['uq']['active_set']['error']}")
+        which = report["uq"]["active_set"].get("missing_elements", "any element")
+        log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")
     # ---
     report["data"] = {
         "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
