@@ -201,3 +201,17 @@ def test_gpaw_example(tmp_path):
     energies = np.array([a.get_potential_energy() / len(a) for a in result.train])
     assert np.all((energies > -3.3695 - 0.02) & (energies < -3.3695 + 0.3)), energies
     assert (tmp_path / "runs" / "active_gpaw" / "model.hybridpot.json").is_file()
+
+
+def test_loop_with_an_nn_committee_selects_by_spread(tmp_path):
+    path = write_config(tmp_path, iterations=1, criterion="std")
+    text = path.read_text().replace("[output]", '[model]\ntype = "nn"\nhidden = [4]\nepochs = 3\npatience = 5\ncommittee = 2\n[output]')
+    path.write_text(text)
+    result = run_active(read_active_config(path), write=False)
+    assert result.potential.model.kind == "committee"
+    assert [e["oracle_calls"] for e in result.log] == [3, 5]
+    assert all(s["std_eV_atom"] > 0 for s in result.log[1]["selected"])
+    # a committee needs at least 2 members for the std criterion
+    path.write_text(text.replace("committee = 2", "committee = 1"))
+    with pytest.raises(HybridpotError, match="committee >= 2"):
+        read_active_config(path)
