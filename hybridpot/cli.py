@@ -1,10 +1,11 @@
-"""Command line: ``hybridpot fit | eval | export | md | demo``.
+"""Command line: ``hybridpot fit | eval | export | md | active | demo``.
 
     hybridpot demo [--out DIR]              the whole job on the bundled Cu data (baseline only vs hybrid)
     hybridpot fit CONFIG.toml               fit as configured; writes model, report.json, parity plots
     hybridpot eval MODEL DATA               error table of a fitted model on any labelled data set
     hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (ML-IAP files, baseline, pair lines, input, manifest)
     hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T
+    hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ def _md(args: argparse.Namespace) -> int:
     return 0
 
 
+def _active(args: argparse.Namespace) -> int:
+    from hybridpot.active import read_active_config, run_active
+
+    result = run_active(read_active_config(args.config), progress=not args.quiet)
+    print(f"wrote the log, learning curve, training set and model to {result.output_dir}")
+    return 0
+
+
 def _read_structure(path: str):
     from ase.io import read
 
@@ -113,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int, default=1, help="record energies every this many steps")
     p.add_argument("--json", help="write the energies along the run, drift and cost to this JSON file")
     p.set_defaults(func=_md)
+    p = sub.add_parser("active", help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit")
+    p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")
+    p.set_defaults(func=_active)
     p = sub.add_parser("demo", help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")
     p.set_defaults(func=_demo)

@@ -189,12 +189,27 @@ class HybridPotential(Potential):
         self.baseline = baseline
         self.descriptor = descriptor
         self.model = model
+        #: optional :class:`hybridpot.uq.Fallback`: switches the residual off far from the data
+        self.fallback = None
+        #: optional :class:`hybridpot.uq.UQData` (posterior, MaxVol active set), set by the fit
+        self.uq_data = None
 
     def residual_energies(self, graph: PairGraph) -> torch.Tensor:
-        """(N,) ML residual per atom, eV (including the per-element reference energies)."""
+        """(N,) ML residual per atom, eV (including the per-element reference energies; with a
+        fallback, switched smoothly towards those reference energies where the model extrapolates)."""
         types = self.types(graph.numbers)
         B = self.descriptor(graph.within(float(self.descriptor.rcut)))
-        return self.model(B, types)
+        energies = self.model(B, types)
+        if self.fallback is not None:
+            energies = self.fallback(energies, B, types, self.model)
+        return energies
+
+    def uncertainty(self, atoms: Atoms, forces: bool = True, noise: str | None = None) -> dict:
+        """Predictive std (energy, per-atom energy, forces) and extrapolation grade gamma of one
+        structure; see :func:`hybridpot.uq.uncertainty`."""
+        from hybridpot.uq import uncertainty
+
+        return uncertainty(self, atoms, forces=forces, noise=noise)
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
         energies = self.residual_energies(graph)

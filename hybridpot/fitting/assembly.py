@@ -130,18 +130,24 @@ class DesignAssembler:
         rest = [t * self.M + m for t in range(self.T) for m in range(1, self.M)]
         return np.array(first + rest)
 
-    def rows(self, frames) -> dict[str, np.ndarray]:
+    def rows(self, frames, forces: bool = True) -> dict[str, np.ndarray]:
         """Unweighted rows of a batch of structures.
 
+        Args:
+            frames: the structures.
+            forces: also form the force and virial rows (the costly part: pair gradients).
+
         Returns:
-            dict with ``energy`` (S, T*M) per-atom energy rows, ``forces`` (N, 3, T*M) and
-            ``virial`` (S, 3, 3, T*M) virial-per-atom rows.
+            dict with ``energy`` (S, T*M) per-atom energy rows, ``atoms`` (N, T*M) the rows of each
+            atom's own energy (its features in its element's block), ``descriptors`` (N, K),
+            ``types`` (N,), and with ``forces`` also ``forces`` (N, 3, T*M) and ``virial``
+            (S, 3, 3, T*M) virial-per-atom rows.
         """
         system = AtomicSystem.from_atoms(frames)
         nl = neighbor_list(system, self.cutoff)
         graph = build_graph(system, self.cutoff, nl).within(self.descriptor.rcut)
         with torch.no_grad():
-            B, dB = self.descriptor.pair_form(graph)
+            B, dB = self.descriptor.pair_form(graph) if forces else (self.descriptor(graph), None)
             types = self.types_of(graph.numbers)
             N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
             n_atoms = torch.bincount(graph.batch, minlength=S).to(B.dtype)
@@ -150,6 +156,14 @@ class DesignAssembler:
             blockX[torch.arange(N), types] = X
             energy = torch.zeros((S, T, M), dtype=B.dtype).index_add_(0, graph.batch, blockX)
             energy = energy / n_atoms[:, None, None]
+            out = {
+                "energy": energy.reshape(S, T * M).numpy(),
+                "atoms": blockX.reshape(N, T * M).numpy(),
+                "descriptors": B.numpy(),
+                "types": types.numpy(),
+            }
+            if not forces:
+                return out
             forces = torch.zeros((N, T, M, 3), dtype=B.dtype)
             virial = torch.zeros((S, T, M, 3, 3), dtype=B.dtype)
             for lo in range(0, graph.i.shape[0], self.pair_chunk):
@@ -161,11 +175,9 @@ class DesignAssembler:
                 forces.index_add_(0, i, blockG).index_add_(0, j, -blockG)
                 virial.index_add_(0, graph.batch[i], -r[:, None, None, None, :] * blockG[..., None])
             virial = 0.5 * (virial + virial.transpose(3, 4)) / n_atoms[:, None, None, None, None]
-        return {
-            "energy": energy.reshape(S, T * M).numpy(),
-            "forces": forces.permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy(),
-            "virial": virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy(),
-        }
+        out["forces"] = forces.permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy()
+        out["virial"] = virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy()
+        return out
 
 
 def weighted_rows(

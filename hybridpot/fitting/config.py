@@ -213,6 +213,9 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise _fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
     if m["committee"] < 1:
         raise _fail(source, "[model] committee must be >= 1")
+    if m["committee"] > 1 and m["type"] != "nn":
+        raise _fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
+                            "Bayesian posterior instead (set committee = 1)")
     f = c["fit"]
     for key in ("energy_weight", "force_weight", "stress_weight"):
         if f[key] < 0:

@@ -151,7 +151,14 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
             fit_info["cofit"] = cofit(potential, train, weights, config, progress=progress, log=log)
     with timer("baseline"):
         bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
-    if m["type"] == "nn":
+    sol = None
+    if m["type"] == "nn" and m["committee"] > 1:
+        from hybridpot.fitting.nn import fit_nn_committee
+
+        with timer("train nn committee"):
+            fit_info["nn_committee"] = fit_nn_committee(potential, train, bl_train, weights, m, m["committee"], seed=f["seed"],
+                                                        progress=progress, log=log)
+    elif m["type"] == "nn":
         from hybridpot.fitting.nn import fit_nn
 
         with timer("train nn"):
@@ -180,6 +187,16 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
             report[name] = _errors(data, preds[name])
         report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
         report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
+    # --- uncertainty data (hybridpot.uq): posterior + noise, MaxVol active set, reference energies
+    from hybridpot.uq import attach_uq
+
+    with timer("uncertainty data"):
+        report["uq"] = attach_uq(potential, train, bl_train, weights, solution=sol, predictions=preds["train"],
+                                 reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"])
+    if "error" in report["uq"]["active_set"]:
+        which = report["uq"]["active_set"].get("missing_elements", "any element")
+        log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")
+    # ---
     report["data"] = {
         "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
         **({"test": {"path": str(config["data"]["test"]), "sha256": test.checksum()}} if test else {}),

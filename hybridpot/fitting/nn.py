@@ -155,3 +155,45 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
         "curve": curve, "precompute_seconds": t_pre, "train_seconds": time.perf_counter() - t0 - t_pre,
         "n_validation_structures": int(sum(b.energy.numel() for b in val)),
     }
+
+
+def _bootstrap(data: Dataset, baseline: BaselinePredictions, index: np.ndarray) -> tuple[Dataset, BaselinePredictions]:
+    """The structures ``index`` (repeats allowed) of ``data`` and the matching baseline predictions."""
+    ptr = data.ptr
+    rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index])
+    return data.subset(index), BaselinePredictions(baseline.energy[index], baseline.forces[rows], baseline.virial[index])
+
+
+def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights,
+                     settings: Mapping[str, Any], n_members: int, seed: int = 0, bootstrap: bool = True, progress: bool = True,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train a committee of ``n_members`` NN models and set it as ``potential.model`` (in place).
+
+    Member c is a fresh copy of ``potential.model``'s architecture trained by :func:`fit_nn` with
+    seed ``seed + c`` (initial weights and train/validation split) on a bootstrap resample of the
+    structures (drawn with replacement, seeded; ``bootstrap=False`` uses all structures). The
+    committee mean is the prediction, the spread the uncertainty (:mod:`hybridpot.uq`).
+
+    Returns:
+        {"members": [fit_nn record of each member], "bootstrap": bool}.
+    """
+    from hybridpot.models.committee import CommitteeModel
+    from hybridpot.models.nn import NNModel
+
+    template = potential.model
+    if not isinstance(template, NNModel):
+        raise TypeError(f"fit_nn_committee needs an NNModel, got {type(template).__name__}")
+    if n_members < 2:
+        raise ValueError(f"a committee needs at least 2 members, got {n_members}")
+    members, records = [], []
+    for c in range(n_members):
+        rng = np.random.default_rng([seed, c])
+        index = np.sort(rng.integers(0, len(data), size=len(data))) if bootstrap else np.arange(len(data))
+        sub, bl = _bootstrap(data, baseline, index)
+        member = NNModel(template.elements, template.n_descriptors, template.hidden, template.activation)
+        trainee = HybridPotential(potential.baseline, potential.descriptor, member)
+        log(f"committee member {c + 1}/{n_members}: {len(np.unique(index))} distinct structures")
+        records.append(fit_nn(trainee, sub, bl, weights, settings, seed=seed + c, progress=progress, log=log))
+        members.append(member)
+    potential.model = CommitteeModel(members)
+    return {"members": records, "bootstrap": bootstrap}

@@ -2,14 +2,20 @@
 
 Layout (``*.hybridpot.json``)::
 
-    {"format": "hybridpot-model", "version": 1, "hybridpot_version": "...",
+    {"format": "hybridpot-model", "version": 2, "hybridpot_version": "...",
      "baseline": null | {"file_name": "Cu_mishin1.eam.alloy", "sha256": "...", "content": "<file text>"},
      "descriptor": {...SO3.to_dict()...},
      "model": {...model.to_dict()...},
-     "metadata": {...training settings, data checksums...}}
+     "metadata": {...training settings, data checksums...},
+     "uq": null | {...hybridpot.uq.UQData.to_dict()...},        (version 2)
+     "fallback": null | {...hybridpot.uq.Fallback.to_dict()...}}  (version 2)
 
 The baseline is stored as the text of its potential file (with current, possibly co-fitted,
 parameters), so a model file never depends on files elsewhere.
+
+Versions: 1 has no ``uq`` and ``fallback``; 2 adds them (optional; large arrays as base64
+float64, :func:`hybridpot.uq.encode_array`). Both are read. A reader that only knows version 1
+refuses version-2 files rather than silently dropping a fallback that changes the energies.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from typing import Any
 from hybridpot.errors import HybridpotError
 
 FORMAT = "hybridpot-model"
-VERSION = 1
+VERSION = 2
+#: versions this reader understands (1: no uncertainty data)
+READABLE_VERSIONS = (1, 2)
 
 
 def baseline_record(baseline) -> dict[str, str] | None:
@@ -62,6 +70,10 @@ def model_from_dict(d: dict[str, Any]):
         from hybridpot.models.nn import NNModel
 
         return NNModel.from_dict(d)
+    if kind == "committee":
+        from hybridpot.models.committee import CommitteeModel
+
+        return CommitteeModel.from_dict(d, model_from_dict)
     raise HybridpotError(f"unknown model type {kind!r}")
 
 
@@ -78,6 +90,8 @@ def save(potential, path: str | Path, metadata: dict[str, Any] | None = None) ->
         "descriptor": potential.descriptor.to_dict(),
         "model": potential.model.to_dict(),
         "metadata": metadata or {},
+        "uq": potential.uq_data.to_dict() if getattr(potential, "uq_data", None) is not None else None,
+        "fallback": potential.fallback.to_dict() if getattr(potential, "fallback", None) is not None else None,
     }
     path = Path(path)
     write_text_atomic(path, json.dumps(doc, indent=1))
@@ -99,8 +113,11 @@ def read_document(path: str | Path) -> dict[str, Any]:
         raise HybridpotError(f"{path}: not a hybridpot model file (invalid JSON: {exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HybridpotError(f"{path}: not a hybridpot model file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    if doc.get("version") != VERSION:
-        raise HybridpotError(f"{path}: model file version {doc.get('version')} is not supported (this hybridpot reads {VERSION})")
+    if doc.get("version") not in READABLE_VERSIONS:
+        raise HybridpotError(
+            f"{path}: model file version {doc.get('version')} is not supported (this hybridpot reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
+        )
     for key in ("baseline", "descriptor", "model"):
         if key not in doc:
             raise HybridpotError(f"{path}: corrupt model file, missing {key!r}")
@@ -123,4 +140,21 @@ def load(path: str | Path):
         raise HybridpotError(f"{path}: corrupt model file ({type(exc).__name__}: {exc})") from exc
     pot = HybridPotential(baseline, descriptor, model)
     pot.metadata = doc.get("metadata", {})
+    if doc.get("version", 1) >= 2:
+        _load_uq(pot, doc, path)
     return pot
+
+
+def _load_uq(pot, doc: dict[str, Any], path) -> None:
+    """Attach the version-2 ``uq`` and ``fallback`` records (either may be null)."""
+    from hybridpot.uq import UQData, fallback_from_dict
+
+    try:
+        if doc.get("uq") is not None:
+            pot.uq_data = UQData.from_dict(doc["uq"])
+        if doc.get("fallback") is not None:
+            fallback_from_dict(pot, doc["fallback"])
+    except HybridpotError as exc:
+        raise HybridpotError(f"{path}: corrupt uncertainty data in the model file ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HybridpotError(f"{path}: corrupt uncertainty data in the model file ({type(exc).__name__}: {exc})") from exc

@@ -1,0 +1,574 @@
+"""Active learning (``hybridpot active CONFIG.toml``): grow a training set where the hybrid is unsure.
+
+Each iteration:
+
+1. candidates: short MD runs with the current hybrid (ASE Langevin, stopped early once a
+   snapshot's gamma exceeds ``gamma_break``), random perturbations (rattle + strain) of seed
+   structures, or the remaining structures of a fixed pool;
+2. score: per candidate the largest per-atom extrapolation grade gamma (MaxVol, D-optimality),
+   or the predictive std of the energy per atom ("std"), or nothing ("random", the baseline to
+   compare with);
+3. select ``select`` candidates greedily. For "gamma" the best candidate is added to the active
+   set (MaxVol over the active rows and the candidate's atoms) and all remaining candidates are
+   re-graded against it, so a near-duplicate of a selected structure scores ~1 and is not
+   taken: only candidates with gamma > ``gamma_min`` (default 1.1, a margin over round-off and
+   tiny differences) against the updated set are selected
+   ("std" uses the same eligibility test). If none qualifies the loop has converged;
+4. label the selected structures with the oracle (any ASE calculator), refit from scratch,
+   evaluate on the test set and log: oracle calls, training size, test errors, max gamma seen.
+
+The log (``active_log.json``), the learning curve (``learning_curve.png``), the labelled training
+set (``train.xyz``) and the final model (``model.hybridpot.json``) are written to ``[output] dir``
+(the log after every iteration). Configuration (``[baseline]``, ``[descriptor]``, ``[model]``,
+``[fit]`` and ``[output]`` as for ``hybridpot fit``)::
+
+    [active]
+    initial = "initial.xyz"     # starting structures (unlabelled ones are labelled by the oracle)
+    test = "test.xyz"           # optional labelled test set
+    iterations = 10
+    select = 4                  # oracle calls per iteration (at most)
+    criterion = "gamma"         # "gamma" | "std" | "random"
+    gamma_min = 1.1             # a candidate must reach this gamma (against the growing active set)
+    seed = 0
+    [candidates]
+    source = "md"               # "md" | "perturb" | "pool"
+    structures = "seeds.xyz"    # md / perturb starting structures (default: the initial set)
+    pool = "pool.xyz"           # source = "pool"
+    temperatures = [300.0, 1200.0]
+    steps = 200                 # md steps per run
+    every = 20                  # md: a candidate every `every` steps
+    timestep = 1.0              # fs
+    gamma_break = 10.0          # md: stop a run past this gamma
+    rattle = 0.05               # perturb: displacement std, Angstrom
+    strain = 0.02               # perturb: largest strain component
+    count = 40                  # perturb: candidates per iteration
+    [oracle]
+    calculator = "ase.calculators.emt.EMT"   # import path of an ASE calculator class, or
+    # potential = "Cu_zhou.eam.alloy"        # a file hybridpot.load reads (empirical or model file)
+    parameters = {}                          # keyword arguments of the calculator
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from hybridpot.errors import HybridpotError
+from hybridpot.fitting.config import SCHEMA as FIT_SCHEMA
+from hybridpot.fitting.config import FitConfig, parse_config
+from hybridpot.io.toml import read_toml
+
+_NUM = (int, float)
+
+#: section -> key -> (types, default); ``...`` = required
+ACTIVE_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "active": {
+        "initial": ((str,), ...),
+        "test": ((str,), None),
+        "iterations": ((int,), 5),
+        "select": ((int,), 4),
+        "criterion": ((str,), "gamma"),
+        "gamma_min": (_NUM, 1.1),
+        "seed": ((int,), 0),
+    },
+    "candidates": {
+        "source": ((str,), "md"),
+        "structures": ((str,), None),
+        "pool": ((str,), None),
+        "temperatures": ((list,), [300.0, 1200.0]),
+        "steps": ((int,), 200),
+        "every": ((int,), 20),
+        "timestep": (_NUM, 1.0),
+        "gamma_break": (_NUM, 10.0),
+        "rattle": (_NUM, 0.05),
+        "strain": (_NUM, 0.02),
+        "count": ((int,), 40),
+    },
+    "oracle": {
+        "calculator": ((str,), None),
+        "potential": ((str,), None),
+        "parameters": ((dict,), {}),
+    },
+}
+
+
+@dataclass
+class ActiveConfig:
+    """A validated active-learning configuration.
+
+    Attributes:
+        fit: the fit part (as for ``hybridpot fit``; ``data.train`` = the initial structures).
+        sections: ``active``, ``candidates`` and ``oracle`` with defaults filled and paths absolute.
+        source: the configuration file (for messages).
+    """
+
+    fit: FitConfig
+    sections: dict[str, dict[str, Any]]
+    source: str
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+
+def _fail(source: str, msg: str) -> HybridpotError:
+    return HybridpotError(f"{source}: {msg}")
+
+
+def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") -> ActiveConfig:
+    """Validate an active-learning configuration (as read from TOML).
+
+    Raises:
+        HybridpotError: unknown section or key, wrong type, bad value or missing file (naming the key).
+    """
+    unknown = set(raw) - set(ACTIVE_SCHEMA) - set(FIT_SCHEMA) | ({"data"} & set(raw))
+    if unknown:
+        raise _fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(set(ACTIVE_SCHEMA) | set(FIT_SCHEMA) - {'data'})} "
+                            "([data] is replaced by [active] initial / test)")
+    sections: dict[str, dict[str, Any]] = {}
+    for section, keys in ACTIVE_SCHEMA.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise _fail(source, f"[{section}] must be a table")
+        bad = set(given) - set(keys)
+        if bad:
+            raise _fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
+        values = {}
+        for key, (types, default) in keys.items():
+            if key in given:
+                v = given[key]
+                if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
+                values[key] = v
+            elif default is ...:
+                raise _fail(source, f"[{section}] {key} is required")
+            else:
+                values[key] = default
+        sections[section] = values
+    a, c, o = sections["active"], sections["candidates"], sections["oracle"]
+    fit_raw = {k: v for k, v in raw.items() if k in FIT_SCHEMA}
+    fit_raw["data"] = {"train": a["initial"], **({"test": a["test"]} if a["test"] else {})}
+    fit = parse_config(fit_raw, base_dir, source)
+    a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
+    if fit["fit"]["train_fraction"] != 1:
+        raise _fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
+    if a["iterations"] < 0 or a["select"] < 1:
+        raise _fail(source, f"[active] iterations = {a['iterations']}, select = {a['select']}: need iterations >= 0, select >= 1")
+    if a["criterion"] not in ("gamma", "std", "random"):
+        raise _fail(source, f"[active] criterion = {a['criterion']!r}: expected 'gamma', 'std' or 'random'")
+    if a["criterion"] == "std" and fit["model"]["type"] == "nn" and fit["model"]["committee"] < 2:
+        raise _fail(source, "[active] criterion = 'std' with an nn model needs [model] committee >= 2")
+    if c["source"] not in ("md", "perturb", "pool"):
+        raise _fail(source, f"[candidates] source = {c['source']!r}: expected 'md', 'perturb' or 'pool'")
+    for key in ("structures", "pool"):
+        if c[key] is not None:
+            p = (base_dir / c[key]).resolve()
+            if not p.is_file():
+                raise _fail(source, f"[candidates] {key}: file not found: {p}")
+            c[key] = p
+    if c["source"] == "pool" and c["pool"] is None:
+        raise _fail(source, "[candidates] source = 'pool' needs pool = '...'")
+    if not c["temperatures"] or not all(isinstance(t, _NUM) and not isinstance(t, bool) and t > 0 for t in c["temperatures"]):
+        raise _fail(source, f"[candidates] temperatures = {c['temperatures']}: expected a list of positive numbers (K)")
+    for key in ("steps", "every", "count"):
+        if c[key] < 1:
+            raise _fail(source, f"[candidates] {key} = {c[key]}: must be >= 1")
+    for key in ("timestep", "gamma_break"):
+        if not c[key] > 0:
+            raise _fail(source, f"[candidates] {key} = {c[key]}: must be positive")
+    for key in ("rattle", "strain"):
+        if c[key] < 0:
+            raise _fail(source, f"[candidates] {key} = {c[key]}: must be >= 0")
+    if (o["calculator"] is None) == (o["potential"] is None):
+        raise _fail(source, "[oracle] needs exactly one of calculator = 'module.Class' or potential = 'file'")
+    if o["potential"] is not None:
+        p = (base_dir / o["potential"]).resolve()
+        if not p.is_file():
+            raise _fail(source, f"[oracle] potential file not found: {p}")
+        o["potential"] = p
+    return ActiveConfig(fit, sections, source)
+
+
+def read_active_config(path: str | Path) -> ActiveConfig:
+    """Read and validate an active-learning TOML file (relative paths against its directory)."""
+    path = Path(path)
+    return parse_active_config(read_toml(path), path.resolve().parent, str(path))
+
+
+# ------------------------------------------------------------------------------- oracle
+
+
+def make_oracle(settings: dict[str, Any], source: str = "[oracle]"):
+    """The ASE calculator named by ``[oracle]``.
+
+    Raises:
+        HybridpotError: the module or class cannot be imported (e.g. GPAW not installed), or the
+            calculator rejects its parameters.
+    """
+    if settings.get("potential") is not None:
+        import hybridpot
+        from hybridpot.calculator import Calculator
+
+        return Calculator(hybridpot.load(settings["potential"]))
+    name = settings["calculator"]
+    module_name, _, cls_name = name.replace(":", ".").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise HybridpotError(f"{source}: cannot import the oracle calculator {name!r} ({type(exc).__name__}: {exc})") from exc
+    try:
+        return cls(**settings.get("parameters", {}))
+    except Exception as exc:  # calculators raise many types on bad parameters
+        raise HybridpotError(f"{source}: the oracle {name} rejected its parameters ({type(exc).__name__}: {exc})") from exc
+
+
+def label(frames: list[Atoms], oracle, stress: bool = False, log: Callable[[str], None] = print) -> tuple[list[Atoms], int]:
+    """Label structures with the oracle: energy, forces (and stress), frozen in a SinglePointCalculator.
+
+    Returns:
+        (labelled structures, oracle calls made). Structures the oracle fails on are dropped
+        (and logged); their calls still count.
+    """
+    out, calls = [], 0
+    for atoms in frames:
+        a = atoms.copy()
+        a.calc = oracle
+        calls += 1
+        try:
+            results = {"energy": a.get_potential_energy(), "forces": a.get_forces()}
+            if stress:
+                results["stress"] = a.get_stress()
+        except Exception as exc:  # an SCF that does not converge, an element the oracle lacks, ...
+            log(f"oracle failed on a {a.get_chemical_formula()} structure ({type(exc).__name__}: {exc}); skipped")
+            continue
+        a.calc = SinglePointCalculator(a, **results)
+        out.append(a)
+    return out, calls
+
+
+def is_labelled(atoms: Atoms) -> bool:
+    """Whether a structure carries a reference energy and forces."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    return "energy" in results and "forces" in results
+
+
+# ------------------------------------------------------------------------------- candidates
+
+
+def md_candidates(potential, seeds: list[Atoms], temperatures: list[float], steps: int, every: int, timestep_fs: float,
+                  gamma_break: float, rng: np.random.Generator) -> list[Atoms]:
+    """Snapshots of Langevin MD with ``potential`` from every seed at every temperature.
+
+    A run stops at the first snapshot whose largest gamma exceeds ``gamma_break`` (that snapshot
+    is kept: beyond it the hybrid is unreliable) or when atoms overlap.
+    """
+    from ase import units
+    from ase.md.langevin import Langevin
+
+    from hybridpot.calculator import Calculator
+    from hybridpot.md import initial_velocities
+    from hybridpot.uq import extrapolation_grades
+
+    out = []
+    for seed_atoms in seeds:
+        for T in temperatures:
+            atoms = seed_atoms.copy()
+            atoms.calc = Calculator(potential)
+            atoms.set_velocities(initial_velocities(atoms, T, int(rng.integers(1 << 31))))
+            dyn = Langevin(atoms, timestep=timestep_fs * units.fs, temperature_K=T, friction=0.02 / units.fs, fixcm=False,
+                           rng=np.random.default_rng(int(rng.integers(1 << 31))))
+            for _ in range(steps // every):
+                try:
+                    dyn.run(every)
+                except HybridpotError:  # overlapping atoms: the run has left physical space
+                    break
+                snap = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+                snap.info["candidate"] = f"md T={T:g} K step {dyn.nsteps}"
+                out.append(snap)
+                if extrapolation_grades(potential, [snap])[0].max() > gamma_break:
+                    break
+    return out
+
+
+def perturbed_candidates(seeds: list[Atoms], count: int, rattle: float, strain: float, rng: np.random.Generator) -> list[Atoms]:
+    """``count`` random perturbations: a random seed, a random symmetric strain (components up to
+    ``strain``) and Gaussian displacements of std ``rattle`` Angstrom."""
+    out = []
+    for k in range(count):
+        s = int(rng.integers(len(seeds)))
+        a = Atoms(seeds[s].numbers, seeds[s].positions, cell=seeds[s].cell, pbc=seeds[s].pbc)
+        eps = rng.uniform(-strain, strain, (3, 3))
+        a.set_cell(a.cell.array @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
+        a.positions += rng.normal(scale=rattle, size=a.positions.shape)
+        a.info["candidate"] = f"perturbation {k} of seed {s}"
+        out.append(a)
+    return out
+
+
+# ------------------------------------------------------------------------------- selection
+
+
+@dataclass
+class Selection:
+    """Chosen candidate indices and their scores at the time they were chosen."""
+
+    index: list[int]
+    gamma: list[float]
+    std: list[float]
+    max_gamma_seen: float
+    converged: bool
+
+
+def structure_std(potential, frames: list[Atoms]) -> np.ndarray:
+    """(S,) predictive std of the energy per atom (parametric part / committee spread), eV/atom."""
+    return np.array([potential.uncertainty(a, forces=False)["energy_std_model"] / len(a) for a in frames])
+
+
+def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min: float, rng: np.random.Generator) -> Selection:
+    """Greedy selection of up to ``n`` candidates (see the module docstring).
+
+    Raises:
+        HybridpotError: criterion gamma/std without a MaxVol active set.
+    """
+    from hybridpot.uq import descriptors
+
+    if not candidates:
+        return Selection([], [], [], float("nan"), True)
+    if criterion == "random":
+        idx = rng.choice(len(candidates), size=min(n, len(candidates)), replace=False).tolist()
+        return Selection(idx, [float("nan")] * len(idx), [float("nan")] * len(idx), float("nan"), False)
+    active = potential.uq_data.active_set if potential.uq_data is not None else None
+    if active is None:
+        raise HybridpotError("selection by gamma/std needs a MaxVol active set: the training set is too small or too uniform "
+                             "for the descriptor (add varied initial structures or reduce nmax/lmax)")
+    B, types, owner = descriptors(potential, candidates)
+    per = [np.flatnonzero(owner == s) for s in range(len(candidates))]
+
+    def grades(act) -> np.ndarray:
+        g = act.grade(B, types)
+        return np.array([g[ix].max() for ix in per])
+
+    g = grades(active)
+    seen = float(g.max())
+    std = structure_std(potential, candidates) if criterion == "std" else np.full(len(candidates), np.nan)
+    chosen: list[int] = []
+    scores_g, scores_s = [], []
+    while len(chosen) < n:
+        open_ = [s for s in range(len(candidates)) if s not in chosen and g[s] > gamma_min]
+        if not open_:
+            break
+        best = max(open_, key=lambda s: std[s]) if criterion == "std" else max(open_, key=lambda s: g[s])
+        chosen.append(best)
+        scores_g.append(float(g[best]))
+        scores_s.append(float(std[best]))
+        active = active.extend(B[per[best]], types[per[best]])
+        g = grades(active)
+    return Selection(chosen, scores_g, scores_s, seen, converged=not chosen)
+
+
+# ------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class ActiveResult:
+    """The loop's record: one entry per iteration (iteration 0 = the initial fit)."""
+
+    log: list[dict[str, Any]] = field(default_factory=list)
+    potential: Any = None
+    train: list[Atoms] = field(default_factory=list)
+    output_dir: Path | None = None
+
+
+def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False, log: Callable[[str], None] = print):
+    """Fit a fresh hybrid (as configured) to labelled ``frames`` and attach its uncertainty data.
+
+    Returns:
+        (potential, summary dict with the solver's diagnostics and the uq summary).
+    """
+    from hybridpot.fitting.assembly import Weights, baseline_predictions
+    from hybridpot.fitting.job import make_baseline, make_potential
+    from hybridpot.fitting.predict import predict
+    from hybridpot.io.data import from_frames
+    from hybridpot.uq import attach_uq
+
+    data = from_frames(frames, source="active-learning training set")
+    elements = data.elements  # sorted by atomic number, as in hybridpot fit
+    baseline = make_baseline(config)
+    potential = make_potential(config, elements, baseline)
+    f, m = config["fit"], config["model"]
+    weights = Weights(f["energy_weight"], f["force_weight"], f["stress_weight"], f["config_weights"])
+    bl = baseline_predictions(baseline, data, progress=progress)
+    sol, info = None, {}
+    if m["type"] == "nn":
+        from hybridpot.fitting.nn import fit_nn, fit_nn_committee
+
+        if m["committee"] > 1:
+            fit_nn_committee(potential, data, bl, weights, m, m["committee"], seed=f["seed"], progress=progress, log=log)
+        else:
+            fit_nn(potential, data, bl, weights, m, seed=f["seed"], progress=progress, log=log)
+    else:
+        from hybridpot.fitting.linear import fit_linear
+
+        sol = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress)
+        info = {"lambda": sol.lam, "effective_parameters": sol.dof}
+    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress))
+    return potential, info
+
+
+def _test_errors(potential, test) -> dict[str, float]:
+    from hybridpot.fitting.predict import predict
+    from hybridpot.metrics import error_metrics
+
+    p = predict(potential, test, progress=False)
+    return error_metrics(p["energy"], test.energy, test.n_atoms, p["forces"], test.forces)
+
+
+def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str], None] = print, write: bool = True) -> ActiveResult:
+    """Run the active-learning loop described by ``config``; see the module docstring.
+
+    Args:
+        write: write the log, plot, training set and model to ``[output] dir``.
+    """
+    from hybridpot.io.data import read_dataset
+
+    a, c = config["active"], config["candidates"]
+    out_dir: Path = config.fit["output"]["dir"]
+    if write and not config.fit["output"]["overwrite"] and (out_dir / "active_log.json").exists():
+        raise HybridpotError(f"{out_dir} already holds an active-learning run; set [output] overwrite = true or choose another dir")
+    rng = np.random.default_rng(a["seed"])
+    oracle = make_oracle(config["oracle"], f"{config.source} [oracle]")
+    stress = config.fit["fit"]["stress_weight"] > 0
+    initial = _read_frames(a["initial"])
+    test = read_dataset(a["test"]) if a["test"] else None
+    seeds = _read_frames(c["structures"]) if c["structures"] else [Atoms(x.numbers, x.positions, cell=x.cell, pbc=x.pbc) for x in initial]
+    pool = _read_frames(c["pool"]) if c["source"] == "pool" else []
+    train = [x for x in initial if is_labelled(x)]
+    todo = [x for x in initial if not is_labelled(x)]
+    new, calls = label(todo, oracle, stress, log)
+    train += new
+    if not train:
+        raise HybridpotError(f"{config.source}: no labelled initial structure")
+    result = ActiveResult(train=train, output_dir=out_dir if write else None)
+    t0 = time.perf_counter()
+    potential, info = fit_potential(config.fit, train, progress, log)
+    entry = {"iteration": 0, "oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
+             "fit": info, "seconds": time.perf_counter() - t0}
+    if test is not None:
+        entry["test"] = _test_errors(potential, test)
+    result.log.append(entry)
+    _report(entry, log)
+    for it in range(1, a["iterations"] + 1):
+        t0 = time.perf_counter()
+        if c["source"] == "pool":
+            candidates = pool
+        elif c["source"] == "md":
+            candidates = md_candidates(potential, seeds, c["temperatures"], c["steps"], c["every"], c["timestep"], c["gamma_break"], rng)
+        else:
+            candidates = perturbed_candidates(seeds, c["count"], c["rattle"], c["strain"], rng)
+        sel = select(potential, candidates, a["select"], a["criterion"], a["gamma_min"], rng)
+        entry = {"iteration": it, "candidates": len(candidates), "max_gamma_seen": sel.max_gamma_seen}
+        if sel.converged:
+            entry |= {"converged": True, "oracle_calls": calls, "n_train": len(train)}
+            result.log.append(entry)
+            log(f"iteration {it}: no candidate with gamma > {a['gamma_min']} among {len(candidates)}: converged")
+            break
+        picked = [candidates[k] for k in sel.index]
+        if c["source"] == "pool":
+            pool = [x for k, x in enumerate(pool) if k not in set(sel.index)]
+        new, n_calls = label(picked, oracle, stress, log)
+        calls += n_calls
+        train = train + new
+        potential, info = fit_potential(config.fit, train, progress, log)
+        entry |= {"oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
+                  "selected": [{"gamma": g, "std_eV_atom": s, "what": x.info.get("candidate", "")}
+                               for g, s, x in zip(sel.gamma, sel.std, picked)],
+                  "fit": info, "seconds": time.perf_counter() - t0}
+        if test is not None:
+            entry["test"] = _test_errors(potential, test)
+        result.log.append(entry)
+        _report(entry, log)
+        if write:
+            _write_log(result.log, config, out_dir)
+    result.potential, result.train = potential, train
+    if write:
+        _write_outputs(result, config, out_dir)
+    return result
+
+
+def _read_frames(path: Path) -> list[Atoms]:
+    from ase.io import read
+
+    try:
+        frames = read(path, index=":")
+    except Exception as exc:
+        raise HybridpotError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
+    return [frames] if isinstance(frames, Atoms) else list(frames)
+
+
+def _report(entry: dict[str, Any], log: Callable[[str], None]) -> None:
+    msg = f"iteration {entry['iteration']}: {entry['oracle_calls']} oracle calls, {entry['n_train']} training structures"
+    if "max_gamma_seen" in entry:
+        msg += f", max gamma among {entry['candidates']} candidates {entry['max_gamma_seen']:.3g}"
+    if "test" in entry:
+        msg += f"; test E RMSE {entry['test']['energy_rmse_meV_atom']:.2f} meV/atom, F RMSE {entry['test'].get('force_rmse_eV_A', float('nan')):.4f} eV/A"
+    log(msg)
+
+
+def _write_log(log: list[dict[str, Any]], config: ActiveConfig, out_dir: Path) -> None:
+    from hybridpot.fitting.job import _jsonable
+    from hybridpot.io.atomic import write_text_atomic
+
+    doc = {"config": _jsonable({**config.fit.sections, **config.sections}), "iterations": _jsonable(log)}
+    write_text_atomic(out_dir / "active_log.json", json.dumps(doc, indent=1))
+
+
+def _write_outputs(result: ActiveResult, config: ActiveConfig, out_dir: Path) -> None:
+    import io
+
+    from ase.io import write as ase_write
+
+    from hybridpot.io.atomic import write_text_atomic
+    from hybridpot.io.modelfile import save
+
+    _write_log(result.log, config, out_dir)
+    buf = io.StringIO()
+    ase_write(buf, result.train, format="extxyz")
+    write_text_atomic(out_dir / "train.xyz", buf.getvalue())
+    save(result.potential, out_dir / "model.hybridpot.json", metadata={"active_learning": {"iterations": len(result.log) - 1,
+                                                                                          "oracle_calls": result.log[-1]["oracle_calls"]}})
+    learning_curve_plot({"active": result.log}, out_dir / "learning_curve.png")
+
+
+def learning_curve_plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str = "") -> Path:
+    """Test errors against oracle calls (and the largest candidate gamma per iteration) for one
+    or more logs (name -> iterations); written atomically as PNG."""
+    from hybridpot.plots import _figure, save_figure
+
+    fig, axes = _figure(3)
+    for name, entries in runs.items():
+        done = [e for e in entries if "test" in e]
+        if done:
+            calls = [e["oracle_calls"] for e in done]
+            axes[0][0].plot(calls, [e["test"]["energy_rmse_meV_atom"] for e in done], "o-", label=name)
+            axes[0][1].plot(calls, [e["test"].get("force_rmse_eV_A", np.nan) for e in done], "o-", label=name)
+        seen = [(e["iteration"], e["max_gamma_seen"]) for e in entries if np.isfinite(e.get("max_gamma_seen", np.nan))]
+        if seen:
+            axes[0][2].semilogy(*zip(*seen), "o-", label=name)
+    axes[0][0].set(xlabel="oracle calls", ylabel="test energy RMSE (meV/atom)", yscale="log")
+    axes[0][1].set(xlabel="oracle calls", ylabel="test force RMSE (eV/A)", yscale="log")
+    axes[0][2].set(xlabel="iteration", ylabel="largest candidate gamma")
+    axes[0][2].axhline(1.0, color="0.6", lw=0.8)
+    for ax in axes[0]:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)
+    return path

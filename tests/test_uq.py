@@ -1,0 +1,490 @@
+"""Uncertainty quantification: posterior std, calibration on a correctly specified model, MaxVol
+grade, fallback switch (finite differences, limits, invariance, NVE), committees, model files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from scipy.spatial.transform import Rotation
+
+from hybridpot.descriptors import SO3
+from hybridpot.empirical import load as load_empirical
+from hybridpot.errors import HybridpotError
+from hybridpot.fitting.assembly import Weights, baseline_predictions
+from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.predict import predict
+from hybridpot.io.data import Dataset, bundled, from_frames, read_dataset
+from hybridpot.io.modelfile import load, save
+from hybridpot.maxvol import grade
+from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.nn import NNModel
+from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.potential import HybridPotential, to_numpy
+from hybridpot.uq import (
+    ActiveSet,
+    Fallback,
+    attach_uq,
+    decode_array,
+    descriptors,
+    disable_fallback,
+    enable_fallback,
+    encode_array,
+    smoothstep_off,
+)
+from tests.helpers import fd_forces, fd_stress, max_rel
+
+
+def small_hybrid(quadratic: bool = False) -> HybridPotential:
+    """Mishin Cu EAM + a small linear (or quadratic) SO(3) residual (K = 9 descriptors)."""
+    descriptor = SO3(rcut=4.5, nmax=2, lmax=2, alpha=2.0, elements=["Cu"])
+    return HybridPotential(load_empirical(bundled("Cu_mishin1.eam.alloy")), descriptor,
+                           PolynomialModel(["Cu"], descriptor.n_features, quadratic=quadratic))
+
+
+def fit(potential: HybridPotential, data: Dataset, weights: Weights):
+    """Fit the residual and attach the uncertainty data as ``hybridpot fit`` does."""
+    bl = baseline_predictions(potential.baseline, data, progress=False)
+    sol = fit_linear(potential, data, bl, weights, progress=False)
+    summary = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=False), strict=True)
+    return sol, summary
+
+
+@pytest.fixture(scope="module")
+def bundled_train() -> Dataset:
+    return read_dataset(bundled("Cu_train.xyz"))
+
+
+@pytest.fixture(scope="module")
+def fitted(bundled_train) -> HybridPotential:
+    pot = small_hybrid()
+    fit(pot, bundled_train, Weights())
+    return pot
+
+
+def rattled(a: float = 3.6, rattle: float = 0.2, seed: int = 2, repeat: int = 2) -> Atoms:
+    atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat(repeat)
+    atoms.positions += np.random.default_rng(seed).normal(scale=rattle, size=atoms.positions.shape)
+    return atoms
+
+
+# ------------------------------------------------------------------------------ MaxVol / gamma
+
+
+def test_active_set_grades_training_rows_at_most_one_and_is_scale_invariant():
+    rng = np.random.default_rng(0)
+    B = rng.normal(size=(400, 6)) * np.logspace(-3, 2, 6)
+    types = np.zeros(400, int)
+    active = ActiveSet.from_descriptors(B, types, ["Cu"])
+    g = active.grade(B, types)
+    assert g.max() <= 1 + 1e-6
+    assert g.max() == pytest.approx(1.0)  # the active rows themselves
+    # far outside the training cloud: extrapolation
+    assert np.all(active.grade(B[:5] * 10, types[:5]) > 1)
+    # gamma is the same function as maxvol.grade on [1, B] rows
+    X = np.hstack([np.ones((400, 1)), B])
+    assert np.allclose(g, grade(X, active.inverse(0)))
+    # for given active rows, gamma is invariant to an affine change of descriptor coordinates
+    D, shift = np.diag(rng.uniform(0.1, 10, 6)), rng.normal(size=6)
+    affine = np.block([[np.ones((1, 1)), shift[None]], [np.zeros((6, 1)), D]])
+    moved = ActiveSet(["Cu"], [active.rows[0] @ affine])
+    probe = rng.normal(size=(50, 6)) * 3 * np.logspace(-3, 2, 6)
+    assert np.allclose(moved.grade(probe @ D + shift, types[:50]), active.grade(probe, types[:50]), rtol=1e-8)
+    # and the selection does not depend on the units of the descriptor components
+    rescaled = ActiveSet.from_descriptors(B @ D, types, ["Cu"])
+    assert np.allclose(rescaled.grade(probe @ D, types[:50]), active.grade(probe, types[:50]), rtol=1e-8)
+
+
+def test_active_set_extend_covers_new_rows_and_errors():
+    rng = np.random.default_rng(1)
+    B = rng.normal(size=(200, 4))
+    types = np.zeros(200, int)
+    active = ActiveSet.from_descriptors(B, types, ["Cu"])
+    new = rng.normal(size=(30, 4)) * 4
+    assert active.grade(new, types[:30]).max() > 1
+    assert active.extend(new, types[:30]).grade(np.vstack([B, new]), np.zeros(230, int)).max() <= 1 + 1e-6
+    with pytest.raises(HybridpotError, match="rows of descriptors"):
+        active.grade(B, types[:10])
+    with pytest.raises(HybridpotError, match="MaxVol active set for Cu"):
+        ActiveSet.from_descriptors(B[:3], types[:3], ["Cu"])  # 3 rows for 5 columns
+    loose = ActiveSet.from_descriptors(B[:3], types[:3], ["Cu"], strict=False)
+    assert np.all(np.isinf(loose.grade(B, types)))
+
+
+def test_array_record_round_trip_and_corruption():
+    a = np.random.default_rng(2).normal(size=(7, 5))
+    assert np.array_equal(decode_array(json.loads(json.dumps(encode_array(a)))), a)
+    bad = encode_array(a) | {"shape": [7, 6]}
+    with pytest.raises(HybridpotError, match="does not fit shape"):
+        decode_array(bad)
+
+
+def test_fitted_gamma_training_atoms_and_extrapolation(fitted, bundled_train):
+    B, types, _ = descriptors(fitted, bundled_train.frames)
+    assert fitted.uq_data.active_set.grade(B, types).max() <= 1 + 1e-6
+    u = fitted.uncertainty(rattled(a=3.0, rattle=0.05))  # 17 % compressed: far outside the data
+    assert u["max_gamma"] > 1
+    # gamma (and all the stds) are invariant under rotation and translation
+    atoms = rattled()
+    moved = atoms.copy()
+    R = Rotation.random(random_state=3).as_matrix()
+    moved.set_cell(atoms.cell.array @ R.T, scale_atoms=False)
+    moved.positions = atoms.positions @ R.T + [0.3, -1.2, 2.0]
+    u0, u1 = fitted.uncertainty(atoms), fitted.uncertainty(moved)
+    assert np.allclose(u0["gamma"], u1["gamma"], rtol=1e-8)
+    assert u0["energy_std"] == pytest.approx(u1["energy_std"], rel=1e-8)
+    assert np.allclose(u0["atom_energy_std"], u1["atom_energy_std"], rtol=1e-8)
+    # the force covariance of an atom turns with the structure: its trace is invariant
+    assert np.allclose(np.sum(u0["force_std_model"] ** 2, 1), np.sum(u1["force_std_model"] ** 2, 1), rtol=1e-8)
+
+
+# ------------------------------------------------------------------------------ posterior std
+
+
+def coefficient_jacobian(potential: HybridPotential, atoms: Atoms) -> dict[str, np.ndarray]:
+    """d(energy, per-atom energies, forces)/d(coef) by evaluating the hybrid at unit coefficient
+    vectors (exact: the model is linear in its coefficients) -- independent of the design rows."""
+    model = potential.model
+    saved = model.coef.detach().clone()
+    try:
+        with torch.no_grad():
+            model.coef.zero_()
+        base = to_numpy(potential.compute(atoms, stress=False))
+        cols = []
+        for k in range(model.coef.numel()):
+            with torch.no_grad():
+                model.coef.zero_()
+                model.coef.view(-1)[k] = 1.0
+            r = to_numpy(potential.compute(atoms, stress=False))
+            cols.append({q: r[q] - base[q] for q in ("energy", "energies", "forces")})
+    finally:
+        with torch.no_grad():
+            model.coef.copy_(saved)
+    return {q: np.stack([c[q].reshape(-1) for c in cols], axis=1) for q in ("energy", "energies", "forces")}
+
+
+@pytest.mark.parametrize("quadratic", [False, True])
+def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_train):
+    pot = fitted
+    if quadratic:
+        pot = small_hybrid(quadratic)
+        fit(pot, bundled_train.subset(range(0, 40, 3)), Weights())
+    atoms = rattled(rattle=0.1, repeat=1)
+    J = coefficient_jacobian(pot, atoms)
+    cov = pot.uq_data.posterior.covariance
+    u = pot.uncertainty(atoms, noise="evidence")
+    sig_e, sig_f = pot.uq_data.posterior.noise_std("evidence")
+    var_e = float(J["energy"][0] @ cov @ J["energy"][0])
+    assert u["energy_std_model"] == pytest.approx(np.sqrt(var_e), rel=1e-9)
+    assert u["energy_std"] == pytest.approx(np.sqrt(var_e + (len(atoms) * sig_e) ** 2), rel=1e-9)
+    assert np.allclose(u["atom_energy_std"], np.sqrt(np.einsum("ip,pq,iq->i", J["energies"], cov, J["energies"])), rtol=1e-9)
+    var_f = np.einsum("ip,pq,iq->i", J["forces"], cov, J["forces"]).reshape(-1, 3)
+    assert np.allclose(u["force_std_model"], np.sqrt(var_f), rtol=1e-8, atol=1e-14)
+    assert np.allclose(u["force_std"], np.sqrt(var_f + sig_f**2), rtol=1e-8)
+    # the residual noise model (the default) is the training RMS error of each kind
+    res = pot.uncertainty(atoms)
+    sig_e, sig_f = pot.uq_data.posterior.noise_std("residual")
+    assert pot.uq_data.noise_model == "residual"
+    assert res["energy_std"] == pytest.approx(np.sqrt(var_e + (len(atoms) * sig_e) ** 2), rel=1e-9)
+    assert np.allclose(res["force_std"], np.sqrt(var_f + sig_f**2), rtol=1e-8)
+    with pytest.raises(HybridpotError, match="noise model"):
+        pot.uncertainty(atoms, noise="bogus")
+
+
+def labelled(truth: HybridPotential, n: int, seed: int, sigma_e: float, sigma_f: float) -> list[Atoms]:
+    """Rattled, strained 32-atom fcc cells labelled by ``truth`` plus Gaussian noise: sigma_e
+    (eV/atom) on the energy per atom, sigma_f (eV/A) on every force component."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = rattled(a=rng.uniform(3.5, 3.75), rattle=0.08, seed=int(rng.integers(1 << 30)))
+        atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3))), scale_atoms=True)
+        r = to_numpy(truth.compute(atoms, stress=False))
+        e = r["energy"][0] + len(atoms) * sigma_e * rng.normal()
+        f = r["forces"] + sigma_f * rng.normal(size=r["forces"].shape)
+        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.mark.slow
+def test_predictive_intervals_calibrated_for_a_correct_model(fitted):
+    """Labels = a linear hybrid + Gaussian noise whose energy/force ratio matches the fit's row
+    weights: the evidence noise recovers sigma and the predictive intervals cover ~68 % / 95 %."""
+    sigma_e, sigma_f = 0.002, 0.03
+    train = from_frames(labelled(fitted, 40, 0, sigma_e, sigma_f))
+    n_e, n_f = len(train), 3 * int(train.n_atoms.sum())
+    weights = Weights(energy=(n_e / n_f) * (sigma_f / sigma_e) ** 2, force=1.0)
+    pot = small_hybrid()
+    fit(pot, train, weights)
+    est_e, est_f = pot.uq_data.posterior.noise_std("evidence")
+    assert est_f == pytest.approx(sigma_f, rel=0.05)
+    assert est_e == pytest.approx(sigma_e, rel=0.05)
+    assert pot.uq_data.posterior.noise_std("residual")[1] == pytest.approx(sigma_f, rel=0.05)  # 3840 force rows
+    z_e, z_f = [], []
+    for atoms in labelled(fitted, 60, 1, sigma_e, sigma_f):
+        u = pot.uncertainty(atoms, noise="evidence")
+        z_e.append((u["energy"] - atoms.get_potential_energy()) / u["energy_std"])
+        z_f.append(((u["forces"] - atoms.get_forces()) / u["force_std"]).ravel())
+    z_e, z_f = np.abs(z_e), np.abs(np.concatenate(z_f))
+    # binomial standard errors: energies sqrt(.68 * .32 / 60) = 0.06, forces sqrt(.68 * .32 / 5760) = 0.006
+    assert np.mean(z_e <= 1) == pytest.approx(0.683, abs=3 * 0.06)
+    assert np.mean(z_e <= 1.96) == pytest.approx(0.95, abs=3 * 0.028)
+    assert np.mean(z_f <= 1) == pytest.approx(0.683, abs=3 * 0.006)
+    assert np.mean(z_f <= 1.96) == pytest.approx(0.95, abs=3 * 0.003)
+
+
+def test_uncertainty_errors(bundled_train):
+    pot = small_hybrid()
+    with pytest.raises(HybridpotError, match="no uncertainty data"):
+        pot.uncertainty(rattled())
+    with pytest.raises(HybridpotError, match="one ase.Atoms"):
+        from hybridpot.uq import uncertainty
+
+        uncertainty(pot, [rattled()])
+
+
+# ------------------------------------------------------------------------------ fallback
+
+
+def test_smoothstep_is_c2():
+    u = torch.linspace(-0.5, 1.5, 2001, dtype=torch.float64, requires_grad=True)
+    s = smoothstep_off(u)
+    (d1,) = torch.autograd.grad(s.sum(), u, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), u)
+    d1 = d1.detach()
+    s_, u_ = s.detach(), u.detach()
+    assert float(s_[u_ <= 0].min()) == 1.0 and float(s_[u_ >= 1].max()) == 0.0
+    assert torch.all(torch.diff(s_) <= 0)
+    ends = (u.detach() - 0).abs().argmin(), (u.detach() - 1).abs().argmin()
+    for k in ends:
+        assert abs(float(d1[k])) < 1e-12 and abs(float(d2[k])) < 1e-9
+
+
+def band_of(potential: HybridPotential, atoms: Atoms, measure: str) -> tuple[float, float]:
+    """A band putting part of ``atoms`` fully on, part switching and part off."""
+    fb = enable_fallback(potential, 0.0, 1.0, measure=measure)
+    B, types, _ = descriptors(potential, [atoms])
+    with torch.no_grad():
+        g = fb.measure_of(torch.as_tensor(B), torch.as_tensor(types), potential.model).numpy()
+    disable_fallback(potential)
+    return float(np.quantile(g, 0.25)), float(np.quantile(g, 0.85))
+
+
+@pytest.mark.parametrize("measure", ["gamma", "std"])
+def test_fallback_forces_and_stress_match_finite_differences(fitted, measure):
+    atoms = rattled(rattle=0.2, seed=2)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.03, 0.02, 0], [0, -0.02, 0.01], [0.01, 0, 0.02]]), scale_atoms=True)
+    lower, upper = band_of(fitted, atoms, measure)
+    enable_fallback(fitted, lower, upper, measure=measure)
+    try:
+        s = fitted.uncertainty(atoms)["switch"]
+        assert np.sum((s > 0.01) & (s < 0.99)) >= 3, "some atoms must be inside the switching band"
+        assert np.any(s == 0) and np.any(s == 1)
+        res = to_numpy(fitted.compute(atoms))
+        assert max_rel(res["forces"], fd_forces(fitted, atoms, h=1e-4)) < 1e-6
+        assert max_rel(res["stress"][0], fd_stress(fitted, atoms)) < 1e-6
+    finally:
+        disable_fallback(fitted)
+
+
+def test_fallback_limits_are_baseline_only_and_full_hybrid(fitted):
+    atoms = rattled(rattle=0.15, seed=4)
+    full = to_numpy(fitted.compute(atoms))
+    base = to_numpy(fitted.baseline.compute(atoms))
+    ref = fitted.uq_data.reference_energies["Cu"]
+    try:
+        enable_fallback(fitted, 1e3, 2e3)  # nothing reaches the band: the plain hybrid
+        on = to_numpy(fitted.compute(atoms))
+        assert np.array_equal(on["energies"], full["energies"]) and np.array_equal(on["forces"], full["forces"])
+        enable_fallback(fitted, 0.0, 1e-6)  # everything beyond it: baseline + reference energies
+        off = to_numpy(fitted.compute(atoms))
+        assert np.allclose(off["energies"], base["energies"] + ref, rtol=0, atol=1e-12)
+        assert np.allclose(off["forces"], base["forces"], rtol=0, atol=1e-12)
+        assert np.allclose(off["stress"], base["stress"], rtol=0, atol=1e-14)
+    finally:
+        disable_fallback(fitted)
+
+
+def test_fallback_rotation_invariant_and_bad_settings(fitted):
+    atoms = rattled(rattle=0.2, seed=5)
+    lower, upper = band_of(fitted, atoms, "gamma")
+    enable_fallback(fitted, lower, upper)
+    try:
+        moved = atoms.copy()
+        R = Rotation.random(random_state=7).as_matrix()
+        moved.set_cell(atoms.cell.array @ R.T, scale_atoms=False)
+        moved.positions = atoms.positions @ R.T
+        r0, r1 = to_numpy(fitted.compute(atoms)), to_numpy(fitted.compute(moved))
+        assert r1["energy"][0] == pytest.approx(r0["energy"][0], rel=1e-12)
+        assert np.allclose(r1["forces"], r0["forces"] @ R.T, atol=1e-10)
+    finally:
+        disable_fallback(fitted)
+    with pytest.raises(HybridpotError, match="even integer"):
+        enable_fallback(fitted, 1.0, 2.0, p=5)
+    with pytest.raises(HybridpotError, match="lower < upper"):
+        enable_fallback(fitted, 2.0, 1.0)
+    with pytest.raises(HybridpotError, match="measure"):
+        enable_fallback(fitted, 1.0, 2.0, measure="entropy")
+    with pytest.raises(HybridpotError, match="no reference energy"):
+        enable_fallback(fitted, 1.0, 2.0, reference={"Ni": -4.0})
+    assert fitted.fallback is None
+
+
+def nve_deviation(potential: HybridPotential, atoms: Atoms, dt_fs: float, time_fs: float, seed: int = 0):
+    """Velocity Verlet; max |E_tot(t) - E_tot(0)| (eV) and the fraction of steps with an atom
+    inside the switching band."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from hybridpot.calculator import Calculator
+    from hybridpot.md import initial_velocities
+
+    atoms = atoms.copy()
+    atoms.calc = Calculator(potential)
+    atoms.set_velocities(initial_velocities(atoms, 1200.0, seed))
+    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    energies, in_band = [], []
+
+    def record():
+        energies.append(atoms.get_total_energy())
+        B, types, _ = descriptors(potential, [atoms])
+        with torch.no_grad():
+            s = potential.fallback.switch(potential.fallback.measure_of(torch.as_tensor(B), torch.as_tensor(types))).numpy()
+        in_band.append(bool(np.any((s > 0) & (s < 1))))
+
+    dyn.attach(record, interval=1)
+    dyn.run(int(round(time_fs / dt_fs)))
+    e = np.array(energies)
+    return float(np.max(np.abs(e - e[0]))), float(np.mean(in_band))
+
+
+@pytest.mark.slow
+def test_nve_through_the_fallback_band_conserves_energy(fitted):
+    """With energy-consistent forces, velocity Verlet's energy error shrinks as dt^2; a force
+    that is not -dE/dx (e.g. a switch missing from the forces) would leave an O(1) drift."""
+    atoms = rattled(a=3.55, rattle=0.12, seed=8)
+    lower, upper = band_of(fitted, atoms, "gamma")
+    enable_fallback(fitted, lower, upper)
+    try:
+        dev_1, band_1 = nve_deviation(fitted, atoms, 1.0, 100.0)
+        dev_2, band_2 = nve_deviation(fitted, atoms, 0.5, 100.0)
+    finally:
+        disable_fallback(fitted)
+    assert band_1 > 0.9 and band_2 > 0.9, "the run must go through the switching band"
+    print(f"NVE max |dE|: dt 1 fs {dev_1:.3e} eV, dt 0.5 fs {dev_2:.3e} eV, ratio {dev_1 / dev_2:.2f}")
+    assert 3.5 < dev_1 / dev_2 < 4.5, (dev_1, dev_2)
+
+
+# ------------------------------------------------------------------------------ committee, files
+
+
+def test_committee_mean_spread_and_round_trip(tmp_path, fitted):
+    torch.manual_seed(0)
+    K = fitted.descriptor.n_features
+    members = [NNModel(["Cu"], K, hidden=[4]) for _ in range(3)]
+    committee = CommitteeModel(members)
+    B = torch.randn(10, K, dtype=torch.float64)
+    types = torch.zeros(10, dtype=torch.int64)
+    assert torch.allclose(committee(B, types), torch.stack([m(B, types) for m in members]).mean(0))
+    pot = HybridPotential(fitted.baseline, fitted.descriptor, committee)
+    pot.uq_data = fitted.uq_data
+    atoms = rattled(rattle=0.1, seed=9, repeat=1)
+    u = pot.uncertainty(atoms)
+    single = [to_numpy(HybridPotential(fitted.baseline, fitted.descriptor, m).compute(atoms)) for m in members]
+    assert u["source"] == "committee"
+    assert u["energy_std"] == pytest.approx(np.std([r["energy"][0] for r in single], ddof=1), rel=1e-10)
+    assert np.allclose(u["force_std"], np.std([r["forces"] for r in single], axis=0, ddof=1), rtol=1e-10)
+    path = save(pot, tmp_path / "c.hybridpot.json")
+    again = load(path)
+    assert isinstance(again.model, CommitteeModel)
+    assert again.uncertainty(atoms)["energy_std"] == pytest.approx(u["energy_std"], rel=1e-12)
+    with pytest.raises(HybridpotError, match="at least 2"):
+        CommitteeModel(members[:1])
+    with pytest.raises(HybridpotError, match="member 1"):
+        CommitteeModel([members[0], NNModel(["Cu"], K + 1, hidden=[4])])
+
+
+def test_model_file_keeps_uq_and_fallback(tmp_path, fitted):
+    atoms = rattled(rattle=0.2, seed=2)
+    lower, upper = band_of(fitted, atoms, "gamma")
+    enable_fallback(fitted, lower, upper)
+    try:
+        path = save(fitted, tmp_path / "m.hybridpot.json")
+        ref = fitted.uncertainty(atoms)
+    finally:
+        disable_fallback(fitted)
+    again = load(path)
+    assert again.fallback is not None and again.fallback.to_dict() == json.loads(path.read_text())["fallback"]
+    u = again.uncertainty(atoms)
+    for key in ("energy", "energy_std", "atom_energy_std", "force_std", "gamma", "switch", "forces"):
+        assert np.array_equal(np.asarray(u[key]), np.asarray(ref[key])), key
+    # version-1 files (no uncertainty data) still load; unknown versions are refused clearly
+    doc = json.loads(path.read_text())
+    for key in ("uq", "fallback"):
+        doc.pop(key)
+    doc["version"] = 1
+    v1 = tmp_path / "v1.hybridpot.json"
+    v1.write_text(json.dumps(doc))
+    old = load(v1)
+    assert old.uq_data is None and old.fallback is None
+    doc["version"] = 99
+    v1.write_text(json.dumps(doc))
+    with pytest.raises(HybridpotError, match="version 99 is not supported"):
+        load(v1)
+    doc = json.loads(path.read_text())
+    doc["uq"]["active_set"]["rows"][0]["base64"] = "AAAA"
+    bad = tmp_path / "bad.hybridpot.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(HybridpotError, match="corrupt uncertainty data"):
+        load(bad)
+
+
+FIT = """
+[data]
+train = "{train}"
+[baseline]
+file = "{eam}"
+[descriptor]
+nmax = 2
+lmax = 2
+rcut = 4.5
+[model]
+type = "{model}"
+{extra}
+[output]
+dir = "out"
+plots = false
+"""
+
+
+@pytest.mark.parametrize("model,extra", [("linear", ""), ("quadratic", ""),
+                                         ("nn", "hidden = [8]\nepochs = 3\ncommittee = 2\npatience = 5")])
+def test_fit_job_model_has_uncertainty_out_of_the_box(tmp_path, model, extra):
+    from hybridpot.cli import main
+
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(FIT.format(train=bundled("Cu_train.xyz"), eam=bundled("Cu_mishin1.eam.alloy"), model=model, extra=extra))
+    assert main(["-q", "fit", str(cfg)]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["uq"]["active_set"]["max_training_gamma"] <= 1 + 1e-6
+    pot = load(tmp_path / "out" / "model.hybridpot.json")
+    u = pot.uncertainty(rattled(rattle=0.1, seed=3))
+    for key in ("energy_std", "atom_energy_std", "force_std", "gamma"):
+        assert np.all(np.isfinite(u[key])) and np.all(np.asarray(u[key]) > 0), key
+    assert u["source"] == ("committee" if model == "nn" else "posterior")
+
+
+def test_fit_job_refuses_committee_for_linear(tmp_path, capsys):
+    from hybridpot.cli import main
+
+    cfg = tmp_path / "fit.toml"
+    cfg.write_text(FIT.format(train=bundled("Cu_train.xyz"), eam=bundled("Cu_mishin1.eam.alloy"), model="linear", extra="committee = 3"))
+    assert main(["-q", "fit", str(cfg)]) == 2
+    assert "committee = 3 applies to nn models" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
