@@ -332,3 +332,28 @@ def test_export_leaves_the_potential_unchanged(tmp_path, lammps_potentials):
     export_lammps(pot, tmp_path / "deck", name="si")
     assert pot.baseline.path == before
     assert pot.baseline.lammps_pair(["Si"]).files == [before]
+
+
+def test_export_refuses_fallback(tmp_path):
+    from ase.io import read, write
+
+    from hybridpot.fitting.config import parse_config
+    from hybridpot.fitting.job import run_fit
+    from hybridpot.io.data import bundled
+    from hybridpot.uq import disable_fallback, enable_fallback
+
+    train = tmp_path / "train.xyz"
+    write(train, read(bundled("Cu_train.xyz"), index=":6"))
+    raw = {
+        "data": {"train": str(train)},
+        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+        "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5},
+        "output": {"dir": str(tmp_path / "fit"), "plots": False},
+    }
+    pot = run_fit(parse_config(raw, tmp_path, "test"), progress=False, log=lambda s: None).potential
+    enable_fallback(pot)
+    with pytest.raises(HybridpotError, match="uncertainty fallback enabled"):
+        export_lammps(pot, tmp_path / "deck")
+    assert not (tmp_path / "deck").exists()
+    disable_fallback(pot)
+    export_lammps(pot, tmp_path / "deck")

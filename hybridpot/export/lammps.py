@@ -59,6 +59,12 @@ def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE
     so3 code is inaccurate (nmax > 5; unstable i_l recurrence for pair distances >= ``min_distance``
     Angstrom), and models other than linear, quadratic and nn MLPs with LAMMPS activations.
     """
+    if getattr(potential, "fallback", None) is not None:
+        raise HybridpotError(
+            "cannot export a model with the uncertainty fallback enabled: LAMMPS ML-IAP has no per-atom switch, so "
+            "the deck would run the residual everywhere. Export without it (hybridpot.uq.disable_fallback(potential)) "
+            "or run the model with the fallback in Python (hybridpot.Calculator)"
+        )
     alternatives = (
         "Alternatives: refit with a descriptor LAMMPS computes exactly ([descriptor] basis = 'lammps', "
         "kind = 'power', integer weights, nmax <= 5 and an lmax/alpha in LAMMPS's stable range), "

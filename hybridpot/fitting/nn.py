@@ -140,7 +140,7 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
             loss.backward()
             opt.step()
             total += loss.item()
-        val_loss = sum(float(_loss(model, b, weights, val_norms, create_graph=False)) for b in val) if val else total
+        val_loss = sum(_loss(model, b, weights, val_norms, create_graph=False).item() for b in val) if val else total
         sched.step(val_loss)
         curve.append((epoch, total, val_loss))
         if val_loss < best[0]:
