@@ -23,6 +23,7 @@ from hybridpot.models import PolynomialModel
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.system import AtomicSystem
 from tests.helpers import fd_forces, fd_stress, max_rel
+from tests.structures import random_triclinic
 
 
 def cu_frames(n=8):
@@ -61,7 +62,23 @@ def test_design_rows_match_autograd(quadratic):
     pot = random_hybrid(quadratic)
     pot.baseline = None
     frames = cu_frames(3)
-    rows = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff).rows(frames)
+    check_rows(pot, frames)
+
+
+@pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
+def test_design_rows_match_autograd_two_elements(quadratic):
+    """The same with two elements: each pair's gradient lands in its centre element's block."""
+    d = SO3(rcut=4.5, nmax=3, lmax=2, alpha=1.5, elements=["Ni", "Cu"], weights={"Ni": 1.0, "Cu": 2.0})
+    model = PolynomialModel(["Ni", "Cu"], d.n_features, quadratic=quadratic)
+    with torch.no_grad():
+        model.coef.copy_(torch.from_numpy(np.random.default_rng(4).normal(size=model.coef.shape) * 0.02))
+    pot = HybridPotential(None, d, model)
+    frames = [random_triclinic(["Cu", "Ni"], seed=k, repeat=(2, 2, 2)) for k in range(3)]
+    check_rows(pot, frames, pair_budget=50_000)  # a small budget: several pair chunks per batch
+
+
+def check_rows(pot, frames, pair_budget=32 * 1024**2):
+    rows = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff, pair_budget).rows(frames)
     coef = pot.model.coef.detach().numpy().ravel()
     ref = to_numpy(evaluate(pot, AtomicSystem.from_atoms(frames)))
     n = np.array([len(a) for a in frames])

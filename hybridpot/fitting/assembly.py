@@ -108,15 +108,16 @@ class DesignAssembler:
         descriptor: module with ``rcut`` and ``pair_form(graph) -> (B (N, K), dB (P, K, 3))``.
         model: a :class:`~hybridpot.models.PolynomialModel` (features and their pair gradients).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
-        pair_chunk: pairs per chunk when forming feature gradients (bounds memory for quadratic models).
+        pair_budget: bytes of feature gradients (pairs x M x 3) formed at once; bounds the memory
+            of quadratic models, whose M is K(K+1)/2 + K + 1.
     """
 
-    def __init__(self, descriptor, model, types_of, cutoff: float, pair_chunk: int = 20000) -> None:
+    def __init__(self, descriptor, model, types_of, cutoff: float, pair_budget: int = 32 * 1024**2) -> None:
         self.descriptor = descriptor
         self.model = model
         self.types_of = types_of
         self.cutoff = cutoff
-        self.pair_chunk = pair_chunk
+        self.pair_budget = int(pair_budget)
         self.T = len(model.elements)
         self.M = model.n_params
 
@@ -164,18 +165,23 @@ class DesignAssembler:
             }
             if not forces:
                 return out
-            forces = torch.zeros((N, T, M, 3), dtype=B.dtype)
-            virial = torch.zeros((S, T, M, 3, 3), dtype=B.dtype)
-            for lo in range(0, graph.i.shape[0], self.pair_chunk):
-                sl = slice(lo, lo + self.pair_chunk)
-                i, j, r = graph.i[sl], graph.j[sl], graph.vectors[sl]
+            # rows are indexed by (atom, element block of the pair's centre): row = atom * T + t
+            forces = torch.zeros((N * T, M, 3), dtype=B.dtype)
+            virial = torch.zeros((S * T, M, 3, 3), dtype=B.dtype)
+            pair_key = graph.batch[graph.i] * T + types[graph.i]
+            chunk = max(256, self.pair_budget // (M * 3 * B.element_size()))
+            for lo in range(0, graph.i.shape[0], chunk):
+                sl = slice(lo, lo + chunk)
+                i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
                 G = self.model.pair_feature_gradients(B[i], dB[sl])  # (p, M, 3)
-                blockG = torch.zeros((G.shape[0], T, M, 3), dtype=G.dtype)
-                blockG[torch.arange(G.shape[0]), types[i]] = G
-                forces.index_add_(0, i, blockG).index_add_(0, j, -blockG)
-                virial.index_add_(0, graph.batch[i], -r[:, None, None, None, :] * blockG[..., None])
+                forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
+                # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key
+                for k in torch.unique(key).tolist():
+                    sel = key == k
+                    virial[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
+            virial = virial.reshape(S, T, M, 3, 3)
             virial = 0.5 * (virial + virial.transpose(3, 4)) / n_atoms[:, None, None, None, None]
-        out["forces"] = forces.permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy()
+        out["forces"] = forces.reshape(N, T, M, 3).permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy()
         out["virial"] = virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy()
         return out
 
