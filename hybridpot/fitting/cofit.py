@@ -72,6 +72,11 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
             for p in chosen:
                 p.copy_(torch.as_tensor(theta[k : k + p.numel()].reshape(p.shape), dtype=p.dtype))
                 k += p.numel()
+        # parameters that set the range (Tersoff R, D) move the baseline's cutoff, and with it the
+        # neighbour list the hybrid needs
+        if hasattr(baseline, "update_cutoff"):
+            baseline.update_cutoff()
+        potential.cutoff = max(float(potential.descriptor.rcut), float(baseline.cutoff))
 
     def targets() -> np.ndarray:
         bl = baseline_predictions(baseline, data, batch_atoms, progress=False)

@@ -64,7 +64,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "rcut": (_NUM, 5.0),
         "nmax": ((int,), 4),
         "lmax": ((int,), 4),
-        "alpha": (_NUM, 2.0),
+        "alpha": (_NUM, None),  # basis = "lammps" only; default 2.0 there
         "weights": ((dict,), None),
         "channels": ((bool,), False),
     },
@@ -189,8 +189,12 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise _fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
     if d["kind"] not in ("power", "bispectrum"):
         raise _fail(source, f"[descriptor] kind = {d['kind']!r}: expected 'power' or 'bispectrum'")
+    if d["basis"] == "lammps" and d["alpha"] is None:
+        d["alpha"] = 2.0
+    if d["basis"] == "bessel" and d["alpha"] is not None:
+        raise _fail(source, f"[descriptor] alpha = {d['alpha']}: only basis = 'lammps' has alpha (Gaussian smearing); remove it for 'bessel'")
     for key in ("rcut", "alpha"):
-        if not d[key] > 0:
+        if d[key] is not None and not d[key] > 0:
             raise _fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
     for key in ("nmax", "lmax"):
         if d[key] < (1 if key == "nmax" else 0):

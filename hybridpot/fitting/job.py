@@ -82,7 +82,7 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
     if missing:
         raise HybridpotError(f"{config.source}: [descriptor] weights has no entry for {missing}")
     descriptor = SO3(
-        rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=float(d["alpha"]), basis=d["basis"], kind=d["kind"],
+        rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=None if d["alpha"] is None else float(d["alpha"]), basis=d["basis"], kind=d["kind"],
         elements=elements, weights={e: float(weights[e]) for e in elements}, element_channels=d["channels"],
     )
     m = config["model"]
