@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from functools import lru_cache
 
 import mpmath
@@ -438,6 +439,22 @@ def test_contract_any_pair_order_chunking_and_dtype():
     assert b32.dtype == torch.float32 and max_rel(b32.double().numpy(), b_ref.numpy()) < 1e-5
     with pytest.raises(ValueError, match="out must be"):
         so3_descriptors(graph.vectors, *args, gradients=True, out=torch.empty(3, 3, 3, dtype=torch.float64))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_kernels_match_eager():
+    """compile=True runs the same chunk kernels through torch.compile."""
+    kw = dict(VARIANTS["lammps-power"], elements=["Cu", "Ni"], weights={"Cu": 1.0, "Ni": 2.5})
+    eager, compiled = SO3(**kw), SO3(**kw, compile=True)
+    atoms = small_cell(seed=12)
+    b, g = eager.compute(atoms, gradients=True)
+    bc, gc = compiled.compute(atoms, gradients=True)
+    assert max_rel(bc, b) < 1e-13 and max_rel(gc.values, g.values) < 1e-13
+    system = AtomicSystem.from_atoms(atoms)
+    model, model_c = _Quadratic(eager), _Quadratic(compiled)
+    f = to_numpy(evaluate(model, system))["forces"]
+    assert max_rel(to_numpy(evaluate(model_c, system))["forces"], f) < 1e-12
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
