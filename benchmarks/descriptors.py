@@ -183,7 +183,7 @@ def breakdown_worker(n: int, repeat: int) -> dict:
             coefficients = torch.index_add(c.new_zeros((a1 - a0,) + c.shape[1:]), 0, local, c)
             s = tick("density scatter (c_nlm)", s)
             features[a0:a1] = inv(coefficients)
-            adjoints = [x.index_select(0, local) for x in inv.adjoints(coefficients)]
+            adjoints = inv.pair_adjoints(coefficients, local)
             s = tick("contraction c -> B, gather adjoints", s)
             contractions = angular_contractions(basis.angular_stack(), adjoints)
             s = tick("angular contractions <Y, c>, <dY, c>", s)

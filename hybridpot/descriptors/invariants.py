@@ -56,6 +56,10 @@ class Invariants(torch.nn.Module):
         """Adjoint vectors per l: a list over l of (N, n_adjoints[l], 2l + 1)."""
         raise NotImplementedError
 
+    def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
+        """The adjoint vectors of each pair's centre: a list over l of (P, n_adjoints[l], 2l + 1)."""
+        return [d.index_select(0, centers) for d in self.adjoints(coefficients)]
+
     def pair_gradients(
         self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor
     ) -> torch.Tensor:  # pragma: no cover - abstract
@@ -76,6 +80,12 @@ class Invariants(torch.nn.Module):
 def _block(coefficients: torch.Tensor, l: int) -> torch.Tensor:
     """The (..., nu, 2l + 1) block of order l."""
     return coefficients[..., l * l : (l + 1) * (l + 1)]
+
+
+def gathered_blocks(coefficients: torch.Tensor, index: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    """coefficients[index] (P, nu, (lmax+1)^2) split by l: a list of (P, nu, 2l + 1) views."""
+    rows = coefficients.index_select(0, index)
+    return [_block(rows, l) for l in range(lmax + 1)]
 
 
 class PowerSpectrum(Invariants):
@@ -103,6 +113,9 @@ class PowerSpectrum(Invariants):
     def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
         """The adjoint vectors of order l are the blocks c_{nu l} themselves (nu of them)."""
         return [_block(coefficients, l) for l in range(self.lmax + 1)]
+
+    def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
+        return gathered_blocks(coefficients, centers, self.lmax)  # one gather instead of one per l
 
     def pair_gradients(self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor) -> torch.Tensor:
         """dp(n1, n2, l) = norm_l [r_hat (w g'_{n1 l} A_{n2 l} + w g'_{n2 l} A_{n1 l}) + w g_{n1 l} G_{n2 l} + w g_{n2 l} G_{n1 l}].

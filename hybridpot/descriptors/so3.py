@@ -45,7 +45,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
 from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
-from hybridpot.descriptors.invariants import Invariants, invariants
+from hybridpot.descriptors.invariants import Invariants, gathered_blocks, invariants
 from hybridpot.descriptors.radial import LammpsRadialBasis, RadialBasis, radial_basis
 from hybridpot.descriptors.spline import RadialSpline, tabulate
 from hybridpot.errors import HybridpotError, StructureError
@@ -176,7 +176,7 @@ def _vjp_chunk(
     """dE/dr_p (P, 3) of a chunk from dE/dc (N, nu, L^2) of all atoms."""
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
     lmax = spline.lmax
-    alpha = angular_contractions(basis.angular_stack(), _coefficient_adjoint_blocks(grad, centers, lmax))
+    alpha = angular_contractions(basis.angular_stack(), gathered_blocks(grad, centers, lmax))
     alpha = alpha.reshape(-1, lmax + 1, basis.radial[0].shape[1], 4).transpose(1, 2)  # (P, nu, L, 4)
     u, du = basis.radial[0], basis.radial[1]
     radial_part = (du * alpha[..., 0]).sum((1, 2))
@@ -199,7 +199,7 @@ def _gradient_chunk(
     u, du = basis.radial[0], basis.radial[1]
     c = _expand_l(u, spline.lmax) * basis.angular[0].unsqueeze(1)
     coefficients = torch.index_add(c.new_zeros((n_local,) + c.shape[1:]), 0, local, c)
-    adjoints = [d.index_select(0, local) for d in invariants.adjoints(coefficients)]
+    adjoints = invariants.pair_adjoints(coefficients, local)
     out.copy_(invariants.pair_gradients(u, du, basis.unit, angular_contractions(basis.angular_stack(), adjoints)))
     return invariants(coefficients)
 
@@ -238,12 +238,6 @@ def _density(vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     return out
 
 
-def _coefficient_adjoint_blocks(grad: torch.Tensor, centers: torch.Tensor, lmax: int) -> list[torch.Tensor]:
-    """dE/dc of each pair's centre, split by l: list of (P, nu, 2l + 1)."""
-    g = grad.index_select(0, centers)
-    return [g[:, :, l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)]
-
-
 def _density_vjp(grad: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """dE/dr_p (P, 3) from dE/dc (N, nu, L^2)."""
     out = torch.empty_like(vectors)
@@ -274,7 +268,7 @@ def _density_hvp(grad: torch.Tensor, tangent: torch.Tensor, vectors: torch.Tenso
     lmax = pairs.spline.lmax
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
         basis = pairs.basis(vectors, part, 2)
-        alpha = angular_contractions(basis.angular_stack(), _coefficient_adjoint_blocks(grad, pairs.centers[part], lmax))
+        alpha = angular_contractions(basis.angular_stack(), gathered_blocks(grad, pairs.centers[part], lmax))
         nu = basis.radial[0].shape[1]
         alpha = alpha.reshape(-1, lmax + 1, nu, 13).transpose(1, 2)  # (P, nu, L, 13)
         a, g, h = alpha[..., 0], alpha[..., 1:4], alpha[..., 4:].reshape(alpha.shape[:3] + (3, 3))
