@@ -513,6 +513,17 @@ def test_bad_parameters(kwargs, message):
         SO3(**{**base, **kwargs})
 
 
+@pytest.mark.parametrize("name", ["lammps-power", "lammps-bispectrum"])
+def test_atoms_without_neighbours(name):
+    d = descriptor(name)
+    lone = Atoms("Cu", positions=[[0.0, 0.0, 0.0]])
+    b, g = d.compute(lone, gradients=True)
+    assert np.array_equal(b, np.zeros((1, d.n_features))) and g.values.shape == (0, d.n_features, 3)
+    atoms = Atoms("CuNiCu", positions=[[0.0, 0.0, 0.0], [2.5, 0.0, 0.0], [12.0, 0.0, 0.0]])
+    b, g = d.compute(atoms, gradients=True)
+    assert np.array_equal(b[2], np.zeros(d.n_features)) and np.all(b[0] != 0) and np.array_equal(b, d.compute(atoms))
+
+
 def test_unknown_element_in_structure():
     d = SO3(rcut=4.0, nmax=2, lmax=2, alpha=1.0, elements=["Cu"])
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True)

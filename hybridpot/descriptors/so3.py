@@ -79,8 +79,7 @@ class PairBasis:
 
     def angular_stack(self) -> torch.Tensor:
         """(P, L^2, 1 + 3 + 9 (order 2)) Y, dY and d2Y side by side, for the contractions."""
-        p = self.unit.shape[0]
-        parts = [self.angular[0].unsqueeze(2)] + [a.reshape(p, -1, a.shape[-1]).transpose(1, 2) for a in self.angular[1:]]
+        parts = [self.angular[0].unsqueeze(2)] + [a.flatten(1, a.dim() - 2).transpose(1, 2) for a in self.angular[1:]]
         return torch.cat(parts, dim=2)
 
 
@@ -402,6 +401,8 @@ def _features_and_pair_gradients(vectors: torch.Tensor, pairs: _PairSet, invaria
     kernel = _kernel(_gradient_chunk, pairs.compiled)
     features = vectors.new_zeros((pairs.n_atoms, invariants.n_features))
     for a0, a1, p0, p1 in _atom_aligned_chunks(sorted_pairs.centers, pairs.n_atoms, pairs.chunk_size):
+        if p1 == p0:
+            continue  # atoms without neighbours: B = 0, no pairs
         part = slice(p0, p1)
         local = sorted_pairs.centers[part] - a0
         target = out[part] if order is None else out.new_empty((p1 - p0,) + out.shape[1:])
