@@ -459,13 +459,21 @@ def test_compiled_kernels_match_eager():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
-    d = descriptor("lammps-power")
+    kw = dict(VARIANTS["lammps-power"], elements=["Cu", "Ni"], weights={"Cu": 1.0, "Ni": 2.5})
+    cpu, gpu = SO3(**kw), SO3(**kw).to("cuda")
     atoms = small_cell(seed=10)
-    system = AtomicSystem.from_atoms(atoms)
-    cpu = d(build_graph(system, d.rcut))
-    gpu = d.to("cuda")(build_graph(system.to("cuda"), d.rcut))
-    d.to("cpu")
-    assert gpu.device.type == "cuda" and max_rel(gpu.cpu().numpy(), cpu.detach().numpy()) < 1e-12
+    b, g = cpu.compute(atoms, gradients=True)
+    b_gpu, g_gpu = gpu.compute(atoms, gradients=True)
+    assert max_rel(b_gpu, b) < 1e-12 and max_rel(g_gpu.values, g.values) < 1e-12
+    grads = []
+    for d, device in ((cpu, "cpu"), (gpu, "cuda")):
+        graph = build_graph(AtomicSystem.from_atoms(atoms, device=device), d.rcut)
+        vectors = graph.vectors.detach().requires_grad_(True)
+        graph.vectors = vectors
+        (grad,) = torch.autograd.grad((d(graph) ** 2).sum(), vectors)
+        assert grad.device.type == device
+        grads.append(grad.cpu().numpy())
+    assert max_rel(grads[1], grads[0]) < 1e-12
 
 
 def test_lammps_export_check():

@@ -346,6 +346,8 @@ def so3_descriptors(
         n_atoms: N.
         spline: tabulated radial functions g_nl (:func:`hybridpot.descriptors.spline.tabulate`).
         invariants: power spectrum or bispectrum on nu = n_channels * nmax radial channels.
+            ``spline`` and ``invariants`` are modules: put them on the device of ``vectors``
+            (``SO3.to(device)`` does).
         gradients: also return the pair-form derivatives.
         chunk_size: pairs processed at once.
         out: optional (P, K, 3) tensor to write the derivatives into (``gradients=True``).
@@ -616,7 +618,8 @@ class SO3(torch.nn.Module):
             B (N_total, K), atoms of all structures concatenated; with ``gradients=True`` also a
             :class:`PairGradients` (see :func:`so3_descriptors` for the pair form).
         """
-        system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64)
+        device = self._weight_table.device  # where the module lives (SO3.to("cuda") computes on the GPU)
+        system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64, device=device)
         graph = _sorted_by_centre(build_graph(system, self.rcut))
         weights, channels = self._pair_inputs(graph)
         args = (graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants)
