@@ -1,6 +1,7 @@
 """SO(3) descriptors: the numeric contract :func:`so3_descriptors` and the :class:`SO3` module.
 
-Density coefficients of atom i (Angstrom^-3/2 for both radial bases)
+Density coefficients of atom i (unit of the radial functions: A^(3/2) for ``basis="lammps"``,
+A^(-3/2) for ``basis="bessel"``)
 
     c_{nu, lm}(i) = sum_{p: centers[p] = i} w_p g_{n l}(r_p) Y_lm(r_p / r_p),     nu = channel_p * nmax + n,
 
@@ -46,7 +47,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
 from hybridpot.descriptors.invariants import Invariants, gathered_blocks, invariants
-from hybridpot.descriptors.radial import LammpsRadialBasis, RadialBasis, radial_basis
+from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE, LammpsRadialBasis, RadialBasis, radial_basis
 from hybridpot.descriptors.spline import RadialSpline, tabulate
 from hybridpot.errors import HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
@@ -573,7 +574,7 @@ class SO3(torch.nn.Module):
             raise HybridpotError(f"unknown so3 descriptor key(s) {unknown}")
         return cls(**data)
 
-    def check_lammps_exportable(self, min_distance: float = 1.5) -> None:
+    def check_lammps_exportable(self, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE) -> None:
         """Raise :class:`HybridpotError` unless LAMMPS ``descriptor so3`` computes exactly this descriptor accurately.
 
         Needs basis "lammps", kind "power", no element channels, integer weights (some LAMMPS
