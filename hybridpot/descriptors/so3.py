@@ -3,7 +3,7 @@
 Density coefficients of atom i (unit of the radial functions: A^(3/2) for ``basis="lammps"``,
 A^(-3/2) for ``basis="bessel"``)
 
-    c_{nu, lm}(i) = sum_{p: centers[p] = i} w_p g_{n l}(r_p) Y_lm(r_p / r_p),     nu = channel_p * nmax + n,
+    c_{nu, lm}(i) = sum_{p: centers[p] = i} w_p g_{n l}(|r_p|) Y_lm(r_p / |r_p|),     nu = channel_p * nmax + n,
 
 over the pairs p with vector r_p = x_j - x_i (Angstrom, periodic images included), r_p < r_c,
 neighbour weight w_p and (optionally) neighbour channel channel_p (one channel: nu = n). The
