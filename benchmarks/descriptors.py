@@ -224,10 +224,13 @@ def run_worker(kind: str, env: dict[str, str] | None = None, **kwargs) -> dict:
     print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {kind} {kwargs}", file=sys.stderr, flush=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps({"kind": kind, **kwargs})]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), **(env or {})}
+    load = os.getloadavg()[0]
     done = subprocess.run(cmd, capture_output=True, text=True, env=environment, cwd=REPO)
     if done.returncode != 0:
         raise RuntimeError(f"worker {kind} {kwargs} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load_average_1min"] = [load, os.getloadavg()[0]]  # before and after: other work on the machine
+    return result
 
 
 def worker_main(spec: dict) -> None:
@@ -293,14 +296,15 @@ def _print(report: dict, rows: list) -> None:
         lam = case["lammps"]
         print(
             f"\nnmax = lmax = {case['nmax']} (K = {lam['n_features']}): LAMMPS so3 linear run 0: {lam['us_per_atom']:.0f} us/atom "
-            f"(CPU {lam['cpu_us_per_atom']:.0f}), peak {lam['peak_mb']:.0f} MB"
+            f"(CPU {lam['cpu_us_per_atom']:.0f}), peak {lam['peak_mb']:.0f} MB, load {'/'.join(f'{x:.1f}' for x in lam['load_average_1min'])}"
         )
-    print("\nus/atom, wall clock (CPU time of the process in brackets); ratio = LAMMPS / hybridpot")
-    print(f"{'n':>2} {'mode':>8} {'thr':>3} | {'values':>13} {'pairs':>13} {'forces':>13} | {'x pairs':>11} {'x forces':>11} | {'peak MB':>7} {'dB MB':>5} {'compile s':>9}")
+    print("\nus/atom, wall clock (CPU time of the process in brackets); ratio = LAMMPS / hybridpot; load = 1-min load average before/after")
+    print(f"{'n':>2} {'mode':>8} {'thr':>3} | {'values':>13} {'pairs':>13} {'forces':>13} | {'x pairs':>11} {'x forces':>11} | {'peak MB':>7} {'dB MB':>5} {'compile s':>9} | load")
     for n, mode, threads, res, lam in rows:
         cells = " ".join(f"{res[k + '_us_per_atom']:6.1f} ({res[k + '_cpu_us_per_atom']:4.0f})" for k in ("values", "pairs", "forces"))
         ratios = " ".join(f"{res[k + '_speedup_vs_lammps']:4.1f} ({res[k + '_cpu_speedup_vs_lammps']:4.1f})" for k in ("pairs", "forces"))
-        print(f"{n:>2} {mode:>8} {threads:>3} | {cells} | {ratios} | {res['peak_mb']:7.0f} {res['pair_gradient_mb']:5.0f} {res['pairs_first_s']:9.1f}")
+        load = "/".join(f"{x:.1f}" for x in res["load_average_1min"])
+        print(f"{n:>2} {mode:>8} {threads:>3} | {cells} | {ratios} | {res['peak_mb']:7.0f} {res['pair_gradient_mb']:5.0f} {res['pairs_first_s']:9.1f} | {load}")
     for case in report["cases"]:
         print(f"\neager pair-form path by stage, nmax = lmax = {case['nmax']}, 1 thread (us/atom):")
         for key, value in case["breakdown_eager_1thread"].items():
