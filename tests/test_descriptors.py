@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from functools import lru_cache
 
 import mpmath
@@ -440,15 +441,39 @@ def test_contract_any_pair_order_chunking_and_dtype():
         so3_descriptors(graph.vectors, *args, gradients=True, out=torch.empty(3, 3, 3, dtype=torch.float64))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile needs a C++ compiler")
+def test_compiled_kernels_match_eager():
+    """compile=True runs the same chunk kernels through torch.compile."""
+    kw = dict(VARIANTS["lammps-power"], elements=["Cu", "Ni"], weights={"Cu": 1.0, "Ni": 2.5})
+    eager, compiled = SO3(**kw), SO3(**kw, compile=True)
+    atoms = small_cell(seed=12)
+    b, g = eager.compute(atoms, gradients=True)
+    bc, gc = compiled.compute(atoms, gradients=True)
+    assert max_rel(bc, b) < 1e-13 and max_rel(gc.values, g.values) < 1e-13
+    system = AtomicSystem.from_atoms(atoms)
+    model, model_c = _Quadratic(eager), _Quadratic(compiled)
+    f = to_numpy(evaluate(model, system))["forces"]
+    assert max_rel(to_numpy(evaluate(model_c, system))["forces"], f) < 1e-12
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
-    d = descriptor("lammps-power")
+    kw = dict(VARIANTS["lammps-power"], elements=["Cu", "Ni"], weights={"Cu": 1.0, "Ni": 2.5})
+    cpu, gpu = SO3(**kw), SO3(**kw).to("cuda")
     atoms = small_cell(seed=10)
-    system = AtomicSystem.from_atoms(atoms)
-    cpu = d(build_graph(system, d.rcut))
-    gpu = d.to("cuda")(build_graph(system.to("cuda"), d.rcut))
-    d.to("cpu")
-    assert gpu.device.type == "cuda" and max_rel(gpu.cpu().numpy(), cpu.detach().numpy()) < 1e-12
+    b, g = cpu.compute(atoms, gradients=True)
+    b_gpu, g_gpu = gpu.compute(atoms, gradients=True)
+    assert max_rel(b_gpu, b) < 1e-12 and max_rel(g_gpu.values, g.values) < 1e-12
+    grads = []
+    for d, device in ((cpu, "cpu"), (gpu, "cuda")):
+        graph = build_graph(AtomicSystem.from_atoms(atoms, device=device), d.rcut)
+        vectors = graph.vectors.detach().requires_grad_(True)
+        graph.vectors = vectors
+        (grad,) = torch.autograd.grad((d(graph) ** 2).sum(), vectors)
+        assert grad.device.type == device
+        grads.append(grad.cpu().numpy())
+    assert max_rel(grads[1], grads[0]) < 1e-12
 
 
 def test_lammps_export_check():
@@ -494,6 +519,17 @@ def test_bad_parameters(kwargs, message):
     base = dict(rcut=4.0, nmax=2, lmax=2)
     with pytest.raises(HybridpotError, match=message):
         SO3(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("name", ["lammps-power", "lammps-bispectrum"])
+def test_atoms_without_neighbours(name):
+    d = descriptor(name)
+    lone = Atoms("Cu", positions=[[0.0, 0.0, 0.0]])
+    b, g = d.compute(lone, gradients=True)
+    assert np.array_equal(b, np.zeros((1, d.n_features))) and g.values.shape == (0, d.n_features, 3)
+    atoms = Atoms("CuNiCu", positions=[[0.0, 0.0, 0.0], [2.5, 0.0, 0.0], [12.0, 0.0, 0.0]])
+    b, g = d.compute(atoms, gradients=True)
+    assert np.array_equal(b[2], np.zeros(d.n_features)) and np.all(b[0] != 0) and np.array_equal(b, d.compute(atoms))
 
 
 def test_unknown_element_in_structure():

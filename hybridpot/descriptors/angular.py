@@ -27,9 +27,13 @@ import sphericart.torch
 import torch
 
 
-@lru_cache(maxsize=16)
+_CALCULATORS: dict[int, sphericart.torch.SphericalHarmonics] = {}
+
+
 def _calculator(lmax: int) -> sphericart.torch.SphericalHarmonics:
-    return sphericart.torch.SphericalHarmonics(lmax)
+    if lmax not in _CALCULATORS:
+        _CALCULATORS[lmax] = sphericart.torch.SphericalHarmonics(lmax)
+    return _CALCULATORS[lmax]
 
 
 def spherical_harmonics(vectors: torch.Tensor, lmax: int, order: int = 0) -> list[torch.Tensor]:
@@ -105,7 +109,7 @@ def real_clebsch_gordan(l1: int, l2: int, l: int) -> np.ndarray:
     return np.ascontiguousarray(t.real)
 
 
-def l_of_lm(lmax: int) -> np.ndarray:
-    """((lmax+1)^2,) the l of each (l, m) column."""
-    return np.repeat(np.arange(lmax + 1), 2 * np.arange(lmax + 1) + 1)
+def l_of_lm(lmax: int) -> tuple[int, ...]:
+    """The l of each of the (lmax+1)^2 (l, m) columns."""
+    return tuple(l for l in range(lmax + 1) for _ in range(2 * l + 1))
 

@@ -56,20 +56,23 @@ class Invariants(torch.nn.Module):
         """Adjoint vectors per l: a list over l of (N, n_adjoints[l], 2l + 1)."""
         raise NotImplementedError
 
+    def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
+        """The adjoint vectors of each pair's centre: a list over l of (P, n_adjoints[l], 2l + 1)."""
+        return [d.index_select(0, centers) for d in self.adjoints(coefficients)]
+
     def pair_gradients(
-        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
+        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor
     ) -> torch.Tensor:  # pragma: no cover - abstract
-        """dB[centre] / dr_p for P pairs, written into ``out``.
+        """dB[centre] / dr_p for P pairs.
 
         Args:
             radial, d_radial: (P, nu, L) w g_{nu l}(r_p) and w dg/dr (1/A).
             unit: (P, 3) r_p / |r_p|.
             contractions: (P, sum_l n_adjoints[l], 4): <Y_l, D> and <dY_l/dr, D> (1/A) for the
                 adjoint vectors of the pair's centre, l-major.
-            out: (P, K, 3) destination (may be a view of a larger array).
 
         Returns:
-            ``out``, 1/A times the unit of B.
+            (P, K, 3), 1/A times the unit of B.
         """
         raise NotImplementedError
 
@@ -77,6 +80,12 @@ class Invariants(torch.nn.Module):
 def _block(coefficients: torch.Tensor, l: int) -> torch.Tensor:
     """The (..., nu, 2l + 1) block of order l."""
     return coefficients[..., l * l : (l + 1) * (l + 1)]
+
+
+def gathered_blocks(coefficients: torch.Tensor, index: torch.Tensor, lmax: int) -> list[torch.Tensor]:
+    """coefficients[index] (P, nu, (lmax+1)^2) split by l: a list of (P, nu, 2l + 1) views."""
+    rows = coefficients.index_select(0, index)
+    return [_block(rows, l) for l in range(lmax + 1)]
 
 
 class PowerSpectrum(Invariants):
@@ -105,27 +114,38 @@ class PowerSpectrum(Invariants):
         """The adjoint vectors of order l are the blocks c_{nu l} themselves (nu of them)."""
         return [_block(coefficients, l) for l in range(self.lmax + 1)]
 
-    def pair_gradients(
-        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
-    ) -> torch.Tensor:
+    def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
+        return gathered_blocks(coefficients, centers, self.lmax)  # one gather instead of one per l
+
+    def pair_gradients(self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor) -> torch.Tensor:
         """dp(n1, n2, l) = norm_l [r_hat (w g'_{n1 l} A_{n2 l} + w g'_{n2 l} A_{n1 l}) + w g_{n1 l} G_{n2 l} + w g_{n2 l} G_{n1 l}].
 
         A_{nl} = <Y_l, c_{nl}>, G_{nl} = <dY_l, c_{nl}> (3 components). The features of one n1
-        (n2 = 0..n1) are contiguous columns, so each is computed from slices (no gathers) and
-        written straight into ``out``.
+        (n2 = 0..n1) are contiguous columns, so each block comes from slices, without gathers.
+        The same loop runs in one of two memory layouts: pairs first when traced by
+        torch.compile (which fuses it into one loop over pairs), pairs last when run eagerly, so
+        that every operation sweeps long contiguous rows of pairs (3x faster, measured).
         """
         p, nu, big_l = radial.shape
-        c = contractions.reshape(p, big_l, nu, 4).transpose(1, 2) * self.norms.to(radial.dtype).reshape(1, 1, big_l, 1)
-        a, g = c[..., 0], c[..., 1:]  # norm_l A (P, nu, L), norm_l G (P, nu, L, 3)
-        rows = out.view(p, -1, big_l, 3)
-        unit = unit[:, None, None, :]
+        c = contractions.reshape(p, big_l, nu, 4) * self.norms.to(radial.dtype).reshape(1, big_l, 1, 1)
+        if torch.compiler.is_compiling():
+            axis, xyz = 1, 3  # (P, nu, L[, 3])
+            a, g, u, du = c[..., 0].transpose(1, 2), c[..., 1:].transpose(1, 2), radial, d_radial
+            unit = unit[:, None, None, :]
+        else:
+            axis, xyz = 0, 2  # (nu, L[, 3], P)
+            c = c.permute(2, 1, 3, 0)
+            a, g = c[:, :, 0].contiguous(), c[:, :, 1:].contiguous()
+            u, du, unit = radial.permute(1, 2, 0).contiguous(), d_radial.permute(1, 2, 0).contiguous(), unit.t()
+        rows = []
         for n1 in range(nu):
-            lower, this = slice(0, n1 + 1), slice(n1, n1 + 1)
-            radial_part = torch.addcmul(d_radial[:, this] * a[:, lower], d_radial[:, lower], a[:, this]).unsqueeze(3)
-            tangential = torch.addcmul(radial[:, this].unsqueeze(3) * g[:, lower], radial[:, lower].unsqueeze(3), g[:, this])
-            first = n1 * (n1 + 1) // 2
-            torch.addcmul(tangential, radial_part, unit, out=rows[:, first : first + n1 + 1])
-        return out
+            lo = [x.narrow(axis, 0, n1 + 1) for x in (u, du, a, g)]
+            at = [x.narrow(axis, n1, 1) for x in (u, du, a, g)]
+            radial_part = torch.addcmul(at[1] * lo[2], lo[1], at[2]).unsqueeze(xyz)
+            tangential = torch.addcmul(at[0].unsqueeze(xyz) * lo[3], lo[0].unsqueeze(xyz), at[3])
+            rows.append(torch.addcmul(tangential, radial_part, unit))
+        rows = torch.cat(rows, dim=axis)
+        return rows.reshape(p, self.n_features, 3) if axis == 1 else rows.reshape(self.n_features, 3, p).permute(2, 0, 1)
 
 
 def bispectrum_triples(lmax: int) -> list[tuple[int, int, int]]:
@@ -221,9 +241,7 @@ class Bispectrum(Invariants):
                 groups[lt].append(d)
         return [torch.cat(g, dim=1) if g else coefficients.new_zeros((n, 0, 2 * l + 1)) for l, g in enumerate(groups)]
 
-    def pair_gradients(
-        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor, out: torch.Tensor
-    ) -> torch.Tensor:
+    def pair_gradients(self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor) -> torch.Tensor:
         """Sum over the three factor slots of w g' r_hat <Y, D> + w g <dY, D>."""
         p, k = radial.shape[0], self.n_features
         u = radial.reshape(p, -1).index_select(1, self.slot_radial)
@@ -231,7 +249,7 @@ class Bispectrum(Invariants):
         c = contractions.index_select(1, self.slot_adjoint)  # (P, 3K, 4)
         radial_part = (du * c[..., 0]).reshape(p, 3, k).sum(1)
         tangential = (u.unsqueeze(2) * c[..., 1:]).reshape(p, 3, k, 3).sum(1)
-        return torch.addcmul(tangential, radial_part.unsqueeze(2), unit.unsqueeze(1), out=out)
+        return torch.addcmul(tangential, radial_part.unsqueeze(2), unit.unsqueeze(1))
 
 
 def invariants(kind: str, n_radial: int, lmax: int) -> Invariants:

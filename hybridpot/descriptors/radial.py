@@ -91,7 +91,8 @@ class RadialBasis(ABC):
 
         Returns:
             three float64 arrays of shape (len(r), nmax, lmax + 1), in 1, 1/A and 1/A^2 times the
-            unit of g (A^-3/2 for both bases).
+            unit of g: A^(3/2) for the LAMMPS basis (R_nl is a
+            density projected on polynomials of unit A^(-3/2)), A^(-3/2) for the Bessel basis.
         """
 
     @abstractmethod
