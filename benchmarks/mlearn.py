@@ -51,18 +51,32 @@ ELEMENTS = ["Cu", "Ni", "Si", "Li"]
 MODELS = ["linear", "quadratic", "nn"]
 
 #: Empirical baseline of each element ("potentials/<file>", or an inline [baseline] table).
-BASELINES: dict[str, dict[str, Any]] = {
+BASELINES: dict[str, dict[str, Any] | None] = {
     "Cu": {"file": "potentials/Cu_mishin1.eam.alloy"},
     "Ni": {"file": "potentials/NiAlH_jea.eam.alloy"},
     "Si": {"file": "potentials/Si.tersoff"},
-    # no Li EAM ships with LAMMPS; see SETTINGS["Li"]["note"]
-    "Li": {"type": "lj", "elements": ["Li"], "cutoff": 6.0, "shift": True,
-           "pair": [{"elements": ["Li", "Li"], "epsilon": 0.0, "sigma": 2.7}]},
+    "Li": None,  # no Li EAM or Tersoff ships with LAMMPS or ../shared: pure ML only (issue #4: "no baseline")
 }
 
 #: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md).
 #: ``fit``: [fit] table; ``descriptor``: [descriptor]; ``linear``/``quadratic``/``nn``: [model] tables.
-SETTINGS: dict[str, dict[str, Any]] = {}  # filled in below
+#: One descriptor per element for every model, so that rows differ only in the model (and baseline).
+_NN = {"hidden": [32, 32], "activation": "tanh", "epochs": 150, "patience": 20}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
+           "fit": {"energy_weight": 300.0, "force_weight": 1.0},
+           "peer_fit": {"energy_weight": 1.0, "force_weight": 1.0},
+           "linear": {}, "quadratic": {}, "nn": _NN},
+    "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
+           "fit": {"energy_weight": 300.0, "force_weight": 1.0},
+           "linear": {}, "quadratic": {}, "nn": _NN},
+    "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
+           "fit": {"energy_weight": 30.0, "force_weight": 1.0},
+           "linear": {}, "quadratic": {}, "nn": _NN},
+    "Li": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
+           "fit": {"energy_weight": 100.0, "force_weight": 1.0},
+           "linear": {}, "quadratic": {}, "nn": _NN},
+}
 
 #: the peer-comparison configuration (fixed by issue #4, not tuned)
 PEER_DESCRIPTOR = {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0}
@@ -96,6 +110,8 @@ def make_config(shared: Path, element: str, model: str, hybrid: bool, out_dir: P
                 descriptor: dict | None = None, fit: dict | None = None, model_settings: dict | None = None):
     """The validated fit configuration (what ``hybridpot fit`` would read from TOML)."""
     s = SETTINGS[element]
+    if hybrid and BASELINES[element] is None:
+        raise ValueError(f"{element} has no empirical baseline; only the pure-ML variant exists")
     baseline = dict(BASELINES[element]) if hybrid else {"type": "none"}
     if "file" in baseline:
         baseline["file"] = str(shared / "data" / baseline["file"])
@@ -130,7 +146,7 @@ def run_one(shared: Path, element: str, model: str, hybrid: bool, train_fraction
         "baseline_only_test": _pick(rep["baseline_only"]["test"]) if hybrid else None,
         "fit": fit, "n_train_structures": rep["data"]["train"]["n_used"],
         "stages_seconds": {k: round(v["seconds"], 2) for k, v in rep["timings"].items()},
-        "wall_seconds": round(wall, 2),
+        "wall_seconds": round(wall, 2), "date": time.strftime("%Y-%m-%d"),
         "config": {k: raw[k] for k in ("baseline", "descriptor", "model", "fit")},
     }
 
@@ -169,7 +185,7 @@ def part_table(shared: Path, elements: list[str], models: list[str], out: Path) 
     for el in elements:
         rows: dict[str, Any] = {}
         for model in models:
-            for hybrid in (True, False):
+            for hybrid in ((True, False) if BASELINES[el] else (False,)):
                 name = f"{'hybrid' if hybrid else 'pure ML'} {model}"
                 print(f"[{el}] fitting {name} ...", flush=True)
                 rows[name] = run_one(shared, el, model, hybrid)
@@ -184,12 +200,20 @@ def part_table(shared: Path, elements: list[str], models: list[str], out: Path) 
         print()
         print(format_element_table(el, results[el]))
         print()
+    path = out / "mlearn.json"
+    if path.exists():  # rows of earlier runs (other elements or models) are kept; this run's rows replace theirs
+        old = json.loads(path.read_text()).get("elements", {})
+        for el, res in results.items():
+            if el in old:
+                res["variants"] = {**old[el]["variants"], **res["variants"]}
+                res["baseline_only_test"] = res["baseline_only_test"] or old[el].get("baseline_only_test")
+        results = {**old, **results}
     doc = {
         "description": "test-set errors on the mlearn data (Zuo et al. 2020); settings chosen by 5-fold CV on train (see mlearn_search.md)",
         "units": {"energy": "meV/atom", "force": "eV/A (all Cartesian components)", "stress": "GPa"},
-        "machine": machine_info(), "runtime_seconds": round(time.perf_counter() - t_start, 1), "elements": results,
+        "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t_start, 1), "elements": results,
     }
-    write_json(out / "mlearn.json", doc)
+    write_json(path, doc)
     return doc
 
 
@@ -203,7 +227,7 @@ def format_element_table(el: str, res: dict[str, Any]) -> str:
         lines.append(f"{label:<62} {f('energy_mae_meV_atom', '7.3f'):>7} {f('energy_rmse_meV_atom', '7.3f'):>7} "
                      f"{f('force_mae_eV_A', '7.4f'):>7} {f('force_rmse_eV_A', '7.4f'):>7} {f('stress_mae_GPa', '6.3f'):>6}")
 
-    bl = res["baseline"]
+    bl = res["baseline"] or {"type": "none"}
     bl_name = Path(bl["file"]).name if "file" in bl else bl.get("type", "none")
     if res["baseline_only_test"]:
         row(f"baseline only ({bl_name} + per-atom constant)", res["baseline_only_test"])
