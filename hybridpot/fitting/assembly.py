@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hybridpot.fitting.config import DEFAULT_BATCH_ATOMS
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.io.data import Dataset
 from hybridpot.neighbors import build_graph, neighbor_list
@@ -75,7 +76,7 @@ class BaselinePredictions:
     virial: np.ndarray
 
 
-def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = 2000, progress: bool = True) -> BaselinePredictions:
+def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> BaselinePredictions:
     """Evaluate the baseline on every structure once (zeros without a baseline)."""
     S, N = len(data), int(data.n_atoms.sum())
     out = BaselinePredictions(np.zeros(S), np.zeros((N, 3)), np.zeros((S, 3, 3)))
@@ -239,7 +240,7 @@ def accumulate(
     data: Dataset,
     baseline: BaselinePredictions,
     weights: Weights,
-    batch_atoms: int = 2000,
+    batch_atoms: int = DEFAULT_BATCH_ATOMS,
     folds: np.ndarray | None = None,
     n_folds: int = 0,
     progress: bool = True,

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import DesignAssembler, Weights, baseline_predictions, batches, weighted_rows
+from hybridpot.fitting.assembly import DEFAULT_BATCH_ATOMS, DesignAssembler, Weights, baseline_predictions, batches, weighted_rows
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.io.data import Dataset
 from hybridpot.models.polynomial import PolynomialModel
@@ -31,7 +31,7 @@ MAX_DESIGN_BYTES = 2 * 1024**3
 
 
 def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, progress: bool = True,
-          log: Callable[[str], None] = print, batch_atoms: int = 2000) -> dict[str, Any]:
+          log: Callable[[str], None] = print, batch_atoms: int = DEFAULT_BATCH_ATOMS) -> dict[str, Any]:
     """Optimise the baseline parameters named in ``[baseline] refit`` jointly with the residual.
 
     The baseline's parameters are set to the optimum in place; the caller then fits the model.

@@ -36,6 +36,10 @@ from typing import Any
 from hybridpot.errors import HybridpotError
 from hybridpot.io.toml import read_toml
 
+#: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
+#: derivatives held at once (~50 MiB at nmax = lmax = 4, rcut 5 A in fcc Cu) and so the fit's peak memory
+DEFAULT_BATCH_ATOMS = 1000
+
 _NUM = (int, float)
 
 #: section -> key -> (accepted types, default); default ``...`` marks a required key
@@ -87,7 +91,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "train_fraction": (_NUM, 1.0),
         "seed": ((int,), 0),
         "config_weights": ((dict,), {}),
-        "batch_atoms": ((int,), 2000),
+        "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS),
     },
     "output": {
         "dir": ((str,), "runs/fit"),

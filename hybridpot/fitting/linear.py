@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hybridpot.fitting.assembly import BaselinePredictions, DesignAssembler, Weights, accumulate
+from hybridpot.fitting.assembly import DEFAULT_BATCH_ATOMS, BaselinePredictions, DesignAssembler, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, solve
 from hybridpot.io.data import Dataset
 from hybridpot.models.polynomial import PolynomialModel
@@ -20,7 +20,7 @@ def fit_linear(
     regularization: str | float = "evidence",
     cv_folds: int = 5,
     seed: int = 0,
-    batch_atoms: int = 2000,
+    batch_atoms: int = DEFAULT_BATCH_ATOMS,
     progress: bool = True,
 ) -> LinearSolution:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
