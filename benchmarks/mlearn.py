@@ -315,6 +315,8 @@ def plot_curves(curves: dict[str, Any], path: Path) -> None:
                 ax.axhline(TARGETS[el][metric.replace("rmse", "mae")], color="grey", lw=0.8, ls=":", label="target")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.set_xticks(n, [str(k) for k in n])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_xlabel(f"{el} training structures")
             ax.set_ylabel(label)
             ax.legend(fontsize=8)
@@ -405,6 +407,37 @@ def format_peer_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------------ README
+
+
+def markdown_summary(out: Path) -> str:
+    """The README's mlearn tables, rendered from the JSON files under ``out``."""
+    doc = json.loads((out / "mlearn.json").read_text())
+    published = ("GAP", "MTP", "SNAP_reproduced", "qSNAP_reproduced")
+    lines = ["| element | baseline only | pure ML linear | hybrid linear | pure ML quadratic | hybrid quadratic "
+             "| pure ML NN | hybrid NN | GAP | MTP | target |", "|" + "---|" * 11]
+
+    def cell(m):
+        return f"{m['energy_mae_meV_atom']:.3f} / {m['force_mae_eV_A']:.4f}" if m else "-"
+
+    for el, res in doc["elements"].items():
+        v = res["variants"]
+        pub = {p["method"]: p for p in res["published"]}
+        lines.append(f"| {el} | {cell(res['baseline_only_test'])} | " + " | ".join(
+            cell(v.get(name, {}).get("test")) for name in ("pure ML linear", "hybrid linear", "pure ML quadratic",
+                                                            "hybrid quadratic", "pure ML nn", "hybrid nn"))
+            + " | " + " | ".join(cell(pub.get(m)) for m in published[:2]) + f" | {cell(res['targets'])} |")
+    text = "\n".join(lines)
+    curve_path = out / "mlearn_learning_curve.json"
+    if curve_path.exists():
+        checks = json.loads(curve_path.read_text())["hybrid_25pct_vs_pure_100pct"]
+        text += "\n\nHybrid with 25% of the training set against pure ML with 100% (test MAE, meV/atom / eV/A):\n\n"
+        text += "| | hybrid, 25% | pure ML, 100% | at least as accurate |\n|---|---|---|---|\n"
+        text += "\n".join(f"| {k} | {cell(c['hybrid_25pct'])} | {cell(c['pure_100pct'])} | "
+                           f"{'yes' if c['hybrid_25pct_at_least_as_accurate'] else 'no'} |" for k, c in checks.items())
+    return text
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 
@@ -427,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
-    parser.add_argument("--parts", default="table,curve,peer")
+    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,markdown (markdown: README tables from the JSON)")
     parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn; --quick: linear,quadratic)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
@@ -450,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         part_table(shared, elements, models, out)
     if "curve" in parts:
         part_curve(shared, elements, ["linear"] if args.quick else [m for m in models if m != "nn"], out)
+    if "markdown" in parts:
+        print(markdown_summary(out))
     print(f"\ntotal runtime {time.perf_counter() - t0:.0f} s")
     return 0
 
