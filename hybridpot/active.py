@@ -63,7 +63,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hybridpot.errors import HybridpotError
 from hybridpot.fitting.config import SCHEMA as FIT_SCHEMA
-from hybridpot.fitting.config import FitConfig, parse_config
+from hybridpot.fitting.config import FitConfig, fail, parse_config, validate_sections
 from hybridpot.io.toml import read_toml
 
 _NUM = (int, float)
@@ -118,10 +118,6 @@ class ActiveConfig:
         return self.sections[section]
 
 
-def _fail(source: str, msg: str) -> HybridpotError:
-    return HybridpotError(f"{source}: {msg}")
-
-
 def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") -> ActiveConfig:
     """Validate an active-learning configuration (as read from TOML).
 
@@ -130,68 +126,49 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     """
     unknown = set(raw) - set(ACTIVE_SCHEMA) - set(FIT_SCHEMA) | ({"data"} & set(raw))
     if unknown:
-        raise _fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(set(ACTIVE_SCHEMA) | set(FIT_SCHEMA) - {'data'})} "
+        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(set(ACTIVE_SCHEMA) | set(FIT_SCHEMA) - {'data'})} "
                             "([data] is replaced by [active] initial / test)")
-    sections: dict[str, dict[str, Any]] = {}
-    for section, keys in ACTIVE_SCHEMA.items():
-        given = raw.get(section, {})
-        if not isinstance(given, dict):
-            raise _fail(source, f"[{section}] must be a table")
-        bad = set(given) - set(keys)
-        if bad:
-            raise _fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
-        values = {}
-        for key, (types, default) in keys.items():
-            if key in given:
-                v = given[key]
-                if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
-                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
-                values[key] = v
-            elif default is ...:
-                raise _fail(source, f"[{section}] {key} is required")
-            else:
-                values[key] = default
-        sections[section] = values
+    sections = validate_sections(raw, ACTIVE_SCHEMA, source)
     a, c, o = sections["active"], sections["candidates"], sections["oracle"]
     fit_raw = {k: v for k, v in raw.items() if k in FIT_SCHEMA}
     fit_raw["data"] = {"train": a["initial"], **({"test": a["test"]} if a["test"] else {})}
     fit = parse_config(fit_raw, base_dir, source)
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
-        raise _fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
+        raise fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
     if a["iterations"] < 0 or a["select"] < 1:
-        raise _fail(source, f"[active] iterations = {a['iterations']}, select = {a['select']}: need iterations >= 0, select >= 1")
+        raise fail(source, f"[active] iterations = {a['iterations']}, select = {a['select']}: need iterations >= 0, select >= 1")
     if a["criterion"] not in ("gamma", "std", "random"):
-        raise _fail(source, f"[active] criterion = {a['criterion']!r}: expected 'gamma', 'std' or 'random'")
+        raise fail(source, f"[active] criterion = {a['criterion']!r}: expected 'gamma', 'std' or 'random'")
     if a["criterion"] == "std" and fit["model"]["type"] == "nn" and fit["model"]["committee"] < 2:
-        raise _fail(source, "[active] criterion = 'std' with an nn model needs [model] committee >= 2")
+        raise fail(source, "[active] criterion = 'std' with an nn model needs [model] committee >= 2")
     if c["source"] not in ("md", "perturb", "pool"):
-        raise _fail(source, f"[candidates] source = {c['source']!r}: expected 'md', 'perturb' or 'pool'")
+        raise fail(source, f"[candidates] source = {c['source']!r}: expected 'md', 'perturb' or 'pool'")
     for key in ("structures", "pool"):
         if c[key] is not None:
             p = (base_dir / c[key]).resolve()
             if not p.is_file():
-                raise _fail(source, f"[candidates] {key}: file not found: {p}")
+                raise fail(source, f"[candidates] {key}: file not found: {p}")
             c[key] = p
     if c["source"] == "pool" and c["pool"] is None:
-        raise _fail(source, "[candidates] source = 'pool' needs pool = '...'")
+        raise fail(source, "[candidates] source = 'pool' needs pool = '...'")
     if not c["temperatures"] or not all(isinstance(t, _NUM) and not isinstance(t, bool) and t > 0 for t in c["temperatures"]):
-        raise _fail(source, f"[candidates] temperatures = {c['temperatures']}: expected a list of positive numbers (K)")
+        raise fail(source, f"[candidates] temperatures = {c['temperatures']}: expected a list of positive numbers (K)")
     for key in ("steps", "every", "count"):
         if c[key] < 1:
-            raise _fail(source, f"[candidates] {key} = {c[key]}: must be >= 1")
+            raise fail(source, f"[candidates] {key} = {c[key]}: must be >= 1")
     for key in ("timestep", "gamma_break"):
         if not c[key] > 0:
-            raise _fail(source, f"[candidates] {key} = {c[key]}: must be positive")
+            raise fail(source, f"[candidates] {key} = {c[key]}: must be positive")
     for key in ("rattle", "strain"):
         if c[key] < 0:
-            raise _fail(source, f"[candidates] {key} = {c[key]}: must be >= 0")
+            raise fail(source, f"[candidates] {key} = {c[key]}: must be >= 0")
     if (o["calculator"] is None) == (o["potential"] is None):
-        raise _fail(source, "[oracle] needs exactly one of calculator = 'module.Class' or potential = 'file'")
+        raise fail(source, "[oracle] needs exactly one of calculator = 'module.Class' or potential = 'file'")
     if o["potential"] is not None:
         p = (base_dir / o["potential"]).resolve()
         if not p.is_file():
-            raise _fail(source, f"[oracle] potential file not found: {p}")
+            raise fail(source, f"[oracle] potential file not found: {p}")
         o["potential"] = p
     return ActiveConfig(fit, sections, source)
 

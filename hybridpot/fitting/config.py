@@ -114,8 +114,42 @@ class FitConfig:
         return self.sections[section]
 
 
-def _fail(source: str, msg: str) -> HybridpotError:
+def fail(source: str, msg: str) -> HybridpotError:
+    """A configuration error naming its source (file) first."""
     return HybridpotError(f"{source}: {msg}")
+
+
+def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], source: str) -> dict[str, dict[str, Any]]:
+    """The sections of ``schema`` from ``raw`` with types checked and defaults filled in.
+
+    ``schema``: section -> key -> (accepted types, default), default ``...`` for a required key.
+    Sections of ``raw`` that are not in ``schema`` are not looked at (the caller checks them).
+
+    Raises:
+        HybridpotError: a section that is not a table, an unknown key, a wrong type or a missing
+            required key, naming the section and key.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for section, keys in schema.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise fail(source, f"[{section}] must be a table")
+        bad = set(given) - set(keys)
+        if bad:
+            raise fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
+        values = {}
+        for key, (types, default) in keys.items():
+            if key in given:
+                v = given[key]
+                if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+                    raise fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
+                values[key] = v
+            elif default is ...:
+                raise fail(source, f"[{section}] {key} is required")
+            else:
+                values[key] = default
+        out[section] = values
+    return out
 
 
 def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") -> FitConfig:
@@ -127,29 +161,8 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     """
     unknown = set(raw) - set(SCHEMA)
     if unknown:
-        raise _fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SCHEMA)}")
-    out: dict[str, dict[str, Any]] = {}
-    for section, keys in SCHEMA.items():
-        given = raw.get(section, {})
-        if not isinstance(given, dict):
-            raise _fail(source, f"[{section}] must be a table")
-        bad = set(given) - set(keys)
-        if bad:
-            raise _fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
-        values = {}
-        for key, (types, default) in keys.items():
-            if key in given:
-                v = given[key]
-                if isinstance(v, bool) and bool not in types:
-                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
-                if not isinstance(v, types):
-                    raise _fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
-                values[key] = v
-            elif default is ...:
-                raise _fail(source, f"[{section}] {key} is required")
-            else:
-                values[key] = default
-        out[section] = values
+        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SCHEMA)}")
+    out = validate_sections(raw, SCHEMA, source)
     _check_values(out, base_dir, source)
     return FitConfig(out, source)
 
@@ -165,78 +178,78 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if c["data"][key] is not None:
             p = (base / c["data"][key]).resolve()
             if not p.is_file():
-                raise _fail(source, f"[data] {key}: file not found: {p}")
+                raise fail(source, f"[data] {key}: file not found: {p}")
             c["data"][key] = p
     b = c["baseline"]
     kind = b["type"] or ("file" if b["file"] else None)
     if kind is None:
-        raise _fail(source, "[baseline] needs file = '...' or type = 'none' | 'lj'")
+        raise fail(source, "[baseline] needs file = '...' or type = 'none' | 'lj'")
     if kind not in ("file", "none", "lj"):
-        raise _fail(source, f"[baseline] type = {kind!r}: expected 'file', 'none' or 'lj'")
+        raise fail(source, f"[baseline] type = {kind!r}: expected 'file', 'none' or 'lj'")
     if kind == "file":
         if not b["file"]:
-            raise _fail(source, "[baseline] type = 'file' needs file = '...'")
+            raise fail(source, "[baseline] type = 'file' needs file = '...'")
         p = (base / b["file"]).resolve()
         if not p.is_file():
-            raise _fail(source, f"[baseline] file not found: {p}")
+            raise fail(source, f"[baseline] file not found: {p}")
         b["file"] = p
     lj_keys = [k for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None]
     if kind != "lj" and lj_keys:
-        raise _fail(source, f"[baseline] keys {lj_keys} only apply to type = 'lj'")
+        raise fail(source, f"[baseline] keys {lj_keys} only apply to type = 'lj'")
     if kind == "none" and b["refit"]:
-        raise _fail(source, "[baseline] refit needs a baseline")
+        raise fail(source, "[baseline] refit needs a baseline")
     if not 0 < b["refit_range"] < 1:
-        raise _fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
+        raise fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
     b["type"] = kind
     d = c["descriptor"]
     if d["basis"] not in ("lammps", "bessel"):
-        raise _fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
+        raise fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
     if d["kind"] not in ("power", "bispectrum"):
-        raise _fail(source, f"[descriptor] kind = {d['kind']!r}: expected 'power' or 'bispectrum'")
+        raise fail(source, f"[descriptor] kind = {d['kind']!r}: expected 'power' or 'bispectrum'")
     if d["basis"] == "lammps" and d["alpha"] is None:
         d["alpha"] = 2.0
     if d["basis"] == "bessel" and d["alpha"] is not None:
-        raise _fail(source, f"[descriptor] alpha = {d['alpha']}: only basis = 'lammps' has alpha (Gaussian smearing); remove it for 'bessel'")
+        raise fail(source, f"[descriptor] alpha = {d['alpha']}: only basis = 'lammps' has alpha (Gaussian smearing); remove it for 'bessel'")
     for key in ("rcut", "alpha"):
         if d[key] is not None and not d[key] > 0:
-            raise _fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
+            raise fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
     for key in ("nmax", "lmax"):
         if d[key] < (1 if key == "nmax" else 0):
-            raise _fail(source, f"[descriptor] {key} = {d[key]}: too small")
+            raise fail(source, f"[descriptor] {key} = {d[key]}: too small")
     m = c["model"]
     if m["type"] not in ("linear", "quadratic", "nn"):
-        raise _fail(source, f"[model] type = {m['type']!r}: expected 'linear', 'quadratic' or 'nn'")
+        raise fail(source, f"[model] type = {m['type']!r}: expected 'linear', 'quadratic' or 'nn'")
     reg = m["regularization"]
     if isinstance(reg, str) and reg not in ("evidence", "cv"):
-        raise _fail(source, f"[model] regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
+        raise fail(source, f"[model] regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
     if not isinstance(reg, str) and reg < 0:
-        raise _fail(source, f"[model] regularization = {reg}: must be >= 0")
+        raise fail(source, f"[model] regularization = {reg}: must be >= 0")
     if m["cv_folds"] < 2:
-        raise _fail(source, f"[model] cv_folds = {m['cv_folds']}: need at least 2")
+        raise fail(source, f"[model] cv_folds = {m['cv_folds']}: need at least 2")
     if m["activation"] not in ("tanh", "sigmoid", "relu", "linear"):
-        raise _fail(source, f"[model] activation = {m['activation']!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
+        raise fail(source, f"[model] activation = {m['activation']!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
     if not all(isinstance(h, int) and h > 0 for h in m["hidden"]):
-        raise _fail(source, f"[model] hidden = {m['hidden']}: expected a list of positive integers")
+        raise fail(source, f"[model] hidden = {m['hidden']}: expected a list of positive integers")
     if not 0 < m["validation_fraction"] < 1:
-        raise _fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
+        raise fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
     if m["committee"] < 1:
-        raise _fail(source, "[model] committee must be >= 1")
+        raise fail(source, "[model] committee must be >= 1")
     if m["committee"] > 1 and m["type"] != "nn":
-        raise _fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
+        raise fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
                             "Bayesian posterior instead (set committee = 1)")
     f = c["fit"]
     for key in ("energy_weight", "force_weight", "stress_weight"):
         if f[key] < 0:
-            raise _fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
+            raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
-        raise _fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
+        raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
     if not 0 < f["train_fraction"] <= 1:
-        raise _fail(source, f"[fit] train_fraction = {f['train_fraction']}: expected 0 < value <= 1")
+        raise fail(source, f"[fit] train_fraction = {f['train_fraction']}: expected 0 < value <= 1")
     if f["batch_atoms"] < 1:
-        raise _fail(source, "[fit] batch_atoms must be >= 1")
+        raise fail(source, "[fit] batch_atoms must be >= 1")
     for k, v in f["config_weights"].items():
         if not isinstance(v, _NUM) or v < 0:
-            raise _fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
+            raise fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
 
 
