@@ -360,7 +360,10 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     if posterior is not None:
         summary["noise"] = posterior.noise
         summary["alpha"], summary["beta"] = posterior.alpha, posterior.beta
-    B, types, _ = descriptors(potential, data.frames, batch_atoms)
+    if solution is not None and solution.training_descriptors is not None:
+        B, types = solution.training_descriptors  # kept from the design-matrix assembly
+    else:
+        B, types, _ = descriptors(potential, data.frames, batch_atoms)
     error = None
     try:
         active: ActiveSet | None = ActiveSet.from_descriptors(B, types, elements, strict=True)

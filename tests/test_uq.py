@@ -124,6 +124,19 @@ def test_array_record_round_trip_and_corruption():
         decode_array(bad)
 
 
+def test_fit_keeps_training_descriptors_equal_to_a_fresh_computation(bundled_train):
+    """The descriptors kept from the assembly (used for the active set) are those of the data, in order."""
+    pot = small_hybrid()
+    data = from_frames(bundled_train.frames[:7])
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    sol = fit_linear(pot, data, bl, Weights(), batch_atoms=150, progress=False)  # several batches
+    B_kept, types_kept = sol.training_descriptors
+    B, types, owner = descriptors(pot, data.frames, batch_atoms=10_000)
+    assert B_kept.shape == B.shape == (int(data.n_atoms.sum()), pot.descriptor.n_features)
+    np.testing.assert_allclose(B_kept, B, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(types_kept, types)
+
+
 def test_fitted_gamma_training_atoms_and_extrapolation(fitted, bundled_train):
     B, types, _ = descriptors(fitted, bundled_train.frames)
     assert fitted.uq_data.active_set.grade(B, types).max() <= 1 + 1e-6

@@ -241,7 +241,7 @@ class LammpsRadialBasis(RadialBasis):
         r = self._check_r(r)
         a, x, lmax = self.alpha, self._x, self.lmax
         out = np.empty((3, len(r), self.nmax, lmax + 1))
-        block = max(1, 250_000 // (len(x) * (lmax + 3)))  # ~2 MB per temporary: the table build stays small
+        block = max(1, 50_000 // (len(x) * (lmax + 3)))  # ~0.4 MB per temporary: the table build stays small
         for s in range(0, len(r), block):
             rb = r[s : s + block, None]
             z = 2.0 * a * x[None, :] * rb

@@ -244,7 +244,7 @@ def accumulate(
     folds: np.ndarray | None = None,
     n_folds: int = 0,
     progress: bool = True,
-) -> tuple[QRAccumulator, list[QRAccumulator]]:
+) -> tuple[QRAccumulator, list[QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into a QR accumulator (and per-fold accumulators).
 
     Args:
@@ -254,13 +254,22 @@ def accumulate(
         folds: (S,) fold index per structure for cross-validation (with ``n_folds``).
 
     Returns:
-        (all rows, [rows of fold k for k < n_folds]).
+        (all rows, [rows of fold k for k < n_folds], (B (N, K), types (N,)) of every atom of
+        ``data`` in order).
     """
     order = assembler.column_order()
     acc = QRAccumulator(assembler.n_columns)
     fold_acc = [QRAccumulator(assembler.n_columns) for _ in range(n_folds)]
+    first_atom = np.concatenate([[0], np.cumsum(data.n_atoms)])
+    B_all = types_all = None  # filled batch by batch (no concatenated copies)
     for idx in tqdm(list(batches(data, batch_atoms)), desc="design matrix", unit="batch", disable=not progress, leave=False):
-        A, y, owner = weighted_rows(data, baseline, weights, idx, assembler.rows([data.frames[s] for s in idx]))
+        rows = assembler.rows([data.frames[s] for s in idx])
+        if B_all is None:
+            B_all = np.empty((first_atom[-1], rows["descriptors"].shape[1]))
+            types_all = np.empty(first_atom[-1], dtype=rows["types"].dtype)
+        atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
+        B_all[atoms], types_all[atoms] = rows["descriptors"], rows["types"]
+        A, y, owner = weighted_rows(data, baseline, weights, idx, rows)
         A = A[:, order]
         if n_folds:
             fold_of_row = folds[owner]
@@ -272,4 +281,4 @@ def accumulate(
             acc.add(A, y)
     for f in fold_acc:  # each row is factorised once; the total is the merge of the folds
         acc = acc.merge(f)
-    return acc, fold_acc
+    return acc, fold_acc, (B_all, types_all)

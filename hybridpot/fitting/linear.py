@@ -43,7 +43,7 @@ def fit_linear(
     if regularization == "cv":
         n_folds = min(cv_folds, len(data))
         folds = np.random.default_rng(seed).permutation(len(data)) % n_folds
-    acc, fold_acc = accumulate(assembler, data, baseline, weights, batch_atoms, folds, n_folds, progress)
+    acc, fold_acc, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, n_folds, progress)
     lam = None if isinstance(regularization, str) else float(regularization)
     sol = solve(acc, n_free=len(model.elements), lam=lam, folds=fold_acc or None)
     coef = np.empty(assembler.n_columns)
@@ -56,4 +56,5 @@ def fit_linear(
     cov[np.ix_(order, order)] = sol.covariance
     sol.covariance = cov
     sol.coef = coef
+    sol.training_descriptors = atoms
     return sol

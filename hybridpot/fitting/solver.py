@@ -92,6 +92,8 @@ class LinearSolution:
         log_evidence: log marginal likelihood (up to a constant from the flat prior).
         method: "evidence", "cv" or "fixed".
         cv_curve: lam -> validation mean squared weighted residual, when chosen by CV.
+        training_descriptors: (B (N, K), types (N,)) of the training atoms in data order, kept
+            from the assembly so that the uncertainty data need not compute them again.
     """
 
     coef: np.ndarray
@@ -106,6 +108,7 @@ class LinearSolution:
     log_evidence: float
     method: str
     cv_curve: dict[float, float] = field(default_factory=dict)
+    training_descriptors: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class _Reduced:
