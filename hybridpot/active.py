@@ -380,7 +380,8 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
     f, m = config["fit"], config["model"]
-    weights = Weights(f["energy_weight"], f["force_weight"], f["stress_weight"], f["config_weights"])
+    weights = Weights(energy=f["energy_weight"], force=f["force_weight"], stress=f["stress_weight"], config=f["config_weights"],
+                      baseline_stress=f["baseline_stress_weight"])
     bl = baseline_predictions(baseline, data, progress=progress)
     sol, info = None, {}
     if m["type"] == "nn":

@@ -101,6 +101,71 @@ def test_linear_solve_recovers_known_weights():
     assert np.max(np.abs(pot.model.coef.detach().numpy() - c_true)) / np.max(np.abs(c_true)) < 1e-5
 
 
+def _without_stress(frames):
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.calc = SinglePointCalculator(b, energy=a.get_potential_energy(), forces=a.get_forces())
+        out.append(b)
+    return out
+
+
+def _with_stress(frames, stresses):
+    out = []
+    for a, st in zip(frames, stresses):
+        b = a.copy()
+        b.calc = SinglePointCalculator(b, energy=a.get_potential_energy(), forces=a.get_forces(), stress=st)
+        out.append(b)
+    return out
+
+
+def _baseline_stress_pair():
+    """The same structures twice: without stresses, and with the baseline's own stress as reference."""
+    frames = _without_stress(labelled(random_hybrid(seed=1), cu_frames(5)))
+    baseline = random_hybrid().baseline
+    stresses = [to_numpy(baseline.compute(a))["stress"][0] for a in frames]
+    return from_frames(frames), from_frames(_with_stress(frames, stresses))
+
+
+def test_baseline_stress_rows_are_stress_rows_with_the_baseline_as_reference():
+    """baseline_stress_weight = w on unlabelled structures is exactly stress_weight = w with the
+    baseline's stress as the label (zero residual virial target), for the linear solve."""
+    silent, labelled_by_baseline = _baseline_stress_pair()
+    coefs = []
+    for data, weights in ((silent, Weights(energy=1.0, force=1.0, baseline_stress=5.0)),
+                          (labelled_by_baseline, Weights(energy=1.0, force=1.0, stress=5.0))):
+        pot = random_hybrid(seed=2)
+        fit_linear(pot, data, baseline_predictions(pot.baseline, data, progress=False), weights, regularization=1e-6, progress=False)
+        coefs.append(pot.model.coef.detach().numpy().copy())
+    assert np.max(np.abs(coefs[0] - coefs[1])) <= 1e-10 * np.max(np.abs(coefs[1]))
+    # and it does something: the residual's virial on the training structures shrinks
+    pot0, pot1 = random_hybrid(seed=2), random_hybrid(seed=2)
+    for pot, w in ((pot0, 0.0), (pot1, 1e3)):
+        fit_linear(pot, silent, baseline_predictions(pot.baseline, silent, progress=False),
+                   Weights(energy=1.0, force=1.0, baseline_stress=w), regularization=1e-6, progress=False)
+    def residual_virial(pot):
+        return np.array([np.abs(to_numpy(pot.compute(a))["stress"][0] - to_numpy(pot.baseline.compute(a))["stress"][0]).max()
+                         for a in silent.frames])
+    assert residual_virial(pot1).max() < 0.2 * residual_virial(pot0).max()
+
+
+def test_baseline_stress_nn_loss_equals_stress_loss_with_baseline_reference():
+    from hybridpot.fitting.nn import fit_nn
+    from hybridpot.models.nn import NNModel
+
+    silent, labelled_by_baseline = _baseline_stress_pair()
+    curves = []
+    for data, weights in ((silent, Weights(energy=1.0, force=1.0, baseline_stress=5.0)),
+                          (labelled_by_baseline, Weights(energy=1.0, force=1.0, stress=5.0))):
+        base = random_hybrid()
+        torch.manual_seed(0)  # the same initial network for both
+        pot = HybridPotential(base.baseline, base.descriptor, NNModel(["Cu"], base.descriptor.n_features, hidden=[4]))
+        rec = fit_nn(pot, data, baseline_predictions(pot.baseline, data, progress=False), weights,
+                     {"epochs": 3, "learning_rate": 1e-3, "patience": 10, "validation_fraction": 0.2}, progress=False, log=lambda m: None)
+        curves.append(np.array(rec["curve"]))
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-10)
+
+
 def test_quadratic_solve_recovers_known_model():
     """Quadratic power-spectrum features are exactly dependent (the l = 0 block is a rank-one product,
     e.g. p(0,0,0) p(1,1,0) = p(0,1,0)^2 up to a constant), so the weights are not identifiable; the

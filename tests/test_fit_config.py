@@ -62,6 +62,11 @@ def test_wrong_type(tmp_path, capsys):
     run_fails(tmp_path, config(tmp_path, text), capsys, "[descriptor] nmax = 'three': expected int")
 
 
+def test_negative_weight(tmp_path, capsys):
+    text = BASE + "[fit]\nbaseline_stress_weight = -1.0\n"
+    run_fails(tmp_path, config(tmp_path, text), capsys, "[fit] baseline_stress_weight = -1.0: must be >= 0")
+
+
 def test_missing_forces_with_force_weight(tmp_path, capsys):
     frames = read(bundled("Cu_train.xyz"), index=":5")
     for a in frames[2:4]:

@@ -41,6 +41,9 @@ class Weights:
     Attributes:
         energy, force, stress: weight of each kind of row (per-atom energies, force components,
             virial-per-atom components), normalised by the number of rows of that kind.
+        baseline_stress: weight of virial-per-atom rows with a zero residual target for the
+            structures that have no reference stress ("where the data are silent, keep the
+            baseline's stress"), normalised by their number.
         config: extra weight per ``config_type`` (default 1).
     """
 
@@ -48,6 +51,7 @@ class Weights:
     force: float = 1.0
     stress: float = 0.0
     config: Mapping[str, float] = field(default_factory=dict)
+    baseline_stress: float = 0.0
 
     def per_structure(self, data: Dataset) -> np.ndarray:
         """(S,) config-type weight of each structure."""
@@ -202,6 +206,8 @@ def weighted_rows(
     n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
     use_stress = weights.stress > 0 and bool(data.has_stress.any())
     n_s = max(int(6 * data.has_stress.sum()), 1)
+    use_baseline_stress = weights.baseline_stress > 0 and not bool(data.has_stress.all())
+    n_u = max(int(6 * (~data.has_stress).sum()), 1)
     ptr = data.ptr
     atom_lo = ptr[idx[0]]
     A_parts, y_parts, owner = [], [], []
@@ -231,6 +237,13 @@ def weighted_rows(
             owner.append(np.full(6, s))
             if rows is not None:
                 A_parts.append(rows["virial"][k][iu] * ws)
+        elif use_baseline_stress and not data.has_stress[s]:
+            # no reference stress: the residual's virial is pulled to zero (the baseline's stress)
+            wu = np.sqrt(weights.baseline_stress * cw[s] / n_u)
+            y_parts.append(np.zeros(6))
+            owner.append(np.full(6, s))
+            if rows is not None:
+                A_parts.append(rows["virial"][k][iu] * wu)
     A = np.concatenate(A_parts) if rows is not None else None
     return A, np.concatenate(y_parts), np.concatenate(owner)
 

@@ -25,6 +25,11 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     seed = 0
     [output]
     dir = "runs/cu"
+
+Further [fit] keys: ``baseline_stress_weight`` (virial rows with a zero residual target for the
+structures without a reference stress: keeps the baseline's stress where the data are silent;
+a trade-off against energies, see benchmarks/results/mlearn_search.md), ``config_weights``
+(extra weight per config_type), ``batch_atoms`` (atoms per assembly batch: time against memory).
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "energy_weight": (_NUM, 1.0),
         "force_weight": (_NUM, 1.0),
         "stress_weight": (_NUM, 0.0),
+        "baseline_stress_weight": (_NUM, 0.0),
         "train_fraction": (_NUM, 1.0),
         "seed": ((int,), 0),
         "config_weights": ((dict,), {}),
@@ -238,7 +244,7 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
                             "Bayesian posterior instead (set committee = 1)")
     f = c["fit"]
-    for key in ("energy_weight", "force_weight", "stress_weight"):
+    for key in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
         if f[key] < 0:
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:

@@ -141,7 +141,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         potential = make_potential(config, elements, baseline)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
-    weights = Weights(f["energy_weight"], f["force_weight"], f["stress_weight"], f["config_weights"])
+    weights = Weights(energy=f["energy_weight"], force=f["force_weight"], stress=f["stress_weight"], config=f["config_weights"],
+                      baseline_stress=f["baseline_stress_weight"])
     m = config["model"]
     fit_info: dict[str, Any] = {}
     if config["baseline"]["refit"]:

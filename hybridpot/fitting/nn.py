@@ -86,11 +86,14 @@ def _loss(model, b: _Batch, weights: Weights, norms: Mapping[str, float], create
         ok = torch.isfinite(b.forces).all(dim=1)
         fw = b.cw[b.batch][ok]
         loss = loss + weights.force / norms["force"] * torch.sum(fw[:, None] * (forces[ok] - b.forces[ok]) ** 2)
+    ok = torch.isfinite(b.virial).all(dim=(1, 2))
+    iu = torch.triu_indices(3, 3)
     if weights.stress > 0:
-        ok = torch.isfinite(b.virial).all(dim=(1, 2))
-        iu = torch.triu_indices(3, 3)
         dv = (virial[ok] - b.virial[ok])[:, iu[0], iu[1]] / b.n_atoms[ok, None]
         loss = loss + weights.stress / norms["stress"] * torch.sum(b.cw[ok, None] * dv**2)
+    if weights.baseline_stress > 0:  # no reference stress: pull the residual's virial to zero
+        dv = virial[~ok][:, iu[0], iu[1]] / b.n_atoms[~ok, None]
+        loss = loss + weights.baseline_stress / norms["baseline_stress"] * torch.sum(b.cw[~ok, None] * dv**2)
     return loss
 
 
@@ -100,6 +103,7 @@ def _norms(group: list[_Batch]) -> dict[str, float]:
         "energy": max(float(sum(b.energy.numel() for b in group)), 1.0),
         "force": max(float(sum(torch.isfinite(b.forces).all(1).sum() * 3 for b in group)), 1.0),
         "stress": max(float(sum(torch.isfinite(b.virial).all((1, 2)).sum() * 6 for b in group)), 1.0),
+        "baseline_stress": max(float(sum((~torch.isfinite(b.virial).all((1, 2))).sum() * 6 for b in group)), 1.0),
     }
 
 
