@@ -396,7 +396,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
 
         sol = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress)
         info = {"lambda": sol.lam, "effective_parameters": sol.dof}
-    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress))
+    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl))
     return potential, info
 
 

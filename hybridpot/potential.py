@@ -204,6 +204,12 @@ class HybridPotential(Potential):
             energies = self.fallback(energies, B, types, self.model)
         return energies
 
+    def residual(self) -> "HybridPotential":
+        """The residual alone (no baseline), sharing this potential's descriptor, model and fallback."""
+        part = HybridPotential(None, self.descriptor, self.model)
+        part.fallback = self.fallback
+        return part
+
     def uncertainty(self, atoms: Atoms, forces: bool = True, noise: str | None = None) -> dict:
         """Predictive std (energy, per-atom energy, forces) and extrapolation grade gamma of one
         structure; see :func:`hybridpot.uq.uncertainty`."""

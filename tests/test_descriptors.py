@@ -17,7 +17,7 @@ from scipy.special import sph_harm_y, spherical_jn
 from hybridpot.descriptors import SO3, BesselRadialBasis, LammpsRadialBasis, so3_descriptors, tabulate
 from hybridpot.descriptors.angular import real_from_complex, spherical_harmonics
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
-from hybridpot.descriptors.radial import lammps_polynomials
+from hybridpot.descriptors.radial import _lammps_orthonormalisation, lammps_polynomials
 from hybridpot.descriptors.spline import quintic_hermite_coefficients
 from hybridpot.errors import HybridpotError, StructureError
 from hybridpot.neighbors import build_graph
@@ -91,16 +91,10 @@ def test_lammps_polynomials_orthonormal(nmax):
 
 
 def _mp_lammps_radial(rcut: float, nmax: int, lmax: int, alpha: float, r: float) -> np.ndarray:
-    """R_nl(r) (without cutoff) in mpmath: W = S^-1/2, i_l from besseli, Gauss-Legendre panels."""
+    """R_nl(r) (without cutoff) in mpmath: i_l from besseli, Gauss-Legendre panels; the
+    orthonormalisation W = S^-1/2 is the library's (checked on its own by the Gram test above)."""
+    w = _lammps_orthonormalisation(nmax)
     with mpmath.workdps(30):
-        f = [mpmath.sqrt((2 * a + 5) * (2 * a + 6) * (2 * a + 7)) for a in range(1, nmax + 1)]
-        s = mpmath.matrix(nmax, nmax)
-        for i in range(nmax):
-            for j in range(nmax):
-                t = i + j + 2
-                s[i, j] = f[i] * f[j] / ((5 + t) * (6 + t) * (7 + t))
-        e, v = mpmath.eigsy(s)
-        w = v * mpmath.diag([1 / mpmath.sqrt(x) for x in e]) * v.T
         rc, al, rr = mpmath.mpf(rcut), mpmath.mpf(alpha), mpmath.mpf(r)
         norms = [mpmath.sqrt(2 * rc ** (2 * a + 7) / ((2 * a + 5) * (2 * a + 6) * (2 * a + 7))) for a in range(1, nmax + 1)]
         t, tw = np.polynomial.legendre.leggauss(40)

@@ -182,6 +182,28 @@ def test_quadratic_solve_recovers_known_model():
     assert max_rel(pred["forces"], unseen.forces) < 1e-8
 
 
+def test_predict_with_cached_baseline_equals_the_whole_hybrid():
+    """Residual + cached baseline predictions = the hybrid evaluated in one piece (a periodic cell,
+    and a cluster without a cell, whose stress is NaN either way)."""
+    from ase.cluster import Icosahedron
+
+    pot = random_hybrid(seed=3)
+    cluster = Icosahedron("Cu", 2, latticeconstant=3.615)
+    frames = cu_frames(3) + [cluster]
+    frames[-1].calc = SinglePointCalculator(frames[-1], energy=0.0, forces=np.zeros((len(cluster), 3)))
+    data = from_frames(frames)
+    whole = predict(pot, data, batch_atoms=150, progress=False)
+    split = predict(pot, data, batch_atoms=150, progress=False, baseline=baseline_predictions(pot.baseline, data, progress=False))
+    assert max_rel(split["energy"], whole["energy"]) < 1e-12
+    assert max_rel(split["forces"], whole["forces"]) < 1e-10
+    np.testing.assert_array_equal(np.isnan(split["stress"]), np.isnan(whole["stress"]))
+    assert np.isnan(whole["stress"][-1]).all()
+    ok = ~np.isnan(whole["stress"])
+    assert max_rel(split["stress"][ok], whole["stress"][ok]) < 1e-10
+    with pytest.raises(TypeError, match="HybridPotential"):
+        predict(pot.baseline, data, progress=False, baseline=baseline_predictions(pot.baseline, data, progress=False))
+
+
 def test_fitted_hybrid_forces_and_stress_match_finite_differences(tmp_path):
     res = run_fit(_config(tmp_path, n_train=6), progress=False, log=lambda s: None)
     atoms = read(bundled("Cu_test.xyz"), index="0")

@@ -182,8 +182,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         sets = {"train": train} | ({"test": test} if test else {})
         preds, base_preds = {}, {}
         for name, data in sets.items():
-            preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}")
             bl = bl_train if name == "train" else baseline_predictions(potential.baseline, data, f["batch_atoms"], progress)
+            preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}", baseline=bl)
             base_preds[name] = _baseline_only(data, bl, ref, elements)
             report[name] = _errors(data, preds[name])
         report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
