@@ -23,8 +23,8 @@ Y_lm and its gradient/Hessian from sphericart) and the same angular contractions
 * values and autograd (``gradients=False``): c by :class:`_Density` (a custom autograd function,
   pairs processed in chunks), then B = invariants(c) in plain torch. Its backward receives
   dE/dc and returns dE/dr_p = sum_{nu l} [w g'_{nu l} r_hat <Y_l, dE/dc_{nu l}> + w g_{nu l} <dY_l, dE/dc_{nu l}>]
-  per pair, never forming dB (:class:`_DensityVJP`; it is differentiable again, for training on
-  forces and for Hessian-vector products).
+  per pair, never forming dB (:class:`_DensityVJP`, radial sums first: :func:`_vjp_chunk`; it is
+  differentiable again, for training on forces and for Hessian-vector products).
 * pair form (``gradients=True``): the derivative of an invariant is a sum over its factor blocks
   c_{nu l}, each contracted with an adjoint vector D computed per atom
   (:meth:`Invariants.adjoints`), so a pair contributes w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>
@@ -173,14 +173,18 @@ def _value_chunk(vectors: torch.Tensor, weights: torch.Tensor, channels: torch.T
 def _vjp_chunk(
     vectors: torch.Tensor, weights: torch.Tensor, channels: torch.Tensor | None, centers: torch.Tensor, grad: torch.Tensor, n_channels: int, spline: RadialSpline
 ) -> torch.Tensor:
-    """dE/dr_p (P, 3) of a chunk from dE/dc (N, nu, L^2) of all atoms."""
+    """dE/dr_p (P, 3) of a chunk from dE/dc (N, nu, L^2) of all atoms.
+
+    With D = dE/dc of the pair's centre, H_lm = sum_nu D_{nu lm} w g_{nu l} and
+    H'_lm = sum_nu D_{nu lm} w g'_{nu l}: dE/dr_p = r_hat sum_lm H'_lm Y_lm + sum_lm H_lm dY_lm/dr
+    (the radial sum first: no per-pair matrix products).
+    """
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
-    lmax = spline.lmax
-    alpha = angular_contractions(basis.angular_stack(), gathered_blocks(grad, centers, lmax))
-    alpha = alpha.reshape(-1, lmax + 1, basis.radial[0].shape[1], 4).transpose(1, 2)  # (P, nu, L, 4)
-    u, du = basis.radial[0], basis.radial[1]
-    radial_part = (du * alpha[..., 0]).sum((1, 2))
-    return radial_part.unsqueeze(1) * basis.unit + (u.unsqueeze(3) * alpha[..., 1:]).sum((1, 2))
+    d = grad.index_select(0, centers)
+    h = (d * _expand_l(basis.radial[0], spline.lmax)).sum(1)  # (P, L^2)
+    dh = (d * _expand_l(basis.radial[1], spline.lmax)).sum(1)
+    y, dy = basis.angular
+    return (dh * y).sum(1, keepdim=True) * basis.unit + (dy * h.unsqueeze(1)).sum(2)
 
 
 def _gradient_chunk(
