@@ -145,7 +145,7 @@ def breakdown_worker(n: int, repeat: int) -> dict:
 
     from hybridpot.descriptors import SO3
     from hybridpot.descriptors.angular import spherical_harmonics
-    from hybridpot.descriptors.so3 import _atom_aligned_chunks, _expand_l, _sorted_by_centre, angular_contractions, PairBasis
+    from hybridpot.descriptors.so3 import _atom_aligned_chunks, _sorted_by_centre, angular_contractions, radial_times_angular, PairBasis
     from hybridpot.neighbors import build_graph
     from hybridpot.system import AtomicSystem
 
@@ -179,7 +179,7 @@ def breakdown_worker(n: int, repeat: int) -> dict:
             angular = spherical_harmonics(v, lmax, 1)
             s = tick("Y_lm and gradients (sphericart)", s)
             basis = PairBasis([u, du], angular, v / r.unsqueeze(1), r)
-            c = _expand_l(u, lmax) * angular[0].unsqueeze(1)
+            c = radial_times_angular(u, angular[0], lmax)
             coefficients = torch.index_add(c.new_zeros((a1 - a0,) + c.shape[1:]), 0, local, c)
             s = tick("density scatter (c_nlm)", s)
             features[a0:a1] = inv(coefficients)

@@ -120,9 +120,29 @@ def _to_channels(values: torch.Tensor, channels: torch.Tensor, n_channels: int) 
 
 
 def _expand_l(radial: torch.Tensor, lmax: int) -> torch.Tensor:
-    """(P, nu, L) -> (P, nu, L^2): each l repeated over its 2l + 1 values of m."""
+    """(P, nu, L) -> (P, nu, L^2): each l repeated over its 2l + 1 values of m (a product with a
+    0/1 matrix: faster than a gather along the last axis when run eagerly)."""
     index = torch.as_tensor(l_of_lm(lmax), device=radial.device)
-    return radial.index_select(2, index)
+    spread = (index.unsqueeze(0) == torch.arange(lmax + 1, device=radial.device).unsqueeze(1)).to(radial.dtype)
+    return radial @ spread
+
+
+def radial_times_angular(radial: torch.Tensor, angular: torch.Tensor, lmax: int) -> torch.Tensor:
+    """r_{nu l} a_lm for every nu and (l, m): (P, nu, L) and (P, L^2) -> (P, nu, L^2).
+
+    Eagerly through :func:`_expand_l`; under torch.compile one product per l (which inductor fuses
+    into one loop: 2-3x faster there, measured on CPU)."""
+    if torch.compiler.is_compiling():
+        return torch.cat([radial[..., l : l + 1] * angular[:, None, l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)], dim=2)
+    return _expand_l(radial, lmax) * angular.unsqueeze(1)
+
+
+def radial_sum(d: torch.Tensor, radial: torch.Tensor, lmax: int) -> torch.Tensor:
+    """sum_nu d_{nu lm} r_{nu l}: (P, nu, L^2) and (P, nu, L) -> (P, L^2) (layouts as in
+    :func:`radial_times_angular`)."""
+    if torch.compiler.is_compiling():
+        return torch.cat([(d[..., l * l : (l + 1) * (l + 1)] * radial[..., l : l + 1]).sum(1) for l in range(lmax + 1)], dim=1)
+    return (d * _expand_l(radial, lmax)).sum(1)
 
 
 def angular_contractions(angular: torch.Tensor, adjoints: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -148,9 +168,9 @@ def _chunks(n: int, size: int) -> list[slice]:
 
 # ------------------------------------------------------------------------- coefficient kernels
 # Chunk kernels: pure functions of a chunk of pairs, written so that torch.compile can fuse them
-# (no in-place updates of inputs other than the final copy, no out= into views). The derivative
-# kernels run as they are (eager) or compiled (``compiled=True``); the value kernel is always eager,
-# which measured faster for it.
+# (no in-place updates of inputs other than the final copy, no out= into views). They run as they
+# are (eager) or compiled (``compiled=True``); the few layout choices that favour one or the other
+# are made inside :func:`radial_times_angular`, :func:`radial_sum` and :func:`angular_contractions`.
 
 _COMPILED: dict[Callable, Callable] = {}
 
@@ -167,7 +187,7 @@ def _kernel(fn: Callable, compiled: bool) -> Callable:
 def _value_chunk(vectors: torch.Tensor, weights: torch.Tensor, channels: torch.Tensor | None, n_channels: int, spline: RadialSpline) -> torch.Tensor:
     """Per-pair density contributions w g_{nu l} Y_lm, (P, nu, L^2)."""
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 0)
-    return _expand_l(basis.radial[0], spline.lmax) * basis.angular[0].unsqueeze(1)
+    return radial_times_angular(basis.radial[0], basis.angular[0], spline.lmax)
 
 
 def _vjp_chunk(
@@ -181,8 +201,7 @@ def _vjp_chunk(
     """
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
     d = grad.index_select(0, centers)
-    h = (d * _expand_l(basis.radial[0], spline.lmax)).sum(1)  # (P, L^2)
-    dh = (d * _expand_l(basis.radial[1], spline.lmax)).sum(1)
+    h, dh = radial_sum(d, basis.radial[0], spline.lmax), radial_sum(d, basis.radial[1], spline.lmax)  # (P, L^2)
     y, dy = basis.angular
     return (dh * y).sum(1, keepdim=True) * basis.unit + (dy * h.unsqueeze(1)).sum(2)
 
@@ -201,7 +220,7 @@ def _gradient_chunk(
     """Features of ``n_local`` atoms whose pairs are all in this chunk (centres ``local``), and their pair-form derivatives copied into ``out``."""
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
     u, du = basis.radial[0], basis.radial[1]
-    c = _expand_l(u, spline.lmax) * basis.angular[0].unsqueeze(1)
+    c = radial_times_angular(u, basis.angular[0], spline.lmax)
     coefficients = torch.index_add(c.new_zeros((n_local,) + c.shape[1:]), 0, local, c)
     adjoints = invariants.pair_adjoints(coefficients, local)
     out.copy_(invariants.pair_gradients(u, du, basis.unit, angular_contractions(basis.angular_stack(), adjoints)))
@@ -237,8 +256,9 @@ class _PairSet:
 def _density(vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """c (N, nu, L^2) from the pairs, chunk by chunk."""
     out = pairs.empty_coefficients(vectors)
-    for part in _chunks(vectors.shape[0], pairs.chunk_size):  # never compiled: eager is faster here (measured)
-        out.index_add_(0, pairs.centers[part], _value_chunk(vectors[part], *pairs.part(part), pairs.n_channels, pairs.spline))
+    kernel = _kernel(_value_chunk, pairs.compiled)
+    for part in _chunks(vectors.shape[0], pairs.chunk_size):
+        out.index_add_(0, pairs.centers[part], kernel(vectors[part], *pairs.part(part), pairs.n_channels, pairs.spline))
     return out
 
 
@@ -260,8 +280,8 @@ def _density_jvp(tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) 
         t = tangent[part]
         along = (basis.unit * t).sum(1)
         y, dy = basis.angular[0], basis.angular[1]
-        dc = _expand_l(basis.radial[1], lmax) * (along.unsqueeze(1) * y).unsqueeze(1)
-        dc = dc + _expand_l(basis.radial[0], lmax) * torch.einsum("pak,pa->pk", dy, t).unsqueeze(1)
+        dc = radial_times_angular(basis.radial[1], along.unsqueeze(1) * y, lmax)
+        dc = dc + radial_times_angular(basis.radial[0], torch.einsum("pak,pa->pk", dy, t), lmax)
         out.index_add_(0, pairs.centers[part], dc)
     return out
 
