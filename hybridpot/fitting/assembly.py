@@ -113,11 +113,12 @@ class DesignAssembler:
         descriptor: module with ``rcut`` and ``pair_form(graph) -> (B (N, K), dB (P, K, 3))``.
         model: a :class:`~hybridpot.models.PolynomialModel` (features and their pair gradients).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
-        pair_budget: bytes of feature gradients (pairs x M x 3) formed at once; bounds the memory
-            of quadratic models, whose M is K(K+1)/2 + K + 1.
+        pair_budget: bytes of feature gradients (pairs x M x 3) formed at once (at least 1024
+            pairs): bounds the memory of quadratic models, whose M is K(K+1)/2 + K + 1; 8 MiB keeps
+            linear fits' transient memory small (the 1024-pair floor bounds the loop overhead).
     """
 
-    def __init__(self, descriptor, model, types_of, cutoff: float, pair_budget: int = 32 * 1024**2) -> None:
+    def __init__(self, descriptor, model, types_of, cutoff: float, pair_budget: int = 8 * 1024**2) -> None:
         self.descriptor = descriptor
         self.model = model
         self.types_of = types_of
@@ -174,7 +175,7 @@ class DesignAssembler:
             forces = torch.zeros((N * T, M, 3), dtype=B.dtype)
             virial = torch.zeros((S * T, M, 3, 3), dtype=B.dtype)
             pair_key = graph.batch[graph.i] * T + types[graph.i]
-            chunk = max(256, self.pair_budget // (M * 3 * B.element_size()))
+            chunk = max(1024, self.pair_budget // (M * 3 * B.element_size()))
             for lo in range(0, graph.i.shape[0], chunk):
                 sl = slice(lo, lo + chunk)
                 i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
