@@ -287,26 +287,27 @@ def _density_jvp(tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) 
 
 
 def _density_hvp(grad: torch.Tensor, tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
-    """sum_a t_{p,a} d(dE/dr_{p,a})/dr_p at fixed dE/dc: the second-derivative term, (P, 3)."""
+    """sum_a t_{p,a} d(dE/dr_{p,a})/dr_p at fixed dE/dc: the second-derivative term, (P, 3).
+
+    dE/dr_p = r_hat A + V with A = sum_lm H'_lm Y_lm, V = sum_lm H_lm dY_lm (see :func:`_vjp_chunk`);
+    with H'' = sum_nu D w g'', t_r = r_hat . t, W' = sum_lm H'_lm dY_lm and the Hessians d2Y_lm:
+    d(dE/dr_p) t = A (t - r_hat t_r) / r + r_hat (t_r sum_lm H''_lm Y_lm + W' . t) + t_r W' + sum_lm H_lm d2Y_lm t.
+    """
     out = torch.empty_like(vectors)
     lmax = pairs.spline.lmax
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
         basis = pairs.basis(vectors, part, 2)
-        alpha = angular_contractions(basis.angular_stack(), gathered_blocks(grad, pairs.centers[part], lmax))
-        nu = basis.radial[0].shape[1]
-        alpha = alpha.reshape(-1, lmax + 1, nu, 13).transpose(1, 2)  # (P, nu, L, 13)
-        a, g, h = alpha[..., 0], alpha[..., 1:4], alpha[..., 4:].reshape(alpha.shape[:3] + (3, 3))
-        u, du, d2u = basis.radial
+        d = grad.index_select(0, pairs.centers[part])
+        h, dh, d2h = (radial_sum(d, radial, lmax) for radial in basis.radial)  # (P, L^2) each
+        y, dy, d2y = basis.angular
         unit, r, t = basis.unit, basis.distance, tangent[part]
-        t_along = (t * unit).sum(1)  # (P,)
-        s_a = (d2u * a).sum((1, 2))  # sum u'' A
-        s_da = (du * a).sum((1, 2))  # sum u' A
-        s_g = torch.einsum("pnl,pnlb->pb", du, g)  # sum u' G
-        s_h = torch.einsum("pnl,pnlab->pab", u, h)  # sum u H
-        res = (s_a * t_along).unsqueeze(1) * unit
-        res = res + (s_da / r).unsqueeze(1) * (t - t_along.unsqueeze(1) * unit)
-        res = res + t_along.unsqueeze(1) * s_g + unit * (s_g * t).sum(1, keepdim=True)
-        out[part] = res + torch.einsum("pab,pa->pb", s_h, t)
+        t_r = (t * unit).sum(1, keepdim=True)
+        a = (dh * y).sum(1, keepdim=True)
+        w = (dy * dh.unsqueeze(1)).sum(2)  # W' (P, 3)
+        hess = (d2y * h[:, None, None, :]).sum(3)  # (P, 3, 3)
+        res = a * (t - t_r * unit) / r.unsqueeze(1)
+        res = res + unit * (t_r * (d2h * y).sum(1, keepdim=True) + (w * t).sum(1, keepdim=True)) + t_r * w
+        out[part] = res + torch.einsum("pab,pb->pa", hess, t)
     return out
 
 
