@@ -145,7 +145,7 @@ def breakdown_worker(n: int, repeat: int) -> dict:
 
     from hybridpot.descriptors import SO3
     from hybridpot.descriptors.angular import spherical_harmonics
-    from hybridpot.descriptors.so3 import _atom_aligned_chunks, _sorted_by_centre, angular_contractions, radial_times_angular, PairBasis
+    from hybridpot.descriptors.so3 import _atom_aligned_chunks, angular_contractions, radial_times_angular, PairBasis
     from hybridpot.neighbors import build_graph
     from hybridpot.system import AtomicSystem
 
@@ -165,11 +165,10 @@ def breakdown_worker(n: int, repeat: int) -> dict:
         s = time.perf_counter()
         graph = build_graph(AtomicSystem.from_atoms(atoms), d.rcut)
         s = tick("neighbour list + pair vectors", s)
-        graph = _sorted_by_centre(graph)
         vectors, centers = graph.vectors.detach(), graph.i
         out = torch.from_numpy(np.empty((len(centers), d.n_features, 3)))
         features = torch.zeros((len(atoms), d.n_features), dtype=torch.float64)
-        s = tick("sort pairs, allocate output", s)
+        s = tick("allocate output", s)
         for a0, a1, p0, p1 in _atom_aligned_chunks(centers, len(atoms), d.chunk_size):
             v, local = vectors[p0:p1], centers[p0:p1] - a0
             s = time.perf_counter()

@@ -26,10 +26,10 @@ DEFAULT_MIN_DISTANCE = 0.5
 
 @dataclass(frozen=True)
 class NeighborList:
-    """Full (both directions) neighbour list of a batch.
+    """Full (both directions) neighbour list of a batch, pairs ordered by centre atom.
 
     Attributes:
-        i: (P,) global index of the centre atom.
+        i: (P,) global index of the centre atom (non-decreasing).
         j: (P,) global index of the neighbour atom.
         shifts: (P, 3) integer cell shifts (as float) such that r_ij = x_j - x_i + shifts @ cell.
         cutoff: the cutoff used, Angstrom.
@@ -66,9 +66,10 @@ def neighbor_list(system: AtomicSystem, cutoff: float, min_distance: float = DEF
                 f"structure {s}: atoms {int(i[k])} and {int(j[k])} are {d[k]:.4f} A apart "
                 f"(closer than {min_distance} A): overlapping atoms"
             )
-        ii.append(i.astype(np.int64) + lo)
-        jj.append(j.astype(np.int64) + lo)
-        ss.append(shifts)
+        order = np.argsort(i, kind="stable")  # pairs grouped by centre (contiguous per-atom blocks downstream)
+        ii.append(i[order].astype(np.int64) + lo)
+        jj.append(j[order].astype(np.int64) + lo)
+        ss.append(shifts[order])
     device = system.device
     return NeighborList(
         i=torch.as_tensor(np.concatenate(ii), device=device),

@@ -652,7 +652,7 @@ class SO3(torch.nn.Module):
         """
         device = self._weight_table.device  # where the module lives (SO3.to("cuda") computes on the GPU)
         system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64, device=device)
-        graph = _sorted_by_centre(build_graph(system, self.rcut))
+        graph = build_graph(system, self.rcut)  # pairs ordered by centre: contiguous pair-form output
         weights, channels = self._pair_inputs(graph)
         args = (graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants)
         if not gradients:
@@ -670,12 +670,6 @@ class SO3(torch.nn.Module):
             vectors=graph.vectors.detach().cpu().double().numpy(),
             structure=graph.batch[graph.i].cpu().numpy(),
         )
-
-
-def _sorted_by_centre(graph: PairGraph) -> PairGraph:
-    """The same graph with its pairs ordered by centre atom (contiguous pair-form output)."""
-    order = torch.argsort(graph.i, stable=True)
-    return PairGraph(graph.numbers, graph.batch, graph.n_structures, graph.i[order], graph.j[order], graph.vectors[order])
 
 
 def _check_elements(elements: Sequence[str]) -> list[str]:
