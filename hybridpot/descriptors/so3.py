@@ -637,11 +637,12 @@ class SO3(torch.nn.Module):
             graph.vectors, graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants, chunk_size=self.chunk_size, compiled=self.compiled
         )
 
-    def pair_form(self, graph: PairGraph) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B (N, K), dB (P, K, 3)) of the graph's atoms and pairs, dB in pair form (no autograd)."""
+    def pair_form(self, graph: PairGraph, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B (N, K), dB (P, K, 3)) of the graph's atoms and pairs, dB in pair form (no autograd),
+        written into ``out`` if given (see :func:`so3_descriptors`)."""
         weights, channels = self._pair_inputs(graph)
-        return so3_descriptors(graph.vectors, graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants,
-                               gradients=True, chunk_size=self.chunk_size)
+        return so3_descriptors(graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants,
+                               gradients=True, chunk_size=self.chunk_size, out=out, compiled=self.compiled)
 
     def compute(self, atoms: Atoms | Sequence[Atoms] | AtomicSystem, gradients: bool = False) -> np.ndarray | tuple[np.ndarray, PairGradients]:
         """Descriptors (and pair-form derivatives) of one or more structures, as numpy float64.

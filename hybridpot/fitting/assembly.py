@@ -110,7 +110,7 @@ class DesignAssembler:
     """Builds weighted design-matrix rows of a linear-in-parameters model, batch by batch.
 
     Args:
-        descriptor: module with ``rcut`` and ``pair_form(graph) -> (B (N, K), dB (P, K, 3))``.
+        descriptor: module with ``rcut``, ``n_features`` and ``pair_form(graph, out) -> (B (N, K), dB (P, K, 3))``.
         model: a :class:`~hybridpot.models.PolynomialModel` (features and their pair gradients).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
         pair_budget: bytes of feature gradients (pairs x M x 3) formed at once (at least 1024
@@ -126,6 +126,20 @@ class DesignAssembler:
         self.pair_budget = int(pair_budget)
         self.T = len(model.elements)
         self.M = model.n_params
+        self._buffer: torch.Tensor | None = None
+
+    def _pair_buffer(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """A float64 CPU tensor of ``shape`` for the pair-form derivatives, reused across batches.
+
+        Writing a fresh array of this size (tens of MB per batch) costs as much in page faults
+        as computing it; the buffer is allocated once (by numpy: transparent huge pages) and
+        grown when a batch needs more.
+        """
+        n = int(np.prod(shape))
+        if self._buffer is None or self._buffer.numel() < n:
+            self._buffer = None  # release the old one before allocating
+            self._buffer = torch.from_numpy(np.empty(n))
+        return self._buffer[:n].view(shape)
 
     @property
     def n_columns(self) -> int:
@@ -154,7 +168,12 @@ class DesignAssembler:
         nl = neighbor_list(system, self.cutoff)
         graph = build_graph(system, self.cutoff, nl).within(self.descriptor.rcut)
         with torch.no_grad():
-            B, dB = self.descriptor.pair_form(graph) if forces else (self.descriptor(graph), None)
+            if forces:
+                on_cpu = graph.vectors.device.type == "cpu" and graph.vectors.dtype == torch.float64
+                out = self._pair_buffer((graph.i.shape[0], self.descriptor.n_features, 3)) if on_cpu else None
+                B, dB = self.descriptor.pair_form(graph, out=out)
+            else:
+                B, dB = self.descriptor(graph), None
             types = self.types_of(graph.numbers)
             N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
             n_atoms = torch.bincount(graph.batch, minlength=S).to(B.dtype)
