@@ -51,7 +51,7 @@ from ase import Atoms
 
 from hybridpot.errors import HybridpotError
 from hybridpot.maxvol import grade, maxvol
-from hybridpot.neighbors import build_graph
+from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.system import AtomicSystem
 
@@ -483,15 +483,24 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
             B, types, _ = descriptors(potential, [atoms])
         out["gamma"] = uq.active_set.grade(B, types)
         out["max_gamma"] = float(np.max(out["gamma"]))
-    fallback = getattr(potential, "fallback", None)
-    if fallback is not None:
-        with torch.no_grad():
-            Bt = torch.as_tensor(B) if B is not None else torch.as_tensor(descriptors(potential, [atoms])[0])
-            tt = torch.as_tensor(types) if types is not None else potential.types(system.numbers)
-            out["switch"] = fallback.switch(fallback.measure_of(Bt, tt, model)).numpy()
+    if getattr(potential, "fallback", None) is not None:
+        out["switch"] = fallback_switches(potential, atoms)
     if out["source"] == "none" and "gamma" not in out:
         raise HybridpotError("no posterior, committee or active set: nothing to estimate the uncertainty from")
     return out
+
+
+def fallback_switches(potential: HybridPotential, atoms: Atoms) -> np.ndarray:
+    """(N,) the factor in [0, 1] by which the enabled fallback scales each atom's residual in
+    ``atoms`` (1: residual fully on, 0: baseline + reference energy)."""
+    fallback = getattr(potential, "fallback", None)
+    if fallback is None:
+        raise HybridpotError("this potential has no fallback enabled (hybridpot.uq.enable_fallback)")
+    system = AtomicSystem.from_atoms(atoms, dtype=potential.dtype)
+    with torch.no_grad():
+        graph = build_graph(system, float(potential.descriptor.rcut))
+        B = potential.descriptor(graph)
+        return fallback.switches(B, potential.types(graph.numbers), graph, potential.model).numpy()
 
 
 def _member_potential(potential: HybridPotential, member: torch.nn.Module) -> HybridPotential:
@@ -523,8 +532,12 @@ def smoothstep_off(u: torch.Tensor) -> torch.Tensor:
     return 1.0 - u**3 * (10.0 - 15.0 * u + 6.0 * u**2)
 
 
+#: what an atom's fallback switch looks at: its own grade, or the grades of all atoms of its structure
+SCOPES = ("atom", "structure")
+
+
 class Fallback(torch.nn.Module):
-    """Smooth per-atom switch of the ML residual (see the module docstring).
+    """Smooth switch of the ML residual (see the module docstring).
 
     Args:
         elements: chemical symbols (the model's order).
@@ -534,14 +547,18 @@ class Fallback(torch.nn.Module):
             energy std, eV; linear/quadratic models with a posterior).
         p: even exponent of the p-norm (measure "gamma").
         active_set: needed for "gamma"; posterior: needed for "std".
+        scope: "atom" (S_i = s(g_i)) or "structure" (S_i = the product of s(g_j) over the atoms j
+            of atom i's structure).
     """
 
     def __init__(self, elements: Sequence[str], reference: Sequence[float], lower: float, upper: float, measure: str = "gamma",
                  p: int = 16, active_set: ActiveSet | None = None, posterior: Posterior | None = None,
-                 n_params: int | None = None) -> None:
+                 n_params: int | None = None, scope: str = "atom") -> None:
         super().__init__()
         if measure not in ("gamma", "std"):
             raise HybridpotError(f"fallback measure {measure!r}: expected 'gamma' or 'std'")
+        if scope not in SCOPES:
+            raise HybridpotError(f"fallback scope {scope!r}: expected one of {', '.join(map(repr, SCOPES))}")
         if not (np.isfinite(lower) and np.isfinite(upper) and 0 <= lower < upper):
             raise HybridpotError(f"fallback band lower = {lower}, upper = {upper}: need 0 <= lower < upper")
         if not (isinstance(p, (int, np.integer)) and p >= 2 and p % 2 == 0):
@@ -551,7 +568,7 @@ class Fallback(torch.nn.Module):
         if reference.shape != (T,):
             raise HybridpotError(f"fallback: {reference.shape} reference energies for {T} elements")
         self.elements = list(elements)
-        self.lower, self.upper, self.measure, self.p = float(lower), float(upper), measure, int(p)
+        self.lower, self.upper, self.measure, self.p, self.scope = float(lower), float(upper), measure, int(p), scope
         self.register_buffer("reference", torch.as_tensor(reference), persistent=False)
         if measure == "gamma":
             if active_set is None:
@@ -592,22 +609,38 @@ class Fallback(torch.nn.Module):
         return g
 
     def switch(self, g: torch.Tensor) -> torch.Tensor:
-        """(N,) s(g) in [0, 1]."""
+        """(N,) s(g) in [0, 1] of each atom's own measure."""
         return smoothstep_off((g - self.lower) / (self.upper - self.lower))
 
-    def forward(self, energies: torch.Tensor, B: torch.Tensor, types: torch.Tensor, model: torch.nn.Module | None = None) -> torch.Tensor:
-        """(N,) e_t + s (E_ML - e_t) from the ML per-atom energies (N,) eV, descriptors (N, K) and types (N,)."""
-        ref = self.reference.to(energies.dtype)[types]
+    def switches(self, B: torch.Tensor, types: torch.Tensor, graph: PairGraph, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """(N,) the factor S_i in [0, 1] that scales each atom's residual, for this scope.
+
+        Args:
+            B: (N, K) descriptors; types: (N,); graph: the descriptor's pair graph (its ``batch``
+                gives each atom's structure).
+        """
         s = self.switch(self.measure_of(B, types, model))
-        return ref + s * (energies - ref)
+        if self.scope == "atom":
+            return s
+        # product over each structure: exactly 1 while every atom is below the band, exactly 0 once
+        # one is above it, C^2 in between (scatter_reduce's gradient of a product is exact with zeros)
+        S = torch.ones(graph.n_structures, dtype=s.dtype, device=s.device).scatter_reduce(0, graph.batch, s, "prod")
+        return S[graph.batch]
+
+    def forward(self, energies: torch.Tensor, B: torch.Tensor, types: torch.Tensor, graph: PairGraph,
+                model: torch.nn.Module | None = None) -> torch.Tensor:
+        """(N,) e_t + S (E_ML - e_t) from the ML per-atom energies (N,) eV, descriptors (N, K),
+        types (N,) and the descriptor's pair graph."""
+        ref = self.reference.to(energies.dtype)[types]
+        return ref + self.switches(B, types, graph, model) * (energies - ref)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"measure": self.measure, "lower": self.lower, "upper": self.upper, "p": self.p,
+        return {"measure": self.measure, "lower": self.lower, "upper": self.upper, "p": self.p, "scope": self.scope,
                 "reference": dict(zip(self.elements, map(float, self.reference.tolist())))}
 
 
 def enable_fallback(potential: HybridPotential, lower: float = 1.0, upper: float = 2.0, measure: str = "gamma", p: int = 16,
-                    reference: Mapping[str, float] | None = None) -> Fallback:
+                    reference: Mapping[str, float] | None = None, scope: str = "atom") -> Fallback:
     """Switch the residual of ``potential`` off smoothly outside the training data (in place).
 
     The band is a trade-off (benchmarks/uq.py, Cu): the residual of an atom with gamma just
@@ -620,6 +653,8 @@ def enable_fallback(potential: HybridPotential, lower: float = 1.0, upper: float
         measure: "gamma" or "std".
         p: even p-norm exponent for "gamma".
         reference: element -> eV reference energies (default: ``uq_data.reference_energies``).
+        scope: "atom" (each atom's own grade) or "structure" (one switch per structure, the product
+            of its atoms' switches).
 
     Returns:
         The :class:`Fallback` now at ``potential.fallback``.
@@ -631,7 +666,7 @@ def enable_fallback(potential: HybridPotential, lower: float = 1.0, upper: float
         raise HybridpotError(f"fallback: no reference energy for {missing} (pass reference={{element: eV}})")
     n_params = getattr(potential.model, "n_params", None)
     fb = Fallback(potential.elements, [ref[e] for e in potential.elements], lower, upper, measure, p, uq.active_set,
-                  uq.posterior, n_params)
+                  uq.posterior, n_params, scope)
     potential.fallback = fb
     return fb
 
@@ -642,5 +677,7 @@ def disable_fallback(potential: HybridPotential) -> None:
 
 
 def fallback_from_dict(potential: HybridPotential, d: Mapping[str, Any]) -> Fallback:
-    """Re-enable a fallback from :meth:`Fallback.to_dict` output (used by the model file reader)."""
-    return enable_fallback(potential, float(d["lower"]), float(d["upper"]), str(d["measure"]), int(d["p"]), d["reference"])
+    """Re-enable a fallback from :meth:`Fallback.to_dict` output (used by the model file reader;
+    records written before scopes existed are "atom")."""
+    return enable_fallback(potential, float(d["lower"]), float(d["upper"]), str(d["measure"]), int(d["p"]), d["reference"],
+                           str(d.get("scope", "atom")))
