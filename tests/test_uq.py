@@ -576,6 +576,42 @@ def test_model_file_keeps_fallback_scope(tmp_path, fitted):
         load(old)
 
 
+def test_cli_md_sets_the_fallback_band_and_scope(tmp_path, fitted, capsys):
+    from ase.io import write
+
+    from hybridpot.cli import main
+
+    model = save(fitted, tmp_path / "m.hybridpot.json")
+    cell = tmp_path / "cell.xyz"
+    write(cell, rattled(rattle=0.2, seed=2))
+    out = tmp_path / "run.json"
+    args = ["md", str(model), str(cell), "--steps", "3", "--temperature", "300"]
+    assert main(args + ["--fallback", "0.9", "5", "--fallback-scope", "structure", "--json", str(out)]) == 0
+    assert "fallback: gamma in [0.9, 5], scope structure" in capsys.readouterr().out
+    assert json.loads(out.read_text())["steps"] == 3
+    # the scope alone needs a fallback: in the model file or from --fallback
+    assert main(args + ["--fallback-scope", "structure"]) == 2
+    assert "--fallback-scope needs a fallback" in capsys.readouterr().err
+    assert main(args + ["--fallback", "2", "1"]) == 2
+    assert "need 0 <= lower < upper" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--fallback", "1", "2", "--fallback-scope", "cell"])
+    assert "invalid choice: 'cell'" in capsys.readouterr().err
+    from hybridpot.cli import build_parser
+    from hybridpot.uq import SCOPES
+
+    md = build_parser()._subparsers._group_actions[0].choices["md"]
+    assert tuple(next(a for a in md._actions if a.dest == "fallback_scope").choices) == SCOPES
+    # a model file with a fallback: --fallback-scope changes only the scope
+    enable_fallback(fitted, *STRUCTURE_BAND, measure="gamma")
+    try:
+        stored = save(fitted, tmp_path / "fb.hybridpot.json")
+    finally:
+        disable_fallback(fitted)
+    assert main(["md", str(stored), str(cell), "--steps", "2", "--fallback-scope", "structure"]) == 0
+    assert "fallback: gamma in [0.9, 5], scope structure" in capsys.readouterr().out
+
+
 FIT = """
 [data]
 train = "{train}"
