@@ -4,7 +4,7 @@
     hybridpot fit CONFIG.toml               fit as configured; writes model, report.json, parity plots
     hybridpot eval MODEL DATA               error table of a fitted model on any labelled data set
     hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (ML-IAP files, baseline, pair lines, input, manifest)
-    hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T
+    hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--fallback LO HI --fallback-scope S]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
 """
 
@@ -49,6 +49,10 @@ def _md(args: argparse.Namespace) -> int:
     from hybridpot.md import run_ase, run_lammps_md
 
     potential = load(args.model)
+    _set_fallback(potential, args.fallback, args.fallback_scope)
+    if potential.fallback is not None:
+        fb = potential.fallback
+        print(f"fallback: {fb.measure} in [{fb.lower:g}, {fb.upper:g}], scope {fb.scope}")
     atoms = _read_structure(args.structure)
     run = run_ase if args.engine == "ase" else run_lammps_md
     result = run(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, log_every=args.log_every, seed=args.seed)
@@ -61,6 +65,21 @@ def _md(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps(result.to_dict(), indent=1))
         print(f"wrote {args.json}")
     return 0
+
+
+def _set_fallback(potential, band: list[float] | None, scope: str | None) -> None:
+    """``--fallback LOWER UPPER`` (the band, on the stored fallback's measure or gamma) and
+    ``--fallback-scope`` (default: the stored one, else "atom") over what the model file holds."""
+    from hybridpot.uq import enable_fallback
+
+    current = potential.fallback
+    if band is None and scope is None:
+        return
+    if band is None and current is None:
+        raise HybridpotError("--fallback-scope needs a fallback: the model file has none, pass --fallback LOWER UPPER too")
+    settings = current.to_dict() if current is not None else {"measure": "gamma", "p": 16, "reference": None, "scope": "atom"}
+    lower, upper = band if band is not None else (settings["lower"], settings["upper"])
+    enable_fallback(potential, lower, upper, settings["measure"], settings["p"], settings["reference"], scope or settings["scope"])
 
 
 def _active(args: argparse.Namespace) -> int:
@@ -121,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the Maxwell-Boltzmann velocities (same start for both engines)")
     p.add_argument("--log-every", type=int, default=1, help="record energies every this many steps")
     p.add_argument("--json", help="write the energies along the run, drift and cost to this JSON file")
+    p.add_argument("--fallback", nargs=2, type=float, metavar=("LOWER", "UPPER"),
+                   help="switch the residual off as the extrapolation grade crosses this band (ase engine; see hybridpot.uq)")
+    p.add_argument("--fallback-scope", choices=["atom", "structure"],
+                   help="per-atom switch, or one switch per structure (default: the model file's, else atom)")
     p.set_defaults(func=_md)
     p = sub.add_parser("active", help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit")
     p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")

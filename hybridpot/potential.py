@@ -198,10 +198,11 @@ class HybridPotential(Potential):
         """(N,) ML residual per atom, eV (including the per-element reference energies; with a
         fallback, switched smoothly towards those reference energies where the model extrapolates)."""
         types = self.types(graph.numbers)
-        B = self.descriptor(graph.within(float(self.descriptor.rcut)))
+        graph = graph.within(float(self.descriptor.rcut))
+        B = self.descriptor(graph)
         energies = self.model(B, types)
         if self.fallback is not None:
-            energies = self.fallback(energies, B, types, self.model)
+            energies = self.fallback(energies, B, types, graph, self.model)
         return energies
 
     def residual(self) -> "HybridPotential":

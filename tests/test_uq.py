@@ -35,6 +35,7 @@ from hybridpot.uq import (
     disable_fallback,
     enable_fallback,
     encode_array,
+    fallback_switches,
     smoothstep_off,
 )
 from tests.helpers import fd_forces, fd_stress, max_rel
@@ -346,7 +347,99 @@ def test_fallback_rotation_invariant_and_bad_settings(fitted):
         enable_fallback(fitted, 1.0, 2.0, measure="entropy")
     with pytest.raises(HybridpotError, match="no reference energy"):
         enable_fallback(fitted, 1.0, 2.0, reference={"Ni": -4.0})
+    with pytest.raises(HybridpotError, match="fallback scope 'cell': expected one of 'atom', 'structure'"):
+        enable_fallback(fitted, 1.0, 2.0, scope="cell")
     assert fitted.fallback is None
+    with pytest.raises(HybridpotError, match="no fallback enabled"):
+        fallback_switches(fitted, atoms)
+
+
+# structure scope: one switch per structure, the product of its atoms' switches
+
+#: a band of the smooth grade of the small fitted model: rattled(rattle=0.2, seed=2) has grades
+#: 0.48 ... 4.47 (a few atoms inside, none beyond), rattled(rattle=0.1, seed=3) 0.43 ... 0.99 (a
+#: few inside), the 17 % compressed cell 5.0 ... 10.9 (all beyond)
+STRUCTURE_BAND = (0.9, 5.0)
+
+
+def grades(potential: HybridPotential, atoms: Atoms) -> np.ndarray:
+    """(N,) the smooth grade g of each atom (the fallback's measure)."""
+    saved = potential.fallback
+    fb = enable_fallback(potential, 0.0, 1.0)
+    B, types, _ = descriptors(potential, [atoms])
+    with torch.no_grad():
+        g = fb.measure_of(torch.as_tensor(B), torch.as_tensor(types)).numpy()
+    potential.fallback = saved
+    return g
+
+
+def test_structure_scope_forces_and_stress_match_finite_differences(fitted):
+    atoms = rattled(rattle=0.2, seed=2)
+    atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.03, 0.02, 0], [0, -0.02, 0.01], [0.01, 0, 0.02]]), scale_atoms=True)
+    lower, upper = STRUCTURE_BAND
+    g = grades(fitted, atoms)
+    assert np.sum((g > lower) & (g < upper)) >= 3 and g.max() < upper, "several atoms inside the band, none beyond"
+    enable_fallback(fitted, lower, upper, scope="structure")
+    try:
+        S = fitted.uncertainty(atoms)["switch"]
+        assert np.all(S == S[0]) and 0.01 < S[0] < 0.99, S[0]
+        res = to_numpy(fitted.compute(atoms))
+        assert max_rel(res["forces"], fd_forces(fitted, atoms, h=1e-4)) < 1e-6
+        assert max_rel(res["stress"][0], fd_stress(fitted, atoms)) < 1e-6
+    finally:
+        disable_fallback(fitted)
+
+
+def test_structure_scope_is_exactly_the_baseline_once_one_atom_is_beyond_the_band(fitted):
+    """Atoms inside the data keep the residual with the atom scope; with the structure scope the
+    whole structure is baseline + reference energies as soon as one atom is beyond the band."""
+    ref = fitted.uq_data.reference_energies["Cu"]
+    for atoms in (rattled(rattle=0.2, seed=2), rattled(a=3.0, rattle=0.05)):
+        g = grades(fitted, atoms)
+        assert g.max() >= 2.0
+        base = to_numpy(fitted.baseline.compute(atoms))
+        try:
+            enable_fallback(fitted, 1.0, 2.0, scope="structure")
+            assert np.all(fallback_switches(fitted, atoms) == 0.0)
+            off = to_numpy(fitted.compute(atoms))
+            assert np.allclose(off["energies"], base["energies"] + ref, rtol=0, atol=1e-12)
+            assert np.allclose(off["forces"], base["forces"], rtol=0, atol=1e-12)
+            assert np.allclose(off["stress"], base["stress"], rtol=0, atol=1e-14)
+            if g.min() < 1.0:  # the per-atom switch leaves those atoms' residual on
+                enable_fallback(fitted, 1.0, 2.0, scope="atom")
+                s = fallback_switches(fitted, atoms)
+                assert np.all(s[g <= 1.0] == 1.0)
+                assert abs(to_numpy(fitted.compute(atoms))["energy"][0] - off["energy"][0]) > 1e-3
+        finally:
+            disable_fallback(fitted)
+    # every atom inside the data: the plain hybrid, bit for bit
+    atoms = rattled(rattle=0.1, seed=3)
+    full = to_numpy(fitted.compute(atoms))
+    try:
+        enable_fallback(fitted, 1.0, 2.0, scope="structure")
+        on = to_numpy(fitted.compute(atoms))
+    finally:
+        disable_fallback(fitted)
+    assert np.array_equal(on["energies"], full["energies"]) and np.array_equal(on["forces"], full["forces"])
+
+
+def test_structure_scope_batch_equals_structures_evaluated_separately(fitted):
+    frames = [rattled(rattle=0.2, seed=2), rattled(rattle=0.1, seed=3, repeat=1), rattled(a=3.0, rattle=0.05),
+              rattled(rattle=0.1, seed=3)]
+    enable_fallback(fitted, *STRUCTURE_BAND, scope="structure")
+    try:
+        S = [fallback_switches(fitted, a)[0] for a in frames]
+        assert 0 < S[0] < 1 and S[2] == 0 and 0 < S[3] < 1, S
+        batch = to_numpy(fitted.compute(frames))
+        alone = [to_numpy(fitted.compute(a)) for a in frames]
+    finally:
+        disable_fallback(fitted)
+    ptr = np.cumsum([0] + [len(a) for a in frames])
+    for k, r in enumerate(alone):
+        assert batch["energy"][k] == pytest.approx(r["energy"][0], rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(batch["energies"][ptr[k] : ptr[k + 1]], r["energies"], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(batch["forces"][ptr[k] : ptr[k + 1]], r["forces"], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(batch["stress"][k], r["stress"][0], rtol=0, atol=1e-13)
 
 
 def nve_deviation(potential: HybridPotential, atoms: Atoms, dt_fs: float, time_fs: float, seed: int = 0):
@@ -366,9 +459,7 @@ def nve_deviation(potential: HybridPotential, atoms: Atoms, dt_fs: float, time_f
 
     def record():
         energies.append(atoms.get_total_energy())
-        B, types, _ = descriptors(potential, [atoms])
-        with torch.no_grad():
-            s = potential.fallback.switch(potential.fallback.measure_of(torch.as_tensor(B), torch.as_tensor(types))).numpy()
+        s = fallback_switches(potential, atoms)
         in_band.append(bool(np.any((s > 0) & (s < 1))))
 
     dyn.attach(record, interval=1)
@@ -378,12 +469,14 @@ def nve_deviation(potential: HybridPotential, atoms: Atoms, dt_fs: float, time_f
 
 
 @pytest.mark.slow
-def test_nve_through_the_fallback_band_conserves_energy(fitted):
+@pytest.mark.parametrize("scope", ["atom", "structure"])
+def test_nve_through_the_fallback_band_conserves_energy(fitted, scope):
     """With energy-consistent forces, velocity Verlet's energy error shrinks as dt^2; a force
     that is not -dE/dx (e.g. a switch missing from the forces) would leave an O(1) drift."""
     atoms = rattled(a=3.55, rattle=0.12, seed=8)
-    lower, upper = band_of(fitted, atoms, "gamma")
-    enable_fallback(fitted, lower, upper)
+    # the structure's switch must stay strictly between 0 and 1: a band reaching above the grades
+    lower, upper = band_of(fitted, atoms, "gamma") if scope == "atom" else (0.8, 3.0)
+    enable_fallback(fitted, lower, upper, scope=scope)
     try:
         dev_1, band_1 = nve_deviation(fitted, atoms, 1.0, 100.0)
         dev_2, band_2 = nve_deviation(fitted, atoms, 0.5, 100.0)
@@ -456,6 +549,67 @@ def test_model_file_keeps_uq_and_fallback(tmp_path, fitted):
     bad.write_text(json.dumps(doc))
     with pytest.raises(HybridpotError, match="corrupt uncertainty data"):
         load(bad)
+
+
+def test_model_file_keeps_fallback_scope(tmp_path, fitted):
+    atoms = rattled(rattle=0.2, seed=2)
+    enable_fallback(fitted, *STRUCTURE_BAND, scope="structure")
+    try:
+        path = save(fitted, tmp_path / "m.hybridpot.json")
+        ref = to_numpy(fitted.compute(atoms))
+    finally:
+        disable_fallback(fitted)
+    doc = json.loads(path.read_text())
+    assert doc["fallback"]["scope"] == "structure"
+    again = load(path)
+    assert again.fallback.scope == "structure" and again.fallback.to_dict() == doc["fallback"]
+    r = to_numpy(again.compute(atoms))
+    assert np.array_equal(r["energies"], ref["energies"]) and np.array_equal(r["forces"], ref["forces"])
+    # files written before scopes existed have no scope key: per-atom switch
+    doc["fallback"].pop("scope")
+    old = tmp_path / "old.hybridpot.json"
+    old.write_text(json.dumps(doc))
+    assert load(old).fallback.scope == "atom"
+    doc["fallback"]["scope"] = "galaxy"
+    old.write_text(json.dumps(doc))
+    with pytest.raises(HybridpotError, match="corrupt uncertainty data.*fallback scope 'galaxy'"):
+        load(old)
+
+
+def test_cli_md_sets_the_fallback_band_and_scope(tmp_path, fitted, capsys):
+    from ase.io import write
+
+    from hybridpot.cli import main
+
+    model = save(fitted, tmp_path / "m.hybridpot.json")
+    cell = tmp_path / "cell.xyz"
+    write(cell, rattled(rattle=0.2, seed=2))
+    out = tmp_path / "run.json"
+    args = ["md", str(model), str(cell), "--steps", "3", "--temperature", "300"]
+    assert main(args + ["--fallback", "0.9", "5", "--fallback-scope", "structure", "--json", str(out)]) == 0
+    assert "fallback: gamma in [0.9, 5], scope structure" in capsys.readouterr().out
+    assert json.loads(out.read_text())["steps"] == 3
+    # the scope alone needs a fallback: in the model file or from --fallback
+    assert main(args + ["--fallback-scope", "structure"]) == 2
+    assert "--fallback-scope needs a fallback" in capsys.readouterr().err
+    assert main(args + ["--fallback", "2", "1"]) == 2
+    assert "need 0 <= lower < upper" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--fallback", "1", "2", "--fallback-scope", "cell"])
+    assert "invalid choice: 'cell'" in capsys.readouterr().err
+    from hybridpot.cli import build_parser
+    from hybridpot.uq import SCOPES
+
+    md = build_parser()._subparsers._group_actions[0].choices["md"]
+    assert tuple(next(a for a in md._actions if a.dest == "fallback_scope").choices) == SCOPES
+    # a model file with a fallback: --fallback-scope changes only the scope
+    enable_fallback(fitted, *STRUCTURE_BAND, measure="gamma")
+    try:
+        stored = save(fitted, tmp_path / "fb.hybridpot.json")
+    finally:
+        disable_fallback(fitted)
+    assert main(["md", str(stored), str(cell), "--steps", "2", "--fallback-scope", "structure"]) == 0
+    assert "fallback: gamma in [0.9, 5], scope structure" in capsys.readouterr().out
 
 
 FIT = """
