@@ -70,7 +70,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},
            "linear": {}, "quadratic": {}, "nn": _NN},
-    "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
+    "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 5, "lmax": 4, "alpha": 3.0},
            "fit": {"energy_weight": 30.0, "force_weight": 1.0},
            "linear": {}, "quadratic": {}, "nn": _NN},
     "Li": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
