@@ -307,7 +307,8 @@ def _print(report: dict, rows: list) -> None:
     for case in report["cases"]:
         print(f"\neager pair-form path by stage, nmax = lmax = {case['nmax']}, 1 thread (us/atom):")
         for key, value in case["breakdown_eager_1thread"].items():
-            print(f"  {key:40s} {value:7.1f}")
+            if key != "load_average_1min":
+                print(f"  {key:40s} {value:7.1f}")
         prof = case["profile_compiled_1thread"]
         print(f"compiled pair-form path, top self-CPU entries (total {prof['total_us_per_atom']:.1f} us/atom under the profiler):")
         for row in prof["top_self_cpu"]:
