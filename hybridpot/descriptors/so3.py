@@ -38,6 +38,7 @@ fused by inductor into a few loops (about 4x faster on CPU for the derivatives).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -119,12 +120,17 @@ def _to_channels(values: torch.Tensor, channels: torch.Tensor, n_channels: int) 
     return out.reshape(p, n_channels * nmax, big_l)
 
 
+@lru_cache(maxsize=None)
+def _spread_matrix(lmax: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(L, L^2) 0/1 matrix: entry (l, lm) is 1 where column lm has order l (built once per setting)."""
+    index = torch.as_tensor(l_of_lm(lmax), device=device)
+    return (index.unsqueeze(0) == torch.arange(lmax + 1, device=device).unsqueeze(1)).to(dtype)
+
+
 def _expand_l(radial: torch.Tensor, lmax: int) -> torch.Tensor:
     """(P, nu, L) -> (P, nu, L^2): each l repeated over its 2l + 1 values of m (a product with a
     0/1 matrix: faster than a gather along the last axis when run eagerly)."""
-    index = torch.as_tensor(l_of_lm(lmax), device=radial.device)
-    spread = (index.unsqueeze(0) == torch.arange(lmax + 1, device=radial.device).unsqueeze(1)).to(radial.dtype)
-    return radial @ spread
+    return radial @ _spread_matrix(lmax, radial.device, radial.dtype)
 
 
 def radial_times_angular(radial: torch.Tensor, angular: torch.Tensor, lmax: int) -> torch.Tensor:
