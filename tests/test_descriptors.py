@@ -14,13 +14,13 @@ from ase.build import bulk
 from scipy.spatial.transform import Rotation
 from scipy.special import sph_harm_y, spherical_jn
 
-from hybridpot.descriptors import SO3, BesselRadialBasis, LammpsRadialBasis, so3_descriptors, tabulate
+from hybridpot.descriptors import SO3, BesselRadialBasis, LammpsRadialBasis, Mirror, so3_descriptors, tabulate
 from hybridpot.descriptors.angular import real_from_complex, spherical_harmonics
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 from hybridpot.descriptors.radial import _lammps_orthonormalisation, lammps_polynomials
 from hybridpot.descriptors.spline import quintic_hermite_coefficients
 from hybridpot.errors import HybridpotError, StructureError
-from hybridpot.neighbors import build_graph
+from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.potential import evaluate, to_numpy
 from hybridpot.system import AtomicSystem
 from tests.helpers import max_rel
@@ -330,6 +330,54 @@ def test_double_backward(name):
     assert torch.autograd.gradgradcheck(energy, (vectors,), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
+def _atom_and_cell_gradients(graph, per_pair: torch.Tensor) -> torch.Tensor:
+    """Pair gradients mapped to what is independent of the pair list: per-atom sums and the virial."""
+    atoms = torch.zeros((graph.n_atoms, 3), dtype=per_pair.dtype).index_add_(0, graph.j, per_pair).index_add_(0, graph.i, -per_pair)
+    return torch.cat([atoms.ravel(), torch.einsum("pa,pb->ab", graph.vectors.detach(), per_pair).ravel()])
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_half_list_with_mirror_equals_full_list(name):
+    """SO3.forward (one direction per pair plus the mirror) against the contract on the full list:
+    values, forces and virial, and both second-derivative paths (d/d beta and d/dr of a force loss).
+    The small triclinic cell has pairs of an atom with its own periodic images."""
+    d = descriptor(name)
+    graph = build_graph(AtomicSystem.from_atoms(small_cell(seed=5)), d.rcut)
+    assert bool((graph.i == graph.j).any())
+    weights, channels = d._pair_inputs(graph, graph.j)
+    tangent = torch.randn((graph.n_atoms, 3), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def run(full: bool):
+        vectors = graph.vectors.detach().clone().requires_grad_(True)
+        beta = torch.linspace(-1.0, 1.0, d.n_features, dtype=torch.float64).requires_grad_(True)
+        graph.vectors = vectors
+        if full:
+            b = so3_descriptors(vectors, graph.i, weights, channels, graph.n_atoms, d.radial, d.invariants, chunk_size=17)
+        else:
+            b = d(graph)
+        (g,) = torch.autograd.grad((b**2 @ beta).sum(), vectors, create_graph=True)
+        forces = torch.zeros((graph.n_atoms, 3), dtype=g.dtype).index_add(0, graph.j, -g).index_add(0, graph.i, g)
+        loss = (forces * tangent).sum()
+        d_vectors, d_beta = torch.autograd.grad(loss, (vectors, beta))
+        return b.detach(), _atom_and_cell_gradients(graph, g.detach()), _atom_and_cell_gradients(graph, d_vectors), d_beta
+
+    for full, half in zip(run(True), run(False)):
+        assert max_rel(half.numpy(), full.numpy()) < 1e-11
+
+
+def test_half_list_needs_a_full_graph():
+    d = descriptor("lammps-power")
+    graph = build_graph(AtomicSystem.from_atoms(small_cell(seed=5)), d.rcut)
+    weights, channels = d._pair_inputs(graph, graph.j)
+    mirror = Mirror(graph.j, weights, channels)
+    with pytest.raises(HybridpotError, match="needs the full pair list"):
+        so3_descriptors(graph.vectors, graph.i, weights, channels, graph.n_atoms, d.radial, d.invariants, gradients=True, mirror=mirror)
+    keep = torch.arange(1, graph.i.shape[0])
+    broken = PairGraph(graph.numbers, graph.batch, 1, graph.i[keep], graph.j[keep], graph.vectors[keep])
+    with pytest.raises(ValueError, match="not a full neighbour list"):
+        d(broken)
+
+
 # -------------------------------------------------------------------------------- stability
 
 
@@ -422,7 +470,7 @@ def test_contract_any_pair_order_chunking_and_dtype():
     d = descriptor("lammps-bispectrum")
     atoms = small_cell(seed=9)
     graph = build_graph(AtomicSystem.from_atoms(atoms), d.rcut)
-    weights, channels = d._pair_inputs(graph)
+    weights, channels = d._pair_inputs(graph, graph.j)
     args = (graph.i, weights, channels, len(atoms), d.radial, d.invariants)
     b_ref, g_ref = so3_descriptors(graph.vectors, *args, gradients=True, chunk_size=100000)
     perm = torch.randperm(len(graph.i), generator=torch.Generator().manual_seed(0))

@@ -6,7 +6,7 @@ tensors) that other backends mirror. See :mod:`hybridpot.descriptors.so3`.
 
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 from hybridpot.descriptors.radial import BesselRadialBasis, LammpsRadialBasis
-from hybridpot.descriptors.so3 import SO3, PairGradients, so3_descriptors
+from hybridpot.descriptors.so3 import SO3, Mirror, PairGradients, so3_descriptors
 from hybridpot.descriptors.spline import RadialSpline, tabulate
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "BesselRadialBasis",
     "Bispectrum",
     "LammpsRadialBasis",
+    "Mirror",
     "PairGradients",
     "PowerSpectrum",
     "RadialSpline",

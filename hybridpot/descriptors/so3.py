@@ -21,7 +21,9 @@ Every path uses the same per-pair basis (:func:`pair_basis`: w g_nl, its radial 
 Y_lm and its gradient/Hessian from sphericart) and the same angular contractions:
 
 * values and autograd (``gradients=False``): c by :class:`_Density` (a custom autograd function,
-  pairs processed in chunks), then B = invariants(c) in plain torch. Its backward receives
+  pairs processed in chunks), then B = invariants(c) in plain torch. :meth:`SO3.forward` passes
+  one direction of every pair and lets it also stand for its reverse (``mirror``: the basis of
+  -r_p is (-1)^l times that of r_p), which halves the per-pair work. Its backward receives
   dE/dc and returns dE/dr_p = sum_{nu l} [w g'_{nu l} r_hat <Y_l, dE/dc_{nu l}> + w g_{nu l} <dY_l, dE/dc_{nu l}>]
   per pair, never forming dB (:class:`_DensityVJP`, radial sums first: :func:`_vjp_chunk`; it is
   differentiable again, for training on forces and for Hessian-vector products).
@@ -87,7 +89,7 @@ class PairBasis:
 
 def pair_basis(
     vectors: torch.Tensor,
-    weights: torch.Tensor,
+    weights: torch.Tensor | None,
     channels: torch.Tensor | None,
     n_channels: int,
     spline: RadialSpline,
@@ -97,14 +99,15 @@ def pair_basis(
 
     Args:
         vectors: (P, 3) r_p, Angstrom, non-zero.
-        weights: (P,) neighbour weights w_p.
+        weights: (P,) neighbour weights w_p, or None for w_p = 1.
         channels: (P,) int64 neighbour channel, or None for a single density.
         n_channels: number of channels (1 if ``channels`` is None).
         spline: the tabulated radial functions.
         order: 0, 1 or 2.
     """
     distance = torch.linalg.vector_norm(vectors, dim=1)
-    w = (weights.to(vectors.dtype) * (distance < spline.rcut)).reshape(-1, 1, 1)
+    w = (distance < spline.rcut).to(vectors.dtype)
+    w = (w if weights is None else weights.to(vectors.dtype) * w).reshape(-1, 1, 1)
     radial = [w * f for f in spline(distance.clamp(max=spline.rcut), order)]
     if channels is not None and n_channels > 1:
         radial = [_to_channels(f, channels, n_channels) for f in radial]
@@ -190,23 +193,60 @@ def _kernel(fn: Callable, compiled: bool) -> Callable:
     return _COMPILED[fn]
 
 
-def _value_chunk(vectors: torch.Tensor, weights: torch.Tensor, channels: torch.Tensor | None, n_channels: int, spline: RadialSpline) -> torch.Tensor:
-    """Per-pair density contributions w g_{nu l} Y_lm, (P, nu, L^2)."""
-    basis = pair_basis(vectors, weights, channels, n_channels, spline, 0)
-    return radial_times_angular(basis.radial[0], basis.angular[0], spline.lmax)
+@lru_cache(maxsize=None)
+def _parity(lmax: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(L^2,) (-1)^l of each (l, m) column: Y_lm(-r) = (-1)^l Y_lm(r)."""
+    return torch.as_tensor([(-1.0) ** l for l in l_of_lm(lmax)], device=device, dtype=dtype)
+
+
+def _side_weights(weights: torch.Tensor, mirror_weights: torch.Tensor | None, parity: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-pair factors of the two densities a pair feeds: w_p (P, 1, 1) for its centre and, with a
+    mirror, w'_p (-1)^l (P, 1, L^2) for its neighbour (the reversed pair -r_p)."""
+    a = weights.unsqueeze(1).unsqueeze(2)
+    return a, None if mirror_weights is None else (mirror_weights.unsqueeze(1) * parity).unsqueeze(1)
+
+
+def _value_chunk(
+    vectors: torch.Tensor, weights: torch.Tensor, mirror_weights: torch.Tensor | None, parity: torch.Tensor, spline: RadialSpline
+) -> tuple[torch.Tensor, ...]:
+    """Per-pair density contributions (P, nmax, L^2): w g_nl Y_lm to the centre's density row and,
+    with a mirror, w' (-1)^l g_nl Y_lm to the neighbour's."""
+    basis = pair_basis(vectors, None, None, 1, spline, 0)
+    g, y = basis.radial[0], basis.angular[0]
+    a = radial_times_angular(g * weights.unsqueeze(1).unsqueeze(2), y, spline.lmax)  # w g first: bit for bit the pair form's c
+    if mirror_weights is None:
+        return (a,)
+    return a, radial_times_angular(g * mirror_weights.unsqueeze(1).unsqueeze(2), y * parity, spline.lmax)
+
+
+def _effective_adjoint(
+    grad: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor, mirror_slots: torch.Tensor | None, mirror_weights: torch.Tensor | None, parity: torch.Tensor
+) -> torch.Tensor:
+    """D_p (P, nmax, L^2) = w dE/dc[slot] (+ w' (-1)^l dE/dc[mirror slot]): what multiplies
+    d(g_nl Y_lm)/dr_p in dE/dr_p. ``grad``: dE/dc by density row, (N n_channels, nmax, L^2)."""
+    a, b = _side_weights(weights, mirror_weights, parity)
+    d = grad.index_select(0, slots) * a
+    return d if b is None else d + grad.index_select(0, mirror_slots) * b
 
 
 def _vjp_chunk(
-    vectors: torch.Tensor, weights: torch.Tensor, channels: torch.Tensor | None, centers: torch.Tensor, grad: torch.Tensor, n_channels: int, spline: RadialSpline
+    vectors: torch.Tensor,
+    slots: torch.Tensor,
+    weights: torch.Tensor,
+    mirror_slots: torch.Tensor | None,
+    mirror_weights: torch.Tensor | None,
+    grad: torch.Tensor,
+    parity: torch.Tensor,
+    spline: RadialSpline,
 ) -> torch.Tensor:
-    """dE/dr_p (P, 3) of a chunk from dE/dc (N, nu, L^2) of all atoms.
+    """dE/dr_p (P, 3) of a chunk from dE/dc by density row (N n_channels, nmax, L^2).
 
-    With D = dE/dc of the pair's centre, H_lm = sum_nu D_{nu lm} w g_{nu l} and
-    H'_lm = sum_nu D_{nu lm} w g'_{nu l}: dE/dr_p = r_hat sum_lm H'_lm Y_lm + sum_lm H_lm dY_lm/dr
-    (the radial sum first: no per-pair matrix products).
+    With D from :func:`_effective_adjoint`, H_lm = sum_n D_{n lm} g_{n l} and H'_lm = sum_n D_{n lm}
+    g'_{n l}: dE/dr_p = r_hat sum_lm H'_lm Y_lm + sum_lm H_lm dY_lm/dr (the radial sum first: no
+    per-pair matrix products).
     """
-    basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
-    d = grad.index_select(0, centers)
+    basis = pair_basis(vectors, None, None, 1, spline, 1)
+    d = _effective_adjoint(grad, slots, weights, mirror_slots, mirror_weights, parity)
     h, dh = radial_sum(d, basis.radial[0], spline.lmax), radial_sum(d, basis.radial[1], spline.lmax)  # (P, L^2)
     y, dy = basis.angular
     return (dh * y).sum(1, keepdim=True) * basis.unit + (dy * h.unsqueeze(1)).sum(2)
@@ -234,76 +274,127 @@ def _gradient_chunk(
 
 
 @dataclass(frozen=True)
-class _PairSet:
-    """The non-differentiable inputs of the density (kept together for the autograd functions)."""
+class Mirror:
+    """The reversed direction of every pair of a half list (see :func:`so3_descriptors`).
+
+    Attributes:
+        centers: (P,) int64 the pairs' neighbour atoms j (centres of the reversed pairs -r_p).
+        weights: (P,) the weights of the pairs' centre atoms i (as neighbours of j).
+        channels: (P,) int64 channels of the centre atoms, or None for one density.
+    """
 
     centers: torch.Tensor
     weights: torch.Tensor
-    channels: torch.Tensor | None
+    channels: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _PairSet:
+    """The non-differentiable inputs of the density (kept together for the autograd functions).
+
+    The density is handled by rows: c (N, n_channels nmax, L^2) viewed as (N n_channels, nmax, L^2),
+    row ``slot = atom * n_channels + channel``; a pair adds to the row of its centre and its
+    neighbour's channel (and, with a mirror, to the row of its neighbour and its centre's channel).
+    """
+
+    slots: torch.Tensor
+    weights: torch.Tensor
+    mirror_slots: torch.Tensor | None
+    mirror_weights: torch.Tensor | None
     n_atoms: int
     n_channels: int
     spline: RadialSpline
     chunk_size: int
     compiled: bool
 
-    def part(self, part: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.weights[part], self.channels[part] if self.channels is not None else None
+    @staticmethod
+    def build(centers: torch.Tensor, weights: torch.Tensor, channels: torch.Tensor | None, mirror: Mirror | None, n_atoms: int,
+              n_channels: int, spline: RadialSpline, chunk_size: int, compiled: bool) -> "_PairSet":
+        def slots(atoms: torch.Tensor, ch: torch.Tensor | None) -> torch.Tensor:
+            return atoms if ch is None or n_channels == 1 else atoms * n_channels + ch
 
-    def basis(self, vectors: torch.Tensor, part: slice, order: int) -> PairBasis:
-        weights, channels = self.part(part)
-        return pair_basis(vectors[part], weights, channels, self.n_channels, self.spline, order)
+        if mirror is None:
+            return _PairSet(slots(centers, channels), weights, None, None, n_atoms, n_channels, spline, chunk_size, compiled)
+        return _PairSet(slots(centers, channels), weights, slots(mirror.centers, mirror.channels), mirror.weights.to(weights.dtype),
+                        n_atoms, n_channels, spline, chunk_size, compiled)
 
-    def empty_coefficients(self, like: torch.Tensor) -> torch.Tensor:
-        """Zero c (N, nu, L^2) with the dtype and device of ``like``."""
-        nu, lmax = self.n_channels * self.spline.nmax, self.spline.lmax
-        return like.new_zeros((self.n_atoms, nu, (lmax + 1) ** 2))
+    def part(self, part: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(slots, weights, mirror slots, mirror weights) of a chunk."""
+        mirror = self.mirror_slots is not None
+        return self.slots[part], self.weights[part], self.mirror_slots[part] if mirror else None, self.mirror_weights[part] if mirror else None
+
+    def parity(self, like: torch.Tensor) -> torch.Tensor:
+        return _parity(self.spline.lmax, like.device, like.dtype)
+
+    def empty_rows(self, like: torch.Tensor) -> torch.Tensor:
+        """Zero density rows (N n_channels, nmax, L^2) with the dtype and device of ``like``."""
+        nmax, lmax = self.spline.nmax, self.spline.lmax
+        return like.new_zeros((self.n_atoms * self.n_channels, nmax, (lmax + 1) ** 2))
+
+    def as_coefficients(self, rows: torch.Tensor) -> torch.Tensor:
+        """(N n_channels, nmax, L^2) rows -> c (N, nu, L^2)."""
+        return rows.view(self.n_atoms, self.n_channels * self.spline.nmax, rows.shape[2])
+
+    def as_rows(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """c (N, nu, L^2) -> (N n_channels, nmax, L^2)."""
+        return coefficients.reshape(self.n_atoms * self.n_channels, self.spline.nmax, coefficients.shape[2])
+
+    def scatter(self, rows: torch.Tensor, part: slice, values: Sequence[torch.Tensor]) -> None:
+        """Add a chunk's contributions (to the centres' rows and, with a mirror, the neighbours') into ``rows``."""
+        slots, _, mirror_slots, _ = self.part(part)
+        rows.index_add_(0, slots, values[0])
+        if mirror_slots is not None:
+            rows.index_add_(0, mirror_slots, values[1])
 
 
 def _density(vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """c (N, nu, L^2) from the pairs, chunk by chunk."""
-    out = pairs.empty_coefficients(vectors)
-    kernel = _kernel(_value_chunk, pairs.compiled)
+    rows = pairs.empty_rows(vectors)
+    kernel, parity = _kernel(_value_chunk, pairs.compiled), pairs.parity(vectors)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
-        out.index_add_(0, pairs.centers[part], kernel(vectors[part], *pairs.part(part), pairs.n_channels, pairs.spline))
-    return out
+        _, weights, _, mirror_weights = pairs.part(part)
+        pairs.scatter(rows, part, kernel(vectors[part], weights, mirror_weights, parity, pairs.spline))
+    return pairs.as_coefficients(rows)
 
 
 def _density_vjp(grad: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """dE/dr_p (P, 3) from dE/dc (N, nu, L^2)."""
     out = torch.empty_like(vectors)
-    kernel = _kernel(_vjp_chunk, pairs.compiled)
+    kernel, parity, rows = _kernel(_vjp_chunk, pairs.compiled), pairs.parity(vectors), pairs.as_rows(grad)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
-        out[part] = kernel(vectors[part], *pairs.part(part), pairs.centers[part], grad, pairs.n_channels, pairs.spline)
+        out[part] = kernel(vectors[part], *pairs.part(part), rows, parity, pairs.spline)
     return out
 
 
 def _density_jvp(tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """sum_p (dc_p / dr_p) . t_p, (N, nu, L^2): the directional derivative of c along pair tangents t (P, 3)."""
-    out = pairs.empty_coefficients(vectors)
-    lmax = pairs.spline.lmax
+    rows = pairs.empty_rows(vectors)
+    lmax, parity = pairs.spline.lmax, pairs.parity(vectors)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
-        basis = pairs.basis(vectors, part, 1)
+        basis = pair_basis(vectors[part], None, None, 1, pairs.spline, 1)
         t = tangent[part]
         along = (basis.unit * t).sum(1)
         y, dy = basis.angular[0], basis.angular[1]
         dc = radial_times_angular(basis.radial[1], along.unsqueeze(1) * y, lmax)
         dc = dc + radial_times_angular(basis.radial[0], torch.einsum("pak,pa->pk", dy, t), lmax)
-        out.index_add_(0, pairs.centers[part], dc)
-    return out
+        _, weights, _, mirror_weights = pairs.part(part)
+        a, b = _side_weights(weights, mirror_weights, parity)
+        pairs.scatter(rows, part, (dc * a,) if b is None else (dc * a, dc * b))
+    return pairs.as_coefficients(rows)
 
 
 def _density_hvp(grad: torch.Tensor, tangent: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """sum_a t_{p,a} d(dE/dr_{p,a})/dr_p at fixed dE/dc: the second-derivative term, (P, 3).
 
     dE/dr_p = r_hat A + V with A = sum_lm H'_lm Y_lm, V = sum_lm H_lm dY_lm (see :func:`_vjp_chunk`);
-    with H'' = sum_nu D w g'', t_r = r_hat . t, W' = sum_lm H'_lm dY_lm and the Hessians d2Y_lm:
+    with H'' = sum_n D g'', t_r = r_hat . t, W' = sum_lm H'_lm dY_lm and the Hessians d2Y_lm:
     d(dE/dr_p) t = A (t - r_hat t_r) / r + r_hat (t_r sum_lm H''_lm Y_lm + W' . t) + t_r W' + sum_lm H_lm d2Y_lm t.
     """
     out = torch.empty_like(vectors)
-    lmax = pairs.spline.lmax
+    lmax, parity, grad_rows = pairs.spline.lmax, pairs.parity(vectors), pairs.as_rows(grad)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
-        basis = pairs.basis(vectors, part, 2)
-        d = grad.index_select(0, pairs.centers[part])
+        basis = pair_basis(vectors[part], None, None, 1, pairs.spline, 2)
+        d = _effective_adjoint(grad_rows, *pairs.part(part), parity)
         h, dh, d2h = (radial_sum(d, radial, lmax) for radial in basis.radial)  # (P, L^2) each
         y, dy, d2y = basis.angular
         unit, r, t = basis.unit, basis.distance, tangent[part]
@@ -364,6 +455,7 @@ def so3_descriptors(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     out: torch.Tensor | None = None,
     compiled: bool = False,
+    mirror: Mirror | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """SO(3) descriptors of N atoms from their pairs (the numeric contract of hybridpot).
 
@@ -385,6 +477,11 @@ def so3_descriptors(
         out: optional (P, K, 3) tensor to write the derivatives into (``gradients=True``).
         compiled: run the chunk kernels through ``torch.compile`` (same code; the first call per
             parameter set compiles for 10-30 s; needs a C++ compiler on CPU, triton on CUDA).
+        mirror: the pairs are a *half* list: pair p also stands for its reverse, the pair
+            -r_p of centre ``mirror.centers[p]`` (atom j) with weight ``mirror.weights[p]`` and channel
+            ``mirror.channels[p]`` (those of atom i). Its basis is computed once for both directions
+            (Y_lm(-r) = (-1)^l Y_lm(r)): about half the work of the full list. Only with
+            ``gradients=False``; dE/dr_p then holds the derivative through both directions.
 
     Returns:
         B (N, K); differentiable with respect to ``vectors`` when ``gradients`` is False (the
@@ -395,16 +492,20 @@ def so3_descriptors(
     nu = invariants.n_radial
     if nu % spline.nmax or (channels is None and nu != spline.nmax) or invariants.lmax != spline.lmax:
         raise HybridpotError(f"invariants on {nu} radial channels, lmax {invariants.lmax} do not fit the radial table (nmax {spline.nmax}, lmax {spline.lmax})")
-    pairs = _PairSet(centers, weights, channels, int(n_atoms), nu // spline.nmax, spline, int(chunk_size), bool(compiled))
+    n_channels = nu // spline.nmax
     if not gradients:
+        pairs = _PairSet.build(centers, weights.to(vectors.dtype), channels, mirror, int(n_atoms), n_channels, spline, int(chunk_size), bool(compiled))
         return invariants(_Density.apply(vectors, pairs))
+    if mirror is not None:
+        raise HybridpotError("the pair form (gradients=True) needs the full pair list, not a half list with a mirror")
     p, k = vectors.shape[0], invariants.n_features
     if out is None:
         out = vectors.new_empty((p, k, 3))
     elif out.shape != (p, k, 3) or out.dtype != vectors.dtype or out.device != vectors.device:
         raise ValueError(f"out must be a {vectors.dtype} tensor of shape {(p, k, 3)} on {vectors.device}, got {out.dtype} {tuple(out.shape)}")
     with torch.no_grad():
-        return _features_and_pair_gradients(vectors.detach(), pairs, invariants, out)
+        return _features_and_pair_gradients(vectors.detach(), centers, weights, channels, int(n_atoms), n_channels, spline, invariants,
+                                            int(chunk_size), bool(compiled), out)
 
 
 def _atom_aligned_chunks(sorted_centers: torch.Tensor, n_atoms: int, size: int) -> list[tuple[int, int, int, int]]:
@@ -419,28 +520,36 @@ def _atom_aligned_chunks(sorted_centers: torch.Tensor, n_atoms: int, size: int) 
     return chunks
 
 
-def _features_and_pair_gradients(vectors: torch.Tensor, pairs: _PairSet, invariants: Invariants, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _features_and_pair_gradients(
+    vectors: torch.Tensor,
+    centers: torch.Tensor,
+    weights: torch.Tensor,
+    channels: torch.Tensor | None,
+    n_atoms: int,
+    n_channels: int,
+    spline: RadialSpline,
+    invariants: Invariants,
+    chunk_size: int,
+    compiled: bool,
+    out: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over atom-aligned chunks of centre-sorted pairs: c, B, adjoints and dB of each chunk."""
-    centers = pairs.centers
     is_sorted = vectors.shape[0] < 2 or bool((centers[1:] >= centers[:-1]).all())
     order = None if is_sorted else torch.argsort(centers, stable=True)
 
     def sort(x: torch.Tensor | None) -> torch.Tensor | None:
         return x if x is None or order is None else x.index_select(0, order)
 
-    sorted_pairs = _PairSet(
-        sort(centers), sort(pairs.weights), sort(pairs.channels), pairs.n_atoms, pairs.n_channels, pairs.spline, pairs.chunk_size, pairs.compiled
-    )
-    vectors = sort(vectors)
-    kernel = _kernel(_gradient_chunk, pairs.compiled)
-    features = vectors.new_zeros((pairs.n_atoms, invariants.n_features))
-    for a0, a1, p0, p1 in _atom_aligned_chunks(sorted_pairs.centers, pairs.n_atoms, pairs.chunk_size):
+    vectors, centers, weights, channels = sort(vectors), sort(centers), sort(weights), sort(channels)
+    kernel = _kernel(_gradient_chunk, compiled)
+    features = vectors.new_zeros((n_atoms, invariants.n_features))
+    for a0, a1, p0, p1 in _atom_aligned_chunks(centers, n_atoms, chunk_size):
         if p1 == p0:
             continue  # atoms without neighbours: B = 0, no pairs
         part = slice(p0, p1)
-        local = sorted_pairs.centers[part] - a0
         target = out[part] if order is None else out.new_empty((p1 - p0,) + out.shape[1:])
-        features[a0:a1] = kernel(vectors[part], *sorted_pairs.part(part), local, a1 - a0, pairs.n_channels, pairs.spline, invariants, target)
+        features[a0:a1] = kernel(vectors[part], weights[part], channels[part] if channels is not None else None, centers[part] - a0, a1 - a0,
+                                 n_channels, spline, invariants, target)
         if order is not None:
             out.index_copy_(0, order[part], target)
     return features, out
@@ -622,7 +731,8 @@ class SO3(torch.nn.Module):
         self.radial_basis.check_lammps_exportable(min_distance)
 
     # evaluation -------------------------------------------------------------------------
-    def _pair_inputs(self, graph: PairGraph) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _types(self, graph: PairGraph) -> torch.Tensor:
+        """(N,) element index of every atom; raises for elements the descriptor does not cover."""
         types = self._type_table[graph.numbers]
         if bool((types < 0).any()):
             missing = sorted({chemical_symbols[int(z)] for z in graph.numbers[types < 0].tolist()})
@@ -631,22 +741,31 @@ class SO3(torch.nn.Module):
                 f"structure(s) {bad}: element(s) {', '.join(missing)} not covered by the so3 descriptor "
                 f"(elements {', '.join(self.elements)})"
             )
-        neighbours = graph.numbers[graph.j]
-        weights = self._weight_table[neighbours]
-        channels = self._type_table[neighbours] if self.element_channels else None
-        return weights, channels
+        return types
+
+    def _pair_inputs(self, graph: PairGraph, atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weights and channels (None without element channels) of the given atoms as pair neighbours."""
+        types = self._types(graph)
+        return self._weight_table[graph.numbers[atoms]], types[atoms] if self.element_channels else None
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
-        """(N, K) descriptors of the graph's atoms, differentiable w.r.t. ``graph.vectors``."""
-        weights, channels = self._pair_inputs(graph)
-        return so3_descriptors(
-            graph.vectors, graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants, chunk_size=self.chunk_size, compiled=self.compiled
-        )
+        """(N, K) descriptors of the graph's atoms, differentiable w.r.t. ``graph.vectors``.
+
+        Computed from one direction of every pair (:meth:`PairGraph.one_direction`) with the
+        reverse as the mirror (see :func:`so3_descriptors`): the same numbers as the full list
+        (to rounding) for about half the work; pairs of the other direction get zero gradient.
+        """
+        half = graph.one_direction()
+        i, j = graph.i[half], graph.j[half]
+        weights, channels = self._pair_inputs(graph, j)
+        mirror = Mirror(j, *self._pair_inputs(graph, i))
+        return so3_descriptors(graph.vectors.index_select(0, half), i, weights, channels, graph.n_atoms, self.radial, self.invariants,
+                               chunk_size=self.chunk_size, compiled=self.compiled, mirror=mirror)
 
     def pair_form(self, graph: PairGraph, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B (N, K), dB (P, K, 3)) of the graph's atoms and pairs, dB in pair form (no autograd),
         written into ``out`` if given (see :func:`so3_descriptors`)."""
-        weights, channels = self._pair_inputs(graph)
+        weights, channels = self._pair_inputs(graph, graph.j)
         return so3_descriptors(graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants,
                                gradients=True, chunk_size=self.chunk_size, out=out, compiled=self.compiled)
 
@@ -660,7 +779,7 @@ class SO3(torch.nn.Module):
         device = self._weight_table.device  # where the module lives (SO3.to("cuda") computes on the GPU)
         system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64, device=device)
         graph = build_graph(system, self.rcut)  # pairs ordered by centre: contiguous pair-form output
-        weights, channels = self._pair_inputs(graph)
+        weights, channels = self._pair_inputs(graph, graph.j)
         args = (graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants)
         if not gradients:
             with torch.no_grad():
