@@ -94,6 +94,7 @@ def pair_basis(
     n_channels: int,
     spline: RadialSpline,
     order: int,
+    distance: torch.Tensor | None = None,
 ) -> PairBasis:
     """w_p g_nl(r_p) and Y_lm(r_p) (with derivatives up to ``order``) for every pair.
 
@@ -104,8 +105,11 @@ def pair_basis(
         n_channels: number of channels (1 if ``channels`` is None).
         spline: the tabulated radial functions.
         order: 0, 1 or 2.
+        distance: (P,) |r_p| if already known. Inside a compiled kernel, pass it in: computed
+            there, inductor re-evaluates the norm for every radial function (measured: the
+            derivative kernel runs ~7% faster with the distances given).
     """
-    distance = torch.linalg.vector_norm(vectors, dim=1)
+    distance = torch.linalg.vector_norm(vectors, dim=1) if distance is None else distance
     w = (distance < spline.rcut).to(vectors.dtype)
     w = (w if weights is None else weights.to(vectors.dtype) * w).reshape(-1, 1, 1)
     radial = [w * f for f in spline(distance.clamp(max=spline.rcut), order)]
@@ -207,11 +211,11 @@ def _side_weights(weights: torch.Tensor, mirror_weights: torch.Tensor | None, pa
 
 
 def _value_chunk(
-    vectors: torch.Tensor, weights: torch.Tensor, mirror_weights: torch.Tensor | None, parity: torch.Tensor, spline: RadialSpline
+    vectors: torch.Tensor, distance: torch.Tensor, weights: torch.Tensor, mirror_weights: torch.Tensor | None, parity: torch.Tensor, spline: RadialSpline
 ) -> tuple[torch.Tensor, ...]:
     """Per-pair density contributions (P, nmax, L^2): w g_nl Y_lm to the centre's density row and,
     with a mirror, w' (-1)^l g_nl Y_lm to the neighbour's."""
-    basis = pair_basis(vectors, None, None, 1, spline, 0)
+    basis = pair_basis(vectors, None, None, 1, spline, 0, distance)
     g, y = basis.radial[0], basis.angular[0]
     a = radial_times_angular(g * weights.unsqueeze(1).unsqueeze(2), y, spline.lmax)  # w g first: bit for bit the pair form's c
     if mirror_weights is None:
@@ -231,6 +235,7 @@ def _effective_adjoint(
 
 def _vjp_chunk(
     vectors: torch.Tensor,
+    distance: torch.Tensor,
     slots: torch.Tensor,
     weights: torch.Tensor,
     mirror_slots: torch.Tensor | None,
@@ -245,7 +250,7 @@ def _vjp_chunk(
     g'_{n l}: dE/dr_p = r_hat sum_lm H'_lm Y_lm + sum_lm H_lm dY_lm/dr (the radial sum first: no
     per-pair matrix products).
     """
-    basis = pair_basis(vectors, None, None, 1, spline, 1)
+    basis = pair_basis(vectors, None, None, 1, spline, 1, distance)
     d = _effective_adjoint(grad, slots, weights, mirror_slots, mirror_weights, parity)
     h, dh = radial_sum(d, basis.radial[0], spline.lmax), radial_sum(d, basis.radial[1], spline.lmax)  # (P, L^2)
     y, dy = basis.angular
@@ -350,10 +355,10 @@ class _PairSet:
 def _density(vectors: torch.Tensor, pairs: _PairSet) -> torch.Tensor:
     """c (N, nu, L^2) from the pairs, chunk by chunk."""
     rows = pairs.empty_rows(vectors)
-    kernel, parity = _kernel(_value_chunk, pairs.compiled), pairs.parity(vectors)
+    kernel, parity, distances = _kernel(_value_chunk, pairs.compiled), pairs.parity(vectors), torch.linalg.vector_norm(vectors, dim=1)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
         _, weights, _, mirror_weights = pairs.part(part)
-        pairs.scatter(rows, part, kernel(vectors[part], weights, mirror_weights, parity, pairs.spline))
+        pairs.scatter(rows, part, kernel(vectors[part], distances[part], weights, mirror_weights, parity, pairs.spline))
     return pairs.as_coefficients(rows)
 
 
@@ -361,8 +366,9 @@ def _density_vjp(grad: torch.Tensor, vectors: torch.Tensor, pairs: _PairSet) -> 
     """dE/dr_p (P, 3) from dE/dc (N, nu, L^2)."""
     out = torch.empty_like(vectors)
     kernel, parity, rows = _kernel(_vjp_chunk, pairs.compiled), pairs.parity(vectors), pairs.as_rows(grad)
+    distances = torch.linalg.vector_norm(vectors, dim=1)
     for part in _chunks(vectors.shape[0], pairs.chunk_size):
-        out[part] = kernel(vectors[part], *pairs.part(part), rows, parity, pairs.spline)
+        out[part] = kernel(vectors[part], distances[part], *pairs.part(part), rows, parity, pairs.spline)
     return out
 
 
