@@ -56,9 +56,16 @@ from hybridpot.errors import HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.system import AtomicSystem
 
-#: Pairs processed at once: bounds the temporary memory (a few hundred numbers per pair) and keeps
-#: the working set in cache.
-DEFAULT_CHUNK_SIZE = 2048
+#: Pairs processed at once, times the width nu (lmax + 1)^2 of a pair's density contribution: bounds
+#: the temporary memory and keeps the working set in cache (2048 pairs at nu = 4, lmax = 4).
+CHUNK_BUDGET = 204800
+
+
+def default_chunk_size(n_radial: int, lmax: int) -> int:
+    """Pairs per chunk for nu = ``n_radial`` radial channels: CHUNK_BUDGET / (nu (lmax + 1)^2), at
+    least 128. Measured at nmax = lmax = 6 on CPU against a fixed 2048: compiled energy + forces
+    ~15% faster, compiled pair form 139 -> 81 us/atom, eager pair form 240 -> 217 us/atom."""
+    return max(128, CHUNK_BUDGET // (n_radial * (lmax + 1) ** 2))
 
 
 # ------------------------------------------------------------------------------------ per pair
@@ -464,7 +471,7 @@ def so3_descriptors(
     spline: RadialSpline,
     invariants: Invariants,
     gradients: bool = False,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     out: torch.Tensor | None = None,
     compiled: bool = False,
     mirror: Mirror | None = None,
@@ -485,7 +492,7 @@ def so3_descriptors(
             ``spline`` and ``invariants`` are modules: put them on the device of ``vectors``
             (``SO3.to(device)`` does).
         gradients: also return the pair-form derivatives.
-        chunk_size: pairs processed at once.
+        chunk_size: pairs processed at once (default: :func:`default_chunk_size`).
         out: optional (P, K, 3) tensor to write the derivatives into (``gradients=True``).
         compiled: run the chunk kernels through ``torch.compile`` (same code; the first call per
             parameter set compiles for 10-30 s; needs a C++ compiler on CPU, triton on CUDA).
@@ -505,6 +512,7 @@ def so3_descriptors(
     if nu % spline.nmax or (channels is None and nu != spline.nmax) or invariants.lmax != spline.lmax:
         raise HybridpotError(f"invariants on {nu} radial channels, lmax {invariants.lmax} do not fit the radial table (nmax {spline.nmax}, lmax {spline.lmax})")
     n_channels = nu // spline.nmax
+    chunk_size = default_chunk_size(nu, spline.lmax) if chunk_size is None else chunk_size
     if not gradients:
         pairs = _PairSet.build(centers, weights.to(vectors.dtype), channels, mirror, int(n_atoms), n_channels, spline, int(chunk_size), bool(compiled))
         return invariants(_Density.apply(vectors, pairs))
@@ -629,7 +637,7 @@ class SO3(torch.nn.Module):
         weights: neighbour weight per element (LAMMPS ``welems``); default 1 for every element.
         element_channels: one density per neighbour element (``basis="bessel"`` only); then
             nu = len(elements) * nmax radial channels enter the invariants.
-        chunk_size: pairs processed at once.
+        chunk_size: pairs processed at once (default: :func:`default_chunk_size`).
         compile: run the per-pair kernels through ``torch.compile`` (about 4x faster on CPU; the
             first evaluation per parameter set compiles for 10-30 s and needs a C++ compiler).
             ``chunk_size`` and ``compile`` are execution options, not part of :meth:`to_dict`.
@@ -652,7 +660,7 @@ class SO3(torch.nn.Module):
         elements: Sequence[str] = ("Cu",),
         weights: dict[str, float] | None = None,
         element_channels: bool = False,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -663,13 +671,13 @@ class SO3(torch.nn.Module):
         if element_channels and basis != "bessel":
             raise HybridpotError("element_channels=True needs basis='bessel' (LAMMPS so3 has one density with element weights)")
         self.element_channels = bool(element_channels)
-        if not (isinstance(chunk_size, int) and chunk_size >= 1):
+        if not (chunk_size is None or (isinstance(chunk_size, int) and chunk_size >= 1)):
             raise HybridpotError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-        self.chunk_size = chunk_size
         self.compiled = bool(compile)
         n_channels = len(self.elements) if self.element_channels else 1
         self.radial = _tables(self.radial_basis)
         self.invariants = invariants(kind, n_channels * self.radial_basis.nmax, self.radial_basis.lmax)
+        self.chunk_size = default_chunk_size(self.invariants.n_radial, self.lmax) if chunk_size is None else chunk_size
         weight_table = torch.zeros(len(chemical_symbols), dtype=torch.float64)
         type_table = torch.full((len(chemical_symbols),), -1, dtype=torch.int64)
         for t, symbol in enumerate(self.elements):
