@@ -290,19 +290,29 @@ def band_of(potential: HybridPotential, atoms: Atoms, measure: str) -> tuple[flo
     return float(np.quantile(g, 0.25)), float(np.quantile(g, 0.85))
 
 
-@pytest.mark.parametrize("measure", ["gamma", "std"])
-def test_fallback_forces_and_stress_match_finite_differences(fitted, measure):
+def strained_rattled() -> Atoms:
+    """A rattled cell under a general (non-symmetric) strain, for the finite-difference checks."""
     atoms = rattled(rattle=0.2, seed=2)
     atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.03, 0.02, 0], [0, -0.02, 0.01], [0.01, 0, 0.02]]), scale_atoms=True)
+    return atoms
+
+
+def assert_forces_and_stress_match_finite_differences(potential, atoms: Atoms) -> None:
+    res = to_numpy(potential.compute(atoms))
+    assert max_rel(res["forces"], fd_forces(potential, atoms, h=1e-4)) < 1e-6
+    assert max_rel(res["stress"][0], fd_stress(potential, atoms)) < 1e-6
+
+
+@pytest.mark.parametrize("measure", ["gamma", "std"])
+def test_fallback_forces_and_stress_match_finite_differences(fitted, measure):
+    atoms = strained_rattled()
     lower, upper = band_of(fitted, atoms, measure)
     enable_fallback(fitted, lower, upper, measure=measure)
     try:
         s = fitted.uncertainty(atoms)["switch"]
         assert np.sum((s > 0.01) & (s < 0.99)) >= 3, "some atoms must be inside the switching band"
         assert np.any(s == 0) and np.any(s == 1)
-        res = to_numpy(fitted.compute(atoms))
-        assert max_rel(res["forces"], fd_forces(fitted, atoms, h=1e-4)) < 1e-6
-        assert max_rel(res["stress"][0], fd_stress(fitted, atoms)) < 1e-6
+        assert_forces_and_stress_match_finite_differences(fitted, atoms)
     finally:
         disable_fallback(fitted)
 
@@ -374,8 +384,7 @@ def grades(potential: HybridPotential, atoms: Atoms) -> np.ndarray:
 
 
 def test_structure_scope_forces_and_stress_match_finite_differences(fitted):
-    atoms = rattled(rattle=0.2, seed=2)
-    atoms.set_cell(atoms.cell.array @ (np.eye(3) + [[0.03, 0.02, 0], [0, -0.02, 0.01], [0.01, 0, 0.02]]), scale_atoms=True)
+    atoms = strained_rattled()
     lower, upper = STRUCTURE_BAND
     g = grades(fitted, atoms)
     assert np.sum((g > lower) & (g < upper)) >= 3 and g.max() < upper, "several atoms inside the band, none beyond"
@@ -383,9 +392,7 @@ def test_structure_scope_forces_and_stress_match_finite_differences(fitted):
     try:
         S = fitted.uncertainty(atoms)["switch"]
         assert np.all(S == S[0]) and 0.01 < S[0] < 0.99, S[0]
-        res = to_numpy(fitted.compute(atoms))
-        assert max_rel(res["forces"], fd_forces(fitted, atoms, h=1e-4)) < 1e-6
-        assert max_rel(res["stress"][0], fd_stress(fitted, atoms)) < 1e-6
+        assert_forces_and_stress_match_finite_differences(fitted, atoms)
     finally:
         disable_fallback(fitted)
 
