@@ -768,9 +768,10 @@ class SO3(torch.nn.Module):
             )
         return types
 
-    def _pair_inputs(self, graph: PairGraph, atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weights and channels (None without element channels) of the given atoms as pair neighbours."""
-        types = self._types(graph)
+    def _pair_inputs(self, graph: PairGraph, atoms: torch.Tensor, types: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weights and channels (None without element channels) of the given atoms as pair neighbours
+        (``types``: :meth:`_types` of the graph, if already checked)."""
+        types = self._types(graph) if types is None else types
         return self._weight_table[graph.numbers[atoms]], types[atoms] if self.element_channels else None
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
@@ -781,9 +782,9 @@ class SO3(torch.nn.Module):
         (to rounding) for about half the work; pairs of the other direction get zero gradient.
         """
         half = graph.one_direction()
-        i, j = graph.i[half], graph.j[half]
-        weights, channels = self._pair_inputs(graph, j)
-        mirror = Mirror(j, *self._pair_inputs(graph, i))
+        i, j, types = graph.i[half], graph.j[half], self._types(graph)
+        weights, channels = self._pair_inputs(graph, j, types)
+        mirror = Mirror(j, *self._pair_inputs(graph, i, types))
         return so3_descriptors(graph.vectors.index_select(0, half), i, weights, channels, graph.n_atoms, self.radial, self.invariants,
                                chunk_size=self.chunk_size, compiled=self.compiled, mirror=mirror)
 
