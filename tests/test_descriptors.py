@@ -555,6 +555,7 @@ def test_lammps_export_check():
         (dict(alpha=1.0, elements=["Cu"], weights={"Cu": 1.0, "Ag": 2.0}), r"not in elements"),
         (dict(alpha=1.0, elements=["Cu", "Xx"]), "unknown chemical symbol"),
         (dict(alpha=1.0, element_channels=True), "element_channels=True needs basis='bessel'"),
+        (dict(alpha=1.0, chunk_size=0), "chunk_size must be a positive integer"),
     ],
 )
 def test_bad_parameters(kwargs, message):
