@@ -369,7 +369,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     Returns:
         (potential, summary dict with the solver's diagnostics and the uq summary).
     """
-    from hybridpot.fitting.assembly import Weights, baseline_predictions
+    from hybridpot.fitting.assembly import baseline_predictions, weights_from_config
     from hybridpot.fitting.job import make_baseline, make_potential
     from hybridpot.fitting.predict import predict
     from hybridpot.io.data import from_frames
@@ -380,8 +380,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
     f, m = config["fit"], config["model"]
-    weights = Weights(energy=f["energy_weight"], force=f["force_weight"], stress=f["stress_weight"], config=f["config_weights"],
-                      baseline_stress=f["baseline_stress_weight"])
+    weights, energy_weights = weights_from_config(f)
     bl = baseline_predictions(baseline, data, progress=progress)
     sol, info = None, {}
     if m["type"] == "nn":
@@ -394,8 +393,9 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     else:
         from hybridpot.fitting.linear import fit_linear
 
-        sol = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress)
-        info = {"lambda": sol.lam, "effective_parameters": sol.dof}
+        sol, weights = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
+                                  progress, energy_weights)
+        info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy}
     info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl))
     return potential, info
 

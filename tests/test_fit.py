@@ -96,9 +96,82 @@ def test_linear_solve_recovers_known_weights():
     fit_linear(pot, data, bl, weights, regularization=0.0, progress=False)
     c_fit, c_true = pot.model.coef.detach().numpy(), truth.model.coef.detach().numpy()
     assert np.max(np.abs(c_fit - c_true)) / np.max(np.abs(c_true)) < 1e-7
-    sol = fit_linear(pot, data, bl, weights, regularization="evidence", progress=False)
+    sol, _ = fit_linear(pot, data, bl, weights, regularization="evidence", progress=False)
     assert sol.method == "evidence"
     assert np.max(np.abs(pot.model.coef.detach().numpy() - c_true)) / np.max(np.abs(c_true)) < 1e-5
+
+
+def _noisy(frames, energy_noise: float, force_noise: float, seed: int = 0):
+    """Copies of ``frames`` with Gaussian noise on the energies (eV/atom) and forces (eV/A)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in frames:
+        b = a.copy()
+        b.calc = SinglePointCalculator(b, energy=a.get_potential_energy() + energy_noise * len(a) * rng.normal(),
+                                       forces=a.get_forces() + force_noise * rng.normal(size=(len(a), 3)))
+        out.append(b)
+    return out
+
+
+def test_energy_weight_cv_errors_match_explicit_refits():
+    """The CV errors of each candidate energy weight, computed from the per-fold, per-kind factors,
+    equal refitting on the other folds' structures and predicting the held-out ones; the final
+    coefficients equal a fit with the chosen weight fixed."""
+    truth = random_hybrid(seed=1)
+    data = from_frames(_noisy(labelled(truth, cu_frames(9)), 2e-3, 0.02))
+    pot = random_hybrid(seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    sol, used = fit_linear(pot, data, bl, Weights(energy=7.0), cv_folds=3, seed=4, progress=False, energy_weights=[0.1, 10.0, 1000.0])
+    cv = sol.energy_weight_cv
+    assert used.energy == cv["chosen"] and cv["candidates"] == [0.1, 10.0, 1000.0] and cv["n_folds"] == 3
+    folds = np.random.default_rng(4).permutation(len(data)) % 3
+    n_e, n_f = len(data), 3 * int(data.n_atoms.sum())
+    for c, w in enumerate(cv["candidates"]):
+        e_sq, f_sq = 0.0, 0.0
+        for k in range(3):
+            train, held = data.subset(np.where(folds != k)[0]), data.subset(np.where(folds == k)[0])
+            # the same rows as in the full fit: weights normalised by the whole set's row counts
+            sub_w = Weights(energy=w * len(train) / n_e, force=3 * int(train.n_atoms.sum()) / n_f)
+            refit = random_hybrid(seed=2)
+            fit_linear(refit, train, baseline_predictions(refit.baseline, train, progress=False), sub_w, progress=False)
+            p = predict(refit, held, progress=False)
+            e_sq += np.sum(((p["energy"] - held.energy) / held.n_atoms) ** 2)
+            f_sq += np.sum((p["forces"] - held.forces) ** 2)
+        assert cv["energy_rmse_meV_atom"][c] == pytest.approx(1000 * np.sqrt(e_sq / n_e), rel=1e-7)
+        assert cv["force_rmse_eV_A"][c] == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
+    fixed = random_hybrid(seed=2)
+    fit_linear(fixed, data, bl, Weights(energy=cv["chosen"]), progress=False)
+    assert max_rel(pot.model.coef.detach().numpy(), fixed.model.coef.detach().numpy()) < 1e-9
+
+
+@pytest.mark.parametrize("noisy, expected", [("energy", 0.01), ("forces", 1e4)])
+def test_energy_weight_cv_follows_the_noise(noisy, expected):
+    """Exact forces and noisy energies: CV picks the smallest energy weight; exact energies and
+    noisy forces: the largest."""
+    truth = random_hybrid(seed=1)
+    e_noise, f_noise = (5e-3, 0.0) if noisy == "energy" else (0.0, 0.1)
+    data = from_frames(_noisy(labelled(truth, cu_frames(12)), e_noise, f_noise, seed=3))
+    pot = random_hybrid(seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    sol, _ = fit_linear(pot, data, bl, Weights(), cv_folds=4, progress=False, energy_weights=[0.01, 1.0, 1e4])
+    assert sol.energy_weight_cv["chosen"] == expected, sol.energy_weight_cv
+    assert sol.energy_weight_cv["at_edge"]
+
+
+def test_fit_job_with_energy_weight_cv(tmp_path):
+    """``energy_weight = "cv"`` through ``hybridpot fit``: the choice is reported, and the fit (and its
+    uncertainty data) are those of the chosen weight given as a number."""
+    fits = {}
+    for name, ew in (("cv", "cv"), ("fixed", None)):
+        cfg = _config(tmp_path / name, n_train=10, fit={"energy_weight": ew or fits["cv"].report["fit"]["energy_weight_cv"]["chosen"],
+                                                        "energy_weight_candidates": [3, 30, 300]})
+        fits[name] = run_fit(cfg, progress=False, log=lambda s: None)
+    cv = fits["cv"].report["fit"]["energy_weight_cv"]
+    assert cv["chosen"] in (3, 30, 300) and len(cv["score"]) == 3 and min(cv["score"]) >= 2.0
+    assert "energy_weight_cv" not in fits["fixed"].report["fit"]
+    a, b = (fits[k].potential.model.coef.detach().numpy() for k in ("cv", "fixed"))
+    assert max_rel(a, b) < 1e-9
+    assert fits["cv"].report["uq"]["noise"]["evidence"] == pytest.approx(fits["fixed"].report["uq"]["noise"]["evidence"], rel=1e-6)
 
 
 def _without_stress(frames):
@@ -174,7 +247,7 @@ def test_quadratic_solve_recovers_known_model():
     data = from_frames(labelled(truth, cu_frames(10)))
     pot = random_hybrid(quadratic=True, seed=2)
     bl = baseline_predictions(pot.baseline, data, progress=False)
-    sol = fit_linear(pot, data, bl, Weights(energy=1.0, force=1.0, stress=0.1), regularization=0.0, progress=False)
+    sol, _ = fit_linear(pot, data, bl, Weights(energy=1.0, force=1.0, stress=0.1), regularization=0.0, progress=False)
     assert sol.condition > 1e12  # the dependency is real
     unseen = from_frames(labelled(truth, read(bundled("Cu_test.xyz"), index=":3")))
     pred = predict(pot, unseen, progress=False)
@@ -274,7 +347,7 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
     assert cofit["objective_final"] < 1e-6 * cofit["objective_initial"]
 
 
-def _config(out, n_train, fraction=1.0, model=None):
+def _config(out, n_train, fraction=1.0, model=None, fit=None):
     out.mkdir(parents=True, exist_ok=True)
     train = out / "train.xyz"
     write(train, cu_frames(n_train))
@@ -283,7 +356,7 @@ def _config(out, n_train, fraction=1.0, model=None):
         "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
         "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5},
         "model": model or {"type": "linear"},
-        "fit": {"train_fraction": fraction, "seed": 7},
+        "fit": {"train_fraction": fraction, "seed": 7} | (fit or {}),
         "output": {"dir": str(out / "fit"), "plots": False},
     }
     return parse_config(raw, out, "test config")

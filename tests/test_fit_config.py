@@ -99,3 +99,20 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     assert main(["-q", "fit", str(config(tmp_path))]) == 2
     assert "already holds a fit" in capsys.readouterr().err
     assert (out / "report.json").read_text() == "{}"
+
+
+@pytest.mark.parametrize("fit, message", [
+    ("energy_weight = 'auto'", "[fit] energy_weight = 'auto': expected a number >= 0 or 'cv'"),
+    ("energy_weight = 'cv'\nenergy_weight_candidates = []", "energy_weight_candidates = []: expected a non-empty list"),
+    ("energy_weight = 'cv'\nenergy_weight_candidates = [1, -3]", "expected a non-empty list of positive numbers"),
+    ("energy_weight = 'cv'\nforce_weight = 0.0", "it needs force_weight > 0"),
+], ids=["unknown-string", "no-candidates", "negative-candidate", "no-forces"])
+def test_bad_energy_weight_cv(tmp_path, capsys, fit, message):
+    run_fails(tmp_path, config(tmp_path, BASE + f"[fit]\n{fit}\n"), capsys, message)
+
+
+def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
+    text = BASE.replace('type = "linear"', 'type = "nn"') + "[fit]\nenergy_weight = 'cv'\n"
+    run_fails(tmp_path, config(tmp_path, text), capsys, "energy_weight = 'cv' needs a linear or quadratic model")
+    text = BASE.replace("[descriptor]", "refit = ['F_scale']\n[descriptor]") + "[fit]\nenergy_weight = 'cv'\n"
+    run_fails(tmp_path, config(tmp_path, text), capsys, "cannot be combined with [baseline] refit")

@@ -69,10 +69,8 @@ def test_evidence_recovers_noise_and_weights_and_covariance():
 def test_cross_validation_errors_are_exact():
     A, y, _ = problem(n=600, noise=0.5)
     folds = np.arange(len(y)) % 3
-    acc = QRAccumulator(A.shape[1])
     fold_acc = [accumulate(A[folds == f], y[folds == f]) for f in range(3)]
-    for f in fold_acc:
-        acc = acc.merge(f)
+    acc = QRAccumulator.combine([(f, 1.0) for f in fold_acc])
     sol = solve(acc, n_free=1, folds=fold_acc)
     assert sol.method == "cv"
     # recompute one point of the curve by explicit refits on the held-in rows
@@ -84,6 +82,22 @@ def test_cross_validation_errors_are_exact():
         total += np.sum((A[~tr] @ inner.coef - y[~tr]) ** 2)
     assert sol.cv_curve[lam] == pytest.approx(total / len(y), rel=1e-8)
     assert sol.lam == min(sol.cv_curve, key=sol.cv_curve.get)
+
+
+def test_combine_scales_and_stacks_rows():
+    """combine([(a, f), (b, g)]) is the factor of the stacked rows [f A_a; g A_b] (targets scaled too)."""
+    A, y, _ = problem(n=300, noise=0.1)
+    a, b = accumulate(A[:100], y[:100]), accumulate(A[100:], y[100:])
+    both = QRAccumulator.combine([(a, 3.0), (b, 0.5)])
+    w = np.concatenate([np.full(100, 3.0), np.full(200, 0.5)])
+    direct = accumulate(A * w[:, None], y * w)
+    assert both.n_rows == 300
+    # R is unique up to the signs of its rows
+    assert np.allclose(both.R.T @ both.R, direct.R.T @ direct.R, rtol=1e-12, atol=1e-9)
+    assert np.allclose(both.R.T @ both.z, direct.R.T @ direct.z, rtol=1e-12, atol=1e-9)
+    assert both.residual_floor == pytest.approx(direct.residual_floor, rel=1e-10)
+    coef = np.random.default_rng(1).normal(size=A.shape[1])
+    assert both.sse(coef) == pytest.approx(np.sum((w * (A @ coef - y)) ** 2), rel=1e-10)
 
 
 def test_too_few_rows():

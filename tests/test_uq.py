@@ -51,7 +51,7 @@ def small_hybrid(quadratic: bool = False) -> HybridPotential:
 def fit(potential: HybridPotential, data: Dataset, weights: Weights):
     """Fit the residual and attach the uncertainty data as ``hybridpot fit`` does."""
     bl = baseline_predictions(potential.baseline, data, progress=False)
-    sol = fit_linear(potential, data, bl, weights, progress=False)
+    sol, _ = fit_linear(potential, data, bl, weights, progress=False)
     summary = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=False), strict=True)
     return sol, summary
 
@@ -130,7 +130,7 @@ def test_fit_keeps_training_descriptors_equal_to_a_fresh_computation(bundled_tra
     pot = small_hybrid()
     data = from_frames(bundled_train.frames[:7])
     bl = baseline_predictions(pot.baseline, data, progress=False)
-    sol = fit_linear(pot, data, bl, Weights(), batch_atoms=150, progress=False)  # several batches
+    sol, _ = fit_linear(pot, data, bl, Weights(), batch_atoms=150, progress=False)  # several batches
     B_kept, types_kept = sol.training_descriptors
     B, types, owner = descriptors(pot, data.frames, batch_atoms=10_000)
     assert B_kept.shape == B.shape == (int(data.n_atoms.sum()), pot.descriptor.n_features)

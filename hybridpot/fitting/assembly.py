@@ -58,6 +58,15 @@ class Weights:
         return np.array([float(self.config.get(c, 1.0)) for c in data.config_type])
 
 
+def weights_from_config(fit: Mapping) -> tuple[Weights, list[float]]:
+    """The row weights of a validated ``[fit]`` section, and the energy-weight candidates to choose
+    from by cross-validation (``energy_weight = "cv"``; else empty and the energy weight is fixed)."""
+    cv = fit["energy_weight"] == "cv"
+    weights = Weights(energy=1.0 if cv else float(fit["energy_weight"]), force=fit["force_weight"], stress=fit["stress_weight"],
+                      config=fit["config_weights"], baseline_stress=fit["baseline_stress_weight"])
+    return weights, [float(w) for w in fit["energy_weight_candidates"]] if cv else []
+
+
 def batches(data: Dataset, batch_atoms: int) -> Iterator[np.ndarray]:
     """Consecutive structure indices holding about ``batch_atoms`` atoms each."""
     counts = data.n_atoms
@@ -211,6 +220,10 @@ class DesignAssembler:
         return out
 
 
+#: the kinds of weighted rows, in the order of their indices in :func:`weighted_rows`
+ROW_KINDS = ("energy", "force", "stress", "baseline_stress")
+
+
 def weighted_rows(
     data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray, rows: dict[str, np.ndarray] | None = None
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
@@ -219,7 +232,8 @@ def weighted_rows(
     structure by structure.
 
     Returns:
-        (A (n, T*M) or None, y (n,), owner (n,) structure index of each row).
+        (A (n, T*M) or None, y (n,), owner (n,) structure index of each row, kind (n,) the
+        :data:`ROW_KINDS` index of each row).
     """
     cw = weights.per_structure(data)
     n_e = len(data)
@@ -230,11 +244,12 @@ def weighted_rows(
     n_u = max(int(6 * (~data.has_stress).sum()), 1)
     ptr = data.ptr
     atom_lo = ptr[idx[0]]
-    A_parts, y_parts, owner = [], [], []
+    A_parts, y_parts, owner, kind = [], [], [], []
     nat = data.n_atoms[idx]
     we = np.sqrt(weights.energy * cw[idx] / n_e)
     y_parts.append((data.energy[idx] - baseline.energy[idx]) / nat * we)
     owner.append(idx)
+    kind.append(np.full(idx.size, 0))
     if rows is not None:
         A_parts.append(rows["energy"] * we[:, None])
     iu = np.triu_indices(3)
@@ -244,6 +259,7 @@ def weighted_rows(
             target = data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]
             y_parts.append(target.reshape(-1) * wf)
             owner.append(np.full(target.size, s))
+            kind.append(np.full(target.size, 1))
             if rows is not None:
                 a0, a1 = ptr[s] - atom_lo, ptr[s + 1] - atom_lo
                 A_parts.append(rows["forces"][a0:a1].reshape(-1, rows["forces"].shape[-1]) * wf)
@@ -255,6 +271,7 @@ def weighted_rows(
             target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
             y_parts.append(target[iu] * ws)
             owner.append(np.full(6, s))
+            kind.append(np.full(6, 2))
             if rows is not None:
                 A_parts.append(rows["virial"][k][iu] * ws)
         elif use_baseline_stress and not data.has_stress[s]:
@@ -262,10 +279,11 @@ def weighted_rows(
             wu = np.sqrt(weights.baseline_stress * cw[s] / n_u)
             y_parts.append(np.zeros(6))
             owner.append(np.full(6, s))
+            kind.append(np.full(6, 3))
             if rows is not None:
                 A_parts.append(rows["virial"][k][iu] * wu)
     A = np.concatenate(A_parts) if rows is not None else None
-    return A, np.concatenate(y_parts), np.concatenate(owner)
+    return A, np.concatenate(y_parts), np.concatenate(owner), np.concatenate(kind)
 
 
 def accumulate(
@@ -275,24 +293,28 @@ def accumulate(
     weights: Weights,
     batch_atoms: int = DEFAULT_BATCH_ATOMS,
     folds: np.ndarray | None = None,
-    n_folds: int = 0,
+    by_kind: bool = False,
     progress: bool = True,
-) -> tuple[QRAccumulator, list[QRAccumulator], tuple[np.ndarray, np.ndarray]]:
-    """Fold the weighted rows of ``data`` into a QR accumulator (and per-fold accumulators).
+) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
+    """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
+
+    Each row is factorised once; a total is :meth:`QRAccumulator.combine` of the parts.
 
     Args:
         data: training structures with DFT labels.
         baseline: baseline predictions for ``data`` (targets are DFT minus baseline).
         weights: row weights.
-        folds: (S,) fold index per structure for cross-validation (with ``n_folds``).
+        folds: (S,) fold index (0, 1, ...) per structure for cross-validation; None: one fold, 0.
+        by_kind: keep each kind of row (:data:`ROW_KINDS`) in its own accumulator, so that kinds
+            can be re-weighted and scored separately afterwards; else kind "all".
 
     Returns:
-        (all rows, [rows of fold k for k < n_folds], (B (N, K), types (N,)) of every atom of
-        ``data`` in order).
+        ({(fold, kind): accumulator} for the pairs that have rows, (B (N, K), types (N,)) of
+        every atom of ``data`` in order).
     """
     order = assembler.column_order()
-    acc = QRAccumulator(assembler.n_columns)
-    fold_acc = [QRAccumulator(assembler.n_columns) for _ in range(n_folds)]
+    parts: dict[tuple[int, str], QRAccumulator] = {}
+    fold_of = np.zeros(len(data), dtype=int) if folds is None else np.asarray(folds)
     first_atom = np.concatenate([[0], np.cumsum(data.n_atoms)])
     B_all = types_all = None  # filled batch by batch (no concatenated copies)
     for idx in tqdm(list(batches(data, batch_atoms)), desc="design matrix", unit="batch", disable=not progress, leave=False):
@@ -302,16 +324,11 @@ def accumulate(
             types_all = np.empty(first_atom[-1], dtype=rows["types"].dtype)
         atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
         B_all[atoms], types_all[atoms] = rows["descriptors"], rows["types"]
-        A, y, owner = weighted_rows(data, baseline, weights, idx, rows)
+        A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
         A = A[:, order]
-        if n_folds:
-            fold_of_row = folds[owner]
-            for f in range(n_folds):
-                sel = fold_of_row == f
-                if sel.any():
-                    fold_acc[f].add(A[sel], y[sel])
-        else:
-            acc.add(A, y)
-    for f in fold_acc:  # each row is factorised once; the total is the merge of the folds
-        acc = acc.merge(f)
-    return acc, fold_acc, (B_all, types_all)
+        key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
+        for k in np.unique(key).tolist():
+            sel = key == k
+            name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
+            parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
+    return parts, (B_all, types_all)

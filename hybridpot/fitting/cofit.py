@@ -58,7 +58,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     size = 0
     no_baseline = baseline_predictions(None, data, progress=False)  # A does not depend on the targets
     for idx in tqdm(groups, desc="co-fit design matrix", unit="batch", disable=not progress, leave=False):
-        A, _, _ = weighted_rows(data, no_baseline, weights, idx, assembler.rows([data.frames[s] for s in idx]))
+        A = weighted_rows(data, no_baseline, weights, idx, assembler.rows([data.frames[s] for s in idx]))[0]
         size += A.nbytes
         if size > MAX_DESIGN_BYTES:
             raise HybridpotError(f"co-fitting holds the design matrix in memory and it exceeds {MAX_DESIGN_BYTES / 1024**3:.0f} GiB; "

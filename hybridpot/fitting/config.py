@@ -26,6 +26,11 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [output]
     dir = "runs/cu"
 
+``energy_weight = "cv"`` (linear and quadratic models) chooses the energy weight among
+``energy_weight_candidates`` (default 1, 3, ..., 1000) by k-fold cross-validation over the
+training structures (``[model] cv_folds``, seeded by ``seed``): the weight whose held-out energy
+and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`).
+
 Further [fit] keys: ``baseline_stress_weight`` (virial rows with a zero residual target for the
 structures without a reference stress: keeps the baseline's stress where the data are silent;
 a trade-off against energies, see benchmarks/results/mlearn_search.md), ``config_weights``
@@ -90,7 +95,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "committee": ((int,), 1),
     },
     "fit": {
-        "energy_weight": (_NUM, 1.0),
+        "energy_weight": ((int, float, str), 1.0),  # or "cv"
+        "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]),
         "force_weight": (_NUM, 1.0),
         "stress_weight": (_NUM, 0.0),
         "baseline_stress_weight": (_NUM, 0.0),
@@ -244,8 +250,10 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
                             "Bayesian posterior instead (set committee = 1)")
     f = c["fit"]
+    if isinstance(f["energy_weight"], str):
+        _check_energy_weight_cv(c, source)
     for key in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
-        if f[key] < 0:
+        if not isinstance(f[key], str) and f[key] < 0:
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
         raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
@@ -257,6 +265,23 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if not isinstance(v, _NUM) or v < 0:
             raise fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
+
+
+def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
+    """``energy_weight = "cv"``: what choosing it by cross-validation needs."""
+    f = c["fit"]
+    if f["energy_weight"] != "cv":
+        raise fail(source, f"[fit] energy_weight = {f['energy_weight']!r}: expected a number >= 0 or 'cv'")
+    cands = f["energy_weight_candidates"]
+    if not cands or not all(isinstance(w, _NUM) and not isinstance(w, bool) and w > 0 for w in cands):
+        raise fail(source, f"[fit] energy_weight_candidates = {cands!r}: expected a non-empty list of positive numbers")
+    if c["model"]["type"] == "nn":
+        raise fail(source, "[fit] energy_weight = 'cv' needs a linear or quadratic model (the nn model is trained, not solved); "
+                           "give a number")
+    if c["baseline"]["refit"]:
+        raise fail(source, "[fit] energy_weight = 'cv' cannot be combined with [baseline] refit; give a number")
+    if f["force_weight"] <= 0:
+        raise fail(source, "[fit] energy_weight = 'cv' balances energies against forces: it needs force_weight > 0")
 
 
 def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:

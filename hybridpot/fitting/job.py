@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import Weights, baseline_predictions, reference_energies
+from hybridpot.fitting.assembly import baseline_predictions, reference_energies, weights_from_config
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.predict import predict
 from hybridpot.io.data import Dataset, read_dataset
@@ -141,8 +141,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         potential = make_potential(config, elements, baseline)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
-    weights = Weights(energy=f["energy_weight"], force=f["force_weight"], stress=f["stress_weight"], config=f["config_weights"],
-                      baseline_stress=f["baseline_stress_weight"])
+    weights, energy_weights = weights_from_config(f)
     m = config["model"]
     fit_info: dict[str, Any] = {}
     if config["baseline"]["refit"]:
@@ -168,9 +167,15 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         from hybridpot.fitting.linear import fit_linear
 
         with timer("design matrix + solve"):
-            sol = fit_linear(
-                potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress
+            sol, weights = fit_linear(
+                potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress,
+                energy_weights,
             )
+        if sol.energy_weight_cv:
+            cv = sol.energy_weight_cv
+            fit_info["energy_weight_cv"] = cv
+            log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"
+                + ("; at the edge of the candidates: consider widening [fit] energy_weight_candidates" if cv["at_edge"] else ""))
         fit_info["solver"] = {
             "method": sol.method, "lambda": sol.lam, "alpha": sol.alpha, "beta": sol.beta, "rows": sol.n_rows,
             "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,

@@ -14,6 +14,7 @@ leading block of R, and the ridge acts on the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import scipy.linalg
@@ -62,16 +63,34 @@ class QRAccumulator:
         self.n_rows += int(A.shape[0])
 
     def _fold(self, rows: np.ndarray) -> None:
-        stacked = np.vstack([self._R, rows])
-        self._R = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)[0][: self.n_columns + 1]
+        self._R = _r_factor(np.vstack([self._R, rows]))
 
-    def merge(self, other: "QRAccumulator") -> "QRAccumulator":
-        """A new accumulator holding the rows of both."""
-        out = QRAccumulator(self.n_columns)
-        out._R = self._R.copy()
-        out._fold(other._R)
-        out.n_rows = self.n_rows + other.n_rows
+    def sse(self, coef: np.ndarray) -> float:
+        """||A coef - y||^2 of the rows held here: ||R coef - z||^2 + the residual floor."""
+        return float(np.sum((self.R @ coef - self.z) ** 2)) + self.residual_floor
+
+    @staticmethod
+    def combine(parts: "Sequence[tuple[QRAccumulator, float]]") -> "QRAccumulator":
+        """A new accumulator holding the rows of every ``(accumulator, factor)`` in ``parts``, each
+        part's rows (and targets) multiplied by its factor (a row weight, not a squared one).
+
+        One QR of the stacked factors; at least one part is needed.
+        """
+        if not parts:
+            raise ValueError("combine needs at least one accumulator")
+        n = parts[0][0].n_columns
+        if any(a.n_columns != n for a, _ in parts):
+            raise ValueError("combine: accumulators of different widths")
+        out = QRAccumulator(n)
+        out._R = parts[0][1] * parts[0][0]._R if len(parts) == 1 else _r_factor(np.vstack([f * a._R for a, f in parts]))
+        out.n_rows = sum(a.n_rows for a, _ in parts)
         return out
+
+
+def _r_factor(stacked: np.ndarray) -> np.ndarray:
+    """(C, C) triangular factor of a (>= C, C) stack of rows (overwritten)."""
+    C = stacked.shape[1]
+    return scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)[0][:C]
 
 
 @dataclass
@@ -94,6 +113,8 @@ class LinearSolution:
         cv_curve: lam -> validation mean squared weighted residual, when chosen by CV.
         training_descriptors: (B (N, K), types (N,)) of the training atoms in data order, kept
             from the assembly so that the uncertainty data need not compute them again.
+        energy_weight_cv: the record of the energy weight's selection by cross-validation
+            (:func:`hybridpot.fitting.linear.choose_energy_weight`), when it was chosen so.
     """
 
     coef: np.ndarray
@@ -109,6 +130,7 @@ class LinearSolution:
     method: str
     cv_curve: dict[float, float] = field(default_factory=dict)
     training_descriptors: tuple[np.ndarray, np.ndarray] | None = None
+    energy_weight_cv: dict | None = None
 
 
 class _Reduced:
@@ -180,6 +202,7 @@ def solve(
     lam: float | None = None,
     folds: list[QRAccumulator] | None = None,
     max_iter: int = 200,
+    posterior: bool = True,
 ) -> LinearSolution:
     """Solve the regularised least-squares problem held in ``acc``.
 
@@ -190,6 +213,7 @@ def solve(
             when ``folds`` (one accumulator per fold, their rows partitioning ``acc``'s) is given,
             else by evidence maximisation (MacKay's fixed-point iteration for alpha and beta).
         folds: per-fold accumulators for cross-validation.
+        posterior: compute the posterior covariance (an M x M inverse; else ``covariance`` is empty).
 
     Raises:
         numpy.linalg.LinAlgError: fewer rows than columns, or dependent intercept columns.
@@ -229,9 +253,8 @@ def solve(
     rss = red.rss(lam)
     gamma = float(np.sum(red.s**2 / (red.s**2 + lam)))
     scaled = np.concatenate([w0, w1])
-    cov_scaled = _posterior(red, alpha, beta)
     coef = scaled / red.scale
-    cov = cov_scaled / np.outer(red.scale, red.scale)
+    cov = _posterior(red, alpha, beta) / np.outer(red.scale, red.scale) if posterior else np.empty((0, 0))
     return LinearSolution(
         coef=coef,
         lam=float(lam),
@@ -259,18 +282,14 @@ def _choose_by_cv(acc: QRAccumulator, folds: list[QRAccumulator], n_free: int, f
     totals = np.zeros(grid.size)
     n_total = 0
     for k, held in enumerate(folds):
-        train = QRAccumulator(acc.n_columns)
-        for m, other in enumerate(folds):
-            if m != k:
-                train = train.merge(other)
+        train = QRAccumulator.combine([(other, 1.0) for m, other in enumerate(folds) if m != k])
         if train.n_rows < acc.n_columns:
             raise np.linalg.LinAlgError(f"cross-validation fold {k}: too few training rows")
         red = _Reduced(train, n_free)
         for g, lam_row in enumerate(grid):
             w0, w1 = red.solve(lam_row * red.n_rows)
             coef = np.concatenate([w0, w1]) / red.scale
-            # ||A_v c - y_v||^2 = ||R_v c - z_v||^2 + (||y_v||^2 - ||z_v||^2)
-            totals[g] += float(np.sum((held.R @ coef - held.z) ** 2)) + held.residual_floor
+            totals[g] += held.sse(coef)
         n_total += held.n_rows
     curve = {float(lam_row * full.n_rows): float(t / n_total) for lam_row, t in zip(grid, totals)}
     best = float(grid[int(np.argmin(totals))] * full.n_rows)
