@@ -380,7 +380,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
     f, m = config["fit"], config["model"]
-    weights, energy_weights = weights_from_config(f)
+    weights, energy_weight_choice = weights_from_config(f)
     bl = baseline_predictions(baseline, data, progress=progress)
     sol, info = None, {}
     if m["type"] == "nn":
@@ -394,7 +394,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
         from hybridpot.fitting.linear import fit_linear
 
         sol, weights = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, energy_weights)
+                                  progress, **energy_weight_choice)
         info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy}
     info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl))
     return potential, info

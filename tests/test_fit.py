@@ -142,6 +142,13 @@ def test_energy_weight_cv_errors_match_explicit_refits():
     fixed = random_hybrid(seed=2)
     fit_linear(fixed, data, bl, Weights(energy=cv["chosen"]), progress=False)
     assert max_rel(pot.model.coef.detach().numpy(), fixed.model.coef.detach().numpy()) < 1e-9
+    # the score: each error relative to the best any candidate reaches, or to the given targets
+    e, f = np.array(cv["energy_rmse_meV_atom"]), np.array(cv["force_rmse_eV_A"])
+    assert np.allclose(cv["score"], e / e.min() + f / f.min(), rtol=1e-12)
+    sol_t, _ = fit_linear(random_hybrid(seed=2), data, bl, Weights(), cv_folds=3, seed=4, progress=False,
+                          energy_weights=[0.1, 10.0, 1000.0], energy_weight_targets=(0.5, 0.01))
+    assert np.allclose(sol_t.energy_weight_cv["score"], e / 0.5 + f / 0.01, rtol=1e-12)
+    assert sol_t.energy_weight_cv["chosen"] == cv["candidates"][int(np.argmin(e / 0.5 + f / 0.01))]
 
 
 @pytest.mark.parametrize("noisy, expected", [("energy", 0.01), ("forces", 1e4)])

@@ -106,7 +106,9 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     ("energy_weight = 'cv'\nenergy_weight_candidates = []", "energy_weight_candidates = []: expected a non-empty list"),
     ("energy_weight = 'cv'\nenergy_weight_candidates = [1, -3]", "expected a non-empty list of positive numbers"),
     ("energy_weight = 'cv'\nforce_weight = 0.0", "it needs force_weight > 0"),
-], ids=["unknown-string", "no-candidates", "negative-candidate", "no-forces"])
+    ("energy_weight = 'cv'\nenergy_weight_targets = [0.5]", "expected [energy meV/atom, force eV/A], both positive"),
+    ("energy_weight = 3.0\nenergy_weight_targets = [0.5, 0.01]", "energy_weight_targets only applies to energy_weight = 'cv'"),
+], ids=["unknown-string", "no-candidates", "negative-candidate", "no-forces", "one-target", "targets-without-cv"])
 def test_bad_energy_weight_cv(tmp_path, capsys, fit, message):
     run_fails(tmp_path, config(tmp_path, BASE + f"[fit]\n{fit}\n"), capsys, message)
 

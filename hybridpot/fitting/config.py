@@ -29,7 +29,8 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
 ``energy_weight = "cv"`` (linear and quadratic models) chooses the energy weight among
 ``energy_weight_candidates`` (default 1, 3, ..., 1000) by k-fold cross-validation over the
 training structures (``[model] cv_folds``, seeded by ``seed``): the weight whose held-out energy
-and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`).
+and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`; each error
+relative to the best any candidate reaches, or to ``energy_weight_targets = [meV/atom, eV/A]``).
 
 Further [fit] keys: ``baseline_stress_weight`` (virial rows with a zero residual target for the
 structures without a reference stress: keeps the baseline's stress where the data are silent;
@@ -97,6 +98,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "fit": {
         "energy_weight": ((int, float, str), 1.0),  # or "cv"
         "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]),
+        "energy_weight_targets": ((list,), None),  # [energy meV/atom, force eV/A]
         "force_weight": (_NUM, 1.0),
         "stress_weight": (_NUM, 0.0),
         "baseline_stress_weight": (_NUM, 0.0),
@@ -252,6 +254,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     f = c["fit"]
     if isinstance(f["energy_weight"], str):
         _check_energy_weight_cv(c, source)
+    elif f["energy_weight_targets"] is not None:
+        raise fail(source, "[fit] energy_weight_targets only applies to energy_weight = 'cv'")
     for key in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
         if not isinstance(f[key], str) and f[key] < 0:
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
@@ -275,6 +279,9 @@ def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
     cands = f["energy_weight_candidates"]
     if not cands or not all(isinstance(w, _NUM) and not isinstance(w, bool) and w > 0 for w in cands):
         raise fail(source, f"[fit] energy_weight_candidates = {cands!r}: expected a non-empty list of positive numbers")
+    t = f["energy_weight_targets"]
+    if t is not None and not (len(t) == 2 and all(isinstance(x, _NUM) and not isinstance(x, bool) and x > 0 for x in t)):
+        raise fail(source, f"[fit] energy_weight_targets = {t!r}: expected [energy meV/atom, force eV/A], both positive")
     if c["model"]["type"] == "nn":
         raise fail(source, "[fit] energy_weight = 'cv' needs a linear or quadratic model (the nn model is trained, not solved); "
                            "give a number")

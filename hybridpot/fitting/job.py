@@ -141,7 +141,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         potential = make_potential(config, elements, baseline)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
-    weights, energy_weights = weights_from_config(f)
+    weights, energy_weight_choice = weights_from_config(f)
     m = config["model"]
     fit_info: dict[str, Any] = {}
     if config["baseline"]["refit"]:
@@ -169,7 +169,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         with timer("design matrix + solve"):
             sol, weights = fit_linear(
                 potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress,
-                energy_weights,
+                **energy_weight_choice,
             )
         if sol.energy_weight_cv:
             cv = sol.energy_weight_cv

@@ -33,6 +33,7 @@ def fit_linear(
     batch_atoms: int = DEFAULT_BATCH_ATOMS,
     progress: bool = True,
     energy_weights: Sequence[float] = (),
+    energy_weight_targets: tuple[float, float] | None = None,
 ) -> tuple[LinearSolution, Weights]:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
 
@@ -45,7 +46,7 @@ def fit_linear(
             columns.
         energy_weights: candidate energy weights; when given, the one with the best k-fold
             cross-validated energy and force errors is used (:func:`choose_energy_weight`, same
-            folds as ``regularization = "cv"``).
+            folds as ``regularization = "cv"``), scored with ``energy_weight_targets`` if given.
 
     Returns:
         (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
@@ -67,7 +68,7 @@ def fit_linear(
     record = None
     scale = {"all": 1.0, "energy": 1.0, "force": 1.0, "stress": 1.0, "baseline_stress": 1.0}
     if choose:
-        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress)
+        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets)
         weights = replace(weights, energy=record["chosen"])
         scale["energy"] = float(np.sqrt(record["chosen"]))
     fold_acc = [QRAccumulator.combine([(acc, scale[kind]) for (f, kind), acc in parts.items() if f == k]) for k in range(n_folds)]
@@ -96,6 +97,7 @@ def choose_energy_weight(
     force_weight: float,
     lam: float | None = None,
     progress: bool = True,
+    targets: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """The energy weight with the best k-fold cross-validated energy and force errors.
 
@@ -108,8 +110,11 @@ def choose_energy_weight(
         score(w) = E_rmse(w) / min_w' E_rmse(w') + F_rmse(w) / min_w' F_rmse(w')
 
     i.e. the sum of each error relative to the best any candidate reaches: no error target is
-    needed, and neither kind of error may be traded away for a small gain in the other. Stress
-    rows (if any) are fitted at their own weight but not scored.
+    needed, and neither kind of error may be traded away for a small gain in the other. With
+    ``targets`` = (E_t meV/atom, F_t eV/A) the score is E_rmse / E_t + F_rmse / F_t instead (errors
+    in units of what the user aims for; better when one error hardly responds to the weight, e.g.
+    energies dominated by a few structures the model cannot fit). Stress rows (if any) are fitted
+    at their own weight but not scored.
 
     Args:
         parts: {(fold, kind): accumulator} from :func:`~hybridpot.fitting.assembly.accumulate`
@@ -118,7 +123,8 @@ def choose_energy_weight(
 
     Returns:
         {"chosen": w, "candidates": [...], "energy_rmse_meV_atom": [...], "force_rmse_eV_A": [...],
-        "score": [...], "n_folds": k, "at_edge": whether w is the smallest or largest candidate}.
+        "score": [...], "targets": targets or None, "n_folds": k, "at_edge": whether w is the smallest or
+        largest candidate}.
 
     Raises:
         ValueError: no candidates, a non-positive candidate, fewer than 2 folds, or no energy or
@@ -146,10 +152,11 @@ def choose_energy_weight(
     steps.close()
     e_rmse = np.sqrt(sse[:, 0])
     f_rmse = np.sqrt(sse[:, 1] / force_weight)
-    score = e_rmse / e_rmse.min() + f_rmse / f_rmse.min()
+    e_unit, f_unit = (targets[0] / 1000.0, targets[1]) if targets else (e_rmse.min(), f_rmse.min())
+    score = e_rmse / e_unit + f_rmse / f_unit
     best = int(np.argmin(score))
     return {
         "chosen": cands[best], "candidates": cands, "energy_rmse_meV_atom": (1000 * e_rmse).tolist(),
-        "force_rmse_eV_A": f_rmse.tolist(), "score": score.tolist(), "n_folds": n_folds,
+        "force_rmse_eV_A": f_rmse.tolist(), "score": score.tolist(), "targets": list(targets) if targets else None, "n_folds": n_folds,
         "at_edge": bool(len(cands) > 1 and cands[best] in (min(cands), max(cands))),
     }
