@@ -231,7 +231,7 @@ ROW_KINDS = ("energy", "force", "stress", "baseline_stress")
 
 def weighted_rows(
     data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray, rows: dict[str, np.ndarray] | None = None
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted targets (and design rows, when ``rows`` from :meth:`DesignAssembler.rows` is given)
     of the structures ``idx``, always in the same order: energies, then forces and virials
     structure by structure.
@@ -332,8 +332,9 @@ def accumulate(
         A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
         A = A[:, order]
         key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
-        for k in np.unique(key).tolist():
-            sel = key == k
+        keys = np.unique(key).tolist()
+        for k in keys:
             name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
+            sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
             parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
     return parts, (B_all, types_all)
