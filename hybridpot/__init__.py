@@ -5,6 +5,15 @@ place and a machine-learned residual on SO(3) descriptors is fitted to what it g
 Units throughout: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (LAMMPS ``metal``).
 """
 
+import os as _os
+
+# torch's OpenMP threads spin while they wait for each other. On a machine where other processes
+# are busy, even niced ones, that made `hybridpot demo` 50x slower (96 s instead of 1.8 s, 2 cores,
+# two niced busy processes); passive waiting took 3.8 s there and cost nothing measurable on an idle
+# machine (1.8-1.9 s against 1.6-1.8 s). It takes effect only if torch is not imported yet; an
+# OMP_WAIT_POLICY in the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from hybridpot.calculator import Calculator
 from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
 from hybridpot.neighbors import PairGraph, neighbor_list
