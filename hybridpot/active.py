@@ -369,8 +369,8 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     Returns:
         (potential, summary dict with the solver's diagnostics and the uq summary).
     """
-    from hybridpot.fitting.assembly import baseline_predictions, weights_from_config
-    from hybridpot.fitting.job import make_baseline, make_potential
+    from hybridpot.fitting.assembly import baseline_predictions
+    from hybridpot.fitting.job import make_baseline, make_potential, weights_from_config
     from hybridpot.fitting.predict import predict
     from hybridpot.io.data import from_frames
     from hybridpot.uq import attach_uq

@@ -119,16 +119,3 @@ def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
     text = BASE.replace("[descriptor]", "refit = ['F_scale']\n[descriptor]") + "[fit]\nenergy_weight = 'cv'\n"
     run_fails(tmp_path, config(tmp_path, text), capsys, "cannot be combined with [baseline] refit")
 
-
-@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_import_sets_passive_openmp_waiting_unless_told(given, expected):
-    """Importing hybridpot (before torch) makes torch's OpenMP threads wait passively, unless the
-    environment says otherwise (spinning threads were 50x slower on a busy machine; README)."""
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
-    out = subprocess.run([sys.executable, "-c", "import os, hybridpot; print(os.environ['OMP_WAIT_POLICY'])"],
-                         env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == expected

@@ -58,20 +58,6 @@ class Weights:
         return np.array([float(self.config.get(c, 1.0)) for c in data.config_type])
 
 
-def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
-    """The row weights of a validated ``[fit]`` section, and how to choose the energy weight by
-    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates)
-    and ``energy_weight_targets`` of :func:`~hybridpot.fitting.linear.fit_linear`, empty when the
-    energy weight is a fixed number."""
-    cv = fit["energy_weight"] == "cv"
-    weights = Weights(energy=1.0 if cv else float(fit["energy_weight"]), force=fit["force_weight"], stress=fit["stress_weight"],
-                      config=fit["config_weights"], baseline_stress=fit["baseline_stress_weight"])
-    targets = fit["energy_weight_targets"]
-    choice = {"energy_weights": [float(w) for w in fit["energy_weight_candidates"]],
-              "energy_weight_targets": tuple(map(float, targets)) if targets else None} if cv else {}
-    return weights, choice
-
-
 def batches(data: Dataset, batch_atoms: int) -> Iterator[np.ndarray]:
     """Consecutive structure indices holding about ``batch_atoms`` atoms each."""
     counts = data.n_atoms

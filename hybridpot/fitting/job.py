@@ -12,13 +12,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import baseline_predictions, reference_energies, weights_from_config
+from hybridpot.fitting.assembly import Weights, baseline_predictions, reference_energies
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.predict import predict
 from hybridpot.io.data import Dataset, read_dataset
@@ -69,6 +69,20 @@ def make_baseline(config: FitConfig):
         return load(b["file"])
     params = {k: b[k] for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None}
     return LennardJones.from_dict(params, source=f"{config.source} [baseline]")
+
+
+def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
+    """The row weights of a validated ``[fit]`` section, and how to choose the energy weight by
+    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates)
+    and ``energy_weight_targets`` of :func:`~hybridpot.fitting.linear.fit_linear`, empty when the
+    energy weight is a fixed number."""
+    cv = fit["energy_weight"] == "cv"
+    weights = Weights(energy=1.0 if cv else float(fit["energy_weight"]), force=fit["force_weight"], stress=fit["stress_weight"],
+                      config=fit["config_weights"], baseline_stress=fit["baseline_stress_weight"])
+    targets = fit["energy_weight_targets"]
+    choice = {"energy_weights": [float(w) for w in fit["energy_weight_candidates"]],
+              "energy_weight_targets": tuple(map(float, targets)) if targets else None} if cv else {}
+    return weights, choice
 
 
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:

@@ -66,12 +66,12 @@ def fit_linear(
     lam = None if isinstance(regularization, str) else float(regularization)
     n_free = len(model.elements)
     record = None
-    scale = {"all": 1.0, "energy": 1.0, "force": 1.0, "stress": 1.0, "baseline_stress": 1.0}
     if choose:
         record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets)
         weights = replace(weights, energy=record["chosen"])
-        scale["energy"] = float(np.sqrt(record["chosen"]))
-    fold_acc = [QRAccumulator.combine([(acc, scale[kind]) for (f, kind), acc in parts.items() if f == k]) for k in range(n_folds)]
+    energy_row = float(np.sqrt(record["chosen"])) if choose else 1.0  # the energy rows were assembled at weight 1
+    fold_acc = [QRAccumulator.combine([(acc, energy_row if kind == "energy" else 1.0) for (f, kind), acc in parts.items() if f == k])
+                for k in range(n_folds)]
     total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
     sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc if regularization == "cv" and n_folds > 1 else None)
     order = assembler.column_order()
