@@ -13,7 +13,7 @@ from ase.io import read, write
 
 from hybridpot.descriptors import SO3
 from hybridpot.empirical import LennardJones, load
-from hybridpot.fitting.assembly import DesignAssembler, Weights, baseline_predictions
+from hybridpot.fitting.assembly import BaselinePredictions, DesignAssembler, Weights, baseline_predictions
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import fit_linear
@@ -149,6 +149,21 @@ def test_energy_weight_cv_errors_match_explicit_refits():
                           energy_weights=[0.1, 10.0, 1000.0], energy_weight_targets=(0.5, 0.01))
     assert np.allclose(sol_t.energy_weight_cv["score"], e / 0.5 + f / 0.01, rtol=1e-12)
     assert sol_t.energy_weight_cv["chosen"] == cv["candidates"][int(np.argmin(e / 0.5 + f / 0.01))]
+
+
+def test_energy_weight_cv_bad_input():
+    """The API refuses what choosing an energy weight cannot work with, naming the problem."""
+    truth = random_hybrid(seed=1)
+    data = from_frames(labelled(truth, cu_frames(3)))
+    pot = random_hybrid(seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    with pytest.raises(ValueError, match="energy weight candidates must be positive numbers"):
+        fit_linear(pot, data, bl, Weights(), progress=False, energy_weights=[10.0, 0.0])
+    with pytest.raises(ValueError, match="at least 2 cross-validation folds"):
+        fit_linear(pot, data.subset(np.array([0])), BaselinePredictions(bl.energy[:1], bl.forces[: data.n_atoms[0]], bl.virial[:1]),
+                   Weights(), progress=False, energy_weights=[1.0, 10.0])
+    with pytest.raises(ValueError, match="needs energy and force rows"):
+        fit_linear(pot, data, bl, Weights(force=0.0), progress=False, energy_weights=[1.0, 10.0])
 
 
 @pytest.mark.parametrize("noisy, expected", [("energy", 0.01), ("forces", 1e4)])
