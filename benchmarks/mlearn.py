@@ -61,7 +61,7 @@ BASELINES: dict[str, dict[str, Any] | None] = {
 #: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md).
 #: ``fit``: [fit] table; ``descriptor``: [descriptor]; ``linear``/``quadratic``/``nn``: [model] tables.
 #: One descriptor per element for every model, so that rows differ only in the model (and baseline).
-_NN = {"hidden": [32, 32], "activation": "tanh", "learning_rate": 1e-2, "epochs": 1000, "patience": 30}  # lr and epochs: validation loss on Cu
+_NN = {"hidden": [32, 32], "activation": "tanh", "optimizer": "lbfgs", "epochs": 1000, "patience": 200}  # L-BFGS iterations (mlearn_search.md)
 SETTINGS: dict[str, dict[str, Any]] = {
     "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},

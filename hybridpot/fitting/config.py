@@ -90,7 +90,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "hidden": ((list,), [32, 32]),
         "activation": ((str,), "tanh"),
         "epochs": ((int,), 2000),
-        "learning_rate": (_NUM, 3e-3),
+        "optimizer": ((str,), "lbfgs"),  # or "adam"
+        "learning_rate": (_NUM, None),  # adam only; default 3e-3
         "patience": ((int,), 200),
         "validation_fraction": (_NUM, 0.1),
         "committee": ((int,), 1),
@@ -244,6 +245,14 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[model] activation = {m['activation']!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
     if not all(isinstance(h, int) and h > 0 for h in m["hidden"]):
         raise fail(source, f"[model] hidden = {m['hidden']}: expected a list of positive integers")
+    if m["optimizer"] not in ("lbfgs", "adam"):
+        raise fail(source, f"[model] optimizer = {m['optimizer']!r}: expected 'lbfgs' or 'adam'")
+    if m["learning_rate"] is not None and m["optimizer"] != "adam":
+        raise fail(source, "[model] learning_rate applies to optimizer = 'adam' (L-BFGS chooses its steps by line search)")
+    if m["learning_rate"] is not None and not m["learning_rate"] > 0:
+        raise fail(source, f"[model] learning_rate = {m['learning_rate']}: must be positive")
+    if m["epochs"] < 1 or m["patience"] < 1:
+        raise fail(source, "[model] epochs and patience must be >= 1")
     if not 0 < m["validation_fraction"] < 1:
         raise fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
     if m["committee"] < 1:
