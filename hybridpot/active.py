@@ -370,7 +370,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
         (potential, summary dict with the solver's diagnostics and the uq summary).
     """
     from hybridpot.fitting.assembly import baseline_predictions
-    from hybridpot.fitting.job import make_baseline, make_potential, weights_from_config
+    from hybridpot.fitting.job import fit_residual, make_baseline, make_potential
     from hybridpot.fitting.predict import predict
     from hybridpot.io.data import from_frames
     from hybridpot.uq import attach_uq
@@ -379,23 +379,9 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     elements = data.elements  # sorted by atomic number, as in hybridpot fit
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
-    f, m = config["fit"], config["model"]
-    weights, energy_weight_choice = weights_from_config(f)
     bl = baseline_predictions(baseline, data, progress=progress)
-    sol, info = None, {}
-    if m["type"] == "nn":
-        from hybridpot.fitting.nn import fit_nn, fit_nn_committee
-
-        if m["committee"] > 1:
-            fit_nn_committee(potential, data, bl, weights, m, m["committee"], seed=f["seed"], progress=progress, log=log)
-        else:
-            fit_nn(potential, data, bl, weights, m, seed=f["seed"], progress=progress, log=log)
-    else:
-        from hybridpot.fitting.linear import fit_linear
-
-        sol, weights = fit_linear(potential, data, bl, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, **energy_weight_choice)
-        info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy}
+    sol, weights, _ = fit_residual(config, potential, data, bl, progress, log)
+    info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy} if sol else {}
     info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl))
     return potential, info
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import Weights, baseline_predictions, reference_energies
+from hybridpot.fitting.assembly import BaselinePredictions, Weights, baseline_predictions, reference_energies
 from hybridpot.fitting.config import FitConfig
+from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.predict import predict
 from hybridpot.io.data import Dataset, read_dataset
 from hybridpot.metrics import error_metrics, format_table
@@ -83,6 +84,49 @@ def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
     choice = {"energy_weights": [float(w) for w in fit["energy_weight_candidates"]],
               "energy_weight_targets": tuple(map(float, targets)) if targets else None} if cv else {}
     return weights, choice
+
+
+def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, baseline: BaselinePredictions,
+                 progress: bool = True, log: Callable[[str], None] = print, timer: StageTimer | None = None,
+                 ) -> tuple[LinearSolution | None, Weights, dict[str, Any]]:
+    """Fit ``potential.model`` (in place) to the residual of ``data`` over the ``baseline`` predictions, as configured.
+
+    NN models (a committee where ``[model] committee > 1``) are trained, linear and quadratic models
+    solved (the solution is kept as ``potential.solution``); ``timer`` records the stage under its name
+    ("train nn", "train nn committee" or "design matrix + solve").
+
+    Returns:
+        (solution of a linear or quadratic model, else None; the row weights used, with the energy
+        weight chosen by cross-validation where asked; the record for report.json's "fit").
+    """
+    f, m = config["fit"], config["model"]
+    weights, energy_weight_choice = weights_from_config(f)
+    timer = timer or StageTimer()
+    if m["type"] == "nn":
+        from hybridpot.fitting.nn import fit_nn, fit_nn_committee
+
+        if m["committee"] > 1:
+            with timer("train nn committee"):
+                return None, weights, {"nn_committee": fit_nn_committee(potential, data, baseline, weights, m, m["committee"],
+                                                                        seed=f["seed"], progress=progress, log=log)}
+        with timer("train nn"):
+            return None, weights, {"nn": fit_nn(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)}
+    from hybridpot.fitting.linear import fit_linear
+
+    with timer("design matrix + solve"):
+        sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
+                                  progress, **energy_weight_choice)
+    record: dict[str, Any] = {}
+    if sol.energy_weight_cv:
+        cv = record["energy_weight_cv"] = sol.energy_weight_cv
+        log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"
+            + ("; at the edge of the candidates: consider widening [fit] energy_weight_candidates" if cv["at_edge"] else ""))
+    record["solver"] = {
+        "method": sol.method, "lambda": sol.lam, "alpha": sol.alpha, "beta": sol.beta, "rows": sol.n_rows,
+        "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,
+    }
+    potential.solution = sol
+    return sol, weights, record
 
 
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
@@ -155,46 +199,16 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         potential = make_potential(config, elements, baseline)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
-    weights, energy_weight_choice = weights_from_config(f)
-    m = config["model"]
     fit_info: dict[str, Any] = {}
     if config["baseline"]["refit"]:
         from hybridpot.fitting.cofit import cofit
 
         with timer("co-fit baseline"):
-            fit_info["cofit"] = cofit(potential, train, weights, config, progress=progress, log=log)
+            fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
     with timer("baseline"):
         bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
-    sol = None
-    if m["type"] == "nn" and m["committee"] > 1:
-        from hybridpot.fitting.nn import fit_nn_committee
-
-        with timer("train nn committee"):
-            fit_info["nn_committee"] = fit_nn_committee(potential, train, bl_train, weights, m, m["committee"], seed=f["seed"],
-                                                        progress=progress, log=log)
-    elif m["type"] == "nn":
-        from hybridpot.fitting.nn import fit_nn
-
-        with timer("train nn"):
-            fit_info["nn"] = fit_nn(potential, train, bl_train, weights, m, seed=f["seed"], progress=progress, log=log)
-    else:
-        from hybridpot.fitting.linear import fit_linear
-
-        with timer("design matrix + solve"):
-            sol, weights = fit_linear(
-                potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"], progress,
-                **energy_weight_choice,
-            )
-        if sol.energy_weight_cv:
-            cv = sol.energy_weight_cv
-            fit_info["energy_weight_cv"] = cv
-            log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"
-                + ("; at the edge of the candidates: consider widening [fit] energy_weight_candidates" if cv["at_edge"] else ""))
-        fit_info["solver"] = {
-            "method": sol.method, "lambda": sol.lam, "alpha": sol.alpha, "beta": sol.beta, "rows": sol.n_rows,
-            "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,
-        }
-        potential.solution = sol
+    sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer)
+    fit_info.update(record)
     report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info}
     ref = reference_energies(train, bl_train, elements)
     with timer("evaluate"):
