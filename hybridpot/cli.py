@@ -110,9 +110,18 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hybridpot", description="Hybrid interatomic potentials: empirical baseline + ML residual.")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="torch threads (default: torch's, one per core); 1 is faster on a machine busy with other work")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("fit", help="fit an ML residual as configured in a TOML file")
     p.add_argument("config", help="configuration file (TOML)")
@@ -156,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except HybridpotError as exc:
