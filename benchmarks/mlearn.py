@@ -8,7 +8,8 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic and NN model,
   next to the literature numbers in ``published_errors.csv``. -> ``mlearn.json``
 * ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu and
-  Si with the linear and quadratic models. -> ``mlearn_learning_curve.json`` and ``.png``
+  Si with the linear and quadratic models (``--models`` picks others, e.g. ``nn``; the curves of
+  earlier runs stay in the JSON). -> ``mlearn_learning_curve.json`` and ``.png``
 * ``peer``: Cu, linear, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
   stage times and peak memory of ``hybridpot fit``, run in a fresh subprocess, next to FitSNAP 3.1
   numbers measured earlier on this machine (issue #4). -> ``mlearn_peer.json``
@@ -250,17 +251,24 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path) 
                 key = f"{el} {'hybrid' if hybrid else 'pure ML'} {model}"
                 pts = []
                 for frac in fractions:
-                    r = run_one(shared, el, model, hybrid, train_fraction=frac)
+                    r = (frac == 1.0 and _table_row(shared, out, el, model, hybrid)) or run_one(shared, el, model, hybrid, train_fraction=frac)
                     pts.append({"train_fraction": frac, "n_train_structures": r["n_train_structures"], "test": r["test"],
-                                "wall_seconds": r["wall_seconds"]})
+                                "wall_seconds": r["wall_seconds"], **({"from_table": True} if r.get("from_table") else {})})
                     print(f"[curve] {key} fraction {frac}: {r['n_train_structures']} structures, test E MAE "
                           f"{r['test']['energy_mae_meV_atom']:.3f} meV/atom, F MAE {r['test']['force_mae_eV_A']:.4f} eV/A", flush=True)
                 curves[key] = pts
     if not curves:
         return {}
+    path = out / "mlearn_learning_curve.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    runtime = round(time.perf_counter() - t_start, 1)
+    if old:  # curves of earlier runs (other elements or models) are kept; this run's curves replace theirs
+        curves = {**old["curves"], **curves}
+        runtime = {**(old["runtime_seconds"] if isinstance(old["runtime_seconds"], dict) else {"earlier runs": old["runtime_seconds"]}),
+                   time.strftime("%Y-%m-%d %H:%M") + f" ({', '.join(models)})": runtime}
     checks = {}
     for el in ("Cu", "Si"):
-        for model in models:
+        for model in MODELS:
             h, p = curves.get(f"{el} hybrid {model}"), curves.get(f"{el} pure ML {model}")
             if h and p:
                 h25 = next(x for x in h if x["train_fraction"] == 0.25)["test"]
@@ -274,13 +282,27 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path) 
     print()
     print(format_curve_table(curves, checks))
     doc = {"description": "learning curves: random subsets of the training structures (seed 0), same settings as the table",
-           "settings": {el: SETTINGS[el] for el in ("Cu", "Si") if el in elements},
-           "machine": machine_info(), "runtime_seconds": round(time.perf_counter() - t_start, 1),
+           "settings": {el: SETTINGS[el] for el in ("Cu", "Si")},
+           "machine": machine_info(), "runtime_seconds": runtime,
            "curves": curves, "hybrid_25pct_vs_pure_100pct": checks}
-    write_json(out / "mlearn_learning_curve.json", doc)
+    write_json(path, doc)
     plot_curves(curves, out / "mlearn_learning_curve.png")
     print(f"wrote {out / 'mlearn_learning_curve.png'}")
     return doc
+
+
+def _table_row(shared: Path, out: Path, el: str, model: str, hybrid: bool) -> dict[str, Any] | None:
+    """The table's row (``out``/mlearn.json) of this variant if it was fitted with exactly the configuration of
+    the curve's 100% point, marked ``from_table``; else None. A fit with a fixed seed is reproducible: the linear
+    and quadratic curves' own 100% fits matched their table rows to 1e-12 relative."""
+    path = out / "mlearn.json"
+    if not path.exists():
+        return None
+    row = json.loads(path.read_text())["elements"].get(el, {}).get("variants", {}).get(f"{'hybrid' if hybrid else 'pure ML'} {model}")
+    _, raw = make_config(shared, el, model, hybrid, out, 1.0)
+    if row is None or row["config"] != {k: raw[k] for k in ("baseline", "descriptor", "model", "fit")}:
+        return None
+    return {**row, "from_table": True}
 
 
 def format_curve_table(curves: dict[str, Any], checks: dict[str, Any]) -> str:
@@ -461,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
     parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,markdown (markdown: README tables from the JSON)")
-    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn; --quick: linear,quadratic)")
+    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn; --quick: linear,quadratic) "
+                                                       "and the curve (default linear,quadratic; --quick: linear)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
@@ -482,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     if "table" in parts:
         part_table(shared, elements, models, out)
     if "curve" in parts:
-        part_curve(shared, elements, ["linear"] if args.quick else [m for m in models if m != "nn"], out)
+        part_curve(shared, elements, args.models.split(",") if args.models else ["linear"] if args.quick else ["linear", "quadratic"], out)
     if "markdown" in parts:
         print(markdown_summary(out))
     print(f"\ntotal runtime {time.perf_counter() - t0:.0f} s")

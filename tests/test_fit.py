@@ -334,6 +334,27 @@ def test_nn_training_curve_is_reproducible(tmp_path):
     assert curves[0][-1][1] < curves[0][0][1]
 
 
+def test_nn_validation_structures_are_drawn_one_by_one():
+    """Held-out structures are spread over the file (files are ordered by configuration type), and the
+    copies of a structure in a bootstrap resample stay on one side of the split."""
+    from hybridpot.fitting.nn import fit_nn
+    from hybridpot.models.nn import NNModel
+
+    base = random_hybrid()
+    data = from_frames(labelled(base, cu_frames(10)))
+    settings = {"optimizer": "lbfgs", "epochs": 1, "patience": 1, "validation_fraction": 0.3, "learning_rate": None}
+    for sample, n_distinct in ((data, 10), (data.subset(np.repeat(np.arange(10), 2)), 10)):
+        pot = HybridPotential(base.baseline, base.descriptor, NNModel(["Cu"], base.descriptor.n_features, hidden=[4]))
+        rec = fit_nn(pot, sample, baseline_predictions(pot.baseline, sample, progress=False), Weights(energy=1.0, force=1.0),
+                     settings, seed=3, progress=False, log=lambda m: None)
+        held = np.array(rec["validation_structures"])
+        copies = len(sample) // n_distinct
+        assert len(held) == 3 * copies and rec["n_validation_structures"] == len(held)
+        origin = np.array([data.frames.index(sample.frames[s]) for s in held])
+        assert np.all(np.bincount(origin, minlength=10)[np.unique(origin)] == copies)  # every copy held out
+        assert np.ptp(np.unique(origin)) > 2  # not one consecutive block
+
+
 def test_lbfgs_recovers_a_known_network():
     """Data labelled by EAM + a random NN residual (one hidden layer of 8): a fresh network of the same
     shape trained by full-batch L-BFGS on 12 rattled cells reproduces the teacher on 4 unseen cells

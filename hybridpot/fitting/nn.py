@@ -4,7 +4,7 @@ Descriptors and their pair-form gradients are computed once for every training s
 each pass over the data then costs only the networks: E = sum_i net(B_i), g_i = dE/dB_i (kept in the
 autograd graph), h_p = g_{i_p} . dB_p, forces F = sum_{p: i_p = a} h_p - sum_{p: j_p = a} h_p
 and virials W = -sum_p r_p (x) h_p. The loss uses the same normalised weights as the linear
-fit. Structures are split (seeded) into training and validation sets; training stops early
+fit. Structures are split (seeded, one by one) into training and validation sets; training stops early
 when the validation loss has not improved for ``patience`` iterations (L-BFGS) or epochs (Adam)
 and the best state is kept.
 
@@ -187,17 +187,27 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
             validation loss before stopping), ``validation_fraction``.
 
     Returns:
-        Training record: loss curve (iteration or epoch, train, validation), best one, timings.
+        Training record: loss curve (iteration or epoch, train, validation), best one, timings, the
+        indices of the validation structures in ``data``.
     """
     model = potential.model
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    # validation structures drawn one by one (data files are often ordered by configuration type, and held-out
+    # consecutive groups were whole types: validation then measured extrapolation); the copies of a structure that a
+    # bootstrap resample repeats stay on one side
+    copies: dict[int, list[int]] = {}
+    for s, atoms in enumerate(data.frames):
+        copies.setdefault(id(atoms), []).append(s)
+    distinct = list(copies.values())
+    n_val = max(1, int(round(settings["validation_fraction"] * len(distinct)))) if len(distinct) > 1 else 0
+    order = rng.permutation(len(distinct))
+    val_idx = np.sort([s for k in order[:n_val] for s in distinct[k]]).astype(int)
+    train_idx = np.sort([s for k in order[n_val:] for s in distinct[k]]).astype(int)
     t0 = time.perf_counter()
-    data_batches = precompute(potential, data, baseline, weights, progress=progress)
+    train = precompute(potential, *_subset(data, baseline, train_idx), weights, progress=progress)
+    val = precompute(potential, *_subset(data, baseline, val_idx), weights, progress=progress) if n_val else []
     t_pre = time.perf_counter() - t0
-    n_val = max(1, int(round(settings["validation_fraction"] * len(data_batches)))) if len(data_batches) > 1 else 0
-    order = rng.permutation(len(data_batches))
-    val, train = [data_batches[k] for k in order[:n_val]], [data_batches[k] for k in order[n_val:]]
     allB = torch.cat([b.B for b in train])
     alltypes = torch.cat([b.types for b in train])
     model.set_input_scaling(allB, alltypes)
@@ -230,10 +240,11 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
         "optimizer": optimizer, "unit": unit, "best_step": best[1], "steps_run": curve[-1][0] if curve else 0,
         "best_validation_loss": best[0], "curve": curve, "precompute_seconds": t_pre,
         "train_seconds": time.perf_counter() - t0 - t_pre, "n_validation_structures": int(sum(b.energy.numel() for b in val)),
+        "validation_structures": val_idx.tolist(),
     }
 
 
-def _bootstrap(data: Dataset, baseline: BaselinePredictions, index: np.ndarray) -> tuple[Dataset, BaselinePredictions]:
+def _subset(data: Dataset, baseline: BaselinePredictions, index: np.ndarray) -> tuple[Dataset, BaselinePredictions]:
     """The structures ``index`` (repeats allowed) of ``data`` and the matching baseline predictions."""
     ptr = data.ptr
     rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index])
@@ -265,7 +276,7 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
     for c in range(n_members):
         rng = np.random.default_rng([seed, c])
         index = np.sort(rng.integers(0, len(data), size=len(data))) if bootstrap else np.arange(len(data))
-        sub, bl = _bootstrap(data, baseline, index)
+        sub, bl = _subset(data, baseline, index)
         member = NNModel(template.elements, template.n_descriptors, template.hidden, template.activation)
         trainee = HybridPotential(potential.baseline, potential.descriptor, member)
         log(f"committee member {c + 1}/{n_members}: {len(np.unique(index))} distinct structures")
