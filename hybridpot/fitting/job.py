@@ -20,8 +20,8 @@ import torch
 from hybridpot.errors import HybridpotError
 from hybridpot.fitting.assembly import BaselinePredictions, Weights, baseline_predictions, reference_energies
 from hybridpot.fitting.config import FitConfig
-from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.predict import predict
+from hybridpot.fitting.solver import LinearSolution
 from hybridpot.io.data import Dataset, read_dataset
 from hybridpot.metrics import error_metrics, format_table
 from hybridpot.potential import HybridPotential

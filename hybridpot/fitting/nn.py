@@ -155,6 +155,7 @@ def _lbfgs_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[s
 
     Yields (iterations done, training loss at the start of the round's last iteration); stops at
     ``settings["epochs"]`` iterations or when L-BFGS converges (no iteration made in a round).
+    ``rng`` is unused (the signature of :func:`_adam_rounds`, which shuffles).
     """
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=LBFGS_ROUND, history_size=50,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
