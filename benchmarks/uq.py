@@ -105,12 +105,19 @@ def config(shared: Path, element: str, model: str, out: Path) -> FitConfig:
 
 
 def interval_stats(err: np.ndarray, std: np.ndarray) -> dict[str, float]:
-    """Coverage of the 68 % / 95 % intervals, RMS z-score, Spearman(std, |err|)."""
+    """Coverage of the 68 % / 95 % intervals, RMS z-score, Spearman(std, |err|).
+
+    A zero std (e.g. a committee's forces on a symmetric cell, where every member predicts zero) is an
+    interval of width zero: it covers only a zero error. Such entries count in the coverage; the RMS
+    z-score is taken over the entries with std > 0 only, and ``n_zero_std`` says how many were left out.
+    """
     err, std = np.asarray(err).ravel(), np.asarray(std).ravel()
-    z = err / std
+    positive = std > 0
+    z = np.where(positive, err / np.where(positive, std, 1.0), np.where(err == 0, 0.0, np.inf))
     rho = spearmanr(std, np.abs(err)).statistic if np.ptp(std) > 0 else float("nan")
     return {"n": int(err.size), "inside_68": float(np.mean(np.abs(z) <= 1.0)), "inside_95": float(np.mean(np.abs(z) <= 1.96)),
-            "rms_z": float(np.sqrt(np.mean(z**2))), "spearman_std_vs_abs_error": float(rho),
+            "rms_z": float(np.sqrt(np.mean(z[positive] ** 2))) if positive.any() else float("nan"),
+            "n_zero_std": int(np.sum(~positive)), "spearman_std_vs_abs_error": float(rho),
             "rmse": float(np.sqrt(np.mean(err**2))), "rms_std": float(np.sqrt(np.mean(std**2)))}
 
 
