@@ -355,6 +355,22 @@ def test_nn_validation_structures_are_drawn_one_by_one():
         assert np.ptp(np.unique(origin)) > 2  # not one consecutive block
 
 
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_nn_committee_members_see_a_resample_or_everything(tmp_path, bootstrap):
+    """[model] bootstrap: members train on seeded bootstrap resamples (repeats, different per member) or
+    all on the full set (an ensemble differing only in seeds: initial weights and validation split)."""
+    cfg = _config(tmp_path, n_train=6, model={"type": "nn", "hidden": [4], "epochs": 2, "patience": 5, "committee": 3,
+                                                "bootstrap": bootstrap})
+    rec = run_fit(cfg, progress=False, log=lambda s: None).report["fit"]["nn_committee"]
+    assert rec["bootstrap"] is bootstrap
+    resamples = [m["resample"] for m in rec["members"]]
+    if bootstrap:
+        assert all(len(r) == 6 and len(set(r)) < 6 for r in resamples) and len({tuple(r) for r in resamples}) > 1
+    else:
+        assert all(r == list(range(6)) for r in resamples)
+        assert len({tuple(m["validation_structures"]) for m in rec["members"]}) > 1
+
+
 def test_lbfgs_recovers_a_known_network():
     """Data labelled by EAM + a random NN residual (one hidden layer of 8): a fresh network of the same
     shape trained by full-batch L-BFGS on 12 rattled cells reproduces the teacher on 4 unseen cells

@@ -126,7 +126,8 @@ def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
     ("learning_rate = 0.01", "[model] learning_rate applies to optimizer = 'adam'"),
     ("optimizer = 'adam'\nlearning_rate = -0.01", "[model] learning_rate = -0.01: must be positive"),
     ("epochs = 0", "[model] epochs and patience must be >= 1"),
-], ids=["unknown-optimizer", "lr-with-lbfgs", "negative-lr", "no-epochs"])
+    ("bootstrap = false", "[model] bootstrap = false applies to a committee (committee > 1)"),
+], ids=["unknown-optimizer", "lr-with-lbfgs", "negative-lr", "no-epochs", "bootstrap-without-committee"])
 def test_bad_nn_training_settings(tmp_path, capsys, model, message):
     text = BASE.replace('type = "linear"', f'type = "nn"\n{model}')
     run_fails(tmp_path, config(tmp_path, text), capsys, message)

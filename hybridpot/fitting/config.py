@@ -95,6 +95,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "patience": ((int,), 200),
         "validation_fraction": (_NUM, 0.1),
         "committee": ((int,), 1),
+        "bootstrap": ((bool,), True),  # committee members on bootstrap resamples (False: all on the full set)
     },
     "fit": {
         "energy_weight": ((int, float, str), 1.0),  # or "cv"
@@ -260,6 +261,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     if m["committee"] > 1 and m["type"] != "nn":
         raise fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
                             "Bayesian posterior instead (set committee = 1)")
+    if not m["bootstrap"] and m["committee"] == 1:
+        raise fail(source, "[model] bootstrap = false applies to a committee (committee > 1)")
     f = c["fit"]
     if isinstance(f["energy_weight"], str):
         _check_energy_weight_cv(c, source)

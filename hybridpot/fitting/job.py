@@ -108,7 +108,8 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         if m["committee"] > 1:
             with timer("train nn committee"):
                 return None, weights, {"nn_committee": fit_nn_committee(potential, data, baseline, weights, m, m["committee"],
-                                                                        seed=f["seed"], progress=progress, log=log)}
+                                                                        seed=f["seed"], bootstrap=m["bootstrap"],
+                                                                        progress=progress, log=log)}
         with timer("train nn"):
             return None, weights, {"nn": fit_nn(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)}
     from hybridpot.fitting.linear import fit_linear

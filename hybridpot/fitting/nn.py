@@ -263,7 +263,8 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
     committee mean is the prediction, the spread the uncertainty (:mod:`hybridpot.uq`).
 
     Returns:
-        {"members": [fit_nn record of each member], "bootstrap": bool}.
+        {"members": [fit_nn record of each member, with "resample": the indices into ``data`` of the
+        structures it was trained and validated on], "bootstrap": bool}.
     """
     from hybridpot.models.committee import CommitteeModel
     from hybridpot.models.nn import NNModel
@@ -281,7 +282,8 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
         member = NNModel(template.elements, template.n_descriptors, template.hidden, template.activation)
         trainee = HybridPotential(potential.baseline, potential.descriptor, member)
         log(f"committee member {c + 1}/{n_members}: {len(np.unique(index))} distinct structures")
-        records.append(fit_nn(trainee, sub, bl, weights, settings, seed=seed + c, progress=progress, log=log))
+        records.append({**fit_nn(trainee, sub, bl, weights, settings, seed=seed + c, progress=progress, log=log),
+                        "resample": index.tolist()})
         members.append(member)
     potential.model = CommitteeModel(members)
     return {"members": records, "bootstrap": bootstrap}
