@@ -134,18 +134,24 @@ def calibration(shared: Path, tmp: Path, log) -> dict:
         pot = result.potential
         test = read(shared / "data" / "mlearn" / element / "test.xyz", ":")
         posterior = pot.uq_data.posterior
-        rows = {"evidence": [], "residual": []} if posterior is not None else {"committee spread": []}
+        # committee: the spread scaled out of bag (what uncertainty() reports) and the raw spread (its "_model" part)
+        rows = {"evidence": [], "residual": []} if posterior is not None else {"committee spread (out-of-bag scaled)": [],
+                                                                                "committee spread (raw)": []}
         for atoms in test:
             for noise in rows:
                 u = pot.uncertainty(atoms, noise=noise if posterior is not None else None)
+                raw = noise == "committee spread (raw)"
                 rows[noise].append({
                     "config_type": atoms.info["config_type"], "n_atoms": len(atoms),
-                    "energy_error": u["energy"] - atoms.get_potential_energy(), "energy_std": u["energy_std"],
+                    "energy_error": u["energy"] - atoms.get_potential_energy(),
+                    "energy_std": u["energy_std_model" if raw else "energy_std"],
                     "energy_std_model": u["energy_std_model"], "max_gamma": u["max_gamma"],
-                    "force_error": (u["forces"] - atoms.get_forces()).ravel(), "force_std": u["force_std"].ravel(),
+                    "force_error": (u["forces"] - atoms.get_forces()).ravel(),
+                    "force_std": u["force_std_model" if raw else "force_std"].ravel(),
                 })
         entry = {"fit_seconds": result.report["total_seconds"], "test_errors": result.report["test"],
-                 "noise": posterior.noise if posterior is not None else None, "by_noise": {}}
+                 "noise": posterior.noise if posterior is not None else None, "by_noise": {},
+                 "committee_scale": pot.uq_data.committee_scale}
         if model not in MODELS:
             entry["setting"] = COMMITTEE
         for noise, recs in rows.items():

@@ -370,7 +370,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
         (potential, summary dict with the solver's diagnostics and the uq summary).
     """
     from hybridpot.fitting.assembly import baseline_predictions
-    from hybridpot.fitting.job import fit_residual, make_baseline, make_potential
+    from hybridpot.fitting.job import committee_resamples, fit_residual, make_baseline, make_potential
     from hybridpot.fitting.predict import predict
     from hybridpot.io.data import from_frames
     from hybridpot.uq import attach_uq
@@ -380,9 +380,10 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
     bl = baseline_predictions(baseline, data, progress=progress)
-    sol, weights, _ = fit_residual(config, potential, data, bl, progress, log)
+    sol, weights, record = fit_residual(config, potential, data, bl, progress, log)
     info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy} if sol else {}
-    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl))
+    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl),
+                           committee_resamples=committee_resamples(record))
     return potential, info
 
 

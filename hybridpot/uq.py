@@ -21,7 +21,13 @@ Three sources of uncertainty, all attached to a :class:`~hybridpot.potential.Hyb
   noise), of a force component: sqrt(g Sigma g^T + sigma_F^2); per-atom energies are not
   observed, so their std is the parametric part only.
 * **Committee** (NN models, :class:`~hybridpot.models.committee.CommitteeModel`): the spread
-  (standard deviation over members) of energies, per-atom energies and forces.
+  (standard deviation over members) of energies, per-atom energies and forces. Where the members
+  were trained on bootstrap resamples, the spread is calibrated out of bag
+  (:func:`committee_calibration`): each training structure is predicted by the members that did
+  not see it, and one factor per kind (energy per atom, force component) scales the spread to the
+  RMS of those held-out errors. Without the factor, members fitted closely (L-BFGS) agree far
+  better than they predict: on Cu, 13-22 % of the test force components fell inside the 68 %
+  interval (benchmarks/uq.py).
 * **Extrapolation grade** gamma (D-optimality, MaxVol; :mod:`hybridpot.maxvol`): per element an
   active set of M = K + 1 training rows x = [1, B] of maximal volume; gamma(x) = max_k
   |(x A^-1)_k| <= 1 means interpolation, > 1 extrapolation.
@@ -287,12 +293,16 @@ class UQData:
         reference_energies: element -> eV, the per-element constant of the "baseline only"
             potential (the fallback's target far from the data).
         noise_model: default noise model of the predictive std ("residual" or "evidence").
+        committee_scale: out-of-bag factors of a committee's spread, {"energy": ..., "forces": ...,
+            "n_structures": ...} (:func:`committee_calibration`), or None (no committee, or members
+            not trained on bootstrap resamples: the raw spread is reported).
     """
 
     posterior: Posterior | None = None
     active_set: ActiveSet | None = None
     reference_energies: dict[str, float] = field(default_factory=dict)
     noise_model: str = "residual"
+    committee_scale: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -300,6 +310,7 @@ class UQData:
             "active_set": None if self.active_set is None else self.active_set.to_dict(),
             "reference_energies": {k: float(v) for k, v in self.reference_energies.items()},
             "noise_model": self.noise_model,
+            "committee_scale": self.committee_scale,
         }
 
     @classmethod
@@ -309,6 +320,7 @@ class UQData:
             active_set=None if d.get("active_set") is None else ActiveSet.from_dict(d["active_set"]),
             reference_energies={k: float(v) for k, v in d.get("reference_energies", {}).items()},
             noise_model=str(d.get("noise_model", "residual")),
+            committee_scale=None if d.get("committee_scale") is None else {k: float(v) for k, v in d["committee_scale"].items()},
         )
 
 
@@ -375,8 +387,9 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
 
 def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None, predictions=None,
               reference_energies: Mapping[str, float] | None = None, batch_atoms: int = DESCRIPTOR_BATCH_ATOMS,
-              strict: bool = False) -> dict[str, Any]:
-    """Build and attach ``potential.uq_data`` after a fit: posterior, active set, reference energies.
+              strict: bool = False, committee_resamples: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+    """Build and attach ``potential.uq_data`` after a fit: posterior, active set, reference energies
+    and, for a committee trained on bootstrap resamples, the out-of-bag scale of its spread.
 
     Args:
         data: training data; baseline: the baseline's predictions on it (for the reference energies).
@@ -386,6 +399,8 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
             ``data`` and ``baseline`` when None).
         strict: raise if the active set cannot be built (else it is left out, with the reason
             in the returned summary).
+        committee_resamples: for a committee model, the indices into ``data`` each member was
+            trained on (bootstrap resamples); None: no calibration of the spread.
 
     Returns:
         A JSON-able summary (noise levels, active set status, largest training gamma).
@@ -426,8 +441,69 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         noise_model = "evidence"  # no predictions given: the residual noise is unknown
     if posterior is not None:
         summary["noise_model"] = noise_model
-    potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()}, noise_model)
+    scale = committee_calibration(potential, data, baseline, committee_resamples) if committee_resamples is not None else None
+    if scale is not None:
+        summary["committee_scale"] = scale
+    potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()}, noise_model, scale)
     return summary
+
+
+def committee_calibration(potential: HybridPotential, data, baseline, resamples: Sequence[Sequence[int]],
+                          batch_atoms: int = DESCRIPTOR_BATCH_ATOMS) -> dict[str, float] | None:
+    """Out-of-bag factors that scale a committee's spread to its held-out errors.
+
+    Member c was trained on the structures ``resamples[c]`` of ``data``; a structure s it never saw
+    is out of bag for it. For every structure with at least one such member, the mean prediction of
+    those members is a held-out prediction; with e_s its energy error per atom (eV/atom) and s_s the
+    committee's spread (std over all members, ddof 1) of the energy per atom,
+
+        a_E = sqrt(sum_s e_s^2 / sum_s s_s^2),
+
+    and a_F likewise over the force components (eV/A) of those structures that have reference
+    forces. Multiplying the spread by a_E (a_F) makes its RMS equal to the RMS held-out error on the
+    training structures. The out-of-bag mean averages fewer members (about C/e) than the committee
+    mean, so the factors lean to the cautious side.
+
+    Args:
+        potential: hybrid whose model is the :class:`~hybridpot.models.committee.CommitteeModel`.
+        data, baseline: training data and the baseline's predictions on it.
+        resamples: per member, indices into ``data`` (repeats allowed).
+
+    Returns:
+        {"energy": a_E, "forces": a_F (NaN without forces), "n_structures": structures out of bag
+        for at least one member}, or None when no structure is out of bag for any member (members
+        trained on the full set) or the members agree exactly.
+    """
+    from hybridpot.fitting.predict import predict
+    from hybridpot.models.committee import CommitteeModel
+
+    model = potential.model
+    if not isinstance(model, CommitteeModel) or len(resamples) != len(model.members):
+        raise HybridpotError(f"committee calibration needs a committee with one resample per member, got "
+                             f"{type(model).__name__} and {len(resamples)} resamples")
+    S = len(data)
+    out_of_bag = np.ones((len(resamples), S), dtype=bool)
+    for c, index in enumerate(resamples):
+        out_of_bag[c, np.asarray(index, dtype=int)] = False
+    used = out_of_bag.any(axis=0)
+    if not used.any():
+        return None
+    sub, bl = data.subset(np.flatnonzero(used)), baseline.subset(data, np.flatnonzero(used))
+    preds = [predict(_member_potential(potential, m), sub, batch_atoms, progress=False, baseline=bl) for m in model.members]
+    oob = out_of_bag[:, used].astype(float)  # (C, S')
+    weight = oob / oob.sum(axis=0)
+    energy = np.stack([p["energy"] for p in preds]) / sub.n_atoms  # (C, S') eV/atom
+    e_err = (weight * energy).sum(axis=0) - sub.energy / sub.n_atoms
+    e_std = energy.std(axis=0, ddof=1)
+    forces = np.stack([p["forces"] for p in preds])  # (C, N', 3)
+    atom_weight = np.repeat(weight, sub.n_atoms, axis=1)[:, :, None]
+    ok = np.isfinite(sub.forces).all(axis=1)
+    f_err = ((atom_weight * forces).sum(axis=0) - sub.forces)[ok]
+    f_std = forces.std(axis=0, ddof=1)[ok]
+    if not np.sum(e_std**2) > 0:
+        return None
+    a_f = float(np.sqrt(np.sum(f_err**2) / np.sum(f_std**2))) if ok.any() and np.sum(f_std**2) > 0 else float("nan")
+    return {"energy": float(np.sqrt(np.sum(e_err**2) / np.sum(e_std**2))), "forces": a_f, "n_structures": int(used.sum())}
 
 
 # ------------------------------------------------------------------------------- uncertainty
@@ -510,10 +586,14 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         members = [_member_potential(potential, m) for m in model.members]
         res = [to_numpy(evaluate(p, system, forces=forces, stress=False)) for p in members]
         e = np.array([r["energy"][0] for r in res])
-        out["energy_std"] = out["energy_std_model"] = float(np.std(e, ddof=1))
+        scale = uq.committee_scale or {}
+        out["energy_std_model"] = float(np.std(e, ddof=1))
+        out["energy_std"] = out["energy_std_model"] * scale.get("energy", 1.0)
         out["atom_energy_std"] = np.std(np.stack([r["energies"] for r in res]), axis=0, ddof=1)
         if forces:
-            out["force_std"] = out["force_std_model"] = np.std(np.stack([r["forces"] for r in res]), axis=0, ddof=1)
+            out["force_std_model"] = np.std(np.stack([r["forces"] for r in res]), axis=0, ddof=1)
+            a_f = scale.get("forces", 1.0)
+            out["force_std"] = out["force_std_model"] * (a_f if np.isfinite(a_f) else 1.0)
         out["member_energies"] = e
         out["source"] = "committee"
     else:

@@ -662,3 +662,51 @@ def test_fit_job_refuses_committee_for_linear(tmp_path, capsys):
     assert main(["-q", "fit", str(cfg)]) == 2
     assert "committee = 3 applies to nn models" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_committee_spread_is_scaled_out_of_bag(tmp_path, bootstrap):
+    """A bootstrap committee's spread is scaled so that its RMS matches the RMS error of each training
+    structure's out-of-bag prediction (the mean of the members that never saw it). The factors are
+    recomputed here from members evaluated one structure at a time through the ASE calculator."""
+    from hybridpot import Calculator
+    from hybridpot.cli import main
+    from hybridpot.uq import _member_potential
+
+    cfg = tmp_path / "fit.toml"
+    extra = f"hidden = [8]\nepochs = 20\ncommittee = 4\npatience = 50\nbootstrap = {str(bootstrap).lower()}"
+    cfg.write_text(FIT.format(train=bundled("Cu_train.xyz"), eam=bundled("Cu_mishin1.eam.alloy"), model="nn", extra=extra))
+    assert main(["-q", "fit", str(cfg)]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    pot = load(tmp_path / "out" / "model.hybridpot.json")
+    scale = pot.uq_data.committee_scale
+    atoms = rattled(rattle=0.1, seed=4, repeat=1)
+    u = pot.uncertainty(atoms)
+    if not bootstrap:  # no structure is out of bag: the raw spread
+        assert scale is None and "committee_scale" not in report["uq"]
+        assert u["energy_std"] == u["energy_std_model"] and np.array_equal(u["force_std"], u["force_std_model"])
+        return
+    assert report["uq"]["committee_scale"] == scale
+    resamples = [m["resample"] for m in report["fit"]["nn_committee"]["members"]]
+    frames = read_dataset(bundled("Cu_train.xyz")).frames
+    e_err, e_std, f_err, f_std = [], [], [], []
+    for s, atoms_s in enumerate(frames):
+        oob = [c for c, r in enumerate(resamples) if s not in r]
+        if not oob:
+            continue
+        e, f = [], []
+        for member in pot.model.members:
+            calc_atoms = atoms_s.copy()
+            calc_atoms.calc = Calculator(_member_potential(pot, member))
+            e.append(calc_atoms.get_potential_energy() / len(atoms_s))
+            f.append(calc_atoms.get_forces())
+        e, f = np.array(e), np.array(f)
+        e_err.append(e[oob].mean() - atoms_s.get_potential_energy() / len(atoms_s))
+        e_std.append(e.std(ddof=1))
+        f_err.append(f[oob].mean(axis=0) - atoms_s.get_forces())
+        f_std.append(f.std(axis=0, ddof=1))
+    assert scale["n_structures"] == len(e_err) > 0
+    assert scale["energy"] == pytest.approx(np.sqrt(np.sum(np.square(e_err)) / np.sum(np.square(e_std))), rel=1e-8)
+    assert scale["forces"] == pytest.approx(np.sqrt(np.sum(np.concatenate(f_err) ** 2) / np.sum(np.concatenate(f_std) ** 2)), rel=1e-8)
+    assert u["energy_std"] == pytest.approx(scale["energy"] * u["energy_std_model"], rel=1e-12)
+    assert np.allclose(u["force_std"], scale["forces"] * u["force_std_model"], rtol=1e-12)

@@ -79,6 +79,14 @@ class BaselinePredictions:
     forces: np.ndarray
     virial: np.ndarray
 
+    def subset(self, data: Dataset, index: np.ndarray) -> "BaselinePredictions":
+        """The predictions of the structures ``index`` (repeats allowed) of ``data`` (the set these belong to),
+        matching ``data.subset(index)``."""
+        index = np.asarray(index, dtype=int)
+        ptr = data.ptr
+        rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index]) if index.size else np.zeros(0, dtype=int)
+        return BaselinePredictions(self.energy[index], self.forces[rows], self.virial[index])
+
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> BaselinePredictions:
     """Evaluate the baseline on every structure once (zeros without a baseline)."""

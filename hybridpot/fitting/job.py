@@ -130,6 +130,12 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     return sol, weights, record
 
 
+def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
+    """The members' bootstrap resamples from :func:`fit_residual`'s record of an NN committee, else None."""
+    committee = record.get("nn_committee")
+    return [m["resample"] for m in committee["members"]] if committee and committee["bootstrap"] else None
+
+
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
     """Baseline + descriptor + (unfitted) model as configured."""
     from hybridpot.descriptors import SO3
@@ -227,7 +233,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
 
     with timer("uncertainty data"):
         report["uq"] = attach_uq(potential, train, bl_train, weights, solution=sol, predictions=preds["train"],
-                                 reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"])
+                                 reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"],
+                                 committee_resamples=committee_resamples(record))
     if "error" in report["uq"]["active_set"]:
         which = report["uq"]["active_set"].get("missing_elements", "any element")
         log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")

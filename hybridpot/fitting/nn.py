@@ -206,8 +206,8 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
     val_idx = np.sort([s for k in order[:n_val] for s in distinct[k]]).astype(int)
     train_idx = np.sort([s for k in order[n_val:] for s in distinct[k]]).astype(int)
     t0 = time.perf_counter()
-    train = precompute(potential, *_subset(data, baseline, train_idx), weights, progress=progress)
-    val = precompute(potential, *_subset(data, baseline, val_idx), weights, progress=progress) if n_val else []
+    train = precompute(potential, data.subset(train_idx), baseline.subset(data, train_idx), weights, progress=progress)
+    val = precompute(potential, data.subset(val_idx), baseline.subset(data, val_idx), weights, progress=progress) if n_val else []
     t_pre = time.perf_counter() - t0
     allB = torch.cat([b.B for b in train])
     alltypes = torch.cat([b.types for b in train])
@@ -245,13 +245,6 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
     }
 
 
-def _subset(data: Dataset, baseline: BaselinePredictions, index: np.ndarray) -> tuple[Dataset, BaselinePredictions]:
-    """The structures ``index`` (repeats allowed) of ``data`` and the matching baseline predictions."""
-    ptr = data.ptr
-    rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index])
-    return data.subset(index), BaselinePredictions(baseline.energy[index], baseline.forces[rows], baseline.virial[index])
-
-
 def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights,
                      settings: Mapping[str, Any], n_members: int, seed: int = 0, bootstrap: bool = True, progress: bool = True,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -278,7 +271,7 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
     for c in range(n_members):
         rng = np.random.default_rng([seed, c])
         index = np.sort(rng.integers(0, len(data), size=len(data))) if bootstrap else np.arange(len(data))
-        sub, bl = _subset(data, baseline, index)
+        sub, bl = data.subset(index), baseline.subset(data, index)
         member = NNModel(template.elements, template.n_descriptors, template.hidden, template.activation)
         trainee = HybridPotential(potential.baseline, potential.descriptor, member)
         log(f"committee member {c + 1}/{n_members}: {len(np.unique(index))} distinct structures")
