@@ -20,9 +20,12 @@ structures only (never the test set); how, and what else was tried, is in
 ``benchmarks/results/mlearn_search.md``.
 
     python benchmarks/mlearn.py [--shared ../shared] [--elements Cu,Ni,Si,Li] [--parts table,curve,peer]
-                                [--models linear,quadratic,nn] [--subset-seeds N] [--quick] [--out benchmarks/results]
+                                [--models linear,quadratic,nn,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
+                                [--quick] [--out benchmarks/results]
 
 ``--quick``: linear and quadratic only (no NN), learning curve with the linear model only.
+``nn_ensemble`` (not run by default): the mean of 4 NNs, each trained on all structures with its own seed (initial
+weights and validation split); ``--kinds pure`` runs only the pure-ML rows.
 Runtime on the 2-core development machine: see ``runtime_seconds`` in the JSON files.
 """
 
@@ -50,6 +53,8 @@ from hybridpot.fitting.job import run_fit  # noqa: E402
 
 ELEMENTS = ["Cu", "Ni", "Si", "Li"]
 MODELS = ["linear", "quadratic", "nn"]
+#: extra table variants (``--models``), not in the default run: name -> ([model] type, settings added to that type's)
+VARIANTS = {"nn_ensemble": ("nn", {"committee": 4, "bootstrap": False})}  # mean of 4 networks, each on all structures
 
 #: Empirical baseline of each element ("potentials/<file>", or an inline [baseline] table).
 BASELINES: dict[str, dict[str, Any] | None] = {
@@ -124,11 +129,17 @@ def make_config(shared: Path, element: str, model: str, hybrid: bool, out_dir: P
                  "test": str(shared / "data/mlearn" / element / "test.xyz")},
         "baseline": baseline,
         "descriptor": dict(descriptor if descriptor is not None else s["descriptor"]),
-        "model": {"type": model, **(model_settings if model_settings is not None else s.get(model, {}))},
+        "model": _model_table(s, model) if model_settings is None else {"type": model, **model_settings},
         "fit": fit_table,
         "output": {"dir": str(out_dir), "overwrite": True, "plots": False},
     }
     return parse_config(raw, Path.cwd(), f"benchmarks/mlearn.py {element} {model} {'hybrid' if hybrid else 'pure'}"), raw
+
+
+def _model_table(settings: dict[str, Any], model: str) -> dict[str, Any]:
+    """The [model] table of a model name (``MODELS`` or ``VARIANTS``) with an element's settings."""
+    kind, extra = VARIANTS.get(model, (model, {}))
+    return {"type": kind, **settings.get(kind, {}), **extra}
 
 
 def run_one(shared: Path, element: str, model: str, hybrid: bool, train_fraction: float = 1.0, **overrides) -> dict[str, Any]:
@@ -142,6 +153,9 @@ def run_one(shared: Path, element: str, model: str, hybrid: bool, train_fraction
     fit = dict(rep["fit"])
     if "nn" in fit:
         fit["nn"] = {k: v for k, v in fit["nn"].items() if k != "curve"}
+    if "nn_committee" in fit:
+        fit["nn_committee"] = {**fit["nn_committee"], "members": [{k: v for k, v in m.items() if k not in ("curve", "resample")}
+                                                                   for m in fit["nn_committee"]["members"]]}
     return {
         "test": _pick(rep["test"]), "train": _pick(rep["train"]),
         "baseline_only_test": _pick(rep["baseline_only"]["test"]) if hybrid else None,
@@ -179,14 +193,14 @@ def read_published(shared: Path) -> dict[str, list[dict[str, Any]]]:
 # ------------------------------------------------------------------------------------ parts
 
 
-def part_table(shared: Path, elements: list[str], models: list[str], out: Path) -> dict[str, Any]:
+def part_table(shared: Path, elements: list[str], models: list[str], out: Path, kinds: tuple[str, ...] = ("hybrid", "pure")) -> dict[str, Any]:
     published = read_published(shared)
     t_start = time.perf_counter()
     results: dict[str, Any] = {}
     for el in elements:
         rows: dict[str, Any] = {}
         for model in models:
-            for hybrid in ((True, False) if BASELINES[el] else (False,)):
+            for hybrid in [h for h in ((True, False) if BASELINES[el] else (False,)) if ("hybrid" if h else "pure") in kinds]:
                 name = f"{'hybrid' if hybrid else 'pure ML'} {model}"
                 print(f"[{el}] fitting {name} ...", flush=True)
                 rows[name] = run_one(shared, el, model, hybrid)
@@ -479,6 +493,11 @@ def markdown_summary(out: Path) -> str:
                                                             "hybrid quadratic", "pure ML nn", "hybrid nn"))
             + " | " + " | ".join(cell(pub.get(m)) for m in published[:2]) + f" | {cell(res['targets'])} |")
     text = "\n".join(lines)
+    extra = [f"{el} {name.replace('nn_ensemble', 'NN ensemble')} {cell(r['test'])}" for el, res in doc["elements"].items()
+             for name, r in res["variants"].items() if name.endswith("nn_ensemble")]
+    if extra:
+        text += ("\n\nNN ensembles (`--models nn_ensemble`: the mean of 4 networks, each trained on all training structures "
+                 "with its own seed): " + "; ".join(extra) + ".")
     curve_path = out / "mlearn_learning_curve.json"
     if curve_path.exists():
         checks = json.loads(curve_path.read_text())["hybrid_25pct_vs_pure_100pct"]
@@ -520,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--subset-seeds", type=int, default=1, help="curve: random subsets per fraction below 1 (errors averaged)")
+    parser.add_argument("--kinds", default="hybrid,pure", help="table: hybrid and/or pure ML rows")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
     shared = Path(args.shared).resolve()
@@ -530,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown element(s) {unknown}; choose from {ELEMENTS}")
     models = args.models.split(",") if args.models else (["linear", "quadratic"] if args.quick else MODELS)
+    unknown = [m for m in models if m not in MODELS and m not in VARIANTS]
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if unknown or not kinds or set(kinds) - {"hybrid", "pure"}:
+        parser.error(f"--models from {MODELS + list(VARIANTS)}, --kinds from hybrid,pure; got {models}, {kinds}")
     if args.subset_seeds < 1:
         parser.error("--subset-seeds must be >= 1")
     out = Path(args.out)
@@ -538,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     if "peer" in parts and "Cu" in elements:
         part_peer(shared, out, repeat=args.peer_repeat)
     if "table" in parts:
-        part_table(shared, elements, models, out)
+        part_table(shared, elements, models, out, kinds)
     if "curve" in parts:
         part_curve(shared, elements, args.models.split(",") if args.models else ["linear"] if args.quick else ["linear", "quadratic"], out,
                    subset_seeds=args.subset_seeds)
