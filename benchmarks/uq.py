@@ -104,15 +104,20 @@ def config(shared: Path, element: str, model: str, out: Path) -> FitConfig:
     return parse_config(raw_config(shared, element, model, out), REPO, f"benchmark {element} {model}")
 
 
+#: a predicted std at or below this (eV or eV/A) is round-off of zero
+ZERO_STD = 1e-10
+
+
 def interval_stats(err: np.ndarray, std: np.ndarray) -> dict[str, float]:
     """Coverage of the 68 % / 95 % intervals, RMS z-score, Spearman(std, |err|).
 
-    A zero std (e.g. a committee's forces on a symmetric cell, where every member predicts zero) is an
-    interval of width zero: it covers only a zero error. Such entries count in the coverage; the RMS
-    z-score is taken over the entries with std > 0 only, and ``n_zero_std`` says how many were left out.
+    A zero std (e.g. a committee's forces on a symmetric cell, where every member predicts zero, up to
+    round-off: std <= ZERO_STD) is an interval of width zero: it covers only a zero error. Such entries
+    count in the coverage; the RMS z-score is taken over the others only, and ``n_zero_std`` says how many
+    were left out.
     """
     err, std = np.asarray(err).ravel(), np.asarray(std).ravel()
-    positive = std > 0
+    positive = std > ZERO_STD
     z = np.where(positive, err / np.where(positive, std, 1.0), np.where(err == 0, 0.0, np.inf))
     rho = spearmanr(std, np.abs(err)).statistic if np.ptp(std) > 0 else float("nan")
     return {"n": int(err.size), "inside_68": float(np.mean(np.abs(z) <= 1.0)), "inside_95": float(np.mean(np.abs(z) <= 1.96)),
