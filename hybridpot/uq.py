@@ -441,7 +441,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         noise_model = "evidence"  # no predictions given: the residual noise is unknown
     if posterior is not None:
         summary["noise_model"] = noise_model
-    scale = committee_calibration(potential, data, baseline, committee_resamples) if committee_resamples is not None else None
+    scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms)
     if scale is not None:
         summary["committee_scale"] = scale
     potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()}, noise_model, scale)
@@ -449,7 +449,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
 
 
 def committee_calibration(potential: HybridPotential, data, baseline, resamples: Sequence[Sequence[int]],
-                          batch_atoms: int = DESCRIPTOR_BATCH_ATOMS) -> dict[str, float] | None:
+                          batch_atoms: int | None = None) -> dict[str, float] | None:
     """Out-of-bag factors that scale a committee's spread to its held-out errors.
 
     Member c was trained on the structures ``resamples[c]`` of ``data``; a structure s it never saw
@@ -468,12 +468,14 @@ def committee_calibration(potential: HybridPotential, data, baseline, resamples:
         potential: hybrid whose model is the :class:`~hybridpot.models.committee.CommitteeModel`.
         data, baseline: training data and the baseline's predictions on it.
         resamples: per member, indices into ``data`` (repeats allowed).
+        batch_atoms: atoms per batch of the members' predictions (None: the fit's default).
 
     Returns:
         {"energy": a_E, "forces": a_F (NaN without forces), "n_structures": structures out of bag
         for at least one member}, or None when no structure is out of bag for any member (members
         trained on the full set) or the members agree exactly.
     """
+    from hybridpot.fitting.assembly import DEFAULT_BATCH_ATOMS
     from hybridpot.fitting.predict import predict
     from hybridpot.models.committee import CommitteeModel
 
@@ -489,7 +491,8 @@ def committee_calibration(potential: HybridPotential, data, baseline, resamples:
     if not used.any():
         return None
     sub, bl = data.subset(np.flatnonzero(used)), baseline.subset(data, np.flatnonzero(used))
-    preds = [predict(_member_potential(potential, m), sub, batch_atoms, progress=False, baseline=bl) for m in model.members]
+    preds = [predict(_member_potential(potential, m), sub, batch_atoms or DEFAULT_BATCH_ATOMS, progress=False, baseline=bl)
+             for m in model.members]
     oob = out_of_bag[:, used].astype(float)  # (C, S')
     weight = oob / oob.sum(axis=0)
     energy = np.stack([p["energy"] for p in preds]) / sub.n_atoms  # (C, S') eV/atom
