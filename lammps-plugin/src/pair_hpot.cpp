@@ -1,0 +1,561 @@
+// pair_style hpot: see pair_hpot.h for the syntax and the algorithm.
+#include "pair_hpot.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifndef HYBRIDPOT_LAMMPS_NUM_VER
+#error "build with -DHYBRIDPOT_LAMMPS_NUM_VER=<the LAMMPS version number the plugin is built against>"
+#endif
+
+using namespace LAMMPS_NS;
+using hybridpot::ModelFile;
+using hybridpot::NeighborEntry;
+
+// Per-thread scratch: the neighbours of the current atom and the per-pair and per-atom work arrays.
+struct PairHPot::Workspace {
+  std::vector<NeighborEntry> nb;
+  std::vector<double> g, dg, Y, dY, q, cs, c, B, dEdB, model_work, grade_work, h, dh;
+  std::vector<double> tersoff_grad, tersoff_half, tersoff_scratch;
+  std::vector<double> force, energy, virial;    // per-thread accumulation of the Tersoff pass (nall atoms)
+
+  explicit Workspace(const ModelFile &m)
+  {
+    const hybridpot::Descriptor &d = m.descriptor;
+    g.resize(d.spline.nq);
+    dg.resize(d.spline.nq);
+    Y.resize(d.L2);
+    dY.resize(3 * d.L2);
+    q.resize(d.ylm.q_size());
+    cs.resize(2 * d.L);
+    c.resize(d.n_coefficients());
+    B.resize(d.invariants.n_features);
+    dEdB.resize(d.invariants.n_features);
+    model_work.resize(m.model.work_size() + 1);
+    grade_work.resize(m.extrapolation.M + 1);
+    h.resize(d.L2);
+    dh.resize(d.L2);
+  }
+};
+
+PairHPot::PairHPot(LAMMPS *lmp) : Pair(lmp)
+{
+  if (lmp->num_ver != HYBRIDPOT_LAMMPS_NUM_VER)
+    error->all(FLERR,
+               "pair_style hpot was built against LAMMPS version {} but runs in LAMMPS {} ({}): "
+               "reinstall hybridpot against this LAMMPS (pip install --force-reinstall --no-cache-dir hybridpot)",
+               HYBRIDPOT_LAMMPS_NUM_VER, lmp->num_ver, lmp->version);
+  ghostneigh = 0;
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;    // forces on ghosts are not all there: the virial is summed pair by pair
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairHPot::~PairHPot()
+{
+  for (Workspace *w : work) delete w;
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairHPot::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  for (int i = 1; i <= n; ++i)
+    for (int j = 1; j <= n; ++j) setflag[i][j] = 0;
+}
+
+void PairHPot::settings(int narg, char **arg)
+{
+  if (narg != 1 && narg != 3) error->all(FLERR, "Illegal pair_style hpot command: expected FILE [baseline yes|no]");
+  if (narg == 3) {
+    if (strcmp(arg[1], "baseline") != 0) error->all(FLERR, "Illegal pair_style hpot keyword {}", arg[1]);
+    use_baseline = utils::logical(FLERR, arg[2], false, lmp) == 1;
+  } else {
+    use_baseline = true;
+  }
+  try {
+    model = hybridpot::read_model_file(arg[0]);
+  } catch (std::exception &e) {
+    error->all(FLERR, "pair_style hpot: {}", e.what());
+  }
+  loaded = true;
+  const hybridpot::Descriptor &d = model.descriptor;
+  cutoff = d.rcut;
+  if (use_baseline && model.baseline == ModelFile::EAM_BASELINE) cutoff = std::fmax(cutoff, model.eam.cutoff);
+  if (use_baseline && model.baseline == ModelFile::LJ_BASELINE) cutoff = std::fmax(cutoff, model.lj.max_cutoff);
+  if (use_baseline && model.baseline == ModelFile::TERSOFF_BASELINE) cutoff = std::fmax(cutoff, model.tersoff.max_cutoff);
+  n_adjoint = d.n_coefficients();
+  comm_forward = n_adjoint + (eam_active() ? 1 : 0);
+  for (Workspace *w : work) delete w;
+  work.clear();
+}
+
+void PairHPot::coeff(int narg, char **arg)
+{
+  if (!loaded) error->all(FLERR, "pair_coeff hpot: pair_style hpot FILE must come first");
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes)
+    error->all(FLERR, "pair_coeff hpot: expected '* * El_1 ... El_{}' (an element or NULL per atom type), got {} words",
+               ntypes, narg);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff hpot: the first two arguments must be * *");
+  element_of_type.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; ++t) {
+    const std::string name = arg[1 + t];
+    if (name == "NULL") continue;
+    int found = -1;
+    for (size_t e = 0; e < model.elements.size(); ++e)
+      if (model.elements[e] == name) found = static_cast<int>(e);
+    if (found < 0) {
+      std::string have;
+      for (const std::string &e : model.elements) have += " " + e;
+      error->all(FLERR, "pair_coeff hpot: element {} of atom type {} is not in the model (it has{})", name, t, have);
+    }
+    element_of_type[t] = found;
+  }
+  int count = 0;
+  for (int i = 1; i <= ntypes; ++i)
+    for (int j = i; j <= ntypes; ++j)
+      if (element_of_type[i] >= 0 && element_of_type[j] >= 0) {
+        setflag[i][j] = 1;
+        ++count;
+      }
+  if (count == 0) error->all(FLERR, "pair_coeff hpot: no atom type is mapped to an element of the model");
+}
+
+void PairHPot::init_style()
+{
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style hpot requires atom IDs");
+  if (tersoff_active() && force->newton_pair == 0)
+    error->all(FLERR, "pair_style hpot with a Tersoff baseline requires newton pair on (as pair_style tersoff does); "
+                      "or use `baseline no` under hybrid/overlay with LAMMPS's tersoff");
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+double PairHPot::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
+  return cutoff;
+}
+
+int PairHPot::n_threads() const
+{
+#ifdef _OPENMP
+  return comm->nthreads > 0 ? comm->nthreads : 1;
+#else
+  return 1;
+#endif
+}
+
+void PairHPot::ensure_work(int n)
+{
+  while (static_cast<int>(work.size()) < n) work.push_back(new Workspace(model));
+}
+
+void PairHPot::request_grades()
+{
+  if (!has_active_set())
+    error->all(FLERR, "compute hpot/gamma: the model file has no active set (fit the model with `hybridpot fit`, "
+                      "which stores it, and export it again)");
+  grades_requested = true;
+}
+
+// the neighbours of local atom i closer than sqrt(cutsq) with a mapped type
+void PairHPot::gather(int i, double cutsq_all, Workspace &w) const
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const tagint *tag = atom->tag;
+  const int n = list->numneigh[i];
+  const int *jlist = list->firstneigh[i];
+  w.nb.clear();
+  for (int jj = 0; jj < n; ++jj) {
+    const int j = jlist[jj] & NEIGHMASK;
+    const int tj = element_of_type[type[j]];
+    if (tj < 0) continue;
+    NeighborEntry nb;
+    nb.r[0] = x[j][0] - x[i][0];
+    nb.r[1] = x[j][1] - x[i][1];
+    nb.r[2] = x[j][2] - x[i][2];
+    const double rsq = nb.r[0] * nb.r[0] + nb.r[1] * nb.r[1] + nb.r[2] * nb.r[2];
+    if (!(rsq < cutsq_all)) continue;
+    nb.d = std::sqrt(rsq);
+    nb.index = j;
+    nb.element = tj;
+    nb.tag = static_cast<long>(tag[j]);
+    w.nb.push_back(nb);
+  }
+}
+
+// pass 1 for local atom i: density, invariants, residual energy and D = dE/dc; EAM density and F'; returns E_i
+double PairHPot::first_pass(int i, Workspace &w, bool want_grades)
+{
+  const hybridpot::Descriptor &d = model.descriptor;
+  const int ti = element_of_type[atom->type[i]];
+  const int L = d.L, L2 = d.L2, nmax = d.nmax;
+  double *c = w.c.data();
+  std::fill(w.c.begin(), w.c.end(), 0.0);
+  for (const NeighborEntry &nb : w.nb) {
+    if (!(nb.d < d.rcut)) continue;
+    d.spline.values(nb.d, w.g.data());
+    const double u[3] = {nb.r[0] / nb.d, nb.r[1] / nb.d, nb.r[2] / nb.d};
+    d.ylm.values(u, w.Y.data(), w.q.data(), w.cs.data());
+    const double wt = d.weight[nb.element];
+    double *block = c + size_t(d.channel[nb.element]) * nmax * L2;
+    for (int n = 0; n < nmax; ++n) {
+      double *row = block + n * L2;
+      for (int l = 0; l < L; ++l) {
+        const double gw = wt * w.g[n * L + l];
+        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) row[lm] += gw * w.Y[lm];
+      }
+    }
+  }
+  d.invariants.features(c, w.B.data());
+  double energy = model.model.energy(ti, w.B.data(), w.dEdB.data(), w.model_work.data());
+  const hybridpot::Extrapolation &x = model.extrapolation;
+  if (x.fallback) {
+    double gamma = 0.0;
+    const double s = x.apply(ti, w.B.data(), energy, w.dEdB.data(), gamma, w.grade_work.data());
+    if (want_grades) {
+      gamma_atom[i] = gamma;
+      switch_atom[i] = s;
+    }
+  } else if (want_grades) {
+    gamma_atom[i] = x.gamma(ti, w.B.data(), w.grade_work.data());
+    switch_atom[i] = 1.0;
+  }
+  double *D = adjoint.data() + size_t(i) * n_adjoint;
+  std::fill(D, D + n_adjoint, 0.0);
+  d.invariants.adjoint(c, w.dEdB.data(), D);
+
+  if (eam_active()) {
+    const hybridpot::EAM &e = model.eam;
+    double rho = 0.0, pair = 0.0, value, slope;
+    for (const NeighborEntry &nb : w.nb) {
+      if (!(nb.d < e.cutoff)) continue;
+      hybridpot::EAM::lookup(e.rhor, nb.element, e.nr, nb.d, e.dr, value, slope);
+      rho += value;
+      hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, value, slope);
+      pair += 0.5 * (value / nb.d);
+    }
+    hybridpot::EAM::lookup(e.frho, ti, e.nrho, rho, e.drho, value, slope);
+    if (rho > e.rhomax) value += slope * (rho - e.rhomax);
+    embedding_slope[i] = slope;
+    energy += e.scale * (value + pair);
+  } else if (lj_active()) {
+    const hybridpot::LennardJones &lj = model.lj;
+    const int T = lj.n_elements;
+    for (const NeighborEntry &nb : w.nb) {
+      const int k = ti * T + nb.element;
+      if (!(nb.d < lj.cutoff[k])) continue;
+      const double s6 = std::pow(lj.sigma[k] / nb.d, 6);
+      double e = 4.0 * lj.epsilon[k] * (s6 * s6 - s6);
+      if (lj.shift) {
+        const double c6 = std::pow(lj.sigma[k] / lj.cutoff[k], 6);
+        e -= 4.0 * lj.epsilon[k] * (c6 * c6 - c6);
+      }
+      energy += 0.5 * e;
+    }
+  }
+  return energy;
+}
+
+// pass 2 for local atom i: its whole force from every pair (i, j) of its full list; adds the virial
+void PairHPot::second_pass(int i, Workspace &w, double *virial_sum)
+{
+  const hybridpot::Descriptor &d = model.descriptor;
+  const int ti = element_of_type[atom->type[i]];
+  const int L = d.L, L2 = d.L2, nmax = d.nmax;
+  const double wi = d.weight[ti];
+  const double *Di_all = adjoint.data() + size_t(i) * n_adjoint;
+  double fi[3] = {0.0, 0.0, 0.0};
+  double *vatom_i = vflag_atom ? vatom[i] : nullptr;
+  for (const NeighborEntry &nb : w.nb) {
+    double grad[3] = {0.0, 0.0, 0.0};
+    const double u[3] = {nb.r[0] / nb.d, nb.r[1] / nb.d, nb.r[2] / nb.d};
+    if (nb.d < d.rcut) {
+      d.spline.values_and_derivatives(nb.d, w.g.data(), w.dg.data());
+      d.ylm.values_and_gradients(nb.r, nb.d, w.Y.data(), w.dY.data(), w.q.data(), w.cs.data());
+      // D_eff = w_j D_i[channel of j] + (-1)^l w_i D_j[channel of i]: the pair seen from i and from j
+      const double *Di = Di_all + size_t(d.channel[nb.element]) * nmax * L2;
+      const double *Dj = adjoint.data() + size_t(nb.index) * n_adjoint + size_t(d.channel[ti]) * nmax * L2;
+      const double wj = d.weight[nb.element];
+      double radial = 0.0, tx = 0.0, ty = 0.0, tz = 0.0;
+      const double *dYx = w.dY.data(), *dYy = dYx + L2, *dYz = dYy + L2;
+      for (int l = 0; l < L; ++l) {
+        const double wjl = wj, wil = (l % 2) ? -wi : wi;
+        const double *gl = w.g.data() + l, *dgl = w.dg.data() + l;
+        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+          double h = 0.0, dh = 0.0;
+          for (int n = 0; n < nmax; ++n) {
+            const double deff = wjl * Di[n * L2 + lm] + wil * Dj[n * L2 + lm];
+            h += deff * gl[n * L];
+            dh += deff * dgl[n * L];
+          }
+          radial += dh * w.Y[lm];
+          tx += h * dYx[lm];
+          ty += h * dYy[lm];
+          tz += h * dYz[lm];
+        }
+      }
+      grad[0] = radial * u[0] + tx;
+      grad[1] = radial * u[1] + ty;
+      grad[2] = radial * u[2] + tz;
+    }
+    if (eam_active()) {
+      const hybridpot::EAM &e = model.eam;
+      if (nb.d < e.cutoff) {
+        double value, drho_j, drho_i, z, dz;
+        hybridpot::EAM::lookup(e.rhor, nb.element, e.nr, nb.d, e.dr, value, drho_j);
+        hybridpot::EAM::lookup(e.rhor, ti, e.nr, nb.d, e.dr, value, drho_i);
+        hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, z, dz);
+        const double phi = z / nb.d, dphi = (dz - phi) / nb.d;
+        const double s = e.scale * (embedding_slope[i] * drho_j + embedding_slope[nb.index] * drho_i + dphi);
+        grad[0] += s * u[0];
+        grad[1] += s * u[1];
+        grad[2] += s * u[2];
+      }
+    } else if (lj_active()) {
+      const hybridpot::LennardJones &lj = model.lj;
+      const int k = ti * lj.n_elements + nb.element;
+      if (nb.d < lj.cutoff[k]) {
+        const double s6 = std::pow(lj.sigma[k] / nb.d, 6);
+        const double de = 4.0 * lj.epsilon[k] * (-12.0 * s6 * s6 + 6.0 * s6) / nb.d;
+        grad[0] += de * u[0];
+        grad[1] += de * u[1];
+        grad[2] += de * u[2];
+      }
+    }
+    fi[0] += grad[0];
+    fi[1] += grad[1];
+    fi[2] += grad[2];
+    if (vflag_either) {
+      // half of the pair's virial -r (x) g_eff (the other half comes with the pair's other entry)
+      const double v[6] = {-0.5 * nb.r[0] * grad[0], -0.5 * nb.r[1] * grad[1], -0.5 * nb.r[2] * grad[2],
+                           -0.25 * (nb.r[0] * grad[1] + nb.r[1] * grad[0]),
+                           -0.25 * (nb.r[0] * grad[2] + nb.r[2] * grad[0]),
+                           -0.25 * (nb.r[1] * grad[2] + nb.r[2] * grad[1])};
+      for (int k = 0; k < 6; ++k) virial_sum[k] += v[k];
+      if (vatom_i)
+        for (int k = 0; k < 6; ++k) vatom_i[k] += v[k];
+    }
+  }
+  double **f = atom->f;
+  f[i][0] += fi[0];
+  f[i][1] += fi[1];
+  f[i][2] += fi[2];
+}
+
+// the Tersoff baseline: bond orders couple i, j and k, so forces go to the neighbours (newton on)
+void PairHPot::tersoff_pass(double *virial_sum, double &energy_sum)
+{
+  const int nall = atom->nlocal + atom->nghost;
+  const int nthreads = n_threads();
+  const double cutsq_t = model.tersoff.max_cutoff * model.tersoff.max_cutoff;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  double energy = 0.0, vsum[6] = {0, 0, 0, 0, 0, 0};
+#pragma omp parallel num_threads(nthreads) reduction(+ : energy) reduction(+ : vsum[:6])
+  {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    Workspace &w = *work[tid];
+    const bool own = nthreads > 1;    // per-thread buffers, summed below
+    double *fbuf = nullptr, *ebuf = nullptr, *vbuf = nullptr;
+    if (own) {
+      w.force.assign(3 * size_t(nall), 0.0);
+      if (eflag_atom) w.energy.assign(nall, 0.0);
+      if (vflag_atom) w.virial.assign(6 * size_t(nall), 0.0);
+      fbuf = w.force.data();
+      ebuf = eflag_atom ? w.energy.data() : nullptr;
+      vbuf = vflag_atom ? w.virial.data() : nullptr;
+    }
+    double **f = atom->f;
+#pragma omp for schedule(static)
+    for (int ii = 0; ii < inum; ++ii) {
+      const int i = ilist[ii];
+      const int ti = element_of_type[atom->type[i]];
+      if (ti < 0) continue;
+      gather(i, cutsq_t, w);
+      const int n = static_cast<int>(w.nb.size());
+      w.tersoff_grad.resize(3 * size_t(n));
+      w.tersoff_half.resize(n);
+      energy += hybridpot::tersoff_centre(model.tersoff, ti, static_cast<long>(atom->tag[i]), w.nb.data(), n,
+                                          w.tersoff_grad.data(), w.tersoff_half.data(), w.tersoff_scratch);
+      for (int e = 0; e < n; ++e) {
+        const NeighborEntry &nb = w.nb[e];
+        const double *g = &w.tersoff_grad[3 * e];
+        const int j = nb.index;
+        double *fi = own ? fbuf + 3 * size_t(i) : f[i];
+        double *fj = own ? fbuf + 3 * size_t(j) : f[j];
+        for (int a = 0; a < 3; ++a) {
+          fi[a] += g[a];
+          fj[a] -= g[a];
+        }
+        if (eflag_atom) {
+          const double half = w.tersoff_half[e];
+          if (own) {
+            ebuf[i] += half;
+            ebuf[j] += half;
+          } else {
+            eatom[i] += half;
+            eatom[j] += half;
+          }
+        }
+        if (vflag_either) {
+          const double v[6] = {-nb.r[0] * g[0], -nb.r[1] * g[1], -nb.r[2] * g[2], -0.5 * (nb.r[0] * g[1] + nb.r[1] * g[0]),
+                               -0.5 * (nb.r[0] * g[2] + nb.r[2] * g[0]), -0.5 * (nb.r[1] * g[2] + nb.r[2] * g[1])};
+          for (int k = 0; k < 6; ++k) vsum[k] += v[k];
+          if (vflag_atom)
+            for (int k = 0; k < 6; ++k) {
+              if (own) {
+                vbuf[6 * size_t(i) + k] += 0.5 * v[k];
+                vbuf[6 * size_t(j) + k] += 0.5 * v[k];
+              } else {
+                vatom[i][k] += 0.5 * v[k];
+                vatom[j][k] += 0.5 * v[k];
+              }
+            }
+        }
+      }
+    }
+    if (own) {
+      // sum the threads' buffers: each thread adds one slice of atoms from every buffer
+#pragma omp barrier
+#pragma omp for schedule(static)
+      for (int a = 0; a < nall; ++a)
+        for (int t = 0; t < nthreads; ++t) {
+          const Workspace &o = *work[t];
+          for (int k = 0; k < 3; ++k) f[a][k] += o.force[3 * size_t(a) + k];
+          if (eflag_atom) eatom[a] += o.energy[a];
+          if (vflag_atom)
+            for (int k = 0; k < 6; ++k) vatom[a][k] += o.virial[6 * size_t(a) + k];
+        }
+    }
+  }
+  energy_sum += energy;
+  for (int k = 0; k < 6; ++k) virial_sum[k] += vsum[k];
+}
+
+void PairHPot::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (static_cast<int>(embedding_slope.size()) < atom->nmax) {
+    adjoint.resize(size_t(atom->nmax) * n_adjoint);
+    embedding_slope.resize(atom->nmax);
+  }
+  const bool want_grades = grades_requested || model.extrapolation.fallback;
+  if (want_grades && static_cast<int>(gamma_atom.size()) < atom->nmax) {
+    gamma_atom.resize(atom->nmax);
+    switch_atom.resize(atom->nmax);
+  }
+  if (want_grades)
+    for (int i = 0; i < atom->nlocal; ++i) gamma_atom[i] = 0.0, switch_atom[i] = 1.0;
+  const int nthreads = n_threads();
+  ensure_work(nthreads);
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const double cutsq_all = cutoff * cutoff;
+  double energy = 0.0, virial_sum[6] = {0, 0, 0, 0, 0, 0};
+
+  // pass 1: per-atom energies and adjoints of the local atoms
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : energy)
+  for (int ii = 0; ii < inum; ++ii) {
+#ifdef _OPENMP
+    Workspace &w = *work[omp_get_thread_num()];
+#else
+    Workspace &w = *work[0];
+#endif
+    const int i = ilist[ii];
+    if (element_of_type[atom->type[i]] < 0) continue;
+    gather(i, cutsq_all, w);
+    const double e = first_pass(i, w, want_grades);
+    energy += e;
+    if (eflag_atom) eatom[i] += e;
+  }
+  if (!std::isfinite(energy))
+    error->one(FLERR, "pair_style hpot: the energy is not finite on step {} (atoms too close, or far outside "
+                      "the fitted range)", update->ntimestep);
+  // D (and F') of the ghost atoms from their owners
+  comm->forward_comm(this);
+
+  // pass 2: the whole force on every local atom
+#pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : virial_sum[:6])
+  for (int ii = 0; ii < inum; ++ii) {
+#ifdef _OPENMP
+    Workspace &w = *work[omp_get_thread_num()];
+#else
+    Workspace &w = *work[0];
+#endif
+    const int i = ilist[ii];
+    if (element_of_type[atom->type[i]] < 0) continue;
+    gather(i, cutsq_all, w);
+    second_pass(i, w, virial_sum);
+  }
+  if (tersoff_active()) tersoff_pass(virial_sum, energy);
+
+  if (eflag_global) eng_vdwl += energy;
+  if (vflag_global)
+    for (int k = 0; k < 6; ++k) virial[k] += virial_sum[k];
+  if (want_grades) grades_step = update->ntimestep;
+}
+
+int PairHPot::pack_forward_comm(int n, int *list_, double *buf, int /*pbc_flag*/, int * /*pbc*/)
+{
+  int m = 0;
+  const bool eam = eam_active();
+  for (int k = 0; k < n; ++k) {
+    const int j = list_[k];
+    const double *D = adjoint.data() + size_t(j) * n_adjoint;
+    for (int a = 0; a < n_adjoint; ++a) buf[m++] = D[a];
+    if (eam) buf[m++] = embedding_slope[j];
+  }
+  return m;
+}
+
+void PairHPot::unpack_forward_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  const bool eam = eam_active();
+  for (int i = first; i < first + n; ++i) {
+    double *D = adjoint.data() + size_t(i) * n_adjoint;
+    for (int a = 0; a < n_adjoint; ++a) D[a] = buf[m++];
+    if (eam) embedding_slope[i] = buf[m++];
+  }
+}
+
+double PairHPot::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += 8.0 * (adjoint.capacity() + embedding_slope.capacity() + gamma_atom.capacity() + switch_atom.capacity());
+  for (Workspace *w : work) bytes += 8.0 * (w->force.capacity() + w->energy.capacity() + w->virial.capacity());
+  return bytes;
+}

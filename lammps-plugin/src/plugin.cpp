@@ -1,0 +1,45 @@
+// Registers pair_style hpot (and hpot/omp, the same threaded code under the OPENMP suffix)
+// and compute hpot/gamma with LAMMPS.
+#include "lammpsplugin_api.h"
+
+#include "compute_hpot_gamma.h"
+#include "pair_hpot.h"
+
+#ifndef HYBRIDPOT_LAMMPS_VERSION
+#error "build with -DHYBRIDPOT_LAMMPS_VERSION=\"<date string of the LAMMPS version>\""
+#endif
+
+using namespace LAMMPS_NS;
+
+static Pair *create_pair(LAMMPS *lmp)
+{
+  return new PairHPot(lmp);
+}
+
+static Compute *create_gamma(LAMMPS *lmp, int narg, char **arg)
+{
+  return new ComputeHPotGamma(lmp, narg, arg);
+}
+
+extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
+{
+  auto register_plugin = reinterpret_cast<lammpsplugin_regfunc>(regfunc);
+  lammpsplugin_t plugin;
+  plugin.version = HYBRIDPOT_LAMMPS_VERSION;
+  plugin.author = "hybridpot developers";
+  plugin.handle = handle;
+
+  plugin.style = "pair";
+  plugin.info = "hybridpot: empirical baseline + SO(3) ML residual, fitted with hybridpot";
+  plugin.creator.v1 = reinterpret_cast<lammpsplugin_factory1 *>(&create_pair);
+  plugin.name = "hpot";
+  register_plugin(&plugin, lmp);
+  plugin.name = "hpot/omp";
+  register_plugin(&plugin, lmp);
+
+  plugin.style = "compute";
+  plugin.name = "hpot/gamma";
+  plugin.info = "hpot/gamma: per-atom extrapolation grade (or fallback switch) of pair_style hpot";
+  plugin.creator.v2 = reinterpret_cast<lammpsplugin_factory2 *>(&create_gamma);
+  register_plugin(&plugin, lmp);
+}
