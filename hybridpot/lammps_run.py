@@ -193,6 +193,8 @@ def run_lammps(
     pair_lines: Sequence[str],
     type_elements: Sequence[str],
     extra_lines: Sequence[str] = (),
+    peratom_computes: Sequence[str] = (),
+    setup_lines: Sequence[str] = (),
 ) -> dict[str, np.ndarray | float]:
     """One LAMMPS energy/force evaluation (``run 0``) of ``atoms``.
 
@@ -201,14 +203,20 @@ def run_lammps(
         pair_lines: ``pair_style``, ``pair_coeff`` (and ``pair_modify``) commands.
         type_elements: chemical symbol of each LAMMPS atom type (type t+1 = type_elements[t]).
         extra_lines: commands run after the pair lines, before ``run 0``.
+        peratom_computes: IDs of per-atom vector computes (defined in ``extra_lines``) to return.
+        setup_lines: commands run before the box is created (``package omp 2``, ``newton off``).
 
     Returns:
-        dict with ``energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/A and ``virial``
-        (3, 3) eV (W = sum r (x) f, so that ASE stress = -W / V), all in the frame of ``atoms``.
+        dict with ``energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/A, ``virial``
+        (3, 3) eV (W = sum r (x) f, so that ASE stress = -W / V), ``atom_virials`` (N, 3, 3) eV (from
+        ``compute stress/atom``, whose sum is the pair virial), all in the frame of ``atoms``, and
+        ``peratom`` {ID: (N,)} for the computes asked for.
     """
     n = len(atoms)
     lmp = new_lammps()
     try:
+        for line in setup_lines:
+            lmp.command(line)
         rotation = create_system(lmp, atoms, type_elements)
         for line in pair_lines:
             lmp.command(line)
@@ -216,12 +224,15 @@ def run_lammps(
             lmp.command(line)
         lmp.command("compute hp_pe all pe/atom")
         lmp.command("compute hp_vir all pressure NULL virial")
+        lmp.command("compute hp_stress all stress/atom NULL virial")
         lmp.command("thermo_style custom step pe c_hp_vir[*] vol")
         lmp.command("run 0")
         ids = np.array(lmp.numpy.extract_atom("id")[:n])
         order = np.argsort(ids)
         forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
         energies = np.array(lmp.numpy.extract_compute("hp_pe", 1, 1)[:n])[order]
+        stress = np.array(lmp.numpy.extract_compute("hp_stress", 1, 2)[:n])[order]  # xx yy zz xy xz yz, pressure * volume
+        peratom = {c: np.array(lmp.numpy.extract_compute(c, 1, 1)[:n])[order] for c in peratom_computes}
         energy = float(lmp.get_thermo("pe"))
         p = np.array(lmp.numpy.extract_compute("hp_vir", 0, 1)[:6])  # xx yy zz xy xz yz, pressure units
         volume = float(lmp.get_thermo("vol"))
@@ -230,9 +241,13 @@ def run_lammps(
         lmp.close()
     w = p * volume / nktv2p
     virial = np.array([[w[0], w[3], w[4]], [w[3], w[1], w[5]], [w[4], w[5], w[2]]])
+    sa = -stress / nktv2p  # per-atom virial W_i (stress/atom is its negative, in pressure * volume units)
+    atom_virials = np.stack([sa[:, [0, 3, 4]], sa[:, [3, 1, 5]], sa[:, [4, 5, 2]]], axis=1)
     return {
         "energy": energy,
         "energies": energies,
         "forces": forces @ rotation.T,
         "virial": rotation @ virial @ rotation.T,
+        "atom_virials": np.einsum("ab,nbc,dc->nad", rotation, atom_virials, rotation),
+        "peratom": peratom,
     }

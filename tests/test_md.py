@@ -127,13 +127,19 @@ def test_cli_md_and_export(cu_hybrid, tmp_path, capsys):
 
     deck = tmp_path / "deck"
     assert main(["export", str(model), "--lammps", str(deck), "--name", "cu"]) == 0
-    assert "wrote LAMMPS deck" in capsys.readouterr().out
+    assert "wrote the LAMMPS deck (plugin format)" in capsys.readouterr().out
     names = {p.name for p in deck.iterdir()}
+    assert {"cu.hybridpot.lmp", "Cu_mishin1.eam.alloy", "pair.cu.lmp", "pair.cu.overlay.lmp", "cu.hybridpot.json", "cu.data",
+            "in.cu.lmp", "README.md", "manifest.json"} <= names
+    mliap = tmp_path / "mliap"
+    assert main(["export", str(model), "--lammps", str(mliap), "--name", "cu", "--format", "mliap"]) == 0
+    assert "wrote the LAMMPS deck (mliap format)" in capsys.readouterr().out
+    names = {p.name for p in mliap.iterdir()}
     assert {"cu.mliap.descriptor", "cu.mliap.model", "Cu_mishin1.eam.alloy", "pair.cu.lmp", "cu.data", "in.cu.lmp",
             "README.md", "manifest.json"} <= names
 
 
-def test_cli_refuses_unexportable(tmp_path, capsys):
+def test_cli_refuses_unexportable_mliap(tmp_path, capsys):
     from hybridpot.descriptors import SO3
     from hybridpot.models.polynomial import PolynomialModel
     from hybridpot.potential import HybridPotential
@@ -142,8 +148,9 @@ def test_cli_refuses_unexportable(tmp_path, capsys):
     model = save(HybridPotential(None, d, PolynomialModel(["Cu"], d.n_features)), tmp_path / "b.hybridpot.json")
     cell = tmp_path / "cell.extxyz"
     write(cell, bulk("Cu", "fcc", a=3.615, cubic=True).repeat(2))
-    assert main(["export", str(model), "--lammps", str(tmp_path / "deck")]) == 2
+    assert main(["export", str(model), "--lammps", str(tmp_path / "deck"), "--format", "mliap"]) == 2
     assert "cannot export to LAMMPS: only basis='lammps'" in capsys.readouterr().err
-    assert main(["md", str(model), str(cell), "--engine", "lammps", "--steps", "2"]) == 2
-    assert "cannot export to LAMMPS" in capsys.readouterr().err
     assert not (tmp_path / "deck").exists()
+    # the plugin (the default format, and the md engine) runs the Bessel basis
+    assert main(["md", str(model), str(cell), "--engine", "lammps", "--steps", "2"]) == 0
+    assert "lammps: nve 2 steps" in capsys.readouterr().out

@@ -167,23 +167,23 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
     atoms = _example(structure, elements)
     potential = copy.deepcopy(potential)  # writing the baseline re-points its file; keep the caller's intact
     outdir = Path(outdir)
-    texts: dict[str, tuple[Path, str]] = {}  # role -> (path, text), all made before anything is written
-    if format == "plugin":
-        texts["model"] = (outdir / f"{name}.hybridpot.lmp", plugin_model_text(potential))
-    else:
-        texts["descriptor"] = (outdir / f"{name}.mliap.descriptor", descriptor_text(potential.descriptor))
-        texts["model"] = (outdir / f"{name}.mliap.model", model_text(potential.model))
+    paths = {"model": outdir / f"{name}.hybridpot.lmp"} if format == "plugin" else {
+        "descriptor": outdir / f"{name}.mliap.descriptor", "model": outdir / f"{name}.mliap.model"}
     if potential.baseline is not None:
-        texts["baseline"] = (outdir / potential.baseline.file_name, potential.baseline.to_text())
-    previous = _deck_files(outdir, name, [p for p, _ in texts.values()])
+        potential.baseline.to_text()  # raises for parameters its file format cannot hold, before anything is written
+        paths["baseline"] = outdir / potential.baseline.file_name
+    previous = _deck_files(outdir, name, list(paths.values()))
     outdir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    for role, (path, text) in texts.items():
-        if role == "baseline":
-            potential.baseline.write(path)  # the baseline now refers to the exported file
-        else:
-            write_text_atomic(path, text)
-        files[role] = path
+    if potential.baseline is not None:
+        # first: the deck's model files describe the potential whose baseline is the exported file (several funcfl
+        # files become one setfl file, whose densities above the last knot follow setfl's rule)
+        files["baseline"] = potential.baseline.write(paths["baseline"])
+    if format == "plugin":
+        files["model"] = _write(paths["model"], plugin_model_text(potential))
+    else:
+        files["descriptor"] = _write(paths["descriptor"], descriptor_text(potential.descriptor))
+        files["model"] = _write(paths["model"], model_text(potential.model))
     lines = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format)
     header = f"# hybridpot export {name} ({format}): atom types {' '.join(elements)}\n"
     files["pair"] = _write(outdir / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
@@ -340,7 +340,8 @@ It evaluates exactly what hybridpot fitted (checked against hybridpot to 1e-10 r
 pass, per-atom energies and virials, `newton on` or `off`.
 
 `compute g all hpot/gamma` gives the per-atom extrapolation grade (D-optimality against the training data; > 1 means
-extrapolation) and its global maximum, e.g. `fix stop all halt 10 c_g > 5.0` stops a run that leaves the training
+extrapolation) and its global maximum: `variable gmax equal c_g` with `fix stop all halt 10 v_gmax > 5.0` stops a run that
+leaves the training
 data{' (this model has no active set: fit it with `hybridpot fit`)' if getattr(getattr(potential, 'uq_data', None), 'active_set', None) is None else ''};
 `compute s all hpot/gamma switch` gives the fallback factor of each atom.
 

@@ -117,7 +117,7 @@ def _descriptor_lines(d) -> list[str]:
 
 
 def _model_lines(model) -> list[str]:
-    from hybridpot.export.lammps import nn_layers
+    from hybridpot.export.mliap import nn_layers
 
     kind = _model_kind(model)
     T = len(model.elements)
@@ -193,7 +193,7 @@ def _baseline_lines(baseline, elements: list[str]) -> list[str]:
                       "z2r": spline_coefficients(baseline.z2r.detach().cpu()).numpy()[pair_rows]}
         lines = [f"baseline eam {baseline.nrho} {baseline.drho!r} {baseline.nr} {baseline.dr!r} {baseline.cutoff!r} "
                  f"{baseline.rhomax!r} {float(baseline.energy_scale.detach())!r}",
-                 f"# {baseline.source} ({baseline.style}): LAMMPS eam spline coefficients c3 c4 c5 c6 per interval"]
+                 f"# {baseline.file_name} ({baseline.style}): LAMMPS eam spline coefficients c3 c4 c5 c6 per interval"]
         for name, table in tables.items():
             lines.append(name)
             lines += _numbers(table)

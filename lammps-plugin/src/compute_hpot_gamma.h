@@ -4,7 +4,7 @@
 // set of the training descriptors: gamma <= 1 interpolation, > 1 extrapolation), the same number as
 // hybridpot's `potential.uncertainty(atoms)["gamma"]`; with `switch`, the fallback factor s in [0, 1]
 // by which the residual of each atom is scaled instead. The global scalar is the largest value over
-// the group, so `fix halt 10 all c_ID > 5.0` stops a run that extrapolates.
+// the group, so `variable g equal c_ID` and `fix halt 10 all v_g > 5.0` stop a run that extrapolates.
 #ifndef LMP_COMPUTE_HPOT_GAMMA_H
 #define LMP_COMPUTE_HPOT_GAMMA_H
 
