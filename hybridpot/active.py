@@ -39,6 +39,7 @@ set (``train.xyz``) and the final model (``model.hybridpot.json``) are written t
     every = 20                  # md: a candidate every `every` steps
     timestep = 1.0              # fs
     gamma_break = 10.0          # md: stop a run past this gamma
+    engine = "ase"              # md: "ase" (hybridpot's calculator) or "lammps" (pair_style hpot: larger, longer runs)
     rattle = 0.05               # perturb: displacement std, Angstrom
     strain = 0.02               # perturb: largest strain component
     count = 40                  # perturb: candidates per iteration
@@ -88,6 +89,7 @@ ACTIVE_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "every": ((int,), 20),
         "timestep": (_NUM, 1.0),
         "gamma_break": (_NUM, 10.0),
+        "engine": ((str,), "ase"),
         "rattle": (_NUM, 0.05),
         "strain": (_NUM, 0.02),
         "count": ((int,), 40),
@@ -150,6 +152,8 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
             if not p.is_file():
                 raise fail(source, f"[candidates] {key}: file not found: {p}")
             c[key] = p
+    if c["engine"] not in ("ase", "lammps"):
+        raise fail(source, f"[candidates] engine = {c['engine']!r}: expected 'ase' or 'lammps'")
     if c["source"] == "pool" and c["pool"] is None:
         raise fail(source, "[candidates] source = 'pool' needs pool = '...'")
     if not c["temperatures"] or not all(isinstance(t, _NUM) and not isinstance(t, bool) and t > 0 for t in c["temperatures"]):
@@ -240,12 +244,16 @@ def is_labelled(atoms: Atoms) -> bool:
 
 
 def md_candidates(potential, seeds: list[Atoms], temperatures: list[float], steps: int, every: int, timestep_fs: float,
-                  gamma_break: float, rng: np.random.Generator) -> list[Atoms]:
+                  gamma_break: float, rng: np.random.Generator, engine: str = "ase") -> list[Atoms]:
     """Snapshots of Langevin MD with ``potential`` from every seed at every temperature.
 
     A run stops at the first snapshot whose largest gamma exceeds ``gamma_break`` (that snapshot
-    is kept: beyond it the hybrid is unreliable) or when atoms overlap.
+    is kept: beyond it the hybrid is unreliable) or when atoms overlap. ``engine`` "ase" runs
+    hybridpot's calculator; "lammps" runs the exported model in LAMMPS (``pair_style hpot``, the
+    grade from ``compute hpot/gamma``; :func:`hybridpot.md.lammps_snapshots`).
     """
+    if engine == "lammps":
+        return _lammps_md_candidates(potential, seeds, temperatures, steps, every, timestep_fs, gamma_break, rng)
     from ase import units
     from ase.md.langevin import Langevin
 
@@ -271,6 +279,26 @@ def md_candidates(potential, seeds: list[Atoms], temperatures: list[float], step
                 out.append(snap)
                 if extrapolation_grades(potential, [snap])[0].max() > gamma_break:
                     break
+    return out
+
+
+def _lammps_md_candidates(potential, seeds: list[Atoms], temperatures: list[float], steps: int, every: int, timestep_fs: float,
+                          gamma_break: float, rng: np.random.Generator) -> list[Atoms]:
+    import tempfile
+
+    from hybridpot.export.lammps import export_lammps
+    from hybridpot.md import lammps_snapshots
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        deck = Path(tmp) / "deck"
+        export_lammps(potential, deck, name="md")  # once for all runs of this iteration
+        for seed_atoms in seeds:
+            for T in temperatures:
+                for k, (snap, _) in enumerate(lammps_snapshots(potential, seed_atoms, T, steps, every, timestep_fs, gamma_break,
+                                                               int(rng.integers(1 << 30)), deck=deck)):
+                    snap.info["candidate"] = f"lammps md T={T:g} K step {(k + 1) * every}"
+                    out.append(snap)
     return out
 
 
@@ -434,7 +462,8 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
         if c["source"] == "pool":
             candidates = pool
         elif c["source"] == "md":
-            candidates = md_candidates(potential, seeds, c["temperatures"], c["steps"], c["every"], c["timestep"], c["gamma_break"], rng)
+            candidates = md_candidates(potential, seeds, c["temperatures"], c["steps"], c["every"], c["timestep"], c["gamma_break"], rng,
+                                       engine=c["engine"])
         else:
             candidates = perturbed_candidates(seeds, c["count"], c["rattle"], c["strain"], rng)
         sel = select(potential, candidates, a["select"], a["criterion"], a["gamma_min"], rng)

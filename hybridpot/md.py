@@ -229,3 +229,66 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
     step = data[:, 0]
     return MDResult(step * timestep_fs / 1000.0, data[:, 1], data[:, 2], data[:, 1] + data[:, 2], len(atoms), steps, "lammps",
                     seconds, float(timestep_fs), ensemble, cpu)
+
+
+def lammps_snapshots(potential, atoms: Atoms, temperature: float, steps: int, every: int, timestep_fs: float,
+                     gamma_break: float, seed: int, deck: str | Path | None = None) -> list[tuple[Atoms, float]]:
+    """Langevin MD of ``potential`` in LAMMPS (``pair_style hpot``), a snapshot every ``every`` steps.
+
+    The run stops after the first snapshot whose largest extrapolation grade (``compute hpot/gamma``,
+    the same gamma as :func:`hybridpot.uq.extrapolation_grades`) exceeds ``gamma_break``. The
+    thermostat matches the ASE engine of :func:`hybridpot.active.md_candidates`: ``fix langevin``
+    with damping 50 fs (ASE friction 0.02 / fs) on ``fix nve``.
+
+    Args:
+        potential: a fitted HybridPotential with a MaxVol active set.
+        atoms: the starting structure; temperature: K; steps, every: MD steps in all and between
+            snapshots; timestep_fs: fs; gamma_break: stop past this grade; seed: velocities and noise.
+        deck: an exported plugin deck of ``potential`` (``export_lammps(potential, deck, name="md")``) to
+            reuse; default: export one into a temporary directory.
+
+    Returns:
+        [(snapshot, its largest gamma)], each snapshot in LAMMPS's frame (the cell rotated to a
+        lower-triangular matrix; a rigid rotation of the physical structure).
+    """
+    from hybridpot.export.lammps import deck_pair_lines, export_lammps
+    from hybridpot.lammps_run import create_system, new_lammps, set_masses
+
+    if not (isinstance(every, (int, np.integer)) and every >= 1 and steps >= every):
+        raise HybridpotError(f"lammps snapshots: need 1 <= every <= steps, got every = {every}, steps = {steps}")
+    elements = list(potential.elements)
+    with tempfile.TemporaryDirectory() as tmp:
+        if deck is None:
+            deck = Path(tmp) / "deck"
+            export_lammps(potential, deck, name="md", structure=atoms if all(atoms.pbc) and abs(atoms.cell.volume) > 1e-10 else None)
+        lmp = new_lammps()
+        out = []
+        try:
+            create_system(lmp, atoms, elements)
+            for line in deck_pair_lines(deck, "md", elements):
+                lmp.command(line)
+            set_masses(lmp, atoms, elements)
+            dt_ps = timestep_fs / 1000.0
+            lmp.command(f"timestep {dt_ps!r}")
+            lmp.command(f"velocity all create {float(temperature)!r} {int(seed) % 900000 + 1} mom yes rot no dist gaussian")
+            lmp.command("fix integrate all nve")
+            lmp.command(f"fix thermostat all langevin {float(temperature)!r} {float(temperature)!r} 0.05 {int(seed) % 900000 + 7}")
+            lmp.command("compute grade all hpot/gamma")
+            lmp.command("thermo_style custom step temp pe c_grade")
+            lmp.command("thermo 0")
+            n = len(atoms)
+            box = lmp.extract_box()
+            lo, hi, xy, yz, xz = np.array(box[0]), np.array(box[1]), box[2], box[3], box[4]
+            cell = np.array([[hi[0] - lo[0], 0.0, 0.0], [xy, hi[1] - lo[1], 0.0], [xz, yz, hi[2] - lo[2]]])
+            for _ in range(steps // every):
+                lmp.command(f"run {every} pre no post no")
+                ids = np.array(lmp.numpy.extract_atom("id")[:n])
+                x = np.array(lmp.numpy.extract_atom("x")[:n])[np.argsort(ids)] - lo
+                gamma = float(lmp.extract_compute("grade", 0, 0))  # global scalar: the largest grade
+                snap = Atoms(atoms.numbers, x, cell=cell, pbc=atoms.pbc)
+                out.append((snap, gamma))
+                if gamma > gamma_break:
+                    break
+        finally:
+            lmp.close()
+    return out

@@ -137,6 +137,25 @@ def test_md_candidates_stop_past_gamma_break(fitted_small):
     assert len(snaps) == 4 and all("md T=" in s.info["candidate"] for s in snaps)
 
 
+@pytest.mark.lammps
+def test_md_candidates_in_lammps(fitted_small, lammps_module):
+    """engine = "lammps": pair_style hpot runs the MD, compute hpot/gamma stops it; the grade LAMMPS reports for each
+    snapshot is hybridpot's gamma of that snapshot."""
+    from hybridpot.md import lammps_snapshots
+    from hybridpot.uq import extrapolation_grades
+
+    pytest.importorskip("hybridpot.lammps_plugin").check()
+    seeds = cells(1, 3)
+    runs = lammps_snapshots(fitted_small, seeds[0], 600.0, steps=30, every=10, timestep_fs=1.0, gamma_break=1e9, seed=4)
+    assert len(runs) == 3
+    for snap, gamma in runs:
+        assert gamma == pytest.approx(float(extrapolation_grades(fitted_small, [snap])[0].max()), rel=1e-10)
+    assert len(lammps_snapshots(fitted_small, seeds[0], 2000.0, 40, 10, 2.0, gamma_break=1e-3, seed=1)) == 1
+    snaps = md_candidates(fitted_small, seeds, [300.0, 600.0], steps=20, every=10, timestep_fs=1.0, gamma_break=1e9,
+                          rng=np.random.default_rng(0), engine="lammps")
+    assert len(snaps) == 4 and all("lammps md T=" in s.info["candidate"] for s in snaps)
+
+
 def test_pool_source_converges_when_nothing_is_new(tmp_path):
     write(tmp_path / "pool.xyz", cells(3, 0))  # the initial structures themselves
     path = write_config(tmp_path, iterations=3, source="pool", candidates_extra='pool = "pool.xyz"',
