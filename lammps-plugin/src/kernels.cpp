@@ -17,10 +17,11 @@ void RadialSpline::values(double r, double *g) const
   const int i = std::min(std::max(static_cast<int>(std::floor(s)), 0), n_intervals - 1);
   const double t = s - i;
   const double *c = coef.data() + size_t(i) * 6 * nq;
-  for (int q = 0; q < nq; ++q) {
-    double v = c[5 * nq + q];
-    for (int k = 4; k >= 0; --k) v = c[k * nq + q] + v * t;
-    g[q] = v;
+  // Horner's rule, the functions q in the inner loop (contiguous: vectorised)
+  for (int q = 0; q < nq; ++q) g[q] = c[5 * nq + q];
+  for (int k = 4; k >= 0; --k) {
+    const double *ck = c + k * nq;
+    for (int q = 0; q < nq; ++q) g[q] = ck[q] + g[q] * t;
   }
 }
 
@@ -31,14 +32,19 @@ void RadialSpline::values_and_derivatives(double r, double *g, double *dg) const
   const double t = s - i;
   const double *c = coef.data() + size_t(i) * 6 * nq;
   for (int q = 0; q < nq; ++q) {
-    double v = c[5 * nq + q];
-    double d = 5.0 * c[5 * nq + q];
-    for (int k = 4; k >= 1; --k) {
-      v = c[k * nq + q] + v * t;
-      d = k * c[k * nq + q] + d * t;
+    g[q] = c[5 * nq + q];
+    dg[q] = 5.0 * c[5 * nq + q];
+  }
+  for (int k = 4; k >= 1; --k) {
+    const double *ck = c + k * nq;
+    for (int q = 0; q < nq; ++q) {
+      g[q] = ck[q] + g[q] * t;
+      dg[q] = k * ck[q] + dg[q] * t;
     }
-    g[q] = c[q] + v * t;
-    dg[q] = d / h;
+  }
+  for (int q = 0; q < nq; ++q) {
+    g[q] = c[q] + g[q] * t;
+    dg[q] = dg[q] / h;
   }
 }
 
@@ -63,21 +69,30 @@ void SphericalHarmonics::init(int lmax_)
       double v = std::sqrt((2 * l + 1) / (4.0 * pi) * ratio);
       norm[l * (l + 1) / 2 + m] = m > 0 ? v * std::sqrt(2.0) : v;
     }
+  const int stride = lmax + 2;
+  rec_a.assign(stride * stride, 0.0);
+  rec_b.assign(stride * stride, 0.0);
+  for (int m = 0; m <= lmax; ++m)
+    for (int l = m + 2; l <= lmax; ++l) {
+      rec_a[l * stride + m] = double(2 * l - 1) / (l - m);
+      rec_b[l * stride + m] = double(l + m - 1) / (l - m);
+    }
 }
 
 namespace {
 
-// q[l * (lmax + 2) + m] for 0 <= m <= l + 1 (zero for m > l) at the unit vector's z; cs = [c_0.. | s_0..]
-void legendre_table(int lmax, double x, double y, double z, double *q, double *cs)
+// q[l * (lmax + 2) + m] for 0 <= m <= l (entries past the diagonal are not set: they are zero) at the unit
+// vector's z, with the recurrence coefficients a = (2l - 1) / (l - m), b = (l + m - 1) / (l - m) precomputed;
+// cs = [c_0 .. c_lmax | s_0 .. s_lmax]
+void legendre_table(int lmax, const double *rec_a, const double *rec_b, double x, double y, double z, double *q, double *cs)
 {
   const int stride = lmax + 2;
-  for (int k = 0; k < stride * stride; ++k) q[k] = 0.0;
   q[0] = 1.0;
   for (int m = 1; m <= lmax; ++m) q[m * stride + m] = (2 * m - 1) * q[(m - 1) * stride + (m - 1)];
   for (int m = 0; m < lmax; ++m) q[(m + 1) * stride + m] = (2 * m + 1) * z * q[m * stride + m];
   for (int m = 0; m <= lmax; ++m)
     for (int l = m + 2; l <= lmax; ++l)
-      q[l * stride + m] = ((2 * l - 1) * z * q[(l - 1) * stride + m] - (l + m - 1) * q[(l - 2) * stride + m]) / (l - m);
+      q[l * stride + m] = rec_a[l * stride + m] * z * q[(l - 1) * stride + m] - rec_b[l * stride + m] * q[(l - 2) * stride + m];
   double *c = cs, *s = cs + lmax + 1;
   c[0] = 1.0;
   s[0] = 0.0;
@@ -91,7 +106,7 @@ void legendre_table(int lmax, double x, double y, double z, double *q, double *c
 
 void SphericalHarmonics::values(const double u[3], double *Y, double *q, double *cs) const
 {
-  legendre_table(lmax, u[0], u[1], u[2], q, cs);
+  legendre_table(lmax, rec_a.data(), rec_b.data(), u[0], u[1], u[2], q, cs);
   const int stride = lmax + 2;
   const double *c = cs, *s = cs + lmax + 1;
   for (int l = 0; l <= lmax; ++l) {
@@ -111,7 +126,7 @@ void SphericalHarmonics::values_and_gradients(const double r[3], double rnorm, d
 {
   const double inv = 1.0 / rnorm;
   const double x = r[0] * inv, y = r[1] * inv, z = r[2] * inv;
-  legendre_table(lmax, x, y, z, q, cs);
+  legendre_table(lmax, rec_a.data(), rec_b.data(), x, y, z, q, cs);
   const int stride = lmax + 2, L2 = (lmax + 1) * (lmax + 1);
   const double *c = cs, *s = cs + lmax + 1;
   double *dx = dY, *dy = dY + L2, *dz = dY + 2 * L2;
@@ -124,7 +139,8 @@ void SphericalHarmonics::values_and_gradients(const double r[3], double rnorm, d
     // m = 0
     {
       const double v = n[0] * ql[0];
-      const double gx = -n[0] * x * qd[1], gy = -n[0] * y * qd[1], gz = n[0] * l * qd[0];
+      const double q1 = l >= 2 ? qd[1] : 0.0;    // q_{l-1}^1 (zero for l = 1)
+      const double gx = -n[0] * x * q1, gy = -n[0] * y * q1, gz = n[0] * l * qd[0];
       Y[centre] = v;
       dx[centre] = (gx - l * v * x) * inv;
       dy[centre] = (gy - l * v * y) * inv;
@@ -132,9 +148,11 @@ void SphericalHarmonics::values_and_gradients(const double r[3], double rnorm, d
     }
     for (int m = 1; m <= l; ++m) {
       const double a = n[m] * ql[m];                  // N q_l^m
-      const double ax = -n[m] * x * qd[m + 1];        // N dq/dx
-      const double ay = -n[m] * y * qd[m + 1];        // N dq/dy
-      const double az = n[m] * (l + m) * qd[m];       // N dq/dz
+      const double qup = m + 1 <= l - 1 ? qd[m + 1] : 0.0;    // q_{l-1}^{m+1}, zero past the diagonal
+      const double qm = m <= l - 1 ? qd[m] : 0.0;             // q_{l-1}^m
+      const double ax = -n[m] * x * qup;        // N dq/dx
+      const double ay = -n[m] * y * qup;        // N dq/dy
+      const double az = n[m] * (l + m) * qm;    // N dq/dz
       // cosine part (m > 0)
       double v = a * c[m];
       double gx = ax * c[m] + a * m * c[m - 1];
@@ -382,14 +400,15 @@ double Extrapolation::apply(int t, const double *B, double &energy, double *dEdB
 
 void EAM::lookup(const std::vector<double> &table, int row, int n, double x, double delta, double &value, double &slope)
 {
-  double p = x * (1.0 / delta) + 1.0;
+  const double inv = 1.0 / delta;
+  double p = x * inv + 1.0;
   int m = static_cast<int>(std::trunc(p));
   m = std::min(std::max(m, 1), n - 1);
   p -= m;
   p = std::min(p, 1.0);
   const double *c = table.data() + (size_t(row) * (n - 1) + (m - 1)) * 4;
   value = ((c[0] * p + c[1]) * p + c[2]) * p + c[3];
-  slope = (3.0 * c[0] / delta * p + 2.0 * c[1] / delta) * p + c[2] / delta;
+  slope = ((3.0 * c[0] * p + 2.0 * c[1]) * p + c[2]) * inv;
 }
 
 // ------------------------------------------------------------------ Tersoff

@@ -31,6 +31,7 @@ struct RadialSpline {
 struct SphericalHarmonics {
   int lmax = 0;
   std::vector<double> norm;    // N_lm for m >= 0 at l * (l + 1) / 2 + m (sqrt 2 included for m > 0)
+  std::vector<double> rec_a, rec_b;    // (2l - 1) / (l - m) and (l + m - 1) / (l - m) at l * (lmax + 2) + m
 
   void init(int lmax_);
   // Y[(lmax+1)^2] of the unit vector u; q and cs are scratch of size q_size() and 2 (lmax + 1)
@@ -66,6 +67,8 @@ struct Descriptor {
   int nmax = 0, lmax = 0, L = 0, L2 = 0, n_channels = 1, nu = 0;
   std::vector<double> weight;    // per element: weight as a neighbour
   std::vector<int> channel;      // per element: density channel as a neighbour
+  std::vector<int> l_of_lm;      // l of each (l, m) column
+  std::vector<double> parity;    // (-1)^l of each (l, m) column: Y_lm(-r) = (-1)^l Y_lm(r)
   RadialSpline spline;
   SphericalHarmonics ylm;
   Invariants invariants;

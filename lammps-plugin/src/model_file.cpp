@@ -118,6 +118,11 @@ void read_descriptor(Tokens &tk, ModelFile &mf)
   d.L = d.lmax + 1;
   d.L2 = d.L * d.L;
   d.nu = d.n_channels * d.nmax;
+  for (int l = 0; l <= d.lmax; ++l)
+    for (int m = -l; m <= l; ++m) {
+      d.l_of_lm.push_back(l);
+      d.parity.push_back(l % 2 ? -1.0 : 1.0);
+    }
   tk.expect("weights");
   tk.reals(d.weight, T, "neighbour weight");
   tk.expect("channel");

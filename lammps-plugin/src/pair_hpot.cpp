@@ -213,7 +213,7 @@ void PairHPot::gather(int i, double cutsq_all, Workspace &w) const
 }
 
 // pass 1 for local atom i: density, invariants, residual energy and D = dE/dc; EAM density and F'; returns E_i
-double PairHPot::first_pass(int i, Workspace &w, bool want_grades)
+double PairHPot::first_pass(int i, Workspace &w, bool want_grades, double *eam_entries)
 {
   const hybridpot::Descriptor &d = model.descriptor;
   const int ti = element_of_type[atom->type[i]];
@@ -254,14 +254,26 @@ double PairHPot::first_pass(int i, Workspace &w, bool want_grades)
   d.invariants.adjoint(c, w.dEdB.data(), D);
 
   if (eam_active()) {
+    // rho_i and the pair energy; the radial derivatives pass 2 needs are kept per entry (3 numbers)
     const hybridpot::EAM &e = model.eam;
     double rho = 0.0, pair = 0.0, value, slope;
-    for (const NeighborEntry &nb : w.nb) {
-      if (!(nb.d < e.cutoff)) continue;
+    for (size_t k = 0; k < w.nb.size(); ++k) {
+      const NeighborEntry &nb = w.nb[k];
+      double *keep = eam_entries + 3 * k;
+      if (!(nb.d < e.cutoff)) {
+        keep[0] = keep[1] = keep[2] = 0.0;
+        continue;
+      }
       hybridpot::EAM::lookup(e.rhor, nb.element, e.nr, nb.d, e.dr, value, slope);
       rho += value;
-      hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, value, slope);
-      pair += 0.5 * (value / nb.d);
+      keep[0] = slope;    // f'_{e(j)}(r): d rho_i / dr
+      if (nb.element != ti) hybridpot::EAM::lookup(e.rhor, ti, e.nr, nb.d, e.dr, value, slope);
+      keep[1] = slope;    // f'_{e(i)}(r): d rho_j / dr
+      double z, dz;
+      hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, z, dz);
+      const double phi = z / nb.d;
+      pair += 0.5 * phi;
+      keep[2] = (dz - phi) / nb.d;    // phi'(r)
     }
     hybridpot::EAM::lookup(e.frho, ti, e.nrho, rho, e.drho, value, slope);
     if (rho > e.rhomax) value += slope * (rho - e.rhomax);
@@ -286,7 +298,7 @@ double PairHPot::first_pass(int i, Workspace &w, bool want_grades)
 }
 
 // pass 2 for local atom i: its whole force from every pair (i, j) of its full list; adds the virial
-void PairHPot::second_pass(int i, Workspace &w, double *virial_sum)
+void PairHPot::second_pass(int i, Workspace &w, double *virial_sum, const double *eam_entries)
 {
   const hybridpot::Descriptor &d = model.descriptor;
   const int ti = element_of_type[atom->type[i]];
@@ -295,7 +307,8 @@ void PairHPot::second_pass(int i, Workspace &w, double *virial_sum)
   const double *Di_all = adjoint.data() + size_t(i) * n_adjoint;
   double fi[3] = {0.0, 0.0, 0.0};
   double *vatom_i = vflag_atom ? vatom[i] : nullptr;
-  for (const NeighborEntry &nb : w.nb) {
+  for (size_t k = 0; k < w.nb.size(); ++k) {
+    const NeighborEntry &nb = w.nb[k];
     double grad[3] = {0.0, 0.0, 0.0};
     const double u[3] = {nb.r[0] / nb.d, nb.r[1] / nb.d, nb.r[2] / nb.d};
     if (nb.d < d.rcut) {
@@ -305,47 +318,50 @@ void PairHPot::second_pass(int i, Workspace &w, double *virial_sum)
       const double *Di = Di_all + size_t(d.channel[nb.element]) * nmax * L2;
       const double *Dj = adjoint.data() + size_t(nb.index) * n_adjoint + size_t(d.channel[ti]) * nmax * L2;
       const double wj = d.weight[nb.element];
+      // H_lm = sum_n D_eff[n][lm] g_nl and H'_lm with g' (n outer, lm inner: contiguous rows of D)
+      double *h = w.h.data(), *dh = w.dh.data();
+      const int *lof = d.l_of_lm.data();
+      const double *sgn = d.parity.data();
+      {
+        const double *gn = w.g.data(), *dgn = w.dg.data();
+        for (int lm = 0; lm < L2; ++lm) {
+          const double deff = wj * Di[lm] + wi * sgn[lm] * Dj[lm];
+          h[lm] = deff * gn[lof[lm]];
+          dh[lm] = deff * dgn[lof[lm]];
+        }
+      }
+      for (int n = 1; n < nmax; ++n) {
+        const double *di = Di + n * L2, *dj = Dj + n * L2, *gn = w.g.data() + n * L, *dgn = w.dg.data() + n * L;
+        for (int lm = 0; lm < L2; ++lm) {
+          const double deff = wj * di[lm] + wi * sgn[lm] * dj[lm];
+          h[lm] += deff * gn[lof[lm]];
+          dh[lm] += deff * dgn[lof[lm]];
+        }
+      }
       double radial = 0.0, tx = 0.0, ty = 0.0, tz = 0.0;
       const double *dYx = w.dY.data(), *dYy = dYx + L2, *dYz = dYy + L2;
-      for (int l = 0; l < L; ++l) {
-        const double wjl = wj, wil = (l % 2) ? -wi : wi;
-        const double *gl = w.g.data() + l, *dgl = w.dg.data() + l;
-        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-          double h = 0.0, dh = 0.0;
-          for (int n = 0; n < nmax; ++n) {
-            const double deff = wjl * Di[n * L2 + lm] + wil * Dj[n * L2 + lm];
-            h += deff * gl[n * L];
-            dh += deff * dgl[n * L];
-          }
-          radial += dh * w.Y[lm];
-          tx += h * dYx[lm];
-          ty += h * dYy[lm];
-          tz += h * dYz[lm];
-        }
+      for (int lm = 0; lm < L2; ++lm) {
+        radial += dh[lm] * w.Y[lm];
+        tx += h[lm] * dYx[lm];
+        ty += h[lm] * dYy[lm];
+        tz += h[lm] * dYz[lm];
       }
       grad[0] = radial * u[0] + tx;
       grad[1] = radial * u[1] + ty;
       grad[2] = radial * u[2] + tz;
     }
     if (eam_active()) {
-      const hybridpot::EAM &e = model.eam;
-      if (nb.d < e.cutoff) {
-        double value, drho_j, drho_i, z, dz;
-        hybridpot::EAM::lookup(e.rhor, nb.element, e.nr, nb.d, e.dr, value, drho_j);
-        hybridpot::EAM::lookup(e.rhor, ti, e.nr, nb.d, e.dr, value, drho_i);
-        hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, z, dz);
-        const double phi = z / nb.d, dphi = (dz - phi) / nb.d;
-        const double s = e.scale * (embedding_slope[i] * drho_j + embedding_slope[nb.index] * drho_i + dphi);
-        grad[0] += s * u[0];
-        grad[1] += s * u[1];
-        grad[2] += s * u[2];
-      }
+      const double *keep = eam_entries + 3 * k;
+      const double s = model.eam.scale * (embedding_slope[i] * keep[0] + embedding_slope[nb.index] * keep[1] + keep[2]);
+      grad[0] += s * u[0];
+      grad[1] += s * u[1];
+      grad[2] += s * u[2];
     } else if (lj_active()) {
       const hybridpot::LennardJones &lj = model.lj;
-      const int k = ti * lj.n_elements + nb.element;
-      if (nb.d < lj.cutoff[k]) {
-        const double s6 = std::pow(lj.sigma[k] / nb.d, 6);
-        const double de = 4.0 * lj.epsilon[k] * (-12.0 * s6 * s6 + 6.0 * s6) / nb.d;
+      const int p = ti * lj.n_elements + nb.element;
+      if (nb.d < lj.cutoff[p]) {
+        const double s6 = std::pow(lj.sigma[p] / nb.d, 6);
+        const double de = 4.0 * lj.epsilon[p] * (-12.0 * s6 * s6 + 6.0 * s6) / nb.d;
         grad[0] += de * u[0];
         grad[1] += de * u[1];
         grad[2] += de * u[2];
@@ -485,6 +501,13 @@ void PairHPot::compute(int eflag, int vflag)
   const int *ilist = list->ilist;
   const double cutsq_all = cutoff * cutoff;
   double energy = 0.0, virial_sum[6] = {0, 0, 0, 0, 0, 0};
+  if (eam_active()) {    // room for the EAM numbers of every neighbour-list entry
+    entry_offset.resize(size_t(inum) + 1);
+    entry_offset[0] = 0;
+    for (int ii = 0; ii < inum; ++ii) entry_offset[ii + 1] = entry_offset[ii] + list->numneigh[ilist[ii]];
+    if (eam_pairs.size() < 3 * size_t(entry_offset[inum])) eam_pairs.resize(3 * size_t(entry_offset[inum]));
+  }
+  double *eam_base = eam_pairs.data();
 
   // pass 1: per-atom energies and adjoints of the local atoms
 #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : energy)
@@ -497,7 +520,7 @@ void PairHPot::compute(int eflag, int vflag)
     const int i = ilist[ii];
     if (element_of_type[atom->type[i]] < 0) continue;
     gather(i, cutsq_all, w);
-    const double e = first_pass(i, w, want_grades);
+    const double e = first_pass(i, w, want_grades, eam_active() ? eam_base + 3 * entry_offset[ii] : nullptr);
     energy += e;
     if (eflag_atom) eatom[i] += e;
   }
@@ -518,7 +541,7 @@ void PairHPot::compute(int eflag, int vflag)
     const int i = ilist[ii];
     if (element_of_type[atom->type[i]] < 0) continue;
     gather(i, cutsq_all, w);
-    second_pass(i, w, virial_sum);
+    second_pass(i, w, virial_sum, eam_active() ? eam_base + 3 * entry_offset[ii] : nullptr);
   }
   if (tersoff_active()) tersoff_pass(virial_sum, energy);
 
@@ -555,7 +578,8 @@ void PairHPot::unpack_forward_comm(int n, int first, double *buf)
 double PairHPot::memory_usage()
 {
   double bytes = Pair::memory_usage();
-  bytes += 8.0 * (adjoint.capacity() + embedding_slope.capacity() + gamma_atom.capacity() + switch_atom.capacity());
+  bytes += 8.0 * (adjoint.capacity() + embedding_slope.capacity() + gamma_atom.capacity() + switch_atom.capacity() +
+                  eam_pairs.capacity() + entry_offset.capacity());
   for (Workspace *w : work) bytes += 8.0 * (w->force.capacity() + w->energy.capacity() + w->virial.capacity());
   return bytes;
 }

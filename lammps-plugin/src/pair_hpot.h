@@ -65,6 +65,8 @@ class PairHPot : public Pair {
   std::vector<double> adjoint;        // D, [atom][n_adjoint], local and ghost atoms
   std::vector<double> embedding_slope;    // EAM F'(rho), local and ghost atoms
   std::vector<double> gamma_atom, switch_atom;
+  std::vector<double> eam_pairs;       // per neighbour entry of pass 1: f'_j(r), f'_i(r), phi'(r), reused by pass 2
+  std::vector<bigint> entry_offset;    // first entry of each local atom (ilist order) in eam_pairs
   bool grades_requested = false;
   bigint grades_step = -1;
   std::vector<Workspace *> work;
@@ -73,8 +75,8 @@ class PairHPot : public Pair {
   int n_threads() const;
   void ensure_work(int);
   void gather(int i, double cutsq, Workspace &w) const;
-  double first_pass(int i, Workspace &w, bool want_grades);
-  void second_pass(int i, Workspace &w, double *virial_sum);
+  double first_pass(int i, Workspace &w, bool want_grades, double *eam_entries);
+  void second_pass(int i, Workspace &w, double *virial_sum, const double *eam_entries);
   void tersoff_pass(double *virial_sum, double &energy_sum);
   bool eam_active() const { return use_baseline && model.baseline == hybridpot::ModelFile::EAM_BASELINE; }
   bool lj_active() const { return use_baseline && model.baseline == hybridpot::ModelFile::LJ_BASELINE; }
