@@ -76,7 +76,10 @@ LAMMPS's cubic-spline lookup of table `row` at `x` (distance in Angstrom or dens
     m = clamp(trunc(p), 1.0, Float64(n_knots - 1))
     p = min(p - m, 1.0)
     k = unsafe_trunc(Int, m)
-    @inbounds c3, c4, c5, c6 = coefficients[1, k, row], coefficients[2, k, row], coefficients[3, k, row], coefficients[4, k, row]
+    c3 = @inbounds coefficients[1, k, row]
+    c4 = @inbounds coefficients[2, k, row]
+    c5 = @inbounds coefficients[3, k, row]
+    c6 = @inbounds coefficients[4, k, row]
     value = ((c3 * p + c4) * p + c5) * p + c6
     slope = (3.0 * c3 / delta * p + 2.0 * c4 / delta) * p + c5 / delta
     return value, slope

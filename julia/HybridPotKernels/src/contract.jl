@@ -29,11 +29,11 @@ Everything [`so3_descriptors`](@ref) computed and [`so3_vjp`](@ref) needs again:
 [`PairBasis`](@ref), the [`PairIndex`](@ref), the inputs (`vectors`, `centers`, `channels`), the
 `spline`, the power `table` and `l_of` = [`angular_order`](@ref), all on one backend.
 """
-struct SO3Evaluation{T<:AbstractFloat,C<:AbstractArray{T,3},M<:AbstractMatrix{T},B<:PairBasis{T},I<:PairIndex,X<:AbstractMatrix{T},
+struct SO3Evaluation{T<:AbstractFloat,C<:AbstractArray{T,3},M<:AbstractMatrix{T},PB<:PairBasis{T},I<:PairIndex,X<:AbstractMatrix{T},
                      V<:AbstractVector,W<:AbstractVector,S<:RadialSpline{T},P<:PowerTable,L<:AbstractVector{Int32}}
     c::C
     B::M
-    basis::B
+    basis::PB
     index::I
     vectors::X
     centers::V
