@@ -22,7 +22,9 @@ environment to use as it is.
 
 Limits: power spectrum only (no bispectrum); first derivatives only (the backward pass is not
 differentiable again, so no training on forces with this backend); no pair form
-(``compute(..., gradients=True)``).
+(``compute(..., gradients=True)``); CPU only from Python (the GPU path is for Julia callers).
+juliacall warns when torch was imported first (hybridpot always imports torch first): its note
+says this "may cause a segfault"; not seen here, since nothing Julia can run here at all.
 """
 
 from __future__ import annotations
