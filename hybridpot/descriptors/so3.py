@@ -645,7 +645,11 @@ class SO3(torch.nn.Module):
         chunk_size: pairs processed at once (default: :func:`default_chunk_size`).
         compile: run the per-pair kernels through ``torch.compile`` (about 4x faster on CPU; the
             first evaluation per parameter set compiles for 10-30 s and needs a C++ compiler).
-            ``chunk_size`` and ``compile`` are execution options, not part of :meth:`to_dict`.
+        backend: "torch" (default) or "julia": the Julia kernels of ``julia/HybridPotKernels``
+            through juliacall (:mod:`hybridpot.backends.julia`; power spectrum, values and first
+            derivatives, no pair form). Raises :class:`~hybridpot.backends.julia.JuliaUnavailable`
+            naming what is missing where Julia, juliacall or the package is absent.
+            ``chunk_size``, ``compile`` and ``backend`` are execution options, not part of :meth:`to_dict`.
 
     Attributes:
         n_features: K, the number of columns.
@@ -667,8 +671,10 @@ class SO3(torch.nn.Module):
         element_channels: bool = False,
         chunk_size: int | None = None,
         compile: bool = False,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
+        self.backend = _check_backend(backend, kind, compile)
         self.radial_basis = radial_basis(basis, rcut, nmax, lmax, alpha)
         self.kind = kind
         self.elements = _check_elements(elements)
@@ -780,7 +786,10 @@ class SO3(torch.nn.Module):
         Computed from one direction of every pair (:meth:`PairGraph.one_direction`) with the
         reverse as the mirror (see :func:`so3_descriptors`): the same numbers as the full list
         (to rounding) for about half the work; pairs of the other direction get zero gradient.
+        With ``backend="julia"`` the full list goes to the Julia kernels (differentiable once).
         """
+        if self.backend == "julia":
+            return self._julia_features(graph, graph.vectors)
         half = graph.one_direction()
         i, j, types = graph.i[half], graph.j[half], self._types(graph)
         weights, channels = self._pair_inputs(graph, j, types)
@@ -791,9 +800,21 @@ class SO3(torch.nn.Module):
     def pair_form(self, graph: PairGraph, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B (N, K), dB (P, K, 3)) of the graph's atoms and pairs, dB in pair form (no autograd),
         written into ``out`` if given (see :func:`so3_descriptors`)."""
+        self._torch_only("pair-form derivatives (pair_form, compute(..., gradients=True))")
         weights, channels = self._pair_inputs(graph, graph.j)
         return so3_descriptors(graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants,
                                gradients=True, chunk_size=self.chunk_size, out=out, compiled=self.compiled)
+
+    def _julia_features(self, graph: PairGraph, vectors: torch.Tensor) -> torch.Tensor:
+        """(N, K) power spectrum of the full pair list by the Julia kernels (:mod:`hybridpot.backends.julia`)."""
+        from hybridpot.backends.julia import so3_power_spectrum  # lazy: imports juliacall on first use
+
+        weights, channels = self._pair_inputs(graph, graph.j)
+        return so3_power_spectrum(vectors, graph.i, weights, channels, graph.n_atoms, self.invariants.n_radial // self.nmax, self.radial)
+
+    def _torch_only(self, what: str) -> None:
+        if self.backend != "torch":
+            raise HybridpotError(f"{what} are not implemented in the {self.backend} backend; use SO3(..., backend='torch')")
 
     def compute(self, atoms: Atoms | Sequence[Atoms] | AtomicSystem, gradients: bool = False) -> np.ndarray | tuple[np.ndarray, PairGradients]:
         """Descriptors (and pair-form derivatives) of one or more structures, as numpy float64.
@@ -805,6 +826,11 @@ class SO3(torch.nn.Module):
         device = self._weight_table.device  # where the module lives (SO3.to("cuda") computes on the GPU)
         system = atoms if isinstance(atoms, AtomicSystem) else AtomicSystem.from_atoms(atoms, dtype=torch.float64, device=device)
         graph = build_graph(system, self.rcut)  # pairs ordered by centre: contiguous pair-form output
+        if gradients:
+            self._torch_only("pair-form derivatives (pair_form, compute(..., gradients=True))")
+        if self.backend == "julia":
+            with torch.no_grad():
+                return self._julia_features(graph, graph.vectors.detach()).cpu().double().numpy()
         weights, channels = self._pair_inputs(graph, graph.j)
         args = (graph.vectors.detach(), graph.i, weights, channels, graph.n_atoms, self.radial, self.invariants)
         if not gradients:
@@ -822,6 +848,21 @@ class SO3(torch.nn.Module):
             vectors=graph.vectors.detach().cpu().double().numpy(),
             structure=graph.batch[graph.i].cpu().numpy(),
         )
+
+
+def _check_backend(backend: str, kind: str, compile: bool) -> str:
+    """The backend name, checked; for "julia", that Julia can run here (without importing juliacall)."""
+    if backend not in ("torch", "julia"):
+        raise HybridpotError(f"unknown so3 backend {backend!r}; expected 'torch' or 'julia'")
+    if backend == "julia":
+        if kind != "power":
+            raise HybridpotError(f"the Julia backend computes the power spectrum only, not {kind!r}")
+        if compile:
+            raise HybridpotError("compile=True applies to the torch backend, not to backend='julia'")
+        from hybridpot.backends.julia import require_julia
+
+        require_julia()
+    return backend
 
 
 def _check_elements(elements: Sequence[str]) -> list[str]:
