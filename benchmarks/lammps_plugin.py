@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         export_lammps(demo, tmp / "mliap", name="b", format="mliap")
         mliap = deck_pair_lines(tmp / "mliap", "b", ["Cu"])
 
-        eam = [f"pair_style eam/alloy", f"pair_coeff * * {potentials / 'Cu_mishin1.eam.alloy'} Cu"]
+        eam = ["pair_style eam/alloy", f"pair_coeff * * {potentials / 'Cu_mishin1.eam.alloy'} Cu"]
         snap = ["pair_style snap", f"pair_coeff * * {potentials / 'Cu_Zuo_JPCA2020.snapcoeff'} {potentials / 'Cu_Zuo_JPCA2020.snapparam'} Cu"]
         cases = [("eam/alloy (Mishin Cu)", eam, 10 * args.steps, 1, None)]
         for label, potential in variants.items():

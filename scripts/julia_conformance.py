@@ -23,14 +23,13 @@ JSON conventions (also in the files' "conventions" key): an array is ``{"shape":
 ``reshape(data, reverse(shape)...)``, which reverses the axes (numpy (P, 3) -> Julia (3, P)); all
 indices are 0-based; floats are Python ``repr`` (shortest round-trip); units eV, Angstrom.
 
-The model files are written by :func:`write_model_file` below, a small writer of FORMAT.md made for
-these data: the project's writer ``hybridpot/export/plugin_file.py`` has not landed yet. When it
-does, this script should call it instead (and the regenerated files show whether the two agree).
+The model files are written by the project's writer of that format
+(:func:`hybridpot.export.plugin_file.plugin_model_text`, the file ``pair_style hpot`` reads), with a coarse
+radial table so that they stay small (the table is part of the model: hybridpot evaluates with the same one).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -44,8 +43,9 @@ from ase.build import bulk
 from hybridpot.descriptors import SO3, so3_descriptors
 from hybridpot.descriptors.invariants import PowerSpectrum
 from hybridpot.descriptors.spline import RadialSpline, quintic_hermite_coefficients
-from hybridpot.empirical.eam import EAM, spline_coefficients
+from hybridpot.empirical.eam import EAM
 from hybridpot.empirical.lj import LennardJones
+from hybridpot.export.plugin_file import plugin_model_text
 from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.neighbors import build_graph
@@ -228,74 +228,6 @@ def contract_case(descriptor: SO3, structures: list[tuple[str, Atoms]], rng: np.
 # ------------------------------------------------------------------------------ model files
 
 
-def _numbers(values: np.ndarray | torch.Tensor | Sequence[float], per_line: int = 6) -> list[str]:
-    flat = np.asarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values, dtype=np.float64).reshape(-1)
-    return [" ".join(repr(float(v)) for v in flat[k : k + per_line]) for k in range(0, len(flat), per_line)]
-
-
-def _model_lines(model: torch.nn.Module, n_features: int) -> list[str]:
-    if isinstance(model, PolynomialModel):
-        lines = [f"model {model.kind} {model.n_params}"]
-        for t, element in enumerate(model.elements):
-            lines += [f"# {element}"] + _numbers(model.coef[t])
-        return lines
-    if isinstance(model, NNModel):
-        lines = [f"model nn {len(model.hidden)} " + " ".join(str(h) for h in model.hidden) + f" {model.activation}"]
-        for t, element in enumerate(model.elements):
-            lines += [f"# {element}: shift", *_numbers(model.shift[t]), "# scale", *_numbers(model.scale[t])]
-            for k, layer in enumerate(m for m in model.nets[t] if isinstance(m, torch.nn.Linear)):
-                lines += [f"# layer {k}: weight ({layer.out_features} x {layer.in_features}), bias"]
-                lines += _numbers(layer.weight) + _numbers(layer.bias)
-        return lines
-    raise ValueError(f"no model-file writer here for {type(model).__name__}")
-
-
-def _baseline_lines(baseline: torch.nn.Module | None) -> list[str]:
-    if baseline is None:
-        return ["baseline none"]
-    if isinstance(baseline, EAM):
-        lines = [
-            f"baseline eam {baseline.nrho} {baseline.drho!r} {baseline.nr} {baseline.dr!r} {baseline.cutoff!r} "
-            f"{baseline.rhomax!r} {baseline.energy_scale.item()!r}"
-        ]
-        for name, table in (("frho", baseline.frho), ("rhor", baseline.rhor), ("z2r", baseline.z2r)):
-            lines += [name] + _numbers(spline_coefficients(table.detach()), per_line=4)
-        return lines
-    if isinstance(baseline, LennardJones):
-        lines = [f"baseline lj {int(baseline.shift)}"]
-        for k in range(len(baseline.pairs)):
-            lines.append(f"{baseline.epsilon[k].item()!r} {baseline.sigma[k].item()!r} {baseline.pair_cutoff[k].item()!r}")
-        return lines
-    raise ValueError(f"no model-file writer here for the baseline {type(baseline).__name__}")
-
-
-def write_model_file(potential: HybridPotential, spline: RadialSpline) -> str:
-    """``potential`` (with radial table ``spline``) as a ``hybridpot-lammps`` version 1 file (FORMAT.md)."""
-    descriptor = potential.descriptor
-    elements = list(descriptor.elements)
-    n_channels = descriptor.invariants.n_radial // descriptor.nmax
-    power = power_table(descriptor.invariants)
-    body = [
-        "# written by scripts/julia_conformance.py (conformance data of julia/HybridPotKernels)",
-        f"elements {len(elements)} " + " ".join(elements),
-        f"cutoff {potential.cutoff!r}",
-        f"descriptor so3 rcut {descriptor.rcut!r} nmax {descriptor.nmax} lmax {descriptor.lmax} channels {n_channels}",
-        "weights " + " ".join(repr(descriptor.weights[e]) for e in elements),
-        "channel " + " ".join(str(t if n_channels > 1 else 0) for t in range(len(elements))),
-        f"spline {spline.n_intervals} {spline.spacing!r}",
-        *_numbers(spline.coefficients),
-        f"invariants power {descriptor.n_features}",
-    ]
-    body += [f"{a} {b} {l} {norm!r}" for a, b, l, norm in zip(power["a"]["data"], power["b"]["data"], power["l"]["data"], power["norm"]["data"])]
-    body += _model_lines(potential.model, descriptor.n_features)
-    body += ["active_set none", "fallback none"]
-    body += _baseline_lines(potential.baseline)
-    body += ["end"]
-    text = "\n".join(body) + "\n"
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    return f"hybridpot-lammps {FORMAT_VERSION}\nsha256 {digest}\n{text}"
-
-
 def synthetic_eam(elements: Sequence[str], energy_scale: float = 1.0) -> EAM:
     """A small EAM on short tables (so the files stay small): f = A exp(-beta (r - 2.5)), F = -sqrt(rho)
     + c rho^2, Morse-like phi, all tapered to zero at 4.8 A; rhomax low enough that compressed
@@ -338,9 +270,8 @@ def model_structures(potential: HybridPotential, structures: list[tuple[str, Ato
 
 def model_case(name: str, potential: HybridPotential, structures: list[tuple[str, Atoms]]) -> tuple[dict[str, Any], str]:
     """(JSON record, model-file text) of one hybrid model; the descriptor gets a coarse table first."""
-    spline = coarse_spline(potential.descriptor)
-    potential.descriptor.radial = spline
-    text = write_model_file(potential, spline)
+    potential.descriptor.radial = coarse_spline(potential.descriptor)  # evaluated and exported with the same coarse table
+    text = plugin_model_text(potential)
     record = {
         "format": "hybridpot-julia-conformance",
         "version": FORMAT_VERSION,
