@@ -4,7 +4,7 @@
     hybridpot fit CONFIG.toml               fit as configured; writes model, report.json, parity plots
     hybridpot eval MODEL DATA               error table of a fitted model on any labelled data set
     hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (pair_style hpot or --format mliap; baseline, input, manifest)
-    hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--fallback LO HI --fallback-scope S]
+    hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--trajectory F] [--fallback LO HI]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
 """
 
@@ -54,8 +54,13 @@ def _md(args: argparse.Namespace) -> int:
         fb = potential.fallback
         print(f"fallback: {fb.measure} in [{fb.lower:g}, {fb.upper:g}], scope {fb.scope}")
     atoms = _read_structure(args.structure)
-    run = run_ase if args.engine == "ase" else run_lammps_md
-    result = run(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, log_every=args.log_every, seed=args.seed)
+    options = dict(log_every=args.log_every, seed=args.seed, progress=not args.quiet, trajectory=args.trajectory,
+                   trajectory_every=args.trajectory_every)
+    if args.engine == "lammps":
+        options["threads"] = args.threads or 1
+        result = run_lammps_md(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, **options)
+    else:
+        result = run_ase(potential, atoms, args.steps, args.temperature, args.timestep, args.ensemble, **options)
     print(result.summary())
     if args.json:
         import json
@@ -64,7 +69,9 @@ def _md(args: argparse.Namespace) -> int:
 
         write_text_atomic(args.json, json.dumps(result.to_dict(), indent=1))
         print(f"wrote {args.json}")
-    return 0
+    if result.trajectory:
+        print(f"wrote the trajectory to {result.trajectory}")
+    return 1 if result.stopped else 0
 
 
 def _set_fallback(potential, band: list[float] | None, scope: str | None) -> None:
@@ -91,12 +98,15 @@ def _active(args: argparse.Namespace) -> int:
 
 
 def _read_structure(path: str):
+    """A structure from any file ASE reads, LAMMPS data files (``*.data``, as `hybridpot export` writes them:
+    atom_style atomic, elements from the masses) included."""
     from ase.io import read
 
     if not Path(path).is_file():
         raise HybridpotError(f"{path}: structure file not found")
+    options = {"format": "lammps-data", "atom_style": "atomic"} if Path(path).suffix in (".data", ".lmpdat") else {}
     try:
-        return read(path)
+        return read(path, **options)
     except Exception as exc:
         raise HybridpotError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from exc
 
@@ -145,18 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("md", help="a quick MD run with LAMMPS or ASE")
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("structure", help="starting structure (anything ase.io.read takes)")
-    p.add_argument("--engine", choices=["lammps", "ase"], default="ase")
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--temperature", type=float, default=300.0, help="initial (and NVT) temperature, K")
-    p.add_argument("--timestep", type=float, default=1.0, help="fs")
-    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nve")
+    p.add_argument("--engine", choices=["lammps", "ase"], default="ase",
+                   help="ase: hybridpot's calculator; lammps: the exported model in LAMMPS (pair_style hpot, --threads N "
+                        "OpenMP threads) (default: ase)")
+    p.add_argument("--steps", type=int, default=1000, help="MD steps (default: 1000)")
+    p.add_argument("--temperature", type=float, default=300.0, help="initial (and NVT) temperature, K (default: 300)")
+    p.add_argument("--timestep", type=float, default=1.0, help="fs (default: 1)")
+    p.add_argument("--ensemble", choices=["nve", "nvt"], default="nve", help="(default: nve)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Maxwell-Boltzmann velocities (same start for both engines)")
-    p.add_argument("--log-every", type=int, default=1, help="record energies every this many steps")
-    p.add_argument("--json", help="write the energies along the run, drift and cost to this JSON file")
+    p.add_argument("--log-every", type=int, default=1, help="record energies, T and P every this many steps (default: 1)")
+    p.add_argument("--json", help="write the energies, temperature and pressure along the run, drift and cost to this JSON file")
+    p.add_argument("--trajectory", help="write frames to this extxyz file as the run goes")
+    p.add_argument("--trajectory-every", type=int, help="steps between frames (a multiple of --log-every; default --log-every)")
     p.add_argument("--fallback", nargs=2, type=float, metavar=("LOWER", "UPPER"),
-                   help="switch the residual off as the extrapolation grade crosses this band (ase engine; see hybridpot.uq)")
+                   help="switch the residual off as the extrapolation grade crosses this band (see hybridpot.uq; both engines, "
+                        "the lammps engine with the per-atom scope)")
     p.add_argument("--fallback-scope", choices=["atom", "structure"],
-                   help="per-atom switch, or one switch per structure (default: the model file's, else atom)")
+                   help="per-atom switch, or one switch per structure (ase engine only; default: the model file's, else atom)")
     p.set_defaults(func=_md)
     p = sub.add_parser("active", help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit")
     p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")

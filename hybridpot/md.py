@@ -38,19 +38,26 @@ ASE_VELOCITY_IN_A_PER_PS = 1000.0 * units.fs
 
 @dataclass
 class MDResult:
-    """Energies along a run and its cost.
+    """Energies, temperature and pressure along a run, its cost, and why it stopped early (if it did).
 
     Attributes:
         time_ps: (n,) times of the records, ps (0 first).
         potential, kinetic, total: (n,) energies, eV.
         n_atoms: atoms in the cell.
-        steps: MD steps run.
+        steps: MD steps asked for (``steps_done`` of them ran).
         engine: "ase" or "lammps".
         seconds: wall time of the integration loop (force evaluations included), s.
         timestep_fs: the timestep, fs.
         ensemble: "nve" or "nvt".
         cpu_seconds: CPU time of this process over the loop (all its threads), s; less sensitive
             than ``seconds`` to other processes sharing the cores.
+        temperature: (n,) K, from the kinetic energy with 3N - 3 degrees of freedom (both engines).
+        pressure: (n,) GPa, virial plus kinetic part (NaN without a cell).
+        conserved: (n,) eV, the quantity the integrator conserves: the total energy for NVE, plus the
+            thermostat's energy for NVT.
+        stopped: None for a complete run, else why the run stopped (step, time, what went wrong).
+        steps_done: steps actually integrated.
+        trajectory: the trajectory file written (extxyz), if any.
     """
 
     time_ps: np.ndarray
@@ -64,43 +71,71 @@ class MDResult:
     timestep_fs: float = 1.0
     ensemble: str = "nve"
     cpu_seconds: float = float("nan")
+    temperature: np.ndarray | None = None
+    pressure: np.ndarray | None = None
+    conserved: np.ndarray | None = None
+    stopped: str | None = None
+    steps_done: int | None = None
+    trajectory: str | None = None
 
     @property
     def drift_eV_atom_ps(self) -> float:
-        """Slope of the total energy per atom against time (least squares), eV/atom/ps."""
+        """Slope of the conserved quantity per atom against time (least squares), eV/atom/ps: the
+        total energy for NVE, the total plus the thermostat's energy for NVT."""
+        quantity = self.total if self.conserved is None else self.conserved
         if self.time_ps.size < 2:
             return float("nan")
-        return float(np.polyfit(self.time_ps, self.total / self.n_atoms, 1)[0])
+        return float(np.polyfit(self.time_ps, quantity / self.n_atoms, 1)[0])
 
     @property
     def max_deviation_eV_atom(self) -> float:
-        """max |E_total(t) - E_total(0)| per atom, eV."""
-        return float(np.max(np.abs(self.total - self.total[0])) / self.n_atoms)
+        """max |E(t) - E(0)| per atom of the conserved quantity, eV."""
+        quantity = self.total if self.conserved is None else self.conserved
+        if quantity.size == 0:
+            return float("nan")
+        return float(np.max(np.abs(quantity - quantity[0])) / self.n_atoms)
 
     @property
     def us_per_atom_step(self) -> float:
         """Wall time per atom and step, microseconds."""
-        return self.seconds / (max(self.steps, 1) * self.n_atoms) * 1e6
+        return self.seconds / (max(self.steps_done or self.steps, 1) * self.n_atoms) * 1e6
 
     @property
     def cpu_us_per_atom_step(self) -> float:
         """CPU time per atom and step, microseconds."""
-        return self.cpu_seconds / (max(self.steps, 1) * self.n_atoms) * 1e6
+        return self.cpu_seconds / (max(self.steps_done or self.steps, 1) * self.n_atoms) * 1e6
 
     def summary(self) -> str:
-        return (f"{self.engine}: {self.ensemble} {self.steps} steps x {self.timestep_fs:g} fs of {self.n_atoms} atoms, "
-                f"drift {self.drift_eV_atom_ps:.3e} eV/atom/ps, max |dE| {self.max_deviation_eV_atom:.3e} eV/atom, "
+        done = self.steps if self.steps_done is None else self.steps_done
+        conserved = "total energy" if self.ensemble == "nve" else "total + thermostat energy"
+        text = (f"{self.engine}: {self.ensemble} {done} steps x {self.timestep_fs:g} fs of {self.n_atoms} atoms, "
+                f"drift of the {conserved} {self.drift_eV_atom_ps:.3e} eV/atom/ps, max |dE| {self.max_deviation_eV_atom:.3e} eV/atom, "
                 f"{self.us_per_atom_step:.1f} us/atom-step")
+        if self.temperature is not None and self.temperature.size:
+            text += (f"; T mean {np.mean(self.temperature):.1f} K, final {self.temperature[-1]:.1f} K; "
+                     f"P mean {np.nanmean(self.pressure):.3f} GPa, final {self.pressure[-1]:.3f} GPa"
+                     if self.pressure is not None and np.isfinite(self.pressure).any() else
+                     f"; T mean {np.mean(self.temperature):.1f} K, final {self.temperature[-1]:.1f} K")
+        if self.stopped:
+            text += f"\nSTOPPED EARLY: {self.stopped}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON): settings, energies along the run and the derived numbers."""
+        def values(a):
+            return None if a is None else [float(x) for x in a]
+
         return {
             "engine": self.engine, "ensemble": self.ensemble, "n_atoms": self.n_atoms, "steps": self.steps,
+            "steps_done": self.steps if self.steps_done is None else self.steps_done, "stopped": self.stopped,
             "timestep_fs": self.timestep_fs, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds,
-            "drift_eV_atom_ps": self.drift_eV_atom_ps, "max_deviation_eV_atom": self.max_deviation_eV_atom,
+            "drift_eV_atom_ps": self.drift_eV_atom_ps, "drift_of": "total" if self.ensemble == "nve" else "total + thermostat",
+            "max_deviation_eV_atom": self.max_deviation_eV_atom,
             "us_per_atom_step": self.us_per_atom_step, "cpu_us_per_atom_step": self.cpu_us_per_atom_step,
             "time_ps": self.time_ps.tolist(), "potential_eV": self.potential.tolist(),
             "kinetic_eV": self.kinetic.tolist(), "total_eV": self.total.tolist(),
+            "temperature_K": values(self.temperature), "pressure_GPa": values(self.pressure),
+            "conserved_eV": values(self.conserved), "trajectory": self.trajectory,
         }
 
 
@@ -123,13 +158,17 @@ def initial_velocities(atoms: Atoms, temperature: float, seed: int) -> np.ndarra
     return v
 
 
-def _check(atoms: Atoms, steps: int, temperature: float, timestep_fs: float, ensemble: str, log_every: int) -> None:
+def _check(atoms: Atoms, steps: int, temperature: float, timestep_fs: float, ensemble: str, log_every: int,
+           trajectory_every: int | None = None) -> None:
     if ensemble not in ENSEMBLES:
         raise HybridpotError(f"ensemble {ensemble!r}: expected one of {', '.join(ENSEMBLES)}")
     if not (isinstance(steps, (int, np.integer)) and steps >= 1):
         raise HybridpotError(f"steps must be a positive integer, got {steps!r}")
     if not (isinstance(log_every, (int, np.integer)) and log_every >= 1):
         raise HybridpotError(f"log_every must be a positive integer, got {log_every!r}")
+    if trajectory_every is not None and not (isinstance(trajectory_every, (int, np.integer)) and trajectory_every >= 1
+                                             and trajectory_every % log_every == 0):
+        raise HybridpotError(f"trajectory_every must be a positive multiple of log_every ({log_every}), got {trajectory_every!r}")
     if not (np.isfinite(temperature) and temperature >= 0):
         raise HybridpotError(f"temperature must be >= 0 K, got {temperature!r}")
     if ensemble == "nvt" and temperature <= 0:
@@ -140,8 +179,68 @@ def _check(atoms: Atoms, steps: int, temperature: float, timestep_fs: float, ens
         raise HybridpotError("MD needs at least 2 atoms")
 
 
+class _Recorder:
+    """Records along a run (both engines), the progress bar, the trajectory file and the close-contact check."""
+
+    def __init__(self, atoms: Atoms, steps: int, timestep_fs: float, log_every: int, progress: bool,
+                 trajectory: str | Path | None, trajectory_every: int | None, engine: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.n, self.dt_ps, self.log_every = len(atoms), timestep_fs / 1000.0, log_every
+        self.volume = abs(atoms.cell.volume) if all(atoms.pbc) else float("nan")
+        self.rows: list[tuple[float, ...]] = []
+        self.trajectory = Path(trajectory) if trajectory is not None else None
+        self.trajectory_every = trajectory_every or log_every
+        if self.trajectory is not None:
+            self.trajectory.parent.mkdir(parents=True, exist_ok=True)
+            self.trajectory.write_text("")  # a new file; frames are appended as the run goes
+        self.bar = tqdm(total=steps, disable=not progress, unit="step", desc=f"md ({engine})", leave=True)
+
+    def temperature(self, kinetic: float) -> float:
+        return 2.0 * kinetic / ((3 * self.n - 3) * units.kB)
+
+    def record(self, step: int, potential: float, kinetic: float, pressure_GPa: float, conserved: float,
+               frame: Atoms | None = None) -> None:
+        self.rows.append((step * self.dt_ps, potential, kinetic, potential + kinetic, self.temperature(kinetic), pressure_GPa, conserved))
+        if frame is not None and self.trajectory is not None and step % self.trajectory_every == 0:
+            from ase.io import write
+
+            write(self.trajectory, frame, format="extxyz", append=True)
+        if step:
+            self.bar.update(self.log_every)
+        self.bar.set_postfix_str(f"t {step * self.dt_ps:.3f} ps, T {self.rows[-1][4]:.0f} K, E {potential + kinetic:.4f} eV, "
+                                 f"P {pressure_GPa:.2f} GPa", refresh=False)
+
+    def close_contact(self, atoms: Atoms, step: int, min_distance: float) -> str | None:
+        """Why the run must stop (two atoms closer than ``min_distance``), or None."""
+        from hybridpot.errors import StructureError
+        from hybridpot.neighbors import neighbor_list
+        from hybridpot.system import AtomicSystem
+
+        try:
+            neighbor_list(AtomicSystem.from_atoms(atoms), max(min_distance, 1e-3) * 1.0001, min_distance=min_distance)
+        except StructureError as exc:
+            return f"step {step} ({step * self.dt_ps:.4f} ps): {str(exc).replace('structure 0: ', '')}"
+        return None
+
+    def result(self, steps: int, engine: str, seconds: float, cpu: float, timestep_fs: float, ensemble: str,
+               stopped: str | None, steps_done: int) -> MDResult:
+        self.bar.close()
+        columns = list(zip(*self.rows)) if self.rows else [()] * 7  # a run stopped before its first record has none
+        t, pe, ke, tot, temp, press, cons = (np.array(c, dtype=np.float64) for c in columns)
+        return MDResult(t, pe, ke, tot, self.n, steps, engine, seconds, float(timestep_fs), ensemble, cpu, temp, press, cons,
+                        stopped, steps_done, str(self.trajectory) if self.trajectory is not None else None)
+
+
+#: eV/A^3 in GPa
+EV_A3_IN_GPA = 160.21766208
+#: a run stops when two atoms come closer than this, Angstrom
+STOP_DISTANCE = 0.5
+
+
 def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs: float = 1.0,
-            ensemble: str = "nve", log_every: int = 1, seed: int = 0) -> MDResult:
+            ensemble: str = "nve", log_every: int = 1, seed: int = 0, progress: bool = False,
+            trajectory: str | Path | None = None, trajectory_every: int | None = None) -> MDResult:
     """MD with hybridpot's calculator and ASE's integrators (see the module docstring).
 
     Args:
@@ -149,14 +248,19 @@ def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs
         atoms: the starting structure (not modified).
         steps: number of steps; temperature: initial (and NVT) temperature, K.
         timestep_fs: fs; ensemble: "nve" or "nvt"; log_every: record every this many steps;
-        seed: of the initial velocities.
+        seed: of the initial velocities; progress: show a progress bar (step, time, T, E, P);
+        trajectory: extxyz file to write frames to, every ``trajectory_every`` steps (a multiple of
+            ``log_every``; default ``log_every``).
+
+    The run stops early, with the reason in :attr:`MDResult.stopped` and what it has recorded,
+    when two atoms come closer than 0.5 A or the energy is not finite.
     """
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.verlet import VelocityVerlet
 
     from hybridpot.calculator import Calculator
 
-    _check(atoms, steps, temperature, timestep_fs, ensemble, log_every)
+    _check(atoms, steps, temperature, timestep_fs, ensemble, log_every, trajectory_every)
     atoms = atoms.copy()
     atoms.calc = Calculator(potential)
     atoms.set_velocities(initial_velocities(atoms, temperature, seed))
@@ -165,33 +269,52 @@ def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs
         dyn = VelocityVerlet(atoms, timestep=dt)
     else:
         dyn = NoseHooverChainNVT(atoms, timestep=dt, temperature_K=temperature, tdamp=NVT_DAMPING_STEPS * dt, tchain=NVT_CHAIN)
-    records = []
+    rec = _Recorder(atoms, steps, timestep_fs, log_every, progress, trajectory, trajectory_every, "ase")
+    periodic = all(atoms.pbc) and abs(atoms.cell.volume) > 1e-10
 
     def record() -> None:
-        records.append((dyn.nsteps * timestep_fs / 1000.0, atoms.get_potential_energy(), atoms.get_kinetic_energy()))
+        pe, ke = atoms.get_potential_energy(), atoms.get_kinetic_energy()
+        pressure = float("nan")
+        if periodic:
+            sigma = atoms.get_stress(voigt=False, include_ideal_gas=False)
+            pressure = (-np.trace(sigma) / 3.0 + 2.0 * ke / (3.0 * atoms.get_volume())) * EV_A3_IN_GPA
+        conserved = pe + ke if ensemble == "nve" else float(dyn.get_conserved_energy())
+        rec.record(dyn.nsteps, pe, ke, pressure, conserved, Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc))
 
-    dyn.attach(record, interval=log_every)
+    stopped = None
     t0, c0 = time.perf_counter(), time.process_time()
-    dyn.run(steps)
+    try:
+        record()
+        while dyn.nsteps < steps and stopped is None:
+            dyn.run(min(log_every, steps - dyn.nsteps))
+            record()
+            if not np.isfinite(rec.rows[-1][3]):
+                stopped = f"step {dyn.nsteps} ({dyn.nsteps * timestep_fs / 1000:.4f} ps): the energy is not finite"
+    except HybridpotError as exc:  # overlapping atoms (the neighbour list's check)
+        stopped = f"step {dyn.nsteps} ({dyn.nsteps * timestep_fs / 1000:.4f} ps): {str(exc).replace('structure 0: ', '')}"
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    t, pe, ke = map(np.array, zip(*records))
-    return MDResult(t, pe, ke, pe + ke, len(atoms), steps, "ase", seconds, float(timestep_fs), ensemble, cpu)
+    return rec.result(steps, "ase", seconds, cpu, timestep_fs, ensemble, stopped, int(dyn.nsteps))
 
 
 def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs: float = 1.0,
-                  ensemble: str = "nve", log_every: int = 1, seed: int = 0, workdir: str | Path | None = None) -> MDResult:
-    """MD of the exported model in LAMMPS (same start as :func:`run_ase`; see the module docstring).
+                  ensemble: str = "nve", log_every: int = 1, seed: int = 0, workdir: str | Path | None = None,
+                  progress: bool = False, trajectory: str | Path | None = None, trajectory_every: int | None = None,
+                  threads: int = 1) -> MDResult:
+    """MD of the exported model in LAMMPS (``pair_style hpot``; same start as :func:`run_ase`).
 
     Args:
-        potential: a HybridPotential LAMMPS can run (:func:`~hybridpot.export.lammps.check_exportable`).
-        workdir: where the deck and the energy log are written (default: a temporary directory,
-            removed afterwards).
-        Others as :func:`run_ase`.
+        potential: a HybridPotential the plugin can run (:func:`~hybridpot.export.lammps.check_exportable`).
+        workdir: where the deck is written (default: a temporary directory, removed afterwards).
+        threads: OpenMP threads of the plugin (``package omp``).
+        Others as :func:`run_ase`; frames of the trajectory are in the structure's own frame.
+
+    The run is integrated in pieces of ``log_every`` steps; it stops early, with the reason, when
+    LAMMPS fails (lost atoms, a non-finite energy) or two atoms come closer than 0.5 A.
     """
     from hybridpot.export.lammps import check_exportable, deck_pair_lines, export_lammps
     from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
 
-    _check(atoms, steps, temperature, timestep_fs, ensemble, log_every)
+    _check(atoms, steps, temperature, timestep_fs, ensemble, log_every, trajectory_every)
     check_exportable(potential)
     try:
         import_lammps()
@@ -199,14 +322,17 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
         raise HybridpotError(f"the lammps engine needs the LAMMPS Python module: {exc}") from exc
     elements = list(potential.elements)
     velocities = initial_velocities(atoms, temperature, seed) * ASE_VELOCITY_IN_A_PER_PS
+    rec = _Recorder(atoms, steps, timestep_fs, log_every, progress, trajectory, trajectory_every, "lammps")
+    periodic = all(atoms.pbc) and abs(atoms.cell.volume) > 1e-10
+    stopped, done = None, 0
     with tempfile.TemporaryDirectory() as tmp:
         deck = Path(workdir).resolve() if workdir is not None else Path(tmp)
-        structure = atoms if all(atoms.pbc) and abs(atoms.cell.volume) > 1e-10 else None
-        export_lammps(potential, deck, name="md", structure=structure)  # checks exportability; writes the files
-        log = deck / "md_energies.txt"
+        export_lammps(potential, deck, name="md", structure=atoms if periodic else None)
         lmp = new_lammps()
+        n = len(atoms)
         try:
-            create_system(lmp, atoms, elements, velocities=velocities)
+            lmp.command(f"package omp {int(threads)}")
+            rotation = create_system(lmp, atoms, elements, velocities=velocities)
             for line in deck_pair_lines(deck, "md", elements):
                 lmp.command(line)
             set_masses(lmp, atoms, elements)  # eam/alloy pair_coeff sets the setfl file's masses; use the structure's, as ASE does
@@ -217,18 +343,40 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
             else:
                 lmp.command(f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMPING_STEPS * dt_ps!r} tchain {NVT_CHAIN}")
                 lmp.command("compute_modify integrate_temp extra/dof 0")  # 3N degrees of freedom, as ASE's thermostat
-            lmp.command("thermo_style custom step pe ke")
+            lmp.command("thermo_style custom step pe ke press econserve")
             lmp.command("thermo 0")
-            lmp.command(f'fix record all print {log_every} "$(step) $(pe:%.17g) $(ke:%.17g)" file {log} screen no')
+            nktv2p = float(lmp.extract_global("nktv2p"))
+            cell = atoms.cell.array.copy()
+
+            def record(step: int) -> Atoms:
+                pe, ke = float(lmp.get_thermo("pe")), float(lmp.get_thermo("ke"))
+                pressure = float(lmp.get_thermo("press")) / nktv2p * EV_A3_IN_GPA if periodic else float("nan")
+                conserved = pe + ke if ensemble == "nve" else float(lmp.get_thermo("econserve"))
+                ids = np.array(lmp.numpy.extract_atom("id")[:n])
+                x = np.array(lmp.numpy.extract_atom("x")[:n])[np.argsort(ids)] @ rotation.T
+                frame = Atoms(atoms.numbers, x, cell=cell, pbc=atoms.pbc)
+                rec.record(step, pe, ke, pressure, conserved, frame)
+                return frame
+
             t0, c0 = time.perf_counter(), time.process_time()
-            lmp.command(f"run {steps}")
+            lmp.command("run 0")
+            stopped = rec.close_contact(record(0), 0, STOP_DISTANCE)
+            while done < steps and stopped is None:
+                chunk = min(log_every, steps - done)
+                try:
+                    lmp.command(f"run {chunk} pre no post no")
+                except Exception as exc:  # LAMMPS errors (lost atoms, a non-finite energy) arrive as plain Exceptions
+                    stopped = f"step ~{done + chunk} ({(done + chunk) * dt_ps:.4f} ps): LAMMPS stopped: {str(exc).splitlines()[0]}"
+                    break
+                done += chunk
+                frame = record(done)
+                stopped = rec.close_contact(frame, done, STOP_DISTANCE) if not stopped else stopped
+                if stopped is None and not np.isfinite(rec.rows[-1][3]):
+                    stopped = f"step {done} ({done * dt_ps:.4f} ps): the energy is not finite"
             seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         finally:
             lmp.close()
-        data = np.loadtxt(log, comments="#", ndmin=2)
-    step = data[:, 0]
-    return MDResult(step * timestep_fs / 1000.0, data[:, 1], data[:, 2], data[:, 1] + data[:, 2], len(atoms), steps, "lammps",
-                    seconds, float(timestep_fs), ensemble, cpu)
+    return rec.result(steps, "lammps", seconds, cpu, timestep_fs, ensemble, stopped, done)
 
 
 def lammps_snapshots(potential, atoms: Atoms, temperature: float, steps: int, every: int, timestep_fs: float,

@@ -154,3 +154,64 @@ def test_cli_refuses_unexportable_mliap(tmp_path, capsys):
     # the plugin (the default format, and the md engine) runs the Bessel basis
     assert main(["md", str(model), str(cell), "--engine", "lammps", "--steps", "2"]) == 0
     assert "lammps: nve 2 steps" in capsys.readouterr().out
+
+
+def test_temperature_pressure_and_trajectory(cu_hybrid, tmp_path):
+    """Both engines record T (3N - 3 degrees of freedom) and P (virial + kinetic); at step 0 they agree to the
+    unit-constant level; the trajectory holds a frame every `trajectory_every` steps, the first one the start."""
+    from ase.io import read
+
+    potential, atoms = cu_hybrid
+    runs = {}
+    for engine in (run_lammps_md, run_ase):
+        trajectory = tmp_path / f"{engine.__name__}.extxyz"
+        runs[engine.__name__] = r = engine(potential, atoms, 20, 600.0, log_every=5, seed=2, trajectory=trajectory, trajectory_every=10)
+        assert r.temperature[0] == pytest.approx(600.0, rel=1e-7) and r.stopped is None and r.steps_done == 20
+        frames = read(trajectory, index=":")
+        assert len(frames) == 3  # steps 0, 10, 20
+        d = frames[0].positions - atoms.positions
+        d -= np.round(d @ np.linalg.inv(atoms.cell.array)) @ atoms.cell.array  # the LAMMPS engine wraps atoms into its box
+        assert np.abs(d - d.mean(0)).max() < 1e-7  # extxyz keeps 8 decimals
+    a, b = runs["run_lammps_md"], runs["run_ase"]
+    print(f"P at step 0: lammps {a.pressure[0]:.6f}, ase {b.pressure[0]:.6f} GPa")
+    assert a.pressure[0] == pytest.approx(b.pressure[0], rel=1e-6)
+    np.testing.assert_allclose(a.temperature, b.temperature, rtol=1e-6)
+
+
+def test_nvt_conserved_quantity(cu_hybrid):
+    """For NVT the drift is that of the thermostat's conserved quantity, which moves far less than the total energy."""
+    potential, atoms = cu_hybrid
+    for engine in (run_lammps_md, run_ase):
+        r = engine(potential, atoms, 40, 300.0, ensemble="nvt", log_every=4, seed=1)
+        change_total = np.ptp(r.total)
+        change_conserved = np.ptp(r.conserved)
+        print(f"{engine.__name__}: NVT total moves {change_total:.2e} eV, conserved {change_conserved:.2e} eV")
+        assert change_conserved < 0.05 * change_total, (change_conserved, change_total)
+        assert "total + thermostat energy" in r.summary()
+
+
+def test_md_stops_cleanly(cu_hybrid, tmp_path):
+    """Two atoms 0.45 A apart: each engine stops with the step and the two atoms, and the CLI writes what it has."""
+    potential, atoms = cu_hybrid
+    close = atoms.copy()
+    close.positions[1] = close.positions[0] + [0.45, 0.0, 0.0]
+    r = run_ase(potential, close, 10, 300.0, seed=1)
+    assert r.stopped.startswith("step 0 (0.0000 ps): atoms 0 and 1 are 0.4500 A apart"), r.stopped
+    r = run_lammps_md(potential, close, 10, 300.0, seed=1)
+    assert r.stopped.startswith("step 0 (0.0000 ps): atoms 0 and 1 are 0.4500 A apart"), r.stopped
+    model = save(potential, tmp_path / "cu.hybridpot.json")
+    cell = tmp_path / "close.extxyz"
+    write(cell, close)
+    out = tmp_path / "run.json"
+    assert main(["-q", "md", str(model), str(cell), "--steps", "5", "--json", str(out), "--trajectory", str(tmp_path / "t.extxyz")]) == 1
+    record = json.loads(out.read_text())
+    assert "atoms 0 and 1 are 0.4500 A apart" in record["stopped"] and record["steps_done"] == 0
+
+
+def test_md_reads_exported_data_files(cu_hybrid, tmp_path, capsys):
+    """`hybridpot md` starts from the LAMMPS data file that `hybridpot export` writes."""
+    potential, atoms = cu_hybrid
+    model = save(potential, tmp_path / "cu.hybridpot.json")
+    assert main(["export", str(model), "--lammps", str(tmp_path / "deck"), "--name", "cu"]) == 0
+    assert main(["-q", "md", str(model), str(tmp_path / "deck" / "cu.data"), "--steps", "2"]) == 0
+    assert "ase: nve 2 steps x 1 fs of 108 atoms" in capsys.readouterr().out
