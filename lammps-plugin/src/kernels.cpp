@@ -1,61 +1,11 @@
-// Per-atom math of the hybrid: see model.h. Each function mirrors the hybridpot Python code named in
-// its comment, operation for operation where the order of floating-point operations matters little
-// (agreement is checked to 1e-10 relative against hybridpot by the plugin's tests).
+// Host-side parts of the model: table set-up, the views of kernels.h, and the Tersoff baseline (host
+// only: its bond order couples three atoms and its forces go to the neighbours).
 #include "model.h"
 
 #include <algorithm>
 #include <cmath>
 
 namespace hybridpot {
-
-// ------------------------------------------------------------------ radial spline
-// hybridpot.descriptors.spline.RadialSpline.forward: s = r / h, i = clamp(floor(s), 0, n - 1), t = s - i
-
-void RadialSpline::values(double r, double *g) const
-{
-  const double s = r / h;
-  const int i = std::min(std::max(static_cast<int>(std::floor(s)), 0), n_intervals - 1);
-  const double t = s - i;
-  const double *c = coef.data() + size_t(i) * 6 * nq;
-  // Horner's rule, the functions q in the inner loop (contiguous: vectorised)
-  for (int q = 0; q < nq; ++q) g[q] = c[5 * nq + q];
-  for (int k = 4; k >= 0; --k) {
-    const double *ck = c + k * nq;
-    for (int q = 0; q < nq; ++q) g[q] = ck[q] + g[q] * t;
-  }
-}
-
-void RadialSpline::values_and_derivatives(double r, double *g, double *dg) const
-{
-  const double s = r / h;
-  const int i = std::min(std::max(static_cast<int>(std::floor(s)), 0), n_intervals - 1);
-  const double t = s - i;
-  const double *c = coef.data() + size_t(i) * 6 * nq;
-  for (int q = 0; q < nq; ++q) {
-    g[q] = c[5 * nq + q];
-    dg[q] = 5.0 * c[5 * nq + q];
-  }
-  for (int k = 4; k >= 1; --k) {
-    const double *ck = c + k * nq;
-    for (int q = 0; q < nq; ++q) {
-      g[q] = ck[q] + g[q] * t;
-      dg[q] = k * ck[q] + dg[q] * t;
-    }
-  }
-  for (int q = 0; q < nq; ++q) {
-    g[q] = c[q] + g[q] * t;
-    dg[q] = dg[q] / h;
-  }
-}
-
-// ------------------------------------------------------------------ spherical harmonics
-// Solid harmonics R_lm = N_lm q_l^|m| {c_m | 1 | s_|m|} with (x + i y)^m = c_m + i s_m and
-// q_l^m = r^(l-m) d^m P_l / dt^m (z / r), the Legendre polynomial's m-th derivative (no Condon-Shortley
-// phase). Recurrences: q_m^m = (2m - 1)!!, q_{m+1}^m = (2m + 1) z q_m^m,
-// (l - m) q_l^m = (2l - 1) z q_{l-1}^m - (l + m - 1) r^2 q_{l-2}^m. Gradients of the homogeneous
-// polynomials: dq_l^m/dx = -x q_{l-1}^{m+1}, dq_l^m/dy = -y q_{l-1}^{m+1}, dq_l^m/dz = (l + m) q_{l-1}^m,
-// dc_m/dx = m c_{m-1}, dc_m/dy = -m s_{m-1}, ds_m/dx = m s_{m-1}, ds_m/dy = m c_{m-1}.
-// On the unit sphere Y = R(u), and dY/dr = (grad R(u) - l Y u) / |r|.
 
 void SphericalHarmonics::init(int lmax_)
 {
@@ -66,7 +16,7 @@ void SphericalHarmonics::init(int lmax_)
     for (int m = 0; m <= l; ++m) {
       double ratio = 1.0;    // (l - m)! / (l + m)!
       for (int k = l - m + 1; k <= l + m; ++k) ratio /= k;
-      double v = std::sqrt((2 * l + 1) / (4.0 * pi) * ratio);
+      const double v = std::sqrt((2 * l + 1) / (4.0 * pi) * ratio);
       norm[l * (l + 1) / 2 + m] = m > 0 ? v * std::sqrt(2.0) : v;
     }
   const int stride = lmax + 2;
@@ -79,336 +29,78 @@ void SphericalHarmonics::init(int lmax_)
     }
 }
 
-namespace {
-
-// q[l * (lmax + 2) + m] for 0 <= m <= l (entries past the diagonal are not set: they are zero) at the unit
-// vector's z, with the recurrence coefficients a = (2l - 1) / (l - m), b = (l + m - 1) / (l - m) precomputed;
-// cs = [c_0 .. c_lmax | s_0 .. s_lmax]
-void legendre_table(int lmax, const double *rec_a, const double *rec_b, double x, double y, double z, double *q, double *cs)
+InvariantsView Invariants::view() const
 {
-  const int stride = lmax + 2;
-  q[0] = 1.0;
-  for (int m = 1; m <= lmax; ++m) q[m * stride + m] = (2 * m - 1) * q[(m - 1) * stride + (m - 1)];
-  for (int m = 0; m < lmax; ++m) q[(m + 1) * stride + m] = (2 * m + 1) * z * q[m * stride + m];
-  for (int m = 0; m <= lmax; ++m)
-    for (int l = m + 2; l <= lmax; ++l)
-      q[l * stride + m] = rec_a[l * stride + m] * z * q[(l - 1) * stride + m] - rec_b[l * stride + m] * q[(l - 2) * stride + m];
-  double *c = cs, *s = cs + lmax + 1;
-  c[0] = 1.0;
-  s[0] = 0.0;
-  for (int m = 1; m <= lmax; ++m) {
-    c[m] = x * c[m - 1] - y * s[m - 1];
-    s[m] = x * s[m - 1] + y * c[m - 1];
-  }
+  InvariantsView v;
+  v.bispectrum = bispectrum ? 1 : 0;
+  v.n_features = n_features;
+  v.L2 = L2;
+  v.a = a.data();
+  v.b = b.data();
+  v.l = l.data();
+  v.norm = norm.data();
+  v.t_of = t_of.data();
+  v.t_l1 = t_l1.data();
+  v.t_l2 = t_l2.data();
+  v.t_l = t_l.data();
+  v.entry_start = entry_start.data();
+  v.entry_m = entry_m.data();
+  v.entry_value = entry_value.data();
+  return v;
 }
 
-}    // namespace
-
-void SphericalHarmonics::values(const double u[3], double *Y, double *q, double *cs) const
+DescriptorView Descriptor::view() const
 {
-  legendre_table(lmax, rec_a.data(), rec_b.data(), u[0], u[1], u[2], q, cs);
-  const int stride = lmax + 2;
-  const double *c = cs, *s = cs + lmax + 1;
-  for (int l = 0; l <= lmax; ++l) {
-    const int centre = l * l + l;
-    const double *n = norm.data() + l * (l + 1) / 2;
-    Y[centre] = n[0] * q[l * stride];
-    for (int m = 1; m <= l; ++m) {
-      const double nq = n[m] * q[l * stride + m];
-      Y[centre + m] = nq * c[m];
-      Y[centre - m] = nq * s[m];
-    }
-  }
+  DescriptorView v;
+  v.rcut = rcut;
+  v.nmax = nmax;
+  v.L = L;
+  v.L2 = L2;
+  v.nu = nu;
+  v.weight = weight.data();
+  v.channel = channel.data();
+  v.l_of_lm = l_of_lm.data();
+  v.parity = parity.data();
+  v.spline = spline.view();
+  v.ylm = ylm.view();
+  v.invariants = invariants.view();
+  return v;
 }
 
-void SphericalHarmonics::values_and_gradients(const double r[3], double rnorm, double *Y, double *dY, double *q,
-                                              double *cs) const
+void Model::finalize()
 {
-  const double inv = 1.0 / rnorm;
-  const double x = r[0] * inv, y = r[1] * inv, z = r[2] * inv;
-  legendre_table(lmax, rec_a.data(), rec_b.data(), x, y, z, q, cs);
-  const int stride = lmax + 2, L2 = (lmax + 1) * (lmax + 1);
-  const double *c = cs, *s = cs + lmax + 1;
-  double *dx = dY, *dy = dY + L2, *dz = dY + 2 * L2;
-  Y[0] = norm[0];
-  dx[0] = dy[0] = dz[0] = 0.0;
-  for (int l = 1; l <= lmax; ++l) {
-    const int centre = l * l + l;
-    const double *n = norm.data() + l * (l + 1) / 2;
-    const double *ql = q + l * stride, *qd = q + (l - 1) * stride;    // q_l^m and q_{l-1}^m
-    // m = 0
-    {
-      const double v = n[0] * ql[0];
-      const double q1 = l >= 2 ? qd[1] : 0.0;    // q_{l-1}^1 (zero for l = 1)
-      const double gx = -n[0] * x * q1, gy = -n[0] * y * q1, gz = n[0] * l * qd[0];
-      Y[centre] = v;
-      dx[centre] = (gx - l * v * x) * inv;
-      dy[centre] = (gy - l * v * y) * inv;
-      dz[centre] = (gz - l * v * z) * inv;
-    }
-    for (int m = 1; m <= l; ++m) {
-      const double a = n[m] * ql[m];                  // N q_l^m
-      const double qup = m + 1 <= l - 1 ? qd[m + 1] : 0.0;    // q_{l-1}^{m+1}, zero past the diagonal
-      const double qm = m <= l - 1 ? qd[m] : 0.0;             // q_{l-1}^m
-      const double ax = -n[m] * x * qup;        // N dq/dx
-      const double ay = -n[m] * y * qup;        // N dq/dy
-      const double az = n[m] * (l + m) * qm;    // N dq/dz
-      // cosine part (m > 0)
-      double v = a * c[m];
-      double gx = ax * c[m] + a * m * c[m - 1];
-      double gy = ay * c[m] - a * m * s[m - 1];
-      double gz = az * c[m];
-      Y[centre + m] = v;
-      dx[centre + m] = (gx - l * v * x) * inv;
-      dy[centre + m] = (gy - l * v * y) * inv;
-      dz[centre + m] = (gz - l * v * z) * inv;
-      // sine part (m < 0)
-      v = a * s[m];
-      gx = ax * s[m] + a * m * s[m - 1];
-      gy = ay * s[m] + a * m * c[m - 1];
-      gz = az * s[m];
-      Y[centre - m] = v;
-      dx[centre - m] = (gx - l * v * x) * inv;
-      dy[centre - m] = (gy - l * v * y) * inv;
-      dz[centre - m] = (gz - l * v * z) * inv;
-    }
-  }
-}
-
-// ------------------------------------------------------------------ invariants
-// hybridpot.descriptors.invariants: PowerSpectrum and Bispectrum (their forward and adjoints)
-
-void Invariants::features(const double *c, double *B) const
-{
-  if (kind == POWER) {
-    for (int k = 0; k < n_features; ++k) {
-      const double *ca = c + a[k] * L2 + l[k] * l[k], *cb = c + b[k] * L2 + l[k] * l[k];
-      double sum = 0.0;
-      for (int m = 0; m < 2 * l[k] + 1; ++m) sum += ca[m] * cb[m];
-      B[k] = norm[k] * sum;
-    }
-    return;
-  }
-  for (int k = 0; k < n_features; ++k) {
-    const int t = t_of[k];
-    const double *c1 = c + b[k] * L2 + t_l1[t] * t_l1[t], *c2 = c + b[k] * L2 + t_l2[t] * t_l2[t];
-    const double *c3 = c + a[k] * L2 + t_l[t] * t_l[t];
-    double sum = 0.0;
-    for (const Entry &e : t_entries[t]) sum += e.value * c1[e.m1] * c2[e.m2] * c3[e.m];
-    B[k] = sum;
-  }
-}
-
-void Invariants::adjoint(const double *c, const double *dEdB, double *D) const
-{
-  if (kind == POWER) {
-    for (int k = 0; k < n_features; ++k) {
-      const double f = dEdB[k] * norm[k];
-      const int off = l[k] * l[k], width = 2 * l[k] + 1;
-      const double *ca = c + a[k] * L2 + off, *cb = c + b[k] * L2 + off;
-      double *da = D + a[k] * L2 + off, *db = D + b[k] * L2 + off;
-      for (int m = 0; m < width; ++m) {
-        da[m] += f * cb[m];
-        db[m] += f * ca[m];
-      }
-    }
-    return;
-  }
-  for (int k = 0; k < n_features; ++k) {
-    const double f = dEdB[k];
-    if (f == 0.0) continue;
-    const int t = t_of[k];
-    const int o1 = b[k] * L2 + t_l1[t] * t_l1[t], o2 = b[k] * L2 + t_l2[t] * t_l2[t], o3 = a[k] * L2 + t_l[t] * t_l[t];
-    for (const Entry &e : t_entries[t]) {
-      const double v = f * e.value;
-      const double x1 = c[o1 + e.m1], x2 = c[o2 + e.m2], x3 = c[o3 + e.m];
-      D[o1 + e.m1] += v * x2 * x3;
-      D[o2 + e.m2] += v * x1 * x3;
-      D[o3 + e.m] += v * x1 * x2;
-    }
-  }
-}
-
-// ------------------------------------------------------------------ models
-// hybridpot.models.polynomial.PolynomialModel, hybridpot.models.nn.NNModel, hybridpot.models.committee
-
-int Model::work_size() const
-{
-  if (kind == NN) return 2 * (offsets.back() + widths.back());    // node values and their gradients
-  if (kind == COMMITTEE) {
+  member_views.clear();
+  if (kind == MODEL_NN) {
+    work = 2 * (node_offsets.back() + widths.back());    // node values and their gradients
+  } else if (kind == MODEL_COMMITTEE) {
     int most = 0;
-    for (const Model &m : members) most = std::max(most, m.work_size());
-    return most + n_features;
-  }
-  return 0;
-}
-
-namespace {
-
-inline double activate(Model::Activation a, double x)
-{
-  switch (a) {
-    case Model::TANH: return std::tanh(x);
-    case Model::SIGMOID: return 1.0 / (1.0 + std::exp(-x));
-    case Model::RELU: return x > 0.0 ? x : 0.0;
-    default: return x;
+    for (Model &m : members) {
+      m.finalize();
+      most = std::max(most, m.work);
+    }
+    work = most + n_features;
+    for (const Model &m : members) member_views.push_back(m.view());
+  } else {
+    work = 0;
   }
 }
 
-// derivative from the activation's input x and output y
-inline double activate_derivative(Model::Activation a, double x, double y)
+ModelView Model::view() const
 {
-  switch (a) {
-    case Model::TANH: return 1.0 - y * y;
-    case Model::SIGMOID: return y * (1.0 - y);
-    case Model::RELU: return x > 0.0 ? 1.0 : 0.0;
-    default: return 1.0;
-  }
-}
-
-}    // namespace
-
-double Model::energy(int t, const double *B, double *dEdB, double *work) const
-{
-  const int K = n_features;
-  if (kind == LINEAR || kind == QUADRATIC) {
-    const double *w = coef.data() + size_t(t) * n_params;
-    double e = w[0];
-    for (int k = 0; k < K; ++k) {
-      e += w[1 + k] * B[k];
-      dEdB[k] = w[1 + k];
-    }
-    if (kind == QUADRATIC) {
-      const double *q = w + 1 + K;
-      for (int k = 0; k < K; ++k) {
-        const double bk = B[k];
-        e += 0.5 * q[0] * bk * bk;
-        double grad = q[0] * bk;
-        for (int j = k + 1; j < K; ++j) {
-          e += q[j - k] * bk * B[j];
-          grad += q[j - k] * B[j];
-          dEdB[j] += q[j - k] * bk;
-        }
-        dEdB[k] += grad;
-        q += K - k;
-      }
-    }
-    return e;
-  }
-  if (kind == COMMITTEE) {
-    double *member_grad = work, *rest = work + K;
-    for (int k = 0; k < K; ++k) dEdB[k] = 0.0;
-    double e = 0.0;
-    for (const Model &m : members) {
-      e += m.energy(t, B, member_grad, rest);
-      for (int k = 0; k < K; ++k) dEdB[k] += member_grad[k];
-    }
-    const double inv = 1.0 / members.size();
-    for (int k = 0; k < K; ++k) dEdB[k] *= inv;
-    return e * inv;
-  }
-  // NN: forward, keeping every layer's pre-activations (in g) and outputs (in y), then back-propagation
-  const int n_layers = static_cast<int>(widths.size());
-  const int total = offsets[n_layers] + widths[n_layers - 1];
-  double *y = work, *g = work + total;    // node values by group (the standardised input first), gradients
-  const double *sh = shift[t].data(), *sc = scale[t].data();
-  for (int k = 0; k < K; ++k) y[k] = (B[k] - sh[k]) / sc[k];
-  for (int layer = 0; layer < n_layers; ++layer) {
-    const int in_off = offsets[layer], in_width = layer == 0 ? K : widths[layer - 1];
-    const int out_off = offsets[layer + 1], out_width = widths[layer];
-    const double *Wl = W[t][layer].data(), *bl = bias[t][layer].data();
-    const bool last = layer == n_layers - 1;
-    for (int o = 0; o < out_width; ++o) {
-      double s = bl[o];
-      const double *row = Wl + size_t(o) * in_width;
-      for (int i = 0; i < in_width; ++i) s += row[i] * y[in_off + i];
-      g[out_off + o] = s;    // the pre-activation, until the backward pass overwrites it
-      y[out_off + o] = last ? s : activate(activation, s);
-    }
-  }
-  const int in_off = offsets[n_layers];
-  const double e = y[in_off];
-  // backward: g[group] becomes dE/d(pre-activation) of that group's nodes (dE/dx for the input)
-  g[in_off] = 1.0;
-  for (int layer = n_layers - 1; layer >= 0; --layer) {
-    const int out_off = offsets[layer + 1], out_width = widths[layer];
-    const int prev_off = offsets[layer], prev_width = layer == 0 ? K : widths[layer - 1];
-    const double *Wl = W[t][layer].data();
-    for (int i = 0; i < prev_width; ++i) {
-      double s = 0.0;
-      for (int o = 0; o < out_width; ++o) s += Wl[size_t(o) * prev_width + i] * g[out_off + o];
-      if (layer > 0) s *= activate_derivative(activation, g[prev_off + i], y[prev_off + i]);
-      g[prev_off + i] = s;
-    }
-  }
-  for (int k = 0; k < K; ++k) dEdB[k] = g[k] / sc[k];
-  return e;
-}
-
-// ------------------------------------------------------------------ extrapolation grade, fallback
-// hybridpot.uq.ActiveSet.grade and hybridpot.uq.Fallback (scope "atom", measure "gamma")
-
-double Extrapolation::gamma(int t, const double *B, double *work) const
-{
-  const double *inv_t = inv.data() + size_t(t) * M * M;
-  double *c = work;
-  for (int k = 0; k < M; ++k) c[k] = inv_t[k];    // x_0 = 1
-  for (int j = 1; j < M; ++j) {
-    const double xj = B[j - 1];
-    const double *row = inv_t + size_t(j) * M;
-    for (int k = 0; k < M; ++k) c[k] += xj * row[k];
-  }
-  double largest = 0.0;
-  for (int k = 0; k < M; ++k) largest = std::max(largest, std::fabs(c[k]));
-  return largest;
-}
-
-double Extrapolation::apply(int t, const double *B, double &energy, double *dEdB, double &gamma_out, double *work) const
-{
-  double *c = work;
-  gamma_out = gamma(t, B, c);
-  const double m = gamma_out > 1e-300 ? gamma_out : 1e-300;
-  double sum = 0.0;
-  for (int k = 0; k < M; ++k) sum += std::pow(c[k] / m, p);
-  const double g = m * std::pow(sum, 1.0 / p);
-  const double width = upper - lower;
-  const double u_raw = (g - lower) / width;
-  const double u = std::min(std::max(u_raw, 0.0), 1.0);
-  const double s = 1.0 - u * u * u * (10.0 - 15.0 * u + 6.0 * u * u);
-  const double ref = reference[t];
-  const double delta = energy - ref;
-  // dE/dB = s dE_ML/dB + (E_ML - e_t) ds/du du/dg dg/dB, dg/dc_k = (c_k / g)^(p - 1), dc_k/dB_j = A^-1[j + 1][k]
-  const double dsdg = (u_raw > 0.0 && u_raw < 1.0) ? -30.0 * u * u * (1.0 - u) * (1.0 - u) / width : 0.0;
-  const double *inv_t = inv.data() + size_t(t) * M * M;
-  for (int j = 0; j < M - 1; ++j) dEdB[j] *= s;
-  if (dsdg != 0.0 && g > 0.0) {
-    const double f = delta * dsdg;
-    for (int k = 0; k < M; ++k) c[k] = f * std::pow(c[k] / g, p - 1);
-    for (int j = 1; j < M; ++j) {
-      const double *row = inv_t + size_t(j) * M;
-      double sum_k = 0.0;
-      for (int k = 0; k < M; ++k) sum_k += row[k] * c[k];
-      dEdB[j - 1] += sum_k;
-    }
-  }
-  energy = ref + s * delta;
-  return s;
-}
-
-// ------------------------------------------------------------------ EAM spline
-// hybridpot.empirical.eam.spline_lookup (LAMMPS's eam interpolation; slope also past the last knot)
-
-void EAM::lookup(const std::vector<double> &table, int row, int n, double x, double delta, double &value, double &slope)
-{
-  const double inv = 1.0 / delta;
-  double p = x * inv + 1.0;
-  int m = static_cast<int>(std::trunc(p));
-  m = std::min(std::max(m, 1), n - 1);
-  p -= m;
-  p = std::min(p, 1.0);
-  const double *c = table.data() + (size_t(row) * (n - 1) + (m - 1)) * 4;
-  value = ((c[0] * p + c[1]) * p + c[2]) * p + c[3];
-  slope = ((3.0 * c[0] * p + 2.0 * c[1]) * p + c[2]) * inv;
+  ModelView v;
+  v.kind = kind;
+  v.n_features = n_features;
+  v.block = block;
+  v.coef = coef.data();
+  v.activation = activation;
+  v.n_layers = static_cast<int>(widths.size());
+  v.widths = widths.data();
+  v.node_offsets = node_offsets.data();
+  v.param_offsets = param_offsets.data();
+  v.work = work;
+  v.n_members = static_cast<int>(member_views.size());
+  v.members = member_views.data();
+  return v;
 }
 
 // ------------------------------------------------------------------ Tersoff

@@ -1,7 +1,5 @@
-// The fitted hybrid as read from a hybridpot-lammps model file (FORMAT.md), and the per-atom math that
-// evaluates it: radial spline tables, real spherical harmonics, density coefficients, invariants
-// (power spectrum, bispectrum) and their adjoints, per-element models (linear, quadratic, nn,
-// committee), the extrapolation grade and fallback switch, and the EAM / LJ / Tersoff baselines.
+// The fitted hybrid as read from a hybridpot-lammps model file (FORMAT.md): the tables (std::vector
+// owners) and their views for the math of kernels.h, plus the host-only Tersoff baseline.
 //
 // Nothing here depends on LAMMPS: pair_hpot.cpp feeds it neighbour vectors and collects
 // energies and pair-vector gradients. Units: eV and Angstrom. Conventions (shared with hybridpot's
@@ -10,56 +8,37 @@
 #ifndef HYBRIDPOT_MODEL_H
 #define HYBRIDPOT_MODEL_H
 
+#include "kernels.h"
+
 #include <string>
 #include <vector>
 
 namespace hybridpot {
 
-// ------------------------------------------------------------------ descriptor parts
+// The owners of the tables (std::vector); kernels.h holds the math, on views of these tables.
 
-// Quintic Hermite table of g_nl(r) on [0, rcut]: coef[interval][k][n * (lmax + 1) + l], k = 0..5.
 struct RadialSpline {
   int n_intervals = 0, nmax = 0, lmax = 0, nq = 0;    // nq = nmax * (lmax + 1)
   double h = 0.0, rcut = 0.0;
-  std::vector<double> coef;
-
-  void values(double r, double *g) const;                             // g[nq]
-  void values_and_derivatives(double r, double *g, double *dg) const;  // g[nq], dg/dr[nq] (1/A)
+  std::vector<double> coef;                          // [interval][k = 0..5][n (lmax + 1) + l]
+  SplineView view() const { return {coef.data(), n_intervals, nq, h}; }
 };
 
-// Real orthonormal spherical harmonics Y_lm (no Condon-Shortley phase), index l*l + l + m.
 struct SphericalHarmonics {
   int lmax = 0;
-  std::vector<double> norm;    // N_lm for m >= 0 at l * (l + 1) / 2 + m (sqrt 2 included for m > 0)
-  std::vector<double> rec_a, rec_b;    // (2l - 1) / (l - m) and (l + m - 1) / (l - m) at l * (lmax + 2) + m
-
+  std::vector<double> norm, rec_a, rec_b;    // see YlmView
   void init(int lmax_);
-  // Y[(lmax+1)^2] of the unit vector u; q and cs are scratch of size q_size() and 2 (lmax + 1)
-  void values(const double u[3], double *Y, double *q, double *cs) const;
-  // Y and dY/dr (dY[a * L2 + lm], 1/A) of the vector r with |r| = rnorm
-  void values_and_gradients(const double r[3], double rnorm, double *Y, double *dY, double *q, double *cs) const;
-  int q_size() const { return (lmax + 2) * (lmax + 2); }
+  YlmView view() const { return {lmax, norm.data(), rec_a.data(), rec_b.data()}; }
 };
 
-// Rotation invariants of the density c[nu][lm] (nu = channels * nmax radial channels, L2 = (lmax+1)^2 columns).
 struct Invariants {
-  enum Kind { POWER, BISPECTRUM } kind = POWER;
+  bool bispectrum = false;
   int n_features = 0, nu = 0, lmax = 0, L2 = 0;
-  // power spectrum: B_k = norm_k sum_m c[a_k][l_k, m] c[b_k][l_k, m]
-  std::vector<int> a, b, l;
-  std::vector<double> norm;
-  // bispectrum: triples t = (l1, l2, l) with their non-zero CG entries; B_k = sum T c[b][l1] c[b][l2] c[a][l]
-  struct Entry {
-    int m1, m2, m;    // column offsets inside the l1, l2 and l blocks
-    double value;
-  };
-  std::vector<int> t_l1, t_l2, t_l;
-  std::vector<std::vector<Entry>> t_entries;
-  std::vector<int> t_of;    // triple of each feature (a, b as above)
-
-  void features(const double *c, double *B) const;
-  // D[nu * L2] += dE/dc given dE/dB (D must be zeroed by the caller)
-  void adjoint(const double *c, const double *dEdB, double *D) const;
+  std::vector<int> a, b, l;             // channels (and l, power spectrum) of each feature
+  std::vector<double> norm;             // power spectrum
+  std::vector<int> t_of, t_l1, t_l2, t_l, entry_start, entry_m;    // bispectrum (see InvariantsView)
+  std::vector<double> entry_value;
+  InvariantsView view() const;
 };
 
 struct Descriptor {
@@ -74,28 +53,22 @@ struct Descriptor {
   Invariants invariants;
 
   int n_coefficients() const { return nu * L2; }
+  DescriptorView view() const;
 };
-
-// ------------------------------------------------------------------ models
 
 struct Model {
-  enum Kind { LINEAR, QUADRATIC, NN, COMMITTEE } kind = LINEAR;
-  int n_elements = 0, n_features = 0, n_params = 0;
-  std::vector<double> coef;    // linear/quadratic: [element][n_params]
-  // nn: widths of the hidden layers and the activation; per element shift, scale, then per layer W (out x in), b
-  enum Activation { TANH, SIGMOID, RELU, IDENTITY } activation = TANH;
-  std::vector<int> widths;                            // hidden widths then 1 (the output node)
-  std::vector<int> offsets;                           // start of each node group (input first) in the work arrays
-  std::vector<std::vector<double>> shift, scale;     // [element][K]
-  std::vector<std::vector<std::vector<double>>> W, bias;    // [element][layer][...]
-  std::vector<Model> members;    // committee
+  int kind = MODEL_LINEAR, n_elements = 0, n_features = 0, block = 0;
+  std::vector<double> coef;    // [element][block]: the coefficient row, or nn: shift, scale, per layer W then b
+  int activation = ACT_TANH;
+  std::vector<int> widths, node_offsets, param_offsets;    // nn (see ModelView)
+  std::vector<Model> members;                               // committee
+  std::vector<ModelView> member_views;                      // committee: views of the members (set by finalize)
+  int work = 0;                                             // scratch doubles of one evaluation (set by finalize)
 
-  // per-atom energy E (eV) of element t and dE/dB into dEdB[K]; work: scratch of size work_size()
-  double energy(int t, const double *B, double *dEdB, double *work) const;
-  int work_size() const;
+  void finalize();    // after reading: scratch size and the members' views
+  ModelView view() const;
 };
 
-// D-optimality grade and the fallback switch of hybridpot.uq (atom scope, measure gamma).
 struct Extrapolation {
   int M = 0;                   // K + 1; 0 when the model file has no active set
   std::vector<double> inv;     // per element: A^-1 (M x M, row-major)
@@ -103,24 +76,14 @@ struct Extrapolation {
   int p = 16;
   double lower = 1.0, upper = 2.0;
   std::vector<double> reference;    // per element, eV
-
-  // gamma = max_k |(x A^-1)_k| of x = [1, B]; work: M numbers
-  double gamma(int t, const double *B, double *work) const;
-  // E_ML -> e_t + s (E_ML - e_t) with its gradient; returns s; gamma_out receives the grade
-  double apply(int t, const double *B, double &energy, double *dEdB, double &gamma_out, double *work) const;
+  ExtrapolationView view() const { return {M, inv.data(), fallback ? 1 : 0, p, lower, upper, reference.data()}; }
 };
-
-// ------------------------------------------------------------------ baselines
 
 struct EAM {
   int n_elements = 0, nrho = 0, nr = 0;
   double drho = 0, dr = 0, cutoff = 0, rhomax = 0, scale = 1.0;
   std::vector<double> frho, rhor, z2r;    // [row][interval][c3 c4 c5 c6]
-
-  // LAMMPS eam spline at x of row `row` of `table` (n knots spaced delta): value and slope
-  static void lookup(const std::vector<double> &table, int row, int n, double x, double delta, double &value,
-                     double &slope);
-  int pair_row(int a, int b) const { return a >= b ? a * (a + 1) / 2 + b : b * (b + 1) / 2 + a; }
+  EAMView view() const { return {nrho, nr, drho, dr, cutoff, rhomax, scale, frho.data(), rhor.data(), z2r.data()}; }
 };
 
 struct LennardJones {
@@ -128,6 +91,7 @@ struct LennardJones {
   bool shift = false;
   std::vector<double> epsilon, sigma, cutoff;    // [a * T + b], symmetric
   double max_cutoff = 0.0;
+  LJView view() const { return {n_elements, shift ? 1 : 0, epsilon.data(), sigma.data(), cutoff.data()}; }
 };
 
 struct Tersoff {

@@ -154,7 +154,7 @@ void read_descriptor(Tokens &tk, ModelFile &mf)
   if (inv.n_features < 1) tk.fail("no features");
   const int K = inv.n_features;
   if (kind == "power") {
-    inv.kind = Invariants::POWER;
+    inv.bispectrum = false;
     inv.a.resize(K);
     inv.b.resize(K);
     inv.l.resize(K);
@@ -168,8 +168,9 @@ void read_descriptor(Tokens &tk, ModelFile &mf)
         tk.fail("power spectrum feature out of range");
     }
   } else if (kind == "bispectrum") {
-    inv.kind = Invariants::BISPECTRUM;
+    inv.bispectrum = true;
     const int NT = static_cast<int>(tk.integer("number of triples"));
+    inv.entry_start.push_back(0);
     for (int t = 0; t < NT; ++t) {
       tk.expect("triple");
       const int l1 = static_cast<int>(tk.integer("l1")), l2 = static_cast<int>(tk.integer("l2"));
@@ -178,14 +179,15 @@ void read_descriptor(Tokens &tk, ModelFile &mf)
       inv.t_l1.push_back(l1);
       inv.t_l2.push_back(l2);
       inv.t_l.push_back(l);
-      std::vector<Invariants::Entry> entries;
       for (int m1 = 0; m1 < 2 * l1 + 1; ++m1)
         for (int m2 = 0; m2 < 2 * l2 + 1; ++m2)
           for (int m = 0; m < 2 * l + 1; ++m) {
             const double v = tk.real("Clebsch-Gordan coefficient");
-            if (v != 0.0) entries.push_back({m1, m2, m, v});
+            if (v == 0.0) continue;    // the tensor is sparse: keep its non-zero entries
+            inv.entry_m.insert(inv.entry_m.end(), {m1, m2, m});
+            inv.entry_value.push_back(v);
           }
-      inv.t_entries.push_back(entries);
+      inv.entry_start.push_back(static_cast<int>(inv.entry_value.size()));
     }
     inv.a.resize(K);
     inv.b.resize(K);
@@ -209,13 +211,13 @@ void read_model(Tokens &tk, Model &m, int T, int K)
   m.n_elements = T;
   m.n_features = K;
   if (kind == "linear" || kind == "quadratic") {
-    m.kind = kind == "linear" ? Model::LINEAR : Model::QUADRATIC;
-    m.n_params = static_cast<int>(tk.integer("parameters per element"));
-    const int expected = 1 + K + (m.kind == Model::QUADRATIC ? K * (K + 1) / 2 : 0);
-    if (m.n_params != expected) tk.fail("wrong number of parameters per element for a " + kind + " model");
-    tk.reals(m.coef, size_t(T) * m.n_params, "model coefficient");
+    m.kind = kind == "linear" ? MODEL_LINEAR : MODEL_QUADRATIC;
+    m.block = static_cast<int>(tk.integer("parameters per element"));
+    const int expected = 1 + K + (m.kind == MODEL_QUADRATIC ? K * (K + 1) / 2 : 0);
+    if (m.block != expected) tk.fail("wrong number of parameters per element for a " + kind + " model");
+    tk.reals(m.coef, size_t(T) * m.block, "model coefficient");
   } else if (kind == "nn") {
-    m.kind = Model::NN;
+    m.kind = MODEL_NN;
     const int n_hidden = static_cast<int>(tk.integer("number of hidden layers"));
     if (n_hidden < 0 || n_hidden > 100) tk.fail("bad number of hidden layers");
     m.widths.clear();
@@ -225,40 +227,36 @@ void read_model(Tokens &tk, Model &m, int T, int K)
     }
     m.widths.push_back(1);
     const std::string act = tk.next("activation");
-    if (act == "tanh") m.activation = Model::TANH;
-    else if (act == "sigmoid") m.activation = Model::SIGMOID;
-    else if (act == "relu") m.activation = Model::RELU;
-    else if (act == "linear") m.activation = Model::IDENTITY;
+    if (act == "tanh") m.activation = ACT_TANH;
+    else if (act == "sigmoid") m.activation = ACT_SIGMOID;
+    else if (act == "relu") m.activation = ACT_RELU;
+    else if (act == "linear") m.activation = ACT_LINEAR;
     else tk.fail("unknown activation '" + act + "'");
-    m.offsets.assign(m.widths.size() + 1, 0);
-    m.offsets[1] = K;
-    for (size_t layer = 1; layer < m.widths.size(); ++layer) m.offsets[layer + 1] = m.offsets[layer] + m.widths[layer - 1];
-    m.shift.resize(T);
-    m.scale.resize(T);
-    m.W.assign(T, {});
-    m.bias.assign(T, {});
-    for (int t = 0; t < T; ++t) {
-      tk.reals(m.shift[t], K, "input shift");
-      tk.reals(m.scale[t], K, "input scale");
-      for (double s : m.scale[t])
-        if (s == 0.0) tk.fail("zero input scale");
-      int in = K;
-      for (int out : m.widths) {
-        m.W[t].emplace_back();
-        m.bias[t].emplace_back();
-        tk.reals(m.W[t].back(), size_t(out) * in, "weight");
-        tk.reals(m.bias[t].back(), out, "bias");
-        in = out;
-      }
+    // node groups (the input first) and, per element, shift K, scale K, then per layer W (out x in) and b
+    const int nl = static_cast<int>(m.widths.size());
+    m.node_offsets.assign(nl + 1, 0);
+    m.node_offsets[1] = K;
+    for (int layer = 1; layer < nl; ++layer) m.node_offsets[layer + 1] = m.node_offsets[layer] + m.widths[layer - 1];
+    m.param_offsets.assign(nl, 0);
+    int offset = 2 * K, in = K;
+    for (int layer = 0; layer < nl; ++layer) {
+      m.param_offsets[layer] = offset;
+      offset += m.widths[layer] * in + m.widths[layer];
+      in = m.widths[layer];
     }
+    m.block = offset;
+    tk.reals(m.coef, size_t(T) * m.block, "nn input shift and scale, weights and biases");
+    for (int t = 0; t < T; ++t)
+      for (int k = 0; k < K; ++k)
+        if (m.coef[size_t(t) * m.block + K + k] == 0.0) tk.fail("zero input scale");
   } else if (kind == "committee") {
-    m.kind = Model::COMMITTEE;
+    m.kind = MODEL_COMMITTEE;
     const int C = static_cast<int>(tk.integer("committee size"));
     if (C < 1) tk.fail("empty committee");
     m.members.resize(C);
     for (int c = 0; c < C; ++c) {
       read_model(tk, m.members[c], T, K);
-      if (m.members[c].kind == Model::COMMITTEE) tk.fail("nested committees are not supported");
+      if (m.members[c].kind == MODEL_COMMITTEE) tk.fail("nested committees are not supported");
     }
   } else {
     tk.fail("unknown model '" + kind + "' (expected linear, quadratic, nn or committee)");
@@ -394,6 +392,7 @@ ModelFile read_model_file(const std::string &path)
   mf.cutoff = tk.real("cutoff");
   read_descriptor(tk, mf);
   read_model(tk, mf.model, static_cast<int>(T), mf.descriptor.invariants.n_features);
+  mf.model.finalize();
   read_extrapolation(tk, mf);
   read_baseline(tk, mf);
   tk.expect("end");

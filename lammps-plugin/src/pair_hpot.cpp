@@ -27,29 +27,17 @@ using namespace LAMMPS_NS;
 using hybridpot::ModelFile;
 using hybridpot::NeighborEntry;
 
-// Per-thread scratch: the neighbours of the current atom and the per-pair and per-atom work arrays.
+// Per-thread scratch: the neighbours of the current atom, its density, and the work arrays of kernels.h.
 struct PairHPot::Workspace {
   std::vector<NeighborEntry> nb;
-  std::vector<double> g, dg, Y, dY, q, cs, c, B, dEdB, model_work, grade_work, h, dh;
+  std::vector<double> c, pair_work, atom_work;
   std::vector<double> tersoff_grad, tersoff_half, tersoff_scratch;
   std::vector<double> force, energy, virial;    // per-thread accumulation of the Tersoff pass (nall atoms)
 
-  explicit Workspace(const ModelFile &m)
+  Workspace(const hybridpot::DescriptorView &d, const hybridpot::ModelView &m, const hybridpot::ExtrapolationView &x)
+      : c(d.nu * d.L2), pair_work(std::max(hybridpot::density_work(d), hybridpot::gradient_work(d))),
+        atom_work(hybridpot::residual_work(d, m, x))
   {
-    const hybridpot::Descriptor &d = m.descriptor;
-    g.resize(d.spline.nq);
-    dg.resize(d.spline.nq);
-    Y.resize(d.L2);
-    dY.resize(3 * d.L2);
-    q.resize(d.ylm.q_size());
-    cs.resize(2 * d.L);
-    c.resize(d.n_coefficients());
-    B.resize(d.invariants.n_features);
-    dEdB.resize(d.invariants.n_features);
-    model_work.resize(m.model.work_size() + 1);
-    grade_work.resize(m.extrapolation.M + 1);
-    h.resize(d.L2);
-    dh.resize(d.L2);
   }
 };
 
@@ -103,6 +91,12 @@ void PairHPot::settings(int narg, char **arg)
     error->all(FLERR, "pair_style hpot: {}", e.what());
   }
   loaded = true;
+  model.model.finalize();    // the committee's member views point into this object's tables
+  dview = model.descriptor.view();
+  mview = model.model.view();
+  xview = model.extrapolation.view();
+  eview = model.eam.view();
+  ljview = model.lj.view();
   const hybridpot::Descriptor &d = model.descriptor;
   cutoff = d.rcut;
   if (use_baseline && model.baseline == ModelFile::EAM_BASELINE) cutoff = std::fmax(cutoff, model.eam.cutoff);
@@ -174,7 +168,7 @@ int PairHPot::n_threads() const
 
 void PairHPot::ensure_work(int n)
 {
-  while (static_cast<int>(work.size()) < n) work.push_back(new Workspace(model));
+  while (static_cast<int>(work.size()) < n) work.push_back(new Workspace(dview, mview, xview));
 }
 
 void PairHPot::request_grades()
@@ -215,82 +209,43 @@ void PairHPot::gather(int i, double cutsq_all, Workspace &w) const
 // pass 1 for local atom i: density, invariants, residual energy and D = dE/dc; EAM density and F'; returns E_i
 double PairHPot::first_pass(int i, Workspace &w, bool want_grades, double *eam_entries)
 {
-  const hybridpot::Descriptor &d = model.descriptor;
   const int ti = element_of_type[atom->type[i]];
-  const int L = d.L, L2 = d.L2, nmax = d.nmax;
   double *c = w.c.data();
   std::fill(w.c.begin(), w.c.end(), 0.0);
-  for (const NeighborEntry &nb : w.nb) {
-    if (!(nb.d < d.rcut)) continue;
-    d.spline.values(nb.d, w.g.data());
-    const double u[3] = {nb.r[0] / nb.d, nb.r[1] / nb.d, nb.r[2] / nb.d};
-    d.ylm.values(u, w.Y.data(), w.q.data(), w.cs.data());
-    const double wt = d.weight[nb.element];
-    double *block = c + size_t(d.channel[nb.element]) * nmax * L2;
-    for (int n = 0; n < nmax; ++n) {
-      double *row = block + n * L2;
-      for (int l = 0; l < L; ++l) {
-        const double gw = wt * w.g[n * L + l];
-        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) row[lm] += gw * w.Y[lm];
-      }
-    }
-  }
-  d.invariants.features(c, w.B.data());
-  double energy = model.model.energy(ti, w.B.data(), w.dEdB.data(), w.model_work.data());
-  const hybridpot::Extrapolation &x = model.extrapolation;
-  if (x.fallback) {
-    double gamma = 0.0;
-    const double s = x.apply(ti, w.B.data(), energy, w.dEdB.data(), gamma, w.grade_work.data());
-    if (want_grades) {
-      gamma_atom[i] = gamma;
-      switch_atom[i] = s;
-    }
-  } else if (want_grades) {
-    gamma_atom[i] = x.gamma(ti, w.B.data(), w.grade_work.data());
-    switch_atom[i] = 1.0;
-  }
+  for (const NeighborEntry &nb : w.nb)
+    if (nb.d < dview.rcut) hybridpot::density_add(dview, nb.r, nb.d, nb.element, c, w.pair_work.data());
+  double gamma, s;
   double *D = adjoint.data() + size_t(i) * n_adjoint;
-  std::fill(D, D + n_adjoint, 0.0);
-  d.invariants.adjoint(c, w.dEdB.data(), D);
-
+  double energy = hybridpot::atom_residual(dview, mview, xview, ti, c, D, w.atom_work.data(), want_grades, gamma, s);
+  if (want_grades) {
+    gamma_atom[i] = gamma;
+    switch_atom[i] = s;
+  }
   if (eam_active()) {
     // rho_i and the pair energy; the radial derivatives pass 2 needs are kept per entry (3 numbers)
-    const hybridpot::EAM &e = model.eam;
-    double rho = 0.0, pair = 0.0, value, slope;
+    double rho = 0.0, pair = 0.0;
     for (size_t k = 0; k < w.nb.size(); ++k) {
       const NeighborEntry &nb = w.nb[k];
       double *keep = eam_entries + 3 * k;
-      if (!(nb.d < e.cutoff)) {
+      if (!(nb.d < eview.cutoff)) {
         keep[0] = keep[1] = keep[2] = 0.0;
         continue;
       }
-      hybridpot::EAM::lookup(e.rhor, nb.element, e.nr, nb.d, e.dr, value, slope);
-      rho += value;
-      keep[0] = slope;    // f'_{e(j)}(r): d rho_i / dr
-      if (nb.element != ti) hybridpot::EAM::lookup(e.rhor, ti, e.nr, nb.d, e.dr, value, slope);
-      keep[1] = slope;    // f'_{e(i)}(r): d rho_j / dr
-      double z, dz;
-      hybridpot::EAM::lookup(e.z2r, e.pair_row(ti, nb.element), e.nr, nb.d, e.dr, z, dz);
-      const double phi = z / nb.d;
-      pair += 0.5 * phi;
-      keep[2] = (dz - phi) / nb.d;    // phi'(r)
+      double density, half_pair;
+      hybridpot::eam_neighbor(eview, ti, nb.element, nb.d, density, half_pair, keep);
+      rho += density;
+      pair += half_pair;
     }
-    hybridpot::EAM::lookup(e.frho, ti, e.nrho, rho, e.drho, value, slope);
-    if (rho > e.rhomax) value += slope * (rho - e.rhomax);
+    double slope;
+    const double embedding = hybridpot::eam_embedding(eview, ti, rho, slope);
     embedding_slope[i] = slope;
-    energy += e.scale * (value + pair);
+    energy += eview.scale * (embedding + pair);
   } else if (lj_active()) {
-    const hybridpot::LennardJones &lj = model.lj;
-    const int T = lj.n_elements;
     for (const NeighborEntry &nb : w.nb) {
-      const int k = ti * T + nb.element;
-      if (!(nb.d < lj.cutoff[k])) continue;
-      const double s6 = std::pow(lj.sigma[k] / nb.d, 6);
-      double e = 4.0 * lj.epsilon[k] * (s6 * s6 - s6);
-      if (lj.shift) {
-        const double c6 = std::pow(lj.sigma[k] / lj.cutoff[k], 6);
-        e -= 4.0 * lj.epsilon[k] * (c6 * c6 - c6);
-      }
+      const int k = ti * ljview.n_elements + nb.element;
+      if (!(nb.d < ljview.cutoff[k])) continue;
+      double e, de;
+      hybridpot::lj_pair(ljview, k, nb.d, e, de);
       energy += 0.5 * e;
     }
   }
@@ -300,71 +255,26 @@ double PairHPot::first_pass(int i, Workspace &w, bool want_grades, double *eam_e
 // pass 2 for local atom i: its whole force from every pair (i, j) of its full list; adds the virial
 void PairHPot::second_pass(int i, Workspace &w, double *virial_sum, const double *eam_entries)
 {
-  const hybridpot::Descriptor &d = model.descriptor;
   const int ti = element_of_type[atom->type[i]];
-  const int L = d.L, L2 = d.L2, nmax = d.nmax;
-  const double wi = d.weight[ti];
-  const double *Di_all = adjoint.data() + size_t(i) * n_adjoint;
+  const double *Di = adjoint.data() + size_t(i) * n_adjoint;
   double fi[3] = {0.0, 0.0, 0.0};
   double *vatom_i = vflag_atom ? vatom[i] : nullptr;
   for (size_t k = 0; k < w.nb.size(); ++k) {
     const NeighborEntry &nb = w.nb[k];
     double grad[3] = {0.0, 0.0, 0.0};
-    const double u[3] = {nb.r[0] / nb.d, nb.r[1] / nb.d, nb.r[2] / nb.d};
-    if (nb.d < d.rcut) {
-      d.spline.values_and_derivatives(nb.d, w.g.data(), w.dg.data());
-      d.ylm.values_and_gradients(nb.r, nb.d, w.Y.data(), w.dY.data(), w.q.data(), w.cs.data());
-      // D_eff = w_j D_i[channel of j] + (-1)^l w_i D_j[channel of i]: the pair seen from i and from j
-      const double *Di = Di_all + size_t(d.channel[nb.element]) * nmax * L2;
-      const double *Dj = adjoint.data() + size_t(nb.index) * n_adjoint + size_t(d.channel[ti]) * nmax * L2;
-      const double wj = d.weight[nb.element];
-      // H_lm = sum_n D_eff[n][lm] g_nl and H'_lm with g' (n outer, lm inner: contiguous rows of D)
-      double *h = w.h.data(), *dh = w.dh.data();
-      const int *lof = d.l_of_lm.data();
-      const double *sgn = d.parity.data();
-      {
-        const double *gn = w.g.data(), *dgn = w.dg.data();
-        for (int lm = 0; lm < L2; ++lm) {
-          const double deff = wj * Di[lm] + wi * sgn[lm] * Dj[lm];
-          h[lm] = deff * gn[lof[lm]];
-          dh[lm] = deff * dgn[lof[lm]];
-        }
-      }
-      for (int n = 1; n < nmax; ++n) {
-        const double *di = Di + n * L2, *dj = Dj + n * L2, *gn = w.g.data() + n * L, *dgn = w.dg.data() + n * L;
-        for (int lm = 0; lm < L2; ++lm) {
-          const double deff = wj * di[lm] + wi * sgn[lm] * dj[lm];
-          h[lm] += deff * gn[lof[lm]];
-          dh[lm] += deff * dgn[lof[lm]];
-        }
-      }
-      double radial = 0.0, tx = 0.0, ty = 0.0, tz = 0.0;
-      const double *dYx = w.dY.data(), *dYy = dYx + L2, *dYz = dYy + L2;
-      for (int lm = 0; lm < L2; ++lm) {
-        radial += dh[lm] * w.Y[lm];
-        tx += h[lm] * dYx[lm];
-        ty += h[lm] * dYy[lm];
-        tz += h[lm] * dYz[lm];
-      }
-      grad[0] = radial * u[0] + tx;
-      grad[1] = radial * u[1] + ty;
-      grad[2] = radial * u[2] + tz;
-    }
+    if (nb.d < dview.rcut)
+      hybridpot::pair_gradient(dview, nb.r, nb.d, ti, nb.element, Di, adjoint.data() + size_t(nb.index) * n_adjoint,
+                               w.pair_work.data(), grad);
     if (eam_active()) {
       const double *keep = eam_entries + 3 * k;
-      const double s = model.eam.scale * (embedding_slope[i] * keep[0] + embedding_slope[nb.index] * keep[1] + keep[2]);
-      grad[0] += s * u[0];
-      grad[1] += s * u[1];
-      grad[2] += s * u[2];
+      const double s = eview.scale * (embedding_slope[i] * keep[0] + embedding_slope[nb.index] * keep[1] + keep[2]);
+      for (int a = 0; a < 3; ++a) grad[a] += s * nb.r[a] / nb.d;
     } else if (lj_active()) {
-      const hybridpot::LennardJones &lj = model.lj;
-      const int p = ti * lj.n_elements + nb.element;
-      if (nb.d < lj.cutoff[p]) {
-        const double s6 = std::pow(lj.sigma[p] / nb.d, 6);
-        const double de = 4.0 * lj.epsilon[p] * (-12.0 * s6 * s6 + 6.0 * s6) / nb.d;
-        grad[0] += de * u[0];
-        grad[1] += de * u[1];
-        grad[2] += de * u[2];
+      const int p = ti * ljview.n_elements + nb.element;
+      if (nb.d < ljview.cutoff[p]) {
+        double e, de;
+        hybridpot::lj_pair(ljview, p, nb.d, e, de);
+        for (int a = 0; a < 3; ++a) grad[a] += de * nb.r[a] / nb.d;
       }
     }
     fi[0] += grad[0];
@@ -376,9 +286,9 @@ void PairHPot::second_pass(int i, Workspace &w, double *virial_sum, const double
                            -0.25 * (nb.r[0] * grad[1] + nb.r[1] * grad[0]),
                            -0.25 * (nb.r[0] * grad[2] + nb.r[2] * grad[0]),
                            -0.25 * (nb.r[1] * grad[2] + nb.r[2] * grad[1])};
-      for (int k = 0; k < 6; ++k) virial_sum[k] += v[k];
+      for (int m = 0; m < 6; ++m) virial_sum[m] += v[m];
       if (vatom_i)
-        for (int k = 0; k < 6; ++k) vatom_i[k] += v[k];
+        for (int m = 0; m < 6; ++m) vatom_i[m] += v[m];
     }
   }
   double **f = atom->f;

@@ -56,6 +56,11 @@ class PairHPot : public Pair {
   struct Workspace;
 
   hybridpot::ModelFile model;
+  hybridpot::DescriptorView dview;    // views of model's tables for the math of kernels.h
+  hybridpot::ModelView mview;
+  hybridpot::ExtrapolationView xview;
+  hybridpot::EAMView eview;
+  hybridpot::LJView ljview;
   bool loaded = false;
   bool use_baseline = true;
   std::vector<int> element_of_type;    // [LAMMPS type] -> model element, -1 for NULL
