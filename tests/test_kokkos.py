@@ -1,0 +1,133 @@
+"""The Kokkos kernels of the LAMMPS plugin (lammps-plugin/kokkos), compiled and run on the CPU with Kokkos.
+
+The driver runs the functions of lammps-plugin/src/kernels.h (the ones the host pair style calls) in
+Kokkos parallel loops over the tables copied into the execution space's memory. Here Kokkos is the Debian
+package (libtrilinos-kokkos-dev, Kokkos 3.4, Serial backend); the harness reads a model file and hybridpot's
+own full pair list of a structure and writes energies, forces and the virial, which must equal hybridpot's
+and the host pair style's (LAMMPS) to 1e-12 relative. Skipped, with the reason, where Kokkos's headers are
+not installed (apt-get install libtrilinos-kokkos-dev; or set KOKKOS_INCLUDE and KOKKOS_LIBRARY).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hybridpot.export.lammps import deck_pair_lines, export_lammps
+from hybridpot.neighbors import neighbor_list, pair_vectors
+from hybridpot.potential import HybridPotential, to_numpy
+from hybridpot.system import AtomicSystem
+from tests.models import CU, CUNI, descriptor, hybrid, random_model, structure
+
+REPO = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-12
+INCLUDE = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))
+LIBRARY = os.environ.get("KOKKOS_LIBRARY", "trilinos_kokkoscore")
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory) -> Path:
+    """The harness, compiled once with Kokkos (as the test's docstring says how)."""
+    if not (INCLUDE / "Kokkos_Core.hpp").is_file():
+        pytest.skip(f"Kokkos headers not found in {INCLUDE} (apt-get install libtrilinos-kokkos-dev, or set KOKKOS_INCLUDE)")
+    out = tmp_path_factory.mktemp("kokkos") / "hpot_kokkos_harness"
+    src = REPO / "lammps-plugin"
+    command = ["g++", "-std=c++17", "-O2", "-DHYBRIDPOT_KOKKOS", f"-I{INCLUDE}", f"-I{src / 'src'}", str(src / "kokkos" / "harness.cpp"),
+               *(str(src / "src" / f) for f in ("model_file.cpp", "sha256.cpp", "kernels.cpp")), "-o", str(out), f"-l{LIBRARY}", "-ldl"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr[-4000:]}"
+    return out
+
+
+def run_harness(harness: Path, potential: HybridPotential, atoms, tmp_path: Path) -> dict:
+    """The Kokkos driver on ``atoms`` (hybridpot's own full pair list): energy, per-atom energies, forces, virial."""
+    from hybridpot.export.plugin_file import plugin_model_text
+
+    model = tmp_path / "m.hybridpot.lmp"
+    model.write_text(plugin_model_text(potential))
+    system = AtomicSystem.from_atoms(atoms)
+    nl = neighbor_list(system, potential.cutoff)
+    vectors = pair_vectors(system, nl).detach().numpy()
+    i, j = nl.i.numpy(), nl.j.numpy()
+    elements = potential.types(system.numbers).numpy()
+    lines = [f"{len(atoms)} {len(i)}", " ".join(map(str, elements))]
+    lines += [f"{a} {b} {x!r} {y!r} {z!r}" for a, b, (x, y, z) in zip(i, j, vectors.tolist())]
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.txt"
+    done = subprocess.run([str(harness), str(model), str(tmp_path / "pairs.txt"), str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    rows = out.read_text().splitlines()
+    v = np.array(rows[1].split(), dtype=float)
+    atom_rows = np.array([r.split() for r in rows[2:]], dtype=float)
+    return {"energy": float(rows[0]), "energies": atom_rows[:, 0], "forces": atom_rows[:, 1:4],
+            "virial": np.array([[v[0], v[3], v[4]], [v[3], v[1], v[5]], [v[4], v[5], v[2]]]), "log": done.stdout}
+
+
+def deviation(a: dict, b: dict) -> dict[str, float]:
+    return {q: float(np.max(np.abs(np.asarray(a[q]) - np.asarray(b[q]))) / np.max(np.abs(b[q]))) for q in ("energy", "energies", "forces", "virial")}
+
+
+CASES = {
+    "linear-Cu-eam": (CU, "linear", "eam", {}),
+    "quadratic-CuNi-eam": (CUNI, "quadratic", "eam", {}),
+    "nn-CuNi-none-bessel-channels": (CUNI, "nn", None, {"basis": "bessel", "element_channels": True}),
+    "linear-Cu-eam-bispectrum": (CU, "linear", "eam", {"invariants": "bispectrum", "nmax": 3, "lmax": 3}),
+}
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_kokkos_driver_matches_hybridpot_and_the_host_pair_style(case, harness, lammps_potentials, tmp_path):
+    from hybridpot.lammps_plugin import check
+    from hybridpot.lammps_run import run_lammps
+
+    system, model, baseline, options = CASES[case]
+    atoms = structure(system, seed=3)
+    potential = hybrid(system, model, baseline, lammps_potentials, [atoms, structure(system, seed=4)], seed=1, **options)
+    kokkos = run_harness(harness, potential, atoms, tmp_path)
+    ours = to_numpy(potential.compute(atoms))
+    ours = {"energy": ours["energy"][0], "energies": ours["energies"], "forces": ours["forces"], "virial": ours["virial"][0]}
+    dev = deviation(kokkos, ours)
+    print(f"{case} vs hybridpot: {dev}; {kokkos['log'].strip()}")
+    assert max(dev.values()) <= TOLERANCE, dev
+    check()
+    export_lammps(potential, tmp_path / "deck", name="k")
+    host = run_lammps(atoms, deck_pair_lines(tmp_path / "deck", "k", list(system.elements)), list(system.elements))
+    dev = deviation(kokkos, host)
+    print(f"{case} vs the host pair style: {dev}")
+    assert max(dev.values()) <= TOLERANCE, dev
+
+
+def test_kokkos_driver_lj_committee_and_fallback(harness, tmp_path):
+    """LJ baseline and a committee of networks; a fallback switch from a (synthetic) active set."""
+    from hybridpot.empirical import LennardJones
+    from hybridpot.models.committee import CommitteeModel
+    from hybridpot.uq import ActiveSet, UQData, enable_fallback
+
+    atoms = structure(CUNI, seed=3)
+    lj = LennardJones(["Cu", "Ni"], {("Cu", "Cu"): 0.40, ("Ni", "Ni"): 0.52}, {("Cu", "Cu"): 2.33, ("Ni", "Ni"): 2.28},
+                      cutoff=5.5, cutoffs={("Cu", "Ni"): 5.0}, shift=True)
+    d = descriptor(CUNI)
+    potential = HybridPotential(lj, d, CommitteeModel([random_model("nn", d, [atoms], s, [0.02, 0.04]) for s in (6, 7)]))
+    training = [structure(CUNI, seed=s) for s in range(4, 9)]
+    B = d.compute(training)
+    types = potential.types(AtomicSystem.from_atoms(training).numbers).numpy()
+    potential.uq_data = UQData(active_set=ActiveSet.from_descriptors(B, types, ["Cu", "Ni"]), reference_energies={"Cu": 0.01, "Ni": 0.02})
+    enable_fallback(potential, lower=1.0, upper=3.0)
+    switch = potential.uncertainty(atoms, forces=False)["switch"]
+    assert ((switch > 0.0) & (switch < 1.0)).any(), "the structure should be inside the fallback band"
+    kokkos = run_harness(harness, potential, atoms, tmp_path)
+    ours = to_numpy(potential.compute(atoms))
+    ours = {"energy": ours["energy"][0], "energies": ours["energies"], "forces": ours["forces"], "virial": ours["virial"][0]}
+    dev = deviation(kokkos, ours)
+    print(f"lj + committee + fallback vs hybridpot: {dev}")
+    assert max(dev.values()) <= TOLERANCE, dev
+    with torch.no_grad():
+        potential.model.members[1].nets[0][0].weight.mul_(1 + 1e-6)
+    changed = to_numpy(potential.compute(atoms))
+    assert np.max(np.abs(kokkos["forces"] - changed["forces"])) > 10 * TOLERANCE * np.max(np.abs(changed["forces"]))
