@@ -45,6 +45,11 @@ from scipy.special import ive, roots_legendre, spherical_in, spherical_jn
 
 from hybridpot.errors import HybridpotError
 
+#: Largest nmax the LAMMPS basis is computed for here. W = S^(-1/2) at _MP_DIGITS (40) digits loses
+#: ~log10 cond(S) of them: cond(S) is 1e22 at 15 (18 digits left, more than float64 keeps), 1e24 at
+#: 16 (float64 accuracy no longer assured) and 1e45 at 30, where the smallest eigenvalue comes out
+#: negative at 40 digits.
+LAMMPS_MAX_NMAX = 15
 #: Largest nmax LAMMPS orthonormalises accurately (its W loses ~cond(S) * 1e-16; cond(S) is 6e8 at 6).
 LAMMPS_EXPORT_MAX_NMAX = 5
 #: Largest relative error of LAMMPS's radial functions (its recurrence for i_l) accepted for export.
@@ -223,6 +228,10 @@ class LammpsRadialBasis(RadialBasis):
 
     def __init__(self, rcut: float, nmax: int, lmax: int, alpha: float) -> None:
         super().__init__(rcut, nmax, lmax)
+        if self.nmax > LAMMPS_MAX_NMAX:
+            raise HybridpotError(f"nmax = {self.nmax}: basis='lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its polynomial "
+                                 "overlap matrix becomes too ill-conditioned to orthonormalise); use basis='bessel' for more "
+                                 "radial functions")
         if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
             raise HybridpotError(f"alpha must be a positive number (1/A^2) for basis='lammps', got {alpha!r}")
         self.alpha = float(alpha)
