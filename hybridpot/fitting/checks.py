@@ -70,6 +70,9 @@ def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline
     if unknown:
         raise ConfigError(f"{config.source}: [fit] config_weights names config type(s) {unknown} that no structure of "
                           f"{train.source} has (it has {sorted(set(train.config_type))}); check the spelling")
+    if m["type"] == "nn" and len(train) > 1 and len(train) - max(1, int(round(m["validation_fraction"] * len(train)))) < 1:
+        raise ConfigError(f"{config.source}: [model] validation_fraction = {m['validation_fraction']} leaves no training structure "
+                          f"of the {len(train)} in {train.source} (the rest validate): lower it")
     cv = m["regularization"] == "cv" or f["energy_weight"] == "cv"
     if cv and m["type"] != "nn" and len(train) < 2:
         raise ConfigError(f"{config.source}: cross-validation (regularization or energy_weight = 'cv') needs at least 2 "

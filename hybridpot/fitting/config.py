@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridpot.errors import ConfigError
-from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX
+from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha
 from hybridpot.io.toml import read_toml
 
 #: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
@@ -255,8 +255,13 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if d[key] is not None and not d[key] > 0:
             raise fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
     for key in ("nmax", "lmax"):
-        if d[key] < (1 if key == "nmax" else 0):
-            raise fail(source, f"[descriptor] {key} = {d[key]}: too small")
+        if d[key] < 1:
+            raise fail(source, f"[descriptor] {key} = {d[key]}: too small (at least 1)")
+    if d["basis"] == "lammps" and d["alpha"] > max_lammps_alpha(d["rcut"]):
+        raise fail(source, f"[descriptor] alpha = {d['alpha']} with rcut = {d['rcut']}: the Gaussian smearing is too narrow for "
+                           f"the radial quadrature (more than {LAMMPS_MAX_PANELS} Gaussian widths across the cutoff; building "
+                           f"the basis takes ~10 s at that limit, 90 s at alpha 1000 and rcut 5); use alpha <= {max_lammps_alpha(d['rcut']):.4g} at this rcut "
+                           "(typical: 1-5)")
     if d["basis"] == "lammps" and d["nmax"] > LAMMPS_MAX_NMAX:
         raise fail(source, f"[descriptor] nmax = {d['nmax']}: basis = 'lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its "
                            "polynomial overlap matrix cannot be orthonormalised accurately beyond); lower nmax or use "
@@ -311,6 +316,10 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     for k, v in f["config_weights"].items():
         if not isinstance(v, _NUM) or v < 0:
             raise fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
+    name = c["output"]["name"]
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise fail(source, f"[output] name = {name!r}: expected a plain file name (the model is written as NAME.hybridpot.json "
+                           "in [output] dir)")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
 
 
