@@ -6,6 +6,7 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [data]
     train = "train.xyz"          # anything ase.io.read takes, with energies (and forces)
     test = "test.xyz"            # optional
+    check_units = true           # stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)
     [baseline]
     file = "Cu_mishin1.eam.alloy"   # or type = "none", or type = "lj" with lj/cut parameters
     [descriptor]
