@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 from hybridpot.errors import ConfigError
-from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha
 from hybridpot.io.toml import read_toml
 
 #: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
@@ -258,6 +257,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     for key in ("nmax", "lmax"):
         if d[key] < 1:
             raise fail(source, f"[descriptor] {key} = {d[key]}: too small (at least 1)")
+    from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha  # scipy, mpmath: 0.3 s
+
     if d["basis"] == "lammps" and d["alpha"] > max_lammps_alpha(d["rcut"]):
         raise fail(source, f"[descriptor] alpha = {d['alpha']} with rcut = {d['rcut']}: the Gaussian smearing is too narrow for "
                            f"the radial quadrature (more than {LAMMPS_MAX_PANELS} Gaussian widths across the cutoff; building "

@@ -135,16 +135,15 @@ def check_structures(frames: Sequence[Atoms], source: str, min_distance: float =
     if not frames:
         raise DataError(f"{source}: no structures")
     for s, atoms in enumerate(frames):
-        where = f"{source}: {structure_label(atoms, s)}"
         try:
-            _validate(atoms, s, where)
+            _validate(atoms, s, lambda: f"{source}: {structure_label(atoms, s)}")
         except StructureError as exc:
             raise DataError(str(exc)) from exc
         pair = overlapping_pair(atoms, min_distance)
         if pair is not None:
             i, j, d = pair
-            raise DataError(f"{where}: atoms {i} and {j} are {d:.4f} A apart (closer than {min_distance} A): overlapping "
-                            "atoms; remove the structure or correct its positions")
+            raise DataError(f"{source}: {structure_label(atoms, s)}: atoms {i} and {j} are {d:.4f} A apart (closer than "
+                            f"{min_distance} A): overlapping atoms; remove the structure or correct its positions")
     return frames
 
 
@@ -165,21 +164,20 @@ def from_frames(frames: Sequence[Atoms], source: str = "<frames>", min_distance:
     has_s = np.zeros(len(frames), bool)
     forces = []
     for s, atoms in enumerate(frames):
-        details = f"({structure_details(atoms)})"
         results = atoms.calc.results if atoms.calc is not None else {}
         e = results.get("energy", atoms.info.get("energy"))
         if e is None:
-            raise DataError(f"{source}: structure {s} has no energy {details}")
+            raise DataError(f"{source}: structure {s} has no energy ({structure_details(atoms)})")
         energy[s] = float(e)
         if not np.isfinite(energy[s]):
-            raise DataError(f"{source}: structure {s} has a non-finite energy ({e}) {details}")
+            raise DataError(f"{source}: structure {s} has a non-finite energy ({e}) ({structure_details(atoms)})")
         f = results.get("forces", atoms.arrays.get("forces"))
         if f is not None:
             f = np.asarray(f, dtype=float)
             if f.shape != (len(atoms), 3):
-                raise DataError(f"{source}: structure {s} has forces of shape {f.shape}, expected ({len(atoms)}, 3) {details}")
+                raise DataError(f"{source}: structure {s} has forces of shape {f.shape}, expected ({len(atoms)}, 3) ({structure_details(atoms)})")
             if not np.all(np.isfinite(f)):
-                raise DataError(f"{source}: structure {s} has NaN or infinite forces {details}")
+                raise DataError(f"{source}: structure {s} has NaN or infinite forces ({structure_details(atoms)})")
             has_f[s] = True
         forces.append(f if f is not None else np.full((len(atoms), 3), np.nan))
         st = results.get("stress", atoms.info.get("stress"))
@@ -188,7 +186,7 @@ def from_frames(frames: Sequence[Atoms], source: str = "<frames>", min_distance:
             if st.shape == (3, 3):
                 st = st[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             if st.shape != (6,) or not np.all(np.isfinite(st)):
-                raise DataError(f"{source}: structure {s} has an invalid stress {st.tolist()} {details}: expected 6 or 3 x 3 finite values")
+                raise DataError(f"{source}: structure {s} has an invalid stress {st.tolist()} ({structure_details(atoms)}): expected 6 or 3 x 3 finite values")
             if abs(atoms.cell.volume) < 1e-10:
                 raise DataError(f"{source}: {structure_label(atoms, s)} has a stress but no cell (a stress needs a volume): remove the stress or set the cell")
             stress[s] = st
