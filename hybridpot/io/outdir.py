@@ -215,6 +215,9 @@ class OutputDir:
         """Raise :class:`OutputError` unless the job may write the target (see the module docstring)."""
         if self.target.exists() and not self.target.is_dir():
             raise OutputError(f"{self.where}{self.target} exists and is not a folder; choose another output folder")
+        if os.path.ismount(self.target):
+            raise OutputError(f"{self.where}{self.target} is a mount point, which cannot be replaced as a whole; choose a "
+                              "folder inside it")
         kind = existing_kind(self.target)
         if kind is None:
             return
