@@ -195,3 +195,10 @@ def test_active_learning_does_not_replace_a_fit(tmp_path):
     with pytest.raises(OutputError, match="holds the output of 'hybridpot fit', which 'hybridpot active' does not replace"):
         run_active(parse_active_config(raw, tmp_path, "active test"), log=lambda m: None)
     assert verify(tmp_path / "out") == before and hidden_leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.ismount("/proc"), reason="no /proc mount here")
+def test_mount_point_is_refused():
+    with pytest.raises(OutputError, match="/proc is a mount point, which cannot be replaced as a whole"):
+        with OutputDir("/proc", "fit"):
+            pass
