@@ -12,7 +12,6 @@ puts the new one in place; the last case shows exactly that.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
