@@ -19,8 +19,10 @@ Each iteration:
 
 The log (``active_log.json``), the learning curve (``learning_curve.png``), the labelled training
 set (``train.xyz``) and the final model (``model.hybridpot.json``) are written to ``[output] dir``
-(the log after every iteration). Configuration (``[baseline]``, ``[descriptor]``, ``[model]``,
-``[fit]`` and ``[output]`` as for ``hybridpot fit``)::
+as one unit at the end (:class:`hybridpot.io.outdir.OutputDir`); while the loop runs, the log is
+rewritten after every iteration in the staging folder beside it (its path is logged at the start).
+Configuration (``[baseline]``, ``[descriptor]``, ``[model]``, ``[fit]`` and ``[output]`` as for
+``hybridpot fit``)::
 
     [active]
     initial = "initial.xyz"     # starting structures (unlabelled ones are labelled by the oracle)
@@ -138,6 +140,8 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
         raise fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
+    if a["seed"] < 0:
+        raise fail(source, f"[active] seed = {a['seed']}: must be >= 0 (numpy's random generators refuse negative seeds)")
     if a["iterations"] < 0 or a["select"] < 1:
         raise fail(source, f"[active] iterations = {a['iterations']}, select = {a['select']}: need iterations >= 0, select >= 1")
     if a["criterion"] not in ("gamma", "std", "random"):
@@ -428,27 +432,54 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
 
     Args:
         write: write the log, plot, training set and model to ``[output] dir``.
+
+    Raises:
+        HybridpotError: bad structures, oracle or output folder (checked before the loop starts).
     """
-    from hybridpot.io.data import read_dataset
+    if not write:
+        return _loop(config, progress, log, None)
+    from hybridpot.errors import OutputError
+    from hybridpot.io.outdir import OutputDir
+
+    out = config.fit["output"]
+    with OutputDir(out["dir"], "active", out["overwrite"], config.source) as outdir:
+        log(f"writing into {outdir.path} while the loop runs; moved to {out['dir']} at the end")
+        result = _loop(config, progress, log, outdir.path)
+        try:
+            _write_outputs(result, config, outdir.path)
+            outdir.commit()
+        except OSError as exc:
+            raise OutputError(f"{config.source}: writing the outputs to {out['dir']} failed ({type(exc).__name__}: {exc}); "
+                              f"{out['dir']} was left as it was") from exc
+    result.output_dir = out["dir"]
+    return result
+
+
+def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], staging: Path | None) -> ActiveResult:
+    """The loop of :func:`run_active`; the log goes to ``staging`` after every iteration (None: nowhere)."""
+    from hybridpot.fitting.checks import check_cutoff, check_data
+    from hybridpot.fitting.job import make_baseline
+    from hybridpot.io.data import check_structures, from_frames, read_dataset
 
     a, c = config["active"], config["candidates"]
-    out_dir: Path = config.fit["output"]["dir"]
-    if write and not config.fit["output"]["overwrite"] and (out_dir / "active_log.json").exists():
-        raise HybridpotError(f"{out_dir} already holds an active-learning run; set [output] overwrite = true or choose another dir")
     rng = np.random.default_rng(a["seed"])
     oracle = make_oracle(config["oracle"], f"{config.source} [oracle]")
     stress = config.fit["fit"]["stress_weight"] > 0
-    initial = _read_frames(a["initial"])
+    initial = check_structures(_read_frames(a["initial"]), str(a["initial"]))
     test = read_dataset(a["test"]) if a["test"] else None
-    seeds = _read_frames(c["structures"]) if c["structures"] else [Atoms(x.numbers, x.positions, cell=x.cell, pbc=x.pbc) for x in initial]
-    pool = _read_frames(c["pool"]) if c["source"] == "pool" else []
+    seeds = check_structures(_read_frames(c["structures"]), str(c["structures"])) if c["structures"] else \
+        [Atoms(x.numbers, x.positions, cell=x.cell, pbc=x.pbc) for x in initial]
+    pool = check_structures(_read_frames(c["pool"]), str(c["pool"])) if c["source"] == "pool" else []
     train = [x for x in initial if is_labelled(x)]
     todo = [x for x in initial if not is_labelled(x)]
     new, calls = label(todo, oracle, stress, log)
     train += new
     if not train:
         raise HybridpotError(f"{config.source}: no labelled initial structure")
-    result = ActiveResult(train=train, output_dir=out_dir if write else None)
+    initial_data = from_frames(train, source=f"the labelled initial structures of {a['initial']}")
+    check_data(config.fit, initial_data, test, make_baseline(config.fit))
+    check_cutoff(config.fit, initial_data, initial_data.elements, float(config.fit["descriptor"]["rcut"]))
+    result = ActiveResult(train=train)
     t0 = time.perf_counter()
     potential, info = fit_potential(config.fit, train, progress, log)
     entry = {"iteration": 0, "oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
@@ -488,11 +519,9 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
             entry["test"] = _test_errors(potential, test)
         result.log.append(entry)
         _report(entry, log)
-        if write:
-            _write_log(result.log, config, out_dir)
+        if staging is not None:
+            _write_log(result.log, config, staging)
     result.potential, result.train = potential, train
-    if write:
-        _write_outputs(result, config, out_dir)
     return result
 
 

@@ -28,7 +28,7 @@ def _fit(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from hybridpot.evaluation import evaluate_model
 
-    evaluate_model(args.model, args.data, progress=not args.quiet)
+    evaluate_model(args.model, args.data, progress=not args.quiet, accept_edited=args.accept_edited)
     return 0
 
 
@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="error table of a fitted model on a labelled data set")
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("data", help="labelled structures (anything ase.io.read takes)")
+    p.add_argument("--accept-edited", action="store_true",
+                   help="evaluate a model file that fails its checksum (edited by hand) instead of refusing it")
     p.set_defaults(func=_eval)
     p = sub.add_parser("export", help="write a LAMMPS deck for a fitted model")
     p.add_argument("model", help="model file (*.hybridpot.json)")

@@ -1,7 +1,9 @@
 """Exceptions raised by hybridpot.
 
 Every error raised on bad user input is a :class:`HybridpotError` (a ``ValueError``) whose
-message names what was wrong and where: the file, the structure index, the atoms involved.
+message names what was wrong and where: the file, the structure index, the atoms involved, and
+the fix. The subclasses say which kind of input was at fault, so that callers (and tests) can
+tell them apart; ``except HybridpotError`` catches them all.
 """
 
 from __future__ import annotations
@@ -17,3 +19,32 @@ class PotentialFileError(HybridpotError):
 
 class StructureError(HybridpotError):
     """A structure that cannot be evaluated: NaN positions, overlapping atoms, missing cell, unknown element."""
+
+
+class ConfigError(HybridpotError):
+    """A configuration value that is missing, of the wrong type, not finite or out of range."""
+
+
+class DataError(HybridpotError):
+    """A labelled data set that cannot be used: unreadable, missing or non-finite labels, bad structures,
+    elements the rest of the job does not cover."""
+
+
+class UnitsError(DataError):
+    """Labels that look like a unit or sign-convention mistake (Hartree or kcal/mol energies, GPa or
+    LAMMPS-sign stresses); ``[data] check_units = false`` lets a user who knows better go on."""
+
+
+class OutputError(HybridpotError):
+    """An output folder that cannot be written: unwritable, locked by another process, or holding
+    results that must not be replaced."""
+
+
+class ModelFileError(HybridpotError):
+    """A model file that is missing, corrupt, of an unknown version, edited by hand (checksum
+    mismatch) or holding non-finite parameters."""
+
+
+class FitError(HybridpotError):
+    """A fit that cannot be carried out with the data and settings given (e.g. a descriptor that is
+    zero for every training atom)."""

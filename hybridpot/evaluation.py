@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from hybridpot.errors import DataError
 from hybridpot.fitting.assembly import baseline_predictions
 from hybridpot.fitting.predict import predict
 from hybridpot.io.data import read_dataset
@@ -14,14 +15,27 @@ from hybridpot.io.modelfile import load
 from hybridpot.metrics import error_metrics, format_table
 
 
-def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
+                   accept_edited: bool = False) -> dict:
     """Errors of the hybrid and of its baseline alone (with the fit's reference energies).
+
+    Args:
+        accept_edited: evaluate a model file that fails its checksum (see :func:`hybridpot.io.modelfile.load`).
 
     Returns:
         {"hybrid": metrics, "baseline_only": metrics}.
+
+    Raises:
+        ModelFileError: a corrupt, edited or non-finite model file.
+        DataError: a bad data file, or elements the model does not cover (naming the first structure with them).
     """
-    potential = load(model_path)
+    potential = load(model_path, accept_edited=accept_edited)
     data = read_dataset(data_path)
+    missing = [e for e in data.elements if e not in potential.elements]
+    if missing:
+        first = next(s for s, a in enumerate(data.frames) if set(a.get_chemical_symbols()) & set(missing))
+        raise DataError(f"{data.source}: element(s) {missing} are not covered by the model {model_path} (it has "
+                        f"{potential.elements}); first in {data.describe(first)}: evaluate structures of its elements only")
     pred = predict(potential, data, progress=progress)
     rows = {"hybrid": error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred["stress"], data.stress)}
     ref = potential.metadata.get("reference_energies_eV")

@@ -7,7 +7,7 @@ All structures of a batch are concatenated: atom ``a`` of the batch belongs to s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -117,22 +117,27 @@ class AtomicSystem:
         )
 
 
-def _validate(atoms: Atoms, index: int) -> None:
+def _validate(atoms: Atoms, index: int, where: Callable[[], str] | None = None) -> None:
+    """Raise :class:`StructureError` for a structure that cannot be evaluated.
+
+    Args:
+        index: its index, for the message.
+        where: how the message names the structure (default "structure INDEX (FORMULA)"); called
+            only on error (the formula costs as much as the checks, and this runs for every batch).
+    """
+    def name() -> str:
+        return where() if where is not None else f"structure {index} ({atoms.get_chemical_formula()})"
+
     if len(atoms) == 0:
-        raise StructureError(f"structure {index} has no atoms")
+        raise StructureError(f"{where() if where is not None else f'structure {index}'} has no atoms")
     if not np.all(np.isfinite(atoms.positions)):
         bad = np.where(~np.all(np.isfinite(atoms.positions), axis=1))[0]
-        raise StructureError(
-            f"structure {index} ({atoms.get_chemical_formula()}): positions of atoms {bad[:10].tolist()} are NaN or infinite"
-        )
+        raise StructureError(f"{name()}: positions of atoms {bad[:10].tolist()} are NaN or infinite")
     cell = atoms.cell.array
     if not np.all(np.isfinite(cell)):
-        raise StructureError(f"structure {index} ({atoms.get_chemical_formula()}): the cell contains NaN or infinite values")
+        raise StructureError(f"{name()}: the cell contains NaN or infinite values")
     for d in range(3):
         if atoms.pbc[d] and np.linalg.norm(cell[d]) < 1e-10:
-            raise StructureError(
-                f"structure {index} ({atoms.get_chemical_formula()}): periodic in direction {d} "
-                f"but cell vector {d} is zero; set a cell or set pbc=False"
-            )
+            raise StructureError(f"{name()}: periodic in direction {d} but cell vector {d} is zero; set a cell or set pbc=False")
     if np.any(atoms.pbc) and abs(np.linalg.det(cell)) < 1e-10 and np.all(atoms.pbc):
-        raise StructureError(f"structure {index} ({atoms.get_chemical_formula()}): periodic but the cell has zero volume")
+        raise StructureError(f"{name()}: periodic but the cell has zero volume")

@@ -539,7 +539,7 @@ def test_model_file_keeps_uq_and_fallback(tmp_path, fitted):
         assert np.array_equal(np.asarray(u[key]), np.asarray(ref[key])), key
     # version-1 files (no uncertainty data) still load; unknown versions are refused clearly
     doc = json.loads(path.read_text())
-    for key in ("uq", "fallback"):
+    for key in ("uq", "fallback", "checksum"):  # what a version-1 file is (the checksum came with version 3)
         doc.pop(key)
     doc["version"] = 1
     v1 = tmp_path / "v1.hybridpot.json"
@@ -572,8 +572,10 @@ def test_model_file_keeps_fallback_scope(tmp_path, fitted):
     assert again.fallback.scope == "structure" and again.fallback.to_dict() == doc["fallback"]
     r = to_numpy(again.compute(atoms))
     assert np.array_equal(r["energies"], ref["energies"]) and np.array_equal(r["forces"], ref["forces"])
-    # files written before scopes existed have no scope key: per-atom switch
+    # files written before scopes existed (version 2: no checksum either) have no scope key: per-atom switch
     doc["fallback"].pop("scope")
+    doc.pop("checksum")
+    doc["version"] = 2
     old = tmp_path / "old.hybridpot.json"
     old.write_text(json.dumps(doc))
     assert load(old).fallback.scope == "atom"

@@ -45,6 +45,15 @@ from scipy.special import ive, roots_legendre, spherical_in, spherical_jn
 
 from hybridpot.errors import HybridpotError
 
+#: Largest nmax the LAMMPS basis is computed for here. W = S^(-1/2) at _MP_DIGITS (40) digits loses
+#: ~log10 cond(S) of them: cond(S) is 1e22 at 15 (18 digits left, more than float64 keeps), 1e24 at
+#: 16 (float64 accuracy no longer assured) and 1e45 at 30, where the smallest eigenvalue comes out
+#: negative at 40 digits.
+LAMMPS_MAX_NMAX = 15
+#: Most quadrature panels (Gaussian widths, rcut * sqrt(2 alpha)) across the cutoff: building the
+#: basis and its spline tables takes ~10 s at this limit (rcut 5 A, alpha 200 1/A^2), 90 s at alpha 1000;
+#: LAMMPS's examples use alpha 1-5. Beyond it the Gaussian is narrower than 0.05 A at rcut 5.
+LAMMPS_MAX_PANELS = 100
 #: Largest nmax LAMMPS orthonormalises accurately (its W loses ~cond(S) * 1e-16; cond(S) is 6e8 at 6).
 LAMMPS_EXPORT_MAX_NMAX = 5
 #: Largest relative error of LAMMPS's radial functions (its recurrence for i_l) accepted for export.
@@ -55,6 +64,11 @@ LAMMPS_EXPORT_MIN_DISTANCE = 1.5
 
 _MP_DIGITS = 40
 _GAUSS_POINTS_PER_PANEL = 24
+
+
+def max_lammps_alpha(rcut: float) -> float:
+    """The largest alpha (1/A^2) the LAMMPS basis is built for at ``rcut`` (A): rcut * sqrt(2 alpha) <= LAMMPS_MAX_PANELS."""
+    return (LAMMPS_MAX_PANELS / rcut) ** 2 / 2.0
 
 
 def cosine_cutoff(r: np.ndarray, rcut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,11 +237,19 @@ class LammpsRadialBasis(RadialBasis):
 
     def __init__(self, rcut: float, nmax: int, lmax: int, alpha: float) -> None:
         super().__init__(rcut, nmax, lmax)
+        if self.nmax > LAMMPS_MAX_NMAX:
+            raise HybridpotError(f"nmax = {self.nmax}: basis='lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its polynomial "
+                                 "overlap matrix becomes too ill-conditioned to orthonormalise); use basis='bessel' for more "
+                                 "radial functions")
         if not (isinstance(alpha, (int, float)) and np.isfinite(alpha) and alpha > 0):
             raise HybridpotError(f"alpha must be a positive number (1/A^2) for basis='lammps', got {alpha!r}")
         self.alpha = float(alpha)
         width = 1.0 / np.sqrt(2.0 * self.alpha)  # standard deviation of exp(-alpha (x - r)^2)
         n_panels = max(4, int(np.ceil(self.rcut / width)))
+        if n_panels > LAMMPS_MAX_PANELS:
+            raise HybridpotError(f"alpha = {alpha} with rcut = {rcut}: a Gaussian {width:.3g} A wide needs {n_panels} quadrature "
+                                 f"panels across the cutoff, more than {LAMMPS_MAX_PANELS}; use alpha <= "
+                                 f"{max_lammps_alpha(self.rcut):.4g} 1/A^2 at this rcut (typical: 1-5)")
         x, w = _gauss_legendre_panels(0.0, self.rcut, n_panels, _GAUSS_POINTS_PER_PANEL)
         self._x = x
         # 4 pi w_k x_k^2 u_n(x_k): the r-independent part of the integrand, (nmax, n_nodes)

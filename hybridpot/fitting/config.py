@@ -6,6 +6,7 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [data]
     train = "train.xyz"          # anything ase.io.read takes, with energies (and forces)
     test = "test.xyz"            # optional
+    check_units = true           # stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)
     [baseline]
     file = "Cu_mishin1.eam.alloy"   # or type = "none", or type = "lj" with lj/cut parameters
     [descriptor]
@@ -40,11 +41,12 @@ a trade-off against energies, see benchmarks/results/mlearn_search.md), ``config
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import ConfigError
 from hybridpot.io.toml import read_toml
 
 #: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
@@ -58,6 +60,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "data": {
         "train": ((str,), ...),
         "test": ((str,), None),
+        "check_units": ((bool,), True),  # stop on a likely unit or sign mistake in the labels (hybridpot.fitting.units)
     },
     "baseline": {
         "file": ((str,), None),
@@ -121,18 +124,35 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
 @dataclass
 class FitConfig:
     """A validated configuration: ``sections[section][key]`` with defaults filled in and
-    paths made absolute."""
+    paths made absolute.
+
+    Attributes:
+        kind: what writes the output folder, "fit" or "demo": a demo replaces only an earlier
+            demo's output (:class:`hybridpot.io.outdir.OutputDir`).
+    """
 
     sections: dict[str, dict[str, Any]]
     source: str
+    kind: str = "fit"
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.sections[section]
 
 
-def fail(source: str, msg: str) -> HybridpotError:
+def fail(source: str, msg: str) -> ConfigError:
     """A configuration error naming its source (file) first."""
-    return HybridpotError(f"{source}: {msg}")
+    return ConfigError(f"{source}: {msg}")
+
+
+def non_finite(value: Any) -> bool:
+    """Whether ``value`` is, or (in a list or table) holds, a NaN or infinite number."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(non_finite(v) for v in value.values())
+    return False
 
 
 def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], source: str) -> dict[str, dict[str, Any]]:
@@ -142,8 +162,9 @@ def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], 
     Sections of ``raw`` that are not in ``schema`` are not looked at (the caller checks them).
 
     Raises:
-        HybridpotError: a section that is not a table, an unknown key, a wrong type or a missing
-            required key, naming the section and key.
+        ConfigError: a section that is not a table, an unknown key, a wrong type, a NaN or
+            infinite number (TOML has ``nan`` and ``inf``) or a missing required key, naming the
+            section and key.
     """
     out: dict[str, dict[str, Any]] = {}
     for section, keys in schema.items():
@@ -159,6 +180,8 @@ def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], 
                 v = given[key]
                 if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
                     raise fail(source, f"[{section}] {key} = {v!r}: expected {' or '.join(t.__name__ for t in types)}")
+                if non_finite(v):
+                    raise fail(source, f"[{section}] {key} = {v!r}: numbers must be finite (no nan or inf)")
                 values[key] = v
             elif default is ...:
                 raise fail(source, f"[{section}] {key} is required")
@@ -172,7 +195,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     """Validate a configuration dictionary (as read from TOML).
 
     Raises:
-        HybridpotError: unknown section/key, wrong type, missing required key, bad value, or a
+        ConfigError: unknown section/key, wrong type, missing required key, bad value, or a
             data/potential file that does not exist.
     """
     unknown = set(raw) - set(SCHEMA)
@@ -216,6 +239,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, "[baseline] refit needs a baseline")
     if not 0 < b["refit_range"] < 1:
         raise fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
+    if b["refit_max_evals"] < 1:
+        raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     b["type"] = kind
     d = c["descriptor"]
     if d["basis"] not in ("lammps", "bessel"):
@@ -230,8 +255,19 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if d[key] is not None and not d[key] > 0:
             raise fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
     for key in ("nmax", "lmax"):
-        if d[key] < (1 if key == "nmax" else 0):
-            raise fail(source, f"[descriptor] {key} = {d[key]}: too small")
+        if d[key] < 1:
+            raise fail(source, f"[descriptor] {key} = {d[key]}: too small (at least 1)")
+    from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha  # scipy, mpmath: 0.3 s
+
+    if d["basis"] == "lammps" and d["alpha"] > max_lammps_alpha(d["rcut"]):
+        raise fail(source, f"[descriptor] alpha = {d['alpha']} with rcut = {d['rcut']}: the Gaussian smearing is too narrow for "
+                           f"the radial quadrature (more than {LAMMPS_MAX_PANELS} Gaussian widths across the cutoff; building "
+                           f"the basis takes ~10 s at that limit, 90 s at alpha 1000 and rcut 5); use alpha <= {max_lammps_alpha(d['rcut']):.4g} at this rcut "
+                           "(typical: 1-5)")
+    if d["basis"] == "lammps" and d["nmax"] > LAMMPS_MAX_NMAX:
+        raise fail(source, f"[descriptor] nmax = {d['nmax']}: basis = 'lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its "
+                           "polynomial overlap matrix cannot be orthonormalised accurately beyond); lower nmax or use "
+                           "basis = 'bessel'")
     m = c["model"]
     if m["type"] not in ("linear", "quadratic", "nn"):
         raise fail(source, f"[model] type = {m['type']!r}: expected 'linear', 'quadratic' or 'nn'")
@@ -277,9 +313,15 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[fit] train_fraction = {f['train_fraction']}: expected 0 < value <= 1")
     if f["batch_atoms"] < 1:
         raise fail(source, "[fit] batch_atoms must be >= 1")
+    if f["seed"] < 0:
+        raise fail(source, f"[fit] seed = {f['seed']}: must be >= 0 (numpy's random generators refuse negative seeds)")
     for k, v in f["config_weights"].items():
         if not isinstance(v, _NUM) or v < 0:
             raise fail(source, f"[fit] config_weights.{k} = {v!r}: expected a number >= 0")
+    name = c["output"]["name"]
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise fail(source, f"[output] name = {name!r}: expected a plain file name (the model is written as NAME.hybridpot.json "
+                           "in [output] dir)")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
 
 
@@ -316,6 +358,9 @@ def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:
         # energy weight 300: chosen by 5-fold CV on the full mlearn Cu training set (a superset of the
         # bundled training structures; the bundled test structures come from the mlearn test split)
         "fit": {"energy_weight": 300.0, "force_weight": 1.0, "seed": 0},
+        # overwrite: a demo replaces the previous demo's output, and only that (FitConfig.kind)
         "output": {"dir": str(Path(out_dir).resolve()), "overwrite": True, "plots": plots},
     }
-    return parse_config(raw, Path.cwd(), "hybridpot demo")
+    config = parse_config(raw, Path.cwd(), "hybridpot demo")
+    config.kind = "demo"
+    return config

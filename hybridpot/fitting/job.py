@@ -1,7 +1,8 @@
 """The fit job behind ``hybridpot fit CONFIG.toml``: read, check, fit, evaluate, report, write.
 
-Every check (configuration, files, labels, elements, output directory) runs before any output is
-written; outputs are written to temporary files and renamed into the output directory.
+Every check (output folder, configuration, files, labels and their units, elements, cutoff,
+memory) runs before the fit; the outputs are staged beside the output folder and moved into it
+in one step at the end (:mod:`hybridpot.io.outdir`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import ConfigError, OutputError, UnitsError
 from hybridpot.fitting.assembly import BaselinePredictions, Weights, baseline_predictions, reference_energies
+from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.predict import predict
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.io.data import Dataset, read_dataset
+from hybridpot.io.outdir import OutputDir
 from hybridpot.metrics import error_metrics, format_table
 from hybridpot.potential import HybridPotential
 
@@ -145,7 +148,7 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
     weights = d["weights"] or {e: 1.0 for e in elements}
     missing = [e for e in elements if e not in weights]
     if missing:
-        raise HybridpotError(f"{config.source}: [descriptor] weights has no entry for {missing}")
+        raise ConfigError(f"{config.source}: [descriptor] weights has no entry for {missing}")
     descriptor = SO3(
         rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=None if d["alpha"] is None else float(d["alpha"]), basis=d["basis"], kind=d["kind"],
         elements=elements, weights={e: float(weights[e]) for e in elements}, element_channels=d["channels"],
@@ -160,36 +163,65 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
     return HybridPotential(baseline, descriptor, model)
 
 
-def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline) -> None:
-    """Labels needed by the weights exist; every element is covered by the baseline."""
-    f = config["fit"]
-    if f["force_weight"] > 0 and not train.has_forces.all():
-        bad = np.where(~train.has_forces)[0]
-        raise HybridpotError(
-            f"{train.source}: structures {bad[:10].tolist()}{'...' if bad.size > 10 else ''} have no forces, "
-            f"but force_weight = {f['force_weight']} > 0 (set force_weight = 0 or add forces)"
-        )
-    if f["stress_weight"] > 0 and not train.has_stress.any():
-        raise HybridpotError(f"{train.source}: no structure has a stress, but stress_weight = {f['stress_weight']} > 0")
-    if baseline is not None and baseline.elements is not None:
-        for data in (train, test):
-            if data is None:
-                continue
-            missing = [e for e in data.elements if e not in baseline.elements]
-            if missing:
-                raise HybridpotError(
-                    f"{data.source}: element(s) {missing} not in the baseline {baseline.source} (it has {baseline.elements})"
-                )
+def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePredictions | None]],
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Unit and sign sanity checks (:func:`hybridpot.fitting.units.check_units`) of each data set
+    against its baseline predictions (None: typical DFT ranges).
+
+    Returns:
+        the record for report.json's "data_checks": per set, the comparisons and any findings.
+
+    Raises:
+        UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` (then
+            the findings are logged as warnings and recorded).
+    """
+    from hybridpot.fitting.units import check_units, units_message
+
+    record: dict[str, Any] = {"check_units": config["data"]["check_units"]}
+    for name, (data, bl) in sets.items():
+        check = check_units(data, bl)
+        record[name] = {"checks": check.record, "findings": [f.message for f in check.findings]}
+        if not check.findings:
+            continue
+        if config["data"]["check_units"]:
+            raise UnitsError(units_message(check))
+        log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings) + " ([data] check_units = false: fitting anyway)")
+    return record
 
 
 def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None] = print) -> FitResult:
-    """Run the whole fit described by ``config`` and write its outputs."""
-    timer = StageTimer()
+    """Run the whole fit described by ``config`` and write its outputs.
+
+    Order: the output folder (locked, checked: :class:`~hybridpot.io.outdir.OutputDir`), the data
+    (read and checked), the potential and the checks that need it (cutoff, memory), the baseline's
+    predictions and the labels' unit checks; only then the fit. Everything is written into the
+    staging folder and moved into ``[output] dir`` at the end, in one step.
+    """
     out = config["output"]
-    out_dir: Path = out["dir"]
-    model_path = out_dir / f"{out['name']}{MODEL_SUFFIX}"
-    if not out["overwrite"] and (model_path.exists() or (out_dir / "report.json").exists()):
-        raise HybridpotError(f"{out_dir} already holds a fit ({model_path.name}); set [output] overwrite = true or choose another dir")
+    with OutputDir(out["dir"], config.kind, out["overwrite"], config.source) as outdir:
+        potential, report, preds, base_preds, sets = _fit_and_report(config, progress, log)
+        try:
+            _write_outputs(potential, report, preds, base_preds, sets, outdir.path / f"{out['name']}{MODEL_SUFFIX}", out["plots"])
+            outdir.commit()
+        except OSError as exc:
+            raise OutputError(f"{config.source}: writing the outputs to {out['dir']} failed ({type(exc).__name__}: {exc}); "
+                              f"{out['dir']} was left as it was") from exc
+    model_path = out["dir"] / f"{out['name']}{MODEL_SUFFIX}"
+    rows = {}
+    for name in sets:
+        rows[f"baseline only {name}"] = report["baseline_only"][name]
+        rows[f"hybrid {name}"] = report[name]
+    log(format_table(rows))
+    log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in report["timings"].items())
+        + f"; total {report['total_seconds']:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
+    log(f"wrote {model_path}")
+    return FitResult(potential, report, model_path, out["dir"])
+
+
+def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None]) -> tuple:
+    """Read, check, fit and evaluate: (potential, report, predictions, baseline-only predictions and
+    the data sets, each by set name)."""
+    timer = StageTimer()
     f = config["fit"]
     torch.manual_seed(f["seed"])
     with timer("read data"):
@@ -204,25 +236,38 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
             train = train_all.subset(np.sort(rng.choice(len(train_all), size=n, replace=False)))
         elements = sorted(set(train.elements) | set(test.elements if test else []), key=_z)
         potential = make_potential(config, elements, baseline)
+        check_cutoff(config, train, elements, potential.descriptor.rcut)
+        check_solve_memory(config, potential, train)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
     fit_info: dict[str, Any] = {}
+    with timer("baseline"):
+        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
+        bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
+    if baseline is not None:
+        for data, bl in ((train, bl_train), (test, bl_test)):
+            if data is not None:
+                check_baseline_finite(data, bl, baseline.source)
+    data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
+                               | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if config["baseline"]["refit"]:
         from hybridpot.fitting.cofit import cofit
 
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
-    with timer("baseline"):
-        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
+        with timer("baseline (co-fitted)"):
+            bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
+            bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
     sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer)
+    check_fitted(potential)
     fit_info.update(record)
-    report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info}
+    report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info, "data_checks": data_checks}
     ref = reference_energies(train, bl_train, elements)
     with timer("evaluate"):
         sets = {"train": train} | ({"test": test} if test else {})
         preds, base_preds = {}, {}
         for name, data in sets.items():
-            bl = bl_train if name == "train" else baseline_predictions(potential.baseline, data, f["batch_atoms"], progress)
+            bl = bl_train if name == "train" else bl_test
             preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}", baseline=bl)
             base_preds[name] = _baseline_only(data, bl, ref, elements)
             report[name] = _errors(data, preds[name])
@@ -246,16 +291,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     report["timings"] = {k: v for k, v in timer.stages.items()}
     report["total_seconds"] = timer.total
     report["peak_memory_MiB"] = peak_memory_mib()
-    _write_outputs(potential, report, preds, base_preds, sets, model_path, out_dir, out["plots"])
-    rows = {}
-    for name in sets:
-        rows[f"baseline only {name}"] = report["baseline_only"][name]
-        rows[f"hybrid {name}"] = report[name]
-    log(format_table(rows))
-    log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in timer.stages.items())
-        + f"; total {timer.total:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
-    log(f"wrote {model_path}")
-    return FitResult(potential, report, model_path, out_dir)
+    return potential, report, preds, base_preds, sets
 
 
 def _z(symbol: str) -> int:
@@ -287,11 +323,12 @@ def _jsonable(x):
     return x
 
 
-def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path, out_dir: Path, plots: bool) -> None:
+def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path, plots: bool) -> None:
+    """Model file, report.json and the parity plots, into the folder of ``model_path`` (the staging folder)."""
     from hybridpot.io.atomic import write_text_atomic
     from hybridpot.io.modelfile import save
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = model_path.parent
     metadata = {k: report[k] for k in ("data", "fit", "config")}
     metadata["reference_energies_eV"] = report["baseline_only"]["reference_energies_eV"]
     save(potential, model_path, metadata=metadata)

@@ -2,6 +2,10 @@
 
 Anything ``ase.io.read`` takes (extxyz, ASE db, VASP OUTCAR, ...) with energies/forces/stresses
 stored through the calculator (extxyz keys ``energy``, ``forces``, ``stress``).
+
+Every structure is checked on reading (labels present and finite, positions and cell usable,
+no two atoms closer than :data:`hybridpot.neighbors.DEFAULT_MIN_DISTANCE`), and every message
+names the file, the structure's index in that file and its config_type.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import DataError, StructureError
+from hybridpot.neighbors import DEFAULT_MIN_DISTANCE, overlapping_pair
 from hybridpot.system import _validate
 
 
@@ -29,6 +34,7 @@ class Dataset:
         has_forces, has_stress: (S,) bool.
         config_type: (S,) labels (``info["config_type"]``, or "default").
         source: where the data came from (file name), for messages and reports.
+        index: (S,) position of each structure in ``source`` (kept by :meth:`subset`), for messages.
     """
 
     frames: list[Atoms]
@@ -39,6 +45,15 @@ class Dataset:
     has_stress: np.ndarray
     config_type: list[str]
     source: str
+    index: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            self.index = np.arange(len(self.frames))
+
+    def describe(self, s: int) -> str:
+        """"structure 17 (config_type 'surface', Cu32)": structure ``s`` of this set, by its index in the file."""
+        return structure_label(self.frames[s], int(self.index[s]))
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -82,6 +97,7 @@ class Dataset:
             has_stress=self.has_stress[index],
             config_type=[self.config_type[s] for s in index],
             source=self.source,
+            index=self.index[index],
         )
 
     def checksum(self) -> str:
@@ -97,40 +113,71 @@ class Dataset:
         return h.hexdigest()
 
 
-def from_frames(frames: Sequence[Atoms], source: str = "<frames>") -> Dataset:
-    """Build a :class:`Dataset` from structures carrying results (e.g. a SinglePointCalculator).
+def structure_details(atoms: Atoms) -> str:
+    """"config_type 'surface', Cu32" (the config_type only where the structure has one)."""
+    ct = atoms.info.get("config_type")
+    return f"{'' if ct is None else f'config_type {str(ct)!r}, '}{atoms.get_chemical_formula()}"
+
+
+def structure_label(atoms: Atoms, index: int) -> str:
+    """"structure 17 (config_type 'surface', Cu32)"."""
+    return f"structure {index} ({structure_details(atoms)})"
+
+
+def check_structures(frames: Sequence[Atoms], source: str, min_distance: float = DEFAULT_MIN_DISTANCE) -> list[Atoms]:
+    """The structures as a list, after checking that each can be evaluated: atoms present, finite
+    positions and cell, a cell where periodic, no two atoms closer than ``min_distance`` (Angstrom).
 
     Raises:
-        HybridpotError: a structure with no energy, NaN labels, wrongly shaped forces, or a bad
-            structure (naming ``source`` and the structure index).
+        DataError: naming ``source``, the structure's index and config_type, and the fix.
     """
     frames = list(frames)
     if not frames:
-        raise HybridpotError(f"{source}: no structures")
+        raise DataError(f"{source}: no structures")
+    for s, atoms in enumerate(frames):
+        try:
+            _validate(atoms, s, lambda: f"{source}: {structure_label(atoms, s)}")
+        except StructureError as exc:
+            raise DataError(str(exc)) from exc
+        pair = overlapping_pair(atoms, min_distance)
+        if pair is not None:
+            i, j, d = pair
+            raise DataError(f"{source}: {structure_label(atoms, s)}: atoms {i} and {j} are {d:.4f} A apart (closer than "
+                            f"{min_distance} A): overlapping atoms; remove the structure or correct its positions")
+    return frames
+
+
+def from_frames(frames: Sequence[Atoms], source: str = "<frames>", min_distance: float = DEFAULT_MIN_DISTANCE) -> Dataset:
+    """Build a :class:`Dataset` from structures carrying results (e.g. a SinglePointCalculator).
+
+    Args:
+        min_distance: atoms closer than this (Angstrom) are an error (overlapping atoms).
+
+    Raises:
+        DataError: a structure with no energy, NaN labels, wrongly shaped forces, overlapping
+            atoms or otherwise unusable (naming ``source``, the structure's index and config_type).
+    """
+    frames = check_structures(frames, source, min_distance)
     energy = np.empty(len(frames))
     stress = np.full((len(frames), 6), np.nan)
     has_f = np.zeros(len(frames), bool)
     has_s = np.zeros(len(frames), bool)
     forces = []
     for s, atoms in enumerate(frames):
-        try:
-            _validate(atoms, s)
-        except HybridpotError as exc:
-            raise HybridpotError(f"{source}: {exc}") from exc
         results = atoms.calc.results if atoms.calc is not None else {}
         e = results.get("energy", atoms.info.get("energy"))
         if e is None:
-            raise HybridpotError(f"{source}: structure {s} ({atoms.get_chemical_formula()}) has no energy")
+            raise DataError(f"{source}: structure {s} has no energy ({structure_details(atoms)})")
         energy[s] = float(e)
         if not np.isfinite(energy[s]):
-            raise HybridpotError(f"{source}: structure {s} has a non-finite energy ({e})")
+            raise DataError(f"{source}: structure {s} has a non-finite energy ({e}) ({structure_details(atoms)})")
         f = results.get("forces", atoms.arrays.get("forces"))
         if f is not None:
             f = np.asarray(f, dtype=float)
             if f.shape != (len(atoms), 3):
-                raise HybridpotError(f"{source}: structure {s} has forces of shape {f.shape}, expected ({len(atoms)}, 3)")
+                raise DataError(f"{source}: structure {s} has forces of shape {f.shape}, expected ({len(atoms)}, 3) ({structure_details(atoms)})")
             if not np.all(np.isfinite(f)):
-                raise HybridpotError(f"{source}: structure {s} has NaN or infinite forces")
+                raise DataError(f"{source}: structure {s} has NaN or infinite forces ({structure_details(atoms)})")
             has_f[s] = True
         forces.append(f if f is not None else np.full((len(atoms), 3), np.nan))
         st = results.get("stress", atoms.info.get("stress"))
@@ -139,7 +186,9 @@ def from_frames(frames: Sequence[Atoms], source: str = "<frames>") -> Dataset:
             if st.shape == (3, 3):
                 st = st[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
             if st.shape != (6,) or not np.all(np.isfinite(st)):
-                raise HybridpotError(f"{source}: structure {s} has an invalid stress {st.tolist()}")
+                raise DataError(f"{source}: structure {s} has an invalid stress {st.tolist()} ({structure_details(atoms)}): expected 6 or 3 x 3 finite values")
+            if abs(atoms.cell.volume) < 1e-10:
+                raise DataError(f"{source}: {structure_label(atoms, s)} has a stress but no cell (a stress needs a volume): remove the stress or set the cell")
             stress[s] = st
             has_s[s] = True
     return Dataset(
@@ -157,26 +206,30 @@ def from_frames(frames: Sequence[Atoms], source: str = "<frames>") -> Dataset:
 def read_dataset(path: str | Path, index: str = ":") -> Dataset:
     """Read a labelled data set with ``ase.io.read``.
 
+    Args:
+        index: which structures (ase's index syntax); other than ":" the messages name the
+            selection (``path@index``) and count structures within it.
+
     Raises:
-        HybridpotError: missing or unreadable file, or invalid labels (see :func:`from_frames`).
+        DataError: missing or unreadable file, or invalid labels (see :func:`from_frames`).
     """
     from ase.io import read
 
     path = Path(path)
     if not path.is_file():
-        raise HybridpotError(f"{path}: data file not found")
+        raise DataError(f"{path}: data file not found")
     try:
         frames = read(path, index=index)
     except Exception as exc:  # ase raises many types for unreadable files
-        raise HybridpotError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
+        raise DataError(f"{path}: cannot read structures ({type(exc).__name__}: {exc})") from exc
     if isinstance(frames, Atoms):
         frames = [frames]
-    return from_frames(frames, source=str(path))
+    return from_frames(frames, source=str(path) if index == ":" else f"{path}@{index}")
 
 
 def bundled(name: str) -> Path:
     """Path of a file in the bundled default data (``hybridpot/data``)."""
     path = Path(__file__).resolve().parents[1] / "data" / name
     if not path.is_file():
-        raise HybridpotError(f"bundled data file {name!r} not found in {path.parent}")
+        raise DataError(f"bundled data file {name!r} not found in {path.parent}")
     return path

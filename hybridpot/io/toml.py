@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,13 +18,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file.
 
     Raises:
-        HybridpotError: the file is missing or is not valid TOML (with the parser's message).
+        ConfigError: the file is missing or is not valid TOML (with the parser's message).
     """
     path = Path(path)
     if not path.is_file():
-        raise HybridpotError(f"{path}: file not found")
+        raise ConfigError(f"{path}: file not found")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise HybridpotError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc

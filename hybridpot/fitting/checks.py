@@ -1,0 +1,182 @@
+"""Checks of a fit's inputs that need the data, run before any expensive work.
+
+Each failure is an error naming the file, the structure (its index in that file and its
+config_type) or the configuration key, and the fix. The configuration alone is checked earlier
+(:mod:`hybridpot.fitting.config`), the labels' units after the baseline pass
+(:mod:`hybridpot.fitting.units`).
+"""
+
+from __future__ import annotations
+
+import os
+import numpy as np
+
+from hybridpot.errors import ConfigError, DataError, FitError
+from hybridpot.fitting.config import FitConfig
+from hybridpot.io.data import Dataset
+
+
+def _first(data: Dataset, mask: np.ndarray, limit: int = 5) -> str:
+    """The first few structures of ``mask`` (S,) by file index and config_type, e.g. "structure 3 (...), structure 9 (...)"."""
+    idx = np.flatnonzero(mask)
+    return ", ".join(data.describe(s) for s in idx[:limit]) + (f" and {idx.size - limit} more" if idx.size > limit else "")
+
+
+def _with_element(data: Dataset, symbols: list[str]) -> np.ndarray:
+    from ase.data import atomic_numbers
+
+    z = [atomic_numbers[e] for e in symbols]
+    return np.array([bool(np.isin(a.numbers, z).any()) for a in data.frames])
+
+
+def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline) -> None:
+    """Labels needed by the weights exist; every element is covered by the baseline and by the
+    training set; per-config-type weights name config types that exist; CV has enough structures.
+
+    Raises:
+        DataError: missing labels, elements the baseline or the training set lacks.
+        ConfigError: ``config_weights`` for config types the training set does not have, more CV
+            folds than training structures.
+    """
+    f, m = config["fit"], config["model"]
+    if f["force_weight"] > 0 and not train.has_forces.all():
+        bad = np.where(~train.has_forces)[0]
+        raise DataError(
+            f"{train.source}: structures {bad[:10].tolist()}{'...' if bad.size > 10 else ''} have no forces, "
+            f"but force_weight = {f['force_weight']} > 0 ({_first(train, ~train.has_forces, 3)}): set force_weight = 0 or add forces"
+        )
+    if f["stress_weight"] > 0 and not train.has_stress.any():
+        raise DataError(f"{train.source}: no structure has a stress, but stress_weight = {f['stress_weight']} > 0 "
+                        "(set stress_weight = 0 or add stresses)")
+    if baseline is not None and baseline.elements is not None:
+        for data in (train, test):
+            if data is None:
+                continue
+            missing = [e for e in data.elements if e not in baseline.elements]
+            if missing:
+                raise DataError(
+                    f"{data.source}: element(s) {missing} not in the baseline {baseline.source} (it has {baseline.elements}); "
+                    f"first in {_first(data, _with_element(data, missing), 1)}: use a baseline that covers them or remove those structures"
+                )
+    if test is not None:
+        only_test = [e for e in test.elements if e not in train.elements]
+        if only_test:
+            raise DataError(
+                f"{test.source}: element(s) {only_test} are in the test set but not in the training set {train.source} "
+                f"(first in {_first(test, _with_element(test, only_test), 1)}): the model cannot predict them; add training "
+                "structures with them or remove those test structures"
+            )
+    unknown = sorted(set(f["config_weights"]) - set(train.config_type))
+    if unknown:
+        raise ConfigError(f"{config.source}: [fit] config_weights names config type(s) {unknown} that no structure of "
+                          f"{train.source} has (it has {sorted(set(train.config_type))}); check the spelling")
+    if m["type"] == "nn" and len(train) > 1 and len(train) - max(1, int(round(m["validation_fraction"] * len(train)))) < 1:
+        raise ConfigError(f"{config.source}: [model] validation_fraction = {m['validation_fraction']} leaves no training structure "
+                          f"of the {len(train)} in {train.source} (the rest validate): lower it")
+    cv = m["regularization"] == "cv" or f["energy_weight"] == "cv"
+    if cv and m["type"] != "nn" and len(train) < 2:
+        raise ConfigError(f"{config.source}: cross-validation (regularization or energy_weight = 'cv') needs at least 2 "
+                          f"training structures; {train.source} has {len(train)}")
+
+
+def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: float) -> None:
+    """Every element has, somewhere in the training set, an atom with a neighbour within ``rcut``.
+
+    Otherwise its descriptors are zero for every training atom and the fit is undetermined.
+    Stops at the first structures that show every element a neighbour (usually the first one).
+
+    Raises:
+        ConfigError: an element whose atoms have no neighbour within ``rcut`` anywhere (naming the
+            shortest interatomic distance in the training file).
+    """
+    from ase.data import chemical_symbols
+
+    from hybridpot.neighbors import half_pairs
+
+    unseen = set(elements)
+    for atoms in train.frames:
+        i, j = half_pairs(atoms, rcut, "ij")
+        unseen -= {chemical_symbols[z] for z in np.unique(atoms.numbers[np.concatenate([i, j])])}
+        if not unseen:
+            return
+    shortest, where = _shortest_distance(train)
+    raise ConfigError(
+        f"{config.source}: [descriptor] rcut = {rcut} A: no {'/'.join(sorted(unseen))} atom of {train.source} has a neighbour "
+        f"within rcut ({where}), so its descriptors would be zero for every training atom; set rcut well above "
+        f"{shortest:.3g} A (typically 4-6 A)"
+    )
+
+
+def _shortest_distance(data: Dataset, search: float = 8.0) -> tuple[float, str]:
+    """The shortest interatomic distance of the set (up to ``search`` A) and where it is, for messages."""
+    from hybridpot.neighbors import half_pairs
+
+    best, where = np.inf, f"no two atoms within {search} A"
+    for s, atoms in enumerate(data.frames):
+        (d,) = half_pairs(atoms, search, "d")
+        if d.size and d.min() < best:
+            best, where = float(d.min()), f"its shortest interatomic distance is {d.min():.3g} A, in {data.describe(s)}"
+    return (best if np.isfinite(best) else search), where
+
+
+def solve_memory_bytes(config: FitConfig, potential, n_atoms: int) -> int:
+    """Estimated peak memory of a linear/quadratic solve: the triangular factors (one per fold and
+    row kind when the energy weight is chosen by CV, one per fold for CV of the regularisation, plus
+    the combined one and the QR's working copy), the posterior covariance and the kept training descriptors."""
+    m, f = config["model"], config["fit"]
+    columns = potential.model.n_params * len(potential.model.elements) + 1
+    folds = m["cv_folds"] if (m["regularization"] == "cv" or f["energy_weight"] == "cv") else 1
+    factors = folds * (3 if f["energy_weight"] == "cv" else 1) + folds + 3
+    return 8 * (factors * columns**2 + n_atoms * potential.descriptor.n_features)
+
+
+def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
+    """Refuse a linear or quadratic fit whose solve cannot fit in this machine's memory.
+
+    Raises:
+        ConfigError: the estimate (:func:`solve_memory_bytes`) exceeds the physical memory,
+            naming the parameter count and what lowers it.
+    """
+    if config["model"]["type"] == "nn":
+        return
+    need = solve_memory_bytes(config, potential, int(train.n_atoms.sum()))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):  # not available on this system: no check
+        return
+    if need > have:
+        model = potential.model
+        raise ConfigError(
+            f"{config.source}: the {config['model']['type']} model has {model.n_params} parameters per element "
+            f"({len(model.elements)} elements; {potential.descriptor.n_features} descriptor features), and solving for them "
+            f"needs about {need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB: lower [descriptor] nmax "
+            "or lmax, use a linear model, or [model] type = 'nn'"
+        )
+
+
+
+def check_baseline_finite(data: Dataset, baseline, source: str) -> None:
+    """The baseline's energies and forces on ``data`` are finite (else the residual targets are not).
+
+    Raises:
+        DataError: naming the structures and the baseline (``source``).
+    """
+    atoms_bad = ~np.all(np.isfinite(baseline.forces), axis=1)
+    bad = ~np.isfinite(baseline.energy) | (np.add.reduceat(atoms_bad.astype(int), data.ptr[:-1]) > 0)
+    if bad.any():
+        raise DataError(f"{data.source}: the baseline {source} gives NaN or infinite energies or forces for {_first(data, bad)} "
+                        "(atoms outside the range of its tables?): remove those structures or use another baseline")
+
+
+def check_fitted(potential) -> None:
+    """The fitted parameters are finite.
+
+    Raises:
+        FitError: naming the parameters, before anything is written.
+    """
+    from hybridpot.io.integrity import non_finite_tensors
+
+    bad = non_finite_tensors(potential.model)
+    if bad:
+        raise FitError(f"the fit produced NaN or infinite parameters ({'; '.join(bad)}); nothing was written: check the "
+                       "data and weights (the fit record in the log), or use explicit regularization")
