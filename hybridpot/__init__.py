@@ -27,7 +27,13 @@ _NAMES = {
     "AtomicSystem": "hybridpot.system",
     "Calculator": "hybridpot.calculator",
     "HybridPotential": "hybridpot.potential",
+    "ConfigError": "hybridpot.errors",
+    "DataError": "hybridpot.errors",
+    "FitError": "hybridpot.errors",
     "HybridpotError": "hybridpot.errors",
+    "ModelFileError": "hybridpot.errors",
+    "OutputError": "hybridpot.errors",
+    "UnitsError": "hybridpot.errors",
     "PairGraph": "hybridpot.neighbors",
     "Potential": "hybridpot.potential",
     "PotentialFileError": "hybridpot.errors",
@@ -58,14 +64,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_NAMES) | set(_SUBMODULES))
 
 
-def load(path):
-    """Load a fitted model (``*.hybridpot.json``) or an empirical potential file (by its suffix)."""
+def load(path, **options):
+    """Load a fitted model (``*.hybridpot.json``; ``options`` as :func:`hybridpot.io.modelfile.load`, e.g.
+    ``accept_edited=True``) or an empirical potential file (by its suffix)."""
     from pathlib import Path
 
     if str(path).endswith(".hybridpot.json"):
         from hybridpot.io.modelfile import load as load_model
 
-        return load_model(path)
+        return load_model(path, **options)
     from hybridpot.empirical import load as load_empirical
 
     return load_empirical(Path(path))
