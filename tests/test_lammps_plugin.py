@@ -487,8 +487,8 @@ def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
 
 
 def test_deck_folder_rules(lammps_potentials, tmp_path):
-    """One folder holds one deck: another name is refused, a user's file is never replaced, a re-export of the
-    same name replaces its own files and removes the ones it no longer has."""
+    """One folder holds one deck, replaced as a whole: another name is refused, a user's file is never replaced, a
+    re-export of the same name replaces the deck (the files it no longer has are gone)."""
     atoms = structure(CU, seed=3)
     potential = hybrid(CU, "linear", "eam", lammps_potentials, [atoms], seed=1)
     deck = tmp_path / "deck"
@@ -501,7 +501,7 @@ def test_deck_folder_rules(lammps_potentials, tmp_path):
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "README.md").write_text("my notes\n")
-    with pytest.raises(HybridpotError, match=r"README\.md exist and are not part of a hybridpot deck"):
+    with pytest.raises(HybridpotError, match=r"holds files hybridpot did not write \(README\.md\)"):
         export_lammps(potential, mine, name="a")
     assert (mine / "README.md").read_text() == "my notes\n" and sorted(p.name for p in mine.iterdir()) == ["README.md"]
 

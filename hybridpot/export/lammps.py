@@ -19,10 +19,11 @@ model's element order), ``in.NAME.lmp`` (a short NVT run of it), ``README.md`` (
 each format supports) and ``manifest.json`` (versions, parameters, type order, checksums of every
 file, of the baseline and of the training data).
 
-One folder holds one deck: exporting a model under another name into a folder that holds a deck is
-refused, and so is replacing a file that is not part of the folder's deck (files of the same deck are
-replaced; those the new deck no longer has are removed). Everything is checked before the first file
-is written; each file is written atomically and the manifest last.
+One folder holds one deck, written as a unit (:class:`hybridpot.io.outdir.OutputDir`): everything is
+staged in a hidden folder beside it and moved into place at the end, under a lock, so the folder holds
+the previous deck or the new one, never a mix, and no file of an earlier export survives. Exporting
+another name into a folder that holds a deck is refused, and so is a folder with files hybridpot did
+not write (a deck of the same name is replaced). Everything is checked before the first file is written.
 
 Units are LAMMPS ``metal`` throughout (eV, Angstrom, ps, g/mol).
 """
@@ -44,6 +45,7 @@ from hybridpot.errors import HybridpotError
 from hybridpot.export.mliap import check_mliap_exportable, descriptor_text, model_text, read_mliap
 from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text
 from hybridpot.io.atomic import write_text_atomic
+from hybridpot.io.outdir import OutputDir
 
 #: deck formats: hybridpot's pair style hpot (plugin) or LAMMPS's ML-IAP
 FORMATS = ("plugin", "mliap")
@@ -167,40 +169,42 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
     atoms = _example(structure, elements)
     potential = copy.deepcopy(potential)  # writing the baseline re-points its file; keep the caller's intact
     outdir = Path(outdir)
-    paths = {"model": outdir / f"{name}.hybridpot.lmp"} if format == "plugin" else {
-        "descriptor": outdir / f"{name}.mliap.descriptor", "model": outdir / f"{name}.mliap.model"}
-    if potential.baseline is not None:
-        potential.baseline.to_text()  # raises for parameters its file format cannot hold, before anything is written
-        paths["baseline"] = outdir / potential.baseline.file_name
-    previous = _deck_files(outdir, name, list(paths.values()))
-    outdir.mkdir(parents=True, exist_ok=True)
+    _check_deck_folder(outdir, name)
+    with OutputDir(outdir, "export", overwrite=True, source="hybridpot export") as out:
+        staged = _write_deck(potential, out.path, name, format, atoms, steps, temperature, min_distance)
+        final = out.commit()
+    return {role: final / path.name for role, path in staged.items()}
+
+
+def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, steps: int, temperature: float,
+                min_distance: float) -> dict[str, Path]:
+    """Every file of the deck into ``folder`` (the staging folder); the manifest last."""
     files: dict[str, Path] = {}
+    elements = list(potential.elements)
     if potential.baseline is not None:
         # first: the deck's model files describe the potential whose baseline is the exported file (several funcfl
         # files become one setfl file, whose densities above the last knot follow setfl's rule)
-        files["baseline"] = potential.baseline.write(paths["baseline"])
+        files["baseline"] = potential.baseline.write(folder / potential.baseline.file_name)
     if format == "plugin":
-        files["model"] = _write(paths["model"], plugin_model_text(potential))
+        files["model"] = _write(folder / f"{name}.hybridpot.lmp", plugin_model_text(potential))
     else:
-        files["descriptor"] = _write(paths["descriptor"], descriptor_text(potential.descriptor))
-        files["model"] = _write(paths["model"], model_text(potential.model))
+        files["descriptor"] = _write(folder / f"{name}.mliap.descriptor", descriptor_text(potential.descriptor))
+        files["model"] = _write(folder / f"{name}.mliap.model", model_text(potential.model))
     lines = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format)
     header = f"# hybridpot export {name} ({format}): atom types {' '.join(elements)}\n"
-    files["pair"] = _write(outdir / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
+    files["pair"] = _write(folder / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
     overlay = None
     if format == "plugin" and potential.baseline is not None:
         overlay = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format, overlay=True)
-        files["overlay"] = _write(outdir / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
+        files["overlay"] = _write(folder / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
                                   + "\n".join(overlay) + "\n")
     from hybridpot.io.modelfile import save
 
-    files["model_json"] = save(potential, outdir / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
-    files["data"] = _write(outdir / f"{name}.data", _data_text(atoms, elements))
-    files["input"] = _write(outdir / f"in.{name}.lmp", _input_text(name, steps, temperature))
-    files["readme"] = _write(outdir / "README.md", _readme(potential, name, format))
-    for stale in previous - {p.name for p in files.values()} - {MANIFEST}:
-        (outdir / stale).unlink(missing_ok=True)  # ours (listed in the deck's manifest), not part of the new deck
-    files["manifest"] = outdir / MANIFEST
+    files["model_json"] = save(potential, folder / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
+    files["data"] = _write(folder / f"{name}.data", _data_text(atoms, elements))
+    files["input"] = _write(folder / f"in.{name}.lmp", _input_text(name, steps, temperature))
+    files["readme"] = _write(folder / "README.md", _readme(potential, name, format))
+    files["manifest"] = folder / MANIFEST
     write_text_atomic(files["manifest"], json.dumps(_manifest(potential, name, format, files, lines, overlay, min_distance), indent=1))
     return files
 
@@ -210,36 +214,21 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _deck_files(outdir: Path, name: str, paths: list[Path]) -> set[str]:
-    """The files of the deck already in ``outdir`` (from its manifest), after checking that exporting ``name`` there
-    replaces nothing else.
-
-    Raises:
-        HybridpotError: the folder holds a deck of another name, or a file the new deck would replace is not part
-            of the folder's deck.
-    """
+def _check_deck_folder(outdir: Path, name: str) -> None:
+    """Refuse a folder that holds a deck of another name (one folder, one deck: pair lines, baselines and data
+    files of two models would mix). Files hybridpot did not write are refused by the output folder itself."""
     manifest = outdir / MANIFEST
-    listed: set[str] = set()
-    if manifest.is_file():
-        try:
-            old = json.loads(manifest.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise HybridpotError(f"{manifest}: not a hybridpot deck manifest ({exc}); export into another folder") from exc
-        if not isinstance(old, dict) or old.get("format") != MANIFEST_FORMAT:
-            raise HybridpotError(f"{manifest}: not a hybridpot deck manifest; export into another folder")
-        if old.get("name") != name:
-            raise HybridpotError(
-                f"{outdir} holds the hybridpot LAMMPS deck {old.get('name')!r}; one folder holds one deck (their pair "
-                f"lines, baseline and data files would mix): export {name!r} into another folder"
-            )
-        listed = {entry["file"] for entry in old.get("files", {}).values()} | {MANIFEST}
-    fixed = [outdir / n for n in (f"pair.{name}.lmp", f"pair.{name}.overlay.lmp", f"{name}.hybridpot.json", f"{name}.data",
-                                  f"in.{name}.lmp", "README.md", MANIFEST)]
-    foreign = sorted(p.name for p in paths + fixed if p.exists() and p.name not in listed)
-    if foreign:
-        raise HybridpotError(f"{outdir}: {', '.join(foreign)} exist and are not part of a hybridpot deck named {name!r}; "
-                             "not replacing them: export into another folder")
-    return listed
+    if not manifest.is_file():
+        return
+    try:
+        old = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return  # not ours: the output folder refuses it as foreign
+    if isinstance(old, dict) and old.get("format") == MANIFEST_FORMAT and old.get("name") != name:
+        raise HybridpotError(
+            f"{outdir} holds the hybridpot LAMMPS deck {old.get('name')!r}; one folder holds one deck (their pair "
+            f"lines, baseline and data files would mix): export {name!r} into another folder"
+        )
 
 
 def deck_pair_lines(outdir: str | Path, name: str, type_elements: Sequence[str], overlay: bool = False) -> list[str]:

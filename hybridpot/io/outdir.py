@@ -47,7 +47,7 @@ from hybridpot.errors import OutputError
 
 MANIFEST = "hybridpot-output.json"
 #: kinds of output each kind of job may replace (with overwrite)
-REPLACEABLE = {"fit": ("fit", "demo"), "demo": ("demo",), "active": ("active",)}
+REPLACEABLE = {"fit": ("fit", "demo"), "demo": ("demo",), "active": ("active",), "export": ("export",)}
 #: file names older hybridpot versions (without a manifest) wrote, per kind
 LEGACY_NAMES = {
     "fit": ("report.json", "parity_energy.png", "parity_forces.png"),
@@ -147,7 +147,7 @@ class OutputDir:
 
     Args:
         target: the output folder.
-        kind: "fit", "demo" or "active" (recorded in the manifest; see :data:`REPLACEABLE`).
+        kind: "fit", "demo", "active" or "export" (a LAMMPS deck; recorded in the manifest; see :data:`REPLACEABLE`).
         overwrite: whether an earlier complete output of a replaceable kind may be replaced.
         source: what asked for the folder (the configuration file), for messages.
 
