@@ -25,9 +25,12 @@ class Calculator(_AseCalculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        want_stress = "stress" in properties
-        if want_stress and abs(self.atoms.cell.volume) < 1e-10:
+        has_cell = abs(self.atoms.cell.volume) > 1e-10
+        if "stress" in properties and not has_cell:
             raise PropertyNotImplementedError("stress needs a cell with non-zero volume")
+        # the stress comes from the same backward pass as the forces: computed whenever there is a cell, so that
+        # asking for it after the energy (MD recording the pressure) is not a second evaluation
+        want_stress = has_cell
         res = to_numpy(self.potential.compute(self.atoms, forces=True, stress=want_stress))
         energy = float(res["energy"][0])
         self.results = {

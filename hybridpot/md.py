@@ -279,7 +279,8 @@ def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs
             sigma = atoms.get_stress(voigt=False, include_ideal_gas=False)
             pressure = (-np.trace(sigma) / 3.0 + 2.0 * ke / (3.0 * atoms.get_volume())) * EV_A3_IN_GPA
         conserved = pe + ke if ensemble == "nve" else float(dyn.get_conserved_energy())
-        rec.record(dyn.nsteps, pe, ke, pressure, conserved, Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc))
+        frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc) if rec.trajectory is not None else None
+        rec.record(dyn.nsteps, pe, ke, pressure, conserved, frame)
 
     stopped = None
     t0, c0 = time.perf_counter(), time.process_time()
