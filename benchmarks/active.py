@@ -41,8 +41,8 @@ from ase.io import write
 
 from hybridpot.active import label, learning_curve_plot, parse_active_config, run_active
 from hybridpot.calculator import Calculator
+from hybridpot.dataset import bundled
 from hybridpot.empirical import load as load_empirical
-from hybridpot.io.data import bundled
 
 REPO = Path(__file__).resolve().parents[1]
 A0 = 3.615

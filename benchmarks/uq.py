@@ -58,13 +58,13 @@ from scipy.stats import spearmanr
 
 from hybridpot.active import fit_potential, label
 from hybridpot.calculator import Calculator
+from hybridpot.dataset import Dataset, from_frames
 from hybridpot.empirical import load as load_empirical
 from hybridpot.fitting.config import FitConfig, parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.predict import predict
-from hybridpot.io.data import Dataset, from_frames
 from hybridpot.metrics import error_metrics
 from hybridpot.potential import HybridPotential
+from hybridpot.prediction import predict
 from hybridpot.uq import SCOPES, disable_fallback, enable_fallback, extrapolation_grades, fallback_switches
 
 REPO = Path(__file__).resolve().parents[1]

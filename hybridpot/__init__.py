@@ -32,7 +32,9 @@ _NAMES = {
     "FitError": "hybridpot.errors",
     "HybridpotError": "hybridpot.errors",
     "ModelFileError": "hybridpot.errors",
+    "NotExportableError": "hybridpot.errors",
     "OutputError": "hybridpot.errors",
+    "UncertaintyDataError": "hybridpot.errors",
     "UnitsError": "hybridpot.errors",
     "PairGraph": "hybridpot.neighbors",
     "Potential": "hybridpot.potential",
@@ -44,8 +46,9 @@ _NAMES = {
 }
 #: submodules reachable as attributes (``hybridpot.descriptors`` after ``import hybridpot``)
 _SUBMODULES = (
-    "active", "calculator", "cli", "descriptors", "empirical", "errors", "evaluation", "export", "fitting", "io",
-    "lammps_plugin", "lammps_run", "maxvol", "md", "metrics", "models", "neighbors", "plots", "potential", "system", "uq",
+    "active", "arrays", "calculator", "cli", "dataset", "descriptors", "design", "empirical", "errors", "evaluation", "export",
+    "fallback", "fitting", "io", "lammps_plugin", "lammps_run", "maxvol", "md", "metrics", "models", "neighbors", "plots",
+    "potential", "prediction", "system", "uq",
 )
 
 

@@ -64,10 +64,23 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from hybridpot.errors import HybridpotError
+from hybridpot.calculator import Calculator
+from hybridpot.dataset import check_structures, from_frames, read_dataset
+from hybridpot.errors import HybridpotError, OutputError
+from hybridpot.export.lammps import export_lammps
+from hybridpot.fitting.checks import check_cutoff, check_data
 from hybridpot.fitting.config import SCHEMA as FIT_SCHEMA
 from hybridpot.fitting.config import FitConfig, fail, parse_config, validate_sections
+from hybridpot.fitting.job import _jsonable, committee_resamples, fit_residual, make_baseline, make_potential
+from hybridpot.io.atomic import write_text_atomic
+from hybridpot.io.modelfile import save
+from hybridpot.io.outdir import OutputDir
 from hybridpot.io.toml import read_toml
+from hybridpot.md import initial_velocities, lammps_snapshots
+from hybridpot.metrics import error_metrics
+from hybridpot.plots import _figure, save_figure
+from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.uq import attach_uq, extrapolation_grades
 
 _NUM = (int, float)
 
@@ -199,7 +212,6 @@ def make_oracle(settings: dict[str, Any], source: str = "[oracle]"):
     """
     if settings.get("potential") is not None:
         import hybridpot
-        from hybridpot.calculator import Calculator
 
         return Calculator(hybridpot.load(settings["potential"]))
     name = settings["calculator"]
@@ -261,9 +273,6 @@ def md_candidates(potential, seeds: list[Atoms], temperatures: list[float], step
     from ase import units
     from ase.md.langevin import Langevin
 
-    from hybridpot.calculator import Calculator
-    from hybridpot.md import initial_velocities
-    from hybridpot.uq import extrapolation_grades
 
     out = []
     for seed_atoms in seeds:
@@ -290,8 +299,6 @@ def _lammps_md_candidates(potential, seeds: list[Atoms], temperatures: list[floa
                           gamma_break: float, rng: np.random.Generator) -> list[Atoms]:
     import tempfile
 
-    from hybridpot.export.lammps import export_lammps
-    from hybridpot.md import lammps_snapshots
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -346,7 +353,6 @@ def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min
     Raises:
         HybridpotError: criterion gamma/std without a MaxVol active set.
     """
-    from hybridpot.uq import descriptors
 
     if not candidates:
         return Selection([], [], [], float("nan"), True)
@@ -401,11 +407,6 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     Returns:
         (potential, summary dict with the solver's diagnostics and the uq summary).
     """
-    from hybridpot.fitting.assembly import baseline_predictions
-    from hybridpot.fitting.job import committee_resamples, fit_residual, make_baseline, make_potential
-    from hybridpot.fitting.predict import predict
-    from hybridpot.io.data import from_frames
-    from hybridpot.uq import attach_uq
 
     data = from_frames(frames, source="active-learning training set")
     elements = data.elements  # sorted by atomic number, as in hybridpot fit
@@ -420,8 +421,6 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
 
 
 def _test_errors(potential, test) -> dict[str, float]:
-    from hybridpot.fitting.predict import predict
-    from hybridpot.metrics import error_metrics
 
     p = predict(potential, test, progress=False)
     return error_metrics(p["energy"], test.energy, test.n_atoms, p["forces"], test.forces)
@@ -438,8 +437,6 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
     """
     if not write:
         return _loop(config, progress, log, None)
-    from hybridpot.errors import OutputError
-    from hybridpot.io.outdir import OutputDir
 
     out = config.fit["output"]
     with OutputDir(out["dir"], "active", out["overwrite"], config.source) as outdir:
@@ -457,9 +454,6 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
 
 def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], staging: Path | None) -> ActiveResult:
     """The loop of :func:`run_active`; the log goes to ``staging`` after every iteration (None: nowhere)."""
-    from hybridpot.fitting.checks import check_cutoff, check_data
-    from hybridpot.fitting.job import make_baseline
-    from hybridpot.io.data import check_structures, from_frames, read_dataset
 
     a, c = config["active"], config["candidates"]
     rng = np.random.default_rng(a["seed"])
@@ -545,8 +539,6 @@ def _report(entry: dict[str, Any], log: Callable[[str], None]) -> None:
 
 
 def _write_log(log: list[dict[str, Any]], config: ActiveConfig, out_dir: Path) -> None:
-    from hybridpot.fitting.job import _jsonable
-    from hybridpot.io.atomic import write_text_atomic
 
     doc = {"config": _jsonable({**config.fit.sections, **config.sections}), "iterations": _jsonable(log)}
     write_text_atomic(out_dir / "active_log.json", json.dumps(doc, indent=1))
@@ -557,8 +549,6 @@ def _write_outputs(result: ActiveResult, config: ActiveConfig, out_dir: Path) ->
 
     from ase.io import write as ase_write
 
-    from hybridpot.io.atomic import write_text_atomic
-    from hybridpot.io.modelfile import save
 
     _write_log(result.log, config, out_dir)
     buf = io.StringIO()
@@ -572,7 +562,6 @@ def _write_outputs(result: ActiveResult, config: ActiveConfig, out_dir: Path) ->
 def learning_curve_plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str = "") -> Path:
     """Test errors against oracle calls (and the largest candidate gamma per iteration) for one
     or more logs (name -> iterations); written atomically as PNG."""
-    from hybridpot.plots import _figure, save_figure
 
     fig, axes = _figure(3)
     for name, entries in runs.items():

@@ -48,3 +48,17 @@ class ModelFileError(HybridpotError):
 class FitError(HybridpotError):
     """A fit that cannot be carried out with the data and settings given (e.g. a descriptor that is
     zero for every training atom)."""
+
+
+class NotExportableError(HybridpotError):
+    """A potential with a part the export target cannot run (a descriptor, model, baseline or
+    fallback without a counterpart there)."""
+
+
+class UncertaintyDataError(HybridpotError):
+    """A query that needs uncertainty data the potential does not carry (none at all, no posterior,
+    no active set, no fallback)."""
+
+    def __init__(self, message: str = "this potential carries no uncertainty data: fit it with `hybridpot fit` "
+                                      "(or call hybridpot.uq.attach_uq after fitting)") -> None:
+        super().__init__(message)

@@ -7,12 +7,11 @@ from typing import Callable
 
 import numpy as np
 
+from hybridpot.dataset import read_dataset
 from hybridpot.errors import DataError
-from hybridpot.fitting.assembly import baseline_predictions
-from hybridpot.fitting.predict import predict
-from hybridpot.io.data import read_dataset
 from hybridpot.io.modelfile import load
 from hybridpot.metrics import error_metrics, format_table
+from hybridpot.prediction import baseline_predictions, predict
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,

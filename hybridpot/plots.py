@@ -8,6 +8,8 @@ from typing import Mapping
 
 import numpy as np
 
+from hybridpot.io.atomic import write_bytes_atomic
+
 
 def _figure(ncols: int, nrows: int = 1, size: float = 4.2):
     import matplotlib
@@ -23,7 +25,6 @@ def save_figure(fig, path: Path) -> None:
     """Save a figure to ``path`` atomically and close it."""
     import matplotlib.pyplot as plt
 
-    from hybridpot.io.atomic import write_bytes_atomic
 
     buf = io.BytesIO()
     fig.tight_layout()

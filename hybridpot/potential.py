@@ -19,7 +19,7 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
-from hybridpot.errors import StructureError
+from hybridpot.errors import StructureError, UncertaintyDataError
 from hybridpot.neighbors import NeighborList, PairGraph, build_graph
 from hybridpot.system import AtomicSystem
 
@@ -189,7 +189,7 @@ class HybridPotential(Potential):
         self.baseline = baseline
         self.descriptor = descriptor
         self.model = model
-        #: optional :class:`hybridpot.uq.Fallback`: switches the residual off far from the data
+        #: optional :class:`hybridpot.fallback.Fallback`: switches the residual off far from the data
         self.fallback = None
         #: optional :class:`hybridpot.uq.UQData` (posterior, MaxVol active set), set by the fit
         self.uq_data = None
@@ -213,10 +213,14 @@ class HybridPotential(Potential):
 
     def uncertainty(self, atoms: Atoms, forces: bool = True, noise: str | None = None) -> dict:
         """Predictive std (energy, per-atom energy, forces) and extrapolation grade gamma of one
-        structure; see :func:`hybridpot.uq.uncertainty`."""
-        from hybridpot.uq import uncertainty
+        structure; see :func:`hybridpot.uq.uncertainty`.
 
-        return uncertainty(self, atoms, forces=forces, noise=noise)
+        Raises:
+            UncertaintyDataError: the potential carries no uncertainty data (``uq_data``; set by the fit).
+        """
+        if self.uq_data is None:
+            raise UncertaintyDataError()
+        return self.uq_data.uncertainty(self, atoms, forces=forces, noise=noise)
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
         energies = self.residual_energies(graph)

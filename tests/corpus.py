@@ -17,8 +17,8 @@ import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
+from hybridpot.dataset import bundled
 from hybridpot.errors import ConfigError, DataError, UnitsError
-from hybridpot.io.data import bundled
 
 EAM = bundled("Cu_mishin1.eam.alloy")
 HARTREE, HARTREE_BOHR, KCAL_MOL, GPA = 27.211386, 51.422067, 23.060548, 160.21766  # eV, eV/A, per eV, per eV/A^3

@@ -16,8 +16,8 @@ from ase.io import read, write
 
 from hybridpot.active import make_oracle, md_candidates, read_active_config, run_active, select
 from hybridpot.cli import main
+from hybridpot.dataset import bundled
 from hybridpot.errors import HybridpotError
-from hybridpot.io.data import bundled
 from hybridpot.io.modelfile import load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,6 @@ from ase import Atoms
 from hybridpot.descriptors import SO3
 from hybridpot.empirical import load
 from hybridpot.errors import HybridpotError
-from functools import partial
-
 from hybridpot.export.lammps import deck_pair_lines, pair_lines, read_lammps
 from hybridpot.export.lammps import export_lammps as _export_lammps
 from hybridpot.models.polynomial import PolynomialModel
@@ -345,9 +344,9 @@ def test_export_leaves_the_potential_unchanged(tmp_path, lammps_potentials):
 def test_export_refuses_fallback(tmp_path):
     from ase.io import read, write
 
+    from hybridpot.dataset import bundled
     from hybridpot.fitting.config import parse_config
     from hybridpot.fitting.job import run_fit
-    from hybridpot.io.data import bundled
     from hybridpot.uq import disable_fallback, enable_fallback
 
     train = tmp_path / "train.xyz"

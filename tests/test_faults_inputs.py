@@ -13,13 +13,13 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
+from hybridpot.dataset import bundled, from_frames, read_dataset
 from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting import job
 from hybridpot.fitting.config import read_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.units import check_units, strained_pairs
-from hybridpot.io.data import bundled, from_frames, read_dataset
 from hybridpot.potential import to_numpy
 from tests.corpus import CASES, EAM, HARTREE, KCAL_MOL, relabelled, small_config
 
@@ -59,7 +59,7 @@ def test_check_units_false_fits_and_records(tmp_path):
 def test_good_data_pass_every_unit_check():
     """The bundled data, and the same with the baseline's own labels (a perfect reference), raise no finding."""
     pot = load_empirical(EAM)
-    from hybridpot.fitting.assembly import baseline_predictions
+    from hybridpot.prediction import baseline_predictions
 
     for name in ("Cu_train.xyz", "Cu_test.xyz"):
         data = read_dataset(bundled(name))
@@ -118,7 +118,7 @@ def test_stress_without_baseline(factor, cause):
 
 def test_hartree_forces_alone_are_named(tmp_path):
     """Energies in eV but forces in Hartree/Bohr: only the forces are flagged."""
-    from hybridpot.fitting.assembly import baseline_predictions
+    from hybridpot.prediction import baseline_predictions
 
     data = read_dataset(bundled("Cu_train.xyz"))
     bad = copy.copy(data)

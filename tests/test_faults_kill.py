@@ -32,8 +32,7 @@ sys.path.insert(0, sys.argv[1])
 point, config = sys.argv[2], sys.argv[3]
 from hybridpot.fitting import job
 from hybridpot.fitting.config import read_config
-from hybridpot.io import modelfile, outdir
-import hybridpot.plots as plots
+from hybridpot.io import outdir
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
@@ -59,9 +58,9 @@ if point == "reading data":
 elif point == "fitting":
     wrap(job, "fit_residual", "before")
 elif point == "model written":
-    wrap(modelfile, "save", "after")
+    wrap(job, "save", "after")
 elif point == "report written":
-    wrap(plots, "parity_plots", "before")
+    wrap(job, "parity_plots", "before")
 elif point == "before the move":
     wrap(outdir, "_exchange", "before")
 elif point == "after the move":

@@ -120,7 +120,7 @@ def test_legacy_version_2_loads_with_a_warning(tmp_path, model_file):
 
 def test_eval_refuses_nan_model_and_accepts_edited_on_request(tmp_path, model_file, capsys):
     """``hybridpot eval`` of a NaN model used to print nan and exit 0."""
-    from hybridpot.io.data import bundled
+    from hybridpot.dataset import bundled
 
     data = str(bundled("Cu_test.xyz"))
     nan = edited(tmp_path, model_file, lambda d: d["model"]["coef"][0].__setitem__(5, math.nan), "nan.hybridpot.json")
@@ -137,8 +137,8 @@ def test_eval_refuses_nan_model_and_accepts_edited_on_request(tmp_path, model_fi
 def test_eval_refuses_elements_the_model_lacks(tmp_path, model_file):
     from ase.io import read, write
 
+    from hybridpot.dataset import bundled
     from hybridpot.evaluation import evaluate_model
-    from hybridpot.io.data import bundled
 
     frames = read(bundled("Cu_test.xyz"), index=":3")
     frames[1][0].symbol = "Ag"

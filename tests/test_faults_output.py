@@ -127,11 +127,10 @@ def test_write_failure_keeps_the_previous_result(tmp_path, monkeypatch):
     """A full disk while writing: OutputError, the earlier complete result untouched."""
     fit(small_config(tmp_path))
     before = verify(tmp_path / "out")
-    from hybridpot.io import modelfile
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(modelfile, "save", full)
+    monkeypatch.setattr(job, "save", full)  # the model file writer the fit calls
     with pytest.raises(OutputError, match="writing the outputs to .* failed \\(OSError: \\[Errno 28\\] No space left on device\\)") as info:
         fit(small_config(tmp_path, output={"overwrite": True}))
     assert type(info.value) is OutputError
@@ -184,7 +183,7 @@ def test_exchange_fallback_is_used_where_renameat2_is_missing(tmp_path, monkeypa
 
 def test_active_learning_does_not_replace_a_fit(tmp_path):
     from hybridpot.active import parse_active_config, run_active
-    from hybridpot.io.data import bundled
+    from hybridpot.dataset import bundled
 
     fit(small_config(tmp_path))
     before = verify(tmp_path / "out")

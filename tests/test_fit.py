@@ -11,16 +11,17 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
+from hybridpot.dataset import bundled, from_frames
 from hybridpot.descriptors import SO3
+from hybridpot.design import DesignAssembler
 from hybridpot.empirical import LennardJones, load
-from hybridpot.fitting.assembly import BaselinePredictions, DesignAssembler, Weights, baseline_predictions
+from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import fit_linear
-from hybridpot.fitting.predict import predict
-from hybridpot.io.data import bundled, from_frames
 from hybridpot.models import PolynomialModel
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
+from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.system import AtomicSystem
 from tests.helpers import fd_forces, fd_stress, max_rel
 from tests.structures import random_triclinic

@@ -9,7 +9,7 @@ import pytest
 from ase.io import read, write
 
 from hybridpot.cli import main
-from hybridpot.io.data import bundled
+from hybridpot.dataset import bundled
 
 BASE = """
 [data]

@@ -307,9 +307,9 @@ def fitted(tmp_path_factory):
     """A small Cu hybrid fitted by `hybridpot fit` on the bundled data (so it has a MaxVol active set)."""
     from ase.io import read, write
 
+    from hybridpot.dataset import bundled
     from hybridpot.fitting.config import parse_config
     from hybridpot.fitting.job import run_fit
-    from hybridpot.io.data import bundled
 
     tmp = tmp_path_factory.mktemp("fit")
     train = tmp / "train.xyz"
@@ -327,7 +327,7 @@ def fitted(tmp_path_factory):
 def _probe_structures() -> dict[str, Atoms]:
     from ase.io import read
 
-    from hybridpot.io.data import bundled
+    from hybridpot.dataset import bundled
 
     test = read(bundled("Cu_test.xyz"), index="0")
     train = read(bundled("Cu_train.xyz"), index="3")  # one of the fitted model's training structures

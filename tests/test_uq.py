@@ -13,31 +13,22 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from scipy.spatial.transform import Rotation
 
+from hybridpot.arrays import decode_array, encode_array
+from hybridpot.dataset import Dataset, bundled, from_frames, read_dataset
 from hybridpot.descriptors import SO3
 from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import Weights, baseline_predictions
+from hybridpot.fallback import smoothstep_off
+from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.linear import fit_linear
-from hybridpot.fitting.predict import predict
-from hybridpot.io.data import Dataset, bundled, from_frames, read_dataset
 from hybridpot.io.modelfile import load, save
 from hybridpot.maxvol import grade
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
-from hybridpot.uq import (
-    ActiveSet,
-    Fallback,
-    attach_uq,
-    decode_array,
-    descriptors,
-    disable_fallback,
-    enable_fallback,
-    encode_array,
-    fallback_switches,
-    smoothstep_off,
-)
+from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
 from tests.helpers import fd_forces, fd_stress, max_rel
 
 
@@ -673,7 +664,7 @@ def test_committee_spread_is_scaled_out_of_bag(tmp_path, bootstrap):
     recomputed here from members evaluated one structure at a time through the ASE calculator."""
     from hybridpot import Calculator
     from hybridpot.cli import main
-    from hybridpot.uq import _member_potential
+    from hybridpot.uq import member_potential
 
     cfg = tmp_path / "fit.toml"
     extra = f"hidden = [8]\nepochs = 20\ncommittee = 4\npatience = 50\nbootstrap = {str(bootstrap).lower()}"
@@ -699,7 +690,7 @@ def test_committee_spread_is_scaled_out_of_bag(tmp_path, bootstrap):
         e, f = [], []
         for member in pot.model.members:
             calc_atoms = atoms_s.copy()
-            calc_atoms.calc = Calculator(_member_potential(pot, member))
+            calc_atoms.calc = Calculator(member_potential(pot, member))
             e.append(calc_atoms.get_potential_energy() / len(atoms_s))
             f.append(calc_atoms.get_forces())
         e, f = np.array(e), np.array(f)

@@ -26,7 +26,6 @@ import numpy as np
 import sphericart.torch
 import torch
 
-
 _CALCULATORS: dict[int, sphericart.torch.SphericalHarmonics] = {}
 
 

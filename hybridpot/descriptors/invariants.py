@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from hybridpot.descriptors.angular import l_of_lm, real_clebsch_gordan
+from hybridpot.errors import HybridpotError
 
 
 class Invariants(torch.nn.Module):
@@ -258,7 +259,6 @@ class Bispectrum(Invariants):
 
 def invariants(kind: str, n_radial: int, lmax: int) -> Invariants:
     """The invariants named ``kind`` ("power" or "bispectrum")."""
-    from hybridpot.errors import HybridpotError
 
     if kind == "power":
         return PowerSpectrum(n_radial, lmax)

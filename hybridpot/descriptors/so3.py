@@ -48,8 +48,9 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
+from hybridpot.backends.julia import require_julia, so3_power_spectrum
 from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
-from hybridpot.descriptors.invariants import Invariants, gathered_blocks, invariants
+from hybridpot.descriptors.invariants import Invariants, invariants
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE, LammpsRadialBasis, RadialBasis, radial_basis
 from hybridpot.descriptors.spline import RadialSpline, tabulate
 from hybridpot.errors import HybridpotError, StructureError
@@ -807,8 +808,6 @@ class SO3(torch.nn.Module):
 
     def _julia_features(self, graph: PairGraph, vectors: torch.Tensor) -> torch.Tensor:
         """(N, K) power spectrum of the full pair list by the Julia kernels (:mod:`hybridpot.backends.julia`)."""
-        from hybridpot.backends.julia import so3_power_spectrum  # lazy: imports juliacall on first use
-
         weights, channels = self._pair_inputs(graph, graph.j)
         return so3_power_spectrum(vectors, graph.i, weights, channels, graph.n_atoms, self.invariants.n_radial // self.nmax, self.radial)
 
@@ -859,8 +858,6 @@ def _check_backend(backend: str, kind: str, compile: bool) -> str:
             raise HybridpotError(f"the Julia backend computes the power spectrum only, not {kind!r}")
         if compile:
             raise HybridpotError("compile=True applies to the torch backend, not to backend='julia'")
-        from hybridpot.backends.julia import require_julia
-
         require_julia()
     return backend
 

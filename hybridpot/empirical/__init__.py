@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
+from hybridpot.empirical.eam import EAM
 from hybridpot.empirical.lj import LennardJones
 from hybridpot.empirical.tersoff import Tersoff
 from hybridpot.errors import PotentialFileError
@@ -37,11 +38,9 @@ def load(path: str | Path) -> EmpiricalPotential:
         raise PotentialFileError(f"{path}: potential file not found")
     name = path.name.lower()
     if name.endswith(".eam.alloy"):
-        from hybridpot.empirical.eam import EAM
 
         return EAM.read_setfl(path)
     if name.endswith(".eam"):
-        from hybridpot.empirical.eam import EAM
 
         return EAM.read_funcfl(path)
     if name.endswith(".tersoff"):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from hybridpot.io.atomic import write_text_atomic
 from hybridpot.potential import Potential
 
 
@@ -73,7 +74,6 @@ class EmpiricalPotential(Potential):
 
     def write(self, path: Path | str) -> Path:
         """Write the current parameters to ``path`` (atomically); ``path`` becomes :attr:`path`."""
-        from hybridpot.io.atomic import write_text_atomic
 
         path = Path(path)
         write_text_atomic(path, self.to_text())

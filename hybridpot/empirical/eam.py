@@ -48,6 +48,7 @@ from ase.data import atomic_masses, atomic_numbers, chemical_symbols
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
+from hybridpot.io.atomic import write_text_atomic
 from hybridpot.neighbors import PairGraph
 
 #: Hartree * Bohr in eV * Angstrom, as LAMMPS uses it to turn funcfl effective charges into r * phi.
@@ -280,7 +281,6 @@ class EAM(EmpiricalPotential):
 
     def write_setfl(self, path: str | Path, comments: Sequence[str] = ()) -> Path:
         """Write :meth:`setfl_text` to ``path`` (atomically); ``path`` becomes the potential's file."""
-        from hybridpot.io.atomic import write_text_atomic
 
         path = Path(path)
         write_text_atomic(path, self.setfl_text(comments))

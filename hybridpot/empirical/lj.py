@@ -29,6 +29,7 @@ from ase.data import atomic_numbers
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import PotentialFileError
+from hybridpot.io.toml import read_toml
 from hybridpot.neighbors import PairGraph
 
 
@@ -180,7 +181,6 @@ class LennardJones(EmpiricalPotential):
     @classmethod
     def read(cls, path: str | Path) -> "LennardJones":
         """Read a ``*.lj.toml`` parameter file."""
-        from hybridpot.io.toml import read_toml
 
         pot = cls.from_dict(read_toml(path), source=str(path))
         pot.path = Path(path)

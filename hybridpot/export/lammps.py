@@ -40,12 +40,17 @@ from typing import Any, Sequence
 import numpy as np
 from ase import Atoms
 
+from hybridpot import __version__
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
+from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError
 from hybridpot.export.mliap import check_mliap_exportable, descriptor_text, model_text, read_mliap
 from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text
 from hybridpot.io.atomic import write_text_atomic
+from hybridpot.io.modelfile import load, save
 from hybridpot.io.outdir import OutputDir
+from hybridpot.lammps_plugin import PAIR_STYLE, build_info
+from hybridpot.potential import HybridPotential
 
 #: deck formats: hybridpot's pair style hpot (plugin) or LAMMPS's ML-IAP
 FORMATS = ("plugin", "mliap")
@@ -108,7 +113,6 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
                                  "(rename the file or the folder)")
     elems = " ".join(type_elements)
     if format == "plugin":
-        from hybridpot.lammps_plugin import PAIR_STYLE
 
         residual = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
         if not overlay or potential.baseline is None:
@@ -198,7 +202,6 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
         overlay = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format, overlay=True)
         files["overlay"] = _write(folder / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
                                   + "\n".join(overlay) + "\n")
-    from hybridpot.io.modelfile import save
 
     files["model_json"] = save(potential, folder / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
     files["data"] = _write(folder / f"{name}.data", _data_text(atoms, elements))
@@ -399,7 +402,6 @@ def _lammps_package_version() -> str | None:
 
 def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: list[str], overlay: list[str] | None,
               min_distance: float) -> dict[str, Any]:
-    from hybridpot import __version__
 
     meta = getattr(potential, "metadata", {}) or {}
     model = {"type": potential.model.kind, "elements": list(potential.model.elements), "n_descriptors": potential.model.n_descriptors}
@@ -425,7 +427,6 @@ def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: 
         out["overlay_pair_lines"] = overlay
         out["commands"] |= {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)}
         try:
-            from hybridpot.lammps_plugin import build_info
 
             out["plugin_built_for_lammps"] = build_info()["lammps_version"]
         except HybridpotError:
@@ -465,8 +466,6 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
     Raises:
         HybridpotError: a missing or malformed file, or a file that differs from the manifest.
     """
-    from hybridpot.empirical import load as load_empirical
-    from hybridpot.potential import HybridPotential
 
     outdir = Path(outdir)
     manifest = _read_manifest(outdir, name)
@@ -480,7 +479,6 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
         if _sha256(path) != entry["sha256"]:
             raise HybridpotError(f"{path}: differs from the exported file (sha256 mismatch with {MANIFEST})")
     if manifest.get("deck_format", "mliap") == "plugin":
-        from hybridpot.io.modelfile import load
 
         potential = load(outdir / f"{name}.hybridpot.json")
         if plugin_model_text(potential) != (outdir / f"{name}.hybridpot.lmp").read_text():

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hybridpot.descriptors import SO3
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import HybridpotError, NotExportableError
+from hybridpot.models.nn import ACTIVATIONS, NNModel
+from hybridpot.models.polynomial import PolynomialModel
 
 #: LAMMPS ML-IAP's nn reader accepts at most this many numbers per line
 NN_VALUES_PER_LINE = 30
@@ -34,7 +37,7 @@ def check_mliap_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DI
     Angstrom), and models other than linear, quadratic and nn MLPs with LAMMPS activations.
     """
     if getattr(potential, "fallback", None) is not None:
-        raise HybridpotError(
+        raise NotExportableError(
             "cannot export a model with the uncertainty fallback enabled: LAMMPS ML-IAP has no per-atom switch, so "
             "the deck would run the residual everywhere. Export it with the hybridpot plugin (the default format), "
             "without the fallback (hybridpot.uq.disable_fallback(potential)), or run it in Python (hybridpot.Calculator)"
@@ -47,33 +50,32 @@ def check_mliap_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DI
     )
     descriptor = potential.descriptor
     if not hasattr(descriptor, "check_lammps_exportable"):
-        raise HybridpotError(f"cannot export to LAMMPS: descriptor {type(descriptor).__name__} has no LAMMPS ML-IAP equivalent. {alternatives}")
+        raise NotExportableError(f"cannot export to LAMMPS: descriptor {type(descriptor).__name__} has no LAMMPS ML-IAP equivalent. {alternatives}")
     try:
         descriptor.check_lammps_exportable(min_distance)
     except HybridpotError as exc:
-        raise HybridpotError(f"cannot export to LAMMPS: {str(exc).rstrip('.')}. {alternatives}") from exc
+        raise NotExportableError(f"cannot export to LAMMPS: {str(exc).rstrip('.')}. {alternatives}") from exc
     model = potential.model
     kind = getattr(model, "kind", type(model).__name__)
     if kind not in LAMMPS_MODEL_TYPES:
-        raise HybridpotError(
+        raise NotExportableError(
             f"cannot export model type {kind!r} to LAMMPS: ML-IAP runs {', '.join(LAMMPS_MODEL_TYPES)} models from files. "
             "Alternative: fit a linear, quadratic or nn model, or run this one with hybridpot.Calculator (ASE)"
         )
     if kind == "nn":
         if model.activation not in LAMMPS_NN_ACTIVATIONS:
-            raise HybridpotError(
+            raise NotExportableError(
                 f"cannot export an nn model with activation {model.activation!r} to LAMMPS (mliap model nn has "
                 f"{', '.join(LAMMPS_NN_ACTIVATIONS)}). Alternative: retrain with one of those"
             )
         for t, net in enumerate(model.nets):
             layers = nn_layers(net)
             if layers[-1][0].out_features != 1 or layers[-1][1] != "linear":
-                raise HybridpotError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
+                raise NotExportableError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
 
 
 def nn_layers(net: torch.nn.Sequential) -> list[tuple[torch.nn.Linear, str]]:
     """(Linear, activation name applied after it) for each dense layer of an MLP."""
-    from hybridpot.models.nn import ACTIVATIONS
 
     names = {cls: name for name, cls in ACTIVATIONS.items()}
     out: list[tuple[torch.nn.Linear, str]] = []
@@ -83,7 +85,7 @@ def nn_layers(net: torch.nn.Sequential) -> list[tuple[torch.nn.Linear, str]]:
         elif type(m) in names and out and out[-1][1] == "linear":
             out[-1] = (out[-1][0], names[type(m)])
         else:
-            raise HybridpotError(f"cannot export nn model: layer {m} is not a dense layer with a LAMMPS activation")
+            raise NotExportableError(f"cannot export nn model: layer {m} is not a dense layer with a LAMMPS activation")
     return out
 
 
@@ -141,7 +143,6 @@ def _wrap(values: np.ndarray) -> list[str]:
 
 def read_mliap(outdir: Path, name: str):
     """(descriptor, model) from ``NAME.mliap.descriptor`` and ``NAME.mliap.model`` in ``outdir``."""
-    from hybridpot.descriptors import SO3
 
     desc_path = outdir / f"{name}.mliap.descriptor"
     d = _read_keywords(desc_path)
@@ -189,7 +190,6 @@ def _read_model(path: Path, elements: list[str], K: int):
         raise HybridpotError(f"{path}: {T} element blocks, the descriptor has {len(elements)} elements")
     values = np.array([v for row in rows[1:] for v in row])
     if net is None:
-        from hybridpot.models.polynomial import PolynomialModel
 
         kinds = {1 + K: False, 1 + K + K * (K + 1) // 2: True}
         if nparams not in kinds:
@@ -205,7 +205,6 @@ def _read_model(path: Path, elements: list[str], K: int):
 
 
 def _read_nn(path: Path, net: list[str], values: np.ndarray, elements: list[str], K: int, T: int, nparams: int):
-    from hybridpot.models.nn import NNModel
 
     try:
         n_in, n_layers = int(net[0]), int(net[1])

@@ -19,7 +19,16 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from hybridpot.errors import HybridpotError
+from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
+from hybridpot.descriptors.so3 import SO3
+from hybridpot.empirical.eam import EAM, spline_coefficients
+from hybridpot.empirical.lj import LennardJones
+from hybridpot.empirical.tersoff import Tersoff
+from hybridpot.errors import NotExportableError
+from hybridpot.export.mliap import nn_layers
+from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.nn import NNModel
+from hybridpot.models.polynomial import PolynomialModel
 
 FORMAT_NAME = "hybridpot-lammps"
 FORMAT_VERSION = 1
@@ -28,39 +37,32 @@ _PER_LINE = 6
 
 
 def check_plugin_exportable(potential) -> None:
-    """Raise :class:`HybridpotError` (reason + alternative) for what ``pair_style hybridpot`` cannot evaluate.
+    """Raise :class:`NotExportableError` (reason + alternative) for what ``pair_style hybridpot`` cannot evaluate.
 
     The plugin runs SO(3) descriptors of both bases, power spectrum and bispectrum, with linear,
     quadratic, nn and committee models, the EAM, LJ and Tersoff baselines or none, and the fallback
     with the gamma measure and the atom scope.
     """
-    from hybridpot.descriptors.so3 import SO3
-    from hybridpot.empirical.eam import EAM
-    from hybridpot.empirical.lj import LennardJones
-    from hybridpot.empirical.tersoff import Tersoff
 
     if not isinstance(potential.descriptor, SO3):
-        raise HybridpotError(f"cannot export to the LAMMPS plugin: descriptor {type(potential.descriptor).__name__} is not hybridpot's SO3")
+        raise NotExportableError(f"cannot export to the LAMMPS plugin: descriptor {type(potential.descriptor).__name__} is not hybridpot's SO3")
     _model_kind(potential.model)  # raises for unknown model types
     baseline = potential.baseline
     if baseline is not None and not isinstance(baseline, (EAM, LennardJones, Tersoff)):
-        raise HybridpotError(f"cannot export to the LAMMPS plugin: baseline {type(baseline).__name__} has no plugin counterpart "
+        raise NotExportableError(f"cannot export to the LAMMPS plugin: baseline {type(baseline).__name__} has no plugin counterpart "
                              "(EAM, LJ and Tersoff do)")
     fallback = getattr(potential, "fallback", None)
     if fallback is not None:
         if fallback.measure != "gamma" or fallback.scope != "atom":
-            raise HybridpotError(
+            raise NotExportableError(
                 f"cannot export the fallback (measure {fallback.measure!r}, scope {fallback.scope!r}) to the LAMMPS plugin: it "
                 "evaluates the per-atom switch on gamma (measure 'gamma', scope 'atom'). Enable that one "
                 "(hybridpot.uq.enable_fallback(potential, lower, upper)) or export without a fallback")
         if _inverse_active_sets(potential) is None:
-            raise HybridpotError("cannot export the fallback: the model has no active set for every element")
+            raise NotExportableError("cannot export the fallback: the model has no active set for every element")
 
 
 def _model_kind(model) -> str:
-    from hybridpot.models.committee import CommitteeModel
-    from hybridpot.models.nn import NNModel
-    from hybridpot.models.polynomial import PolynomialModel
 
     if isinstance(model, PolynomialModel):
         return model.kind
@@ -68,7 +70,7 @@ def _model_kind(model) -> str:
         return "nn"
     if isinstance(model, CommitteeModel):
         return "committee"
-    raise HybridpotError(f"cannot export model type {type(model).__name__} to the LAMMPS plugin (linear, quadratic, nn and "
+    raise NotExportableError(f"cannot export model type {type(model).__name__} to the LAMMPS plugin (linear, quadratic, nn and "
                          "committee models can be)")
 
 
@@ -79,7 +81,6 @@ def _numbers(values: Iterable[float] | np.ndarray) -> list[str]:
 
 
 def _descriptor_lines(d) -> list[str]:
-    from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 
     elements = list(d.elements)
     n_channels = len(elements) if d.element_channels else 1
@@ -112,12 +113,11 @@ def _descriptor_lines(d) -> list[str]:
             a, b = divmod(ab, nu)
             lines.append(f"{a} {b} {t}")
     else:  # pragma: no cover - SO3 builds one of the two
-        raise HybridpotError(f"cannot export invariants {type(inv).__name__}")
+        raise NotExportableError(f"cannot export invariants {type(inv).__name__}")
     return lines
 
 
 def _model_lines(model) -> list[str]:
-    from hybridpot.export.mliap import nn_layers
 
     kind = _model_kind(model)
     T = len(model.elements)
@@ -139,7 +139,7 @@ def _model_lines(model) -> list[str]:
     for t in range(T):
         layers = nn_layers(model.nets[t])
         if layers[-1][0].out_features != 1 or layers[-1][1] != "linear":
-            raise HybridpotError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
+            raise NotExportableError(f"cannot export nn model: the network of {model.elements[t]} must end in one linear output node")
         lines.append(f"# {model.elements[t]}: input shift, input scale, then weight (out x in) and bias of each layer")
         lines += _numbers(model.shift[t].cpu().numpy())
         lines += _numbers(model.scale[t].cpu().numpy())
@@ -177,9 +177,6 @@ def _baseline_lines(baseline, elements: list[str]) -> list[str]:
     another order, or more of them)."""
     from ase.data import atomic_numbers
 
-    from hybridpot.empirical.eam import EAM, spline_coefficients
-    from hybridpot.empirical.lj import LennardJones
-    from hybridpot.empirical.tersoff import Tersoff
 
     if baseline is None:
         return ["baseline none"]
@@ -216,14 +213,14 @@ def _baseline_lines(baseline, elements: list[str]) -> list[str]:
                     row = values[(own[a] * n + own[b]) * n + own[c]]
                     lines.append(" ".join(repr(float(v)) for v in row) + f"  # {elements[a]} {elements[b]} {elements[c]}")
         return lines
-    raise HybridpotError(f"cannot export baseline {type(baseline).__name__} to the LAMMPS plugin")
+    raise NotExportableError(f"cannot export baseline {type(baseline).__name__} to the LAMMPS plugin")
 
 
 def plugin_model_text(potential) -> str:
     """The ``hybridpot-lammps`` file of a HybridPotential (format: ``lammps-plugin/FORMAT.md``).
 
     Raises:
-        HybridpotError: what :func:`check_plugin_exportable` refuses.
+        NotExportableError: what :func:`check_plugin_exportable` refuses.
     """
     check_plugin_exportable(potential)
     elements = list(potential.elements)

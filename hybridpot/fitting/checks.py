@@ -9,11 +9,14 @@ config_type) or the configuration key, and the fix. The configuration alone is c
 from __future__ import annotations
 
 import os
+
 import numpy as np
 
+from hybridpot.dataset import Dataset
 from hybridpot.errors import ConfigError, DataError, FitError
 from hybridpot.fitting.config import FitConfig
-from hybridpot.io.data import Dataset
+from hybridpot.io.integrity import non_finite_tensors
+from hybridpot.neighbors import half_pairs
 
 
 def _first(data: Dataset, mask: np.ndarray, limit: int = 5) -> str:
@@ -91,7 +94,6 @@ def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: f
     """
     from ase.data import chemical_symbols
 
-    from hybridpot.neighbors import half_pairs
 
     unseen = set(elements)
     for atoms in train.frames:
@@ -109,7 +111,6 @@ def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: f
 
 def _shortest_distance(data: Dataset, search: float = 8.0) -> tuple[float, str]:
     """The shortest interatomic distance of the set (up to ``search`` A) and where it is, for messages."""
-    from hybridpot.neighbors import half_pairs
 
     best, where = np.inf, f"no two atoms within {search} A"
     for s, atoms in enumerate(data.frames):
@@ -174,7 +175,6 @@ def check_fitted(potential) -> None:
     Raises:
         FitError: naming the parameters, before anything is written.
     """
-    from hybridpot.io.integrity import non_finite_tensors
 
     bad = non_finite_tensors(potential.model)
     if bad:

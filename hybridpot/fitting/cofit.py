@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from hybridpot.dataset import Dataset
+from hybridpot.design import DesignAssembler
 from hybridpot.errors import HybridpotError
-from hybridpot.fitting.assembly import DEFAULT_BATCH_ATOMS, DesignAssembler, Weights, baseline_predictions, batches, weighted_rows
+from hybridpot.fitting.assembly import Weights, weighted_rows
 from hybridpot.fitting.solver import QRAccumulator, solve
-from hybridpot.io.data import Dataset
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches
 
 #: the largest design matrix co-fitting keeps in memory
 MAX_DESIGN_BYTES = 2 * 1024**3
@@ -53,7 +55,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     chosen = [params[n] for n in b["refit"]]
     theta0 = np.concatenate([p.detach().numpy().ravel() for p in chosen])
     assembler = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
-    groups = list(batches(data, batch_atoms))
+    groups = list(batches(data.n_atoms, batch_atoms))
     blocks = []
     size = 0
     no_baseline = baseline_predictions(None, data, progress=False)  # A does not depend on the targets

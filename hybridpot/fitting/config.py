@@ -46,12 +46,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hybridpot.dataset import bundled
+from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha
 from hybridpot.errors import ConfigError
 from hybridpot.io.toml import read_toml
-
-#: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
-#: derivatives held at once (~50 MiB at nmax = lmax = 4, rcut 5 A in fcc Cu) and so the fit's peak memory
-DEFAULT_BATCH_ATOMS = 1000
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS
 
 _NUM = (int, float)
 
@@ -257,7 +256,6 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     for key in ("nmax", "lmax"):
         if d[key] < 1:
             raise fail(source, f"[descriptor] {key} = {d[key]}: too small (at least 1)")
-    from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha  # scipy, mpmath: 0.3 s
 
     if d["basis"] == "lammps" and d["alpha"] > max_lammps_alpha(d["rcut"]):
         raise fail(source, f"[descriptor] alpha = {d['alpha']} with rcut = {d['rcut']}: the Gaussian smearing is too narrow for "
@@ -348,7 +346,6 @@ def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
 def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:
     """The configuration of ``hybridpot demo``: the bundled Cu data, the Mishin EAM and a linear
     residual on the LAMMPS so3 power spectrum (nmax = lmax = 4, rcut 5 A, alpha 2), output in ``out_dir``."""
-    from hybridpot.io.data import bundled
 
     raw = {
         "data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},

@@ -18,16 +18,28 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
+from hybridpot.dataset import Dataset, read_dataset
+from hybridpot.descriptors import SO3
+from hybridpot.empirical import LennardJones, load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
-from hybridpot.fitting.assembly import BaselinePredictions, Weights, baseline_predictions, reference_energies
+from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
+from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig
-from hybridpot.fitting.predict import predict
+from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.nn import fit_nn, fit_nn_committee
 from hybridpot.fitting.solver import LinearSolution
-from hybridpot.io.data import Dataset, read_dataset
+from hybridpot.fitting.units import check_units, units_message
+from hybridpot.io.atomic import write_text_atomic
+from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
 from hybridpot.metrics import error_metrics, format_table
-from hybridpot.potential import HybridPotential
+from hybridpot.models.nn import NNModel
+from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.plots import parity_plots
+from hybridpot.potential import HybridPotential, matrix_to_voigt
+from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
+from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
 
@@ -64,7 +76,6 @@ class FitResult:
 
 def make_baseline(config: FitConfig):
     """The baseline potential named by ``[baseline]`` (None for type = 'none')."""
-    from hybridpot.empirical import LennardJones, load
 
     b = config["baseline"]
     if b["type"] == "none":
@@ -106,7 +117,6 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     weights, energy_weight_choice = weights_from_config(f)
     timer = timer or StageTimer()
     if m["type"] == "nn":
-        from hybridpot.fitting.nn import fit_nn, fit_nn_committee
 
         if m["committee"] > 1:
             with timer("train nn committee"):
@@ -115,7 +125,6 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
                                                                         progress=progress, log=log)}
         with timer("train nn"):
             return None, weights, {"nn": fit_nn(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)}
-    from hybridpot.fitting.linear import fit_linear
 
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
@@ -141,8 +150,6 @@ def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
 
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
     """Baseline + descriptor + (unfitted) model as configured."""
-    from hybridpot.descriptors import SO3
-    from hybridpot.models.polynomial import PolynomialModel
 
     d = config["descriptor"]
     weights = d["weights"] or {e: 1.0 for e in elements}
@@ -155,7 +162,6 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
     )
     m = config["model"]
     if m["type"] == "nn":
-        from hybridpot.models.nn import NNModel
 
         model = NNModel(elements, descriptor.n_features, hidden=m["hidden"], activation=m["activation"])
     else:
@@ -175,7 +181,6 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
         UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` (then
             the findings are logged as warnings and recorded).
     """
-    from hybridpot.fitting.units import check_units, units_message
 
     record: dict[str, Any] = {"check_units": config["data"]["check_units"]}
     for name, (data, bl) in sets.items():
@@ -251,7 +256,6 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if config["baseline"]["refit"]:
-        from hybridpot.fitting.cofit import cofit
 
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
@@ -274,7 +278,6 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
         report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
     # --- uncertainty data (hybridpot.uq): posterior + noise, MaxVol active set, reference energies
-    from hybridpot.uq import attach_uq
 
     with timer("uncertainty data"):
         report["uq"] = attach_uq(potential, train, bl_train, weights, solution=sol, predictions=preds["train"],
@@ -302,7 +305,6 @@ def _z(symbol: str) -> int:
 
 def _baseline_only(data: Dataset, bl, ref: np.ndarray, elements: list[str]) -> dict[str, np.ndarray]:
     """The baseline plus per-element reference energies (fitted on the training set)."""
-    from hybridpot.potential import matrix_to_voigt
 
     volume = np.array([abs(a.cell.volume) for a in data.frames])
     stress = matrix_to_voigt(-bl.virial / np.where(volume > 1e-10, volume, np.nan)[:, None, None])
@@ -325,8 +327,6 @@ def _jsonable(x):
 
 def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path, plots: bool) -> None:
     """Model file, report.json and the parity plots, into the folder of ``model_path`` (the staging folder)."""
-    from hybridpot.io.atomic import write_text_atomic
-    from hybridpot.io.modelfile import save
 
     out_dir = model_path.parent
     metadata = {k: report[k] for k in ("data", "fit", "config")}
@@ -334,6 +334,5 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
     save(potential, model_path, metadata=metadata)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     if plots:
-        from hybridpot.plots import parity_plots
 
         parity_plots(sets, preds, base_preds, out_dir)

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hybridpot.fitting.assembly import DEFAULT_BATCH_ATOMS, ROW_KINDS, BaselinePredictions, DesignAssembler, Weights, accumulate
+from hybridpot.dataset import Dataset
+from hybridpot.design import DesignAssembler
+from hybridpot.fitting.assembly import ROW_KINDS, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, QRAccumulator, solve
-from hybridpot.io.data import Dataset
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions
 
 
 def fit_linear(

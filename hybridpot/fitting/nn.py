@@ -23,10 +23,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hybridpot.fitting.assembly import BaselinePredictions, Weights, batches, reference_energies
-from hybridpot.io.data import Dataset
+from hybridpot.dataset import Dataset
+from hybridpot.fitting.assembly import Weights
+from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.nn import NNModel
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, voigt_to_matrix
+from hybridpot.prediction import BaselinePredictions, reference_energies
 from hybridpot.system import AtomicSystem
 
 
@@ -259,8 +262,6 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
         {"members": [fit_nn record of each member, with "resample": the indices into ``data`` of the
         structures it was trained and validated on], "bootstrap": bool}.
     """
-    from hybridpot.models.committee import CommitteeModel
-    from hybridpot.models.nn import NNModel
 
     template = potential.model
     if not isinstance(template, NNModel):

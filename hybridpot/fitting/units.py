@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridpot.io.data import Dataset
+from hybridpot.dataset import Dataset
 from hybridpot.potential import matrix_to_voigt, voigt_to_matrix
 
 #: data / reference magnitude ratios accepted as eV-based units

@@ -43,8 +43,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from hybridpot import __version__
+from hybridpot.descriptors import SO3
+from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError, ModelFileError
+from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.integrity import canonical_digest, non_finite_paths, non_finite_tensors
+from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.nn import NNModel
+from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.potential import HybridPotential
+from hybridpot.uq import UQData, fallback_from_dict
 
 FORMAT = "hybridpot-model"
 VERSION = 3
@@ -85,7 +94,6 @@ def baseline_record(baseline) -> dict[str, str] | None:
 
 def baseline_from_record(record: dict[str, str] | None, source: str):
     """Rebuild the baseline potential from its stored file text (checksum verified)."""
-    from hybridpot.empirical import load as load_empirical
 
     if record is None:
         return None
@@ -104,15 +112,12 @@ def model_from_dict(d: dict[str, Any]):
     """The per-atom model stored in a model file (linear, quadratic or nn)."""
     kind = d.get("type")
     if kind in ("linear", "quadratic"):
-        from hybridpot.models.polynomial import PolynomialModel
 
         return PolynomialModel.from_dict(d)
     if kind == "nn":
-        from hybridpot.models.nn import NNModel
 
         return NNModel.from_dict(d)
     if kind == "committee":
-        from hybridpot.models.committee import CommitteeModel
 
         return CommitteeModel.from_dict(d, model_from_dict)
     raise ModelFileError(f"unknown model type {kind!r}")
@@ -129,8 +134,6 @@ def save(potential, path: str | Path, metadata: dict[str, Any] | None = None) ->
     Raises:
         ModelFileError: the potential has NaN or infinite parameters (nothing is written).
     """
-    from hybridpot import __version__
-    from hybridpot.io.atomic import write_text_atomic
 
     bad = non_finite_tensors(potential)
     if bad:
@@ -194,7 +197,6 @@ def read_document(path: str | Path) -> dict[str, Any]:
 
 
 def _version() -> str:
-    from hybridpot import __version__
 
     return __version__
 
@@ -209,8 +211,6 @@ def load(path: str | Path, accept_edited: bool = False):
     Raises:
         ModelFileError: see the module docstring.
     """
-    from hybridpot.descriptors import SO3
-    from hybridpot.potential import HybridPotential
 
     doc = read_document(path)
     try:
@@ -259,7 +259,6 @@ def _check_integrity(doc: dict[str, Any], path, accept_edited: bool) -> None:
 
 def _load_uq(pot, doc: dict[str, Any], path) -> None:
     """Attach the version-2 ``uq`` and ``fallback`` records (either may be null)."""
-    from hybridpot.uq import UQData, fallback_from_dict
 
     try:
         if doc.get("uq") is not None:

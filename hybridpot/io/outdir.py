@@ -44,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hybridpot.errors import OutputError
+from hybridpot.io.atomic import write_text_atomic
 
 MANIFEST = "hybridpot-output.json"
 #: kinds of output each kind of job may replace (with overwrite)
@@ -256,7 +257,6 @@ class OutputDir:
             raise OutputError(f"{exc} (it changed while the job ran; its outputs are kept in {kept})") from None
         doc = {"format": "hybridpot-output", "version": 1, "kind": self.kind, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "files": file_digests(self.path)}
-        from hybridpot.io.atomic import write_text_atomic
 
         write_text_atomic(self.path / MANIFEST, json.dumps(doc, indent=1))
         umask = os.umask(0)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.data import atomic_numbers
 
 from hybridpot.descriptors import so3_descriptors
 from hybridpot.descriptors.invariants import PowerSpectrum

@@ -1,4 +1,5 @@
-"""Labelled data sets: structures with DFT energies, forces and stresses, validated on reading.
+"""Labelled data sets: structures with DFT energies, forces and stresses, validated on reading (layer 3: the
+fitting and prediction layers work on them; hybridpot.io reads and writes files around them).
 
 Anything ``ase.io.read`` takes (extxyz, ASE db, VASP OUTCAR, ...) with energies/forces/stresses
 stored through the calculator (extxyz keys ``energy``, ``forces``, ``stress``).
@@ -229,7 +230,7 @@ def read_dataset(path: str | Path, index: str = ":") -> Dataset:
 
 def bundled(name: str) -> Path:
     """Path of a file in the bundled default data (``hybridpot/data``)."""
-    path = Path(__file__).resolve().parents[1] / "data" / name
+    path = Path(__file__).resolve().parent / "data" / name
     if not path.is_file():
         raise DataError(f"bundled data file {name!r} not found in {path.parent}")
     return path
