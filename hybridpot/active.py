@@ -421,7 +421,6 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
 
 
 def _test_errors(potential, test) -> dict[str, float]:
-
     p = predict(potential, test, progress=False)
     return error_metrics(p["energy"], test.energy, test.n_atoms, p["forces"], test.forces)
 
@@ -539,7 +538,6 @@ def _report(entry: dict[str, Any], log: Callable[[str], None]) -> None:
 
 
 def _write_log(log: list[dict[str, Any]], config: ActiveConfig, out_dir: Path) -> None:
-
     doc = {"config": _jsonable({**config.fit.sections, **config.sections}), "iterations": _jsonable(log)}
     write_text_atomic(out_dir / "active_log.json", json.dumps(doc, indent=1))
 

@@ -38,10 +38,8 @@ def load(path: str | Path) -> EmpiricalPotential:
         raise PotentialFileError(f"{path}: potential file not found")
     name = path.name.lower()
     if name.endswith(".eam.alloy"):
-
         return EAM.read_setfl(path)
     if name.endswith(".eam"):
-
         return EAM.read_funcfl(path)
     if name.endswith(".tersoff"):
         return Tersoff.read(path)

@@ -4,7 +4,6 @@
 
 with ``shift_ab`` the pair energy at rc_ab when ``shift`` is on (``pair_modify shift yes``),
 else 0. Per-atom energies take half of each pair. Parameter file (TOML, ``*.lj.toml``)::
-
     style = "lj/cut"
     elements = ["Ar", "Kr"]
     cutoff = 8.5              # global cutoff, Angstrom

@@ -113,7 +113,6 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
                                  "(rename the file or the folder)")
     elems = " ".join(type_elements)
     if format == "plugin":
-
         residual = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
         if not overlay or potential.baseline is None:
             return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
@@ -427,7 +426,6 @@ def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: 
         out["overlay_pair_lines"] = overlay
         out["commands"] |= {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)}
         try:
-
             out["plugin_built_for_lammps"] = build_info()["lammps_version"]
         except HybridpotError:
             out["plugin_built_for_lammps"] = None
@@ -479,7 +477,6 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
         if _sha256(path) != entry["sha256"]:
             raise HybridpotError(f"{path}: differs from the exported file (sha256 mismatch with {MANIFEST})")
     if manifest.get("deck_format", "mliap") == "plugin":
-
         potential = load(outdir / f"{name}.hybridpot.json")
         if plugin_model_text(potential) != (outdir / f"{name}.hybridpot.lmp").read_text():
             raise HybridpotError(f"{outdir / name}.hybridpot.lmp is not the plugin file of {name}.hybridpot.json")

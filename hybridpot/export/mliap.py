@@ -190,7 +190,6 @@ def _read_model(path: Path, elements: list[str], K: int):
         raise HybridpotError(f"{path}: {T} element blocks, the descriptor has {len(elements)} elements")
     values = np.array([v for row in rows[1:] for v in row])
     if net is None:
-
         kinds = {1 + K: False, 1 + K + K * (K + 1) // 2: True}
         if nparams not in kinds:
             raise HybridpotError(f"{path}: {nparams} parameters per element fit neither a linear ({1 + K}) nor a quadratic "
@@ -205,7 +204,6 @@ def _read_model(path: Path, elements: list[str], K: int):
 
 
 def _read_nn(path: Path, net: list[str], values: np.ndarray, elements: list[str], K: int, T: int, nparams: int):
-
     try:
         n_in, n_layers = int(net[0]), int(net[1])
         layers = [(net[2 + 2 * k], int(net[3 + 2 * k])) for k in range(n_layers)]

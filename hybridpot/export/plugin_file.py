@@ -63,7 +63,6 @@ def check_plugin_exportable(potential) -> None:
 
 
 def _model_kind(model) -> str:
-
     if isinstance(model, PolynomialModel):
         return model.kind
     if isinstance(model, NNModel):
@@ -81,7 +80,6 @@ def _numbers(values: Iterable[float] | np.ndarray) -> list[str]:
 
 
 def _descriptor_lines(d) -> list[str]:
-
     elements = list(d.elements)
     n_channels = len(elements) if d.element_channels else 1
     spline = d.radial
@@ -118,7 +116,6 @@ def _descriptor_lines(d) -> list[str]:
 
 
 def _model_lines(model) -> list[str]:
-
     kind = _model_kind(model)
     T = len(model.elements)
     if kind in ("linear", "quadratic"):

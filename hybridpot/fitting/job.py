@@ -117,7 +117,6 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     weights, energy_weight_choice = weights_from_config(f)
     timer = timer or StageTimer()
     if m["type"] == "nn":
-
         if m["committee"] > 1:
             with timer("train nn committee"):
                 return None, weights, {"nn_committee": fit_nn_committee(potential, data, baseline, weights, m, m["committee"],
@@ -162,7 +161,6 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
     )
     m = config["model"]
     if m["type"] == "nn":
-
         model = NNModel(elements, descriptor.n_features, hidden=m["hidden"], activation=m["activation"])
     else:
         model = PolynomialModel(elements, descriptor.n_features, quadratic=m["type"] == "quadratic")
@@ -256,7 +254,6 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if config["baseline"]["refit"]:
-
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
         with timer("baseline (co-fitted)"):
@@ -334,5 +331,4 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
     save(potential, model_path, metadata=metadata)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     if plots:
-
         parity_plots(sets, preds, base_preds, out_dir)

@@ -112,13 +112,10 @@ def model_from_dict(d: dict[str, Any]):
     """The per-atom model stored in a model file (linear, quadratic or nn)."""
     kind = d.get("type")
     if kind in ("linear", "quadratic"):
-
         return PolynomialModel.from_dict(d)
     if kind == "nn":
-
         return NNModel.from_dict(d)
     if kind == "committee":
-
         return CommitteeModel.from_dict(d, model_from_dict)
     raise ModelFileError(f"unknown model type {kind!r}")
 
@@ -197,7 +194,6 @@ def read_document(path: str | Path) -> dict[str, Any]:
 
 
 def _version() -> str:
-
     return __version__
 
 
