@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybridpot"
 #: layer of each module (the longest matching prefix decides); a module may import from its own layer or below
 LAYERS = {
     # 0: utilities and the atoms themselves
-    "hybridpot.errors": 0, "hybridpot.registry": 0, "hybridpot.arrays": 0, "hybridpot.io.atomic": 0, "hybridpot.io.toml": 0,
+    "hybridpot.errors": 0, "hybridpot.registry": 0, "hybridpot.settings": 0, "hybridpot.arrays": 0, "hybridpot.io.atomic": 0, "hybridpot.io.toml": 0,
     "hybridpot.io.integrity": 0, "hybridpot.maxvol": 0, "hybridpot.metrics": 0, "hybridpot.system": 0,
     "hybridpot.neighbors": 0, "hybridpot.lammps_plugin": 0, "hybridpot.lammps_run": 0,
     # 1: the evaluation path every potential shares

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -53,8 +53,9 @@ from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
 from hybridpot.descriptors.invariants import Invariants, invariants
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE, LammpsRadialBasis, RadialBasis, radial_basis
 from hybridpot.descriptors.spline import RadialSpline, tabulate
-from hybridpot.errors import HybridpotError, StructureError
+from hybridpot.errors import ConfigError, HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
+from hybridpot.registry import DescriptorType
 from hybridpot.system import AtomicSystem
 
 #: Pairs processed at once, times the width nu (lmax + 1)^2 of a pair's density contribution: bounds
@@ -892,3 +893,23 @@ def _check_weights(weights: dict[str, float] | None, elements: list[str]) -> dic
             raise HybridpotError(f"weight of {e} must be a finite number, got {w!r}")
         out[e] = float(w)
     return out
+
+
+def from_config(d: Mapping[str, Any], elements: list[str]) -> SO3:
+    """The SO(3) descriptor of a validated ``[descriptor]`` table (:mod:`hybridpot.fitting.config`) for ``elements``.
+
+    Raises:
+        ConfigError: ``weights`` without an entry for one of the elements.
+    """
+    weights = d["weights"] or {e: 1.0 for e in elements}
+    missing = [e for e in elements if e not in weights]
+    if missing:
+        raise ConfigError(f"[descriptor] weights has no entry for {missing}")
+    return SO3(rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=None if d["alpha"] is None else float(d["alpha"]),
+               basis=d["basis"], kind=d["kind"], elements=elements, weights={e: float(weights[e]) for e in elements},
+               element_channels=d["channels"])
+
+
+#: registry entry (:mod:`hybridpot.registry`)
+SO3_TYPE = DescriptorType("so3", from_config, SO3.from_dict,
+                          summary="SO(3) power spectrum or bispectrum on the LAMMPS or the Bessel radial basis")

@@ -1,13 +1,8 @@
 """Empirical potentials read from standard LAMMPS files, as torch modules giving per-atom energies.
 
-:func:`load` picks the class from the file name:
-
-| file | class | LAMMPS style |
-|---|---|---|
-| ``*.eam.alloy`` (setfl) | :class:`~hybridpot.empirical.eam.EAM` | ``eam/alloy`` |
-| ``*.eam`` (funcfl) | :class:`~hybridpot.empirical.eam.EAM` | ``eam`` |
-| ``*.tersoff`` | :class:`~hybridpot.empirical.tersoff.Tersoff` | ``tersoff`` |
-| ``*.lj.toml`` | :class:`~hybridpot.empirical.lj.LennardJones` | ``lj/cut`` |
+Each kind is a :class:`~hybridpot.registry.BaselineType` entry of :data:`hybridpot.registry.baselines`
+(its file-name endings, reader, LAMMPS style and settings); :func:`load` picks the kind from the file
+name. ``hybridpot config`` lists the registered kinds.
 """
 
 from __future__ import annotations
@@ -15,19 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
-from hybridpot.empirical.eam import EAM
 from hybridpot.empirical.lj import LennardJones
 from hybridpot.empirical.tersoff import Tersoff
-from hybridpot.errors import PotentialFileError
+from hybridpot.errors import HybridpotError, PotentialFileError
+from hybridpot.registry import baseline_for_file
 
-__all__ = ["EmpiricalPotential", "LammpsPair", "LennardJones", "Tersoff", "load", "SUFFIXES"]
-
-#: file-name endings understood by :func:`load`
-SUFFIXES = (".eam.alloy", ".eam", ".tersoff", ".lj.toml")
+__all__ = ["EmpiricalPotential", "LammpsPair", "LennardJones", "Tersoff", "load"]
 
 
 def load(path: str | Path) -> EmpiricalPotential:
-    """Read an empirical potential file, choosing the class from its name (see module docstring).
+    """Read an empirical potential file, choosing the kind from its name (see module docstring).
 
     Raises:
         PotentialFileError: missing file, unknown kind, or a file that cannot be parsed (with the
@@ -36,15 +28,10 @@ def load(path: str | Path) -> EmpiricalPotential:
     path = Path(path)
     if not path.is_file():
         raise PotentialFileError(f"{path}: potential file not found")
-    name = path.name.lower()
-    if name.endswith(".eam.alloy"):
-        return EAM.read_setfl(path)
-    if name.endswith(".eam"):
-        return EAM.read_funcfl(path)
-    if name.endswith(".tersoff"):
-        return Tersoff.read(path)
-    if name.endswith(".lj.toml"):
-        return LennardJones.read(path)
-    raise PotentialFileError(
-        f"{path}: cannot tell the potential kind from the file name; expected one of {', '.join(SUFFIXES)}"
-    )
+    try:
+        kind = baseline_for_file(path)
+    except HybridpotError as exc:
+        raise PotentialFileError(str(exc)) from exc
+    if kind.read is None:
+        raise PotentialFileError(f"{path}: baseline type {kind.name!r} has no file format")
+    return kind.read(path)

@@ -50,6 +50,7 @@ from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.neighbors import PairGraph
+from hybridpot.registry import BaselineType
 
 #: Hartree * Bohr in eV * Angstrom, as LAMMPS uses it to turn funcfl effective charges into r * phi.
 HARTREE_BOHR = 27.2 * 0.529
@@ -602,3 +603,9 @@ def _regrid(values: np.ndarray, delta: float, n: int, new_delta: float) -> np.nd
 
 def _value_lines(values: np.ndarray, per_line: int = 5) -> list[str]:
     return [" ".join(repr(float(v)) for v in values[k : k + per_line]) for k in range(0, len(values), per_line)]
+
+
+#: registry entries (:mod:`hybridpot.registry`): setfl files (``*.eam.alloy``) and single-element funcfl files (``*.eam``)
+SETFL = BaselineType("eam/alloy", (".eam.alloy",), EAM.read_setfl, "eam/alloy",
+                     summary="embedded-atom method, LAMMPS setfl file (*.eam.alloy)")
+FUNCFL = BaselineType("eam", (".eam",), EAM.read_funcfl, "eam", summary="embedded-atom method, LAMMPS funcfl file (*.eam)")

@@ -18,8 +18,10 @@ else 0. Per-atom energies take half of each pair. Parameter file (TOML, ``*.lj.t
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,9 +29,11 @@ import torch
 from ase.data import atomic_numbers
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
-from hybridpot.errors import PotentialFileError
+from hybridpot.errors import ConfigError, PotentialFileError
 from hybridpot.io.toml import read_toml
 from hybridpot.neighbors import PairGraph
+from hybridpot.registry import BaselineType
+from hybridpot.settings import Settings
 
 
 class LennardJones(EmpiricalPotential):
@@ -199,3 +203,26 @@ def _symmetric(table: Mapping[tuple[str, str], float], elements: list[str], sour
         i, j = sorted((elements.index(a), elements.index(b)))
         out[(i, j)] = float(v)
     return out
+
+
+@dataclass
+class LJSettings(Settings):
+    """``[baseline] type = "lj"``: a Lennard-Jones baseline defined in the configuration (the keys of a ``*.lj.toml`` file)."""
+
+    elements: list[str] = field(metadata={"help": "chemical symbols (type order)"})
+    cutoff: float = field(metadata={"help": "global cutoff, Angstrom"})
+    pair: list[dict] = field(metadata={"help": "[[baseline.pair]] tables: elements = [a, b], epsilon (eV), sigma (A), optional cutoff (A)"})
+    shift: bool = field(default=False, metadata={"help": "subtract the pair energy at the cutoff (pair_modify shift yes)"})
+    mixing: str = field(default="geometric", metadata={"help": "unlisted unlike pairs: 'geometric' or 'arithmetic' (sigma)"})
+
+    def check(self, where: str) -> None:
+        if self.mixing not in ("geometric", "arithmetic"):
+            raise ConfigError(f"{where} mixing = {self.mixing!r}: expected 'geometric' or 'arithmetic'")
+        if not self.cutoff > 0:
+            raise ConfigError(f"{where} cutoff = {self.cutoff}: must be positive")
+
+
+#: registry entry (:mod:`hybridpot.registry`): a ``*.lj.toml`` file or ``[baseline] type = "lj"`` with its keys
+LJ = BaselineType("lj", (".lj.toml",), LennardJones.read, "lj/cut", settings=LJSettings,
+                  build=lambda s, source: LennardJones.from_dict(dataclasses.asdict(s), source=source),
+                  summary="Lennard-Jones lj/cut, per-pair epsilon and sigma (*.lj.toml or inline)")

@@ -52,6 +52,7 @@ from ase.data import atomic_numbers
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import PotentialFileError
 from hybridpot.neighbors import PairGraph
+from hybridpot.registry import BaselineType
 
 #: The 14 numbers of an entry, in file order after the three element names.
 FIELDS = ("m", "gamma", "lambda3", "c", "d", "h", "n", "beta", "lambda2", "B", "R", "D", "lambda1", "A")
@@ -407,3 +408,7 @@ def _local_ids(graph: PairGraph) -> torch.Tensor:
     counts = torch.bincount(graph.batch, minlength=graph.n_structures)
     first = torch.cumsum(counts, 0) - counts
     return torch.arange(graph.n_atoms, device=graph.batch.device) - first[graph.batch] + 1
+
+
+#: registry entry (:mod:`hybridpot.registry`)
+TERSOFF = BaselineType("tersoff", (".tersoff",), Tersoff.read, "tersoff", summary="Tersoff bond order, LAMMPS file (*.tersoff)")

@@ -8,7 +8,9 @@
   quadratic / nn / committee models, the EAM, LJ or Tersoff baseline in the same pass, the per-atom
   fallback, the extrapolation grade as ``compute hpot/gamma``). ``pair.NAME.lmp`` holds
   ``pair_style hpot NAME.hybridpot.lmp``; with a baseline, ``pair.NAME.overlay.lmp`` runs LAMMPS's own
-  baseline under ``hybrid/overlay`` with the residual alone (``hpot ... baseline no``).
+  baseline under ``hybrid/overlay`` with the residual alone (``hpot ... baseline no``). A baseline the
+  plugin does not evaluate itself (any other registered baseline, e.g. ``sw``) is always run that way:
+  ``pair.NAME.lmp`` is then the overlay.
 * ``"mliap"``: ``NAME.mliap.descriptor`` and ``NAME.mliap.model`` for LAMMPS's ``pair_style mliap``
   (``so3`` power spectrum with the LAMMPS radial basis; :mod:`hybridpot.export.mliap`), with the baseline
   under ``hybrid/overlay``, for LAMMPS builds that cannot load the plugin.
@@ -45,7 +47,7 @@ from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
 from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError
 from hybridpot.export.mliap import check_mliap_exportable, descriptor_text, model_text, read_mliap
-from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text
+from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text, runs_baseline
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load, save
 from hybridpot.io.outdir import OutputDir
@@ -92,7 +94,8 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
         baseline_dir: directory put before the baseline file's name (e.g. the export directory);
             default: the baseline file's own path (where it was last read or written).
         format: "plugin" (``pair_style hpot``) or "mliap".
-        overlay: (plugin) LAMMPS's own baseline style under ``hybrid/overlay`` with the residual alone.
+        overlay: (plugin) LAMMPS's own baseline style under ``hybrid/overlay`` with the residual alone
+            (always so for a baseline the plugin does not evaluate itself).
 
     Returns:
         The commands; without a baseline, ``pair_style hpot ...`` or ``pair_style mliap ...`` and one
@@ -114,7 +117,7 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
     elems = " ".join(type_elements)
     if format == "plugin":
         residual = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
-        if not overlay or potential.baseline is None:
+        if potential.baseline is None or (not overlay and runs_baseline(potential.baseline)):
             return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
         residual += " baseline no"
         name = PAIR_STYLE
@@ -197,7 +200,7 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
     header = f"# hybridpot export {name} ({format}): atom types {' '.join(elements)}\n"
     files["pair"] = _write(folder / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
     overlay = None
-    if format == "plugin" and potential.baseline is not None:
+    if format == "plugin" and potential.baseline is not None and runs_baseline(potential.baseline):
         overlay = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format, overlay=True)
         files["overlay"] = _write(folder / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
                                   + "\n".join(overlay) + "\n")
@@ -311,7 +314,10 @@ def _readme(potential, name: str, format: str) -> str:
               f"| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |"])
     files += [f"| `{potential.baseline.file_name}` | the baseline potential file (current parameters) |"] if baseline else []
     files += [f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines: `include` it in your own input |"]
-    if format == "plugin" and baseline:
+    if format == "plugin" and baseline and not runs_baseline(potential.baseline):
+        files[-1] = (f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines (LAMMPS's own `{baseline}` + the residual under "
+                     "`hybrid/overlay`: the plugin does not evaluate this baseline): `include` it in your own input |")
+    elif format == "plugin" and baseline:
         files += [f"| `pair.{name}.overlay.lmp` | the same hybrid as LAMMPS's own `{baseline}` + the residual under `hybrid/overlay` |"]
     files += [f"| `{name}.hybridpot.json` | the hybridpot model file (Python: `hybridpot.load`) |",
               f"| `{name}.data`, `in.{name}.lmp` | an example structure and a short NVT run of it |",

@@ -21,6 +21,7 @@ import torch
 
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 from hybridpot.descriptors.so3 import SO3
+from hybridpot.empirical.base import EmpiricalPotential
 from hybridpot.empirical.eam import EAM, spline_coefficients
 from hybridpot.empirical.lj import LennardJones
 from hybridpot.empirical.tersoff import Tersoff
@@ -41,16 +42,17 @@ def check_plugin_exportable(potential) -> None:
 
     The plugin runs SO(3) descriptors of both bases, power spectrum and bispectrum, with linear,
     quadratic, nn and committee models, the EAM, LJ and Tersoff baselines or none, and the fallback
-    with the gamma measure and the atom scope.
+    with the gamma measure and the atom scope. Any other empirical baseline is written as
+    ``baseline external STYLE``: LAMMPS runs it with its own pair style under ``hybrid/overlay``.
     """
 
     if not isinstance(potential.descriptor, SO3):
         raise NotExportableError(f"cannot export to the LAMMPS plugin: descriptor {type(potential.descriptor).__name__} is not hybridpot's SO3")
     _model_kind(potential.model)  # raises for unknown model types
     baseline = potential.baseline
-    if baseline is not None and not isinstance(baseline, (EAM, LennardJones, Tersoff)):
-        raise NotExportableError(f"cannot export to the LAMMPS plugin: baseline {type(baseline).__name__} has no plugin counterpart "
-                             "(EAM, LJ and Tersoff do)")
+    if baseline is not None and not runs_baseline(baseline) and not isinstance(baseline, EmpiricalPotential):
+        raise NotExportableError(f"cannot export to the LAMMPS plugin: baseline {type(baseline).__name__} is neither evaluated "
+                                 "by the plugin (EAM, LJ and Tersoff are) nor a LAMMPS pair style the deck can overlay")
     fallback = getattr(potential, "fallback", None)
     if fallback is not None:
         if fallback.measure != "gamma" or fallback.scope != "atom":
@@ -169,6 +171,11 @@ def _extrapolation_lines(potential) -> list[str]:
                     "reference " + " ".join(repr(float(v)) for v in fallback.reference.tolist())]
 
 
+def runs_baseline(baseline) -> bool:
+    """Whether ``pair_style hpot`` evaluates ``baseline`` itself (else LAMMPS's own style runs it beside hpot)."""
+    return isinstance(baseline, (EAM, LennardJones, Tersoff))
+
+
 def _baseline_lines(baseline, elements: list[str]) -> list[str]:
     """The baseline's section, its tables in the model's element order (a baseline may list its elements in
     another order, or more of them)."""
@@ -210,7 +217,7 @@ def _baseline_lines(baseline, elements: list[str]) -> list[str]:
                     row = values[(own[a] * n + own[b]) * n + own[c]]
                     lines.append(" ".join(repr(float(v)) for v in row) + f"  # {elements[a]} {elements[b]} {elements[c]}")
         return lines
-    raise NotExportableError(f"cannot export baseline {type(baseline).__name__} to the LAMMPS plugin")
+    return [f"baseline external {baseline.lammps_pair(elements).name}"]
 
 
 def plugin_model_text(potential) -> str:

@@ -41,7 +41,7 @@ a trade-off against energies, see benchmarks/results/mlearn_search.md), ``config
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,8 @@ from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max
 from hybridpot.errors import ConfigError
 from hybridpot.io.toml import read_toml
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS
+from hybridpot.registry import baselines, descriptors, models
+from hybridpot.settings import non_finite
 
 _NUM = (int, float)
 
@@ -68,14 +70,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "refit_range": (_NUM, 0.5),
         "refit_max_evals": ((int,), 100),
         "refit_algorithm": ((str,), "LN_BOBYQA"),
-        # inline Lennard-Jones (type = "lj"): the keys of a *.lj.toml file
-        "elements": ((list,), None),
-        "cutoff": (_NUM, None),
-        "shift": ((bool,), None),
-        "mixing": ((str,), None),
-        "pair": ((list,), None),
+        # an inline baseline (type = "lj", ...) adds the keys of its settings (hybridpot config)
     },
     "descriptor": {
+        "type": ((str,), "so3"),
         "basis": ((str,), "lammps"),
         "kind": ((str,), "power"),
         "rcut": (_NUM, 5.0),
@@ -143,17 +141,6 @@ def fail(source: str, msg: str) -> ConfigError:
     return ConfigError(f"{source}: {msg}")
 
 
-def non_finite(value: Any) -> bool:
-    """Whether ``value`` is, or (in a list or table) holds, a NaN or infinite number."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, (list, tuple)):
-        return any(non_finite(v) for v in value)
-    if isinstance(value, dict):
-        return any(non_finite(v) for v in value.values())
-    return False
-
-
 def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], source: str) -> dict[str, dict[str, Any]]:
     """The sections of ``schema`` from ``raw`` with types checked and defaults filled in.
 
@@ -200,8 +187,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     unknown = set(raw) - set(SCHEMA)
     if unknown:
         raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SCHEMA)}")
+    raw = dict(raw)
+    inline = _split_inline_baseline(raw, source)
     out = validate_sections(raw, SCHEMA, source)
     _check_values(out, base_dir, source)
+    _check_inline_baseline(out["baseline"], inline, source)
     return FitConfig(out, source)
 
 
@@ -221,9 +211,12 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     b = c["baseline"]
     kind = b["type"] or ("file" if b["file"] else None)
     if kind is None:
-        raise fail(source, "[baseline] needs file = '...' or type = 'none' | 'lj'")
-    if kind not in ("file", "none", "lj"):
-        raise fail(source, f"[baseline] type = {kind!r}: expected 'file', 'none' or 'lj'")
+        raise fail(source, f"[baseline] needs file = '...' or type = 'none' | {' | '.join(repr(n) for n in _inline_types())}")
+    if kind not in ("file", "none"):
+        baselines.get(kind, f"{source}: [baseline] type")  # unknown types: ConfigError listing the known ones
+        if baselines.get(kind).settings is None:
+            raise fail(source, f"[baseline] type = {kind!r} is read from a file: give file = '...' (one of "
+                               f"{', '.join(baselines.get(kind).suffixes)}) instead of the type")
     if kind == "file":
         if not b["file"]:
             raise fail(source, "[baseline] type = 'file' needs file = '...'")
@@ -231,9 +224,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         if not p.is_file():
             raise fail(source, f"[baseline] file not found: {p}")
         b["file"] = p
-    lj_keys = [k for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None]
-    if kind != "lj" and lj_keys:
-        raise fail(source, f"[baseline] keys {lj_keys} only apply to type = 'lj'")
+    elif b["file"]:
+        raise fail(source, f"[baseline] file = {b['file']!r} with type = {kind!r}: give one of them")
     if kind == "none" and b["refit"]:
         raise fail(source, "[baseline] refit needs a baseline")
     if not 0 < b["refit_range"] < 1:
@@ -242,6 +234,7 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     b["type"] = kind
     d = c["descriptor"]
+    descriptors.get(d["type"], f"{source}: [descriptor] type")
     if d["basis"] not in ("lammps", "bessel"):
         raise fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
     if d["kind"] not in ("power", "bispectrum"):
@@ -267,8 +260,10 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
                            "polynomial overlap matrix cannot be orthonormalised accurately beyond); lower nmax or use "
                            "basis = 'bessel'")
     m = c["model"]
-    if m["type"] not in ("linear", "quadratic", "nn"):
-        raise fail(source, f"[model] type = {m['type']!r}: expected 'linear', 'quadratic' or 'nn'")
+    entry = models.get(m["type"], f"{source}: [model] type")
+    if entry.build is None:
+        raise fail(source, f"[model] type = {m['type']!r} is not fitted directly (a committee is [model] type = 'nn' with "
+                           "committee = N)")
     reg = m["regularization"]
     if isinstance(reg, str) and reg not in ("evidence", "cv"):
         raise fail(source, f"[model] regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
@@ -321,6 +316,33 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[output] name = {name!r}: expected a plain file name (the model is written as NAME.hybridpot.json "
                            "in [output] dir)")
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
+
+
+def _inline_types() -> list[str]:
+    """The baseline types that can be defined inside the configuration."""
+    return [b.name for b in baselines if b.settings is not None]
+
+
+def _split_inline_baseline(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Take the keys of an inline baseline's settings out of ``raw["baseline"]`` (the rest is checked by SCHEMA)."""
+    table = raw.get("baseline")
+    if not isinstance(table, dict):
+        return {}
+    common = SCHEMA["baseline"]
+    raw["baseline"] = {k: v for k, v in table.items() if k in common}
+    return {k: v for k, v in table.items() if k not in common}
+
+
+def _check_inline_baseline(b: dict[str, Any], inline: dict[str, Any], source: str) -> None:
+    """Validate an inline baseline's keys with its settings type and put them (defaults filled in) into ``b``."""
+    kind = b["type"]
+    if kind in ("file", "none"):
+        if inline:
+            raise fail(source, f"unknown key(s) {sorted(inline)} in [baseline]; allowed: {sorted(SCHEMA['baseline'])}, and "
+                               f"the keys of an inline type ({', '.join(_inline_types())}; see hybridpot config)")
+        return
+    settings = baselines.get(kind).settings.from_table(inline, f"{source}: [baseline]")
+    b.update(dataclasses.asdict(settings))
 
 
 def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:

@@ -19,26 +19,23 @@ import numpy as np
 import torch
 
 from hybridpot.dataset import Dataset, read_dataset
-from hybridpot.descriptors import SO3
-from hybridpot.empirical import LennardJones, load
+from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.linear import fit_linear
-from hybridpot.fitting.nn import fit_nn, fit_nn_committee
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
 from hybridpot.metrics import error_metrics, format_table
-from hybridpot.models.nn import NNModel
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.plots import parity_plots
 from hybridpot.potential import HybridPotential, matrix_to_voigt
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
+from hybridpot.registry import baselines, descriptors, models
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
@@ -75,15 +72,16 @@ class FitResult:
 
 
 def make_baseline(config: FitConfig):
-    """The baseline potential named by ``[baseline]`` (None for type = 'none')."""
-
+    """The baseline potential named by ``[baseline]`` (None for type = 'none'): a file, read by the
+    registered type of its name, or an inline type built from its settings."""
     b = config["baseline"]
     if b["type"] == "none":
         return None
     if b["type"] == "file":
         return load(b["file"])
-    params = {k: b[k] for k in ("elements", "cutoff", "shift", "mixing", "pair") if b[k] is not None}
-    return LennardJones.from_dict(params, source=f"{config.source} [baseline]")
+    entry = baselines.get(b["type"])
+    settings = entry.settings(**{k: b[k] for k in entry.settings.keys()})
+    return entry.build(settings, f"{config.source} [baseline]")
 
 
 def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
@@ -105,9 +103,9 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
                  ) -> tuple[LinearSolution | None, Weights, dict[str, Any]]:
     """Fit ``potential.model`` (in place) to the residual of ``data`` over the ``baseline`` predictions, as configured.
 
-    NN models (a committee where ``[model] committee > 1``) are trained, linear and quadratic models
-    solved (the solution is kept as ``potential.solution``); ``timer`` records the stage under its name
-    ("train nn", "train nn committee" or "design matrix + solve").
+    Models that are linear in their parameters (:attr:`hybridpot.registry.ModelType.linear`) are
+    solved (the solution is kept as ``potential.solution``), the others trained by their type's
+    ``train``; ``timer`` records the stage ("design matrix + solve" or "train TYPE").
 
     Returns:
         (solution of a linear or quadratic model, else None; the row weights used, with the energy
@@ -116,15 +114,10 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     f, m = config["fit"], config["model"]
     weights, energy_weight_choice = weights_from_config(f)
     timer = timer or StageTimer()
-    if m["type"] == "nn":
-        if m["committee"] > 1:
-            with timer("train nn committee"):
-                return None, weights, {"nn_committee": fit_nn_committee(potential, data, baseline, weights, m, m["committee"],
-                                                                        seed=f["seed"], bootstrap=m["bootstrap"],
-                                                                        progress=progress, log=log)}
-        with timer("train nn"):
-            return None, weights, {"nn": fit_nn(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)}
-
+    entry = models.get(m["type"])
+    if not entry.linear:
+        with timer(f"train {entry.name}"):
+            return None, weights, entry.train(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
                                   progress, **energy_weight_choice)
@@ -148,22 +141,12 @@ def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
 
 
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
-    """Baseline + descriptor + (unfitted) model as configured."""
-
-    d = config["descriptor"]
-    weights = d["weights"] or {e: 1.0 for e in elements}
-    missing = [e for e in elements if e not in weights]
-    if missing:
-        raise ConfigError(f"{config.source}: [descriptor] weights has no entry for {missing}")
-    descriptor = SO3(
-        rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=None if d["alpha"] is None else float(d["alpha"]), basis=d["basis"], kind=d["kind"],
-        elements=elements, weights={e: float(weights[e]) for e in elements}, element_channels=d["channels"],
-    )
-    m = config["model"]
-    if m["type"] == "nn":
-        model = NNModel(elements, descriptor.n_features, hidden=m["hidden"], activation=m["activation"])
-    else:
-        model = PolynomialModel(elements, descriptor.n_features, quadratic=m["type"] == "quadratic")
+    """Baseline + descriptor + (unfitted) model as configured (each built by its registered type)."""
+    try:
+        descriptor = descriptors.get(config["descriptor"]["type"]).build(config["descriptor"], elements)
+        model = models.get(config["model"]["type"]).build(config["model"], elements, descriptor.n_features)
+    except ConfigError as exc:
+        raise ConfigError(f"{config.source}: {exc}") from exc
     return HybridPotential(baseline, descriptor, model)
 
 

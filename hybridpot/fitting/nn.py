@@ -30,6 +30,7 @@ from hybridpot.models.nn import NNModel
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, voigt_to_matrix
 from hybridpot.prediction import BaselinePredictions, reference_energies
+from hybridpot.registry import ModelType
 from hybridpot.system import AtomicSystem
 
 
@@ -281,3 +282,20 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
         members.append(member)
     potential.model = CommitteeModel(members)
     return {"members": records, "bootstrap": bootstrap}
+
+
+def train(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: Mapping[str, Any],
+          seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The ``train`` of the nn model type: one network (:func:`fit_nn`), or a committee of ``settings["committee"]``
+    members (:func:`fit_nn_committee`). Returns the record for report.json's "fit" (key "nn" or "nn_committee")."""
+    if settings["committee"] > 1:
+        return {"nn_committee": fit_nn_committee(potential, data, baseline, weights, settings, settings["committee"], seed=seed,
+                                                 bootstrap=settings["bootstrap"], progress=progress, log=log)}
+    return {"nn": fit_nn(potential, data, baseline, weights, settings, seed=seed, progress=progress, log=log)}
+
+
+#: registry entry (:mod:`hybridpot.registry`): the model (:class:`~hybridpot.models.nn.NNModel`) with its trainer
+NN = ModelType("nn", lambda settings, elements, n_features: NNModel(elements, n_features, hidden=settings["hidden"],
+                                                                    activation=settings["activation"]),
+               lambda d, nested: NNModel.from_dict(d), linear=False, train=train,
+               summary="per-element multilayer perceptron (LAMMPS mliap nn activations); a committee with committee = N")

@@ -44,15 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from hybridpot import __version__
-from hybridpot.descriptors import SO3
 from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError, ModelFileError
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.integrity import canonical_digest, non_finite_paths, non_finite_tensors
-from hybridpot.models.committee import CommitteeModel
-from hybridpot.models.nn import NNModel
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential
+from hybridpot.registry import descriptors, models
 from hybridpot.uq import UQData, fallback_from_dict
 
 FORMAT = "hybridpot-model"
@@ -109,15 +106,19 @@ def baseline_from_record(record: dict[str, str] | None, source: str):
 
 
 def model_from_dict(d: dict[str, Any]):
-    """The per-atom model stored in a model file (linear, quadratic or nn)."""
+    """The per-atom model stored in a model file, rebuilt by its registered type (``d["type"]``)."""
     kind = d.get("type")
-    if kind in ("linear", "quadratic"):
-        return PolynomialModel.from_dict(d)
-    if kind == "nn":
-        return NNModel.from_dict(d)
-    if kind == "committee":
-        return CommitteeModel.from_dict(d, model_from_dict)
-    raise ModelFileError(f"unknown model type {kind!r}")
+    if kind not in models.names():
+        raise ModelFileError(f"unknown model type {kind!r} (this hybridpot reads {', '.join(models.names())})")
+    return models.get(kind).from_dict(d, model_from_dict)
+
+
+def descriptor_from_dict(d: dict[str, Any]):
+    """The descriptor stored in a model file, rebuilt by its registered type (``d["type"]``; records without one are so3)."""
+    kind = d.get("type", "so3")
+    if kind not in descriptors.names():
+        raise ModelFileError(f"unknown descriptor type {kind!r} (this hybridpot reads {', '.join(descriptors.names())})")
+    return descriptors.get(kind).from_dict(d)
 
 
 def section_digests(doc: dict[str, Any]) -> dict[str, str]:
@@ -211,7 +212,7 @@ def load(path: str | Path, accept_edited: bool = False):
     doc = read_document(path)
     try:
         baseline = baseline_from_record(doc["baseline"], str(path))
-        descriptor = SO3.from_dict(doc["descriptor"])
+        descriptor = descriptor_from_dict(doc["descriptor"])
         model = model_from_dict(doc["model"])
     except ModelFileError:
         raise

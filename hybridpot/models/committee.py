@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from hybridpot.errors import HybridpotError
+from hybridpot.registry import ModelType
 
 
 class CommitteeModel(torch.nn.Module):
@@ -64,3 +65,8 @@ class CommitteeModel(torch.nn.Module):
         if any(isinstance(m, Mapping) and m.get("type") == "committee" for m in members):
             raise HybridpotError("nested committees are not supported")
         return cls([member_from_dict(m) for m in members])
+
+
+#: registry entry (:mod:`hybridpot.registry`): what ``[model] type = "nn"`` with ``committee > 1`` fits; read back from model files
+COMMITTEE = ModelType("committee", None, CommitteeModel.from_dict, linear=False,
+                      summary="mean of member models (fitted as [model] type = 'nn' with committee = N)")

@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from hybridpot.registry import ModelType
+
 
 class PolynomialModel(torch.nn.Module):
     """Per-element linear (``quadratic=False``) or quadratic model.
@@ -92,3 +94,12 @@ class PolynomialModel(torch.nn.Module):
         with torch.no_grad():
             model.coef.copy_(torch.from_numpy(coef))
         return model
+
+
+#: registry entries (:mod:`hybridpot.registry`): linear in their parameters, so solved by the streamed QR
+LINEAR = ModelType("linear", lambda settings, elements, n_features: PolynomialModel(elements, n_features),
+                   lambda d, nested: PolynomialModel.from_dict(d), linear=True,
+                   summary="E_t(B) = b_0 + b . B per element; Bayesian posterior, evidence or CV regularisation")
+QUADRATIC = ModelType("quadratic", lambda settings, elements, n_features: PolynomialModel(elements, n_features, quadratic=True),
+                      lambda d, nested: PolynomialModel.from_dict(d), linear=True,
+                      summary="linear plus all products B_k B_l / (1 + [k = l]); Bayesian posterior")

@@ -128,7 +128,9 @@ struct ModelFile {
   Descriptor descriptor;
   Model model;
   Extrapolation extrapolation;
-  enum BaselineKind { NONE, EAM_BASELINE, LJ_BASELINE, TERSOFF_BASELINE } baseline = NONE;
+  enum BaselineKind { NONE, EAM_BASELINE, LJ_BASELINE, TERSOFF_BASELINE, EXTERNAL_BASELINE } baseline = NONE;
+  // EXTERNAL_BASELINE: LAMMPS runs the baseline with its own pair style (under hybrid/overlay, with `baseline no`)
+  std::string external_style;
   EAM eam;
   LennardJones lj;
   Tersoff tersoff;

@@ -346,8 +346,11 @@ void read_baseline(Tokens &tk, ModelFile &mf)
       if (!(m == 1.0 || m == 3.0)) tk.fail("Tersoff m must be 1 or 3");
       if (ts.cut(row) > ts.max_cutoff) ts.max_cutoff = ts.cut(row);
     }
+  } else if (kind == "external") {
+    mf.baseline = ModelFile::EXTERNAL_BASELINE;
+    mf.external_style = tk.next("LAMMPS pair style of the external baseline");
   } else {
-    tk.fail("unknown baseline '" + kind + "' (expected none, eam, lj or tersoff)");
+    tk.fail("unknown baseline '" + kind + "' (expected none, eam, lj, tersoff or external)");
   }
 }
 

@@ -90,6 +90,11 @@ void PairHPot::settings(int narg, char **arg)
   } catch (std::exception &e) {
     error->all(FLERR, "pair_style hpot: {}", e.what());
   }
+  if (use_baseline && model.baseline == ModelFile::EXTERNAL_BASELINE)
+    error->all(FLERR,
+               "pair_style hpot {}: the baseline of this model is LAMMPS's pair style {}, which hpot does not evaluate; "
+               "run it as `pair_style hybrid/overlay {} ... {} {} baseline no` (the pair.NAME.lmp of the export)",
+               arg[0], model.external_style, model.external_style, "hpot", arg[0]);
   loaded = true;
   model.model.finalize();    // the committee's member views point into this object's tables
   dview = model.descriptor.view();

@@ -1,0 +1,212 @@
+"""Registries of the extension points: baselines, descriptors and models.
+
+Each registry maps a type name (what ``[baseline] type``, ``[descriptor] type``, ``[model] type``
+and the model file say) to an entry that declares everything the rest of hybridpot needs to know
+about that type: how to read, build and rebuild it, and what it supports. Nothing outside the
+type's own module looks at its class: configuration, fitting, the model file and export all go
+through the entry.
+
+Where the entries come from:
+
+* the built-in listing below (``"module:attribute"`` of each entry; the module is imported on
+  first use, so the registry itself imports nothing above the utilities);
+* installed packages, through the entry-point groups ``hybridpot.baselines``,
+  ``hybridpot.descriptors`` and ``hybridpot.models`` (``name = "package.module:ENTRY"``).
+
+A new baseline is one module that defines a :class:`BaselineType` (and its tests); it becomes
+available by one line in :data:`BUILTIN_BASELINES` or by an entry point of the package that
+ships it. Descriptors (:class:`DescriptorType`) and models (:class:`ModelType`) alike.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+
+from hybridpot.errors import ConfigError, HybridpotError
+
+# ------------------------------------------------------------------------------ entries
+
+
+@dataclass(frozen=True)
+class BaselineType:
+    """A kind of empirical baseline.
+
+    Attributes:
+        name: the type name (``[baseline] type = NAME``; the model file and messages use it).
+        suffixes: file-name endings (lower case) of the files it reads, longest match wins; empty
+            for a baseline that is defined in the configuration only.
+        read: path -> potential, for the files named by ``suffixes`` (None: no file format).
+        lammps_style: the LAMMPS pair style it reproduces (what parity tests compare with and what an
+            exported deck runs when the hybridpot pair style does not evaluate it itself).
+        settings: the typed settings of an inline definition (``[baseline] type = NAME`` with its keys
+            in the same table), a :class:`hybridpot.settings.Settings` subclass; None: file only.
+        build: (settings, source) -> potential, for ``settings``.
+        differentiable: its parameters are torch parameters with gradients, so ``[baseline] refit``
+            can co-fit them and forces come from autograd.
+        external: evaluated by another engine (not a torch module); such a baseline cannot be
+            co-fitted.
+        summary: one line for ``hybridpot config`` and error messages.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[Path], Any] | None
+    lammps_style: str
+    settings: type | None = None
+    build: Callable[[Any, str], Any] | None = None
+    differentiable: bool = True
+    external: bool = False
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class DescriptorType:
+    """A kind of descriptor.
+
+    Attributes:
+        name: the type name (``[descriptor] type``, the model file's ``descriptor.type``).
+        build: (validated ``[descriptor]`` table, elements) -> descriptor module.
+        from_dict: rebuilds the descriptor from its ``to_dict()`` record (model files).
+        summary: one line for ``hybridpot config``.
+    """
+
+    name: str
+    build: Callable[[Mapping[str, Any], list[str]], Any]
+    from_dict: Callable[[Mapping[str, Any]], Any]
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ModelType:
+    """A kind of per-atom model of the residual.
+
+    Attributes:
+        name: the type name (``[model] type``, the model file's ``model.type``).
+        build: (validated ``[model]`` table, elements, number of descriptor features) -> unfitted model.
+        from_dict: (record, the model registry's ``from_dict`` for nested models) -> model (model files).
+        linear: linear in its parameters: the model has ``features(B) -> (N, M)``,
+            ``pair_feature_gradients(B_i, dB) -> (P, M, 3)``, ``n_params`` (M) and ``coef`` (T, M), and gets
+            the streamed QR solve, evidence, cross-validation, the posterior and the std fallback with
+            no code of its own. Otherwise ``train`` fits it.
+        train: (potential, data, baseline predictions, weights, [model] table, seed, progress, log) ->
+            record for report.json, for models that are not ``linear``.
+        summary: one line for ``hybridpot config``.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    from_dict: Callable[..., Any]
+    linear: bool
+    train: Callable[..., dict[str, Any]] | None = None
+    summary: str = ""
+
+
+# ------------------------------------------------------------------------------ the registries
+
+E = TypeVar("E")
+
+
+@dataclass
+class Registry(Generic[E]):
+    """Type name -> entry, from a built-in listing and an entry-point group (resolved on first use).
+
+    Attributes:
+        what: what the entries are ("baseline", ...), for messages.
+        group: the entry-point group of installed extensions.
+        builtin: name -> ``"module:attribute"`` of the built-in entries.
+    """
+
+    what: str
+    group: str
+    builtin: Mapping[str, str]
+    _targets: dict[str, str] | None = field(default=None, repr=False)
+    _entries: dict[str, E] = field(default_factory=dict, repr=False)
+
+    def _listing(self) -> dict[str, str]:
+        """name -> ``"module:attribute"``: the built-in listing, then the installed entry points."""
+        if self._targets is None:
+            targets = dict(self.builtin)
+            for ep in metadata.entry_points(group=self.group):
+                if ep.name in targets:
+                    raise HybridpotError(f"entry point {ep.value!r} of group {self.group!r} registers the {self.what} type "
+                                         f"{ep.name!r}, which is taken; choose another name")
+                targets[ep.name] = ep.value
+            self._targets = targets
+        return self._targets
+
+    def names(self) -> list[str]:
+        """The registered type names, in listing order (nothing is imported)."""
+        return list(self._listing())
+
+    def __iter__(self) -> Iterator[E]:
+        return iter([self.get(name) for name in self._listing()])
+
+    def get(self, name: str, where: str = "") -> E:
+        """The entry of ``name`` (its module is imported on first use).
+
+        Raises:
+            ConfigError: an unknown name (the message lists the known ones; ``where`` says where
+                the name came from, e.g. ``"train.toml: [model] type"``).
+            HybridpotError: the entry cannot be imported, or calls itself by another name.
+        """
+        targets = self._listing()
+        if name not in targets:
+            prefix = f"{where} = {name!r}: " if where else f"{self.what} type {name!r}: "
+            raise ConfigError(f"{prefix}unknown {self.what} type; known: {', '.join(targets)}")
+        if name not in self._entries:
+            entry = _resolve(targets[name], f"{self.what} type {name!r}")
+            if getattr(entry, "name", None) != name:
+                raise HybridpotError(f"{self.what} type registered as {name!r} ({targets[name]}) calls itself "
+                                     f"{getattr(entry, 'name', None)!r}")
+            self._entries[name] = entry
+        return self._entries[name]
+
+
+def _resolve(target: str, what: str) -> Any:
+    module, _, attribute = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise HybridpotError(f"{what}: cannot load {target!r} ({type(exc).__name__}: {exc})") from exc
+
+
+#: the built-in baselines
+BUILTIN_BASELINES = {
+    "eam/alloy": "hybridpot.empirical.eam:SETFL",
+    "eam": "hybridpot.empirical.eam:FUNCFL",
+    "tersoff": "hybridpot.empirical.tersoff:TERSOFF",
+    "lj": "hybridpot.empirical.lj:LJ",
+}
+#: the built-in descriptors
+BUILTIN_DESCRIPTORS = {
+    "so3": "hybridpot.descriptors.so3:SO3_TYPE",
+}
+#: the built-in models
+BUILTIN_MODELS = {
+    "linear": "hybridpot.models.polynomial:LINEAR",
+    "quadratic": "hybridpot.models.polynomial:QUADRATIC",
+    "nn": "hybridpot.fitting.nn:NN",  # the model with its trainer (fitting layer)
+    "committee": "hybridpot.models.committee:COMMITTEE",
+}
+
+baselines: Registry[BaselineType] = Registry("baseline", "hybridpot.baselines", BUILTIN_BASELINES)
+descriptors: Registry[DescriptorType] = Registry("descriptor", "hybridpot.descriptors", BUILTIN_DESCRIPTORS)
+models: Registry[ModelType] = Registry("model", "hybridpot.models", BUILTIN_MODELS)
+
+
+def baseline_for_file(path: str | Path) -> BaselineType:
+    """The baseline type that reads ``path``, by the longest matching file-name ending.
+
+    Raises:
+        HybridpotError: no registered type reads files of that name (the message lists the endings).
+    """
+    name = Path(path).name.lower()
+    matches = [(len(s), b) for b in baselines for s in b.suffixes if name.endswith(s)]
+    if not matches:
+        endings = ", ".join(s for b in baselines for s in b.suffixes)
+        raise HybridpotError(f"{path}: cannot tell the potential kind from the file name; expected one of {endings}")
+    return max(matches, key=lambda m: m[0])[1]

@@ -1,0 +1,132 @@
+"""Typed settings of a component: a dataclass whose fields are its configuration keys.
+
+A component that can be configured from a TOML table (a baseline defined inline, ...) declares a
+:class:`Settings` subclass: one field per key, with its type, its default (none: required) and a
+help text (``field(metadata={"help": ...})``), and a :meth:`Settings.check` for what the types
+cannot say. :meth:`Settings.from_table` reads and validates a table into it; :meth:`Settings.describe`
+is what ``hybridpot config`` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, Mapping
+
+from hybridpot.errors import ConfigError
+
+
+@dataclasses.dataclass
+class Settings:
+    """Base class of a component's settings (a dataclass; see the module docstring)."""
+
+    def check(self, where: str) -> None:
+        """Raise :class:`ConfigError` (prefixed with ``where``) for values the types allow but the component cannot use."""
+
+    @classmethod
+    def keys(cls) -> dict[str, dataclasses.Field]:
+        """The configuration keys: field name -> field."""
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], where: str) -> "Settings":
+        """The settings from a TOML table, every key checked.
+
+        Args:
+            table: key -> value (as TOML gives them).
+            where: the table's place for messages, e.g. ``"fit.toml: [baseline]"``.
+
+        Raises:
+            ConfigError: an unknown key (the allowed ones are listed), a missing required key, a
+                value of the wrong type, a NaN or infinite number, or what :meth:`check` refuses.
+        """
+        keys = cls.keys()
+        unknown = sorted(set(table) - set(keys))
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; allowed: {sorted(keys)}")
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, f in keys.items():
+            if name not in table:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise ConfigError(f"{where}: {name} is required ({_help(f)})")
+                continue
+            values[name] = _checked(table[name], hints[name], f"{where} {name}")
+        settings = cls(**values)
+        settings.check(where)
+        return settings
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str, str]]:
+        """(key, type, default, help) of every key; default "required" for a required key."""
+        hints = typing.get_type_hints(cls)
+        out = []
+        for name, f in cls.keys().items():
+            if f.default is not dataclasses.MISSING:
+                default = repr(f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                default = repr(f.default_factory())
+            else:
+                default = "required"
+            out.append((name, _type_name(hints[name]), default, _help(f)))
+        return out
+
+
+def _help(f: dataclasses.Field) -> str:
+    return str(f.metadata.get("help", ""))
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, type):
+        return hint.__name__
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args) + (" | none" if type(None) in typing.get_args(hint) else "")
+    return getattr(origin, "__name__", str(hint))
+
+
+def _checked(value: Any, hint: Any, where: str) -> Any:
+    """``value`` if it fits the type ``hint`` (int accepted for float, bool never for a number), else ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _checked(value, option, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where} = {value!r}: expected {_type_name(hint)}")
+    base = origin or hint
+    if base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise ConfigError(f"{where} = {value!r}: expected {_type_name(hint)}")
+    if non_finite(value):
+        raise ConfigError(f"{where} = {value!r}: numbers must be finite (no nan or inf)")
+    if base is list and typing.get_args(hint):
+        (item,) = typing.get_args(hint)
+        value = [_checked(v, item, f"{where}[{k}]") for k, v in enumerate(value)]
+    return value
+
+
+def non_finite(value: Any) -> bool:
+    """Whether ``value`` is, or (in a list or table) holds, a NaN or infinite number."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return any(non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(non_finite(v) for v in value.values())
+    return False

@@ -1,0 +1,173 @@
+"""The registries of baselines, descriptors and models, and typed settings (hybridpot.registry, hybridpot.settings)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from importlib import metadata
+
+import pytest
+import torch
+
+from hybridpot.empirical import load as load_empirical
+from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
+from hybridpot.errors import ConfigError, HybridpotError, PotentialFileError
+from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.job import make_baseline
+from hybridpot.registry import BaselineType, Registry, baseline_for_file, baselines, descriptors, models
+from hybridpot.settings import Settings
+
+
+def test_builtin_types_are_listed_and_resolved():
+    assert {"eam/alloy", "eam", "tersoff", "lj"} <= set(baselines.names())
+    assert descriptors.names() == ["so3"]
+    assert {"linear", "quadratic", "nn", "committee"} <= set(models.names())
+    for registry in (baselines, descriptors, models):
+        for entry in registry:
+            assert registry.get(entry.name) is entry
+    assert models.get("linear").linear and models.get("quadratic").linear and not models.get("nn").linear
+    assert models.get("nn").train is not None and models.get("committee").build is None
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(ConfigError, match=r"fit.toml: \[model\] type = 'gp': unknown model type; known: linear, quadratic"):
+        models.get("gp", "fit.toml: [model] type")
+    with pytest.raises(HybridpotError, match=r"expected one of .*\.eam\.alloy.*\.tersoff"):
+        baseline_for_file("Cu.potential")
+    with pytest.raises(PotentialFileError, match="cannot tell the potential kind"):
+        load_empirical(__file__)  # exists, but no baseline reads *.py files
+
+
+def test_longest_suffix_wins():
+    assert baseline_for_file("Cu_mishin1.eam.alloy").name == "eam/alloy"
+    assert baseline_for_file("Cu_u3.EAM").name == "eam"
+
+
+# ------------------------------------------------------------------------------ an extension from another package
+
+
+class Harmonic(EmpiricalPotential):
+    """A toy pair baseline E = sum_{i<j} k (r - r0)^2 inside rc: what a user's package would add."""
+
+    def __init__(self, k: float, r0: float, rc: float, source: str = "harmonic") -> None:
+        super().__init__(rc, None, source)
+        self.k = torch.nn.Parameter(torch.tensor(float(k), dtype=torch.float64))
+        self.r0, self.rc = float(r0), float(rc)
+
+    def forward(self, graph):
+        r = graph.vectors.norm(dim=1)
+        e = torch.where(r < self.rc, self.k * (r - self.r0) ** 2, torch.zeros_like(r))
+        return torch.zeros(graph.n_atoms, dtype=e.dtype).index_add(0, graph.i, 0.5 * e)
+
+    def lammps_pair(self, type_elements):
+        return LammpsPair("harmonic/cut", [("*", "*", f"{self.k.item()!r} {self.rc!r}")])
+
+    @property
+    def file_name(self) -> str:
+        return "baseline.harmonic"
+
+    def to_text(self) -> str:
+        return f"{self.k.item()!r} {self.r0!r} {self.rc!r}\n"
+
+    @classmethod
+    def read(cls, path):
+        k, r0, rc = map(float, open(path).read().split())
+        return cls(k, r0, rc, source=str(path))
+
+
+@dataclasses.dataclass
+class HarmonicSettings(Settings):
+    k: float = dataclasses.field(metadata={"help": "spring constant, eV/A^2"})
+    r0: float = dataclasses.field(default=2.5, metadata={"help": "rest length, A"})
+    rc: float = dataclasses.field(default=4.0, metadata={"help": "cutoff, A"})
+
+    def check(self, where: str) -> None:
+        if not self.rc > self.r0:
+            raise ConfigError(f"{where} rc = {self.rc}: must exceed r0 = {self.r0}")
+
+
+HARMONIC = BaselineType("harmonic", (".harmonic",), Harmonic.read, "harmonic/cut", settings=HarmonicSettings,
+                        build=lambda s, source: Harmonic(s.k, s.r0, s.rc, source))
+
+
+@pytest.fixture
+def harmonic_entry_point(monkeypatch):
+    """Install HARMONIC as an entry point of the group hybridpot.baselines (as a package's metadata would)."""
+    module = types.ModuleType("hybridpot_test_harmonic")
+    module.HARMONIC = HARMONIC
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    real = metadata.entry_points
+
+    def entry_points(**kwargs):
+        if kwargs.get("group") == "hybridpot.baselines":
+            return [metadata.EntryPoint("harmonic", f"{module.__name__}:HARMONIC", "hybridpot.baselines")]
+        return real(**kwargs)
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    monkeypatch.setattr(baselines, "_targets", None)
+    monkeypatch.setattr(baselines, "_entries", {})
+    yield
+    baselines._targets, baselines._entries = None, {}
+
+
+def test_an_entry_point_baseline_is_read_configured_and_stored(harmonic_entry_point, tmp_path):
+    """A baseline from another package reaches file reading, the configuration and the fit's baseline builder
+    without any change to hybridpot."""
+    assert "harmonic" in baselines.names()
+    path = tmp_path / "spring.harmonic"
+    path.write_text("0.5 2.5 4.0\n")
+    assert isinstance(load_empirical(path), Harmonic)
+    (tmp_path / "train.xyz").write_text("")
+    raw = {"data": {"train": "train.xyz"}, "baseline": {"type": "harmonic", "k": 0.25}}
+    config = parse_config(raw, tmp_path, "fit.toml")
+    assert {k: config["baseline"][k] for k in ("k", "r0", "rc")} == {"k": 0.25, "r0": 2.5, "rc": 4.0}
+    pot = make_baseline(config)
+    assert isinstance(pot, Harmonic) and pot.k.item() == 0.25
+    with pytest.raises(ConfigError, match=r"fit.toml: \[baseline\] rc = 2.0: must exceed r0"):
+        parse_config({**raw, "baseline": {"type": "harmonic", "k": 1, "rc": 2.0}}, tmp_path, "fit.toml")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['kk'\] for HarmonicSettings"):
+        parse_config({**raw, "baseline": {"type": "harmonic", "kk": 1}}, tmp_path, "fit.toml")
+
+
+def test_inline_keys_need_an_inline_type(tmp_path):
+    (tmp_path / "train.xyz").write_text("")
+    (tmp_path / "Cu.eam.alloy").write_text("")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['cutoff'\] in \[baseline\]"):
+        parse_config({"data": {"train": "train.xyz"}, "baseline": {"file": "Cu.eam.alloy", "cutoff": 5.0}}, tmp_path, "fit.toml")
+    with pytest.raises(ConfigError, match=r"type = 'tersoff' is read from a file: give file"):
+        parse_config({"data": {"train": "train.xyz"}, "baseline": {"type": "tersoff"}}, tmp_path, "fit.toml")
+    with pytest.raises(ConfigError, match=r"\[baseline\] type = 'morse': unknown baseline type; known: eam/alloy"):
+        parse_config({"data": {"train": "train.xyz"}, "baseline": {"type": "morse"}}, tmp_path, "fit.toml")
+
+
+def test_a_taken_name_or_a_misnamed_entry_is_refused(monkeypatch):
+    module = types.ModuleType("hybridpot_test_clash")
+    module.ENTRY = dataclasses.replace(HARMONIC, name="other")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: [metadata.EntryPoint("lj", "x:Y", "g")] if kw.get("group") == "g"
+                        else real(**kw))
+    with pytest.raises(HybridpotError, match="registers the baseline type 'lj', which is taken"):
+        Registry("baseline", "g", {"lj": "hybridpot.empirical.lj:LJ"}).names()
+    with pytest.raises(HybridpotError, match="registered as 'harmonic' .* calls itself 'other'"):
+        Registry("baseline", "none", {"harmonic": f"{module.__name__}:ENTRY"}).get("harmonic")
+    with pytest.raises(HybridpotError, match="cannot load 'hybridpot.nothing:X'"):
+        Registry("baseline", "none", {"x": "hybridpot.nothing:X"}).get("x")
+
+
+# ------------------------------------------------------------------------------ typed settings
+
+
+def test_settings_check_every_key():
+    where = "fit.toml: [baseline]"
+    assert HarmonicSettings.from_table({"k": 1}, where) == HarmonicSettings(1.0, 2.5, 4.0)
+    for table, message in [({}, r"k is required \(spring constant, eV/A\^2\)"),
+                           ({"k": True}, r"k = True: expected float"),
+                           ({"k": "1"}, r"k = '1': expected float"),
+                           ({"k": float("nan")}, r"k = nan: numbers must be finite"),
+                           ({"k": 1, "rc": 1.0}, r"rc = 1.0: must exceed r0")]:
+        with pytest.raises(ConfigError, match=message):
+            HarmonicSettings.from_table(table, where)
+    assert HarmonicSettings.describe() == [("k", "float", "required", "spring constant, eV/A^2"),
+                                           ("r0", "float", "2.5", "rest length, A"), ("rc", "float", "4.0", "cutoff, A")]
