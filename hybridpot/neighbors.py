@@ -193,3 +193,25 @@ def build_graph(system: AtomicSystem, cutoff: float, nl: NeighborList | None = N
         j=nl.j,
         vectors=pair_vectors(system, nl),
     )
+
+
+def pair_triplets(centres: torch.Tensor, bonds: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All pairs (p, q) of pair indices with p in ``bonds``, the same centre atom and q != p.
+
+    Args:
+        centres: (P,) centre atom of every pair.
+        bonds: (B,) pair indices that act as the bond i -> j.
+
+    Returns:
+        (p, q): (T,) each, p the bond i -> j and q a pair i -> k of the same centre.
+    """
+    order = torch.argsort(centres, stable=True)
+    counts = torch.bincount(centres, minlength=n_atoms)
+    start = torch.cumsum(counts, 0) - counts
+    per_bond = counts[centres[bonds]]
+    p = torch.repeat_interleave(bonds, per_bond)
+    first = torch.cumsum(per_bond, 0) - per_bond
+    offset = torch.arange(p.shape[0], device=p.device) - torch.repeat_interleave(first, per_bond)
+    q = order[start[centres[p]] + offset]
+    keep = q != p
+    return p[keep], q[keep]

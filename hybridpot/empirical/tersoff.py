@@ -50,8 +50,9 @@ import torch
 from ase.data import atomic_numbers
 
 from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
+from hybridpot.empirical.triplet_file import Triplet, read_entries
 from hybridpot.errors import PotentialFileError
-from hybridpot.neighbors import PairGraph
+from hybridpot.neighbors import PairGraph, pair_triplets
 from hybridpot.registry import BaselineType
 
 #: The 14 numbers of an entry, in file order after the three element names.
@@ -59,13 +60,11 @@ FIELDS = ("m", "gamma", "lambda3", "c", "d", "h", "n", "beta", "lambda2", "B", "
 #: Fields that are refittable torch parameters (m, the integer exponent 1 or 3, is a buffer).
 PARAMETERS = FIELDS[1:]
 #: Values per entry, including the three element names.
-VALUES_PER_ENTRY = 3 + len(FIELDS)
 #: LAMMPS's guard on the exponent a_ijk: exp(a) is replaced by 1e30 above and 0 below -EXP_GUARD.
 EXP_GUARD = 69.0776
 #: Parameters LAMMPS requires to be >= 0.
 NON_NEGATIVE = ("c", "d", "n", "beta", "lambda2", "B", "R", "D", "lambda1", "A", "gamma")
 
-Triplet = tuple[str, str, str]
 
 
 class Tersoff(EmpiricalPotential):
@@ -167,7 +166,7 @@ class Tersoff(EmpiricalPotential):
         type_ij = types[graph.i] * n_el + types[graph.j]
         row_ijj = type_ij * n_el + types[graph.j]
         bonds = torch.nonzero(r < cut[row_ijj]).squeeze(1)
-        p, q = _triplets(graph.i, bonds, graph.n_atoms)  # pairs i->j (a bond) and i->k
+        p, q = pair_triplets(graph.i, bonds, graph.n_atoms)  # pairs i->j (a bond) and i->k
         t = type_ij[p] * n_el + types[graph.j[q]]  # ijk rows
         inside = r[q] < cut[t]
         p, q, t = p[inside], q[inside], t[inside]
@@ -256,28 +255,7 @@ class Tersoff(EmpiricalPotential):
         path = Path(path)
         if not path.is_file():
             raise PotentialFileError(f"{path}: potential file not found")
-        parsed = _parse(path)
-        names = list(dict.fromkeys(name for key, _, _ in parsed for name in key))
-        if elements is None:
-            elements = names
-        elements = list(elements)
-        for e in elements:
-            if e not in atomic_numbers:
-                raise PotentialFileError(
-                    f"{path}: element {e!r} is not a chemical symbol; pass elements=[...] to use the "
-                    f"entries of other elements only"
-                )
-            if e not in names:
-                raise PotentialFileError(f"{path}: no entries for element {e} (the file has {', '.join(names)})")
-        entries: dict[Triplet, list[float]] = {}
-        lines: dict[Triplet, int] = {}
-        for key, values, line in parsed:
-            if not set(key) <= set(elements):
-                continue
-            if key in entries:
-                raise PotentialFileError(f"{path}: duplicate entry for {' '.join(key)} (lines {lines[key]} and {line})")
-            entries[key] = values
-            lines[key] = line
+        elements, entries, lines = read_entries(path, FIELDS, elements)
         return cls(elements, entries, source=str(path), path=path, lines=lines)
 
     def _values(self) -> torch.Tensor:
@@ -287,48 +265,6 @@ class Tersoff(EmpiricalPotential):
     def _element_triplets(self) -> list[Triplet]:
         """Element triplets in row order."""
         return [(a, b, c) for a in self.elements for b in self.elements for c in self.elements]
-
-
-def _parse(path: Path) -> list[tuple[Triplet, list[float], int]]:
-    """Entries of a ``.tersoff`` file as ``(elements, 14 values, first line number)``."""
-    out = []
-    words: list[str] = []
-    start = 0
-    with open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            tokens = line.split("#", 1)[0].split()
-            if not tokens:
-                continue
-            if not words:
-                start = number
-            words += tokens
-            if len(words) > VALUES_PER_ENTRY:
-                raise PotentialFileError(
-                    f"{path}: entry starting at line {start} has {len(words)} values by line {number}, "
-                    f"expected {VALUES_PER_ENTRY} (element1 element2 element3 {' '.join(FIELDS)})"
-                )
-            if len(words) == VALUES_PER_ENTRY:
-                out.append((tuple(words[:3]), _numbers(words[3:], path, start), start))
-                words = []
-    if words:
-        raise PotentialFileError(
-            f"{path}: truncated entry starting at line {start}: {len(words)} of {VALUES_PER_ENTRY} values "
-            f"(element1 element2 element3 {' '.join(FIELDS)})"
-        )
-    return out
-
-
-def _numbers(words: list[str], path: Path, line: int) -> list[float]:
-    values = []
-    for name, word in zip(FIELDS, words):
-        try:
-            v = float(word)
-        except ValueError:
-            v = math.nan
-        if not math.isfinite(v):
-            raise PotentialFileError(f"{path}: entry at line {line}: {name} = {word!r} is not a finite number")
-        values.append(v)
-    return values
 
 
 def _check_entry(values: Sequence[float], where: str) -> None:
@@ -379,28 +315,6 @@ def _bond_order(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
     xf = torch.where(full, x, one)
     b_full = (1.0 + xf**n) ** (-1.0 / (2.0 * n))
     return torch.where(large, b_large, torch.where(tiny, one, torch.where(small, b_small, b_full)))
-
-
-def _triplets(centres: torch.Tensor, bonds: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """All pairs (p, q) of pair indices with p in ``bonds``, the same centre atom and q != p.
-
-    Args:
-        centres: (P,) centre atom of every pair.
-        bonds: (B,) pair indices that act as the bond i -> j.
-
-    Returns:
-        (p, q): (T,) each, p the bond i -> j and q a pair i -> k of the same centre.
-    """
-    order = torch.argsort(centres, stable=True)
-    counts = torch.bincount(centres, minlength=n_atoms)
-    start = torch.cumsum(counts, 0) - counts
-    per_bond = counts[centres[bonds]]
-    p = torch.repeat_interleave(bonds, per_bond)
-    first = torch.cumsum(per_bond, 0) - per_bond
-    offset = torch.arange(p.shape[0], device=p.device) - torch.repeat_interleave(first, per_bond)
-    q = order[start[centres[p]] + offset]
-    keep = q != p
-    return p[keep], q[keep]
 
 
 def _local_ids(graph: PairGraph) -> torch.Tensor:

@@ -1,0 +1,94 @@
+"""LAMMPS potential files of element-triplet entries (``.tersoff``, ``.sw``): parsing and selecting entries.
+
+As LAMMPS reads them: ``#`` starts a comment, blank lines are skipped, and each entry is three element
+names followed by a fixed number of values, possibly over several lines.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+from ase.data import atomic_numbers
+
+from hybridpot.errors import PotentialFileError
+
+Triplet = tuple[str, str, str]
+
+
+def parse_entries(path: Path, fields: Sequence[str]) -> list[tuple[Triplet, list[float], int]]:
+    """Entries of the file as ``(elements, values in ``fields`` order, first line number)``.
+
+    Raises:
+        PotentialFileError: an entry with too many or too few values, or a value that is not a finite number.
+    """
+    per_entry = 3 + len(fields)
+    names = f"element1 element2 element3 {' '.join(fields)}"
+    out = []
+    words: list[str] = []
+    start = 0
+    with open(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            tokens = line.split("#", 1)[0].split()
+            if not tokens:
+                continue
+            if not words:
+                start = number
+            words += tokens
+            if len(words) > per_entry:
+                raise PotentialFileError(f"{path}: entry starting at line {start} has {len(words)} values by line {number}, "
+                                         f"expected {per_entry} ({names})")
+            if len(words) == per_entry:
+                out.append((tuple(words[:3]), _numbers(words[3:], fields, path, start), start))
+                words = []
+    if words:
+        raise PotentialFileError(f"{path}: truncated entry starting at line {start}: {len(words)} of {per_entry} values ({names})")
+    return out
+
+
+def read_entries(path: Path, fields: Sequence[str], elements: Sequence[str] | None = None
+                 ) -> tuple[list[str], dict[Triplet, list[float]], dict[Triplet, int]]:
+    """The entries of ``path`` among ``elements`` (default: every element of the file, in order of first appearance).
+
+    Like LAMMPS, only entries whose three elements are all among ``elements`` are used.
+
+    Returns:
+        (elements, {triplet: values}, {triplet: line number}).
+
+    Raises:
+        PotentialFileError: what :func:`parse_entries` raises, an element that is not a chemical symbol or has no
+            entries, or a duplicate entry.
+    """
+    parsed = parse_entries(path, fields)
+    names = list(dict.fromkeys(name for key, _, _ in parsed for name in key))
+    elements = list(names if elements is None else elements)
+    for e in elements:
+        if e not in atomic_numbers:
+            raise PotentialFileError(f"{path}: element {e!r} is not a chemical symbol; pass elements=[...] to use the "
+                                     "entries of other elements only")
+        if e not in names:
+            raise PotentialFileError(f"{path}: no entries for element {e} (the file has {', '.join(names)})")
+    entries: dict[Triplet, list[float]] = {}
+    lines: dict[Triplet, int] = {}
+    for key, values, line in parsed:
+        if not set(key) <= set(elements):
+            continue
+        if key in entries:
+            raise PotentialFileError(f"{path}: duplicate entry for {' '.join(key)} (lines {lines[key]} and {line})")
+        entries[key] = values
+        lines[key] = line
+    return elements, entries, lines
+
+
+def _numbers(words: list[str], fields: Sequence[str], path: Path, line: int) -> list[float]:
+    values = []
+    for name, word in zip(fields, words):
+        try:
+            v = float(word)
+        except ValueError:
+            v = math.nan
+        if not math.isfinite(v):
+            raise PotentialFileError(f"{path}: entry at line {line}: {name} = {word!r} is not a finite number")
+        values.append(v)
+    return values
