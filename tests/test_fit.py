@@ -23,7 +23,7 @@ from hybridpot.models import PolynomialModel
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.system import AtomicSystem
-from tests.helpers import fd_forces, fd_stress, max_rel
+from hybridpot.testing import fd_forces, fd_stress, max_rel
 from tests.structures import random_triclinic
 
 

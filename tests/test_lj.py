@@ -8,7 +8,7 @@ import pytest
 from hybridpot.empirical import LennardJones, load
 from hybridpot.errors import PotentialFileError, StructureError
 from hybridpot.potential import to_numpy
-from tests.helpers import assert_matches_lammps, fd_forces, fd_stress, max_rel
+from hybridpot.testing import assert_matches_lammps, fd_forces, fd_stress, max_rel
 from tests.structures import reference_structures
 
 LJ_TOML = """

@@ -23,7 +23,7 @@ from hybridpot.errors import PotentialFileError, StructureError
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import to_numpy
 from hybridpot.system import AtomicSystem
-from tests.helpers import assert_matches_lammps, energy, fd_forces, fd_stress, max_rel
+from hybridpot.testing import assert_matches_lammps, energy, fd_forces, fd_stress, max_rel
 from tests.structures import random_triclinic, reference_structures
 
 

@@ -28,8 +28,8 @@ from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.testing import fd_forces, fd_stress, max_rel
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
-from tests.helpers import fd_forces, fd_stress, max_rel
 
 
 def small_hybrid(quadratic: bool = False) -> HybridPotential:
