@@ -180,6 +180,8 @@ BUILTIN_BASELINES = {
     "eam": "hybridpot.empirical.eam:FUNCFL",
     "tersoff": "hybridpot.empirical.tersoff:TERSOFF",
     "lj": "hybridpot.empirical.lj:LJ",
+    "sw": "hybridpot.empirical.sw:SW",
+    "zbl": "hybridpot.empirical.zbl:ZBL_TYPE",
 }
 #: the built-in descriptors
 BUILTIN_DESCRIPTORS = {
