@@ -6,6 +6,7 @@
     hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (pair_style hpot or --format mliap; baseline, input, manifest)
     hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--trajectory F] [--fallback LO HI]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
+    hybridpot config [SECTION]              every configuration key (type, default, meaning) and the registered types
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from hybridpot.fitting.config import describe
+
+    print(describe(args.section))
+    return 0
+
+
 def _positive_int(text: str) -> int:
     n = int(text)
     if n < 1:
@@ -178,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("active", help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit")
     p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")
     p.set_defaults(func=_active)
+    p = sub.add_parser("config", help="document every key of the fit configuration and the registered types")
+    p.add_argument("section", nargs="?", help="only this section (data, baseline, descriptor, model, fit, output)")
+    p.set_defaults(func=_config)
     p = sub.add_parser("demo", help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")
     p.set_defaults(func=_demo)

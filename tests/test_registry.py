@@ -171,3 +171,21 @@ def test_settings_check_every_key():
             HarmonicSettings.from_table(table, where)
     assert HarmonicSettings.describe() == [("k", "float", "required", "spring constant, eV/A^2"),
                                            ("r0", "float", "2.5", "rest length, A"), ("rc", "float", "4.0", "cutoff, A")]
+
+
+def test_hybridpot_config_documents_every_key_and_type(capsys):
+    from hybridpot.cli import main
+    from hybridpot.fitting.config import SCHEMA
+
+    assert main(["config"]) == 0
+    text = capsys.readouterr().out
+    for section, keys in SCHEMA.items():
+        assert f"[{section}]" in text
+        assert all(f"  {key} " in text for key in keys), section
+        assert all(len(spec) == 3 and spec[2] for spec in keys.values()), f"[{section}]: a key without help text"
+    for registry in (baselines, descriptors, models):
+        assert all(f"    {name} " in text for name in registry.names())
+    assert "      inner " in text  # an inline type's settings
+    assert main(["config", "model"]) == 0 and "[fit]" not in capsys.readouterr().out
+    assert main(["config", "models"]) == 2
+    assert "unknown section 'models'" in capsys.readouterr().err

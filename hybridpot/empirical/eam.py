@@ -607,5 +607,5 @@ def _value_lines(values: np.ndarray, per_line: int = 5) -> list[str]:
 
 #: registry entries (:mod:`hybridpot.registry`): setfl files (``*.eam.alloy``) and single-element funcfl files (``*.eam``)
 SETFL = BaselineType("eam/alloy", (".eam.alloy",), EAM.read_setfl, "eam/alloy",
-                     summary="embedded-atom method, LAMMPS setfl file (*.eam.alloy)")
-FUNCFL = BaselineType("eam", (".eam",), EAM.read_funcfl, "eam", summary="embedded-atom method, LAMMPS funcfl file (*.eam)")
+                     summary="embedded-atom method, LAMMPS setfl file")
+FUNCFL = BaselineType("eam", (".eam",), EAM.read_funcfl, "eam", summary="embedded-atom method, LAMMPS funcfl file (one element)")

@@ -225,4 +225,4 @@ class LJSettings(Settings):
 #: registry entry (:mod:`hybridpot.registry`): a ``*.lj.toml`` file or ``[baseline] type = "lj"`` with its keys
 LJ = BaselineType("lj", (".lj.toml",), LennardJones.read, "lj/cut", settings=LJSettings,
                   build=lambda s, source: LennardJones.from_dict(dataclasses.asdict(s), source=source),
-                  summary="Lennard-Jones lj/cut, per-pair epsilon and sigma (*.lj.toml or inline)")
+                  summary="Lennard-Jones lj/cut, per-pair epsilon and sigma; a file or inline")

@@ -231,4 +231,4 @@ def _differences(terms, first: Mapping[str, float], second: Mapping[str, float])
 
 
 #: registry entry (:mod:`hybridpot.registry`)
-SW = BaselineType("sw", (".sw",), StillingerWeber.read, "sw", summary="Stillinger-Weber three-body, LAMMPS file (*.sw)")
+SW = BaselineType("sw", (".sw",), StillingerWeber.read, "sw", summary="Stillinger-Weber three-body")

@@ -325,4 +325,4 @@ def _local_ids(graph: PairGraph) -> torch.Tensor:
 
 
 #: registry entry (:mod:`hybridpot.registry`)
-TERSOFF = BaselineType("tersoff", (".tersoff",), Tersoff.read, "tersoff", summary="Tersoff bond order, LAMMPS file (*.tersoff)")
+TERSOFF = BaselineType("tersoff", (".tersoff",), Tersoff.read, "tersoff", summary="Tersoff bond order")

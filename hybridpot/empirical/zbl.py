@@ -167,4 +167,4 @@ class ZBLSettings(Settings):
 #: registry entry (:mod:`hybridpot.registry`): a ``*.zbl.toml`` file or ``[baseline] type = "zbl"`` with its keys
 ZBL_TYPE = BaselineType("zbl", (".zbl.toml",), ZBL.read, "zbl", settings=ZBLSettings,
                         build=lambda s, source: s.build(source),
-                        summary="ZBL screened nuclear repulsion, switched off between inner and outer (*.zbl.toml or inline)")
+                        summary="ZBL screened nuclear repulsion, switched off between inner and outer; a file or inline")

@@ -56,64 +56,63 @@ from hybridpot.settings import non_finite
 
 _NUM = (int, float)
 
-#: section -> key -> (accepted types, default); default ``...`` marks a required key
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+#: section -> key -> (accepted types, default, help); default ``...`` marks a required key
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     "data": {
-        "train": ((str,), ...),
-        "test": ((str,), None),
-        "check_units": ((bool,), True),  # stop on a likely unit or sign mistake in the labels (hybridpot.fitting.units)
+        "train": ((str,), ..., "training structures with energies (and forces, stress): anything ase.io.read takes"),
+        "test": ((str,), None, "test structures, same format (optional)"),
+        "check_units": ((bool,), True, "stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)"),
     },
     "baseline": {
-        "file": ((str,), None),
-        "type": ((str,), None),
-        "refit": ((list,), []),
-        "refit_range": (_NUM, 0.5),
-        "refit_max_evals": ((int,), 100),
-        "refit_algorithm": ((str,), "LN_BOBYQA"),
-        # an inline baseline (type = "lj", ...) adds the keys of its settings (hybridpot config)
+        "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below)"),
+        "type": ((str,), None, "'none', or a baseline type defined inline with its keys in this table (below)"),
+        "refit": ((list,), [], "baseline parameters to co-fit with the residual (names of the potential's parameters)"),
+        "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range)"),
+        "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit"),
+        "refit_algorithm": ((str,), "LN_BOBYQA", "NLopt algorithm of the co-fit"),
     },
     "descriptor": {
-        "type": ((str,), "so3"),
-        "basis": ((str,), "lammps"),
-        "kind": ((str,), "power"),
-        "rcut": (_NUM, 5.0),
-        "nmax": ((int,), 4),
-        "lmax": ((int,), 4),
-        "alpha": (_NUM, None),  # basis = "lammps" only; default 2.0 there
-        "weights": ((dict,), None),
-        "channels": ((bool,), False),
+        "type": ((str,), "so3", "descriptor type (below)"),
+        "basis": ((str,), "lammps", "radial basis: 'lammps' (LAMMPS so3, exportable to ML-IAP) or 'bessel'"),
+        "kind": ((str,), "power", "'power' (power spectrum) or 'bispectrum'"),
+        "rcut": (_NUM, 5.0, "cutoff, Angstrom"),
+        "nmax": ((int,), 4, "radial functions"),
+        "lmax": ((int,), 4, "largest angular momentum"),
+        "alpha": (_NUM, None, "Gaussian smearing of the lammps basis, 1/Angstrom^2 (default 2.0; not for bessel)"),
+        "weights": ((dict,), None, "neighbour weight per element (default 1 each)"),
+        "channels": ((bool,), False, "one density channel per element instead of weighted sums"),
     },
     "model": {
-        "type": ((str,), "linear"),
-        "regularization": ((str, float, int), "evidence"),
-        "cv_folds": ((int,), 5),
-        "hidden": ((list,), [32, 32]),
-        "activation": ((str,), "tanh"),
-        "epochs": ((int,), 2000),
-        "optimizer": ((str,), "lbfgs"),  # or "adam"
-        "learning_rate": (_NUM, None),  # adam only; default 3e-3
-        "patience": ((int,), 200),
-        "validation_fraction": (_NUM, 0.1),
-        "committee": ((int,), 1),
-        "bootstrap": ((bool,), True),  # committee members on bootstrap resamples (False: all on the full set)
+        "type": ((str,), "linear", "model type (below)"),
+        "regularization": ((str, float, int), "evidence", "linear/quadratic: 'evidence' (Bayesian), 'cv' or a ridge lambda >= 0"),
+        "cv_folds": ((int,), 5, "folds of regularization = 'cv' and energy_weight = 'cv'"),
+        "hidden": ((list,), [32, 32], "nn: hidden layer widths"),
+        "activation": ((str,), "tanh", "nn: tanh, sigmoid, relu or linear (the LAMMPS mliap nn activations)"),
+        "epochs": ((int,), 2000, "nn: L-BFGS iterations or Adam epochs"),
+        "optimizer": ((str,), "lbfgs", "nn: 'lbfgs' (full batch) or 'adam' (mini-batches)"),
+        "learning_rate": (_NUM, None, "nn with adam: step size (default 3e-3)"),
+        "patience": ((int,), 200, "nn: stop after this many iterations without a better validation loss"),
+        "validation_fraction": (_NUM, 0.1, "nn: structures held out for early stopping"),
+        "committee": ((int,), 1, "nn: members of a committee (> 1: its spread is the uncertainty)"),
+        "bootstrap": ((bool,), True, "nn committee: members on bootstrap resamples (false: all on the full set)"),
     },
     "fit": {
-        "energy_weight": ((int, float, str), 1.0),  # or "cv"
-        "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]),
-        "energy_weight_targets": ((list,), None),  # [energy meV/atom, force eV/A]
-        "force_weight": (_NUM, 1.0),
-        "stress_weight": (_NUM, 0.0),
-        "baseline_stress_weight": (_NUM, 0.0),
-        "train_fraction": (_NUM, 1.0),
-        "seed": ((int,), 0),
-        "config_weights": ((dict,), {}),
-        "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS),
+        "energy_weight": ((int, float, str), 1.0, "weight of the energy rows, or 'cv' (chosen by cross-validation)"),
+        "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], "the candidates of energy_weight = 'cv'"),
+        "energy_weight_targets": ((list,), None, "energy_weight = 'cv': [energy meV/atom, force eV/A] the errors are measured against"),
+        "force_weight": (_NUM, 1.0, "weight of the force rows"),
+        "stress_weight": (_NUM, 0.0, "weight of the stress (virial) rows"),
+        "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
+        "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
+        "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
+        "config_weights": ((dict,), {}, "extra weight per config_type"),
+        "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS, "atoms per batch of the design matrix and predictions: time against memory"),
     },
     "output": {
-        "dir": ((str,), "runs/fit"),
-        "name": ((str,), "model"),
-        "plots": ((bool,), True),
-        "overwrite": ((bool,), False),
+        "dir": ((str,), "runs/fit", "output folder (relative to the configuration file)"),
+        "name": ((str,), "model", "the model is written as NAME.hybridpot.json"),
+        "plots": ((bool,), True, "write the parity plots"),
+        "overwrite": ((bool,), False, "replace an earlier fit's output folder"),
     },
 }
 
@@ -144,7 +143,7 @@ def fail(source: str, msg: str) -> ConfigError:
 def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], source: str) -> dict[str, dict[str, Any]]:
     """The sections of ``schema`` from ``raw`` with types checked and defaults filled in.
 
-    ``schema``: section -> key -> (accepted types, default), default ``...`` for a required key.
+    ``schema``: section -> key -> (accepted types, default[, help]), default ``...`` for a required key.
     Sections of ``raw`` that are not in ``schema`` are not looked at (the caller checks them).
 
     Raises:
@@ -161,7 +160,7 @@ def validate_sections(raw: dict[str, Any], schema: dict[str, dict[str, tuple]], 
         if bad:
             raise fail(source, f"unknown key(s) {sorted(bad)} in [{section}]; allowed: {sorted(keys)}")
         values = {}
-        for key, (types, default) in keys.items():
+        for key, (types, default, *_) in keys.items():
             if key in given:
                 v = given[key]
                 if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
@@ -363,6 +362,37 @@ def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
         raise fail(source, "[fit] energy_weight = 'cv' cannot be combined with [baseline] refit; give a number")
     if f["force_weight"] <= 0:
         raise fail(source, "[fit] energy_weight = 'cv' balances energies against forces: it needs force_weight > 0")
+
+
+def describe(section: str | None = None) -> str:
+    """Every key of the ``hybridpot fit`` configuration (or of one ``section``), with its type, default and meaning,
+    and the registered baseline, descriptor and model types (an inline baseline type's keys too): what
+    ``hybridpot config`` prints.
+
+    Raises:
+        ConfigError: an unknown section.
+    """
+    if section is not None and section not in SCHEMA:
+        raise ConfigError(f"unknown section {section!r}; sections: {', '.join(SCHEMA)}")
+    out = []
+    for name, keys in SCHEMA.items():
+        if section not in (None, name):
+            continue
+        out.append(f"[{name}]")
+        for key, (types, default, text) in keys.items():
+            shown = "required" if default is ... else repr(default)
+            out.append(f"  {key:<26} {' | '.join(t.__name__ for t in types):<16} {shown:<12} {text}")
+        registry = {"baseline": baselines, "descriptor": descriptors, "model": models}.get(name)
+        if registry is not None:
+            out.append(f"  {name} types:")
+            for entry in registry:
+                files = f" (files {', '.join(entry.suffixes)})" if getattr(entry, "suffixes", ()) else ""
+                out.append(f"    {entry.name:<12} {entry.summary}{files}")
+                settings = getattr(entry, "settings", None)
+                for key, kind, default, text in (settings.describe() if settings is not None else ()):
+                    out.append(f"      {key:<24} {kind:<16} {default:<12} {text}")
+        out.append("")
+    return "\n".join(out)
 
 
 def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:
