@@ -10,7 +10,8 @@ same packages), alternating base and head ``--repeat`` times so that drifts of t
 * ``descriptors``: ``benchmarks/descriptors.py``'s SO(3) worker, nmax = lmax = 4, 1 thread, eager: values and
   forces, us per atom.
 
-Prints the medians and the head/base ratios and writes ``benchmarks/results/revisions.json``.
+Prints the medians and the head/base ratios and writes ``benchmarks/results/revisions.json`` (``--out`` to write
+elsewhere).
 """
 
 from __future__ import annotations
@@ -68,12 +69,18 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the earlier revision")
     parser.add_argument("--head", default="HEAD", help="the later revision (default HEAD)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--benchmarks", default="demo,peer,descriptors", help="which of demo,peer,descriptors")
+    parser.add_argument("--out", default=str(RESULTS), help="the JSON file to write")
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     args = parser.parse_args()
     revs = {"base": args.base, "head": args.head}
     commits = {k: subprocess.run(["git", "rev-parse", v], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
                for k, v in revs.items()}
-    samples: dict[str, dict[str, list[dict[str, float]]]] = {k: {"demo": [], "peer": [], "descriptors": []} for k in revs}
+    chosen = args.benchmarks.split(",")
+    unknown = sorted(set(chosen) - {"demo", "peer", "descriptors"})
+    if unknown:
+        parser.error(f"unknown benchmarks {unknown}")
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {k: {b: [] for b in chosen} for k in revs}
     with tempfile.TemporaryDirectory(prefix="hp-revisions-") as tmp_name:
         tmp = Path(tmp_name)
         trees = {}
@@ -85,12 +92,11 @@ def main() -> None:
                 for k in revs:
                     work = tmp / f"work-{k}-{r}"
                     work.mkdir()
-                    samples[k]["demo"].append(demo(trees[k], work))
-                    samples[k]["peer"].append(peer(trees[k], work, Path(args.shared)))
-                    samples[k]["descriptors"].append(descriptors(trees[k], work))
-                    print(f"[{k} {r + 1}/{args.repeat}] demo {samples[k]['demo'][-1]['end_to_end_s']:.2f} s, peer "
-                          f"{samples[k]['peer'][-1]['end_to_end_s']:.2f} s, SO3 forces "
-                          f"{samples[k]['descriptors'][-1]['forces_us_per_atom']:.1f} us/atom", flush=True)
+                    runners = {"demo": lambda: demo(trees[k], work), "peer": lambda: peer(trees[k], work, Path(args.shared)),
+                               "descriptors": lambda: descriptors(trees[k], work)}
+                    for bench in chosen:
+                        samples[k][bench].append(runners[bench]())
+                    print(f"[{k} {r + 1}/{args.repeat}] " + ", ".join(f"{b} {samples[k][b][-1]}" for b in chosen), flush=True)
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
@@ -100,8 +106,9 @@ def main() -> None:
               for bench in medians["base"]}
     doc = {"revisions": {k: {"rev": revs[k], "commit": commits[k]} for k in revs}, "repeat": args.repeat,
            "load_average": os.getloadavg(), "samples": samples, "medians": medians, "head_over_base": ratios}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=1))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
     print(f"\n{'benchmark':<12} {'quantity':<22} {'base':>10} {'head':>10} {'head/base':>10}")
     for bench, qs in ratios.items():
         for q, ratio in qs.items():

@@ -14,9 +14,8 @@ import importlib as _importlib
 import os as _os
 
 # torch's OpenMP threads spin while they wait for each other. On a machine where other processes
-# are busy, even niced ones, that made `hybridpot demo` 50x slower (2 cores, two niced busy
-# processes); passive waiting cost nothing measurable on an idle machine (benchmark numbers in
-# README). It takes effect only if torch is not imported yet; an OMP_WAIT_POLICY in the
+# are busy, even niced ones, that made `hybridpot demo` many times slower; passive waiting cost
+# nothing measurable on an idle machine (the numbers are in README, Benchmarks). It takes effect only if torch is not imported yet; an OMP_WAIT_POLICY in the
 # environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

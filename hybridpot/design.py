@@ -28,7 +28,8 @@ class DesignAssembler:
 
     Args:
         descriptor: module with ``rcut``, ``n_features`` and ``pair_form(graph, out) -> (B (N, K), dB (P, K, 3))``.
-        model: a :class:`~hybridpot.models.PolynomialModel` (features and their pair gradients).
+        model: a model linear in its parameters (``features``, ``pair_feature_gradients``, ``n_params``,
+            ``elements``; :attr:`hybridpot.registry.ModelType.linear`).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
         pair_budget: bytes of feature gradients (pairs x M x 3) formed at once (at least 1024
             pairs): bounds the memory of quadratic models, whose M is K(K+1)/2 + K + 1; 8 MiB keeps

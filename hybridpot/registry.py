@@ -212,3 +212,10 @@ def baseline_for_file(path: str | Path) -> BaselineType:
         endings = ", ".join(s for b in baselines for s in b.suffixes)
         raise HybridpotError(f"{path}: cannot tell the potential kind from the file name; expected one of {endings}")
     return max(matches, key=lambda m: m[0])[1]
+
+
+def linear_in_parameters(model: Any) -> bool:
+    """Whether ``model`` (by its ``kind``) is of a registered type with the linear-in-parameters protocol
+    (:attr:`ModelType.linear`)."""
+    kind = getattr(model, "kind", None)
+    return kind in models.names() and models.get(kind).linear

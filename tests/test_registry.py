@@ -7,6 +7,7 @@ import sys
 import types
 from importlib import metadata
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,3 +190,73 @@ def test_hybridpot_config_documents_every_key_and_type(capsys):
     assert main(["config", "model"]) == 0 and "[fit]" not in capsys.readouterr().out
     assert main(["config", "models"]) == 2
     assert "unknown section 'models'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ a model from another package
+
+
+class RBFModel(torch.nn.Module):
+    """E_t(B) = w_t0 + sum_m w_tm exp(-|B - c_m|^2 / (2 l^2)): a kernel model on fixed inducing points c_m, linear in w."""
+
+    kind = "rbf"
+
+    def __init__(self, elements, centres: torch.Tensor, length: float) -> None:
+        super().__init__()
+        self.elements = list(elements)
+        self.register_buffer("centres", centres)
+        self.length = float(length)
+        self.n_params = 1 + centres.shape[0]
+        self.coef = torch.nn.Parameter(torch.zeros((len(self.elements), self.n_params), dtype=torch.float64))
+
+    def _kernel(self, B):
+        return torch.exp(-((B[:, None, :] - self.centres[None]) ** 2).sum(-1) / (2 * self.length**2))
+
+    def features(self, B):
+        return torch.cat([torch.ones((B.shape[0], 1), dtype=B.dtype), self._kernel(B)], dim=1)
+
+    def pair_feature_gradients(self, B_center, dB):
+        k = self._kernel(B_center)  # (P, C)
+        dk_dB = -k[:, :, None] * (B_center[:, None, :] - self.centres[None]) / self.length**2  # (P, C, K)
+        g = torch.einsum("pck,pka->pca", dk_dB, dB)
+        return torch.cat([torch.zeros((dB.shape[0], 1, 3), dtype=dB.dtype), g], dim=1)
+
+    def forward(self, B, types):
+        return (self.features(B) * self.coef[types]).sum(dim=1)
+
+
+def test_a_linear_in_parameters_model_gets_the_solver_and_the_posterior_with_no_new_code(monkeypatch):
+    """A kernel model registered as linear is fitted by the streamed QR with evidence maximisation, gets its
+    posterior and predictive std, exactly as the built-in linear model does."""
+    from hybridpot.dataset import bundled, read_dataset
+    from hybridpot.descriptors import SO3
+    from hybridpot.fitting.assembly import Weights
+    from hybridpot.fitting.linear import fit_linear
+    from hybridpot.metrics import error_metrics
+    from hybridpot.potential import HybridPotential
+    from hybridpot.prediction import baseline_predictions, predict, reference_energies
+    from hybridpot.prediction import descriptors as descriptors_of
+    from hybridpot.registry import ModelType, linear_in_parameters
+    from hybridpot.uq import attach_uq
+
+    entry = ModelType("rbf", None, None, linear=True)
+    monkeypatch.setattr(models, "_targets", {**models._listing(), "rbf": "unused:unused"})
+    monkeypatch.setitem(models._entries, "rbf", entry)
+    train, test = read_dataset(bundled("Cu_train.xyz")), read_dataset(bundled("Cu_test.xyz"))
+    d = SO3(rcut=4.5, nmax=3, lmax=3, alpha=2.0, elements=["Cu"])
+    base = load_empirical(bundled("Cu_mishin1.eam.alloy"))
+    B, _, _ = descriptors_of(HybridPotential(base, d, RBFModel(["Cu"], torch.zeros((1, d.n_features)), 1.0)), train.frames)
+    centres = torch.from_numpy(B[np.random.default_rng(0).choice(len(B), 30, replace=False)])
+    length = float(np.median(torch.cdist(centres, centres).numpy()))  # the typical distance between inducing points
+    pot = HybridPotential(base, d, RBFModel(["Cu"], centres, length))
+    assert linear_in_parameters(pot.model)
+    bl = baseline_predictions(base, train, progress=False)
+    sol, weights = fit_linear(pot, train, bl, Weights(energy=300.0), progress=False)
+    assert sol.method == "evidence" and np.isfinite(sol.log_evidence) and sol.covariance.shape == (31, 31)
+    hybrid = error_metrics(predict(pot, test, progress=False)["energy"], test.energy, test.n_atoms)
+    e_ref = reference_energies(train, bl, ["Cu"])[0]  # the "baseline only" potential: EAM + a per-atom constant
+    alone = error_metrics(predict(base, test, progress=False)["energy"] + e_ref * test.n_atoms, test.energy, test.n_atoms)
+    print(f"RBF hybrid {hybrid['energy_mae_meV_atom']:.2f} meV/atom vs baseline only {alone['energy_mae_meV_atom']:.2f}")
+    assert hybrid["energy_mae_meV_atom"] < 0.5 * alone["energy_mae_meV_atom"]
+    attach_uq(pot, train, bl, weights, solution=sol, predictions=predict(pot, train, progress=False))
+    u = pot.uncertainty(test.frames[0])
+    assert u["source"] == "posterior" and u["energy_std"] > 0 and u["force_std"].shape == (len(test.frames[0]), 3)

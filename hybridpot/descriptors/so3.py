@@ -65,8 +65,8 @@ CHUNK_BUDGET = 204800
 
 def default_chunk_size(n_radial: int, lmax: int) -> int:
     """Pairs per chunk for nu = ``n_radial`` radial channels: CHUNK_BUDGET / (nu (lmax + 1)^2), at
-    least 128. Measured at nmax = lmax = 6 on CPU against a fixed 2048: compiled energy + forces
-    ~15% faster, compiled pair form 139 -> 81 us/atom, eager pair form 240 -> 217 us/atom."""
+    least 128 (a fixed chunk of 2048 pairs was slower at large nmax and lmax, where a chunk's
+    temporaries outgrow the cache)."""
     return max(128, CHUNK_BUDGET // (n_radial * (lmax + 1) ** 2))
 
 
@@ -115,8 +115,7 @@ def pair_basis(
         spline: the tabulated radial functions.
         order: 0, 1 or 2.
         distance: (P,) |r_p| if already known. Inside a compiled kernel, pass it in: computed
-            there, inductor re-evaluates the norm for every radial function (measured: the
-            derivative kernel runs ~7% faster with the distances given).
+            there, inductor re-evaluates the norm for every radial function.
     """
     distance = torch.linalg.vector_norm(vectors, dim=1) if distance is None else distance
     w = (distance < spline.rcut).to(vectors.dtype)
@@ -207,8 +206,7 @@ def _kernel(fn: Callable, compiled: bool) -> Callable:
     """``fn`` itself, or its torch.compile'd version (one per function, shapes dynamic).
 
     The generated CPU code runs on one thread (``cpp.threads = 1``): a chunk is too small to
-    share, and with 2 threads inductor's parallel loops made the pair form 5x slower (226 against
-    50 us/atom at 4/4, 4000 atoms; energy + forces 31-41 against 17-22), measured on 2 cores.
+    share, and inductor's parallel loops over it were several times slower than one thread.
     Eager operations between the kernels still use torch's threads."""
     if not compiled:
         return fn

@@ -24,9 +24,9 @@ from hybridpot.design import DesignAssembler
 from hybridpot.errors import HybridpotError
 from hybridpot.fitting.assembly import Weights, weighted_rows
 from hybridpot.fitting.solver import QRAccumulator, solve
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches
+from hybridpot.registry import linear_in_parameters
 
 #: the largest design matrix co-fitting keeps in memory
 MAX_DESIGN_BYTES = 2 * 1024**3
@@ -45,7 +45,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
 
     b = config["baseline"]
     baseline = potential.baseline
-    if not isinstance(potential.model, PolynomialModel):
+    if not linear_in_parameters(potential.model):
         raise HybridpotError(f"{config.source}: [baseline] refit needs a linear or quadratic model, not {potential.model.kind}")
     params = dict(baseline.named_parameters())
     unknown = [n for n in b["refit"] if n not in params]

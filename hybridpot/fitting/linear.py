@@ -19,9 +19,9 @@ from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.fitting.assembly import ROW_KINDS, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, QRAccumulator, solve
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions
+from hybridpot.registry import linear_in_parameters
 
 
 def fit_linear(
@@ -40,7 +40,8 @@ def fit_linear(
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
 
     Args:
-        potential: hybrid whose ``model`` is a :class:`PolynomialModel` (coefficients are set).
+        potential: hybrid whose ``model`` is linear in its parameters (``features``, ``pair_feature_gradients``,
+            ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set.
         data: training data; ``baseline``: the baseline's predictions on it.
         weights: row weights; ``weights.energy`` is ignored when ``energy_weights`` is given.
         regularization: "evidence" (maximise the marginal likelihood), "cv" (k-fold over
@@ -56,8 +57,9 @@ def fit_linear(
         used, i.e. ``weights`` with the chosen energy weight).
     """
     model = potential.model
-    if not isinstance(model, PolynomialModel):
-        raise TypeError(f"fit_linear needs a PolynomialModel, got {type(model).__name__}")
+    if not linear_in_parameters(model):
+        raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
+                        f"got {type(model).__name__}")
     assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
     choose = len(energy_weights) > 0
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose) else 1

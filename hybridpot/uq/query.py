@@ -21,10 +21,10 @@ from hybridpot.design import DesignAssembler
 from hybridpot.errors import HybridpotError, UncertaintyDataError
 from hybridpot.fallback import Fallback
 from hybridpot.models.committee import CommitteeModel
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import DESCRIPTOR_BATCH_ATOMS, descriptors
+from hybridpot.registry import linear_in_parameters
 from hybridpot.system import AtomicSystem
 from hybridpot.uq.active_set import ActiveSet
 from hybridpot.uq.posterior import Posterior
@@ -129,7 +129,7 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
     types = None
     model = potential.model
     N = len(atoms)
-    if uq.posterior is not None and isinstance(model, PolynomialModel):
+    if uq.posterior is not None and linear_in_parameters(model):
         cov = uq.posterior.covariance
         if cov.shape[0] != model.coef.numel():
             raise HybridpotError(f"posterior covariance of shape {cov.shape} does not fit the model's {model.coef.numel()} coefficients")
