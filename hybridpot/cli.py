@@ -29,7 +29,8 @@ def _fit(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from hybridpot.evaluation import evaluate_model
 
-    evaluate_model(args.model, args.data, progress=not args.quiet, accept_edited=args.accept_edited)
+    evaluate_model(args.model, args.data, progress=not args.quiet, accept_edited=args.accept_edited, json_path=args.json,
+                   plots_dir=args.plots)
     return 0
 
 
@@ -135,22 +136,35 @@ def _positive_int(text: str) -> int:
     return n
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hybridpot", description="Hybrid interatomic potentials: empirical baseline + ML residual.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+def _global_options(parser: argparse.ArgumentParser, before_command: bool) -> None:
+    """-q and --threads; after the command they default to SUPPRESS (set only when given, so one given before the
+    command is kept)."""
+    default = {} if before_command else {"default": argparse.SUPPRESS}
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars", **default)
     parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="torch threads (default: torch's, one per core); 1 is faster on a machine busy with other work")
+                        help="torch threads (default: torch's, one per core); 1 is faster on a machine busy with other work", **default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hybridpot", description="Hybrid interatomic potentials: empirical baseline + ML residual.",
+                                     epilog="-q and --threads may come before or after the command.")
+    _global_options(parser, before_command=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, before_command=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("fit", help="fit an ML residual as configured in a TOML file")
+    p = sub.add_parser("fit", parents=[common], help="fit an ML residual as configured in a TOML file",
+                       epilog="every configuration key, its default and meaning: hybridpot config [SECTION]")
     p.add_argument("config", help="configuration file (TOML)")
     p.set_defaults(func=_fit)
-    p = sub.add_parser("eval", help="error table of a fitted model on a labelled data set")
+    p = sub.add_parser("eval", parents=[common], help="error table of a fitted model on a labelled data set")
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("data", help="labelled structures (anything ase.io.read takes)")
     p.add_argument("--accept-edited", action="store_true",
                    help="evaluate a model file that fails its checksum (edited by hand) instead of refusing it")
+    p.add_argument("--json", metavar="FILE", help="also write the errors (and per config_type) to this JSON file")
+    p.add_argument("--plots", metavar="DIR", help="also write parity plots (energy, forces, stress) into this folder")
     p.set_defaults(func=_eval)
-    p = sub.add_parser("export", help="write a LAMMPS deck for a fitted model")
+    p = sub.add_parser("export", parents=[common], help="write a LAMMPS deck for a fitted model")
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("--lammps", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--name", default="hybrid", help="file stem (default: hybrid)")
@@ -162,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-distance", type=float,
                    help="mliap: shortest pair distance (A) at which LAMMPS's so3 must be accurate (default 1.5)")
     p.set_defaults(func=_export)
-    p = sub.add_parser("md", help="a quick MD run with LAMMPS or ASE")
+    p = sub.add_parser("md", parents=[common], help="a quick MD run with LAMMPS or ASE")
     p.add_argument("model", help="model file (*.hybridpot.json)")
     p.add_argument("structure", help="starting structure (anything ase.io.read takes)")
     p.add_argument("--engine", choices=["lammps", "ase"], default="ase",
@@ -183,13 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fallback-scope", choices=["atom", "structure"],
                    help="per-atom switch, or one switch per structure (ase engine only; default: the model file's, else atom)")
     p.set_defaults(func=_md)
-    p = sub.add_parser("active", help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit")
+    p = sub.add_parser("active", parents=[common], help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit",
+                       epilog="the [active], [candidates] and [oracle] keys: the docstring of hybridpot.active; the fit's keys: "
+                              "hybridpot config")
     p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")
     p.set_defaults(func=_active)
-    p = sub.add_parser("config", help="document every key of the fit configuration and the registered types")
+    p = sub.add_parser("config", parents=[common], help="document every key of the fit configuration and the registered types")
     p.add_argument("section", nargs="?", help="only this section (data, baseline, descriptor, model, fit, output)")
     p.set_defaults(func=_config)
-    p = sub.add_parser("demo", help="fit and evaluate on the bundled Cu data")
+    p = sub.add_parser("demo", parents=[common], help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")
     p.set_defaults(func=_demo)
     return parser

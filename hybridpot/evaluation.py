@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
+from typing import Any, Callable
 
 from hybridpot.dataset import read_dataset
 from hybridpot.errors import DataError
+from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
-from hybridpot.metrics import error_metrics, format_table
+from hybridpot.metrics import format_table
+from hybridpot.plots import parity_plots
 from hybridpot.prediction import baseline_predictions, predict
+from hybridpot.scoring import baseline_only, errors, errors_by_config_type
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-                   accept_edited: bool = False) -> dict:
-    """Errors of the hybrid and of its baseline alone (with the fit's reference energies).
+                   accept_edited: bool = False, json_path: str | Path | None = None, plots_dir: str | Path | None = None) -> dict:
+    """Errors of the hybrid and of its baseline alone (with the fit's reference energies), as ``hybridpot fit`` reports them.
 
     Args:
         accept_edited: evaluate a model file that fails its checksum (see :func:`hybridpot.io.modelfile.load`).
+        json_path: also write the report (the rows, per config_type where the data have several) to this JSON file.
+        plots_dir: also write the parity plots (energy, forces, stress) into this folder (created if needed).
 
     Returns:
-        {"hybrid": metrics, "baseline_only": metrics}.
+        {"baseline only": metrics (when the model file has the fit's reference energies), "hybrid": metrics,
+        "by_config_type": {"hybrid": {...}, "baseline only": {...}} (empty without several config_types)}.
 
     Raises:
         ModelFileError: a corrupt, edited or non-finite model file.
@@ -35,13 +40,28 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         first = next(s for s, a in enumerate(data.frames) if set(a.get_chemical_symbols()) & set(missing))
         raise DataError(f"{data.source}: element(s) {missing} are not covered by the model {model_path} (it has "
                         f"{potential.elements}); first in {data.describe(first)}: evaluate structures of its elements only")
-    pred = predict(potential, data, progress=progress)
-    rows = {"hybrid": error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred["stress"], data.stress)}
+    bl = baseline_predictions(potential.baseline, data, progress=progress)
+    pred = predict(potential, data, progress=progress, baseline=bl)
+    rows: dict[str, Any] = {"hybrid": errors(data, pred)}
+    by_type = {"hybrid": errors_by_config_type(data, pred)}
     ref = potential.metadata.get("reference_energies_eV")
+    base = None
     if ref is not None:
-        bl = baseline_predictions(potential.baseline, data, progress=progress)
-        energy = bl.energy + data.composition(list(ref)) @ np.array(list(ref.values()))
-        rows = {"baseline only": error_metrics(energy, data.energy, data.n_atoms, bl.forces, data.forces)} | rows
+        base = baseline_only(data, bl, ref)
+        rows = {"baseline only": errors(data, base)} | rows
+        by_type["baseline only"] = errors_by_config_type(data, base)
     log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
     log(format_table(rows))
-    return rows
+    if by_type["hybrid"]:
+        log("by config_type:")
+        log(format_table({f"{kind} {label}": table[kind] for kind in by_type["hybrid"] for label, table in reversed(by_type.items())}))
+    report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {}}
+    if json_path is not None:
+        write_text_atomic(Path(json_path), json.dumps(report, indent=1))
+        log(f"wrote {json_path}")
+    if plots_dir is not None:
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)
+        name = Path(data_path).stem
+        paths = parity_plots({name: data}, {name: pred}, {name: base} if base is not None else None, Path(plots_dir))
+        log(f"wrote {', '.join(str(p) for p in paths)}")
+    return report

@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 
 from hybridpot.io.atomic import write_bytes_atomic
+from hybridpot.metrics import EV_A3_TO_GPA
 
 
 def _figure(ncols: int, nrows: int = 1, size: float = 4.2):
@@ -25,7 +26,6 @@ def save_figure(fig, path: Path) -> None:
     """Save a figure to ``path`` atomically and close it."""
     import matplotlib.pyplot as plt
 
-
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
@@ -33,33 +33,68 @@ def save_figure(fig, path: Path) -> None:
     write_bytes_atomic(path, buf.getvalue())
 
 
-def _parity(ax, ref, pred, base, label: str, unit: str) -> None:
-    lo = float(np.nanmin([ref.min(), pred.min(), base.min()]))
-    hi = float(np.nanmax([ref.max(), pred.max(), base.max()]))
+#: each parity plot: its axis label and the unit of the errors in its legend (the table's units)
+PARITY = {
+    "energy": ("energy per atom relative to the set's lowest DFT value (meV/atom)", "meV/atom"),
+    "forces": ("force component (eV/A)", "eV/A"),
+    "stress": ("stress component (GPa)", "GPa"),
+}
+
+
+def _parity(ax, ref: np.ndarray, series: Mapping[str, np.ndarray], title: str, axis: str, unit: str) -> None:
+    values = [ref] + list(series.values())
+    lo = float(min(np.nanmin(v) for v in values))
+    hi = float(max(np.nanmax(v) for v in values))
     ax.plot([lo, hi], [lo, hi], color="0.6", lw=0.8)
-    ax.scatter(ref, base, s=6, alpha=0.5, color="tab:orange", label=f"baseline only (MAE {np.mean(np.abs(base - ref)):.4g})")
-    ax.scatter(ref, pred, s=6, alpha=0.7, color="tab:blue", label=f"hybrid (MAE {np.mean(np.abs(pred - ref)):.4g})")
-    ax.set_xlabel(f"DFT {unit}")
-    ax.set_ylabel(f"predicted {unit}")
-    ax.set_title(label)
-    ax.legend(fontsize=8, loc="upper left")
+    colors = {"baseline only": "tab:orange", "hybrid": "tab:blue"}
+    for name, pred in series.items():
+        err = pred - ref
+        ax.scatter(ref, pred, s=6, alpha=0.6, color=colors.get(name), label=f"{name} (MAE {np.nanmean(np.abs(err)):.3g} {unit}, "
+                                                                              f"RMSE {np.sqrt(np.nanmean(err**2)):.3g} {unit})")
+    ax.set_xlabel(f"DFT {axis}")
+    ax.set_ylabel(f"predicted {axis}")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
 
 
-def parity_plots(sets: Mapping, preds: Mapping, base_preds: Mapping, out_dir: Path) -> list[Path]:
-    """``parity_energy.png`` (per-atom energies) and ``parity_forces.png`` (force components),
-    one panel per data set (train, test), hybrid and baseline-only against DFT."""
+def _parity_values(what: str, data, pred: Mapping[str, np.ndarray], lowest: float) -> tuple[np.ndarray, np.ndarray]:
+    """(reference, prediction) in the plot's unit for one data set."""
+    if what == "energy":
+        return 1000.0 * (data.energy / data.n_atoms - lowest), 1000.0 * (pred["energy"] / data.n_atoms - lowest)
+    if what == "forces":
+        ok = np.all(np.isfinite(data.forces), axis=1)
+        return data.forces[ok].ravel(), pred["forces"][ok].ravel()
+    ok = np.all(np.isfinite(data.stress), axis=1)
+    return EV_A3_TO_GPA * data.stress[ok].ravel(), EV_A3_TO_GPA * pred["stress"][ok].ravel()
+
+
+def parity_figures(sets: Mapping, preds: Mapping, base_preds: Mapping | None) -> dict:
+    """The parity figures, by quantity: "energy" (per atom, relative to each set's lowest DFT energy per atom, meV/atom),
+    "forces" (components, eV/A) and, where a set has stress labels, "stress" (components, GPa); one panel per data set
+    (train, test), the hybrid and (``base_preds`` given) the baseline only against DFT, MAE and RMSE in the legend."""
+    figures = {}
+    for what, (axis, unit) in PARITY.items():
+        panels = [name for name, data in sets.items() if what != "stress" or bool(np.isfinite(data.stress).all(axis=1).any())]
+        if not panels:
+            continue
+        fig, axes = _figure(len(panels))
+        for ax, name in zip(axes[0], panels):
+            data = sets[name]
+            lowest = float(np.min(data.energy / data.n_atoms))
+            ref, hybrid = _parity_values(what, data, preds[name], lowest)
+            series = {}
+            if base_preds is not None and base_preds.get(name) is not None:
+                series["baseline only"] = _parity_values(what, data, base_preds[name], lowest)[1]
+            series["hybrid"] = hybrid
+            _parity(ax, ref, series, f"{name} ({len(data)} structures)", axis, unit)
+        figures[what] = fig
+    return figures
+
+
+def parity_plots(sets: Mapping, preds: Mapping, base_preds: Mapping | None, out_dir: Path) -> list[Path]:
+    """Write :func:`parity_figures` as ``parity_energy.png``, ``parity_forces.png`` (and ``parity_stress.png``) into ``out_dir``."""
     paths = []
-    for what, unit in (("energy", "energy (eV/atom)"), ("forces", "force component (eV/A)")):
-        fig, axes = _figure(len(sets))
-        for ax, (name, data) in zip(axes[0], sets.items()):
-            if what == "energy":
-                ref = data.energy / data.n_atoms
-                pred = preds[name]["energy"] / data.n_atoms
-                base = base_preds[name]["energy"] / data.n_atoms
-            else:
-                ok = np.all(np.isfinite(data.forces), axis=1)
-                ref, pred, base = (a[ok].ravel() for a in (data.forces, preds[name]["forces"], base_preds[name]["forces"]))
-            _parity(ax, ref, pred, base, f"{name} ({len(data)} structures)", unit)
+    for what, fig in parity_figures(sets, preds, base_preds).items():
         path = out_dir / f"parity_{what}.png"
         save_figure(fig, path)
         paths.append(path)

@@ -23,7 +23,7 @@ LAYERS = {
     "hybridpot.empirical": 2, "hybridpot.descriptors": 2, "hybridpot.models": 2, "hybridpot.backends": 2,
     "hybridpot.calculator": 2, "hybridpot.testing": 2,
     # 3: data sets and predictions over them
-    "hybridpot.dataset": 3, "hybridpot.prediction": 3, "hybridpot.design": 3,
+    "hybridpot.dataset": 3, "hybridpot.prediction": 3, "hybridpot.design": 3, "hybridpot.scoring": 3,
     # 4: uncertainty and fitting
     "hybridpot.uq": 4, "hybridpot.fitting": 4,
     "hybridpot.fitting.job": 5,    # the `hybridpot fit` workflow (reads files, writes the output folder)

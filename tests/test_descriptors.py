@@ -411,6 +411,7 @@ def _environment() -> np.ndarray:
     return np.vstack([np.zeros(3), directions * distances[:, None]])
 
 
+@pytest.mark.slow
 def test_lammps_basis_nmax12_lmax12_matches_mpmath():
     rcut, alpha = 5.0, 2.0
     d = SO3(rcut=rcut, nmax=12, lmax=12, alpha=alpha)
@@ -425,6 +426,7 @@ def test_lammps_basis_nmax12_lmax12_matches_mpmath():
     assert max_rel(ours[0], ref) <= 1e-8
 
 
+@pytest.mark.slow
 def test_bessel_basis_nmax12_lmax12_matches_mpmath():
     rcut = 5.0
     d = SO3(rcut=rcut, nmax=12, lmax=12, basis="bessel")

@@ -24,6 +24,8 @@ from hybridpot.fitting.job import run_fit
 from hybridpot.io.outdir import verify
 from tests.corpus import small_config
 
+pytestmark = pytest.mark.slow  # a killed subprocess per test
+
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""

@@ -36,7 +36,8 @@ def test_fit_output_is_complete_and_verified(tmp_path):
     res = fit(small_config(tmp_path, output={"plots": True}))
     doc = verify(tmp_path / "out")
     assert doc["kind"] == "fit"
-    assert sorted(doc["files"]) == ["model.hybridpot.json", "parity_energy.png", "parity_forces.png", "report.json"]
+    assert sorted(doc["files"]) == ["model.hybridpot.json", "parity_energy.png", "parity_forces.png", "parity_stress.png",
+                                  "report.json"]  # the test structures have stresses
     assert res.model_path == tmp_path / "out" / "model.hybridpot.json" and res.model_path.is_file()
     assert hidden_leftovers(tmp_path) == []
     assert json.loads((tmp_path / "out" / "report.json").read_text())["data_checks"]["train"]["findings"] == []
@@ -72,6 +73,7 @@ def test_demo_does_not_replace_a_fit(tmp_path, capsys):
     verify(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_demo_replaces_its_own_output(tmp_path):
     for _ in range(2):
         assert main(["-q", "demo", "--out", str(tmp_path / "demo")]) == 0

@@ -372,6 +372,7 @@ def test_nn_committee_members_see_a_resample_or_everything(tmp_path, bootstrap):
         assert len({tuple(m["validation_structures"]) for m in rec["members"]}) > 1
 
 
+@pytest.mark.slow
 def test_lbfgs_recovers_a_known_network():
     """Data labelled by EAM + a random NN residual (one hidden layer of 8): a fresh network of the same
     shape trained by full-batch L-BFGS on 12 rattled cells reproduces the teacher on 4 unseen cells

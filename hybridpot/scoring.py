@@ -1,0 +1,58 @@
+"""Errors of predictions against a data set's labels: one path for ``fit``, ``eval`` and active learning.
+
+Units: energies meV/atom, forces eV/Angstrom, stresses GPa (:func:`hybridpot.metrics.error_metrics`).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from hybridpot.dataset import Dataset
+from hybridpot.metrics import error_metrics, format_table
+from hybridpot.potential import matrix_to_voigt
+from hybridpot.prediction import BaselinePredictions
+
+
+def errors(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Energy, force and (where both exist) stress errors of ``pred`` (``energy`` (S,) eV, ``forces`` (N, 3) eV/A,
+    optional ``stress`` (S, 6) eV/A^3) on ``data``."""
+    return error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred.get("stress"), data.stress)
+
+
+def errors_by_config_type(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """:func:`errors` of each config_type of ``data`` (by name, in order of first appearance); empty when the data have
+    one config_type only."""
+    kinds = list(dict.fromkeys(data.config_type))
+    if len(kinds) < 2:
+        return {}
+    out = {}
+    for kind in kinds:
+        index = np.array([s for s, c in enumerate(data.config_type) if c == kind])
+        out[kind] = errors(data.subset(index), subset_predictions(data, pred, index))
+    return out
+
+
+def subset_predictions(data: Dataset, pred: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+    """The predictions of the structures ``index`` of ``data`` (matching ``data.subset(index)``)."""
+    ptr = data.ptr
+    atoms = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index])
+    out = {"energy": pred["energy"][index], "forces": pred["forces"][atoms]}
+    if pred.get("stress") is not None:
+        out["stress"] = pred["stress"][index]
+    return out
+
+
+def baseline_only(data: Dataset, baseline: BaselinePredictions, reference: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """Predictions of the "baseline only" potential: the baseline plus per-element reference energies
+    (``reference``: element -> eV, fitted on the training set), with its stress (NaN without a cell)."""
+    volume = np.array([abs(a.cell.volume) for a in data.frames])
+    stress = matrix_to_voigt(-baseline.virial / np.where(volume > 1e-10, volume, np.nan)[:, None, None])
+    energy = baseline.energy + data.composition(list(reference)) @ np.array([float(v) for v in reference.values()])
+    return {"energy": energy, "forces": baseline.forces, "stress": stress}
+
+
+def config_type_table(by_type: Mapping[str, Mapping[str, float]], label: str = "") -> str:
+    """The per-config_type errors as a text table (rows ``label config_type``)."""
+    return format_table({f"{label}{kind}": row for kind, row in by_type.items()})

@@ -1,0 +1,82 @@
+"""What `hybridpot fit` and `hybridpot eval` report: tables per config_type, report.json's provenance, parity plots
+with units, eval's JSON and plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from hybridpot.cli import main
+from hybridpot.dataset import bundled
+from hybridpot.fitting.config import demo_config
+from hybridpot.fitting.job import run_fit
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return run_fit(demo_config(out / "run", plots=True), progress=False, log=lambda m: None)
+
+
+def test_report_carries_provenance_and_errors_per_config_type(demo):
+    report = json.loads((demo.output_dir / "report.json").read_text())
+    who = report["written_by"]
+    assert who["hybridpot_version"] and who["time_utc"].endswith("+00:00") and who["versions"]["torch"]
+    test_types = {a.info.get("config_type", "default") for a in read(bundled("Cu_test.xyz"), ":")}
+    assert len(test_types) > 1
+    by_type = report["by_config_type"]["test"]
+    assert set(by_type["hybrid"]) == test_types == set(by_type["baseline only"])
+    n = sum(row["n_structures"] for row in by_type["hybrid"].values())
+    assert n == report["test"]["n_structures"]
+
+
+def test_parity_plots_have_units_and_both_series(demo):
+    from hybridpot.dataset import read_dataset
+    from hybridpot.plots import parity_figures
+    from hybridpot.prediction import baseline_predictions, predict
+    from hybridpot.scoring import baseline_only
+
+    test = read_dataset(bundled("Cu_test.xyz"))
+    pot = demo.potential
+    bl = baseline_predictions(pot.baseline, test, progress=False)
+    ref = demo.report["baseline_only"]["reference_energies_eV"]
+    figures = parity_figures({"test": test}, {"test": predict(pot, test, progress=False, baseline=bl)},
+                             {"test": baseline_only(test, bl, ref)})
+    assert set(figures) == {"energy", "forces", "stress"}  # the bundled test set has stresses
+    for what, unit in (("energy", "meV/atom"), ("forces", "eV/A"), ("stress", "GPa")):
+        ax = figures[what].axes[0]
+        assert f"({unit})" in ax.get_xlabel() and f"({unit})" in ax.get_ylabel()
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [lab.split(" (")[0] for lab in labels] == ["baseline only", "hybrid"]
+        assert all("MAE" in lab and unit in lab for lab in labels)
+    hybrid_label = [t.get_text() for t in figures["energy"].axes[0].get_legend().get_texts()][1]
+    assert f"MAE {demo.report['test']['energy_mae_meV_atom']:.3g} meV/atom" in hybrid_label
+    assert (demo.output_dir / "parity_stress.png").is_file()
+
+
+def test_eval_prints_writes_json_and_plots(demo, tmp_path, capsys):
+    data = tmp_path / "test.xyz"
+    write(data, read(bundled("Cu_test.xyz"), ":"))
+    code = main(["-q", "eval", str(demo.model_path), str(data), "--json", str(tmp_path / "eval.json"), "--plots", str(tmp_path / "p")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "baseline only" in out and "by config_type" in out
+    doc = json.loads((tmp_path / "eval.json").read_text())
+    assert doc["hybrid"]["energy_mae_meV_atom"] == pytest.approx(demo.report["test"]["energy_mae_meV_atom"], rel=1e-9)
+    assert doc["baseline only"]["stress_mae_GPa"] == pytest.approx(demo.report["baseline_only"]["test"]["stress_mae_GPa"], rel=1e-9)
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["parity_energy.png", "parity_forces.png", "parity_stress.png"]
+    assert np.isfinite(doc["hybrid"]["force_mae_eV_A"])
+
+
+def test_global_options_before_or_after_the_command():
+    from hybridpot.cli import build_parser
+
+    parser = build_parser()
+    for argv, quiet, threads in ((["-q", "config"], True, None), (["config", "-q"], True, None), (["config"], False, None),
+                                 (["--threads", "2", "config"], False, 2), (["config", "--threads", "3"], False, 3),
+                                 (["-q", "--threads", "2", "eval", "m", "d"], True, 2)):
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.threads) == (quiet, threads), argv
