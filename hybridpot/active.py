@@ -77,9 +77,9 @@ from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
 from hybridpot.io.toml import read_toml
 from hybridpot.md import initial_velocities, lammps_snapshots
-from hybridpot.metrics import error_metrics
 from hybridpot.plots import _figure, save_figure
 from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.scoring import errors
 from hybridpot.uq import attach_uq, extrapolation_grades
 
 _NUM = (int, float)
@@ -422,7 +422,7 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
 
 def _test_errors(potential, test) -> dict[str, float]:
     p = predict(potential, test, progress=False)
-    return error_metrics(p["energy"], test.energy, test.n_atoms, p["forces"], test.forces)
+    return errors(test, {"energy": p["energy"], "forces": p["forces"]})
 
 
 def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str], None] = print, write: bool = True) -> ActiveResult:
