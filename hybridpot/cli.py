@@ -6,7 +6,7 @@
     hybridpot export MODEL --lammps OUTDIR  LAMMPS deck (pair_style hpot or --format mliap; baseline, input, manifest)
     hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--trajectory F] [--fallback LO HI]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
-    hybridpot config [SECTION]              every configuration key (type, default, meaning) and the registered types
+    hybridpot config [SECTION] [--toml]     every configuration key (type, default, meaning) and the registered types
 """
 
 from __future__ import annotations
@@ -123,9 +123,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from hybridpot.fitting.config import describe
+    from hybridpot.fitting.config import commented_toml, describe
 
-    print(describe(args.section))
+    print(commented_toml(args.section) if args.toml else describe(args.section), end="" if args.toml else "\n")
     return 0
 
 
@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_active)
     p = sub.add_parser("config", parents=[common], help="document every key of the fit configuration and the registered types")
     p.add_argument("section", nargs="?", help="only this section (data, baseline, descriptor, model, fit, output)")
+    p.add_argument("--toml", action="store_true", help="print a commented configuration file instead (every key at its default)")
     p.set_defaults(func=_config)
     p = sub.add_parser("demo", parents=[common], help="fit and evaluate on the bundled Cu data")
     p.add_argument("--out", default="hybridpot-demo", help="output directory (default: ./hybridpot-demo)")

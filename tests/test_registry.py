@@ -261,3 +261,23 @@ def test_a_linear_in_parameters_model_gets_the_solver_and_the_posterior_with_no_
     attach_uq(pot, train, bl, weights, solution=sol, predictions=predict(pot, train, progress=False))
     u = pot.uncertainty(test.frames[0])
     assert u["source"] == "posterior" and u["energy_std"] > 0 and u["force_std"].shape == (len(test.frames[0]), 3)
+
+
+def test_hybridpot_config_toml_is_a_working_configuration(tmp_path, capsys):
+    import tomllib
+
+    from hybridpot.cli import main
+    from hybridpot.dataset import bundled
+    from hybridpot.fitting.config import SCHEMA
+
+    assert main(["config", "--toml"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"{key} =" in text for keys in SCHEMA.values() for key in keys)
+    raw = tomllib.loads(text)
+    assert raw["data"] == {"train": "train.xyz"} and raw["baseline"] == {"file": "baseline.eam.alloy"}
+    (tmp_path / "fit.toml").write_text(text.replace('"train.xyz"', f'"{bundled("Cu_train.xyz")}"')
+                                       .replace('"baseline.eam.alloy"', f'"{bundled("Cu_mishin1.eam.alloy")}"'))
+    from hybridpot.fitting.config import read_config
+
+    config = read_config(tmp_path / "fit.toml")  # every default as written is accepted
+    assert config["model"]["type"] == "linear" and config["fit"]["energy_weight"] == 1.0

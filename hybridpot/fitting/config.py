@@ -64,7 +64,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "check_units": ((bool,), True, "stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)"),
     },
     "baseline": {
-        "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below)"),
+        "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below); the data's "
+                               "elements are matched to the file's element names by chemical symbol"),
         "type": ((str,), None, "'none', or a baseline type defined inline with its keys in this table (below)"),
         "refit": ((list,), [], "baseline parameters to co-fit with the residual (names of the potential's parameters)"),
         "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range)"),
@@ -393,6 +394,45 @@ def describe(section: str | None = None) -> str:
                     out.append(f"      {key:<24} {kind:<16} {default:<12} {text}")
         out.append("")
     return "\n".join(out)
+
+
+def commented_toml(section: str | None = None) -> str:
+    """A configuration file with every key (or those of one ``section``): required keys set to a placeholder, the
+    others commented out at their default (so the file as written uses the defaults), each with its type and meaning;
+    what ``hybridpot config --toml`` prints.
+
+    Raises:
+        ConfigError: an unknown section.
+    """
+    if section is not None and section not in SCHEMA:
+        raise ConfigError(f"unknown section {section!r}; sections: {', '.join(SCHEMA)}")
+    placeholders = {("data", "train"): '"train.xyz"', ("baseline", "file"): '"baseline.eam.alloy"'}
+    out = ["# hybridpot fit configuration (`hybridpot config` lists the types and the keys of inline baselines)"]
+    for name, keys in SCHEMA.items():
+        if section not in (None, name):
+            continue
+        out += ["", f"[{name}]"]
+        for key, (types, default, text) in keys.items():
+            kind = " | ".join(t.__name__ for t in types)
+            if (name, key) in placeholders:
+                out.append(f"{key} = {placeholders[(name, key)]}  # {kind}: {text}")
+            elif default is None:
+                out.append(f"# {key} =  # {kind}, not set by default: {text}")
+            else:
+                out.append(f"# {key} = {_toml_value(default)}  # {kind}: {text}")
+    return "\n".join(out) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
 
 
 def demo_config(out_dir: str | Path, plots: bool = True) -> FitConfig:
