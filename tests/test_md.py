@@ -48,7 +48,7 @@ def test_initial_velocities(cu_hybrid):
     assert kinetic == pytest.approx(0.5 * (3 * len(atoms) - 3) * units.kB * 600.0, rel=1e-12)
 
 
-def test_nve_engines_agree(cu_hybrid):
+def test_nve_engines_agree(cu_hybrid, lammps_plugin):
     """Same start, same integrator: energies agree along 30 steps; step 0 is hybridpot's energy."""
     potential, atoms = cu_hybrid
     kw = dict(steps=30, temperature=600.0, timestep_fs=1.0, ensemble="nve", log_every=1, seed=2)
@@ -71,7 +71,9 @@ def test_nve_engines_agree(cu_hybrid):
 
 
 @pytest.mark.parametrize("engine", [run_lammps_md, run_ase], ids=["lammps", "ase"])
-def test_energy_error_is_second_order_in_timestep(engine, cu_hybrid):
+def test_energy_error_is_second_order_in_timestep(engine, cu_hybrid, request):
+    if engine == "lammps":
+        request.getfixturevalue("lammps_plugin")
     """NVE energy conservation (a CI-sized check; the 2 ps run is benchmarks/md_nve.py): over the same 40 fs, halving
     the timestep divides max |E_total(t) - E_total(0)| by 4, the velocity-Verlet error for forces that are the exact
     gradient of the energy. Forces inconsistent with the energy (or a discontinuity at a cutoff) would add an error
@@ -85,7 +87,7 @@ def test_energy_error_is_second_order_in_timestep(engine, cu_hybrid):
     assert errors[0] / errors[1] == pytest.approx(4.0, rel=0.05)
 
 
-def test_nvt_engines_agree(cu_hybrid):
+def test_nvt_engines_agree(cu_hybrid, lammps_plugin):
     """Nose-Hoover chain NVT in both engines (same chain, damping and degrees of freedom): the same trajectory."""
     potential, atoms = cu_hybrid
     kw = dict(steps=20, temperature=300.0, ensemble="nvt", log_every=5, seed=1)
@@ -108,7 +110,7 @@ def test_md_errors(cu_hybrid):
         run_ase(potential, atoms, 5, 0.0, ensemble="nvt")
 
 
-def test_cli_md_and_export(cu_hybrid, tmp_path, capsys):
+def test_cli_md_and_export(cu_hybrid, tmp_path, capsys, lammps_plugin):
     potential, atoms = cu_hybrid
     model = save(potential, tmp_path / "cu.hybridpot.json")
     cell = tmp_path / "cell.extxyz"
@@ -139,7 +141,7 @@ def test_cli_md_and_export(cu_hybrid, tmp_path, capsys):
             "README.md", "manifest.json"} <= names
 
 
-def test_cli_refuses_unexportable_mliap(tmp_path, capsys):
+def test_cli_refuses_unexportable_mliap(tmp_path, capsys, lammps_plugin):
     from hybridpot.descriptors import SO3
     from hybridpot.models.polynomial import PolynomialModel
     from hybridpot.potential import HybridPotential
@@ -156,7 +158,7 @@ def test_cli_refuses_unexportable_mliap(tmp_path, capsys):
     assert "lammps: nve 2 steps" in capsys.readouterr().out
 
 
-def test_temperature_pressure_and_trajectory(cu_hybrid, tmp_path):
+def test_temperature_pressure_and_trajectory(cu_hybrid, tmp_path, lammps_plugin):
     """Both engines record T (3N - 3 degrees of freedom) and P (virial + kinetic); at step 0 they agree to the
     unit-constant level; the trajectory holds a frame every `trajectory_every` steps, the first one the start."""
     from ase.io import read
@@ -178,7 +180,7 @@ def test_temperature_pressure_and_trajectory(cu_hybrid, tmp_path):
     np.testing.assert_allclose(a.temperature, b.temperature, rtol=1e-6)
 
 
-def test_nvt_conserved_quantity(cu_hybrid):
+def test_nvt_conserved_quantity(cu_hybrid, lammps_plugin):
     """For NVT the drift is that of the thermostat's conserved quantity, which moves far less than the total energy."""
     potential, atoms = cu_hybrid
     for engine in (run_lammps_md, run_ase):
@@ -190,7 +192,7 @@ def test_nvt_conserved_quantity(cu_hybrid):
         assert "total + thermostat energy" in r.summary()
 
 
-def test_md_stops_cleanly(cu_hybrid, tmp_path):
+def test_md_stops_cleanly(cu_hybrid, tmp_path, lammps_plugin):
     """Two atoms 0.45 A apart: each engine stops with the step and the two atoms, and the CLI writes what it has."""
     potential, atoms = cu_hybrid
     close = atoms.copy()
