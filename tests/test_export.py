@@ -146,14 +146,9 @@ def test_lj_baseline_matches_and_round_trips(tmp_path):
 @pytest.mark.parametrize("files", [("Cu_u3.eam",), ("Cu_u3.eam", "Ni_u3.eam")], ids=["funcfl", "two-funcfl-as-setfl"])
 def test_funcfl_baseline(files, lammps_potentials, tmp_path):
     """funcfl EAM: one file is exported as is (pair_style eam); two are exported as one setfl file (eam/alloy)."""
-    from hybridpot.empirical.eam import EAM
-    from tests.models import descriptor, random_model
+    from tests.models import funcfl_hybrid
 
-    eam = EAM.read_funcfl(*(lammps_potentials / f for f in files))
-    system = CU if len(files) == 1 else CUNI
-    atoms = structure(system, seed=3)
-    d = descriptor(system)
-    potential = HybridPotential(eam, d, random_model("linear", d, [atoms], 6, [0.02] * len(files)))
+    potential, atoms, system = funcfl_hybrid(lammps_potentials, files)
     before = to_numpy(potential.compute(atoms))
     out = export_lammps(potential, tmp_path, name="f")
     assert out["pair"].read_text().splitlines()[1].startswith("pair_style hybrid/overlay " + ("eam mliap" if len(files) == 1 else "eam/alloy mliap"))

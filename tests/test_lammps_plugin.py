@@ -159,13 +159,9 @@ def test_lj_baseline_and_committee(tmp_path):
 @pytest.mark.parametrize("files", [("Cu_u3.eam",), ("Cu_u3.eam", "Ni_u3.eam")], ids=["funcfl", "two-funcfl"])
 def test_funcfl_baseline(files, lammps_potentials, tmp_path):
     """funcfl EAM tables (rhomax beyond the last knot) through the plugin's fused EAM."""
-    from hybridpot.empirical.eam import EAM
+    from tests.models import funcfl_hybrid
 
-    eam = EAM.read_funcfl(*(lammps_potentials / f for f in files))
-    system = CU if len(files) == 1 else CUNI
-    atoms = structure(system, seed=3)
-    d = descriptor(system)
-    potential = HybridPotential(eam, d, random_model("linear", d, [atoms], 6, [0.02] * len(files)))
+    potential, atoms, system = funcfl_hybrid(lammps_potentials, files)
     export_lammps(potential, tmp_path, name="f")
     assert_close(compare(potential, tmp_path, "f", atoms, list(system.elements)), f"funcfl {files}")
 

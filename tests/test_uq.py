@@ -28,7 +28,7 @@ from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
-from hybridpot.testing import fd_forces, fd_stress, max_rel
+from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
 
 
@@ -289,9 +289,8 @@ def strained_rattled() -> Atoms:
 
 
 def assert_forces_and_stress_match_finite_differences(potential, atoms: Atoms) -> None:
-    res = to_numpy(potential.compute(atoms))
-    assert max_rel(res["forces"], fd_forces(potential, atoms, h=1e-4)) < 1e-6
-    assert max_rel(res["stress"][0], fd_stress(potential, atoms)) < 1e-6
+    assert_forces_match_finite_differences(potential, atoms, rel=1e-6, h=1e-4)
+    assert_stress_matches_finite_differences(potential, atoms, rel=1e-6)
 
 
 @pytest.mark.parametrize("measure", ["gamma", "std"])
