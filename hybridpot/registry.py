@@ -69,13 +69,15 @@ class DescriptorType:
 
     Attributes:
         name: the type name (``[descriptor] type``, the model file's ``descriptor.type``).
-        build: (validated ``[descriptor]`` table, elements) -> descriptor module.
+        settings: its typed settings (the other keys of ``[descriptor]``), a :class:`hybridpot.settings.Settings` subclass.
+        build: (settings, elements) -> descriptor module.
         from_dict: rebuilds the descriptor from its ``to_dict()`` record (model files).
         summary: one line for ``hybridpot config``.
     """
 
     name: str
-    build: Callable[[Mapping[str, Any], list[str]], Any]
+    settings: type
+    build: Callable[[Any, list[str]], Any]
     from_dict: Callable[[Mapping[str, Any]], Any]
     summary: str = ""
 
@@ -86,19 +88,22 @@ class ModelType:
 
     Attributes:
         name: the type name (``[model] type``, the model file's ``model.type``).
-        build: (validated ``[model]`` table, elements, number of descriptor features) -> unfitted model.
+        settings: its typed settings (the other keys of ``[model]``), a :class:`hybridpot.settings.Settings` subclass;
+            None for a type that is not fitted directly (a committee).
+        build: (settings, elements, number of descriptor features) -> unfitted model; None: not fitted directly.
         from_dict: (record, the model registry's ``from_dict`` for nested models) -> model (model files).
         linear: linear in its parameters: the model has ``features(B) -> (N, M)``,
             ``pair_feature_gradients(B_i, dB) -> (P, M, 3)``, ``n_params`` (M) and ``coef`` (T, M), and gets
             the streamed QR solve, evidence, cross-validation, the posterior and the std fallback with
             no code of its own. Otherwise ``train`` fits it.
-        train: (potential, data, baseline predictions, weights, [model] table, seed, progress, log) ->
+        train: (potential, data, baseline predictions, weights, settings, seed, progress, log) ->
             record for report.json, for models that are not ``linear``.
         summary: one line for ``hybridpot config``.
     """
 
     name: str
-    build: Callable[..., Any]
+    settings: type | None
+    build: Callable[..., Any] | None
     from_dict: Callable[..., Any]
     linear: bool
     train: Callable[..., dict[str, Any]] | None = None

@@ -90,6 +90,8 @@ def _type_name(hint: Any) -> str:
 
 def _checked(value: Any, hint: Any, where: str) -> Any:
     """``value`` if it fits the type ``hint`` (int accepted for float, bool never for a number), else ConfigError."""
+    if non_finite(value):
+        raise ConfigError(f"{where} = {value!r}: numbers must be finite (no nan or inf)")
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)

@@ -248,7 +248,7 @@ def test_baseline_stress_rows_are_stress_rows_with_the_baseline_as_reference():
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_baseline_stress_nn_loss_equals_stress_loss_with_baseline_reference(optimizer):
     from hybridpot.fitting.nn import fit_nn
-    from hybridpot.models.nn import NNModel
+    from hybridpot.models.nn import NNModel, NNSettings
 
     silent, labelled_by_baseline = _baseline_stress_pair()
     curves = []
@@ -258,7 +258,7 @@ def test_baseline_stress_nn_loss_equals_stress_loss_with_baseline_reference(opti
         torch.manual_seed(0)  # the same initial network for both
         pot = HybridPotential(base.baseline, base.descriptor, NNModel(["Cu"], base.descriptor.n_features, hidden=[4]))
         rec = fit_nn(pot, data, baseline_predictions(pot.baseline, data, progress=False), weights,
-                     {"optimizer": optimizer, "epochs": 3, "learning_rate": 1e-3, "patience": 10, "validation_fraction": 0.2},
+                     NNSettings(optimizer=optimizer, epochs=3, learning_rate=1e-3, patience=10, validation_fraction=0.2),
                      progress=False, log=lambda m: None)
         curves.append(np.array(rec["curve"]))
     np.testing.assert_allclose(curves[0], curves[1], rtol=1e-10)
@@ -339,11 +339,11 @@ def test_nn_validation_structures_are_drawn_one_by_one():
     """Held-out structures are spread over the file (files are ordered by configuration type), and the
     copies of a structure in a bootstrap resample stay on one side of the split."""
     from hybridpot.fitting.nn import fit_nn
-    from hybridpot.models.nn import NNModel
+    from hybridpot.models.nn import NNModel, NNSettings
 
     base = random_hybrid()
     data = from_frames(labelled(base, cu_frames(10)))
-    settings = {"optimizer": "lbfgs", "epochs": 1, "patience": 1, "validation_fraction": 0.3, "learning_rate": None}
+    settings = NNSettings(optimizer="lbfgs", epochs=1, patience=1, validation_fraction=0.3)
     for sample, n_distinct in ((data, 10), (data.subset(np.repeat(np.arange(10), 2)), 10)):
         pot = HybridPotential(base.baseline, base.descriptor, NNModel(["Cu"], base.descriptor.n_features, hidden=[4]))
         rec = fit_nn(pot, sample, baseline_predictions(pot.baseline, sample, progress=False), Weights(energy=1.0, force=1.0),
@@ -378,7 +378,7 @@ def test_lbfgs_recovers_a_known_network():
     shape trained by full-batch L-BFGS on 12 rattled cells reproduces the teacher on 4 unseen cells
     from the same distribution; mini-batch Adam with as many passes over the data stays far behind."""
     from hybridpot.fitting.nn import fit_nn
-    from hybridpot.models.nn import NNModel
+    from hybridpot.models.nn import NNModel, NNSettings
     from tests.models import CU, random_model, structure
 
     d = SO3(rcut=4.5, nmax=3, lmax=3, alpha=1.5, elements=["Cu"])
@@ -391,7 +391,7 @@ def test_lbfgs_recovers_a_known_network():
         torch.manual_seed(5)
         student = HybridPotential(teacher.baseline, d, NNModel(["Cu"], d.n_features, hidden=[8]))
         rec = fit_nn(student, data, baseline_predictions(teacher.baseline, data, progress=False), Weights(energy=1.0, force=1.0),
-                     {"optimizer": optimizer, "epochs": 300, "patience": 300, "validation_fraction": 0.2, "learning_rate": None},
+                     NNSettings(optimizer=optimizer, epochs=300, patience=300, validation_fraction=0.2),
                      progress=False, log=lambda m: None)
         assert rec["optimizer"] == optimizer and rec["steps_run"] == 300
         pred = predict(student, unseen, progress=False)

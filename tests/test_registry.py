@@ -127,7 +127,7 @@ def test_an_entry_point_baseline_is_read_configured_and_stored(harmonic_entry_po
     assert isinstance(pot, Harmonic) and pot.k.item() == 0.25
     with pytest.raises(ConfigError, match=r"fit.toml: \[baseline\] rc = 2.0: must exceed r0"):
         parse_config({**raw, "baseline": {"type": "harmonic", "k": 1, "rc": 2.0}}, tmp_path, "fit.toml")
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['kk'\] for HarmonicSettings"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['kk'\] in \[baseline\]; allowed with type = 'harmonic'"):
         parse_config({**raw, "baseline": {"type": "harmonic", "kk": 1}}, tmp_path, "fit.toml")
 
 
@@ -239,7 +239,7 @@ def test_a_linear_in_parameters_model_gets_the_solver_and_the_posterior_with_no_
     from hybridpot.registry import ModelType, linear_in_parameters
     from hybridpot.uq import attach_uq
 
-    entry = ModelType("rbf", None, None, linear=True)
+    entry = ModelType("rbf", None, None, None, linear=True)
     monkeypatch.setattr(models, "_targets", {**models._listing(), "rbf": "unused:unused"})
     monkeypatch.setitem(models._entries, "rbf", entry)
     train, test = read_dataset(bundled("Cu_train.xyz")), read_dataset(bundled("Cu_test.xyz"))

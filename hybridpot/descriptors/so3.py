@@ -39,9 +39,10 @@ fused by inductor into a few loops (about 4x faster on CPU for the derivatives).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,11 +52,20 @@ from ase.data import atomic_numbers, chemical_symbols
 from hybridpot.backends.julia import require_julia, so3_power_spectrum
 from hybridpot.descriptors.angular import l_of_lm, spherical_harmonics
 from hybridpot.descriptors.invariants import Invariants, invariants
-from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE, LammpsRadialBasis, RadialBasis, radial_basis
+from hybridpot.descriptors.radial import (
+    LAMMPS_EXPORT_MIN_DISTANCE,
+    LAMMPS_MAX_NMAX,
+    LAMMPS_MAX_PANELS,
+    LammpsRadialBasis,
+    RadialBasis,
+    max_lammps_alpha,
+    radial_basis,
+)
 from hybridpot.descriptors.spline import RadialSpline, tabulate
 from hybridpot.errors import ConfigError, HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.registry import DescriptorType
+from hybridpot.settings import Settings
 from hybridpot.system import AtomicSystem
 
 #: Pairs processed at once, times the width nu (lmax + 1)^2 of a pair's density contribution: bounds
@@ -893,21 +903,60 @@ def _check_weights(weights: dict[str, float] | None, elements: list[str]) -> dic
     return out
 
 
-def from_config(d: Mapping[str, Any], elements: list[str]) -> SO3:
-    """The SO(3) descriptor of a validated ``[descriptor]`` table (:mod:`hybridpot.fitting.config`) for ``elements``.
+@dataclasses.dataclass
+class SO3Settings(Settings):
+    """The keys of ``[descriptor] type = "so3"`` (the default type)."""
+
+    basis: str = dataclasses.field(default="lammps", metadata={"help": "radial basis: 'lammps' (LAMMPS so3, exportable to ML-IAP) or 'bessel'"})
+    kind: str = dataclasses.field(default="power", metadata={"help": "'power' (power spectrum) or 'bispectrum'"})
+    rcut: float = dataclasses.field(default=5.0, metadata={"help": "cutoff, Angstrom"})
+    nmax: int = dataclasses.field(default=4, metadata={"help": "radial functions"})
+    lmax: int = dataclasses.field(default=4, metadata={"help": "largest angular momentum"})
+    alpha: float | None = dataclasses.field(default=None, metadata={"help": "Gaussian smearing of the lammps basis, 1/Angstrom^2 "
+                                                                           "(default 2.0; not for bessel)"})
+    weights: dict | None = dataclasses.field(default=None, metadata={"help": "neighbour weight per element (default 1 each)"})
+    channels: bool = dataclasses.field(default=False, metadata={"help": "one density channel per element instead of weighted sums"})
+
+    def check(self, where: str) -> None:
+        """Also sets the lammps basis's default alpha (2.0)."""
+        if self.basis not in ("lammps", "bessel"):
+            raise ConfigError(f"{where} basis = {self.basis!r}: expected 'lammps' or 'bessel'")
+        if self.kind not in ("power", "bispectrum"):
+            raise ConfigError(f"{where} kind = {self.kind!r}: expected 'power' or 'bispectrum'")
+        if self.basis == "lammps" and self.alpha is None:
+            self.alpha = 2.0
+        if self.basis == "bessel" and self.alpha is not None:
+            raise ConfigError(f"{where} alpha = {self.alpha}: only basis = 'lammps' has alpha (Gaussian smearing); remove it for 'bessel'")
+        for key in ("rcut", "alpha"):
+            if getattr(self, key) is not None and not getattr(self, key) > 0:
+                raise ConfigError(f"{where} {key} = {getattr(self, key)}: must be positive")
+        for key in ("nmax", "lmax"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where} {key} = {getattr(self, key)}: too small (at least 1)")
+        if self.basis == "lammps" and self.alpha > max_lammps_alpha(self.rcut):
+            raise ConfigError(f"{where} alpha = {self.alpha} with rcut = {self.rcut}: the Gaussian smearing is too narrow for the "
+                              f"radial quadrature (more than {LAMMPS_MAX_PANELS} Gaussian widths across the cutoff, where building "
+                              f"the basis takes many seconds); use alpha <= {max_lammps_alpha(self.rcut):.4g} at this rcut (typical: 1-5)")
+        if self.basis == "lammps" and self.nmax > LAMMPS_MAX_NMAX:
+            raise ConfigError(f"{where} nmax = {self.nmax}: basis = 'lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its polynomial "
+                              "overlap matrix cannot be orthonormalised accurately beyond); lower nmax or use basis = 'bessel'")
+
+
+def from_settings(settings: SO3Settings, elements: list[str]) -> SO3:
+    """The SO(3) descriptor of ``settings`` for ``elements``.
 
     Raises:
         ConfigError: ``weights`` without an entry for one of the elements.
     """
-    weights = d["weights"] or {e: 1.0 for e in elements}
+    weights = settings.weights or {e: 1.0 for e in elements}
     missing = [e for e in elements if e not in weights]
     if missing:
         raise ConfigError(f"[descriptor] weights has no entry for {missing}")
-    return SO3(rcut=float(d["rcut"]), nmax=d["nmax"], lmax=d["lmax"], alpha=None if d["alpha"] is None else float(d["alpha"]),
-               basis=d["basis"], kind=d["kind"], elements=elements, weights={e: float(weights[e]) for e in elements},
-               element_channels=d["channels"])
+    return SO3(rcut=float(settings.rcut), nmax=settings.nmax, lmax=settings.lmax,
+               alpha=None if settings.alpha is None else float(settings.alpha), basis=settings.basis, kind=settings.kind,
+               elements=elements, weights={e: float(weights[e]) for e in elements}, element_channels=settings.channels)
 
 
 #: registry entry (:mod:`hybridpot.registry`)
-SO3_TYPE = DescriptorType("so3", from_config, SO3.from_dict,
+SO3_TYPE = DescriptorType("so3", SO3Settings, from_settings, SO3.from_dict,
                           summary="SO(3) power spectrum or bispectrum on the LAMMPS or the Bessel radial basis")

@@ -76,7 +76,7 @@ def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline
     if m["type"] == "nn" and len(train) > 1 and len(train) - max(1, int(round(m["validation_fraction"] * len(train)))) < 1:
         raise ConfigError(f"{config.source}: [model] validation_fraction = {m['validation_fraction']} leaves no training structure "
                           f"of the {len(train)} in {train.source} (the rest validate): lower it")
-    cv = m["regularization"] == "cv" or f["energy_weight"] == "cv"
+    cv = m.get("regularization") == "cv" or f["energy_weight"] == "cv"
     if cv and m["type"] != "nn" and len(train) < 2:
         raise ConfigError(f"{config.source}: cross-validation (regularization or energy_weight = 'cv') needs at least 2 "
                           f"training structures; {train.source} has {len(train)}")

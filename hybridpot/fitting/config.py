@@ -41,13 +41,13 @@ a trade-off against energies, see benchmarks/results/mlearn_search.md), ``config
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hybridpot.dataset import bundled
-from hybridpot.descriptors.radial import LAMMPS_MAX_NMAX, LAMMPS_MAX_PANELS, max_lammps_alpha
 from hybridpot.errors import ConfigError
 from hybridpot.io.toml import read_toml
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS
@@ -73,29 +73,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "refit_algorithm": ((str,), "LN_BOBYQA", "NLopt algorithm of the co-fit"),
     },
     "descriptor": {
-        "type": ((str,), "so3", "descriptor type (below)"),
-        "basis": ((str,), "lammps", "radial basis: 'lammps' (LAMMPS so3, exportable to ML-IAP) or 'bessel'"),
-        "kind": ((str,), "power", "'power' (power spectrum) or 'bispectrum'"),
-        "rcut": (_NUM, 5.0, "cutoff, Angstrom"),
-        "nmax": ((int,), 4, "radial functions"),
-        "lmax": ((int,), 4, "largest angular momentum"),
-        "alpha": (_NUM, None, "Gaussian smearing of the lammps basis, 1/Angstrom^2 (default 2.0; not for bessel)"),
-        "weights": ((dict,), None, "neighbour weight per element (default 1 each)"),
-        "channels": ((bool,), False, "one density channel per element instead of weighted sums"),
+        "type": ((str,), "so3", "descriptor type (below); its keys go in this table too"),
     },
     "model": {
-        "type": ((str,), "linear", "model type (below)"),
-        "regularization": ((str, float, int), "evidence", "linear/quadratic: 'evidence' (Bayesian), 'cv' or a ridge lambda >= 0"),
-        "cv_folds": ((int,), 5, "folds of regularization = 'cv' and energy_weight = 'cv'"),
-        "hidden": ((list,), [32, 32], "nn: hidden layer widths"),
-        "activation": ((str,), "tanh", "nn: tanh, sigmoid, relu or linear (the LAMMPS mliap nn activations)"),
-        "epochs": ((int,), 2000, "nn: L-BFGS iterations or Adam epochs"),
-        "optimizer": ((str,), "lbfgs", "nn: 'lbfgs' (full batch) or 'adam' (mini-batches)"),
-        "learning_rate": (_NUM, None, "nn with adam: step size (default 3e-3)"),
-        "patience": ((int,), 200, "nn: stop after this many iterations without a better validation loss"),
-        "validation_fraction": (_NUM, 0.1, "nn: structures held out for early stopping"),
-        "committee": ((int,), 1, "nn: members of a committee (> 1: its spread is the uncertainty)"),
-        "bootstrap": ((bool,), True, "nn committee: members on bootstrap resamples (false: all on the full set)"),
+        "type": ((str,), "linear", "model type (below); its keys go in this table too"),
     },
     "fit": {
         "energy_weight": ((int, float, str), 1.0, "weight of the energy rows, or 'cv' (chosen by cross-validation)"),
@@ -188,10 +169,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     if unknown:
         raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SCHEMA)}")
     raw = dict(raw)
-    inline = _split_inline_baseline(raw, source)
+    typed = {section: _split_typed(raw, section) for section in TYPED}
     out = validate_sections(raw, SCHEMA, source)
     _check_values(out, base_dir, source)
-    _check_inline_baseline(out["baseline"], inline, source)
+    for section, registry in TYPED.items():
+        _check_typed(out, section, registry, typed[section], source)
     return FitConfig(out, source)
 
 
@@ -233,65 +215,6 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     if b["refit_max_evals"] < 1:
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     b["type"] = kind
-    d = c["descriptor"]
-    descriptors.get(d["type"], f"{source}: [descriptor] type")
-    if d["basis"] not in ("lammps", "bessel"):
-        raise fail(source, f"[descriptor] basis = {d['basis']!r}: expected 'lammps' or 'bessel'")
-    if d["kind"] not in ("power", "bispectrum"):
-        raise fail(source, f"[descriptor] kind = {d['kind']!r}: expected 'power' or 'bispectrum'")
-    if d["basis"] == "lammps" and d["alpha"] is None:
-        d["alpha"] = 2.0
-    if d["basis"] == "bessel" and d["alpha"] is not None:
-        raise fail(source, f"[descriptor] alpha = {d['alpha']}: only basis = 'lammps' has alpha (Gaussian smearing); remove it for 'bessel'")
-    for key in ("rcut", "alpha"):
-        if d[key] is not None and not d[key] > 0:
-            raise fail(source, f"[descriptor] {key} = {d[key]}: must be positive")
-    for key in ("nmax", "lmax"):
-        if d[key] < 1:
-            raise fail(source, f"[descriptor] {key} = {d[key]}: too small (at least 1)")
-
-    if d["basis"] == "lammps" and d["alpha"] > max_lammps_alpha(d["rcut"]):
-        raise fail(source, f"[descriptor] alpha = {d['alpha']} with rcut = {d['rcut']}: the Gaussian smearing is too narrow for "
-                           f"the radial quadrature (more than {LAMMPS_MAX_PANELS} Gaussian widths across the cutoff; building "
-                           f"the basis takes ~10 s at that limit, 90 s at alpha 1000 and rcut 5); use alpha <= {max_lammps_alpha(d['rcut']):.4g} at this rcut "
-                           "(typical: 1-5)")
-    if d["basis"] == "lammps" and d["nmax"] > LAMMPS_MAX_NMAX:
-        raise fail(source, f"[descriptor] nmax = {d['nmax']}: basis = 'lammps' is limited to nmax <= {LAMMPS_MAX_NMAX} (its "
-                           "polynomial overlap matrix cannot be orthonormalised accurately beyond); lower nmax or use "
-                           "basis = 'bessel'")
-    m = c["model"]
-    entry = models.get(m["type"], f"{source}: [model] type")
-    if entry.build is None:
-        raise fail(source, f"[model] type = {m['type']!r} is not fitted directly (a committee is [model] type = 'nn' with "
-                           "committee = N)")
-    reg = m["regularization"]
-    if isinstance(reg, str) and reg not in ("evidence", "cv"):
-        raise fail(source, f"[model] regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
-    if not isinstance(reg, str) and reg < 0:
-        raise fail(source, f"[model] regularization = {reg}: must be >= 0")
-    if m["cv_folds"] < 2:
-        raise fail(source, f"[model] cv_folds = {m['cv_folds']}: need at least 2")
-    if m["activation"] not in ("tanh", "sigmoid", "relu", "linear"):
-        raise fail(source, f"[model] activation = {m['activation']!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
-    if not all(isinstance(h, int) and h > 0 for h in m["hidden"]):
-        raise fail(source, f"[model] hidden = {m['hidden']}: expected a list of positive integers")
-    if m["optimizer"] not in ("lbfgs", "adam"):
-        raise fail(source, f"[model] optimizer = {m['optimizer']!r}: expected 'lbfgs' or 'adam'")
-    if m["learning_rate"] is not None and m["optimizer"] != "adam":
-        raise fail(source, "[model] learning_rate applies to optimizer = 'adam' (L-BFGS chooses its steps by line search)")
-    if m["learning_rate"] is not None and not m["learning_rate"] > 0:
-        raise fail(source, f"[model] learning_rate = {m['learning_rate']}: must be positive")
-    if m["epochs"] < 1 or m["patience"] < 1:
-        raise fail(source, "[model] epochs and patience must be >= 1")
-    if not 0 < m["validation_fraction"] < 1:
-        raise fail(source, f"[model] validation_fraction = {m['validation_fraction']}: expected 0 < value < 1")
-    if m["committee"] < 1:
-        raise fail(source, "[model] committee must be >= 1")
-    if m["committee"] > 1 and m["type"] != "nn":
-        raise fail(source, f"[model] committee = {m['committee']} applies to nn models; {m['type']} models carry their "
-                            "Bayesian posterior instead (set committee = 1)")
-    if not m["bootstrap"] and m["committee"] == 1:
-        raise fail(source, "[model] bootstrap = false applies to a committee (committee > 1)")
     f = c["fit"]
     if isinstance(f["energy_weight"], str):
         _check_energy_weight_cv(c, source)
@@ -318,31 +241,57 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     c["output"]["dir"] = (base / c["output"]["dir"]).resolve()
 
 
+#: the sections whose keys depend on their type: section -> its registry
+TYPED = {"baseline": baselines, "descriptor": descriptors, "model": models}
+
+
 def _inline_types() -> list[str]:
     """The baseline types that can be defined inside the configuration."""
     return [b.name for b in baselines if b.settings is not None]
 
 
-def _split_inline_baseline(raw: dict[str, Any], source: str) -> dict[str, Any]:
-    """Take the keys of an inline baseline's settings out of ``raw["baseline"]`` (the rest is checked by SCHEMA)."""
-    table = raw.get("baseline")
+def _split_typed(raw: dict[str, Any], section: str) -> dict[str, Any]:
+    """Take the keys of the section's type out of ``raw[section]`` (the rest is checked by SCHEMA)."""
+    table = raw.get(section)
     if not isinstance(table, dict):
         return {}
-    common = SCHEMA["baseline"]
-    raw["baseline"] = {k: v for k, v in table.items() if k in common}
+    common = SCHEMA[section]
+    raw[section] = {k: v for k, v in table.items() if k in common}
     return {k: v for k, v in table.items() if k not in common}
 
 
-def _check_inline_baseline(b: dict[str, Any], inline: dict[str, Any], source: str) -> None:
-    """Validate an inline baseline's keys with its settings type and put them (defaults filled in) into ``b``."""
-    kind = b["type"]
-    if kind in ("file", "none"):
-        if inline:
-            raise fail(source, f"unknown key(s) {sorted(inline)} in [baseline]; allowed: {sorted(SCHEMA['baseline'])}, and "
+def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dict[str, Any], source: str) -> None:
+    """Validate the keys of the section's type with its settings and put them (defaults filled in) into ``c[section]``."""
+    values = c[section]
+    kind = values["type"]
+    where = f"{source}: [{section}]"
+    if section == "baseline" and kind in ("file", "none"):
+        if keys:
+            raise fail(source, f"unknown key(s) {sorted(keys)} in [baseline]; allowed: {sorted(SCHEMA['baseline'])}, and "
                                f"the keys of an inline type ({', '.join(_inline_types())}; see hybridpot config)")
         return
-    settings = baselines.get(kind).settings.from_table(inline, f"{source}: [baseline]")
-    b.update(dataclasses.asdict(settings))
+    entry = registry.get(kind, f"{where} type")
+    if section == "model" and entry.build is None:
+        raise fail(source, f"[model] type = {kind!r} is not fitted directly (a committee is [model] type = 'nn' with "
+                           "committee = N)")
+    own = entry.settings.keys()
+    for key in sorted(set(keys) - set(own)):  # a key of another type: say which
+        others = [e.name for e in registry if e.settings is not None and key in e.settings.keys()]
+        if others:
+            raise fail(source, f"[{section}] {key} = {keys[key]!r} applies to {' and '.join(others)} {section}s, not to "
+                               f"type = {kind!r} (its keys: {', '.join(own) or 'none'})")
+    unknown = sorted(set(keys) - set(own))
+    if unknown:
+        raise fail(source, f"unknown key(s) {unknown} in [{section}]; allowed with type = {kind!r}: "
+                           f"{sorted(set(own) | set(SCHEMA[section]))}")
+    values.update(dataclasses.asdict(entry.settings.from_table(keys, where)))
+
+
+def settings_of(c, section: str):
+    """The typed settings of a validated typed section (``[descriptor]``, ``[model]``, an inline ``[baseline]``)."""
+    values = c[section]
+    entry = TYPED[section].get(values["type"])
+    return entry.settings(**{k: values[k] for k in entry.settings.keys()})
 
 
 def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
@@ -388,7 +337,8 @@ def describe(section: str | None = None) -> str:
             out.append(f"  {name} types:")
             for entry in registry:
                 files = f" (files {', '.join(entry.suffixes)})" if getattr(entry, "suffixes", ()) else ""
-                out.append(f"    {entry.name:<12} {entry.summary}{files}")
+                default = " (the default)" if name != "baseline" and keys["type"][1] == entry.name else ""
+                out.append(f"    {entry.name:<12} {entry.summary}{files}{default}")
                 settings = getattr(entry, "settings", None)
                 for key, kind, default, text in (settings.describe() if settings is not None else ()):
                     out.append(f"      {key:<24} {kind:<16} {default:<12} {text}")
@@ -414,13 +364,29 @@ def commented_toml(section: str | None = None) -> str:
         out += ["", f"[{name}]"]
         for key, (types, default, text) in keys.items():
             kind = " | ".join(t.__name__ for t in types)
-            if (name, key) in placeholders:
-                out.append(f"{key} = {placeholders[(name, key)]}  # {kind}: {text}")
-            elif default is None:
-                out.append(f"# {key} =  # {kind}, not set by default: {text}")
-            else:
-                out.append(f"# {key} = {_toml_value(default)}  # {kind}: {text}")
+            out.append(_toml_line(key, kind, default, text, placeholders.get((name, key))))
+        if name in ("descriptor", "model"):
+            for entry in TYPED[name]:
+                if entry.settings is None:
+                    continue
+                out.append(f"# with type = {entry.name!r}{' (the default)' if entry.name == keys['type'][1] else ''}:")
+                for key, kind, default, text in entry.settings.describe():
+                    out.append(_toml_line(key, kind, ... if default == "required" else _parse_repr(default), text, None))
     return "\n".join(out) + "\n"
+
+
+def _toml_line(key: str, kind: str, default: Any, text: str, placeholder: str | None) -> str:
+    """One key of :func:`commented_toml`: set to the placeholder, or commented out at its default."""
+    if placeholder is not None:
+        return f"{key} = {placeholder}  # {kind}: {text}"
+    if default is None or default is ...:
+        return f"# {key} =  # {kind}, {'required' if default is ... else 'not set by default'}: {text}"
+    return f"# {key} = {_toml_value(default)}  # {kind}: {text}"
+
+
+def _parse_repr(text: str) -> Any:
+    """The value of a :meth:`Settings.describe` default (a repr of a literal)."""
+    return ast.literal_eval(text)
 
 
 def _toml_value(value: Any) -> str:

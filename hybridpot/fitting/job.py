@@ -28,7 +28,7 @@ from hybridpot.errors import ConfigError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
 from hybridpot.fitting.cofit import cofit
-from hybridpot.fitting.config import FitConfig
+from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.units import check_units, units_message
@@ -84,9 +84,7 @@ def make_baseline(config: FitConfig):
         return None
     if b["type"] == "file":
         return load(b["file"])
-    entry = baselines.get(b["type"])
-    settings = entry.settings(**{k: b[k] for k in entry.settings.keys()})
-    return entry.build(settings, f"{config.source} [baseline]")
+    return baselines.get(b["type"]).build(settings_of(config, "baseline"), f"{config.source} [baseline]")
 
 
 def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
@@ -122,7 +120,8 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     entry = models.get(m["type"])
     if not entry.linear:
         with timer(f"train {entry.name}"):
-            return None, weights, entry.train(potential, data, baseline, weights, m, seed=f["seed"], progress=progress, log=log)
+            return None, weights, entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
+                                              progress=progress, log=log)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
                                   progress, **energy_weight_choice)
@@ -148,8 +147,8 @@ def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
 def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPotential:
     """Baseline + descriptor + (unfitted) model as configured (each built by its registered type)."""
     try:
-        descriptor = descriptors.get(config["descriptor"]["type"]).build(config["descriptor"], elements)
-        model = models.get(config["model"]["type"]).build(config["model"], elements, descriptor.n_features)
+        descriptor = descriptors.get(config["descriptor"]["type"]).build(settings_of(config, "descriptor"), elements)
+        model = models.get(config["model"]["type"]).build(settings_of(config, "model"), elements, descriptor.n_features)
     except ConfigError as exc:
         raise ConfigError(f"{config.source}: {exc}") from exc
     return HybridPotential(baseline, descriptor, model)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from hybridpot.dataset import Dataset
 from hybridpot.fitting.assembly import Weights
 from hybridpot.models.committee import CommitteeModel
-from hybridpot.models.nn import NNModel
+from hybridpot.models.nn import NNModel, NNSettings
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, voigt_to_matrix
 from hybridpot.prediction import BaselinePredictions, reference_energies
@@ -132,16 +132,16 @@ def _full_loss(model, batches: list[_Batch], weights: Weights, norms: Mapping[st
     return total
 
 
-def _adam_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[str, float], settings: Mapping[str, Any],
+def _adam_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[str, float], settings: NNSettings,
                  rng: np.random.Generator) -> Iterator[tuple[int, float]]:
     """Mini-batch Adam: one round per epoch (every batch once, in a seeded random order).
 
     Yields (epochs done, summed training loss of the epoch); the caller passes the validation loss
     back with ``send`` (it drives the learning-rate schedule).
     """
-    opt = torch.optim.Adam(model.parameters(), lr=float(settings["learning_rate"] or DEFAULT_ADAM_LR))
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(settings["patience"] // 4, 1))
-    for epoch in range(settings["epochs"]):
+    opt = torch.optim.Adam(model.parameters(), lr=float(settings.learning_rate or DEFAULT_ADAM_LR))
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(settings.patience // 4, 1))
+    for epoch in range(settings.epochs):
         total = 0.0
         for k in rng.permutation(len(train)):
             opt.zero_grad()
@@ -153,12 +153,12 @@ def _adam_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[st
         sched.step(val_loss)
 
 
-def _lbfgs_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[str, float], settings: Mapping[str, Any],
+def _lbfgs_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[str, float], settings: NNSettings,
                   rng: np.random.Generator) -> Iterator[tuple[int, float]]:
     """Full-batch L-BFGS (strong Wolfe line search, history 50): one round per ``LBFGS_ROUND`` iterations.
 
     Yields (iterations done, training loss at the start of the round's last iteration); stops at
-    ``settings["epochs"]`` iterations or when L-BFGS converges (no iteration made in a round).
+    ``settings.epochs`` iterations or when L-BFGS converges (no iteration made in a round).
     ``rng`` is unused (the signature of :func:`_adam_rounds`, which shuffles).
     """
     opt = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=LBFGS_ROUND, history_size=50,
@@ -171,8 +171,8 @@ def _lbfgs_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[s
         return last[0]
 
     done = 0
-    while done < settings["epochs"]:
-        opt.param_groups[0]["max_iter"] = min(LBFGS_ROUND, settings["epochs"] - done)
+    while done < settings.epochs:
+        opt.param_groups[0]["max_iter"] = min(LBFGS_ROUND, settings.epochs - done)
         opt.step(closure)
         now = opt.state[opt.param_groups[0]["params"][0]]["n_iter"]
         if now == done:
@@ -181,7 +181,7 @@ def _lbfgs_rounds(model, train: list[_Batch], weights: Weights, norms: Mapping[s
         yield done, last[0]
 
 
-def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: Mapping[str, Any],
+def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: NNSettings,
            seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the :class:`~hybridpot.models.nn.NNModel` of ``potential`` in place.
 
@@ -205,7 +205,7 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
     for s, atoms in enumerate(data.frames):
         copies.setdefault(id(atoms), []).append(s)
     distinct = list(copies.values())
-    n_val = max(1, int(round(settings["validation_fraction"] * len(distinct)))) if len(distinct) > 1 else 0
+    n_val = max(1, int(round(settings.validation_fraction * len(distinct)))) if len(distinct) > 1 else 0
     order = rng.permutation(len(distinct))
     val_idx = np.sort([s for k in order[:n_val] for s in distinct[k]]).astype(int)
     train_idx = np.sort([s for k in order[n_val:] for s in distinct[k]]).astype(int)
@@ -218,12 +218,12 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
     model.set_input_scaling(allB, alltypes)
     model.set_output_bias(reference_energies(data, baseline, model.elements))
     norms, val_norms = _norms(train), _norms(val)
-    optimizer = settings["optimizer"]
+    optimizer = settings.optimizer
     rounds = {"adam": _adam_rounds, "lbfgs": _lbfgs_rounds}[optimizer](model, train, weights, norms, settings, rng)
     unit = "iteration" if optimizer == "lbfgs" else "epoch"
     best = (float("inf"), 0, {k: v.clone() for k, v in model.state_dict().items()})
     curve = []
-    bar = tqdm(total=settings["epochs"], desc=f"train nn ({optimizer})", unit=unit, disable=not progress, leave=False)
+    bar = tqdm(total=settings.epochs, desc=f"train nn ({optimizer})", unit=unit, disable=not progress, leave=False)
     val_loss = None
     while True:
         try:
@@ -236,7 +236,7 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
             best = (val_loss, step, {k: v.clone() for k, v in model.state_dict().items()})
         bar.update(step - bar.n)
         bar.set_postfix(train=f"{train_loss:.3e}", val=f"{val_loss:.3e}")
-        if step - best[1] >= settings["patience"]:
+        if step - best[1] >= settings.patience:
             break
     bar.close()
     model.load_state_dict(best[2])
@@ -250,7 +250,7 @@ def fit_nn(potential: HybridPotential, data: Dataset, baseline: BaselinePredicti
 
 
 def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights,
-                     settings: Mapping[str, Any], n_members: int, seed: int = 0, bootstrap: bool = True, progress: bool = True,
+                     settings: NNSettings, n_members: int, seed: int = 0, bootstrap: bool = True, progress: bool = True,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train a committee of ``n_members`` NN models and set it as ``potential.model`` (in place).
 
@@ -284,18 +284,18 @@ def fit_nn_committee(potential: HybridPotential, data: Dataset, baseline: Baseli
     return {"members": records, "bootstrap": bootstrap}
 
 
-def train(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: Mapping[str, Any],
+def train(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights, settings: NNSettings,
           seed: int = 0, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The ``train`` of the nn model type: one network (:func:`fit_nn`), or a committee of ``settings["committee"]``
+    """The ``train`` of the nn model type: one network (:func:`fit_nn`), or a committee of ``settings.committee``
     members (:func:`fit_nn_committee`). Returns the record for report.json's "fit" (key "nn" or "nn_committee")."""
-    if settings["committee"] > 1:
-        return {"nn_committee": fit_nn_committee(potential, data, baseline, weights, settings, settings["committee"], seed=seed,
-                                                 bootstrap=settings["bootstrap"], progress=progress, log=log)}
+    if settings.committee > 1:
+        return {"nn_committee": fit_nn_committee(potential, data, baseline, weights, settings, settings.committee, seed=seed,
+                                                 bootstrap=settings.bootstrap, progress=progress, log=log)}
     return {"nn": fit_nn(potential, data, baseline, weights, settings, seed=seed, progress=progress, log=log)}
 
 
 #: registry entry (:mod:`hybridpot.registry`): the model (:class:`~hybridpot.models.nn.NNModel`) with its trainer
-NN = ModelType("nn", lambda settings, elements, n_features: NNModel(elements, n_features, hidden=settings["hidden"],
-                                                                    activation=settings["activation"]),
+NN = ModelType("nn", NNSettings, lambda settings, elements, n_features: NNModel(elements, n_features, hidden=settings.hidden,
+                                                                                activation=settings.activation),
                lambda d, nested: NNModel.from_dict(d), linear=False, train=train,
                summary="per-element multilayer perceptron (LAMMPS mliap nn activations); a committee with committee = N")

@@ -68,5 +68,5 @@ class CommitteeModel(torch.nn.Module):
 
 
 #: registry entry (:mod:`hybridpot.registry`): what ``[model] type = "nn"`` with ``committee > 1`` fits; read back from model files
-COMMITTEE = ModelType("committee", None, CommitteeModel.from_dict, linear=False,
+COMMITTEE = ModelType("committee", None, None, CommitteeModel.from_dict, linear=False,
                       summary="mean of member models (fitted as [model] type = 'nn' with committee = N)")

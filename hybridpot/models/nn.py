@@ -7,10 +7,14 @@ activation and a linear output node: E = net_t(x) (eV). Activations are those LA
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from hybridpot.errors import ConfigError
+from hybridpot.settings import Settings
 
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "linear": torch.nn.Identity}
 
@@ -114,3 +118,38 @@ class NNModel(torch.nn.Module):
                     m.weight.copy_(w)
                     m.bias.copy_(b)
         return model
+
+
+@dataclasses.dataclass
+class NNSettings(Settings):
+    """The keys of ``[model] type = "nn"``: the network and its training (:mod:`hybridpot.fitting.nn`)."""
+
+    hidden: list[int] = dataclasses.field(default_factory=lambda: [32, 32], metadata={"help": "hidden layer widths"})
+    activation: str = dataclasses.field(default="tanh", metadata={"help": "tanh, sigmoid, relu or linear (the LAMMPS mliap nn activations)"})
+    epochs: int = dataclasses.field(default=2000, metadata={"help": "L-BFGS iterations or Adam epochs"})
+    optimizer: str = dataclasses.field(default="lbfgs", metadata={"help": "'lbfgs' (full batch) or 'adam' (mini-batches)"})
+    learning_rate: float | None = dataclasses.field(default=None, metadata={"help": "adam: step size (default 3e-3)"})
+    patience: int = dataclasses.field(default=200, metadata={"help": "stop after this many iterations without a better validation loss"})
+    validation_fraction: float = dataclasses.field(default=0.1, metadata={"help": "structures held out for early stopping"})
+    committee: int = dataclasses.field(default=1, metadata={"help": "members of a committee (> 1: its spread is the uncertainty)"})
+    bootstrap: bool = dataclasses.field(default=True, metadata={"help": "committee members on bootstrap resamples (false: all on the full set)"})
+
+    def check(self, where: str) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"{where} activation = {self.activation!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
+        if not self.hidden or not all(h > 0 for h in self.hidden):
+            raise ConfigError(f"{where} hidden = {self.hidden}: expected a list of positive integers")
+        if self.optimizer not in ("lbfgs", "adam"):
+            raise ConfigError(f"{where} optimizer = {self.optimizer!r}: expected 'lbfgs' or 'adam'")
+        if self.learning_rate is not None and self.optimizer != "adam":
+            raise ConfigError(f"{where} learning_rate applies to optimizer = 'adam' (L-BFGS chooses its steps by line search)")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ConfigError(f"{where} learning_rate = {self.learning_rate}: must be positive")
+        if self.epochs < 1 or self.patience < 1:
+            raise ConfigError(f"{where} epochs and patience must be >= 1")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"{where} validation_fraction = {self.validation_fraction}: expected 0 < value < 1")
+        if self.committee < 1:
+            raise ConfigError(f"{where} committee must be >= 1")
+        if not self.bootstrap and self.committee == 1:
+            raise ConfigError(f"{where} bootstrap = false applies to a committee (committee > 1)")

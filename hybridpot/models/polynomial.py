@@ -13,12 +13,15 @@ terms are in LAMMPS's order (upper triangle row by row, diagonal first in each r
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from hybridpot.errors import ConfigError
 from hybridpot.registry import ModelType
+from hybridpot.settings import Settings
 
 
 class PolynomialModel(torch.nn.Module):
@@ -96,10 +99,29 @@ class PolynomialModel(torch.nn.Module):
         return model
 
 
+@dataclasses.dataclass
+class LinearSettings(Settings):
+    """The keys of ``[model] type = "linear"`` and ``"quadratic"``."""
+
+    regularization: str | float = dataclasses.field(default="evidence", metadata={
+        "help": "'evidence' (Bayesian: maximise the marginal likelihood), 'cv' (k-fold) or a ridge lambda >= 0"})
+    cv_folds: int = dataclasses.field(default=5, metadata={"help": "folds of regularization = 'cv' and energy_weight = 'cv'"})
+
+    def check(self, where: str) -> None:
+        reg = self.regularization
+        if isinstance(reg, str) and reg not in ("evidence", "cv"):
+            raise ConfigError(f"{where} regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")
+        if not isinstance(reg, str) and reg < 0:
+            raise ConfigError(f"{where} regularization = {reg}: must be >= 0")
+        if self.cv_folds < 2:
+            raise ConfigError(f"{where} cv_folds = {self.cv_folds}: need at least 2")
+
+
 #: registry entries (:mod:`hybridpot.registry`): linear in their parameters, so solved by the streamed QR
-LINEAR = ModelType("linear", lambda settings, elements, n_features: PolynomialModel(elements, n_features),
+LINEAR = ModelType("linear", LinearSettings, lambda settings, elements, n_features: PolynomialModel(elements, n_features),
                    lambda d, nested: PolynomialModel.from_dict(d), linear=True,
                    summary="E_t(B) = b_0 + b . B per element; Bayesian posterior, evidence or CV regularisation")
-QUADRATIC = ModelType("quadratic", lambda settings, elements, n_features: PolynomialModel(elements, n_features, quadratic=True),
+QUADRATIC = ModelType("quadratic", LinearSettings,
+                      lambda settings, elements, n_features: PolynomialModel(elements, n_features, quadratic=True),
                       lambda d, nested: PolynomialModel.from_dict(d), linear=True,
                       summary="linear plus all products B_k B_l / (1 + [k = l]); Bayesian posterior")
