@@ -84,11 +84,15 @@ class Dataset:
         z = np.array([atomic_numbers[e] for e in elements])
         return np.array([[np.count_nonzero(a.numbers == zt) for zt in z] for a in self.frames], dtype=float)
 
+    def atom_rows(self, index: Sequence[int]) -> np.ndarray:
+        """Rows of ``forces`` (and of any per-atom array of this set) of the structures ``index``, in that order."""
+        ptr = self.ptr
+        return np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index]) if len(index) else np.zeros(0, int)
+
     def subset(self, index: Sequence[int]) -> "Dataset":
         """The structures ``index`` (in that order)."""
         index = list(index)
-        ptr = self.ptr
-        rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index]) if index else np.zeros(0, int)
+        rows = self.atom_rows(index)
         return Dataset(
             frames=[self.frames[s] for s in index],
             energy=self.energy[index],

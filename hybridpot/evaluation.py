@@ -13,7 +13,7 @@ from hybridpot.io.modelfile import load
 from hybridpot.metrics import format_table
 from hybridpot.plots import parity_plots
 from hybridpot.prediction import baseline_predictions, predict
-from hybridpot.scoring import baseline_only, errors, errors_by_config_type
+from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
@@ -54,7 +54,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     log(format_table(rows))
     if by_type["hybrid"]:
         log("by config_type:")
-        log(format_table({f"{kind} {label}": table[kind] for kind in by_type["hybrid"] for label, table in reversed(by_type.items())}))
+        log(config_type_table(by_type))
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {}}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))

@@ -53,9 +53,7 @@ class BaselinePredictions:
         """The predictions of the structures ``index`` (repeats allowed) of ``data`` (the set these belong to),
         matching ``data.subset(index)``."""
         index = np.asarray(index, dtype=int)
-        ptr = data.ptr
-        rows = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index]) if index.size else np.zeros(0, dtype=int)
-        return BaselinePredictions(self.energy[index], self.forces[rows], self.virial[index])
+        return BaselinePredictions(self.energy[index], self.forces[data.atom_rows(index)], self.virial[index])
 
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> BaselinePredictions:

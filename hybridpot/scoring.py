@@ -36,9 +36,7 @@ def errors_by_config_type(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict
 
 def subset_predictions(data: Dataset, pred: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
     """The predictions of the structures ``index`` of ``data`` (matching ``data.subset(index)``)."""
-    ptr = data.ptr
-    atoms = np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index])
-    out = {"energy": pred["energy"][index], "forces": pred["forces"][atoms]}
+    out = {"energy": pred["energy"][index], "forces": pred["forces"][data.atom_rows(index)]}
     if pred.get("stress") is not None:
         out["stress"] = pred["stress"][index]
     return out
@@ -53,6 +51,9 @@ def baseline_only(data: Dataset, baseline: BaselinePredictions, reference: Mappi
     return {"energy": energy, "forces": baseline.forces, "stress": stress}
 
 
-def config_type_table(by_type: Mapping[str, Mapping[str, float]], label: str = "") -> str:
-    """The per-config_type errors as a text table (rows ``label config_type``)."""
-    return format_table({f"{label}{kind}": row for kind, row in by_type.items()})
+def config_type_table(by_type: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:
+    """The per-config_type errors ``{"baseline only": {kind: metrics}, "hybrid": {kind: metrics}}`` (either may be
+    missing) as one text table, rows ``KIND baseline only`` then ``KIND hybrid``."""
+    kinds = list(dict.fromkeys(k for table in by_type.values() for k in table))
+    return format_table({f"{kind} {label}": by_type[label][kind] for kind in kinds
+                         for label in ("baseline only", "hybrid") if kind in by_type.get(label, {})})

@@ -40,7 +40,7 @@ from hybridpot.plots import parity_plots
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
-from hybridpot.scoring import baseline_only, errors, errors_by_config_type
+from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
@@ -205,8 +205,7 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     shown = "test" if "test" in report["by_config_type"] else "train"  # the other set's are in report.json
     for name, by_type in ((k, v) for k, v in report["by_config_type"].items() if k == shown):
         log(f"{name} by config_type:")
-        log(format_table({f"{kind} {label}": row for kind in by_type["hybrid"]
-                          for label, row in (("baseline only", by_type["baseline only"][kind]), ("hybrid", by_type["hybrid"][kind]))}))
+        log(config_type_table(by_type))
     log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in report["timings"].items())
         + f"; total {report['total_seconds']:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
     log(f"wrote {model_path}")
@@ -266,9 +265,11 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             report[name] = errors(data, preds[name])
         report["baseline_only"] = {name: errors(data, base_preds[name]) for name, data in sets.items()}
         report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
-        report["by_config_type"] = {name: {"hybrid": errors_by_config_type(data, preds[name]),
-                                           "baseline only": errors_by_config_type(data, base_preds[name])}
-                                    for name, data in sets.items() if errors_by_config_type(data, preds[name])}
+        report["by_config_type"] = {}
+        for name, data in sets.items():
+            hybrid = errors_by_config_type(data, preds[name])
+            if hybrid:
+                report["by_config_type"][name] = {"hybrid": hybrid, "baseline only": errors_by_config_type(data, base_preds[name])}
     # --- uncertainty data (hybridpot.uq): posterior + noise, MaxVol active set, reference energies
 
     with timer("uncertainty data"):
