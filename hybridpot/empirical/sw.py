@@ -35,10 +35,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
-from ase.data import atomic_numbers
 
-from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
-from hybridpot.empirical.triplet_file import Triplet, read_entries
+from hybridpot.empirical.triplet_file import Triplet, TripletFilePotential, read_entries
 from hybridpot.errors import PotentialFileError
 from hybridpot.neighbors import PairGraph, pair_triplets
 from hybridpot.registry import BaselineType
@@ -54,7 +52,7 @@ PAIR_TERMS = {"A epsilon": lambda v: v["A"] * v["epsilon"], "B": lambda v: v["B"
 ANGLE_TERMS = {"lambda epsilon": lambda v: v["lambda"] * v["epsilon"], "costheta0": lambda v: v["costheta0"]}
 
 
-class StillingerWeber(EmpiricalPotential):
+class StillingerWeber(TripletFilePotential):
     """Stillinger-Weber potential ``pair_style sw``; one row of parameters per element triplet.
 
     Parameters (torch ``Parameter``, float64, shape (n_elements**3,), row ``(a * n + b) * n + c`` for the
@@ -72,26 +70,25 @@ class StillingerWeber(EmpiricalPotential):
             energies would depend on the atom numbering in LAMMPS (module docstring).
     """
 
+    style = "sw"
+
     def __init__(self, elements: Sequence[str], entries: Mapping[Triplet, Sequence[float]], source: str = "Stillinger-Weber",
                  path: str | Path | None = None) -> None:
         elements = list(elements)
         rows = []
-        for key in [(a, b, c) for a in elements for b in elements for c in elements]:
+        for key in _triplets_of(elements):
             if key not in entries:
                 raise PotentialFileError(f"{source}: missing entry for {' '.join(key)} (every ordered triplet of "
                                          f"{', '.join(elements)} is needed)")
             rows.append(_checked_entry([float(v) for v in entries[key]], f"{source}: entry {' '.join(key)}"))
         _check_symmetric(elements, {k: dict(zip(FIELDS, r)) for k, r in zip(_triplets_of(elements), rows)}, source)
         table = torch.tensor(rows, dtype=torch.float64)
-        n = len(elements)
-        pair_rows = torch.tensor([(t * n + u) * n + u for t in range(n) for u in range(n)])
         cut = table[:, FIELDS.index("a")] * table[:, FIELDS.index("sigma")]
-        super().__init__(float(cut[pair_rows].max()), elements, source)
-        self.path = Path(path) if path is not None else None
-        self.n_elements = n
+        super().__init__(float(cut[_pair_rows(len(elements))].max()), elements, source)
+        self.n_elements = len(elements)
         for f, name in enumerate(PARAMETERS):
             setattr(self, name, torch.nn.Parameter(table[:, f].clone()))
-        self._file_values = self._values()
+        self._remember_file(path)
 
     def _values(self) -> torch.Tensor:
         """(n_elements**3, 11) current values, ``FIELDS`` order (``tol`` = 0), detached copy."""
@@ -135,31 +132,7 @@ class StillingerWeber(EmpiricalPotential):
 
     def update_cutoff(self) -> None:
         """Set the cutoff to the largest pair cutoff a sigma (Angstrom), after refitting a or sigma."""
-        n = self.n_elements
-        pair_rows = torch.tensor([(t * n + u) * n + u for t in range(n) for u in range(n)])
-        self.cutoff = float((self.a * self.sigma).detach()[pair_rows].max())
-
-    def entries(self) -> dict[Triplet, list[float]]:
-        """Current parameters as ``{(el1, el2, el3): [epsilon, ..., tol]}`` (``FIELDS`` order)."""
-        return dict(zip(_triplets_of(self.elements), self._values().tolist()))
-
-    def lammps_pair(self, type_elements: Sequence[str]) -> LammpsPair:
-        """``pair_style sw`` with ``pair_coeff * * {file} El1 El2 ...``.
-
-        Raises:
-            StructureError: an element this potential does not cover.
-            ValueError: no file holds the current parameters (changed since read, or never written): call
-                :meth:`write` first.
-        """
-        self.types(torch.tensor([atomic_numbers[e] for e in type_elements], dtype=torch.int64))
-        if self.path is None or not torch.equal(self._values(), self._file_values):
-            raise ValueError(f"{self.source}: the parameters are not those of a file (changed since read, or never "
-                             "written); call write(path) first")
-        return LammpsPair(style="sw", coeffs=[("*", "*", f"{{{self.path.name}}} {' '.join(type_elements)}")], files=[self.path])
-
-    @property
-    def file_name(self) -> str:
-        return self.path.name if self.path is not None else "potential.sw"
+        self.cutoff = float((self.a * self.sigma).detach()[_pair_rows(self.n_elements)].max())
 
     def to_text(self) -> str:
         """The current parameters as a LAMMPS ``.sw`` file (full double precision: :meth:`read` gives them back).
@@ -175,10 +148,6 @@ class StillingerWeber(EmpiricalPotential):
                   "# UNITS: metal  (epsilon in eV, sigma in Angstrom, the rest dimensionless)",
                   "# element1 element2 element3 " + " ".join(FIELDS)]
         return "\n".join(header + [" ".join(list(k) + [repr(v) for v in values]) for k, values in entries.items()]) + "\n"
-
-    def _now_in_file(self, path: Path) -> None:
-        self.path = path
-        self._file_values = self._values()
 
     @classmethod
     def read(cls, path: str | Path, elements: Sequence[str] | None = None) -> "StillingerWeber":
@@ -196,6 +165,11 @@ class StillingerWeber(EmpiricalPotential):
 
 def _triplets_of(elements: Sequence[str]) -> list[Triplet]:
     return [(a, b, c) for a in elements for b in elements for c in elements]
+
+
+def _pair_rows(n: int) -> torch.Tensor:
+    """The rows ``(t n + u) n + u`` of the pair (``ijj``) entries of ``n`` elements."""
+    return torch.tensor([(t * n + u) * n + u for t in range(n) for u in range(n)])
 
 
 def _checked_entry(values: list[float], where: str) -> list[float]:

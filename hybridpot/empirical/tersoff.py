@@ -47,10 +47,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
-from ase.data import atomic_numbers
 
-from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
-from hybridpot.empirical.triplet_file import Triplet, read_entries
+from hybridpot.empirical.triplet_file import Triplet, TripletFilePotential, read_entries
 from hybridpot.errors import PotentialFileError
 from hybridpot.neighbors import PairGraph, pair_triplets
 from hybridpot.registry import BaselineType
@@ -67,7 +65,7 @@ NON_NEGATIVE = ("c", "d", "n", "beta", "lambda2", "B", "R", "D", "lambda1", "A",
 
 
 
-class Tersoff(EmpiricalPotential):
+class Tersoff(TripletFilePotential):
     """Tersoff potential ``pair_style tersoff``; one row of parameters per element triplet.
 
     Parameters (torch ``Parameter``, float64, shape (n_elements**3,), row ``(a * n + b) * n + c``
@@ -86,6 +84,8 @@ class Tersoff(EmpiricalPotential):
     Raises:
         PotentialFileError: a missing triplet or a value LAMMPS rejects.
     """
+
+    style = "tersoff"
 
     def __init__(
         self,
@@ -114,12 +114,11 @@ class Tersoff(EmpiricalPotential):
         table = torch.tensor(rows, dtype=torch.float64)  # (n_el**3, 14)
         cutoff = float((table[:, FIELDS.index("R")] + table[:, FIELDS.index("D")]).max())
         super().__init__(cutoff, elements, source)
-        self.path = Path(path) if path is not None else None
         self.register_buffer("m", table[:, 0].clone())
         for f, name in enumerate(FIELDS[1:], start=1):
             setattr(self, name, torch.nn.Parameter(table[:, f].clone()))
         self.n_elements = n_el
-        self._file_values = self._values().cpu()
+        self._remember_file(path)
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
         """(N,) per-atom energies in eV, split between atoms as LAMMPS ``compute pe/atom`` does."""
@@ -187,34 +186,6 @@ class Tersoff(EmpiricalPotential):
         """Set the cutoff to the largest R + D (Angstrom), after refitting R or D."""
         self.cutoff = float((self.R + self.D).detach().max())
 
-    def entries(self) -> dict[Triplet, list[float]]:
-        """Current parameters as ``{(el1, el2, el3): [m, gamma, ..., A]}`` (``FIELDS`` order)."""
-        return dict(zip(self._element_triplets(), self._values().tolist()))
-
-    def lammps_pair(self, type_elements: Sequence[str]) -> LammpsPair:
-        """``pair_style tersoff`` with ``pair_coeff * * {file} El1 El2 ...``.
-
-        Raises:
-            StructureError: an element this potential does not cover.
-            ValueError: no file holds the current parameters (never read or written, or changed
-                since): call :meth:`write` first.
-        """
-        self.types(torch.tensor([atomic_numbers[e] for e in type_elements], dtype=torch.int64))
-        if self.path is None or not torch.equal(self._values().cpu(), self._file_values):
-            raise ValueError(
-                f"{self.source}: the parameters are not those of a file (changed since read, or never "
-                f"written); call write(path) first"
-            )
-        return LammpsPair(
-            style="tersoff",
-            coeffs=[("*", "*", f"{{{self.path.name}}} {' '.join(type_elements)}")],
-            files=[self.path],
-        )
-
-    @property
-    def file_name(self) -> str:
-        return self.path.name if self.path is not None else "potential.tersoff"
-
     def to_text(self) -> str:
         """The current parameters as a LAMMPS ``.tersoff`` file (full double precision, so
         :meth:`read` gives back the same parameters).
@@ -232,10 +203,6 @@ class Tersoff(EmpiricalPotential):
         ]
         body = [" ".join([a, b, c] + [repr(v) for v in values]) for (a, b, c), values in entries.items()]
         return "\n".join(header + body) + "\n"
-
-    def _now_in_file(self, path: Path) -> None:
-        self.path = path
-        self._file_values = self._values().cpu()
 
     @classmethod
     def read(cls, path: str | Path, elements: Sequence[str] | None = None) -> "Tersoff":
@@ -260,11 +227,7 @@ class Tersoff(EmpiricalPotential):
 
     def _values(self) -> torch.Tensor:
         """(n_elements**3, 14) current parameters, ``FIELDS`` order, detached copy."""
-        return torch.stack([self.m] + [getattr(self, name).detach() for name in PARAMETERS], dim=1).clone()
-
-    def _element_triplets(self) -> list[Triplet]:
-        """Element triplets in row order."""
-        return [(a, b, c) for a in self.elements for b in self.elements for c in self.elements]
+        return torch.stack([self.m] + [getattr(self, name).detach() for name in PARAMETERS], dim=1).cpu().clone()
 
 
 def _check_entry(values: Sequence[float], where: str) -> None:

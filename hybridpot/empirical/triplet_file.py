@@ -1,4 +1,5 @@
-"""LAMMPS potential files of element-triplet entries (``.tersoff``, ``.sw``): parsing and selecting entries.
+"""LAMMPS potential files of element-triplet entries (``.tersoff``, ``.sw``): parsing and selecting entries, and
+:class:`TripletFilePotential`, what the potentials read from them share.
 
 As LAMMPS reads them: ``#`` starts a comment, blank lines are skipped, and each entry is three element
 names followed by a fixed number of values, possibly over several lines.
@@ -10,11 +11,62 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from ase.data import atomic_numbers
 
+from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import PotentialFileError
 
 Triplet = tuple[str, str, str]
+
+
+class TripletFilePotential(EmpiricalPotential):
+    """A potential with one row of parameters per ordered element triplet, read from (and written as) a LAMMPS file.
+
+    Subclasses set :attr:`style` (the LAMMPS pair style, also the file suffix) and implement :meth:`_values`; they
+    call :meth:`_remember_file` once their parameters exist.
+    """
+
+    style: str
+
+    def _values(self) -> torch.Tensor:  # pragma: no cover - abstract
+        """(n_elements**3, n_fields) current parameters in file order, a detached CPU copy."""
+        raise NotImplementedError
+
+    def _remember_file(self, path: Path | None) -> None:
+        """Record that ``path`` (or no file) holds the current parameters."""
+        self.path = Path(path) if path is not None else None
+        self._file_values = self._values()
+
+    def _now_in_file(self, path: Path) -> None:
+        self._remember_file(path)
+
+    def element_triplets(self) -> list[Triplet]:
+        """The element triplets in row order (row ``(a n + b) n + c``)."""
+        return [(a, b, c) for a in self.elements for b in self.elements for c in self.elements]
+
+    def entries(self) -> dict[Triplet, list[float]]:
+        """Current parameters as ``{(el1, el2, el3): values in file order}``."""
+        return dict(zip(self.element_triplets(), self._values().tolist()))
+
+    def lammps_pair(self, type_elements: Sequence[str]) -> LammpsPair:
+        """``pair_style STYLE`` with ``pair_coeff * * {file} El1 El2 ...``.
+
+        Raises:
+            StructureError: an element this potential does not cover.
+            ValueError: no file holds the current parameters (never read or written, or changed since): call
+                :meth:`write` first.
+        """
+        self.types(torch.tensor([atomic_numbers[e] for e in type_elements], dtype=torch.int64))
+        if self.path is None or not torch.equal(self._values(), self._file_values):
+            raise ValueError(f"{self.source}: the parameters are not those of a file (changed since read, or never "
+                             "written); call write(path) first")
+        return LammpsPair(style=self.style, coeffs=[("*", "*", f"{{{self.path.name}}} {' '.join(type_elements)}")],
+                          files=[self.path])
+
+    @property
+    def file_name(self) -> str:
+        return self.path.name if self.path is not None else f"potential.{self.style}"
 
 
 def parse_entries(path: Path, fields: Sequence[str]) -> list[tuple[Triplet, list[float], int]]:
