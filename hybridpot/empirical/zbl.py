@@ -77,11 +77,14 @@ class ZBL(EmpiricalPotential):
         super().__init__(float(outer), elements, source)
         self.inner, self.outer, self.z_given = float(inner), float(outer), z
         self.register_buffer("z", torch.tensor(charges, dtype=torch.float64), persistent=False)
+        # the switch depends on the element pair only: (T, T, 3) once, not per pair and call
+        self.register_buffer("switch", self.switch_coefficients(self.z[:, None].expand(-1, len(charges)),
+                                                                self.z[None, :].expand(len(charges), -1)), persistent=False)
 
     def _screened(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, order: int) -> torch.Tensor:
-        """The ``order``-th r-derivative (0, 1, 2) of e(r) for pairs of charges zi, zj (all (P,))."""
-        b = torch.stack([d * (zi**POWER + zj**POWER) / A0 for d in SCREEN_D])  # (4, P) 1/Angstrom
-        c = torch.tensor(SCREEN_C, dtype=r.dtype, device=r.device)[:, None]
+        """The ``order``-th r-derivative (0, 1, 2) of e(r) for pairs of charges zi, zj (r, zi, zj of one shape)."""
+        b = torch.stack([d * (zi**POWER + zj**POWER) / A0 for d in SCREEN_D])  # (4, ...) 1/Angstrom
+        c = torch.tensor(SCREEN_C, dtype=r.dtype, device=r.device).reshape((4,) + (1,) * r.dim())
         ex = c * torch.exp(-b * r)
         phi, dphi, d2phi = ex.sum(0), -(b * ex).sum(0), (b * b * ex).sum(0)
         k = COULOMB * zi * zj
@@ -91,14 +94,18 @@ class ZBL(EmpiricalPotential):
             return k * (dphi / r - phi / r**2)
         return k * (d2phi / r - 2 * dphi / r**2 + 2 * phi / r**3)
 
-    def pair_energy(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor) -> torch.Tensor:
-        """(P,) the switched pair energy E(r) (eV) for pairs at r < outer with charges zi, zj."""
-        rc = torch.full_like(r, self.outer)
+    def switch_coefficients(self, zi: torch.Tensor, zj: torch.Tensor) -> torch.Tensor:
+        """(..., 3) the switch's A, B, C (module docstring) for pairs of charges zi, zj (any matching shape)."""
+        rc = torch.full_like(zi, self.outer)
         tc = self.outer - self.inner
         e, de, d2e = (self._screened(rc, zi, zj, k) for k in range(3))
-        swa = (-3.0 * de + tc * d2e) / tc**2
-        swb = (2.0 * de - tc * d2e) / tc**3
-        swc = -e + tc * de / 2.0 - tc**2 * d2e / 12.0
+        return torch.stack([(-3.0 * de + tc * d2e) / tc**2, (2.0 * de - tc * d2e) / tc**3,
+                            -e + tc * de / 2.0 - tc**2 * d2e / 12.0], dim=-1)
+
+    def pair_energy(self, r: torch.Tensor, zi: torch.Tensor, zj: torch.Tensor, switch: torch.Tensor | None = None) -> torch.Tensor:
+        """(P,) the switched pair energy E(r) (eV) for pairs at r < outer with charges zi, zj (switch: their
+        :meth:`switch_coefficients`, computed when not given)."""
+        swa, swb, swc = (self.switch_coefficients(zi, zj) if switch is None else switch).unbind(-1)
         t = (r - self.inner).clamp_min(0.0)
         return self._screened(r, zi, zj, 0) + swc + t**3 * (swa / 3.0 + swb * t / 4.0)
 
@@ -107,7 +114,8 @@ class ZBL(EmpiricalPotential):
         types = self.types(graph.numbers)
         inside = torch.nonzero(graph.distances < self.outer).squeeze(1)
         i = graph.i[inside]
-        e = self.pair_energy(graph.distances[inside], self.z[types[i]], self.z[types[graph.j[inside]]])
+        ti, tj = types[i], types[graph.j[inside]]
+        e = self.pair_energy(graph.distances[inside], self.z[ti], self.z[tj], self.switch[ti, tj])
         out = torch.zeros(graph.n_atoms, dtype=graph.vectors.dtype, device=graph.vectors.device)
         return out.index_add(0, i, 0.5 * e.to(out.dtype))  # directed pairs i -> j and j -> i: half each
 
