@@ -42,36 +42,19 @@ from pathlib import Path
 
 import numpy as np
 
+from descriptors import LATTICE, RATTLE, REPEAT_CELLS, peak_memory_mb, structure  # the same 4000-atom cell
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "lammps_plugin.json"
-LATTICE, REPEAT_CELLS, RATTLE, TEMPERATURE = 3.615, 10, 0.05, 600.0
+TEMPERATURE = 600.0
 TARGETS = {"vs_mliap": 30.0, "vs_torch_compiled": 1.5, "two_threads": 1.8, "nve_drift_eV_atom_ps": 1e-6}
 
 
-def structure():
-    from ase.build import bulk
-
-    atoms = bulk("Cu", "fcc", a=LATTICE, cubic=True).repeat((REPEAT_CELLS,) * 3)
-    atoms.rattle(RATTLE, seed=7)
-    return atoms
-
-
-def peak_memory_mb() -> float:
-    """VmHWM (peak resident set) of this process, MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-# ------------------------------------------------------------------------------------ workers
-
-
-def lammps_worker(pair_lines: list[str], steps: int, threads: int) -> dict:
-    """Time ``run steps`` of the 4000-atom cell with these pair lines (this process: LAMMPS only, no torch)."""
+def md_lammps(atoms, pair_lines: list[str], threads: int):
+    """A LAMMPS instance holding ``atoms`` under these pair lines, with velocities at TEMPERATURE, NVE at 1 fs and no
+    thermo output (the caller runs and closes it)."""
     from hybridpot.lammps_run import create_system, new_lammps
 
-    atoms = structure()
     lmp = new_lammps()
     try:
         lmp.command(f"package omp {threads}")
@@ -82,6 +65,17 @@ def lammps_worker(pair_lines: list[str], steps: int, threads: int) -> dict:
         lmp.command("fix integrate all nve")
         lmp.command("timestep 0.001")
         lmp.command("thermo 0")
+    except Exception:
+        lmp.close()
+        raise
+    return lmp
+
+
+def lammps_worker(pair_lines: list[str], steps: int, threads: int) -> dict:
+    """Time ``run steps`` of the 4000-atom cell with these pair lines (this process: LAMMPS only, no torch)."""
+    atoms = structure()
+    lmp = md_lammps(atoms, pair_lines, threads)
+    try:
         t0 = time.perf_counter()
         lmp.command("run 0")
         setup = time.perf_counter() - t0
@@ -120,21 +114,11 @@ def hybridpot_worker(model: str, compiled: bool, repeat: int) -> dict:
 
 def nve_worker(pair_lines: list[str], steps: int, threads: int, every: int) -> dict:
     """NVE of the 4000-atom cell; total energy every ``every`` steps."""
-    from hybridpot.lammps_run import create_system, new_lammps
-
     atoms = structure()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "energies.txt"
-        lmp = new_lammps()
+        lmp = md_lammps(atoms, pair_lines, threads)
         try:
-            lmp.command(f"package omp {threads}")
-            create_system(lmp, atoms, ["Cu"])
-            for line in pair_lines:
-                lmp.command(line)
-            lmp.command(f"velocity all create {TEMPERATURE!r} 4928459 mom yes rot no dist gaussian")
-            lmp.command("fix integrate all nve")
-            lmp.command("timestep 0.001")
-            lmp.command("thermo 0")
             lmp.command(f'fix record all print {every} "$(step) $(pe:%.17g) $(ke:%.17g)" file {log} screen no')
             t0 = time.perf_counter()
             lmp.command(f"run {steps}")
