@@ -281,3 +281,34 @@ def test_hybridpot_config_toml_is_a_working_configuration(tmp_path, capsys):
 
     config = read_config(tmp_path / "fit.toml")  # every default as written is accepted
     assert config["model"]["type"] == "linear" and config["fit"]["energy_weight"] == 1.0
+
+
+def test_model_files_name_unknown_types_and_errors_have_their_classes(tmp_path):
+    """A model file of a type this hybridpot does not have is refused naming the type and the known ones; missing
+    uncertainty data and unexportable parts raise their own error classes."""
+    import json
+
+    from ase.build import bulk
+
+    from hybridpot.descriptors import SO3
+    from hybridpot.errors import ModelFileError, NotExportableError, UncertaintyDataError
+    from hybridpot.export.lammps import check_exportable
+    from hybridpot.io.modelfile import load, save
+    from hybridpot.models.polynomial import PolynomialModel
+    from hybridpot.potential import HybridPotential
+
+    d = SO3(rcut=4.0, nmax=2, lmax=2, basis="bessel", elements=["Cu"])
+    pot = HybridPotential(None, d, PolynomialModel(["Cu"], d.n_features))
+    path = save(pot, tmp_path / "m.hybridpot.json")
+    for section, message in (("model", r"unknown model type 'gp' \(this hybridpot reads linear, quadratic"),
+                             ("descriptor", r"unknown descriptor type 'ace' \(this hybridpot reads so3\)")):
+        doc = json.loads(path.read_text())
+        doc[section]["type"] = "gp" if section == "model" else "ace"
+        edited = tmp_path / f"{section}.hybridpot.json"
+        edited.write_text(json.dumps(doc))
+        with pytest.raises(ModelFileError, match=message):
+            load(edited)
+    with pytest.raises(UncertaintyDataError, match="carries no uncertainty data: fit it with `hybridpot fit`"):
+        pot.uncertainty(bulk("Cu", "fcc", a=3.6))
+    with pytest.raises(NotExportableError, match=r"cannot export to LAMMPS: only basis='lammps' descriptors .* this one is 'bessel'"):
+        check_exportable(pot, format="mliap")
