@@ -42,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from descriptors import LATTICE, RATTLE, REPEAT_CELLS, peak_memory_mb, structure  # the same 4000-atom cell
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or as benchmarks.lammps_plugin (workers)
+from descriptors import LATTICE, RATTLE, REPEAT_CELLS, peak_memory_mb, structure  # noqa: E402  the same 4000-atom cell
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "lammps_plugin.json"
