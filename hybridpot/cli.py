@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from hybridpot.errors import HybridpotError
+from hybridpot.registry import export_formats
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lammps", required=True, metavar="OUTDIR", help="output directory")
     p.add_argument("--name", default="hybrid", help="file stem (default: hybrid)")
     p.add_argument("--structure", help="example structure for the data file (default: a crystal of the first element)")
-    p.add_argument("--format", choices=["plugin", "mliap"], default="plugin",
+    p.add_argument("--format", choices=export_formats.names(), default=export_formats.names()[0],
                    help="plugin: hybridpot's pair_style hpot (default; runs every model hybridpot fits, fast); "
                         "mliap: LAMMPS's own ML-IAP so3 (LAMMPS basis, power spectrum, no fallback; for LAMMPS builds "
                         "that cannot load plugins)")

