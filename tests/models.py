@@ -118,3 +118,25 @@ def funcfl_hybrid(potentials_dir: Path, files: tuple[str, ...]) -> tuple[HybridP
     atoms = structure(system, seed=3)
     d = descriptor(system)
     return HybridPotential(eam, d, random_model("linear", d, [atoms], 6, [0.02] * len(files))), atoms, system
+
+
+def cu_eam_hybrid(nmax: int = 3, lmax: int = 3, alpha: float = 1.5, quadratic: bool = False, scale: float = 0.02,
+                  seed: int = 0) -> HybridPotential:
+    """The bundled Mishin Cu EAM + an SO(3) residual (rcut 4.5 A, LAMMPS basis): the fit and UQ tests' small hybrid.
+
+    ``scale`` > 0: random coefficients N(0, scale^2) (quadratic ones 20x smaller) around a -0.5 eV reference;
+    ``scale`` = 0: all zero, a model to be fitted.
+    """
+    from hybridpot.dataset import bundled
+    from hybridpot.empirical import load
+
+    d = SO3(rcut=4.5, nmax=nmax, lmax=lmax, alpha=alpha, elements=["Cu"])
+    model = PolynomialModel(["Cu"], d.n_features, quadratic=quadratic)
+    if scale:
+        coef = np.random.default_rng(seed).normal(size=model.coef.shape) * scale
+        coef[0, 0] = -0.5
+        if quadratic:
+            coef[0, 1 + d.n_features :] *= 0.05
+        with torch.no_grad():
+            model.coef.copy_(torch.from_numpy(coef))
+    return HybridPotential(load(bundled("Cu_mishin1.eam.alloy")), d, model)

@@ -23,7 +23,8 @@ from hybridpot.models import PolynomialModel
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.system import AtomicSystem
-from hybridpot.testing import fd_forces, fd_stress, max_rel
+from hybridpot.testing import fd_forces, fd_stress, labelled, max_rel
+from tests.models import cu_eam_hybrid
 from tests.structures import random_triclinic
 
 
@@ -31,36 +32,11 @@ def cu_frames(n=8):
     return read(bundled("Cu_train.xyz"), index=f":{n}")
 
 
-def random_hybrid(quadratic=False, seed=0, scale=0.02):
-    """Mishin EAM + a random linear/quadratic residual on a small LAMMPS-basis descriptor."""
-    d = SO3(rcut=4.5, nmax=3, lmax=3, alpha=1.5, elements=["Cu"])
-    model = PolynomialModel(["Cu"], d.n_features, quadratic=quadratic)
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        coef = rng.normal(size=model.coef.shape) * scale
-        coef[0, 0] = -0.5
-        if quadratic:
-            coef[0, 1 + d.n_features :] *= 0.05
-        model.coef.copy_(torch.from_numpy(coef))
-    return HybridPotential(load(bundled("Cu_mishin1.eam.alloy")), d, model)
-
-
-def labelled(potential, frames):
-    """Frames labelled with ``potential``'s energies, forces and stresses."""
-    out = []
-    for a in frames:
-        res = to_numpy(potential.compute(a))
-        b = a.copy()
-        b.calc = SinglePointCalculator(b, energy=float(res["energy"][0]), forces=res["forces"], stress=res["stress"][0])
-        out.append(b)
-    return out
-
-
 @pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
 def test_design_rows_match_autograd(quadratic):
     """Rows assembled from pair-form gradients, times the coefficients, equal the energies, forces and
     virials the same model gives by autograd through the descriptor."""
-    pot = random_hybrid(quadratic)
+    pot = cu_eam_hybrid(quadratic=quadratic)
     pot.baseline = None
     frames = cu_frames(3)
     check_rows(pot, frames)
@@ -89,9 +65,9 @@ def check_rows(pot, frames, pair_budget=32 * 1024**2):
 
 
 def test_linear_solve_recovers_known_weights():
-    truth = random_hybrid(seed=1)
+    truth = cu_eam_hybrid(seed=1)
     data = from_frames(labelled(truth, cu_frames(6)))
-    pot = random_hybrid(seed=2)  # same structure, wrong coefficients
+    pot = cu_eam_hybrid(seed=2)  # same structure, wrong coefficients
     bl = baseline_predictions(pot.baseline, data, progress=False)
     weights = Weights(energy=1.0, force=1.0, stress=0.1)
     fit_linear(pot, data, bl, weights, regularization=0.0, progress=False)
@@ -102,25 +78,13 @@ def test_linear_solve_recovers_known_weights():
     assert np.max(np.abs(pot.model.coef.detach().numpy() - c_true)) / np.max(np.abs(c_true)) < 1e-5
 
 
-def _noisy(frames, energy_noise: float, force_noise: float, seed: int = 0):
-    """Copies of ``frames`` with Gaussian noise on the energies (eV/atom) and forces (eV/A)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for a in frames:
-        b = a.copy()
-        b.calc = SinglePointCalculator(b, energy=a.get_potential_energy() + energy_noise * len(a) * rng.normal(),
-                                       forces=a.get_forces() + force_noise * rng.normal(size=(len(a), 3)))
-        out.append(b)
-    return out
-
-
 def test_energy_weight_cv_errors_match_explicit_refits():
     """The CV errors of each candidate energy weight, computed from the per-fold, per-kind factors,
     equal refitting on the other folds' structures and predicting the held-out ones; the final
     coefficients equal a fit with the chosen weight fixed."""
-    truth = random_hybrid(seed=1)
-    data = from_frames(_noisy(labelled(truth, cu_frames(9)), 2e-3, 0.02))
-    pot = random_hybrid(seed=2)
+    truth = cu_eam_hybrid(seed=1)
+    data = from_frames(labelled(truth, cu_frames(9), stress=False, sigma_e=2e-3, sigma_f=0.02))
+    pot = cu_eam_hybrid(seed=2)
     bl = baseline_predictions(pot.baseline, data, progress=False)
     sol, used = fit_linear(pot, data, bl, Weights(energy=7.0), cv_folds=3, seed=4, progress=False, energy_weights=[0.1, 10.0, 1000.0])
     cv = sol.energy_weight_cv
@@ -133,20 +97,20 @@ def test_energy_weight_cv_errors_match_explicit_refits():
             train, held = data.subset(np.where(folds != k)[0]), data.subset(np.where(folds == k)[0])
             # the same rows as in the full fit: weights normalised by the whole set's row counts
             sub_w = Weights(energy=w * len(train) / n_e, force=3 * int(train.n_atoms.sum()) / n_f)
-            refit = random_hybrid(seed=2)
+            refit = cu_eam_hybrid(seed=2)
             fit_linear(refit, train, baseline_predictions(refit.baseline, train, progress=False), sub_w, progress=False)
             p = predict(refit, held, progress=False)
             e_sq += np.sum(((p["energy"] - held.energy) / held.n_atoms) ** 2)
             f_sq += np.sum((p["forces"] - held.forces) ** 2)
         assert cv["energy_rmse_meV_atom"][c] == pytest.approx(1000 * np.sqrt(e_sq / n_e), rel=1e-7)
         assert cv["force_rmse_eV_A"][c] == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
-    fixed = random_hybrid(seed=2)
+    fixed = cu_eam_hybrid(seed=2)
     fit_linear(fixed, data, bl, Weights(energy=cv["chosen"]), progress=False)
     assert max_rel(pot.model.coef.detach().numpy(), fixed.model.coef.detach().numpy()) < 1e-9
     # the score: each error relative to the best any candidate reaches, or to the given targets
     e, f = np.array(cv["energy_rmse_meV_atom"]), np.array(cv["force_rmse_eV_A"])
     assert np.allclose(cv["score"], e / e.min() + f / f.min(), rtol=1e-12)
-    sol_t, _ = fit_linear(random_hybrid(seed=2), data, bl, Weights(), cv_folds=3, seed=4, progress=False,
+    sol_t, _ = fit_linear(cu_eam_hybrid(seed=2), data, bl, Weights(), cv_folds=3, seed=4, progress=False,
                           energy_weights=[0.1, 10.0, 1000.0], energy_weight_targets=(0.5, 0.01))
     assert np.allclose(sol_t.energy_weight_cv["score"], e / 0.5 + f / 0.01, rtol=1e-12)
     assert sol_t.energy_weight_cv["chosen"] == cv["candidates"][int(np.argmin(e / 0.5 + f / 0.01))]
@@ -154,9 +118,9 @@ def test_energy_weight_cv_errors_match_explicit_refits():
 
 def test_energy_weight_cv_bad_input():
     """The API refuses what choosing an energy weight cannot work with, naming the problem."""
-    truth = random_hybrid(seed=1)
+    truth = cu_eam_hybrid(seed=1)
     data = from_frames(labelled(truth, cu_frames(3)))
-    pot = random_hybrid(seed=2)
+    pot = cu_eam_hybrid(seed=2)
     bl = baseline_predictions(pot.baseline, data, progress=False)
     with pytest.raises(ValueError, match="energy weight candidates must be positive numbers"):
         fit_linear(pot, data, bl, Weights(), progress=False, energy_weights=[10.0, 0.0])
@@ -171,10 +135,10 @@ def test_energy_weight_cv_bad_input():
 def test_energy_weight_cv_follows_the_noise(noisy, expected):
     """Exact forces and noisy energies: CV picks the smallest energy weight; exact energies and
     noisy forces: the largest."""
-    truth = random_hybrid(seed=1)
+    truth = cu_eam_hybrid(seed=1)
     e_noise, f_noise = (5e-3, 0.0) if noisy == "energy" else (0.0, 0.1)
-    data = from_frames(_noisy(labelled(truth, cu_frames(12)), e_noise, f_noise, seed=3))
-    pot = random_hybrid(seed=2)
+    data = from_frames(labelled(truth, cu_frames(12), stress=False, sigma_e=e_noise, sigma_f=f_noise, seed=3))
+    pot = cu_eam_hybrid(seed=2)
     bl = baseline_predictions(pot.baseline, data, progress=False)
     sol, _ = fit_linear(pot, data, bl, Weights(), cv_folds=4, progress=False, energy_weights=[0.01, 1.0, 1e4])
     assert sol.energy_weight_cv["chosen"] == expected, sol.energy_weight_cv
@@ -197,15 +161,6 @@ def test_fit_job_with_energy_weight_cv(tmp_path):
     assert fits["cv"].report["uq"]["noise"]["evidence"] == pytest.approx(fits["fixed"].report["uq"]["noise"]["evidence"], rel=1e-6)
 
 
-def _without_stress(frames):
-    out = []
-    for a in frames:
-        b = a.copy()
-        b.calc = SinglePointCalculator(b, energy=a.get_potential_energy(), forces=a.get_forces())
-        out.append(b)
-    return out
-
-
 def _with_stress(frames, stresses):
     out = []
     for a, st in zip(frames, stresses):
@@ -217,8 +172,8 @@ def _with_stress(frames, stresses):
 
 def _baseline_stress_pair():
     """The same structures twice: without stresses, and with the baseline's own stress as reference."""
-    frames = _without_stress(labelled(random_hybrid(seed=1), cu_frames(5)))
-    baseline = random_hybrid().baseline
+    frames = labelled(cu_eam_hybrid(seed=1), cu_frames(5), stress=False)
+    baseline = cu_eam_hybrid().baseline
     stresses = [to_numpy(baseline.compute(a))["stress"][0] for a in frames]
     return from_frames(frames), from_frames(_with_stress(frames, stresses))
 
@@ -230,12 +185,12 @@ def test_baseline_stress_rows_are_stress_rows_with_the_baseline_as_reference():
     coefs = []
     for data, weights in ((silent, Weights(energy=1.0, force=1.0, baseline_stress=5.0)),
                           (labelled_by_baseline, Weights(energy=1.0, force=1.0, stress=5.0))):
-        pot = random_hybrid(seed=2)
+        pot = cu_eam_hybrid(seed=2)
         fit_linear(pot, data, baseline_predictions(pot.baseline, data, progress=False), weights, regularization=1e-6, progress=False)
         coefs.append(pot.model.coef.detach().numpy().copy())
     assert np.max(np.abs(coefs[0] - coefs[1])) <= 1e-10 * np.max(np.abs(coefs[1]))
     # and it does something: the residual's virial on the training structures shrinks
-    pot0, pot1 = random_hybrid(seed=2), random_hybrid(seed=2)
+    pot0, pot1 = cu_eam_hybrid(seed=2), cu_eam_hybrid(seed=2)
     for pot, w in ((pot0, 0.0), (pot1, 1e3)):
         fit_linear(pot, silent, baseline_predictions(pot.baseline, silent, progress=False),
                    Weights(energy=1.0, force=1.0, baseline_stress=w), regularization=1e-6, progress=False)
@@ -254,7 +209,7 @@ def test_baseline_stress_nn_loss_equals_stress_loss_with_baseline_reference(opti
     curves = []
     for data, weights in ((silent, Weights(energy=1.0, force=1.0, baseline_stress=5.0)),
                           (labelled_by_baseline, Weights(energy=1.0, force=1.0, stress=5.0))):
-        base = random_hybrid()
+        base = cu_eam_hybrid()
         torch.manual_seed(0)  # the same initial network for both
         pot = HybridPotential(base.baseline, base.descriptor, NNModel(["Cu"], base.descriptor.n_features, hidden=[4]))
         rec = fit_nn(pot, data, baseline_predictions(pot.baseline, data, progress=False), weights,
@@ -268,9 +223,9 @@ def test_quadratic_solve_recovers_known_model():
     """Quadratic power-spectrum features are exactly dependent (the l = 0 block is a rank-one product,
     e.g. p(0,0,0) p(1,1,0) = p(0,1,0)^2 up to a constant), so the weights are not identifiable; the
     fitted model must still reproduce the true one on structures it has not seen."""
-    truth = random_hybrid(quadratic=True, seed=1)
+    truth = cu_eam_hybrid(quadratic=True, seed=1)
     data = from_frames(labelled(truth, cu_frames(10)))
-    pot = random_hybrid(quadratic=True, seed=2)
+    pot = cu_eam_hybrid(quadratic=True, seed=2)
     bl = baseline_predictions(pot.baseline, data, progress=False)
     sol, _ = fit_linear(pot, data, bl, Weights(energy=1.0, force=1.0, stress=0.1), regularization=0.0, progress=False)
     assert sol.condition > 1e12  # the dependency is real
@@ -285,7 +240,7 @@ def test_predict_with_cached_baseline_equals_the_whole_hybrid():
     and a cluster without a cell, whose stress is NaN either way)."""
     from ase.cluster import Icosahedron
 
-    pot = random_hybrid(seed=3)
+    pot = cu_eam_hybrid(seed=3)
     cluster = Icosahedron("Cu", 2, latticeconstant=3.615)
     frames = cu_frames(3) + [cluster]
     frames[-1].calc = SinglePointCalculator(frames[-1], energy=0.0, forces=np.zeros((len(cluster), 3)))
@@ -341,7 +296,7 @@ def test_nn_validation_structures_are_drawn_one_by_one():
     from hybridpot.fitting.nn import fit_nn
     from hybridpot.models.nn import NNModel, NNSettings
 
-    base = random_hybrid()
+    base = cu_eam_hybrid()
     data = from_frames(labelled(base, cu_frames(10)))
     settings = NNSettings(optimizer="lbfgs", epochs=1, patience=1, validation_fraction=0.3)
     for sample, n_distinct in ((data, 10), (data.subset(np.repeat(np.arange(10), 2)), 10)):
@@ -414,12 +369,7 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
         a.positions += rng.normal(scale=0.15, size=a.positions.shape)
         frames.append(a)
     data = tmp_path / "ar.xyz"
-    labelled_frames = []
-    for a in frames:
-        res = to_numpy(truth.compute(a))
-        a.calc = SinglePointCalculator(a, energy=float(res["energy"][0]), forces=res["forces"])
-        labelled_frames.append(a)
-    write(data, labelled_frames)
+    write(data, labelled(truth, frames, stress=False))
     raw = {
         "data": {"train": str(data)},
         "baseline": {

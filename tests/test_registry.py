@@ -16,8 +16,8 @@ from hybridpot.empirical.base import EmpiricalPotential, LammpsPair
 from hybridpot.errors import ConfigError, HybridpotError, PotentialFileError
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import make_baseline
-from hybridpot.registry import BaselineType, Registry, baseline_for_file, baselines, descriptors, models
 from hybridpot.potential import HybridPotential as HybridPotentialOf
+from hybridpot.registry import BaselineType, Registry, baseline_for_file, baselines, descriptors, models
 from hybridpot.settings import Settings
 
 

@@ -20,6 +20,7 @@ from hybridpot.testing import (
     assert_matches_lammps,
     assert_stress_matches_finite_differences,
     energy,
+    labelled,
 )
 from tests.structures import cluster, random_triclinic, reference_structures, slab
 
@@ -136,18 +137,9 @@ def test_missing_and_numbering_dependent_entries_are_refused(tmp_path, lammps_po
 
 def labelled_si(lammps_potentials, n: int = 10) -> list:
     """Rattled, strained diamond Si cells labelled by Tersoff (the 'DFT' of this test)."""
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    from hybridpot.potential import to_numpy
-
     oracle = load(lammps_potentials / "Si.tersoff")
-    frames = []
-    for s in range(n):
-        atoms = random_triclinic(["Si"], "diamond", a=5.43 * (0.97 + 0.006 * s), seed=10 + s)
-        res = to_numpy(oracle.compute(atoms))
-        atoms.calc = SinglePointCalculator(atoms, energy=float(res["energy"][0]), forces=res["forces"])
-        frames.append(atoms)
-    return frames
+    cells = [random_triclinic(["Si"], "diamond", a=5.43 * (0.97 + 0.006 * s), seed=10 + s) for s in range(n)]
+    return labelled(oracle, cells, stress=False)
 
 
 @pytest.mark.lammps

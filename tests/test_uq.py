@@ -10,13 +10,10 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
-from ase.calculators.singlepoint import SinglePointCalculator
 from scipy.spatial.transform import Rotation
 
 from hybridpot.arrays import decode_array, encode_array
 from hybridpot.dataset import Dataset, bundled, from_frames, read_dataset
-from hybridpot.descriptors import SO3
-from hybridpot.empirical import load as load_empirical
 from hybridpot.errors import HybridpotError
 from hybridpot.fallback import smoothstep_off
 from hybridpot.fitting.assembly import Weights
@@ -25,18 +22,11 @@ from hybridpot.io.modelfile import load, save
 from hybridpot.maxvol import grade
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.models.nn import NNModel
-from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
-from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences
+from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences, labelled
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
-
-
-def small_hybrid(quadratic: bool = False) -> HybridPotential:
-    """Mishin Cu EAM + a small linear (or quadratic) SO(3) residual (K = 9 descriptors)."""
-    descriptor = SO3(rcut=4.5, nmax=2, lmax=2, alpha=2.0, elements=["Cu"])
-    return HybridPotential(load_empirical(bundled("Cu_mishin1.eam.alloy")), descriptor,
-                           PolynomialModel(["Cu"], descriptor.n_features, quadratic=quadratic))
+from tests.models import cu_eam_hybrid
 
 
 def fit(potential: HybridPotential, data: Dataset, weights: Weights):
@@ -54,7 +44,7 @@ def bundled_train() -> Dataset:
 
 @pytest.fixture(scope="module")
 def fitted(bundled_train) -> HybridPotential:
-    pot = small_hybrid()
+    pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, scale=0)
     fit(pot, bundled_train, Weights())
     return pot
 
@@ -118,7 +108,7 @@ def test_array_record_round_trip_and_corruption():
 
 def test_fit_keeps_training_descriptors_equal_to_a_fresh_computation(bundled_train):
     """The descriptors kept from the assembly (used for the active set) are those of the data, in order."""
-    pot = small_hybrid()
+    pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, scale=0)
     data = from_frames(bundled_train.frames[:7])
     bl = baseline_predictions(pot.baseline, data, progress=False)
     sol, _ = fit_linear(pot, data, bl, Weights(), batch_atoms=150, progress=False)  # several batches
@@ -177,7 +167,7 @@ def coefficient_jacobian(potential: HybridPotential, atoms: Atoms) -> dict[str, 
 def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_train):
     pot = fitted
     if quadratic:
-        pot = small_hybrid(quadratic)
+        pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, quadratic=quadratic, scale=0)
         fit(pot, bundled_train.subset(range(0, 40, 3)), Weights())
     atoms = rattled(rattle=0.1, repeat=1)
     J = coefficient_jacobian(pot, atoms)
@@ -201,7 +191,7 @@ def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_tra
         pot.uncertainty(atoms, noise="bogus")
 
 
-def labelled(truth: HybridPotential, n: int, seed: int, sigma_e: float, sigma_f: float) -> list[Atoms]:
+def noisy_cells(truth: HybridPotential, n: int, seed: int, sigma_e: float, sigma_f: float) -> list[Atoms]:
     """Rattled, strained 32-atom fcc cells labelled by ``truth`` plus Gaussian noise: sigma_e
     (eV/atom) on the energy per atom, sigma_f (eV/A) on every force component."""
     rng = np.random.default_rng(seed)
@@ -209,12 +199,8 @@ def labelled(truth: HybridPotential, n: int, seed: int, sigma_e: float, sigma_f:
     for _ in range(n):
         atoms = rattled(a=rng.uniform(3.5, 3.75), rattle=0.08, seed=int(rng.integers(1 << 30)))
         atoms.set_cell(atoms.cell.array @ (np.eye(3) + rng.uniform(-0.02, 0.02, (3, 3))), scale_atoms=True)
-        r = to_numpy(truth.compute(atoms, stress=False))
-        e = r["energy"][0] + len(atoms) * sigma_e * rng.normal()
-        f = r["forces"] + sigma_f * rng.normal(size=r["forces"].shape)
-        atoms.calc = SinglePointCalculator(atoms, energy=e, forces=f)
         frames.append(atoms)
-    return frames
+    return labelled(truth, frames, stress=False, sigma_e=sigma_e, sigma_f=sigma_f, seed=seed + 1000)
 
 
 @pytest.mark.slow
@@ -222,17 +208,17 @@ def test_predictive_intervals_calibrated_for_a_correct_model(fitted):
     """Labels = a linear hybrid + Gaussian noise whose energy/force ratio matches the fit's row
     weights: the evidence noise recovers sigma and the predictive intervals cover ~68 % / 95 %."""
     sigma_e, sigma_f = 0.002, 0.03
-    train = from_frames(labelled(fitted, 40, 0, sigma_e, sigma_f))
+    train = from_frames(noisy_cells(fitted, 40, 0, sigma_e, sigma_f))
     n_e, n_f = len(train), 3 * int(train.n_atoms.sum())
     weights = Weights(energy=(n_e / n_f) * (sigma_f / sigma_e) ** 2, force=1.0)
-    pot = small_hybrid()
+    pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, scale=0)
     fit(pot, train, weights)
     est_e, est_f = pot.uq_data.posterior.noise_std("evidence")
     assert est_f == pytest.approx(sigma_f, rel=0.05)
     assert est_e == pytest.approx(sigma_e, rel=0.05)
     assert pot.uq_data.posterior.noise_std("residual")[1] == pytest.approx(sigma_f, rel=0.05)  # 3840 force rows
     z_e, z_f = [], []
-    for atoms in labelled(fitted, 60, 1, sigma_e, sigma_f):
+    for atoms in noisy_cells(fitted, 60, 1, sigma_e, sigma_f):
         u = pot.uncertainty(atoms, noise="evidence")
         z_e.append((u["energy"] - atoms.get_potential_energy()) / u["energy_std"])
         z_f.append(((u["forces"] - atoms.get_forces()) / u["force_std"]).ravel())
@@ -245,7 +231,7 @@ def test_predictive_intervals_calibrated_for_a_correct_model(fitted):
 
 
 def test_uncertainty_errors(bundled_train):
-    pot = small_hybrid()
+    pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, scale=0)
     with pytest.raises(HybridpotError, match="no uncertainty data"):
         pot.uncertainty(rattled())
     with pytest.raises(HybridpotError, match="one ase.Atoms"):
