@@ -100,7 +100,7 @@ def neighbor_list(system: AtomicSystem, cutoff: float, min_distance: float = DEF
                 f"(closer than {min_distance} A): overlapping atoms"
             )
         if np.any(i[1:] < i[:-1]):  # group pairs by centre (contiguous per-atom blocks downstream), unless vesin did
-            key = i.astype(np.uint16) if hi - lo <= 1 << 16 else i  # numpy's stable sort of 16-bit keys is a radix sort: 4x faster
+            key = i.astype(np.uint16) if hi - lo <= 1 << 16 else i  # numpy's stable sort of 16-bit keys is a radix sort, faster than the general one
             order = np.argsort(key, kind="stable")
             i, j, shifts = i[order], j[order], shifts[order]
         ii.append(i.astype(np.int64) + lo)

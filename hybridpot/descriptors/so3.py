@@ -34,7 +34,7 @@ Y_lm and its gradient/Hessian from sphericart) and the same angular contractions
   whole atoms, one pass: c, B, D and dB of a chunk together.
 
 The per-chunk kernels can run through ``torch.compile`` (``compiled=True``): the same functions,
-fused by inductor into a few loops (about 4x faster on CPU for the derivatives).
+fused by inductor into a few loops (faster for the derivatives; benchmarks/descriptors.py measures it).
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def radial_times_angular(radial: torch.Tensor, angular: torch.Tensor, lmax: int)
     """r_{nu l} a_lm for every nu and (l, m): (P, nu, L) and (P, L^2) -> (P, nu, L^2).
 
     Eagerly through :func:`_expand_l`; under torch.compile one product per l (which inductor fuses
-    into one loop: 2-3x faster there, measured on CPU)."""
+    into one loop, faster than the expanded product there)."""
     if torch.compiler.is_compiling():
         return torch.cat([radial[..., l : l + 1] * angular[:, None, l * l : (l + 1) * (l + 1)] for l in range(lmax + 1)], dim=2)
     return _expand_l(radial, lmax) * angular.unsqueeze(1)
@@ -174,7 +174,7 @@ def radial_sums(d: torch.Tensor, radials: Sequence[torch.Tensor], lmax: int) -> 
 
     Eagerly one product with the expanded r per radial function; under torch.compile the radial
     functions are stacked and summed in one loop per l, which reads d once for all of them
-    (~25% faster backward kernel than separate sums, measured on CPU)."""
+    (a faster backward kernel than separate sums)."""
     if torch.compiler.is_compiling():
         stacked = torch.stack(list(radials), dim=3)  # (P, nu, L, k)
         sums = torch.cat([(d[..., l * l : (l + 1) * (l + 1)].unsqueeze(3) * stacked[:, :, l : l + 1]).sum(1) for l in range(lmax + 1)], dim=1)
@@ -653,7 +653,7 @@ class SO3(torch.nn.Module):
         element_channels: one density per neighbour element (``basis="bessel"`` only); then
             nu = len(elements) * nmax radial channels enter the invariants.
         chunk_size: pairs processed at once (default: :func:`default_chunk_size`).
-        compile: run the per-pair kernels through ``torch.compile`` (about 4x faster on CPU; the
+        compile: run the per-pair kernels through ``torch.compile`` (faster, see benchmarks/descriptors.py; the
             first evaluation per parameter set compiles for 10-30 s and needs a C++ compiler).
         backend: "torch" (default) or "julia": the Julia kernels of ``julia/HybridPotKernels``
             through juliacall (:mod:`hybridpot.backends.julia`; power spectrum, values and first
