@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
+from hybridpot.fitting.distributed import map_reduce
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches
@@ -112,6 +113,50 @@ def weighted_rows(
     return A, np.concatenate(y_parts), np.concatenate(owner), np.concatenate(kind)
 
 
+def batch_parts(
+    assembler: DesignAssembler,
+    data: Dataset,
+    baseline: BaselinePredictions,
+    weights: Weights,
+    idx: np.ndarray,
+    fold_of: np.ndarray,
+    by_kind: bool,
+    parts: dict[tuple[int, str], QRAccumulator] | None = None,
+) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
+    """The weighted rows of the consecutive structures ``idx`` folded into accumulators by (fold, kind).
+
+    Args:
+        fold_of: (S,) fold index of each structure.
+        by_kind: one accumulator per row kind (:data:`ROW_KINDS`), else kind "all".
+        parts: accumulators to fold into (a running total); None: new ones for this batch alone.
+
+    Returns:
+        (the accumulators, B (n, K) descriptors and (n,) types of the batch's atoms).
+    """
+    parts = {} if parts is None else parts
+    rows = assembler.rows([data.frames[s] for s in idx])
+    A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
+    A = A[:, assembler.column_order()]
+    key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
+    keys = np.unique(key).tolist()
+    for k in keys:
+        name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
+        sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
+        parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
+    return parts, rows["descriptors"], rows["types"]
+
+
+def _batch_task(shared: tuple, idx: np.ndarray) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
+    """One batch's accumulators and (descriptors, types), on a Dask worker (:func:`accumulate` with a cluster)."""
+    parts, B, types = batch_parts(*shared[:4], idx, *shared[4:])
+    return parts, (B, types)
+
+
+def merge_parts(a: dict[tuple[int, str], QRAccumulator], b: dict[tuple[int, str], QRAccumulator]) -> dict[tuple[int, str], QRAccumulator]:
+    """The accumulators of two sets of rows, key by key (keys in sorted order: the result does not depend on dict order)."""
+    return {key: QRAccumulator.combine([(part[key], 1.0) for part in (a, b) if key in part]) for key in sorted(set(a) | set(b))}
+
+
 def accumulate(
     assembler: DesignAssembler,
     data: Dataset,
@@ -121,6 +166,7 @@ def accumulate(
     folds: np.ndarray | None = None,
     by_kind: bool = False,
     progress: bool = True,
+    cluster: str | None = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
 
@@ -133,29 +179,33 @@ def accumulate(
         folds: (S,) fold index (0, 1, ...) per structure for cross-validation; None: one fold, 0.
         by_kind: keep each kind of row (:data:`ROW_KINDS`) in its own accumulator, so that kinds
             can be re-weighted and scored separately afterwards; else kind "all".
+        cluster: None: batch after batch in this process; else the batches run as Dask tasks
+            (``"local:N"`` or a scheduler address, :mod:`hybridpot.fitting.distributed`), each reduced to
+            its own accumulators, which are combined by a fixed tree over the batch indices.
 
     Returns:
         ({(fold, kind): accumulator} for the pairs that have rows, (B (N, K), types (N,)) of
         every atom of ``data`` in order).
     """
-    order = assembler.column_order()
-    parts: dict[tuple[int, str], QRAccumulator] = {}
     fold_of = np.zeros(len(data), dtype=int) if folds is None else np.asarray(folds)
     first_atom = np.concatenate([[0], np.cumsum(data.n_atoms)])
+    index = list(batches(data.n_atoms, batch_atoms))
     B_all = types_all = None  # filled batch by batch (no concatenated copies)
-    for idx in tqdm(list(batches(data.n_atoms, batch_atoms)), desc="design matrix", unit="batch", disable=not progress, leave=False):
-        rows = assembler.rows([data.frames[s] for s in idx])
+
+    def keep(idx: np.ndarray, B: np.ndarray, types: np.ndarray) -> None:
+        nonlocal B_all, types_all
         if B_all is None:
-            B_all = np.empty((first_atom[-1], rows["descriptors"].shape[1]))
-            types_all = np.empty(first_atom[-1], dtype=rows["types"].dtype)
+            B_all = np.empty((first_atom[-1], B.shape[1]))
+            types_all = np.empty(first_atom[-1], dtype=types.dtype)
         atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
-        B_all[atoms], types_all[atoms] = rows["descriptors"], rows["types"]
-        A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
-        A = A[:, order]
-        key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
-        keys = np.unique(key).tolist()
-        for k in keys:
-            name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
-            sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
-            parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
+        B_all[atoms], types_all[atoms] = B, types
+
+    if cluster is not None:
+        parts = map_reduce(cluster, _batch_task, (assembler, data, baseline, weights, fold_of, by_kind), index, merge_parts,
+                           lambda idx, side: keep(idx, *side), progress, "design matrix")
+        return parts, (B_all, types_all)
+    parts: dict[tuple[int, str], QRAccumulator] = {}
+    for idx in tqdm(index, desc="design matrix", unit="batch", disable=not progress, leave=False):
+        _, B, types = batch_parts(assembler, data, baseline, weights, idx, fold_of, by_kind, parts)
+        keep(idx, B, types)
     return parts, (B_all, types_all)

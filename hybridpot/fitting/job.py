@@ -124,7 +124,7 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
                                               progress=progress, log=log)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, **energy_weight_choice)
+                                  progress, cluster=f["cluster"], **energy_weight_choice)
     record: dict[str, Any] = {}
     if sol.energy_weight_cv:
         cv = record["energy_weight_cv"] = sol.energy_weight_cv

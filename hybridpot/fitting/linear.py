@@ -36,6 +36,7 @@ def fit_linear(
     progress: bool = True,
     energy_weights: Sequence[float] = (),
     energy_weight_targets: tuple[float, float] | None = None,
+    cluster: str | None = None,
 ) -> tuple[LinearSolution, Weights]:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
 
@@ -50,6 +51,8 @@ def fit_linear(
         energy_weights: candidate energy weights; when given, the one with the best k-fold
             cross-validated energy and force errors is used (:func:`choose_energy_weight`, same
             folds as ``regularization = "cv"``), scored with ``energy_weight_targets`` if given.
+        cluster: None (this process) or a Dask cluster for the pass over the data (``"local:N"`` or a scheduler
+            address; :mod:`hybridpot.fitting.distributed`): the same model to round-off, for any number of workers.
 
     Returns:
         (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
@@ -66,7 +69,8 @@ def fit_linear(
     folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
     if choose:  # energy rows at unit weight, scaled per candidate below
         weights = replace(weights, energy=1.0)
-    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose, progress=progress)
+    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose, progress=progress,
+                              cluster=cluster)
     lam = None if isinstance(regularization, str) else float(regularization)
     n_free = len(model.elements)
     record = None
