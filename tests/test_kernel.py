@@ -324,3 +324,20 @@ def test_the_choice_of_sparse_points_is_deterministic_given_the_seed():
     np.testing.assert_array_equal(chosen[0], chosen[1])
     np.testing.assert_array_equal(chosen[3], chosen[4])
     assert not np.array_equal(chosen[0], chosen[2]) and not np.array_equal(chosen[0], chosen[3])
+
+
+def test_the_active_learning_loop_selects_by_gp_variance(tmp_path):
+    """`hybridpot active` with [model] type = "kernel" and criterion "std": each iteration's fresh model chooses its
+    sparse points from the grown training set, and candidates are picked by the GP variance."""
+    from hybridpot.active import read_active_config, run_active
+    from tests.test_active import write_config
+
+    path = write_config(tmp_path, iterations=1, criterion="std")
+    path.write_text(path.read_text().replace("[output]", '[model]\ntype = "kernel"\nzeta = 2\nn_sparse = 60\n[output]'))
+    result = run_active(read_active_config(path), write=False)
+    model = result.potential.model
+    assert model.kind == "kernel" and [e["oracle_calls"] for e in result.log] == [3, 5]
+    assert model.n_basis == [60]  # from 5 x 32 environments
+    selected = result.log[1]["selected"]
+    assert len(selected) == 2 and all(s["std_eV_atom"] > 0 for s in selected)
+    assert selected[0]["std_eV_atom"] >= selected[1]["std_eV_atom"]
