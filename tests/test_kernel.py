@@ -259,7 +259,7 @@ def test_std_fallback_and_selection_by_variance(fitted):
     assert chosen.index == [1] and chosen.std[0] == pytest.approx(pot.uncertainty(far, forces=False)["energy_std_model"] / len(far))
 
 
-def test_model_file_round_trip_and_export_refusal(fitted, tmp_path):
+def test_model_file_round_trip_and_plugin_file(fitted, tmp_path):
     from hybridpot.export.lammps import check_exportable
     from hybridpot.export.plugin_file import plugin_model_text
     from hybridpot.io.modelfile import load, save
@@ -272,10 +272,13 @@ def test_model_file_round_trip_and_export_refusal(fitted, tmp_path):
     for key in ("energies", "forces", "virial"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(pot.uncertainty(atoms)["force_std"], back.uncertainty(atoms)["force_std"])
-    with pytest.raises(NotExportableError, match="KernelModel"):
-        plugin_model_text(pot)
-    with pytest.raises(NotExportableError):
+    text = plugin_model_text(pot)  # parity with LAMMPS: tests/test_lammps_plugin.py::test_kernel_model_matches_hybridpot
+    assert f"model kernel polynomial 2 1.0 {pot.model.n_sparse}\n" in text
+    with pytest.raises(NotExportableError, match="cannot export to LAMMPS"):  # ML-IAP has no kernel model
         check_exportable(pot, format="mliap")
+    unfitted = HybridPotential(None, pot.descriptor, KernelModel(["Cu"], pot.descriptor.n_features, 5))
+    with pytest.raises(NotExportableError, match="kernel model without sparse points"):
+        plugin_model_text(unfitted)
 
 
 @pytest.mark.parametrize("table,message", [
