@@ -17,7 +17,7 @@ from hybridpot.errors import ConfigError, NotExportableError
 from hybridpot.fallback import smoothstep_off
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.linear import fit_linear
-from hybridpot.models.kernel import KernelModel, KernelSettings
+from hybridpot.models.kernel import KernelModel, KernelSettings, gap_weights
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import baseline_predictions, predict
 from hybridpot.prediction import descriptors as descriptors_of
@@ -127,17 +127,20 @@ def _kmm(points, zeta):
 
 
 def test_the_sparse_solution_and_its_variance_equal_the_dense_projected_process():
-    """alpha = (lam K_MM + K_MN L^-1 K_NM)^-1 K_MN L^-1 y (energies and forces, a free intercept) written densely;
+    """alpha = (K_MM / delta^2 + K_MN L^-1 K_NM)^-1 K_MN L^-1 y (energies and forces, a free intercept, L = diag(sigma^2)
+    of GAP's expected errors through gap_weights) written densely;
     the posterior covariance (beta K_MN L^-1 K_NM + a K_MM)^-1 gives the same predictive variance as pot.uncertainty."""
     from hybridpot.uq import attach_uq
 
-    zeta, lam, w_e, w_f = 4, 1e-3, 30.0, 1.0
+    zeta, sigma_e, sigma_f, delta = 4, 0.002, 0.05, 0.5  # GAP's expected errors (eV/atom, eV/A) and signal std (eV)
     train = _labelled(_cells(8, 0))
     d = _descriptor(["Cu"])
     model = KernelModel(["Cu"], d.n_features, 12, "polynomial", zeta)
     pot = HybridPotential(None, d, model)
     bl = baseline_predictions(None, train, progress=False)
-    sol, weights = fit_linear(pot, train, bl, Weights(energy=w_e, force=w_f), regularization=lam, progress=False)
+    w = gap_weights(len(train), 3 * int(train.n_atoms.sum()), 0, sigma_e, sigma_f)
+    sol, weights = fit_linear(pot, train, bl, Weights(energy=w["energy"], force=w["force"]), regularization=1 / delta**2,
+                              progress=False)
     points = model.sparse[0, : model.n_basis[0]].numpy()
     assert model.n_basis[0] == 12
     K = _kmm(points, zeta)
@@ -145,13 +148,15 @@ def test_the_sparse_solution_and_its_variance_equal_the_dense_projected_process(
     PhiE, PhiF = _raw_rows(d, points, zeta, train)
     yE = train.energy / train.n_atoms
     yF = train.forces.ravel()
-    lam_rows = np.concatenate([np.full(len(yE), w_e / len(yE)), np.full(len(yF), w_f / len(yF))])  # L^-1
+    lam_rows = np.concatenate([np.full(len(yE), sigma_e**-2), np.full(len(yF), sigma_f**-2)])  # L^-1
     Phi, y = np.vstack([PhiE, PhiF]), np.concatenate([yE, yF])
     prior = np.zeros((13, 13))
     prior[1:, 1:] = K
-    dense = np.linalg.solve(lam * prior + Phi.T @ (lam_rows[:, None] * Phi), Phi.T @ (lam_rows * y))
+    dense = np.linalg.solve(prior / delta**2 + Phi.T @ (lam_rows[:, None] * Phi), Phi.T @ (lam_rows * y))
     got = np.concatenate([[model.coef[0, 0].item()], model.weights()[0, :12].detach().numpy()])
     np.testing.assert_allclose(got, dense, rtol=0, atol=1e-10 * np.abs(dense).max())
+    ridge = np.linalg.solve(np.diag(np.r_[0.0, np.ones(12)]) / delta**2 + Phi.T @ (lam_rows[:, None] * Phi), Phi.T @ (lam_rows * y))
+    assert np.abs(ridge - dense).max() > 1e-4 * np.abs(dense).max()  # the K_MM prior matters here: not an identity ridge
     test = _labelled(_cells(3, 1))
     TE, TF = _raw_rows(d, points, zeta, test)
     pred = predict(pot, test, progress=False)
