@@ -5,7 +5,7 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
 * ``table``: test MAE/RMSE (energy meV/atom, force eV/A; stress GPa where the test set has it)
   for Cu (Mishin EAM baseline), Ni (NiAlH_jea EAM), Si (Tersoff) and Li (no empirical baseline;
   a Lennard-Jones baseline as the hybrid): baseline only, pure ML (same descriptor, model and
-  weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic and NN model,
+  weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic, NN and kernel (sparse GP) model,
   next to the literature numbers in ``published_errors.csv``. -> ``mlearn.json``
 * ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu and
   Si with the linear and quadratic models (``--models`` picks others, e.g. ``nn``; the curves of
@@ -20,7 +20,7 @@ structures only (never the test set); how, and what else was tried, is in
 ``benchmarks/results/mlearn_search.md``.
 
     python benchmarks/mlearn.py [--shared ../shared] [--elements Cu,Ni,Si,Li] [--parts table,curve,peer]
-                                [--models linear,quadratic,nn,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
+                                [--models linear,quadratic,nn,kernel,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
                                 [--quick] [--out benchmarks/results]
 
 ``--quick``: linear and quadratic only (no NN), learning curve with the linear model only.
@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
     parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,markdown (markdown: README tables from the JSON)")
-    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn; --quick: linear,quadratic) "
+    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)

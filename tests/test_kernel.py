@@ -349,3 +349,42 @@ def test_the_active_learning_loop_selects_by_gp_variance(tmp_path):
     selected = result.log[1]["selected"]
     assert len(selected) == 2 and all(s["std_eV_atom"] > 0 for s in selected)
     assert selected[0]["std_eV_atom"] >= selected[1]["std_eV_atom"]
+
+
+def test_an_identity_prior_solve_is_an_unscaled_ridge_in_the_fixed_evidence_and_cv_paths():
+    """solve(..., scale_columns=False): the ridge acts on the parameters as given (a whitened kernel basis); fixed lam, the
+    k-fold curve and fewer rows than parameters (a GP) against plain numpy ridge with a free intercept."""
+    from hybridpot.fitting.solver import QRAccumulator, solve
+
+    rng = np.random.default_rng(0)
+    n, m = 60, 8
+    A = np.hstack([np.ones((n, 1)), rng.normal(size=(n, m - 1)) * np.logspace(0, 2, m - 1)])
+    y = A @ rng.normal(size=m) + rng.normal(scale=0.1, size=n)
+    penalty = np.diag(np.r_[0.0, np.ones(m - 1)])
+
+    def ridge(rows, lam):
+        return np.linalg.solve(A[rows].T @ A[rows] + lam * penalty, A[rows].T @ y[rows])
+
+    def acc(rows):
+        a = QRAccumulator(m)
+        a.add(A[rows], y[rows])
+        return a
+
+    everything = np.arange(n)
+    np.testing.assert_allclose(solve(acc(everything), n_free=1, lam=3.0, scale_columns=False).coef, ridge(everything, 3.0), rtol=1e-10)
+    assert not np.allclose(solve(acc(everything), n_free=1, lam=3.0).coef, ridge(everything, 3.0), rtol=1e-3)  # scaled: another prior
+    few = np.arange(5)  # 5 rows, 8 parameters: a proper prior needs rows only for the intercept
+    np.testing.assert_allclose(solve(acc(few), n_free=1, lam=0.5, scale_columns=False).coef, ridge(few, 0.5), rtol=1e-9)
+    folds = np.arange(n) % 3
+    sol = solve(acc(everything), n_free=1, folds=[acc(np.flatnonzero(folds == k)) for k in range(3)], scale_columns=False)
+    assert sol.method == "cv"
+    for lam, value in list(sol.cv_curve.items())[::8]:
+        sse = 0.0
+        for k in range(3):
+            train, held = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            lam_k = lam * len(train) / n  # the curve's lam is per row of the whole set
+            sse += np.sum((A[held] @ ridge(train, lam_k) - y[held]) ** 2)
+        assert value == pytest.approx(sse / n, rel=1e-8)
+    ev = solve(acc(everything), n_free=1, scale_columns=False)
+    np.testing.assert_allclose(ev.coef, ridge(everything, ev.lam), rtol=1e-9)
+    assert ev.method == "evidence" and ev.alpha > 0
