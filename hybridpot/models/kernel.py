@@ -194,8 +194,8 @@ class KernelModel(torch.nn.Module):
         if len(points) != len(self.elements):
             raise HybridpotError(f"kernel model: {len(points)} sets of sparse points for {len(self.elements)} elements")
         if self.kernel == "se" and self.length is None:
-            both = np.concatenate([np.asarray(p, dtype=np.float64) for p in points])
-            dist = np.sqrt(np.maximum(((both[:, None] - both[None]) ** 2).sum(-1), 0.0))[np.triu_indices(len(both), 1)]
+            both = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.float64) for p in points]))
+            dist = torch.cdist(both, both).numpy()[np.triu_indices(len(both), 1)]
             if not dist.size or np.median(dist) <= 0:
                 raise HybridpotError("kernel model: the se length scale cannot be set from identical sparse points; give length")
             self.length = float(np.median(dist))
