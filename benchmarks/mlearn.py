@@ -5,7 +5,7 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
 * ``table``: test MAE/RMSE (energy meV/atom, force eV/A; stress GPa where the test set has it)
   for Cu (Mishin EAM baseline), Ni (NiAlH_jea EAM), Si (Tersoff) and Li (no empirical baseline;
   a Lennard-Jones baseline as the hybrid): baseline only, pure ML (same descriptor, model and
-  weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic and NN model,
+  weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic, NN and kernel (sparse GP) model,
   next to the literature numbers in ``published_errors.csv``. -> ``mlearn.json``
 * ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu and
   Si with the linear and quadratic models (``--models`` picks others, e.g. ``nn``; the curves of
@@ -20,7 +20,7 @@ structures only (never the test set); how, and what else was tried, is in
 ``benchmarks/results/mlearn_search.md``.
 
     python benchmarks/mlearn.py [--shared ../shared] [--elements Cu,Ni,Si,Li] [--parts table,curve,peer]
-                                [--models linear,quadratic,nn,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
+                                [--models linear,quadratic,nn,kernel,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
                                 [--quick] [--out benchmarks/results]
 
 ``--quick``: linear and quadratic only (no NN), learning curve with the linear model only.
@@ -52,7 +52,7 @@ from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
 
 ELEMENTS = ["Cu", "Ni", "Si", "Li"]
-MODELS = ["linear", "quadratic", "nn"]
+MODELS = ["linear", "quadratic", "nn", "kernel"]
 #: extra table variants (``--models``), not in the default run: name -> ([model] type, settings added to that type's)
 VARIANTS = {"nn_ensemble": ("nn", {"committee": 4, "bootstrap": False})}  # mean of 4 networks, each on all structures
 
@@ -68,20 +68,22 @@ BASELINES: dict[str, dict[str, Any] | None] = {
 #: ``fit``: [fit] table; ``descriptor``: [descriptor]; ``linear``/``quadratic``/``nn``: [model] tables.
 #: One descriptor per element for every model, so that rows differ only in the model (and baseline).
 _NN = {"hidden": [32, 32], "activation": "tanh", "optimizer": "lbfgs", "epochs": 1000, "patience": 200}  # L-BFGS iterations (mlearn_search.md)
+#: the sparse GP: SOAP-like zeta = 4 on the normalised power spectrum, 500 FPS environments, evidence (not CV-tuned yet)
+_KERNEL = {"kernel": "polynomial", "zeta": 4, "n_sparse": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},
            "peer_fit": {"energy_weight": 300.0, "force_weight": 1.0},  # the CV-chosen weights of the table
-           "linear": {}, "quadratic": {}, "nn": _NN},
+           "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},
-           "linear": {}, "quadratic": {}, "nn": _NN},
+           "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.5, "nmax": 5, "lmax": 4, "alpha": 3.0},
            "fit": {"energy_weight": 100.0, "force_weight": 1.0},
-           "linear": {}, "quadratic": {}, "nn": _NN},
+           "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Li": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 100.0, "force_weight": 1.0},
-           "linear": {}, "quadratic": {}, "nn": _NN},
+           "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
 }
 
 #: the peer-comparison configuration (fixed by issue #4, not tuned)
@@ -161,7 +163,7 @@ def run_one(shared: Path, element: str, model: str, hybrid: bool, train_fraction
         "baseline_only_test": _pick(rep["baseline_only"]["test"]) if hybrid else None,
         "fit": fit, "n_train_structures": rep["data"]["train"]["n_used"],
         "stages_seconds": {k: round(v["seconds"], 2) for k, v in rep["timings"].items()},
-        "wall_seconds": round(wall, 2), "date": time.strftime("%Y-%m-%d"),
+        "wall_seconds": round(wall, 2), "peak_memory_MiB": round(rep["peak_memory_MiB"]), "date": time.strftime("%Y-%m-%d"),
         "config": {k: raw[k] for k in ("baseline", "descriptor", "model", "fit")},
     }
 
@@ -534,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
     parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,markdown (markdown: README tables from the JSON)")
-    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn; --quick: linear,quadratic) "
+    parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)

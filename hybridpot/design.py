@@ -95,7 +95,8 @@ class DesignAssembler:
             types = self.types_of(graph.numbers)
             N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
             n_atoms = torch.bincount(graph.batch, minlength=S).to(B.dtype)
-            X = self.model.features(B)
+            typed = getattr(self.model, "typed_features", False)  # rows that depend on the atom's element
+            X = self.model.features(B, types) if typed else self.model.features(B)
             blockX = torch.zeros((N, T, M), dtype=B.dtype)
             blockX[torch.arange(N), types] = X
             energy = torch.zeros((S, T, M), dtype=B.dtype).index_add_(0, graph.batch, blockX)
@@ -116,7 +117,8 @@ class DesignAssembler:
             for lo in range(0, graph.i.shape[0], chunk):
                 sl = slice(lo, lo + chunk)
                 i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
-                G = self.model.pair_feature_gradients(B[i], dB[sl])  # (p, M, 3)
+                G = (self.model.pair_feature_gradients(B[i], dB[sl], t) if typed  # (p, M, 3)
+                     else self.model.pair_feature_gradients(B[i], dB[sl]))
                 forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
                 # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key
                 for k in torch.unique(key).tolist():

@@ -113,7 +113,7 @@ class Fallback(torch.nn.Module):
             else:
                 if model is None or not hasattr(model, "features"):
                     raise HybridpotError("fallback on std needs a linear or quadratic model")
-                X = model.features(B[idx])
+                X = model.features(B[idx], types[idx]) if getattr(model, "typed_features", False) else model.features(B[idx])
                 val = torch.sqrt(((X @ self.blocks[t].to(B.dtype)) * X).sum(dim=1).clamp_min(1e-300))
             g = g.index_put((idx,), val)
         return g

@@ -97,7 +97,11 @@ class ModelType:
         linear: linear in its parameters: the model has ``features(B) -> (N, M)``,
             ``pair_feature_gradients(B_i, dB) -> (P, M, 3)``, ``n_params`` (M) and ``coef`` (T, M), and gets
             the streamed QR solve, evidence, cross-validation, the posterior and the std fallback with
-            no code of its own. Otherwise ``train`` fits it.
+            no code of its own. Otherwise ``train`` fits it. Optional parts of the protocol: ``typed_features = True``
+            (feature rows depend on the atom's element: ``features(B, types)``, ``pair_feature_gradients(B_i, dB, types_i)``),
+            ``identity_prior = True`` (the parameters are in a whitened basis whose prior is the identity, so the solver
+            does not rescale the columns) and ``has_basis`` / ``choose_basis(B, types, seed)`` (a basis chosen from the
+            training descriptors before the solve, e.g. the sparse points of a kernel model).
         train: (potential, data, baseline predictions, weights, settings, seed, progress, log) ->
             record for report.json, for models that are not ``linear``.
         summary: one line for ``hybridpot config``.
@@ -236,6 +240,7 @@ BUILTIN_MODELS = {
     "quadratic": "hybridpot.models.polynomial:QUADRATIC",
     "nn": "hybridpot.fitting.nn:NN",  # the model with its trainer (fitting layer)
     "committee": "hybridpot.models.committee:COMMITTEE",
+    "kernel": "hybridpot.models.kernel:KERNEL",
 }
 #: the built-in LAMMPS deck formats (the first is the default)
 BUILTIN_EXPORT_FORMATS = {

@@ -357,9 +357,10 @@ def test_lbfgs_recovers_a_known_network():
     assert errors["adam"][0] > 5 * errors["lbfgs"][0]
 
 
-def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
+@pytest.mark.parametrize("model", [{"type": "linear"}, {"type": "kernel", "zeta": 2, "n_sparse": 40}], ids=["linear", "kernel"])
+def test_cofit_recovers_perturbed_lj_parameters(tmp_path, model):
     """Data from LJ(eps0, sigma0); the baseline starts 10% / 3% off; variable projection with the
-    linear residual recovers eps0 and sigma0."""
+    linear residual (or the kernel one, its sparse points chosen before the co-fit) recovers eps0 and sigma0."""
     eps0, sig0 = 0.0104, 3.40
     truth = LennardJones(["Ar"], {("Ar", "Ar"): eps0}, {("Ar", "Ar"): sig0}, cutoff=8.0, shift=True)
     rng = np.random.default_rng(3)
@@ -378,10 +379,11 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path):
             "refit": ["epsilon", "sigma"], "refit_range": 0.3, "refit_max_evals": 200,
         },
         "descriptor": {"rcut": 4.5, "nmax": 2, "lmax": 2, "alpha": 1.0},
-        "model": {"type": "linear"},
+        "model": model,
         "output": {"dir": str(tmp_path / "out"), "plots": False},
     }
     res = run_fit(parse_config(raw, tmp_path, "cofit test"), progress=False, log=lambda s: None)
+    assert res.potential.model.kind == model["type"]
     eps, sig = (p.item() for p in (res.potential.baseline.epsilon[0], res.potential.baseline.sigma[0]))
     assert eps == pytest.approx(eps0, rel=1e-4)
     assert sig == pytest.approx(sig0, rel=1e-5)

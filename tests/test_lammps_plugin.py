@@ -141,6 +141,37 @@ def test_plugin_matches_hybridpot(case, lammps_potentials, tmp_path):
         assert_close(compare(potential, tmp_path, "m", atoms, orders[-1], overlay=True), f"{_case_id(case)} overlay")
 
 
+KERNEL_CASES = [(CU, "eam", "polynomial", 2), (CUNI, "eam", "polynomial", 4), (CUNI, None, "se", 1), (SIC, "tersoff", "polynomial", 4)]
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{c[2]}{c[3]}-{''.join(c[0].elements)}-{c[1] or 'nobaseline'}")
+def test_kernel_model_matches_hybridpot(case, lammps_potentials, tmp_path):
+    """A sparse-GP model (sparse points from two cells, random whitened weights of ~0.03 eV) fused with the baseline and
+    with LAMMPS's own baseline overlaid, both type orders."""
+    from hybridpot.empirical import load
+    from hybridpot.models.kernel import KernelModel
+    from hybridpot.prediction import descriptors as descriptors_of
+
+    system, baseline, kernel, zeta = case
+    atoms = structure(system, seed=3)
+    d = descriptor(system)
+    model = KernelModel(list(system.elements), d.n_features, 20, kernel, zeta)
+    base = load(lammps_potentials / system.baselines[baseline]) if baseline else None
+    potential = HybridPotential(base, d, model)
+    B, types, _ = descriptors_of(potential, [structure(system, seed=4), structure(system, seed=5)])
+    model.choose_basis(B, types, seed=0)
+    rng = np.random.default_rng(1)
+    with torch.no_grad():
+        model.coef.copy_(torch.from_numpy(rng.normal(scale=0.03, size=tuple(model.coef.shape))))
+        model.coef[:, 0] = torch.tensor([0.02 * (t + 1) if base else -3.5 - 0.4 * t for t in range(len(system.elements))])
+    export_lammps(potential, tmp_path, name="k")
+    orders = [list(system.elements)] + ([list(reversed(system.elements))] if len(system.elements) > 1 else [])
+    for order in orders:
+        assert_close(compare(potential, tmp_path, "k", atoms, order), f"kernel {case[2:]} types {order}")
+    if baseline is not None:
+        assert_close(compare(potential, tmp_path, "k", atoms, orders[-1], overlay=True), "kernel overlay")
+
+
 def test_lj_baseline_and_committee(tmp_path):
     """lj/cut (shifted, per-pair cutoffs) fused and overlaid, with a committee of two networks."""
     from hybridpot.empirical import LennardJones

@@ -33,6 +33,7 @@ from hybridpot.export.mliap import nn_layers
 from hybridpot.io.modelfile import load
 from hybridpot.lammps_plugin import PAIR_STYLE, build_info
 from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.kernel import KernelModel
 from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.registry import ExportFormat
@@ -47,7 +48,7 @@ def check_plugin_exportable(potential) -> None:
     """Raise :class:`NotExportableError` (reason + alternative) for what ``pair_style hybridpot`` cannot evaluate.
 
     The plugin runs SO(3) descriptors of both bases, power spectrum and bispectrum, with linear,
-    quadratic, nn and committee models, the EAM, LJ and Tersoff baselines or none, and the fallback
+    quadratic, nn, committee and kernel models, the EAM, LJ and Tersoff baselines or none, and the fallback
     with the gamma measure and the atom scope. Any other empirical baseline is written as
     ``baseline external STYLE``: LAMMPS runs it with its own pair style under ``hybrid/overlay``.
     """
@@ -77,8 +78,12 @@ def _model_kind(model) -> str:
         return "nn"
     if isinstance(model, CommitteeModel):
         return "committee"
-    raise NotExportableError(f"cannot export model type {type(model).__name__} to the LAMMPS plugin (linear, quadratic, nn and "
-                         "committee models can be)")
+    if isinstance(model, KernelModel):
+        if not model.has_basis:
+            raise NotExportableError("cannot export a kernel model without sparse points (fit it first)")
+        return "kernel"
+    raise NotExportableError(f"cannot export model type {type(model).__name__} to the LAMMPS plugin (linear, quadratic, nn, "
+                             "committee and kernel models can be)")
 
 
 def _numbers(values: Iterable[float] | np.ndarray) -> list[str]:
@@ -132,6 +137,21 @@ def _model_lines(model) -> list[str]:
         for t, e in enumerate(model.elements):
             lines.append(f"# {e}")
             lines += _numbers(coef[t])
+        return lines
+    if kind == "kernel":
+        M = model.n_sparse
+        with torch.no_grad():
+            alpha = model.weights().cpu().numpy()
+            points = model.sparse.cpu().numpy()
+        if model.kernel == "polynomial":  # the plugin takes the sparse points normalised
+            norms = np.linalg.norm(points, axis=2, keepdims=True)
+            points = np.divide(points, norms, out=np.zeros_like(points), where=norms > 0)
+        length = model.length if model.kernel == "se" else 1.0
+        lines = [f"model kernel {model.kernel} {model.zeta} {length!r} {M}"]
+        for t, e in enumerate(model.elements):
+            lines.append(f"# {e}: e_t, alpha <{M}>, sparse points <{M} x {model.n_descriptors}>"
+                         + (" (normalised)" if model.kernel == "polynomial" else ""))
+            lines += _numbers(np.concatenate([[model.coef[t, 0].item()], alpha[t], points[t].ravel()]))
         return lines
     if kind == "committee":
         lines = [f"model committee {len(model.members)}"]

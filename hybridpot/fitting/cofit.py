@@ -23,6 +23,7 @@ from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.errors import HybridpotError
 from hybridpot.fitting.assembly import Weights, weighted_rows
+from hybridpot.fitting.linear import prepare_basis
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches
@@ -54,6 +55,8 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
                              f"available: {sorted(params)}")
     chosen = [params[n] for n in b["refit"]]
     theta0 = np.concatenate([p.detach().numpy().ravel() for p in chosen])
+    prepare_basis(potential, data, config["fit"]["seed"], batch_atoms)
+    scale_columns = not getattr(potential.model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
     groups = list(batches(data.n_atoms, batch_atoms))
     blocks = []
@@ -90,14 +93,14 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
         return acc
 
     n_free = len(potential.model.elements)
-    start = solve(factor(targets()), n_free=n_free)
+    start = solve(factor(targets()), n_free=n_free, scale_columns=scale_columns)
     lam = start.lam
     history: list[float] = []
     bar = tqdm(total=b["refit_max_evals"], desc="co-fit baseline", unit="eval", disable=not progress, leave=False)
 
     def objective(u: np.ndarray, grad: np.ndarray) -> float:
         set_theta(theta0 * (1.0 + b["refit_range"] * u))
-        value = solve(factor(targets()), n_free=n_free, lam=lam).rss
+        value = solve(factor(targets()), n_free=n_free, lam=lam, scale_columns=scale_columns).rss
         history.append(value)
         bar.update(1)
         bar.set_postfix(objective=f"{value:.6e}")

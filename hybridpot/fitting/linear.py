@@ -20,7 +20,7 @@ from hybridpot.design import DesignAssembler
 from hybridpot.fitting.assembly import ROW_KINDS, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, QRAccumulator, solve
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, descriptors
 from hybridpot.registry import linear_in_parameters
 
 
@@ -42,7 +42,8 @@ def fit_linear(
 
     Args:
         potential: hybrid whose ``model`` is linear in its parameters (``features``, ``pair_feature_gradients``,
-            ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set.
+            ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set, and a
+            data-dependent basis chosen first where the model has one (:func:`prepare_basis`, seeded by ``seed``).
         data: training data; ``baseline``: the baseline's predictions on it.
         weights: row weights; ``weights.energy`` is ignored when ``energy_weights`` is given.
         regularization: "evidence" (maximise the marginal likelihood), "cv" (k-fold over
@@ -63,6 +64,8 @@ def fit_linear(
     if not linear_in_parameters(model):
         raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
                         f"got {type(model).__name__}")
+    prepare_basis(potential, data, seed, batch_atoms)
+    scale_columns = not getattr(model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
     choose = len(energy_weights) > 0
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose) else 1
@@ -75,13 +78,15 @@ def fit_linear(
     n_free = len(model.elements)
     record = None
     if choose:
-        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets)
+        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets,
+                                      scale_columns)
         weights = replace(weights, energy=record["chosen"])
     energy_row = float(np.sqrt(record["chosen"])) if choose else 1.0  # the energy rows were assembled at weight 1
     fold_acc = [QRAccumulator.combine([(acc, energy_row if kind == "energy" else 1.0) for (f, kind), acc in parts.items() if f == k])
                 for k in range(n_folds)]
     total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
-    sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc if regularization == "cv" and n_folds > 1 else None)
+    sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc if regularization == "cv" and n_folds > 1 else None,
+                scale_columns=scale_columns)
     order = assembler.column_order()
     coef = np.empty(assembler.n_columns)
     coef[order] = sol.coef
@@ -97,6 +102,20 @@ def fit_linear(
     return sol, weights
 
 
+def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS) -> dict | None:
+    """Let a model with a data-dependent basis (``choose_basis``, e.g. a kernel model's sparse points) choose it from the
+    training descriptors of ``data``, unless it has one already (``has_basis``: set by hand, or by an earlier fit).
+
+    Returns:
+        the model's record of its choice, or None (no such model, or a basis already set).
+    """
+    model = potential.model
+    if not hasattr(model, "choose_basis") or model.has_basis:
+        return None
+    B, types, _ = descriptors(potential, data.frames, batch_atoms)
+    return model.choose_basis(B, types, seed)
+
+
 def choose_energy_weight(
     parts: dict[tuple[int, str], QRAccumulator],
     n_folds: int,
@@ -106,6 +125,7 @@ def choose_energy_weight(
     lam: float | None = None,
     progress: bool = True,
     targets: tuple[float, float] | None = None,
+    scale_columns: bool = True,
 ) -> dict[str, Any]:
     """The energy weight with the best k-fold cross-validated energy and force errors.
 
@@ -128,6 +148,7 @@ def choose_energy_weight(
         parts: {(fold, kind): accumulator} from :func:`~hybridpot.fitting.assembly.accumulate`
             with ``by_kind=True`` and the energy rows at weight 1.
         force_weight: the force rows' weight (to undo it in the force error).
+        scale_columns: as :func:`~hybridpot.fitting.solver.solve` (False for a model with ``identity_prior``).
 
     Returns:
         {"chosen": w, "candidates": [...], "energy_rmse_meV_atom": [...], "force_rmse_eV_A": [...],
@@ -152,7 +173,7 @@ def choose_energy_weight(
                 for kind in ROW_KINDS if any(f != k and kd == kind for (f, kd) in parts)}  # fixed order: reproducible
         for c, w in enumerate(cands):
             train = QRAccumulator.combine([(acc, np.sqrt(w) if kind == "energy" else 1.0) for kind, acc in rest.items()])
-            coef = solve(train, n_free=n_free, lam=lam, posterior=False).coef
+            coef = solve(train, n_free=n_free, lam=lam, posterior=False, scale_columns=scale_columns).coef
             for col, kind in enumerate(("energy", "force")):
                 if (k, kind) in parts:
                     sse[c, col] += parts[(k, kind)].sse(coef)

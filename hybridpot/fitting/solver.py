@@ -6,7 +6,10 @@ parameters) is never held whole. Row blocks are folded into a triangular factor 
 row count. That is all a ridge solve, the Bayesian evidence and the posterior covariance need.
 Keeping one factor per cross-validation fold gives exact k-fold validation errors too.
 
-Columns are scaled to unit RMS before the solve. The first ``n_free`` columns (per-element
+Columns are scaled to unit RMS before the solve (the ridge acts on the scaled columns), unless
+``scale_columns=False``: for a model whose parameters are already in a basis where the prior is
+the identity (the whitened weights of a kernel model, whose prior precision is K_MM), the ridge
+and the evidence then act on the parameters as they are. The first ``n_free`` columns (per-element
 intercepts, i.e. reference energies) are not penalised: they are eliminated exactly with the
 leading block of R, and the ridge acts on the rest.
 """
@@ -136,9 +139,9 @@ class LinearSolution:
 class _Reduced:
     """The scaled problem with the free columns eliminated: min ||R11 w1 - z1||^2 + lam ||w1||^2."""
 
-    def __init__(self, acc: QRAccumulator, n_free: int) -> None:
+    def __init__(self, acc: QRAccumulator, n_free: int, scale_columns: bool = True) -> None:
         norms = np.linalg.norm(acc.R, axis=0) / np.sqrt(max(acc.n_rows, 1))
-        self.scale = np.where(norms > 0, norms, 1.0)
+        self.scale = np.where(norms > 0, norms, 1.0) if scale_columns else np.ones(acc.n_columns)
         Rs = acc.R / self.scale
         self.n_free = n_free
         # re-triangularise after scaling (column scaling keeps R triangular)
@@ -203,6 +206,7 @@ def solve(
     folds: list[QRAccumulator] | None = None,
     max_iter: int = 200,
     posterior: bool = True,
+    scale_columns: bool = True,
 ) -> LinearSolution:
     """Solve the regularised least-squares problem held in ``acc``.
 
@@ -214,19 +218,24 @@ def solve(
             else by evidence maximisation (MacKay's fixed-point iteration for alpha and beta).
         folds: per-fold accumulators for cross-validation.
         posterior: compute the posterior covariance (an M x M inverse; else ``covariance`` is empty).
+        scale_columns: scale the columns to unit RMS before the ridge (False: the prior is the
+            identity on the parameters as given, e.g. a whitened kernel basis; such a proper prior
+            needs rows only for the free columns, a GP may have more parameters than rows).
 
     Raises:
-        numpy.linalg.LinAlgError: fewer rows than columns, or dependent intercept columns.
+        numpy.linalg.LinAlgError: fewer rows than columns (than free columns with ``scale_columns=False``),
+            or dependent intercept columns.
     """
-    if acc.n_rows < acc.n_columns:
+    needed = acc.n_columns if scale_columns else n_free  # a model's own (identity) prior makes the penalised block proper
+    if acc.n_rows < needed:
         raise np.linalg.LinAlgError(f"{acc.n_rows} rows for {acc.n_columns} parameters: not enough data")
-    red = _Reduced(acc, n_free)
+    red = _Reduced(acc, n_free, scale_columns)
     cond = float(red.s[0] / red.s[-1]) if red.s.size and red.s[-1] > 0 else float("inf")
     N = red.n_rows - n_free
     cv_curve: dict[float, float] = {}
     if lam is None and folds:
         method = "cv"
-        lam, cv_curve = _choose_by_cv(acc, folds, n_free, red)
+        lam, cv_curve = _choose_by_cv(acc, folds, n_free, red, scale_columns)
     if lam is None:
         method = "evidence"
         alpha, beta = 1.0, 1.0 / max(red.rss(1e-8) / max(N, 1), 1e-300)
@@ -271,7 +280,8 @@ def solve(
     )
 
 
-def _choose_by_cv(acc: QRAccumulator, folds: list[QRAccumulator], n_free: int, full: _Reduced) -> tuple[float, dict[float, float]]:
+def _choose_by_cv(acc: QRAccumulator, folds: list[QRAccumulator], n_free: int, full: _Reduced,
+                  scale_columns: bool = True) -> tuple[float, dict[float, float]]:
     """Ridge parameter minimising the k-fold validation error (exact, from the fold factors).
 
     The grid is over lam per row (lam / n_rows, relative to the mean squared singular value per
@@ -283,9 +293,9 @@ def _choose_by_cv(acc: QRAccumulator, folds: list[QRAccumulator], n_free: int, f
     n_total = 0
     for k, held in enumerate(folds):
         train = QRAccumulator.combine([(other, 1.0) for m, other in enumerate(folds) if m != k])
-        if train.n_rows < acc.n_columns:
+        if train.n_rows < (acc.n_columns if scale_columns else n_free):
             raise np.linalg.LinAlgError(f"cross-validation fold {k}: too few training rows")
-        red = _Reduced(train, n_free)
+        red = _Reduced(train, n_free, scale_columns)
         for g, lam_row in enumerate(grid):
             w0, w1 = red.solve(lam_row * red.n_rows)
             coef = np.concatenate([w0, w1]) / red.scale

@@ -80,6 +80,8 @@ void Model::finalize()
     }
     work = most + n_features;
     for (const Model &m : members) member_views.push_back(m.view());
+  } else if (kind == MODEL_KERNEL) {
+    work = n_features;    // dE/d B_hat
   } else {
     work = 0;
   }
@@ -100,6 +102,10 @@ ModelView Model::view() const
   v.work = work;
   v.n_members = static_cast<int>(member_views.size());
   v.members = member_views.data();
+  v.kernel_se = kernel_se;
+  v.zeta = zeta;
+  v.n_sparse = n_sparse;
+  v.length = length;
   return v;
 }
 

@@ -251,9 +251,9 @@ HPOT_FN void invariant_adjoint(const InvariantsView &v, const double *c, const d
 
 // ------------------------------------------------------------------ models
 // hybridpot.models.polynomial (linear, quadratic in the ML-IAP order), .nn (per-element MLP on
-// standardised inputs), .committee (the mean of its members)
+// standardised inputs), .committee (the mean of its members), .kernel (sparse GP: e_t + sum_m alpha_m k(B, D_m))
 
-enum ModelKind { MODEL_LINEAR = 0, MODEL_QUADRATIC = 1, MODEL_NN = 2, MODEL_COMMITTEE = 3 };
+enum ModelKind { MODEL_LINEAR = 0, MODEL_QUADRATIC = 1, MODEL_NN = 2, MODEL_COMMITTEE = 3, MODEL_KERNEL = 4 };
 enum Activation { ACT_TANH = 0, ACT_SIGMOID = 1, ACT_RELU = 2, ACT_LINEAR = 3 };
 
 struct ModelView {
@@ -267,7 +267,56 @@ struct ModelView {
   int work = 0;                       // doubles of scratch one evaluation needs
   int n_members = 0;
   const ModelView *members = nullptr; // committee: its members (not committees)
+  int kernel_se = 0, zeta = 1, n_sparse = 0;    // kernel: 0 polynomial (d_hat . D_hat_m)^zeta, 1 squared exponential
+  double length = 1.0;                // kernel (se): length scale
 };
+
+// kernel model of element t: block = e_t, alpha <M>, sparse points <M x K> (polynomial: already normalised);
+// dE/dB into dEdB, work: K doubles
+HPOT_FN double kernel_model_energy(const ModelView &m, int t, const double *B, double *dEdB, double *work)
+{
+  const int K = m.n_features, M = m.n_sparse;
+  const double *w = m.coef + static_cast<long>(t) * m.block;
+  const double *alpha = w + 1, *D = w + 1 + M;
+  double e = w[0];
+  if (m.kernel_se) {
+    const double inv_l2 = 1.0 / (m.length * m.length);
+    for (int k = 0; k < K; ++k) dEdB[k] = 0.0;
+    for (int s = 0; s < M; ++s) {
+      if (alpha[s] == 0.0) continue;
+      const double *y = D + static_cast<long>(s) * K;
+      double d2 = 0.0;
+      for (int k = 0; k < K; ++k) d2 += (B[k] - y[k]) * (B[k] - y[k]);
+      const double ak = alpha[s] * exp(-0.5 * d2 * inv_l2);
+      e += ak;
+      for (int k = 0; k < K; ++k) dEdB[k] -= ak * inv_l2 * (B[k] - y[k]);
+    }
+    return e;
+  }
+  double norm = 0.0;
+  for (int k = 0; k < K; ++k) norm += B[k] * B[k];
+  norm = sqrt(norm);
+  const double inv = norm > 0.0 ? 1.0 / norm : 0.0;
+  double *g = work;    // dE/d x_hat
+  for (int k = 0; k < K; ++k) g[k] = 0.0;
+  for (int s = 0; s < M; ++s) {
+    if (alpha[s] == 0.0) continue;
+    const double *y = D + static_cast<long>(s) * K;
+    double c = 0.0;
+    for (int k = 0; k < K; ++k) c += B[k] * y[k];
+    c *= inv;
+    double p = 1.0;    // c^(zeta - 1)
+    for (int z = 1; z < m.zeta; ++z) p *= c;
+    e += alpha[s] * p * c;
+    const double f = alpha[s] * m.zeta * p;
+    for (int k = 0; k < K; ++k) g[k] += f * y[k];
+  }
+  // d x_hat / dB = (I - x_hat x_hat^T) / |B|
+  double gx = 0.0;
+  for (int k = 0; k < K; ++k) gx += g[k] * B[k] * inv;
+  for (int k = 0; k < K; ++k) dEdB[k] = (g[k] - gx * B[k] * inv) * inv;
+  return e;
+}
 
 HPOT_FN double activate(int a, double x)
 {
@@ -289,6 +338,7 @@ HPOT_FN double activate_derivative(int a, double x, double y)
 // per-atom energy (eV) of element t of a linear, quadratic or nn model, and dE/dB
 HPOT_FN double single_model_energy(const ModelView &m, int t, const double *B, double *dEdB, double *work)
 {
+  if (m.kind == MODEL_KERNEL) return kernel_model_energy(m, t, B, dEdB, work);
   const int K = m.n_features;
   const double *w = m.coef + static_cast<long>(t) * m.block;
   if (m.kind == MODEL_LINEAR || m.kind == MODEL_QUADRATIC) {

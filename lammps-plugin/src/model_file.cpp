@@ -258,8 +258,21 @@ void read_model(Tokens &tk, Model &m, int T, int K)
       read_model(tk, m.members[c], T, K);
       if (m.members[c].kind == MODEL_COMMITTEE) tk.fail("nested committees are not supported");
     }
+  } else if (kind == "kernel") {
+    m.kind = MODEL_KERNEL;
+    const std::string function = tk.next("kernel function");
+    if (function != "polynomial" && function != "se") tk.fail("unknown kernel '" + function + "' (expected polynomial or se)");
+    m.kernel_se = function == "se" ? 1 : 0;
+    m.zeta = static_cast<int>(tk.integer("kernel zeta"));
+    if (m.zeta < 1) tk.fail("kernel zeta must be >= 1");
+    m.length = tk.real("kernel length scale");
+    if (!(m.length > 0.0)) tk.fail("kernel length scale must be > 0");
+    m.n_sparse = static_cast<int>(tk.integer("sparse points per element"));
+    if (m.n_sparse < 1) tk.fail("kernel model without sparse points");
+    m.block = 1 + m.n_sparse * (1 + K);
+    tk.reals(m.coef, size_t(T) * m.block, "kernel e_t, weights and sparse points");
   } else {
-    tk.fail("unknown model '" + kind + "' (expected linear, quadratic, nn or committee)");
+    tk.fail("unknown model '" + kind + "' (expected linear, quadratic, nn, committee or kernel)");
   }
 }
 

@@ -1,0 +1,371 @@
+"""Sparse Gaussian-process (kernel) model of the residual: GAP's projected process, linear in its weights.
+
+For an atom of element t with descriptor d (K,), and M_t representative (sparse, inducing)
+environments d_{t,m} of that element chosen from the training descriptors,
+
+    E = e_t + sum_m alpha_{t,m} k(d, d_{t,m})
+
+with the kernel
+
+    polynomial:  k(d, d') = (d_hat . d_hat')^zeta,        d_hat = d / |d|   (SOAP-like; zeta integer >= 1)
+    se:          k(d, d') = exp(-|d - d'|^2 / (2 l^2))    (squared exponential on the raw descriptors)
+
+Both have k(d, d) = 1, so the prior variance of an atom's energy is 1 / alpha_prior (eV^2).
+
+**The prior.** GAP's prior on the weights is alpha_t ~ N(0, K_MM^-1 / a) (the projected-process
+prior: the function values at the sparse points have covariance K_MM / a), so the objective is
+
+    sum_rows w_row (A alpha - y)^2 + a alpha^T K_MM alpha,
+    alpha = (a K_MM + K_MN Lambda^-1 K_NM)^-1 K_MN Lambda^-1 y     (Lambda^-1: the row weights)
+
+The model holds its weights in the whitened basis alpha_t = W_t c_t with W_t W_t^T = K_MM^+
+(W_t = U S^-1/2 of the eigendecomposition K_MM = U S U^T, eigenvalues below ``1e-10 max`` dropped:
+near-duplicate environments cost nothing), so that the prior on c is the identity and the
+feature rows are [1, k(d, d_{t,.}) W_t]. The problem is then an ordinary ridge / Bayesian linear
+regression (``identity_prior = True``: the solver must not rescale the columns), solved by the
+streamed QR of :mod:`hybridpot.fitting.solver` (never the normal matrix), with the evidence,
+cross-validation and the posterior (hence the GP predictive variance: phi Sigma phi^T is the
+projected-process variance) unchanged. Columns of elements with fewer sparse points than the
+others, and dropped eigen-directions, are zero.
+
+**Expected errors.** GAP's sigma_E (per atom), sigma_F, sigma_S and the signal std delta map onto
+hybridpot's row weights (:mod:`hybridpot.fitting.assembly`: weight^2 = w_kind / n_rows_of_kind) as
+w_kind = n_kind / sigma_kind^2 (the per-atom energy rows, force components, virial-per-atom
+components) with the fixed ``regularization = 1 / delta^2``; :func:`gap_weights` gives them. With
+``regularization = "evidence"`` the ratios of the weights are the ratios of 1 / sigma^2 and the
+evidence sets delta and the overall noise level (sigma_kind^2 = n_kind / (beta w_kind), delta^2 = 1 / alpha).
+
+The sparse points are chosen per element by farthest-point sampling in the kernel's distance
+(|phi(d) - phi(d')|^2 = 2 - 2 k(d, d')) or by CUR leverage sampling, deterministically given the
+seed (:meth:`KernelModel.choose_basis`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from hybridpot.arrays import decode_array, encode_array
+from hybridpot.errors import ConfigError, HybridpotError
+from hybridpot.models.polynomial import LinearSettings
+from hybridpot.registry import ModelType
+
+KERNELS = ("polynomial", "se")
+SELECTIONS = ("fps", "cur")
+#: eigenvalues of K_MM below this fraction of the largest are dropped from the whitened basis
+EIG_TOL = 1e-10
+
+
+class KernelModel(torch.nn.Module):
+    """Per-element sparse GP on the descriptors (module docstring).
+
+    Args:
+        elements: chemical symbols (type index = position).
+        n_descriptors: K.
+        n_sparse: M, sparse points per element (fewer when an element has fewer distinct environments).
+        kernel: "polynomial" or "se".
+        zeta: exponent of the polynomial kernel (integer >= 1).
+        length: length scale of "se" (descriptor units); None: the median distance between the
+            sparse points, set by :meth:`choose_basis`.
+        selection: "fps" or "cur".
+
+    Attributes:
+        coef: (T, 1 + M) parameters: e_t (eV) and the whitened weights c_t (eV).
+        sparse: (T, M, K) sparse descriptors (rows beyond ``n_basis[t]`` are zero).
+        whiten: (T, M, M) W_t (zero beyond the kept directions).
+        n_basis: (T,) sparse points per element.
+    """
+
+    typed_features = True  #: feature rows depend on the atom's element: features(B, types)
+    identity_prior = True  #: the prior on coef is the identity: the solver must not rescale columns
+
+    def __init__(self, elements: Sequence[str], n_descriptors: int, n_sparse: int, kernel: str = "polynomial", zeta: int = 4,
+                 length: float | None = None, selection: str = "fps") -> None:
+        super().__init__()
+        if kernel not in KERNELS:
+            raise HybridpotError(f"kernel {kernel!r}: expected one of {KERNELS}")
+        if selection not in SELECTIONS:
+            raise HybridpotError(f"selection {selection!r}: expected one of {SELECTIONS}")
+        if int(zeta) < 1 or int(n_sparse) < 1 or (length is not None and not length > 0):
+            raise HybridpotError(f"kernel model: need zeta >= 1, n_sparse >= 1 and length > 0 (got {zeta}, {n_sparse}, {length})")
+        self.elements = list(elements)
+        self.n_descriptors = int(n_descriptors)
+        self.n_sparse = int(n_sparse)
+        self.kernel, self.zeta, self.length, self.selection = kernel, int(zeta), None if length is None else float(length), selection
+        T, M, K = len(self.elements), self.n_sparse, self.n_descriptors
+        self.n_params = 1 + M
+        self.coef = torch.nn.Parameter(torch.zeros((T, self.n_params), dtype=torch.float64))
+        self.register_buffer("sparse", torch.zeros((T, M, K), dtype=torch.float64))
+        self.register_buffer("whiten", torch.zeros((T, M, M), dtype=torch.float64))
+        self.n_basis = [0] * T
+
+    @property
+    def kind(self) -> str:
+        return "kernel"
+
+    @property
+    def has_basis(self) -> bool:
+        """Whether the sparse points are set (by :meth:`choose_basis`, :meth:`set_basis` or a model file)."""
+        return any(n > 0 for n in self.n_basis)
+
+    # ------------------------------------------------------------------ kernel
+
+    def _kernel(self, B: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+        """(N, M) k(B_i, D_m) for B (N, K), D (M, K)."""
+        if self.kernel == "polynomial":
+            return (_normalised(B) @ _normalised(D).T) ** self.zeta
+        return torch.exp(-torch.cdist(B, D).pow(2) / (2 * self._length() ** 2))
+
+    def _length(self) -> float:
+        if self.length is None:
+            raise HybridpotError("kernel model: the se length scale is set with the sparse points (choose_basis)")
+        return self.length
+
+    def _kernel_gradient(self, B: torch.Tensor, D: torch.Tensor, dB: torch.Tensor) -> torch.Tensor:
+        """(P, M, 3) d k(B_p, D_m) / d r_p = dk/dB_p . dB_p for B (P, K), D (M, K), dB (P, K, 3)."""
+        if self.kernel == "polynomial":
+            norm = B.norm(dim=1).clamp_min(1e-300)
+            x = B / norm[:, None]
+            y = _normalised(D)
+            s = x @ y.T  # (P, M)
+            # d (x_hat . y_hat)/dB = (y_hat - s x_hat) / |B|
+            yd = torch.einsum("mk,pka->pma", y, dB)
+            xd = torch.einsum("pk,pka->pa", x, dB)
+            return (self.zeta * s ** (self.zeta - 1) / norm[:, None])[:, :, None] * (yd - s[:, :, None] * xd[:, None, :])
+        k = self._kernel(B, D)
+        l2 = self._length() ** 2
+        bd = torch.einsum("pk,pka->pa", B, dB)
+        yd = torch.einsum("mk,pka->pma", D, dB)
+        return -(k / l2)[:, :, None] * (bd[:, None, :] - yd)
+
+    # ------------------------------------------------------------------ linear-in-parameters protocol
+
+    def features(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """(N, 1 + M) feature rows [1, k(B_i, D_t) W_t] of descriptors B (N, K) of atoms of types (N,)."""
+        X = torch.zeros((B.shape[0], self.n_params), dtype=B.dtype, device=B.device)
+        X[:, 0] = 1.0
+        for t, idx in self._by_type(types):
+            X[idx, 1:] = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ self.whiten[t].to(B.dtype)
+        return X
+
+    def pair_feature_gradients(self, B_center: torch.Tensor, dB: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """(P, 1 + M, 3) derivative of the centre atom's feature row w.r.t. each pair vector.
+
+        Args:
+            B_center: (P, K) descriptors of each pair's centre atom; dB: (P, K, 3) their derivatives
+                w.r.t. the pair vector; types: (P,) the centre atoms' types.
+        """
+        G = torch.zeros((dB.shape[0], self.n_params, 3), dtype=dB.dtype, device=dB.device)
+        for t, idx in self._by_type(types):
+            g = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
+            G[idx, 1:] = torch.einsum("pma,mn->pna", g, self.whiten[t].to(dB.dtype))
+        return G
+
+    def _by_type(self, types: torch.Tensor):
+        for t in range(len(self.elements)):
+            if self.n_basis[t] == 0:
+                continue
+            idx = (types == t).nonzero().squeeze(1)
+            if idx.numel():
+                yield t, idx
+
+    def weights(self) -> torch.Tensor:
+        """(T, M) alpha_t = W_t c_t: the weights of k(d, d_{t,m}) (eV)."""
+        return torch.einsum("tmn,tn->tm", self.whiten, self.coef[:, 1:])
+
+    def forward(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """(N,) per-atom energies (eV) from descriptors (N, K) and type indices (N,)."""
+        alpha = self.weights().to(B.dtype)
+        E = self.coef.to(B.dtype)[types, 0]
+        out = E
+        for t, idx in self._by_type(types):
+            e = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ alpha[t]
+            out = out.index_add(0, idx, e)
+        return out
+
+    # ------------------------------------------------------------------ the sparse points
+
+    def set_basis(self, points: Sequence[np.ndarray]) -> None:
+        """Use the given sparse descriptors, one (M_t <= M, K) array per element; computes W_t."""
+        if len(points) != len(self.elements):
+            raise HybridpotError(f"kernel model: {len(points)} sets of sparse points for {len(self.elements)} elements")
+        if self.kernel == "se" and self.length is None:
+            both = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.float64) for p in points]))
+            dist = torch.cdist(both, both).numpy()[np.triu_indices(len(both), 1)]
+            if not dist.size or np.median(dist) <= 0:
+                raise HybridpotError("kernel model: the se length scale cannot be set from identical sparse points; give length")
+            self.length = float(np.median(dist))
+        with torch.no_grad():
+            self.sparse.zero_()
+            self.whiten.zero_()
+            for t, p in enumerate(points):
+                p = torch.as_tensor(np.asarray(p, dtype=np.float64))
+                if p.ndim != 2 or p.shape[1] != self.n_descriptors or not 0 <= p.shape[0] <= self.n_sparse:
+                    raise HybridpotError(f"kernel model: sparse points of shape {tuple(p.shape)} for {self.elements[t]}, expected "
+                                         f"(<= {self.n_sparse}, {self.n_descriptors})")
+                m = p.shape[0]
+                self.n_basis[t] = m
+                if m == 0:
+                    continue
+                self.sparse[t, :m] = p
+                s, U = np.linalg.eigh(self._kernel(p, p).numpy())
+                keep = s > EIG_TOL * max(s[-1], 1e-300)
+                W = U[:, keep] / np.sqrt(s[keep])
+                self.whiten[t, :m, : W.shape[1]] = torch.from_numpy(W)
+
+    def choose_basis(self, B: np.ndarray, types: np.ndarray, seed: int = 0) -> dict[str, Any]:
+        """Choose up to M sparse points per element from training descriptors B (N, K) with types (N,).
+
+        Farthest-point sampling (from a seeded random start, in the kernel distance; identical
+        environments are taken once) or CUR (leverage-score sampling without replacement, seeded,
+        from the top right singular vectors of the element's descriptor matrix). An element with
+        fewer distinct environments than M gets them all: the number is clamped, with a warning
+        naming the element.
+
+        Returns:
+            {element: {"chosen": M_t, "available": environments}}.
+        """
+        rng = np.random.default_rng(seed)
+        B = np.asarray(B, dtype=np.float64)
+        points, record = [], {}
+        for t, element in enumerate(self.elements):
+            X = B[np.asarray(types) == t]
+            if self.selection == "fps" or len(X) <= self.n_sparse:
+                idx = self._farthest_points(X, rng)
+            else:
+                idx = _cur(X, self.n_sparse, rng)
+            if 0 < len(idx) < self.n_sparse:
+                warnings.warn(f"kernel model: {element} has {len(idx)} distinct environments in the training data (of "
+                              f"{len(X)}), fewer than n_sparse = {self.n_sparse}: using all {len(idx)}", stacklevel=2)
+            points.append(X[idx])
+            record[element] = {"chosen": int(len(idx)), "available": int(len(X))}
+        self.set_basis(points)
+        return record
+
+    def _farthest_points(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Indices of up to M rows of X by farthest-point sampling in the kernel distance 2 - 2 k (se: the descriptor distance)."""
+        if len(X) == 0:
+            return np.zeros(0, dtype=int)
+        Xt = torch.from_numpy(X)
+        first = int(rng.integers(len(X)))
+        chosen = [first]
+        if self.kernel == "polynomial":
+            dist = 2.0 - 2.0 * self._kernel(Xt, Xt[[first]]).squeeze(1).numpy()
+        else:
+            dist = ((X - X[first]) ** 2).sum(1)
+        scale = max(float(dist.max()), 1e-300)
+        while len(chosen) < self.n_sparse:
+            nxt = int(np.argmax(dist))
+            if dist[nxt] <= 1e-12 * scale:  # the rest duplicate chosen environments
+                break
+            chosen.append(nxt)
+            new = (2.0 - 2.0 * self._kernel(Xt, Xt[[nxt]]).squeeze(1).numpy() if self.kernel == "polynomial"
+                   else ((X - X[nxt]) ** 2).sum(1))
+            dist = np.minimum(dist, new)
+        return np.array(chosen)
+
+    # ------------------------------------------------------------------ model files
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "kernel", "elements": self.elements, "n_descriptors": self.n_descriptors, "n_sparse": self.n_sparse,
+            "kernel": self.kernel, "zeta": self.zeta, "length": self.length, "selection": self.selection,
+            "n_basis": list(self.n_basis), "sparse": encode_array(self.sparse.cpu().numpy()),
+            "whiten": encode_array(self.whiten.cpu().numpy()), "coef": self.coef.detach().cpu().numpy().tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "KernelModel":
+        model = cls(d["elements"], int(d["n_descriptors"]), int(d["n_sparse"]), d["kernel"], int(d["zeta"]),
+                    None if d["length"] is None else float(d["length"]), d["selection"])
+        arrays = {"sparse": decode_array(d["sparse"]), "whiten": decode_array(d["whiten"]),
+                  "coef": np.asarray(d["coef"], dtype=np.float64)}
+        for name, value in arrays.items():
+            target = getattr(model, name)
+            if value.shape != tuple(target.shape):
+                raise ValueError(f"kernel model {name} of shape {value.shape}, expected {tuple(target.shape)}")
+            with torch.no_grad():
+                target.copy_(torch.from_numpy(value))
+        n_basis = [int(n) for n in d["n_basis"]]
+        if len(n_basis) != len(model.elements) or not all(0 <= n <= model.n_sparse for n in n_basis):
+            raise ValueError(f"kernel model n_basis {n_basis}: expected {len(model.elements)} counts in [0, {model.n_sparse}]")
+        model.n_basis = n_basis
+        return model
+
+
+def _normalised(X: torch.Tensor) -> torch.Tensor:
+    """Rows of X over their norms (a zero row stays zero)."""
+    X = torch.as_tensor(X)
+    return X / X.norm(dim=1, keepdim=True).clamp_min(1e-300)
+
+
+def _cur(X: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+    """m distinct rows of X sampled by their leverage on the top min(m, K) right singular vectors (CUR row selection)."""
+    _, _, Vt = np.linalg.svd(X, full_matrices=False)
+    k = min(m, Vt.shape[0])
+    lev = ((X @ Vt[:k].T) ** 2).sum(1)
+    p = lev / lev.sum() if lev.sum() > 0 else np.full(len(X), 1.0 / len(X))
+    nonzero = int(np.count_nonzero(p))
+    return np.sort(rng.choice(len(X), size=min(m, nonzero), replace=False, p=p))
+
+
+def gap_weights(n_energy: int, n_force: int, n_stress: int, sigma_energy: float, sigma_force: float,
+                sigma_stress: float | None = None) -> dict[str, float]:
+    """GAP's expected errors as hybridpot's row weights (module docstring): w_kind = n_kind / sigma_kind^2.
+
+    Args:
+        n_energy, n_force, n_stress: the rows of each kind (structures; force components; 6 per structure with stress).
+        sigma_energy: eV/atom; sigma_force: eV/A; sigma_stress: eV/atom on the virial per atom (None: no stress rows).
+
+    Returns:
+        {"energy": ..., "force": ..., "stress": ...} for :class:`hybridpot.fitting.assembly.Weights`; with
+        ``regularization = 1 / delta^2`` the fit minimises GAP's objective.
+    """
+    for name, s in (("sigma_energy", sigma_energy), ("sigma_force", sigma_force), ("sigma_stress", sigma_stress)):
+        if s is not None and not s > 0:
+            raise ConfigError(f"{name} = {s}: must be > 0")
+    return {"energy": n_energy / sigma_energy**2, "force": n_force / sigma_force**2,
+            "stress": 0.0 if sigma_stress is None else n_stress / sigma_stress**2}
+
+
+@dataclasses.dataclass
+class KernelSettings(LinearSettings):
+    """The keys of ``[model] type = "kernel"`` (plus ``regularization`` and ``cv_folds`` as for linear)."""
+
+    kernel: str = dataclasses.field(default="polynomial", metadata={
+        "help": "'polynomial': (d_hat . d_hat')^zeta on normalised descriptors (SOAP-like); 'se': exp(-|d - d'|^2 / 2 length^2)"})
+    zeta: int = dataclasses.field(default=4, metadata={"help": "exponent of the polynomial kernel, integer >= 1"})
+    length: float | None = dataclasses.field(default=None, metadata={
+        "help": "length scale of 'se' (descriptor units); default: the median distance between the sparse points"})
+    n_sparse: int = dataclasses.field(default=500, metadata={
+        "help": "sparse (representative) environments per element; clamped, with a warning, to the distinct environments there are"})
+    selection: str = dataclasses.field(default="fps", metadata={
+        "help": "how the sparse environments are chosen: 'fps' (farthest-point sampling) or 'cur' (leverage sampling), seeded"})
+
+    def check(self, where: str) -> None:
+        super().check(where)
+        if self.kernel not in KERNELS:
+            raise ConfigError(f"{where} kernel = {self.kernel!r}: expected one of {', '.join(map(repr, KERNELS))}")
+        if self.zeta < 1:
+            raise ConfigError(f"{where} zeta = {self.zeta}: must be an integer >= 1 (2 and 4 are usual)")
+        if self.kernel != "se" and self.length is not None:
+            raise ConfigError(f"{where} length = {self.length}: only the 'se' kernel has a length scale")
+        if self.length is not None and not self.length > 0:
+            raise ConfigError(f"{where} length = {self.length}: must be > 0")
+        if self.n_sparse < 1:
+            raise ConfigError(f"{where} n_sparse = {self.n_sparse}: need at least 1 sparse environment per element")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"{where} selection = {self.selection!r}: expected one of {', '.join(map(repr, SELECTIONS))}")
+
+
+def _build(settings: KernelSettings, elements: list[str], n_features: int) -> KernelModel:
+    return KernelModel(elements, n_features, settings.n_sparse, settings.kernel, settings.zeta, settings.length, settings.selection)
+
+
+#: registry entry (:mod:`hybridpot.registry`): linear in its (whitened) weights, so solved by the streamed QR
+KERNEL = ModelType("kernel", KernelSettings, _build, lambda d, nested: KernelModel.from_dict(d), linear=True,
+                   summary="sparse GP (GAP projected process): E_t(d) = e_t + sum_m alpha_m k(d, d_m), K_MM prior; GP variance")
