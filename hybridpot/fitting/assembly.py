@@ -9,8 +9,8 @@ batch by batch; the design matrix is never held whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -19,7 +19,7 @@ from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches, reference_energies
 
 
 @dataclass
@@ -44,6 +44,47 @@ class Weights:
     def per_structure(self, data: Dataset) -> np.ndarray:
         """(S,) config-type weight of each structure."""
         return np.array([float(self.config.get(c, 1.0)) for c in data.config_type])
+
+    def scaled(self, scales: Mapping[str, float]) -> "Weights":
+        """These weights divided by the squared natural scale of each kind (``scales`` from
+        :func:`target_scales`): a weight of 1 then means "errors as large as the spread of the
+        targets cost the same for every kind", whatever the units."""
+        return replace(self, energy=self.energy / scales["energy"] ** 2, force=self.force / scales["force"] ** 2,
+                       stress=self.stress / scales["stress"] ** 2, baseline_stress=self.baseline_stress / scales["baseline_stress"] ** 2)
+
+    def as_dict(self) -> dict[str, float]:
+        """The weight of each kind of row (for reports)."""
+        return {"energy": self.energy, "force": self.force, "stress": self.stress, "baseline_stress": self.baseline_stress}
+
+
+def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequence[str]) -> dict[str, float]:
+    """The natural scale of each kind of residual target (DFT minus baseline) of ``data``.
+
+    energy (eV/atom): RMS of the per-atom residual energies after the best per-element reference
+    energies (what the unpenalised intercepts absorb); force (eV/A): RMS of the residual force
+    components; stress (eV/atom): RMS of the residual virial-per-atom components of the structures
+    with a stress label; baseline_stress (eV/atom): the stress scale, or without stress labels the
+    energy scale (both are energies per atom). A kind without data, or with zero spread, gets 1.
+
+    Every scale is in the units of its kind, so weights divided by their squares
+    (:meth:`Weights.scaled`) do not depend on the units of the labels.
+    """
+    def rms(x: np.ndarray) -> float:
+        v = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+        return v if v > 0 and np.isfinite(v) else 1.0
+
+    per_atom = (data.energy - baseline.energy) / data.n_atoms
+    X = data.composition(list(elements)) / data.n_atoms[:, None]
+    ref = reference_energies(data, baseline, list(elements))
+    forces = np.concatenate([(data.forces - baseline.forces)[data.ptr[s] : data.ptr[s + 1]] for s in np.flatnonzero(data.has_forces)]
+                            or [np.zeros((0, 3))])
+    labelled = np.flatnonzero(data.has_stress)
+    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / data.n_atoms[s]
+                       for s in labelled]).reshape(-1, 3, 3)
+    iu = np.triu_indices(3)
+    out = {"energy": rms(per_atom - X @ ref), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
+    out["baseline_stress"] = out["stress"] if labelled.size else out["energy"]
+    return out
 
 
 #: the kinds of weighted rows, in the order of their indices in :func:`weighted_rows`

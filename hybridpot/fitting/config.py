@@ -19,7 +19,7 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [model]
     type = "linear"              # "quadratic" | "nn"
     [fit]
-    energy_weight = 1.0
+    energy_weight = 1.0          # relative to each kind's natural scale (weight_scale = "spread")
     force_weight = 1.0
     stress_weight = 0.0
     train_fraction = 1.0
@@ -27,8 +27,15 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [output]
     dir = "runs/cu"
 
+Weights: with ``weight_scale = "spread"`` (the default) each kind's weight is divided by the
+squared RMS spread of its residual targets on the training set (energies per atom after the
+per-element reference energies, force components, virial per atom;
+:func:`hybridpot.fitting.assembly.target_scales`), so that 1:1:1 balances the kinds whatever the
+units; the effective weights are in report.json's ``fit.weights``. ``weight_scale = "rows"``
+keeps the absolute weights (each kind normalised only by its number of rows).
+
 ``energy_weight = "cv"`` (linear and quadratic models) chooses the energy weight among
-``energy_weight_candidates`` (default 1, 3, ..., 1000) by k-fold cross-validation over the
+``energy_weight_candidates`` (factors of the normalised weight; default 0.3 ... 30) by k-fold cross-validation over the
 training structures (``[model] cv_folds``, seeded by ``seed``): the weight whose held-out energy
 and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`; each error
 relative to the best any candidate reaches, or to ``energy_weight_targets = [meV/atom, eV/A]``).
@@ -55,6 +62,8 @@ from hybridpot.registry import baselines, descriptors, models
 from hybridpot.settings import non_finite
 
 _NUM = (int, float)
+#: default energy_weight_candidates per weight_scale
+CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]}
 
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
@@ -80,10 +89,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     },
     "fit": {
         "energy_weight": ((int, float, str), 1.0, "weight of the energy rows, or 'cv' (chosen by cross-validation)"),
-        "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], "the candidates of energy_weight = 'cv'"),
+        "energy_weight_candidates": ((list,), None, "the candidates of energy_weight = 'cv' (factors of the normalised energy weight; "
+                                                    f"default {CV_CANDIDATES['spread']}, with weight_scale = 'rows' {CV_CANDIDATES['rows']})"),
         "energy_weight_targets": ((list,), None, "energy_weight = 'cv': [energy meV/atom, force eV/A] the errors are measured against"),
         "force_weight": (_NUM, 1.0, "weight of the force rows"),
         "stress_weight": (_NUM, 0.0, "weight of the stress (virial) rows"),
+        "weight_scale": ((str,), "spread", "'spread': each kind's weight is divided by the squared spread of its residual targets "
+                                           "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
+                                           "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
@@ -216,6 +229,10 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     b["type"] = kind
     f = c["fit"]
+    if f["weight_scale"] not in CV_CANDIDATES:
+        raise fail(source, f"[fit] weight_scale = {f['weight_scale']!r}: expected 'spread' or 'rows'")
+    if f["energy_weight_candidates"] is None:
+        f["energy_weight_candidates"] = list(CV_CANDIDATES[f["weight_scale"]])
     if isinstance(f["energy_weight"], str):
         _check_energy_weight_cv(c, source)
     elif f["energy_weight_targets"] is not None:

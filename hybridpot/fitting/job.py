@@ -25,7 +25,7 @@ from hybridpot import __version__
 from hybridpot.dataset import Dataset, read_dataset
 from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
-from hybridpot.fitting.assembly import Weights
+from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
@@ -87,18 +87,34 @@ def make_baseline(config: FitConfig):
     return baselines.get(b["type"]).build(settings_of(config, "baseline"), f"{config.source} [baseline]")
 
 
-def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
+def weights_from_config(fit: Mapping, scales: Mapping[str, float] | None = None) -> tuple[Weights, dict]:
     """The row weights of a validated ``[fit]`` section, and how to choose the energy weight by
-    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates)
-    and ``energy_weight_targets`` of :func:`~hybridpot.fitting.linear.fit_linear`, empty when the
-    energy weight is a fixed number."""
+    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates,
+    factors of the returned energy weight) and ``energy_weight_targets`` of
+    :func:`~hybridpot.fitting.linear.fit_linear`, empty when the energy weight is a fixed number.
+
+    ``scales``: the natural scale of each kind (:func:`~hybridpot.fitting.assembly.target_scales`);
+    given, the weights are divided by their squares (``[fit] weight_scale = "spread"``)."""
     cv = fit["energy_weight"] == "cv"
     weights = Weights(energy=1.0 if cv else float(fit["energy_weight"]), force=fit["force_weight"], stress=fit["stress_weight"],
                       config=fit["config_weights"], baseline_stress=fit["baseline_stress_weight"])
+    if scales is not None:
+        weights = weights.scaled(scales)
     targets = fit["energy_weight_targets"]
     choice = {"energy_weights": [float(w) for w in fit["energy_weight_candidates"]],
               "energy_weight_targets": tuple(map(float, targets)) if targets else None} if cv else {}
     return weights, choice
+
+
+def config_weights(config: FitConfig, data: Dataset, baseline: BaselinePredictions, elements: list[str]
+                   ) -> tuple[Weights, dict, dict[str, Any]]:
+    """:func:`weights_from_config` of ``config`` for the residual targets of ``data`` over ``baseline``
+    (normalised by their scales where ``[fit] weight_scale = "spread"``), and the record for
+    report.json: the weight scale, the scales (eV/atom, eV/A, eV/atom) and the weights used."""
+    f = config["fit"]
+    scales = target_scales(data, baseline, elements) if f["weight_scale"] == "spread" else None
+    weights, choice = weights_from_config(f, scales)
+    return weights, choice, {"weight_scale": f["weight_scale"], "scales": scales, "effective": weights.as_dict()}
 
 
 def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, baseline: BaselinePredictions,
@@ -115,17 +131,21 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         weight chosen by cross-validation where asked; the record for report.json's "fit").
     """
     f, m = config["fit"], config["model"]
-    weights, energy_weight_choice = weights_from_config(f)
+    weights, energy_weight_choice, weight_record = config_weights(config, data, baseline, list(potential.model.elements))
     timer = timer or StageTimer()
     entry = models.get(m["type"])
     if not entry.linear:
         with timer(f"train {entry.name}"):
-            return None, weights, entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
-                                              progress=progress, log=log)
+            record = entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
+                                 progress=progress, log=log)
+        return None, weights, {**record, "weights": weight_record}
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
                                   progress, **energy_weight_choice)
-    record: dict[str, Any] = {}
+    weight_record["effective"] = weights.as_dict()  # with the energy weight chosen by CV
+    record: dict[str, Any] = {"weights": weight_record}
+    log("weights (" + ("normalised by the targets' spread " + ", ".join(f"{k} {v:.3g}" for k, v in weight_record["scales"].items())
+                       if weight_record["scales"] else "absolute") + "): " + ", ".join(f"{k} {v:.4g}" for k, v in weights.as_dict().items()))
     if sol.energy_weight_cv:
         cv = record["energy_weight_cv"] = sol.energy_weight_cv
         log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"
@@ -246,7 +266,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if config["baseline"]["refit"]:
         with timer("co-fit baseline"):
-            fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
+            fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,
+                                      log=log)
         with timer("baseline (co-fitted)"):
             bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
             bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None

@@ -43,7 +43,7 @@ def fit_linear(
         potential: hybrid whose ``model`` is linear in its parameters (``features``, ``pair_feature_gradients``,
             ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set.
         data: training data; ``baseline``: the baseline's predictions on it.
-        weights: row weights; ``weights.energy`` is ignored when ``energy_weights`` is given.
+        weights: row weights; with ``energy_weights``, ``weights.energy`` is the unit the candidates multiply.
         regularization: "evidence" (maximise the marginal likelihood), "cv" (k-fold over
             structures, ``cv_folds``, seeded by ``seed``) or a fixed ridge parameter on the scaled
             columns.
@@ -64,16 +64,16 @@ def fit_linear(
     choose = len(energy_weights) > 0
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose) else 1
     folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
-    if choose:  # energy rows at unit weight, scaled per candidate below
-        weights = replace(weights, energy=1.0)
     parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose, progress=progress)
     lam = None if isinstance(regularization, str) else float(regularization)
     n_free = len(model.elements)
     record = None
     if choose:
-        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets)
-        weights = replace(weights, energy=record["chosen"])
-    energy_row = float(np.sqrt(record["chosen"])) if choose else 1.0  # the energy rows were assembled at weight 1
+        record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets,
+                                      energy_unit=weights.energy)
+        weights = replace(weights, energy=weights.energy * record["chosen"])
+        record["energy_weight"] = weights.energy
+    energy_row = float(np.sqrt(record["chosen"])) if choose else 1.0  # the energy rows were assembled at weights.energy
     fold_acc = [QRAccumulator.combine([(acc, energy_row if kind == "energy" else 1.0) for (f, kind), acc in parts.items() if f == k])
                 for k in range(n_folds)]
     total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
@@ -102,8 +102,12 @@ def choose_energy_weight(
     lam: float | None = None,
     progress: bool = True,
     targets: tuple[float, float] | None = None,
+    energy_unit: float = 1.0,
 ) -> dict[str, Any]:
     """The energy weight with the best k-fold cross-validated energy and force errors.
+
+    ``parts``' energy rows were assembled at energy weight ``energy_unit``; the candidates are
+    factors of it (the chosen weight is ``energy_unit * chosen``).
 
     For each fold k and candidate weight w, the model is fitted (evidence maximisation, or the
     fixed ``lam``) to the other folds' rows with the energy rows scaled by sqrt(w), and scored on
@@ -122,7 +126,7 @@ def choose_energy_weight(
 
     Args:
         parts: {(fold, kind): accumulator} from :func:`~hybridpot.fitting.assembly.accumulate`
-            with ``by_kind=True`` and the energy rows at weight 1.
+            with ``by_kind=True``, the energy rows at weight ``energy_unit``.
         force_weight: the force rows' weight (to undo it in the force error).
 
     Returns:
@@ -154,7 +158,7 @@ def choose_energy_weight(
                     sse[c, col] += parts[(k, kind)].sse(coef)
             steps.update(1)
     steps.close()
-    e_rmse = np.sqrt(sse[:, 0])
+    e_rmse = np.sqrt(sse[:, 0] / energy_unit)
     f_rmse = np.sqrt(sse[:, 1] / force_weight)
     e_unit, f_unit = (targets[0] / 1000.0, targets[1]) if targets else (e_rmse.min(), f_rmse.min())
     score = e_rmse / e_unit + f_rmse / f_unit
