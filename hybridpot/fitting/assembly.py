@@ -162,6 +162,7 @@ def accumulate(
     folds: np.ndarray | None = None,
     by_kind: bool = False,
     progress: bool = True,
+    extra_baselines: Sequence[BaselinePredictions] = (),
 ) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
 
@@ -174,6 +175,8 @@ def accumulate(
         folds: (S,) fold index (0, 1, ...) per structure for cross-validation; None: one fold, 0.
         by_kind: keep each kind of row (:data:`ROW_KINDS`) in its own accumulator, so that kinds
             can be re-weighted and scored separately afterwards; else kind "all".
+        extra_baselines: further baselines whose residual targets share the rows (the design rows
+            do not depend on the baseline): target j + 1 of every accumulator (:meth:`QRAccumulator.target`).
 
     Returns:
         ({(fold, kind): accumulator} for the pairs that have rows, (B (N, K), types (N,)) of
@@ -192,11 +195,13 @@ def accumulate(
         atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
         B_all[atoms], types_all[atoms] = rows["descriptors"], rows["types"]
         A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
+        if extra_baselines:
+            y = np.column_stack([y] + [weighted_rows(data, b, weights, idx)[1] for b in extra_baselines])
         A = A[:, order]
         key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
         keys = np.unique(key).tolist()
         for k in keys:
             name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
             sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
-            parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
+            parts.setdefault(name, QRAccumulator(assembler.n_columns, 1 + len(extra_baselines))).add(A[sel], y[sel])
     return parts, (B_all, types_all)

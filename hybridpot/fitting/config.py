@@ -76,6 +76,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below); the data's "
                                "elements are matched to the file's element names by chemical symbol"),
         "type": ((str,), None, "'none', or a baseline type defined inline with its keys in this table (below)"),
+        "mode": ((str,), "on", "'on': fit the residual over the baseline; 'off': fit pure ML (the baseline is only compared); "
+                               "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)"),
+        "check": ((bool,), True, "linear/quadratic: k-fold CV errors of hybrid, pure ML and baseline alone in the log and "
+                                 "report.json, with a warning when the baseline makes the fit worse"),
         "refit": ((list,), [], "baseline parameters to co-fit with the residual (names of the potential's parameters)"),
         "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range)"),
         "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit"),
@@ -221,6 +225,13 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         b["file"] = p
     elif b["file"]:
         raise fail(source, f"[baseline] file = {b['file']!r} with type = {kind!r}: give one of them")
+    if b["mode"] not in ("on", "off", "auto"):
+        raise fail(source, f"[baseline] mode = {b['mode']!r}: expected 'on', 'off' or 'auto'")
+    if kind == "none" and b["mode"] != "on":
+        raise fail(source, f"[baseline] mode = {b['mode']!r} needs a baseline to compare (type = 'none' is pure ML already)")
+    if b["mode"] != "on" and not models.get(c["model"]["type"], f"{source}: [model] type").linear:
+        raise fail(source, f"[baseline] mode = {b['mode']!r} compares CV errors from the solver's factors: it needs a linear or "
+                           "quadratic model (for nn, fit with type = 'none' and with the baseline and compare the test errors)")
     if kind == "none" and b["refit"]:
         raise fail(source, "[baseline] refit needs a baseline")
     if not 0 < b["refit_range"] < 1:
