@@ -264,9 +264,10 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
                               f"{out['dir']} was left as it was") from exc
     model_path = out["dir"] / f"{out['name']}{MODEL_SUFFIX}"
     rows = {}
+    fitted = "hybrid" if report["fit"]["baseline_mode"] == "hybrid" else "pure ML"
     for name in sets:
         rows[f"baseline only {name}"] = report["baseline_only"][name]
-        rows[f"hybrid {name}"] = report[name]
+        rows[f"{fitted} {name}"] = report[name]
     log(format_table(rows))
     shown = "test" if "test" in report["by_config_type"] else "train"  # the other set's are in report.json
     for name, by_type in ((k, v) for k, v in report["by_config_type"].items() if k == shown):
