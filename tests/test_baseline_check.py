@@ -184,3 +184,43 @@ def test_baseline_mode_config_errors(tmp_path):
     r = {"data": {"train": str(tmp_path / "train.xyz")}, "baseline": {"file": eam, "mode": "auto"}, "model": {"type": "nn"}}
     with pytest.raises(ConfigError, match="needs a linear or quadratic model"):
         parse_config(r, tmp_path, "t")
+
+
+def _tune_config(out, fit):
+    out.mkdir(parents=True, exist_ok=True)
+    train = out / "train.xyz"
+    write(train, cu_frames(10))
+    raw = {
+        "data": {"train": str(train), "test": str(bundled("Cu_test.xyz"))},
+        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+        "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5},
+        "model": {"type": "linear", "cv_folds": 3},
+        "fit": {"seed": 1, "tune": True, "tune_rcut_factors": [1.6, 1.9], "tune_nmax": [2, 3], "tune_lmax": [2], **fit},
+        "output": {"dir": str(out / "fit"), "plots": False},
+    }
+    return parse_config(raw, out, "test config")
+
+
+def test_tune_chooses_the_best_cv_candidate(tmp_path):
+    """[fit] tune: every candidate's CV errors are in the table; the chosen settings are the lowest score's, and the
+    fitted model (and the report's config) use them; the scores are recomputable from the table."""
+    lines: list[str] = []
+    fit = run_fit(_tune_config(tmp_path, {}), progress=False, log=lines.append)
+    tune = fit.report["fit"]["tune"]
+    table = tune["table"]
+    assert len(table) >= 3 and not tune["stopped_by_budget"]
+    best = table[int(np.argmin([r["score"] for r in table]))]
+    assert tune["chosen"] == {k: best[k] for k in ("rcut", "nmax", "lmax")}
+    assert float(fit.potential.descriptor.rcut) == pytest.approx(best["rcut"])
+    assert fit.report["config"]["descriptor"]["nmax"] == best["nmax"] and fit.report["config"]["descriptor"]["lmax"] == best["lmax"]
+    assert {round(f * tune["nearest_neighbour_A"], 2) for f in (1.6, 1.9)} <= {r["rcut"] for r in table}
+    e, fo = np.array([r["energy_rmse_meV_atom"] for r in table]), np.array([r["force_rmse_eV_A"] for r in table])
+    assert np.allclose([r["score"] for r in table], e / e.min() + fo / fo.min(), rtol=1e-12)
+    assert any(s.startswith("tune: chose") for s in lines)
+
+
+def test_tune_stops_at_its_budget(tmp_path):
+    """A budget already spent after the first candidate: only that one is fitted, the rest are listed as not tried."""
+    fit = run_fit(_tune_config(tmp_path, {"tune_budget_s": 1e-6}), progress=False, log=lambda s: None)
+    tune = fit.report["fit"]["tune"]
+    assert len(tune["table"]) == 1 and tune["stopped_by_budget"] and len(tune["skipped"]) >= 2

@@ -102,6 +102,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                            "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
                                            "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
+        "tune": ((bool,), False, "search rcut, nmax, lmax by k-fold CV on train before the fit (linear/quadratic; "
+                                 "hybridpot.fitting.tune; hybridpot fit --tune); the table goes in report.json fit.tune"),
+        "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
+        "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
+        "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut)"),
+        "tune_lmax": ((list,), [3, 4, 5], "tune: lmax candidates (at the best rcut and nmax)"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),
@@ -251,6 +257,15 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     for key in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
         if not isinstance(f[key], str) and f[key] < 0:
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
+    if f["tune"]:
+        if not models.get(c["model"]["type"], f"{source}: [model] type").linear:
+            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a linear or quadratic model")
+        if f["tune_budget_s"] <= 0:
+            raise fail(source, f"[fit] tune_budget_s = {f['tune_budget_s']}: must be > 0")
+        for key, kind in (("tune_rcut_factors", _NUM), ("tune_nmax", int), ("tune_lmax", int)):
+            v = f[key]
+            if not v or not all(isinstance(x, kind) and not isinstance(x, bool) and x > 0 for x in v):
+                raise fail(source, f"[fit] {key} = {v!r}: expected a non-empty list of positive {'numbers' if kind is _NUM else 'integers'}")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
         raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
     if not 0 < f["train_fraction"] <= 1:

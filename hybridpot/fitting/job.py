@@ -31,6 +31,7 @@ from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
 from hybridpot.fitting.solver import LinearSolution
+from hybridpot.fitting.tune import tune_descriptor
 from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
@@ -318,6 +319,14 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         with timer("baseline (co-fitted)"):
             bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
             bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
+    if f["tune"]:
+        with timer("tune descriptor"):
+            fit_info["tune"] = tune_descriptor(
+                config, train, bl_train, elements, lambda cfg: make_potential(cfg, elements, potential.baseline),
+                lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log)
+        config = FitConfig({**config.sections, "descriptor": {**config["descriptor"], **fit_info["tune"]["chosen"]}}, config.source,
+                           config.kind)
+        potential = make_potential(config, elements, potential.baseline)
     sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer)
     fit_info["baseline_mode"] = record.get("baseline_check", {}).get("used", "hybrid" if baseline is not None else "pure_ml")
     bl_fit_train, bl_fit_test = bl_train, bl_test  # what the model was fitted over (zeros once the baseline is dropped)

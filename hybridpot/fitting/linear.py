@@ -38,6 +38,7 @@ def fit_linear(
     energy_weight_targets: tuple[float, float] | None = None,
     pure_weights: Weights | None = None,
     mode: str = "on",
+    cv_score: bool = False,
 ) -> tuple[LinearSolution, Weights]:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
 
@@ -58,6 +59,7 @@ def fit_linear(
         mode: with ``pure_weights``: "on" keeps the baseline, "off" fits pure ML, "auto" keeps the
             better of the two by the CV score (pure ML: the model then fits DFT itself, and the
             caller must drop the baseline: ``solution.baseline_check["used"] == "pure_ml"``).
+        cv_score: assemble the folds (``cv_folds``) even without the above, for ``solution.cv_errors``.
 
     Returns:
         (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
@@ -71,10 +73,10 @@ def fit_linear(
     assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
     choose = len(energy_weights) > 0
     check = pure_weights is not None and len(data) > 1
-    n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check) else 1
+    n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check or cv_score) else 1
     folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
     extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
-    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check, progress=progress,
+    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
                               extra_baselines=extra)
     assembled = weights
     lam = None if isinstance(regularization, str) else float(regularization)
@@ -109,6 +111,8 @@ def fit_linear(
     sol.training_descriptors = atoms
     sol.energy_weight_cv = record
     sol.baseline_check = checked
+    if n_folds > 1 and (choose or check or cv_score):
+        sol.cv_errors = checked[checked["used"]] if checked else cv_errors(parts, n_folds, n_free, lam, fac, weights, target)
     return sol, weights
 
 

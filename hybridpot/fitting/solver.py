@@ -149,6 +149,8 @@ class LinearSolution:
             (:func:`hybridpot.fitting.linear.choose_energy_weight`), when it was chosen so.
         baseline_check: the cross-validated errors with and without the baseline
             (:func:`hybridpot.fitting.linear.baseline_check`), when they were computed.
+        cv_errors: k-fold CV RMSE per kind of the fit as solved (:func:`hybridpot.fitting.linear.cv_errors`),
+            when folds were assembled (baseline check, energy weight or ``cv_score``).
     """
 
     coef: np.ndarray
@@ -166,6 +168,7 @@ class LinearSolution:
     training_descriptors: tuple[np.ndarray, np.ndarray] | None = None
     energy_weight_cv: dict | None = None
     baseline_check: dict | None = None
+    cv_errors: dict | None = None
 
 
 class _Reduced:
