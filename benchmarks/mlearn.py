@@ -12,8 +12,9 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   earlier runs stay in the JSON). -> ``mlearn_learning_curve.json`` and ``.png``
 * ``defaults`` (``--defaults`` is ``--parts defaults``): every element with ONE configuration, the defaults of
   ``hybridpot fit`` (empty [descriptor], [model] and [fit] tables; only the file names differ): pure ML, hybrid with
-  ``[baseline] mode = "on"`` and ``"auto"``, and the hybrid with the old absolute weights
-  (``weight_scale = "rows"``, the defaults before), next to the tuned rows of mlearn.json and the published
+  ``[baseline] mode = "on"`` and ``"auto"``, the hybrid with the old absolute weights
+  (``weight_scale = "rows"``, the defaults before), with ``energy_weight = "cv"`` and with ``[fit] tune`` (default
+  300 s budget; without a baseline, the tune row is pure ML), next to the tuned rows of mlearn.json and the published
   errors. -> ``mlearn_defaults.json``
 * ``peer``: Cu, linear, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
   stage times and peak memory of ``hybridpot fit``, run in a fresh subprocess, next to FitSNAP 3.1
@@ -246,6 +247,9 @@ DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
     "hybrid (mode on)": (True, "on", {}),
     "hybrid (mode auto)": (True, "auto", {}),
     "hybrid, old absolute 1:1 weights": (True, "on", {"weight_scale": "rows"}),
+    "pure ML, energy_weight cv": (False, None, {"energy_weight": "cv"}),
+    "hybrid (mode auto), energy_weight cv": (True, "auto", {"energy_weight": "cv"}),
+    "hybrid (mode auto), --tune": (True, "auto", {"tune": True}),
 }
 
 
@@ -260,7 +264,9 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
         for model in models:
             for name, (hybrid, mode, fit) in DEFAULT_ROWS.items():
                 if hybrid and BASELINES[el] is None:
-                    continue
+                    if "tune" not in fit:
+                        continue
+                    hybrid, mode = False, None  # no baseline: the tune row is pure ML
                 label = f"{name} {model}"
                 print(f"[{el}] defaults: fitting {label} ...", flush=True)
                 rows[label] = r = run_one(shared, el, model, hybrid, descriptor={}, fit=fit, model_settings={}, baseline_mode=mode)
