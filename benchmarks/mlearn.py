@@ -10,6 +10,12 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
 * ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu and
   Si with the linear and quadratic models (``--models`` picks others, e.g. ``nn``; the curves of
   earlier runs stay in the JSON). -> ``mlearn_learning_curve.json`` and ``.png``
+* ``defaults`` (``--defaults`` is ``--parts defaults``): every element with ONE configuration, the defaults of
+  ``hybridpot fit`` (empty [descriptor], [model] and [fit] tables; only the file names differ): pure ML, hybrid with
+  ``[baseline] mode = "on"`` and ``"auto"``, the hybrid with the old absolute weights
+  (``weight_scale = "rows"``, the defaults before), with ``energy_weight = "cv"`` and with ``[fit] tune`` (default
+  300 s budget; without a baseline, the tune row is pure ML), next to the tuned rows of mlearn.json and the published
+  errors. -> ``mlearn_defaults.json``
 * ``peer``: Cu, linear, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
   stage times and peak memory of ``hybridpot fit``, run in a fresh subprocess, next to FitSNAP 3.1
   numbers measured earlier on this machine (issue #4). -> ``mlearn_peer.json``
@@ -115,12 +121,15 @@ METRIC_KEYS = ["energy_mae_meV_atom", "energy_rmse_meV_atom", "force_mae_eV_A", 
 
 
 def make_config(shared: Path, element: str, model: str, hybrid: bool, out_dir: Path, train_fraction: float = 1.0,
-                descriptor: dict | None = None, fit: dict | None = None, model_settings: dict | None = None):
+                descriptor: dict | None = None, fit: dict | None = None, model_settings: dict | None = None,
+                baseline_mode: str | None = None):
     """The validated fit configuration (what ``hybridpot fit`` would read from TOML)."""
     s = SETTINGS[element]
     if hybrid and BASELINES[element] is None:
         raise ValueError(f"{element} has no empirical baseline; only the pure-ML variant exists")
     baseline = dict(BASELINES[element]) if hybrid else {"type": "none"}
+    if baseline_mode is not None and hybrid:
+        baseline["mode"] = baseline_mode
     if "file" in baseline:
         baseline["file"] = str(shared / "data" / baseline["file"])
     fit_table = dict(fit if fit is not None else s["fit"])
@@ -232,6 +241,69 @@ def part_table(shared: Path, elements: list[str], models: list[str], out: Path, 
     }
     write_json(path, doc)
     return doc
+
+
+#: the rows of ``--defaults``: name -> (hybrid, [baseline] mode, [fit] table); everything else at the defaults
+DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
+    "pure ML": (False, None, {}),
+    "hybrid (mode on)": (True, "on", {}),
+    "hybrid (mode auto)": (True, "auto", {}),
+    "hybrid, old absolute 1:1 weights": (True, "on", {"weight_scale": "rows"}),
+    "pure ML, energy_weight cv": (False, None, {"energy_weight": "cv"}),
+    "hybrid (mode auto), energy_weight cv": (True, "auto", {"energy_weight": "cv"}),
+    "hybrid (mode auto), --tune": (True, "auto", {"tune": True}),
+}
+
+
+def part_defaults(shared: Path, elements: list[str], models: list[str], out: Path) -> dict[str, Any]:
+    """Every element fitted with the same configuration (the defaults) except the file names."""
+    published = read_published(shared)
+    tuned = json.loads((out / "mlearn.json").read_text())["elements"] if (out / "mlearn.json").exists() else {}
+    t_start = time.perf_counter()
+    results: dict[str, Any] = {}
+    for el in elements:
+        rows: dict[str, Any] = {}
+        for model in models:
+            for name, (hybrid, mode, fit) in DEFAULT_ROWS.items():
+                if hybrid and BASELINES[el] is None:
+                    if "tune" not in fit:
+                        continue
+                    hybrid, mode = False, None  # no baseline: the tune row is pure ML
+                label = f"{name} {model}"
+                print(f"[{el}] defaults: fitting {label} ...", flush=True)
+                rows[label] = r = run_one(shared, el, model, hybrid, descriptor={}, fit=fit, model_settings={}, baseline_mode=mode)
+                print(f"[{el}] {label}: test E MAE {r['test']['energy_mae_meV_atom']:.3f} meV/atom, "
+                      f"F MAE {r['test'].get('force_mae_eV_A', float('nan')):.4f} eV/A, baseline mode used "
+                      f"{r['fit'].get('baseline_mode')} ({r['wall_seconds']:.0f} s)", flush=True)
+        results[el] = {"baseline": BASELINES[el], "targets": TARGETS.get(el), "variants": rows,
+                       "tuned": {k: v["test"] for k, v in tuned.get(el, {}).get("variants", {}).items()},
+                       "published": published.get(el, [])}
+        print(format_defaults_table(el, results[el]))
+    path = out / "mlearn_defaults.json"
+    if path.exists():  # elements of earlier runs are kept; this run's replace theirs
+        results = {**json.loads(path.read_text()).get("elements", {}), **results}
+    doc = {"description": "test-set errors with the defaults of hybridpot fit (the same configuration for every element except "
+                          "the file names); tuned: the per-element rows of mlearn.json",
+           "units": {"energy": "meV/atom", "force": "eV/A (all Cartesian components)"},
+           "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t_start, 1), "elements": results}
+    write_json(path, doc)
+    return doc
+
+
+def format_defaults_table(el: str, res: dict[str, Any]) -> str:
+    lines = [f"{el}: test MAE with the defaults (energy meV/atom, force eV/A)", f"{'row':<52} {'E MAE':>8} {'F MAE':>8}  note"]
+    for name, r in res["variants"].items():
+        check = r["fit"].get("baseline_check", {})
+        cv = (f"CV hybrid {check['hybrid'].get('energy_rmse_meV_atom', float('nan')):.2f}/"
+              f"{check['hybrid'].get('force_rmse_eV_A', float('nan')):.3f}, pure {check['pure_ml'].get('energy_rmse_meV_atom', float('nan')):.2f}/"
+              f"{check['pure_ml'].get('force_rmse_eV_A', float('nan')):.3f}" if "hybrid" in check else "")
+        lines.append(f"{name:<52} {r['test']['energy_mae_meV_atom']:>8.3f} {r['test'].get('force_mae_eV_A', float('nan')):>8.4f}  "
+                     f"used {r['fit'].get('baseline_mode')}; {cv}; {r['wall_seconds']:.0f} s")
+    for name, m in res["tuned"].items():
+        lines.append(f"{'tuned ' + name:<52} {m['energy_mae_meV_atom']:>8.3f} {m.get('force_mae_eV_A', float('nan')):>8.4f}")
+    for p in res["published"]:
+        lines.append(f"{p['label'][:52]:<52} {p.get('energy_mae_meV_atom', float('nan')):>8.3f} {p.get('force_mae_eV_A', float('nan')):>8.4f}")
+    return "\n".join(lines)
 
 
 def format_element_table(el: str, res: dict[str, Any]) -> str:
@@ -535,9 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
-    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,markdown (markdown: README tables from the JSON)")
+    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,defaults,markdown (markdown: README tables from the JSON)")
     parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")
+    parser.add_argument("--defaults", action="store_true", help="the defaults part only (--parts defaults; --models default linear)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--subset-seeds", type=int, default=1, help="curve: random subsets per fraction below 1 (errors averaged)")
@@ -559,8 +632,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.subset_seeds < 1:
         parser.error("--subset-seeds must be >= 1")
     out = Path(args.out)
-    parts = args.parts.split(",")
+    parts = ["defaults"] if args.defaults else args.parts.split(",")
     t0 = time.perf_counter()
+    if "defaults" in parts:
+        part_defaults(shared, elements, args.models.split(",") if args.models else ["linear"], out)
     if "peer" in parts and "Cu" in elements:
         part_peer(shared, out, repeat=args.peer_repeat)
     if "table" in parts:

@@ -23,7 +23,10 @@ def _fit(args: argparse.Namespace) -> int:
     from hybridpot.fitting.config import read_config
     from hybridpot.fitting.job import run_fit
 
-    run_fit(read_config(args.config), progress=not args.quiet)
+    config = read_config(args.config)
+    if args.tune:
+        config["fit"]["tune"] = True
+    run_fit(config, progress=not args.quiet)
     return 0
 
 
@@ -156,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", parents=[common], help="fit an ML residual as configured in a TOML file",
                        epilog="every configuration key, its default and meaning: hybridpot config [SECTION]")
     p.add_argument("config", help="configuration file (TOML)")
+    p.add_argument("--tune", action="store_true", help="[fit] tune = true: search rcut, nmax, lmax by k-fold CV on train first")
     p.set_defaults(func=_fit)
     p = sub.add_parser("eval", parents=[common], help="error table of a fitted model on a labelled data set")
     p.add_argument("model", help="model file (*.hybridpot.json)")

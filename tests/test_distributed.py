@@ -19,9 +19,9 @@ from tests.models import cu_eam_hybrid
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install 'hybridpot[dask]')")
 
-#: the fits compared: (quadratic, energy-weight candidates)
-CASES = {"linear": (False, ()), "linear-cv": (False, (10.0, 100.0, 1000.0)), "quadratic": (True, ()),
-         "quadratic-cv": (True, (10.0, 100.0))}
+#: the fits compared: (quadratic, energy-weight candidates, the baseline check's pure-ML second target and mode)
+CASES = {"linear": (False, (), None), "linear-cv": (False, (10.0, 100.0, 1000.0), None), "quadratic": (True, (), None),
+         "quadratic-cv": (True, (10.0, 100.0), None), "linear-check-auto": (False, (), "auto")}
 
 
 #: each case's model from the first worker count run (the others must equal it bit for bit)
@@ -36,10 +36,13 @@ def data():
 
 def fit(data, case: str, cluster: str | None, batch_atoms: int = 150) -> np.ndarray:
     train, bl = data
-    quadratic, candidates = CASES[case]
+    quadratic, candidates, mode = CASES[case]
     pot = cu_eam_hybrid(nmax=2, lmax=2, alpha=2.0, quadratic=quadratic, scale=0)
+    check = {"pure_weights": Weights(energy=3.0), "mode": mode} if mode else {}
     sol, _ = fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=batch_atoms, progress=False, cluster=cluster,
-                        energy_weights=candidates)
+                        energy_weights=candidates, **check)
+    if mode:  # the check's CV errors come from the same factors: equal too
+        return np.concatenate([sol.coef, [v for e in ("hybrid", "pure_ml", "baseline_only") for v in sol.baseline_check[e].values()]])
     return sol.coef
 
 

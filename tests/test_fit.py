@@ -88,7 +88,8 @@ def test_energy_weight_cv_errors_match_explicit_refits():
     bl = baseline_predictions(pot.baseline, data, progress=False)
     sol, used = fit_linear(pot, data, bl, Weights(energy=7.0), cv_folds=3, seed=4, progress=False, energy_weights=[0.1, 10.0, 1000.0])
     cv = sol.energy_weight_cv
-    assert used.energy == cv["chosen"] and cv["candidates"] == [0.1, 10.0, 1000.0] and cv["n_folds"] == 3
+    # the candidates are factors of the given energy weight
+    assert used.energy == 7.0 * cv["chosen"] == cv["energy_weight"] and cv["candidates"] == [0.1, 10.0, 1000.0] and cv["n_folds"] == 3
     folds = np.random.default_rng(4).permutation(len(data)) % 3
     n_e, n_f = len(data), 3 * int(data.n_atoms.sum())
     for c, w in enumerate(cv["candidates"]):
@@ -96,7 +97,7 @@ def test_energy_weight_cv_errors_match_explicit_refits():
         for k in range(3):
             train, held = data.subset(np.where(folds != k)[0]), data.subset(np.where(folds == k)[0])
             # the same rows as in the full fit: weights normalised by the whole set's row counts
-            sub_w = Weights(energy=w * len(train) / n_e, force=3 * int(train.n_atoms.sum()) / n_f)
+            sub_w = Weights(energy=7.0 * w * len(train) / n_e, force=3 * int(train.n_atoms.sum()) / n_f)
             refit = cu_eam_hybrid(seed=2)
             fit_linear(refit, train, baseline_predictions(refit.baseline, train, progress=False), sub_w, progress=False)
             p = predict(refit, held, progress=False)
@@ -105,12 +106,12 @@ def test_energy_weight_cv_errors_match_explicit_refits():
         assert cv["energy_rmse_meV_atom"][c] == pytest.approx(1000 * np.sqrt(e_sq / n_e), rel=1e-7)
         assert cv["force_rmse_eV_A"][c] == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
     fixed = cu_eam_hybrid(seed=2)
-    fit_linear(fixed, data, bl, Weights(energy=cv["chosen"]), progress=False)
+    fit_linear(fixed, data, bl, Weights(energy=7.0 * cv["chosen"]), progress=False)
     assert max_rel(pot.model.coef.detach().numpy(), fixed.model.coef.detach().numpy()) < 1e-9
     # the score: each error relative to the best any candidate reaches, or to the given targets
     e, f = np.array(cv["energy_rmse_meV_atom"]), np.array(cv["force_rmse_eV_A"])
     assert np.allclose(cv["score"], e / e.min() + f / f.min(), rtol=1e-12)
-    sol_t, _ = fit_linear(cu_eam_hybrid(seed=2), data, bl, Weights(), cv_folds=3, seed=4, progress=False,
+    sol_t, _ = fit_linear(cu_eam_hybrid(seed=2), data, bl, Weights(energy=7.0), cv_folds=3, seed=4, progress=False,
                           energy_weights=[0.1, 10.0, 1000.0], energy_weight_targets=(0.5, 0.01))
     assert np.allclose(sol_t.energy_weight_cv["score"], e / 0.5 + f / 0.01, rtol=1e-12)
     assert sol_t.energy_weight_cv["chosen"] == cv["candidates"][int(np.argmin(e / 0.5 + f / 0.01))]

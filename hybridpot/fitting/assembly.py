@@ -9,8 +9,8 @@ batch by batch; the design matrix is never held whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,7 +20,7 @@ from hybridpot.design import DesignAssembler
 from hybridpot.fitting.distributed import map_reduce
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches, reference_energies
 
 
 @dataclass
@@ -45,6 +45,47 @@ class Weights:
     def per_structure(self, data: Dataset) -> np.ndarray:
         """(S,) config-type weight of each structure."""
         return np.array([float(self.config.get(c, 1.0)) for c in data.config_type])
+
+    def scaled(self, scales: Mapping[str, float]) -> "Weights":
+        """These weights divided by the squared natural scale of each kind (``scales`` from
+        :func:`target_scales`): a weight of 1 then means "errors as large as the spread of the
+        targets cost the same for every kind", whatever the units."""
+        return replace(self, energy=self.energy / scales["energy"] ** 2, force=self.force / scales["force"] ** 2,
+                       stress=self.stress / scales["stress"] ** 2, baseline_stress=self.baseline_stress / scales["baseline_stress"] ** 2)
+
+    def as_dict(self) -> dict[str, float]:
+        """The weight of each kind of row (for reports)."""
+        return {"energy": self.energy, "force": self.force, "stress": self.stress, "baseline_stress": self.baseline_stress}
+
+
+def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequence[str]) -> dict[str, float]:
+    """The natural scale of each kind of residual target (DFT minus baseline) of ``data``.
+
+    energy (eV/atom): RMS of the per-atom residual energies after the best per-element reference
+    energies (what the unpenalised intercepts absorb); force (eV/A): RMS of the residual force
+    components; stress (eV/atom): RMS of the residual virial-per-atom components of the structures
+    with a stress label; baseline_stress (eV/atom): the stress scale, or without stress labels the
+    energy scale (both are energies per atom). A kind without data, or with zero spread, gets 1.
+
+    Every scale is in the units of its kind, so weights divided by their squares
+    (:meth:`Weights.scaled`) do not depend on the units of the labels.
+    """
+    def rms(x: np.ndarray) -> float:
+        v = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+        return v if v > 0 and np.isfinite(v) else 1.0
+
+    per_atom = (data.energy - baseline.energy) / data.n_atoms
+    X = data.composition(list(elements)) / data.n_atoms[:, None]
+    ref = reference_energies(data, baseline, list(elements))
+    forces = np.concatenate([(data.forces - baseline.forces)[data.ptr[s] : data.ptr[s + 1]] for s in np.flatnonzero(data.has_forces)]
+                            or [np.zeros((0, 3))])
+    labelled = np.flatnonzero(data.has_stress)
+    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / data.n_atoms[s]
+                       for s in labelled]).reshape(-1, 3, 3)
+    iu = np.triu_indices(3)
+    out = {"energy": rms(per_atom - X @ ref), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
+    out["baseline_stress"] = out["stress"] if labelled.size else out["energy"]
+    return out
 
 
 #: the kinds of weighted rows, in the order of their indices in :func:`weighted_rows`
@@ -121,6 +162,7 @@ def batch_parts(
     idx: np.ndarray,
     fold_of: np.ndarray,
     by_kind: bool,
+    extra_baselines: Sequence[BaselinePredictions] = (),
     parts: dict[tuple[int, str], QRAccumulator] | None = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
     """The weighted rows of the consecutive structures ``idx`` folded into accumulators by (fold, kind).
@@ -128,6 +170,7 @@ def batch_parts(
     Args:
         fold_of: (S,) fold index of each structure.
         by_kind: one accumulator per row kind (:data:`ROW_KINDS`), else kind "all".
+        extra_baselines: further baselines whose residual targets share the rows (target j + 1).
         parts: accumulators to fold into (a running total); None: new ones for this batch alone.
 
     Returns:
@@ -136,13 +179,15 @@ def batch_parts(
     parts = {} if parts is None else parts
     rows = assembler.rows([data.frames[s] for s in idx])
     A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
+    if extra_baselines:
+        y = np.column_stack([y] + [weighted_rows(data, b, weights, idx)[1] for b in extra_baselines])
     A = A[:, assembler.column_order()]
     key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
     keys = np.unique(key).tolist()
     for k in keys:
         name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
         sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
-        parts.setdefault(name, QRAccumulator(assembler.n_columns)).add(A[sel], y[sel])
+        parts.setdefault(name, QRAccumulator(assembler.n_columns, 1 + len(extra_baselines))).add(A[sel], y[sel])
     return parts, rows["descriptors"], rows["types"]
 
 
@@ -166,6 +211,7 @@ def accumulate(
     folds: np.ndarray | None = None,
     by_kind: bool = False,
     progress: bool = True,
+    extra_baselines: Sequence[BaselinePredictions] = (),
     cluster: str | None = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
@@ -179,6 +225,8 @@ def accumulate(
         folds: (S,) fold index (0, 1, ...) per structure for cross-validation; None: one fold, 0.
         by_kind: keep each kind of row (:data:`ROW_KINDS`) in its own accumulator, so that kinds
             can be re-weighted and scored separately afterwards; else kind "all".
+        extra_baselines: further baselines whose residual targets share the rows (the design rows
+            do not depend on the baseline): target j + 1 of every accumulator (:meth:`QRAccumulator.target`).
         cluster: None: batch after batch in this process; else the batches run as Dask tasks
             (``"local:N"`` or a scheduler address, :mod:`hybridpot.fitting.distributed`), each reduced to
             its own accumulators, which are combined by a fixed tree over the batch indices.
@@ -201,11 +249,12 @@ def accumulate(
         B_all[atoms], types_all[atoms] = B, types
 
     if cluster is not None:
-        parts = map_reduce(cluster, _batch_task, (assembler, data, baseline, weights, fold_of, by_kind), index, merge_parts,
-                           lambda idx, side: keep(idx, *side), progress, "design matrix")
+        shared = (assembler, data, baseline, weights, fold_of, by_kind, tuple(extra_baselines))
+        parts = map_reduce(cluster, _batch_task, shared, index, merge_parts, lambda idx, side: keep(idx, *side), progress,
+                           "design matrix")
         return parts, (B_all, types_all)
     parts: dict[tuple[int, str], QRAccumulator] = {}
     for idx in tqdm(index, desc="design matrix", unit="batch", disable=not progress, leave=False):
-        _, B, types = batch_parts(assembler, data, baseline, weights, idx, fold_of, by_kind, parts)
+        _, B, types = batch_parts(assembler, data, baseline, weights, idx, fold_of, by_kind, extra_baselines, parts)
         keep(idx, B, types)
     return parts, (B_all, types_all)

@@ -19,7 +19,7 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [model]
     type = "linear"              # "quadratic" | "nn"
     [fit]
-    energy_weight = 1.0
+    energy_weight = 1.0          # relative to each kind's natural scale (weight_scale = "spread")
     force_weight = 1.0
     stress_weight = 0.0
     train_fraction = 1.0
@@ -27,8 +27,15 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     [output]
     dir = "runs/cu"
 
+Weights: with ``weight_scale = "spread"`` (the default) each kind's weight is divided by the
+squared RMS spread of its residual targets on the training set (energies per atom after the
+per-element reference energies, force components, virial per atom;
+:func:`hybridpot.fitting.assembly.target_scales`), so that 1:1:1 balances the kinds whatever the
+units; the effective weights are in report.json's ``fit.weights``. ``weight_scale = "rows"``
+keeps the absolute weights (each kind normalised only by its number of rows).
+
 ``energy_weight = "cv"`` (linear and quadratic models) chooses the energy weight among
-``energy_weight_candidates`` (default 1, 3, ..., 1000) by k-fold cross-validation over the
+``energy_weight_candidates`` (factors of the normalised weight; default 0.3 ... 30) by k-fold cross-validation over the
 training structures (``[model] cv_folds``, seeded by ``seed``): the weight whose held-out energy
 and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`; each error
 relative to the best any candidate reaches, or to ``energy_weight_targets = [meV/atom, eV/A]``).
@@ -56,6 +63,8 @@ from hybridpot.registry import baselines, descriptors, models
 from hybridpot.settings import non_finite
 
 _NUM = (int, float)
+#: default energy_weight_candidates per weight_scale
+CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]}
 
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
@@ -68,6 +77,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below); the data's "
                                "elements are matched to the file's element names by chemical symbol"),
         "type": ((str,), None, "'none', or a baseline type defined inline with its keys in this table (below)"),
+        "mode": ((str,), "on", "'on': fit the residual over the baseline; 'off': fit pure ML (the baseline is only compared); "
+                               "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)"),
+        "check": ((bool,), True, "linear/quadratic: k-fold CV errors of hybrid, pure ML and baseline alone in the log and "
+                                 "report.json, with a warning when the baseline makes the fit worse"),
         "refit": ((list,), [], "baseline parameters to co-fit with the residual (names of the potential's parameters)"),
         "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range)"),
         "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit"),
@@ -81,11 +94,21 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     },
     "fit": {
         "energy_weight": ((int, float, str), 1.0, "weight of the energy rows, or 'cv' (chosen by cross-validation)"),
-        "energy_weight_candidates": ((list,), [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], "the candidates of energy_weight = 'cv'"),
+        "energy_weight_candidates": ((list,), None, "the candidates of energy_weight = 'cv' (factors of the normalised energy weight; "
+                                                    f"default {CV_CANDIDATES['spread']}, with weight_scale = 'rows' {CV_CANDIDATES['rows']})"),
         "energy_weight_targets": ((list,), None, "energy_weight = 'cv': [energy meV/atom, force eV/A] the errors are measured against"),
         "force_weight": (_NUM, 1.0, "weight of the force rows"),
         "stress_weight": (_NUM, 0.0, "weight of the stress (virial) rows"),
+        "weight_scale": ((str,), "spread", "'spread': each kind's weight is divided by the squared spread of its residual targets "
+                                           "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
+                                           "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
+        "tune": ((bool,), False, "search rcut, nmax, lmax by k-fold CV on train before the fit (linear/quadratic; "
+                                 "hybridpot.fitting.tune; hybridpot fit --tune); the table goes in report.json fit.tune"),
+        "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
+        "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
+        "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut)"),
+        "tune_lmax": ((list,), [3, 4, 5], "tune: lmax candidates (at the best rcut and nmax)"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),
@@ -219,6 +242,13 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         b["file"] = p
     elif b["file"]:
         raise fail(source, f"[baseline] file = {b['file']!r} with type = {kind!r}: give one of them")
+    if b["mode"] not in ("on", "off", "auto"):
+        raise fail(source, f"[baseline] mode = {b['mode']!r}: expected 'on', 'off' or 'auto'")
+    if kind == "none" and b["mode"] != "on":
+        raise fail(source, f"[baseline] mode = {b['mode']!r} needs a baseline to compare (type = 'none' is pure ML already)")
+    if b["mode"] != "on" and not models.get(c["model"]["type"], f"{source}: [model] type").linear:
+        raise fail(source, f"[baseline] mode = {b['mode']!r} compares CV errors from the solver's factors: it needs a linear or "
+                           "quadratic model (for nn, fit with type = 'none' and with the baseline and compare the test errors)")
     if kind == "none" and b["refit"]:
         raise fail(source, "[baseline] refit needs a baseline")
     if not 0 < b["refit_range"] < 1:
@@ -227,6 +257,10 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     b["type"] = kind
     f = c["fit"]
+    if f["weight_scale"] not in CV_CANDIDATES:
+        raise fail(source, f"[fit] weight_scale = {f['weight_scale']!r}: expected 'spread' or 'rows'")
+    if f["energy_weight_candidates"] is None:
+        f["energy_weight_candidates"] = list(CV_CANDIDATES[f["weight_scale"]])
     if isinstance(f["energy_weight"], str):
         _check_energy_weight_cv(c, source)
     elif f["energy_weight_targets"] is not None:
@@ -234,6 +268,15 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
     for key in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
         if not isinstance(f[key], str) and f[key] < 0:
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
+    if f["tune"]:
+        if not models.get(c["model"]["type"], f"{source}: [model] type").linear:
+            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a linear or quadratic model")
+        if f["tune_budget_s"] <= 0:
+            raise fail(source, f"[fit] tune_budget_s = {f['tune_budget_s']}: must be > 0")
+        for key, kind in (("tune_rcut_factors", _NUM), ("tune_nmax", int), ("tune_lmax", int)):
+            v = f[key]
+            if not v or not all(isinstance(x, kind) and not isinstance(x, bool) and x > 0 for x in v):
+                raise fail(source, f"[fit] {key} = {v!r}: expected a non-empty list of positive {'numbers' if kind is _NUM else 'integers'}")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
         raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
     if not 0 < f["train_fraction"] <= 1:

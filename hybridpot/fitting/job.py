@@ -25,12 +25,13 @@ from hybridpot import __version__
 from hybridpot.dataset import Dataset, read_dataset
 from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
-from hybridpot.fitting.assembly import Weights
+from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
 from hybridpot.fitting.solver import LinearSolution
+from hybridpot.fitting.tune import tune_descriptor
 from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
@@ -87,18 +88,34 @@ def make_baseline(config: FitConfig):
     return baselines.get(b["type"]).build(settings_of(config, "baseline"), f"{config.source} [baseline]")
 
 
-def weights_from_config(fit: Mapping) -> tuple[Weights, dict]:
+def weights_from_config(fit: Mapping, scales: Mapping[str, float] | None = None) -> tuple[Weights, dict]:
     """The row weights of a validated ``[fit]`` section, and how to choose the energy weight by
-    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates)
-    and ``energy_weight_targets`` of :func:`~hybridpot.fitting.linear.fit_linear`, empty when the
-    energy weight is a fixed number."""
+    cross-validation (``energy_weight = "cv"``): keyword arguments ``energy_weights`` (candidates,
+    factors of the returned energy weight) and ``energy_weight_targets`` of
+    :func:`~hybridpot.fitting.linear.fit_linear`, empty when the energy weight is a fixed number.
+
+    ``scales``: the natural scale of each kind (:func:`~hybridpot.fitting.assembly.target_scales`);
+    given, the weights are divided by their squares (``[fit] weight_scale = "spread"``)."""
     cv = fit["energy_weight"] == "cv"
     weights = Weights(energy=1.0 if cv else float(fit["energy_weight"]), force=fit["force_weight"], stress=fit["stress_weight"],
                       config=fit["config_weights"], baseline_stress=fit["baseline_stress_weight"])
+    if scales is not None:
+        weights = weights.scaled(scales)
     targets = fit["energy_weight_targets"]
     choice = {"energy_weights": [float(w) for w in fit["energy_weight_candidates"]],
               "energy_weight_targets": tuple(map(float, targets)) if targets else None} if cv else {}
     return weights, choice
+
+
+def config_weights(config: FitConfig, data: Dataset, baseline: BaselinePredictions, elements: list[str]
+                   ) -> tuple[Weights, dict, dict[str, Any]]:
+    """:func:`weights_from_config` of ``config`` for the residual targets of ``data`` over ``baseline``
+    (normalised by their scales where ``[fit] weight_scale = "spread"``), and the record for
+    report.json: the weight scale, the scales (eV/atom, eV/A, eV/atom) and the weights used."""
+    f = config["fit"]
+    scales = target_scales(data, baseline, elements) if f["weight_scale"] == "spread" else None
+    weights, choice = weights_from_config(f, scales)
+    return weights, choice, {"weight_scale": f["weight_scale"], "scales": scales, "effective": weights.as_dict()}
 
 
 def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, baseline: BaselinePredictions,
@@ -110,22 +127,49 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     solved (the solution is kept as ``potential.solution``), the others trained by their type's
     ``train``; ``timer`` records the stage ("design matrix + solve" or "train TYPE").
 
+    With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), linear and quadratic fits
+    also get the baseline check (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the
+    record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
+    the caller must drop the baseline.
+
     Returns:
         (solution of a linear or quadratic model, else None; the row weights used, with the energy
         weight chosen by cross-validation where asked; the record for report.json's "fit").
     """
-    f, m = config["fit"], config["model"]
-    weights, energy_weight_choice = weights_from_config(f)
+    f, m, b = config["fit"], config["model"], config["baseline"]
+    elements = list(potential.model.elements)
+    weights, energy_weight_choice, weight_record = config_weights(config, data, baseline, elements)
     timer = timer or StageTimer()
     entry = models.get(m["type"])
+    check = potential.baseline is not None and (b["check"] or b["mode"] != "on")
     if not entry.linear:
         with timer(f"train {entry.name}"):
-            return None, weights, entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
-                                              progress=progress, log=log)
+            record = entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
+                                 progress=progress, log=log)
+        record["weights"] = weight_record
+        if check:
+            reason = (f"not done for a {entry.name} model (it is trained, not solved: no cheap CV from the solver's factors); "
+                      "compare with a [baseline] type = 'none' fit")
+            record["baseline_check"] = {"skipped": reason}
+            log(f"baseline check {reason}")
+        return None, weights, record
+    pure_weights = pure_record = None
+    if check:  # pure ML: DFT itself as the target, weights normalised by its own spread
+        pure_weights, _, pure_record = config_weights(config, data, baseline_predictions(None, data, progress=False), elements)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, cluster=f["cluster"], **energy_weight_choice)
+                                  progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cluster=f["cluster"])
     record: dict[str, Any] = {}
+    if sol.baseline_check:
+        record["baseline_check"] = sol.baseline_check
+        for line in baseline_check_lines(sol.baseline_check, potential, b["mode"]):
+            log(line)
+        if sol.baseline_check["used"] == "pure_ml":  # the model fits DFT itself: the caller drops the baseline
+            weight_record = pure_record
+    weight_record["effective"] = weights.as_dict()  # with the energy weight chosen by CV
+    record["weights"] = weight_record
+    log("weights (" + ("normalised by the targets' spread " + ", ".join(f"{k} {v:.3g}" for k, v in weight_record["scales"].items())
+                       if weight_record["scales"] else "absolute") + "): " + ", ".join(f"{k} {v:.4g}" for k, v in weights.as_dict().items()))
     if sol.energy_weight_cv:
         cv = record["energy_weight_cv"] = sol.energy_weight_cv
         log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"
@@ -136,6 +180,29 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     }
     potential.solution = sol
     return sol, weights, record
+
+
+def baseline_check_lines(check: Mapping[str, Any], potential: HybridPotential, mode: str) -> list[str]:
+    """The fit log's lines of the baseline check (:func:`hybridpot.fitting.linear.baseline_check`): the three CV
+    errors side by side, and a warning with the likely cause when the hybrid is worse than pure ML."""
+    def fmt(e: Mapping[str, float]) -> str:
+        return (f"E {e['energy_rmse_meV_atom']:.3f} meV/atom" if "energy_rmse_meV_atom" in e else "E -") + (
+            f", F {e['force_rmse_eV_A']:.4f} eV/A" if "force_rmse_eV_A" in e else "")
+
+    lines = [f"baseline check ({check['n_folds']}-fold CV RMSE on the training set): hybrid {fmt(check['hybrid'])} | "
+             f"pure ML {fmt(check['pure_ml'])} | baseline alone {fmt(check['baseline_only'])}"]
+    if check["better"] == "pure_ml":
+        rc = float(potential.descriptor.rcut)
+        lines.append(
+            f"warning: the baseline makes the fit worse (hybrid {fmt(check['hybrid'])} against pure ML {fmt(check['pure_ml'])}). "
+            "Likely cause: DFT - baseline has features the descriptor cannot represent, e.g. the baseline's sharp cutoff "
+            f"(Tersoff's R - D .. R + D, a hard lj/cut) or interactions beyond the descriptor's rcut = {rc:g} A. "
+            + ("Using pure ML ([baseline] mode = 'auto')." if check["used"] == "pure_ml" else
+               "Keeping the baseline ([baseline] mode = 'on'): set mode = 'auto' to keep the better of the two, or use a smoother "
+               "baseline or a descriptor that resolves its cutoff."))
+    elif mode == "off":
+        lines.append("note: [baseline] mode = 'off': fitted pure ML although the hybrid's CV score is better")
+    return lines
 
 
 def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
@@ -198,9 +265,10 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
                               f"{out['dir']} was left as it was") from exc
     model_path = out["dir"] / f"{out['name']}{MODEL_SUFFIX}"
     rows = {}
+    fitted = "hybrid" if report["fit"]["baseline_mode"] == "hybrid" else "pure ML"
     for name in sets:
         rows[f"baseline only {name}"] = report["baseline_only"][name]
-        rows[f"hybrid {name}"] = report[name]
+        rows[f"{fitted} {name}"] = report[name]
     log(format_table(rows))
     shown = "test" if "test" in report["by_config_type"] else "train"  # the other set's are in report.json
     for name, by_type in ((k, v) for k, v in report["by_config_type"].items() if k == shown):
@@ -246,11 +314,28 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if config["baseline"]["refit"]:
         with timer("co-fit baseline"):
-            fit_info["cofit"] = cofit(potential, train, weights_from_config(f)[0], config, progress=progress, log=log)
+            fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,
+                                      log=log)
         with timer("baseline (co-fitted)"):
             bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
             bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
+    if f["tune"]:
+        with timer("tune descriptor"):
+            fit_info["tune"] = tune_descriptor(
+                config, train, bl_train, elements, lambda cfg: make_potential(cfg, elements, potential.baseline),
+                lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log)
+        config = FitConfig({**config.sections, "descriptor": {**config["descriptor"], **fit_info["tune"]["chosen"]}}, config.source,
+                           config.kind)
+        potential = make_potential(config, elements, potential.baseline)
     sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer)
+    fit_info["baseline_mode"] = record.get("baseline_check", {}).get("used", "hybrid" if baseline is not None else "pure_ml")
+    bl_fit_train, bl_fit_test = bl_train, bl_test  # what the model was fitted over (zeros once the baseline is dropped)
+    if baseline is not None and fit_info["baseline_mode"] == "pure_ml":
+        # pure ML chosen: the model loads, exports and evaluates without the baseline
+        solution, potential = potential.solution, HybridPotential(None, potential.descriptor, potential.model)
+        potential.solution = solution
+        bl_fit_train = baseline_predictions(None, train, progress=False)
+        bl_fit_test = baseline_predictions(None, test, progress=False) if test else None
     check_fitted(potential)
     fit_info.update(record)
     report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info, "data_checks": data_checks}
@@ -260,7 +345,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         preds, base_preds = {}, {}
         for name, data in sets.items():
             bl = bl_train if name == "train" else bl_test
-            preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}", baseline=bl)
+            preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}",
+                                  baseline=bl_fit_train if name == "train" else bl_fit_test)
             base_preds[name] = baseline_only(data, bl, dict(zip(elements, map(float, ref))))
             report[name] = errors(data, preds[name])
         report["baseline_only"] = {name: errors(data, base_preds[name]) for name, data in sets.items()}
@@ -273,7 +359,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     # --- uncertainty data (hybridpot.uq): posterior + noise, MaxVol active set, reference energies
 
     with timer("uncertainty data"):
-        report["uq"] = attach_uq(potential, train, bl_train, weights, solution=sol, predictions=preds["train"],
+        report["uq"] = attach_uq(potential, train, bl_fit_train, weights, solution=sol, predictions=preds["train"],
                                  reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"],
                                  committee_resamples=committee_resamples(record))
     if "error" in report["uq"]["active_set"]:

@@ -20,7 +20,7 @@ from hybridpot.design import DesignAssembler
 from hybridpot.fitting.assembly import ROW_KINDS, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, QRAccumulator, solve
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, descriptors
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, baseline_predictions, descriptors
 from hybridpot.registry import linear_in_parameters
 
 
@@ -36,6 +36,9 @@ def fit_linear(
     progress: bool = True,
     energy_weights: Sequence[float] = (),
     energy_weight_targets: tuple[float, float] | None = None,
+    pure_weights: Weights | None = None,
+    mode: str = "on",
+    cv_score: bool = False,
     cluster: str | None = None,
 ) -> tuple[LinearSolution, Weights]:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
@@ -45,13 +48,20 @@ def fit_linear(
             ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set, and a
             data-dependent basis chosen first where the model has one (:func:`prepare_basis`, seeded by ``seed``).
         data: training data; ``baseline``: the baseline's predictions on it.
-        weights: row weights; ``weights.energy`` is ignored when ``energy_weights`` is given.
+        weights: row weights; with ``energy_weights``, ``weights.energy`` is the unit the candidates multiply.
         regularization: "evidence" (maximise the marginal likelihood), "cv" (k-fold over
             structures, ``cv_folds``, seeded by ``seed``) or a fixed ridge parameter on the scaled
             columns.
         energy_weights: candidate energy weights; when given, the one with the best k-fold
             cross-validated energy and force errors is used (:func:`choose_energy_weight`, same
             folds as ``regularization = "cv"``), scored with ``energy_weight_targets`` if given.
+        pure_weights: given, the baseline check (:func:`baseline_check`) runs on the same factors:
+            k-fold CV errors of the hybrid, of pure ML (no baseline, these weights, with the
+            chosen energy factor) and of the baseline alone, in ``solution.baseline_check``.
+        mode: with ``pure_weights``: "on" keeps the baseline, "off" fits pure ML, "auto" keeps the
+            better of the two by the CV score (pure ML: the model then fits DFT itself, and the
+            caller must drop the baseline: ``solution.baseline_check["used"] == "pure_ml"``).
+        cv_score: assemble the folds (``cv_folds``) even without the above, for ``solution.cv_errors``.
         cluster: None (this process) or a Dask cluster for the pass over the data (``"local:N"`` or a scheduler
             address; :mod:`hybridpot.fitting.distributed`): the same model to round-off, for any number of workers.
 
@@ -68,21 +78,29 @@ def fit_linear(
     scale_columns = not getattr(model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
     choose = len(energy_weights) > 0
-    n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose) else 1
+    check = pure_weights is not None and len(data) > 1
+    n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check or cv_score) else 1
     folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
-    if choose:  # energy rows at unit weight, scaled per candidate below
-        weights = replace(weights, energy=1.0)
-    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose, progress=progress,
-                              cluster=cluster)
+    extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
+    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
+                              extra_baselines=extra, cluster=cluster)
+    assembled = weights
     lam = None if isinstance(regularization, str) else float(regularization)
     n_free = len(model.elements)
     record = None
     if choose:
         record = choose_energy_weight(parts, n_folds, energy_weights, n_free, weights.force, lam, progress, energy_weight_targets,
-                                      scale_columns)
-        weights = replace(weights, energy=record["chosen"])
-    energy_row = float(np.sqrt(record["chosen"])) if choose else 1.0  # the energy rows were assembled at weight 1
-    fold_acc = [QRAccumulator.combine([(acc, energy_row if kind == "energy" else 1.0) for (f, kind), acc in parts.items() if f == k])
+                                      scale_columns, energy_unit=weights.energy)
+        weights = replace(weights, energy=weights.energy * record["chosen"])
+        record["energy_weight"] = weights.energy
+    checked, target = None, 0
+    if check:
+        pure = replace(pure_weights, energy=pure_weights.energy * (record["chosen"] if choose else 1.0))
+        checked = baseline_check(parts, n_folds, n_free, lam, assembled, weights, pure, mode, scale_columns)
+        if checked["used"] == "pure_ml":
+            weights, target = pure, 1
+    fac = kind_factors(weights, assembled)
+    fold_acc = [QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (f, kind), acc in parts.items() if f == k]).target(target)
                 for k in range(n_folds)]
     total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
     sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc if regularization == "cv" and n_folds > 1 else None,
@@ -99,6 +117,10 @@ def fit_linear(
     sol.coef = coef
     sol.training_descriptors = atoms
     sol.energy_weight_cv = record
+    sol.baseline_check = checked
+    if n_folds > 1 and (choose or check or cv_score):
+        sol.cv_errors = (checked[checked["used"]] if checked else
+                         cv_errors(parts, n_folds, n_free, lam, fac, weights, target, scale_columns=scale_columns))
     return sol, weights
 
 
@@ -116,6 +138,72 @@ def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batc
     return model.choose_basis(B, types, seed)
 
 
+#: the Weights attribute of each row kind
+_KIND_WEIGHT = {"energy": "energy", "force": "force", "stress": "stress", "baseline_stress": "baseline_stress"}
+
+
+def kind_factors(target: Weights, assembled: Weights) -> dict[str, float]:
+    """Row factor per kind that turns rows assembled at ``assembled`` weights into rows at ``target`` weights."""
+    out = {}
+    for kind, attr in _KIND_WEIGHT.items():
+        a, t = getattr(assembled, attr), getattr(target, attr)
+        out[kind] = float(np.sqrt(t / a)) if a > 0 else 0.0
+    return out
+
+
+def cv_errors(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, lam: float | None, factors: dict[str, float],
+              weights: Weights, target: int = 0, intercepts_only: bool = False, scale_columns: bool = True) -> dict[str, float]:
+    """Pooled k-fold CV RMSE per kind (energy meV/atom per atom, force eV/A per component, stress eV/atom per
+    virial component; config weights applied) of a fit of target ``target`` of ``parts`` with the rows at
+    ``weights`` (``factors`` from :func:`kind_factors`); ``intercepts_only``: only the per-element
+    reference energies are fitted (the baseline alone)."""
+    sse = dict.fromkeys(("energy", "force", "stress"), 0.0)
+    for k in range(n_folds):
+        train = QRAccumulator.combine([(acc, factors.get(kd, 1.0)) for (f, kd), acc in parts.items() if f != k]).target(target)
+        if intercepts_only:
+            train = train.leading(n_free)
+            coef = np.linalg.lstsq(train.R, train.z, rcond=None)[0]
+        else:
+            coef = solve(train, n_free=n_free, lam=lam, posterior=False, scale_columns=scale_columns).coef
+        for kind in sse:
+            if (k, kind) in parts:
+                held = QRAccumulator.combine([(parts[(k, kind)], factors[kind])]).target(target)
+                sse[kind] += (held.leading(n_free) if intercepts_only else held).sse(coef)
+    out = {}
+    for kind, unit, scale in (("energy", "energy_rmse_meV_atom", 1000.0), ("force", "force_rmse_eV_A", 1.0),
+                              ("stress", "stress_rmse_eV_atom", 1.0)):
+        w = getattr(weights, kind)
+        if w > 0 and any((k, kind) in parts for k in range(n_folds)):
+            out[unit] = scale * float(np.sqrt(sse[kind] / w))
+    return out
+
+
+def baseline_check(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, lam: float | None, assembled: Weights,
+                   hybrid: Weights, pure: Weights, mode: str = "on", scale_columns: bool = True) -> dict[str, Any]:
+    """k-fold CV errors of (a) the hybrid (target 0 of ``parts``, at ``hybrid`` weights), (b) pure ML
+    (target 1: DFT itself, at ``pure`` weights) and (c) the baseline alone (with per-element reference
+    energies), all from the same factors (``parts`` assembled at ``assembled`` weights).
+
+    The score of (a) and (b): the sum over energies and forces of each error relative to the
+    smaller of the two. ``mode`` "on" uses the hybrid, "off" pure ML, "auto" the one with the
+    lower score.
+
+    Returns:
+        {"hybrid", "pure_ml", "baseline_only": errors (:func:`cv_errors`), "score": {"hybrid", "pure_ml"},
+        "better", "used", "mode", "n_folds"}.
+    """
+    fa, fb = kind_factors(hybrid, assembled), kind_factors(pure, assembled)
+    a = cv_errors(parts, n_folds, n_free, lam, fa, hybrid, 0, scale_columns=scale_columns)
+    b = cv_errors(parts, n_folds, n_free, lam, fb, pure, 1, scale_columns=scale_columns)
+    c = cv_errors(parts, n_folds, n_free, lam, fa, hybrid, 0, intercepts_only=True)
+    keys = [k for k in ("energy_rmse_meV_atom", "force_rmse_eV_A") if k in a and k in b]
+    score = {name: float(sum(e[k] / max(min(a[k], b[k]), 1e-300) for k in keys)) for name, e in (("hybrid", a), ("pure_ml", b))}
+    better = "pure_ml" if score["pure_ml"] < score["hybrid"] else "hybrid"
+    used = {"on": "hybrid", "off": "pure_ml", "auto": better}[mode]
+    return {"hybrid": a, "pure_ml": b, "baseline_only": c, "score": score, "better": better, "used": used, "mode": mode,
+            "n_folds": n_folds}
+
+
 def choose_energy_weight(
     parts: dict[tuple[int, str], QRAccumulator],
     n_folds: int,
@@ -126,8 +214,12 @@ def choose_energy_weight(
     progress: bool = True,
     targets: tuple[float, float] | None = None,
     scale_columns: bool = True,
+    energy_unit: float = 1.0,
 ) -> dict[str, Any]:
     """The energy weight with the best k-fold cross-validated energy and force errors.
+
+    ``parts``' energy rows were assembled at energy weight ``energy_unit``; the candidates are
+    factors of it (the chosen weight is ``energy_unit * chosen``).
 
     For each fold k and candidate weight w, the model is fitted (evidence maximisation, or the
     fixed ``lam``) to the other folds' rows with the energy rows scaled by sqrt(w), and scored on
@@ -146,7 +238,7 @@ def choose_energy_weight(
 
     Args:
         parts: {(fold, kind): accumulator} from :func:`~hybridpot.fitting.assembly.accumulate`
-            with ``by_kind=True`` and the energy rows at weight 1.
+            with ``by_kind=True``, the energy rows at weight ``energy_unit``.
         force_weight: the force rows' weight (to undo it in the force error).
         scale_columns: as :func:`~hybridpot.fitting.solver.solve` (False for a model with ``identity_prior``).
 
@@ -179,7 +271,7 @@ def choose_energy_weight(
                     sse[c, col] += parts[(k, kind)].sse(coef)
             steps.update(1)
     steps.close()
-    e_rmse = np.sqrt(sse[:, 0])
+    e_rmse = np.sqrt(sse[:, 0] / energy_unit)
     f_rmse = np.sqrt(sse[:, 1] / force_weight)
     e_unit, f_unit = (targets[0] / 1000.0, targets[1]) if targets else (e_rmse.min(), f_rmse.min())
     score = e_rmse / e_unit + f_rmse / f_unit

@@ -29,15 +29,21 @@ class QRAccumulator:
     The augmented matrix [A | y] is factorised, so the residual norm is its last diagonal entry
     (no cancellation between ||y||^2 and ||Q^T y||^2).
 
+    Several target vectors can share the rows (``n_targets``; [A | y_1 ... y_r] is factorised):
+    the design rows are folded in once, and :meth:`target` gives the single-target factor of each
+    (what ``R``, ``z``, the residual floor and :meth:`sse` refer to is the first target).
+
     Attributes:
         n_columns: M.
+        n_targets: r, target vectors held.
         n_rows: rows folded in.
     """
 
-    def __init__(self, n_columns: int) -> None:
+    def __init__(self, n_columns: int, n_targets: int = 1) -> None:
         self.n_columns = int(n_columns)
+        self.n_targets = int(n_targets)
         self.n_rows = 0
-        self._R = np.zeros((self.n_columns + 1, self.n_columns + 1))
+        self._R = np.zeros((self.n_columns + self.n_targets, self.n_columns + self.n_targets))
 
     @property
     def R(self) -> np.ndarray:
@@ -55,15 +61,41 @@ class QRAccumulator:
         return float(self._R[-1, -1] ** 2)
 
     def add(self, A: np.ndarray, y: np.ndarray) -> None:
-        """Fold in rows ``A`` (n, M) with targets ``y`` (n,)."""
+        """Fold in rows ``A`` (n, M) with targets ``y`` (n,), or (n, r) for r targets."""
         if A.shape[0] == 0:
             return
-        if A.ndim != 2 or A.shape[1] != self.n_columns or A.shape[0] != y.shape[0]:
-            raise ValueError(f"block of shape {A.shape} / {y.shape} does not fit {self.n_columns} columns")
+        y = y.reshape(y.shape[0], -1)
+        if A.ndim != 2 or A.shape[1] != self.n_columns or A.shape[0] != y.shape[0] or y.shape[1] != self.n_targets:
+            raise ValueError(f"block of shape {A.shape} / {y.shape} does not fit {self.n_columns} columns, {self.n_targets} targets")
         if not (np.all(np.isfinite(A)) and np.all(np.isfinite(y))):
             raise ValueError("non-finite values in the design matrix block")
-        self._fold(np.hstack([A, y[:, None]]))
+        self._fold(np.hstack([A, y]))
         self.n_rows += int(A.shape[0])
+
+    def target(self, j: int) -> "QRAccumulator":
+        """The single-target accumulator of target ``j`` (same rows): exact, from this factor alone.
+
+        Below the design block, target j's column of the factor holds the part of y_j outside the
+        column space of A (spread over rows M..M+j), so its norm is y_j's residual floor.
+        """
+        M = self.n_columns
+        out = QRAccumulator(M)
+        out._R[:M, :M] = self._R[:M, :M]
+        out._R[:M, M] = self._R[:M, M + j]
+        out._R[M, M] = np.linalg.norm(self._R[M:, M + j])
+        out.n_rows = self.n_rows
+        return out
+
+    def leading(self, p: int) -> "QRAccumulator":
+        """The accumulator of the first ``p`` columns only (first target): the leading block of a
+        QR factor is the factor of the leading columns; the rest of z goes into the residual floor."""
+        M = self.n_columns
+        out = QRAccumulator(p)
+        out._R[:p, :p] = self._R[:p, :p]
+        out._R[:p, p] = self._R[:p, M]
+        out._R[p, p] = np.sqrt(np.sum(self._R[p:M, M] ** 2) + self._R[M, M] ** 2)
+        out.n_rows = self.n_rows
+        return out
 
     def _fold(self, rows: np.ndarray) -> None:
         self._R = _r_factor(np.vstack([self._R, rows]))
@@ -81,10 +113,10 @@ class QRAccumulator:
         """
         if not parts:
             raise ValueError("combine needs at least one accumulator")
-        n = parts[0][0].n_columns
-        if any(a.n_columns != n for a, _ in parts):
+        n, r = parts[0][0].n_columns, parts[0][0].n_targets
+        if any(a.n_columns != n or a.n_targets != r for a, _ in parts):
             raise ValueError("combine: accumulators of different widths")
-        out = QRAccumulator(n)
+        out = QRAccumulator(n, r)
         out._R = parts[0][1] * parts[0][0]._R if len(parts) == 1 else _r_factor(np.vstack([f * a._R for a, f in parts]))
         out.n_rows = sum(a.n_rows for a, _ in parts)
         return out
@@ -118,6 +150,10 @@ class LinearSolution:
             from the assembly so that the uncertainty data need not compute them again.
         energy_weight_cv: the record of the energy weight's selection by cross-validation
             (:func:`hybridpot.fitting.linear.choose_energy_weight`), when it was chosen so.
+        baseline_check: the cross-validated errors with and without the baseline
+            (:func:`hybridpot.fitting.linear.baseline_check`), when they were computed.
+        cv_errors: k-fold CV RMSE per kind of the fit as solved (:func:`hybridpot.fitting.linear.cv_errors`),
+            when folds were assembled (baseline check, energy weight or ``cv_score``).
     """
 
     coef: np.ndarray
@@ -134,6 +170,8 @@ class LinearSolution:
     cv_curve: dict[float, float] = field(default_factory=dict)
     training_descriptors: tuple[np.ndarray, np.ndarray] | None = None
     energy_weight_cv: dict | None = None
+    baseline_check: dict | None = None
+    cv_errors: dict | None = None
 
 
 class _Reduced:
