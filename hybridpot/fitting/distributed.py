@@ -21,6 +21,7 @@ dask-jobqueue (README, Distributed fitting) and give its address.
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import uuid
 from typing import Any, Callable, Iterator, Sequence
@@ -28,6 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 from tqdm.auto import tqdm
 
 from hybridpot.errors import ConfigError, HybridpotError
+
+log = logging.getLogger(__name__)
 
 #: how many times a task whose worker died is recomputed
 RETRIES = 3
@@ -78,40 +81,68 @@ def map_reduce(cluster: str, task: Callable[[Any, Any], tuple[Any, Any]], shared
                desc: str = "batches") -> Any:
     """``reduce`` over ``task(shared, item)[0]`` for every item, by a fixed pairwise tree; ``keep(item, task(...)[1])``.
 
+    The shared inputs are scattered to the workers. Dask recomputes a lost task but cannot recompute
+    scattered data: when the last worker holding them dies (its replicas elsewhere may already have
+    been dropped by Dask's memory manager), the pass is started again with the inputs scattered anew,
+    at most :data:`RETRIES` times; items already kept are not kept again, and the tree is the same, so
+    the answer is too.
+
     Args:
         cluster: ``"local:N"`` or a scheduler address (:func:`client_for`).
         task: a picklable function (module level) of the shared inputs and one item -> (partial result, side result).
-        shared: inputs every task needs, sent to each worker once.
+        shared: inputs every task needs, sent to each worker once per pass.
         items: one task each (e.g. the structure indices of a batch).
         reduce: (partial, partial) -> partial, run on the workers; the tree pairs items (0, 1), (2, 3), ...,
             then the results in the same way, so it depends only on ``len(items)``.
-        keep: called in this process with each item and its side result, as the tasks finish (any order).
+        keep: called in this process once with each item and its side result, as the tasks finish (any order).
         progress: one bar over the tasks.
 
     Returns:
         The reduced partial results (None for no items).
+
+    Raises:
+        HybridpotError: the shared inputs were lost more than :data:`RETRIES` times.
     """
     if not items:
         return None
+    from distributed.client import FutureCancelledError
+
+    kept: set[int] = set()
+    with client_for(cluster) as client, \
+            tqdm(total=len(items), desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        for attempt in range(RETRIES + 1):
+            try:
+                return _one_pass(client, task, shared, items, reduce, keep, kept, bar)
+            except FutureCancelledError as exc:
+                if attempt == RETRIES:
+                    raise HybridpotError(f"the Dask pass '{desc}' lost its inputs {RETRIES + 1} times ({exc}); workers keep "
+                                         "dying: check their memory limits and logs") from exc
+                log.warning("a Dask worker died with the inputs of pass '%s' (%s); sending them again and recomputing the "
+                            "pass (%d of %d batches already kept)", desc, exc, len(kept), len(items))
+
+
+def _one_pass(client: Any, task: Callable[[Any, Any], tuple[Any, Any]], shared: Any, items: Sequence[Any],
+              reduce: Callable[[Any, Any], Any], keep: Callable[[Any, Any], None], kept: set[int], bar: tqdm) -> Any:
+    """One attempt of :func:`map_reduce` on ``client``; adds to ``kept`` the indices of the items it kept."""
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
-    with client_for(cluster) as client:
-        shared_future = client.scatter(shared, broadcast=True, hash=False)
-        outs = [client.submit(task, shared_future, item, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
-                for i, item in enumerate(items)]
-        level = [client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES)
-                 for i, out in enumerate(outs)]
-        sides = {client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}", retries=RETRIES): i
-                 for i, out in enumerate(outs)}
-        depth = 0
-        while len(level) > 1:
-            depth += 1
-            level = [client.submit(reduce, level[k], level[k + 1], key=f"hybridpot-reduce-{token}-{depth}-{k}", retries=RETRIES)
-                     if k + 1 < len(level) else level[k] for k in range(0, len(level), 2)]
-        with tqdm(total=len(items), desc=desc, unit="batch", disable=not progress, leave=False) as bar:
-            for future in as_completed(list(sides)):
-                keep(items[sides[future]], future.result())
-                future.release()
-                bar.update(1)
-        return level[0].result()
+    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    outs = [client.submit(task, shared_future, item, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
+            for i, item in enumerate(items)]
+    level = [client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES)
+             for i, out in enumerate(outs)]
+    sides = {client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}", retries=RETRIES): i
+             for i, out in enumerate(outs) if i not in kept}
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        level = [client.submit(reduce, level[k], level[k + 1], key=f"hybridpot-reduce-{token}-{depth}-{k}", retries=RETRIES)
+                 if k + 1 < len(level) else level[k] for k in range(0, len(level), 2)]
+    for future in as_completed(list(sides)):
+        i = sides[future]
+        keep(items[i], future.result())
+        future.release()
+        kept.add(i)
+        bar.update(1)
+    return level[0].result()
