@@ -10,11 +10,23 @@ Per batch of structures (one neighbour list):
   force rows    F_a = sum_{p: i_p = a} G_p - sum_{p: j_p = a} G_p  (eV/Angstrom)
   virial rows   W_s / N_s = -sum_{p in s} r_p (x) G_p / N_s       (eV/atom; = -stress V / N)
 
+For a model whose pair gradients are affine in the centre's descriptors (``gradient_order``
+1 or 2: linear and quadratic models), G_p = L(dB_p, B_i (x) dB_p) with a fixed linear map L
+(``gradient_rows``), the sums over pairs are taken before L, in descriptor space:
+
+  force rows    L(sum_p s_ap dB_p, sum_p s_ap B_{i_p} (x) dB_p)      s_ap = +1 (a = i_p), -1 (a = j_p)
+  virial rows   -L(sum_{i in s} V_i, sum_{i in s} B_i (x) V_i)        V_i = sum_{p: i_p = i} dB_p (x) r_p
+
+so nothing of size pairs x M is formed (M = K(K+1)/2 + K + 1 for a quadratic model); the sums
+of outer products are batched matrix products over the pairs of each atom.
+
 The fit weights and streams these rows (:mod:`hybridpot.fitting.assembly`); the posterior
 queries use them unweighted (:mod:`hybridpot.uq.query`).
 """
 
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,9 +43,10 @@ class DesignAssembler:
         model: a model linear in its parameters (``features``, ``pair_feature_gradients``, ``n_params``,
             ``elements``; :attr:`hybridpot.registry.ModelType.linear`).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
-        pair_budget: bytes of feature gradients (pairs x M x 3) formed at once (at least 1024
-            pairs): bounds the memory of quadratic models, whose M is K(K+1)/2 + K + 1; 8 MiB keeps
-            linear fits' transient memory small (the 1024-pair floor bounds the loop overhead).
+        pair_budget: bytes of per-pair operands formed at once: the feature gradients (pairs x M x 3,
+            at least 1024 pairs) of models without ``gradient_order``; four times it for the padded
+            operands of the sums over pairs otherwise (fewer, larger batched products). 8 MiB keeps the
+            transient memory small.
     """
 
     def __init__(self, descriptor, model, types_of, cutoff: float, pair_budget: int = 8 * 1024**2) -> None:
@@ -109,23 +122,126 @@ class DesignAssembler:
             }
             if not forces:
                 return out
-            # rows are indexed by (atom, element block of the pair's centre): row = atom * T + t
-            forces = torch.zeros((N * T, M, 3), dtype=B.dtype)
-            virial = torch.zeros((S * T, M, 3, 3), dtype=B.dtype)
-            pair_key = graph.batch[graph.i] * T + types[graph.i]
-            chunk = max(1024, self.pair_budget // (M * 3 * B.element_size()))
-            for lo in range(0, graph.i.shape[0], chunk):
-                sl = slice(lo, lo + chunk)
-                i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
-                G = (self.model.pair_feature_gradients(B[i], dB[sl], t) if typed  # (p, M, 3)
-                     else self.model.pair_feature_gradients(B[i], dB[sl]))
-                forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
-                # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key
-                for k in torch.unique(key).tolist():
-                    sel = key == k
-                    virial[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
+            if getattr(self.model, "gradient_order", 0) in (1, 2):
+                forces, virial = self._summed_rows(B, dB, graph, types)
+            else:
+                forces, virial = self._pair_rows(B, dB, graph, types, typed)
             virial = virial.reshape(S, T, M, 3, 3)
             virial = 0.5 * (virial + virial.transpose(3, 4)) / n_atoms[:, None, None, None, None]
-        out["forces"] = forces.reshape(N, T, M, 3).permute(0, 3, 1, 2).reshape(N, 3, T * M).numpy()
+        out["forces"] = forces.reshape(N, 3, T * M).numpy()
         out["virial"] = virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy()
         return out
+
+    def _pair_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor, typed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3) from the model's pair
+        feature gradients (P, M, 3), formed ``pair_budget`` bytes at a time (any linear model)."""
+        N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
+        # rows are indexed by (atom, element block of the pair's centre): row = atom * T + t
+        forces = torch.zeros((N * T, M, 3), dtype=B.dtype)
+        virial = torch.zeros((S * T, M, 3, 3), dtype=B.dtype)
+        pair_key = graph.batch[graph.i] * T + types[graph.i]
+        chunk = max(1024, self.pair_budget // (M * 3 * B.element_size()))
+        for lo in range(0, graph.i.shape[0], chunk):
+            sl = slice(lo, lo + chunk)
+            i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
+            G = (self.model.pair_feature_gradients(B[i], dB[sl], t) if typed  # (p, M, 3)
+                 else self.model.pair_feature_gradients(B[i], dB[sl]))
+            forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
+            # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key
+            for k in torch.unique(key).tolist():
+                sel = key == k
+                virial[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
+        return forces.reshape(N, T, M, 3).permute(0, 3, 1, 2), virial
+
+    def _summed_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3) of a model whose pair
+        gradients are affine in the centre's descriptors (module docstring): sums in descriptor
+        space, then the model's ``gradient_rows``, ``pair_budget`` bytes of rows at a time."""
+        N, S, T, K = graph.n_atoms, graph.n_structures, self.T, B.shape[1]
+        second = self.model.gradient_order == 2
+        i, j, t_i = graph.i, graph.j, types[graph.i]
+        own = torch.arange(N) * T + types  # each atom's row in its own element's block
+        # force rows: row = atom * T + element of the pair's centre
+        D = torch.zeros((N, K, 3), dtype=B.dtype).index_add_(0, i, dB)  # sum_{p: i_p = a} dB_p
+        S1 = torch.zeros((N * T, K, 3), dtype=B.dtype)
+        S1[own] = D
+        S1.index_add_(0, j * T + t_i, dB, alpha=-1.0)
+        forces = torch.empty((N, 3, T, self.M), dtype=B.dtype)
+        rows = forces.permute(0, 2, 3, 1)  # (N, T, M, 3) view: row atom * T + t is rows[atom, t]
+        if second:  # B_a (x) D_a in the own row, minus sum_{p: j_p = a} B_{i_p} (x) dB_p
+            owner = torch.full((N * T,), -1, dtype=torch.int64)
+            owner[own] = torch.arange(N)
+            for lo, hi, sums in _segment_outer(j * T + t_i, B, dB.reshape(-1, 3 * K), N * T, self.pair_budget, left_index=i):
+                S2 = sums.reshape(hi - lo, K, K, 3).neg_()
+                a = owner[lo:hi]
+                has = (a >= 0).nonzero().squeeze(1)
+                S2[has] += B[a[has], :, None, None] * D[a[has], None, :, :]
+                r = torch.arange(lo, hi)
+                rows[r // T, r % T] = self.model.gradient_rows(S1[lo:hi], S2)
+        else:
+            rows[:] = self.model.gradient_rows(S1, None).reshape(N, T, self.M, 3)
+        # virial sums: -L(sum_{i in (s, t)} V_i, sum_{i in (s, t)} B_i (x) V_i), V_i = sum_{p: i_p = i} dB_p (x) r_p
+        V = _segment_outer_sums(i, dB.reshape(-1, K * 3), graph.vectors.to(B.dtype), N, self.pair_budget).reshape(N, K, 9)
+        block = graph.batch * T + types
+        S1v = torch.zeros((S * T, K, 9), dtype=B.dtype).index_add_(0, block, V)
+        S2v = _segment_outer_sums(block, B, V.reshape(N, 9 * K), S * T, self.pair_budget).reshape(S * T, K, K, 9) if second else None
+        virial = -self.model.gradient_rows(S1v, S2v).reshape(S * T, self.M, 3, 3)
+        return forces, virial
+
+
+def _segment_outer(group: torch.Tensor, left: torch.Tensor, right: torch.Tensor, n_groups: int,
+                   budget: int, left_index: torch.Tensor | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Sums of outer products left_p (x) right_p over the items p of each group, a range of groups at a time.
+
+    Groups are padded to their largest size and summed by batched matrix products; a range holds
+    as many groups as fit ``budget`` bytes of padded operands and of sums (at least one).
+
+    Args:
+        group: (P,) group index of each item (0 <= group < n_groups; any order).
+        left, right: (P, a) and (P, b).
+        n_groups: G.
+        budget: bytes.
+        left_index: (P,) rows of ``left`` to use for each item (``left[left_index]``, gathered a chunk at a time).
+
+    Yields:
+        (lo, hi, (hi - lo, a, b) sums of the groups lo..hi-1); the ranges cover 0..G in order.
+    """
+    a, b = left.shape[1], right.shape[1]
+    order = torch.argsort(group, stable=True)
+    g = group[order]
+    counts = torch.bincount(g, minlength=n_groups)
+    start = torch.cumsum(counts, 0) - counts
+    position = torch.arange(g.numel()) - start[g]  # rank of each item inside its group
+    size = left.element_size()
+
+    def cost(n: int, width: int) -> int:
+        return n * (width * (a + b) + a * b) * size
+
+    lo = 0
+    while lo < n_groups:
+        hi, width = lo + 1, int(counts[lo])
+        while hi < n_groups:  # grow by steps of 64 groups while the range fits
+            nxt = min(hi + 64, n_groups)
+            w = max(width, int(counts[hi:nxt].max()))
+            if cost(nxt - lo, w) > budget:
+                break
+            hi, width = nxt, w
+        sums = torch.zeros((hi - lo, a, b), dtype=left.dtype)
+        if width:
+            items = slice(int(start[lo]), int(start[hi - 1] + counts[hi - 1]))
+            local = g[items] - lo
+            L = torch.zeros((hi - lo, width, a), dtype=left.dtype)
+            R = torch.zeros((hi - lo, width, b), dtype=left.dtype)
+            L[local, position[items]] = left[order[items] if left_index is None else left_index[order[items]]]
+            R[local, position[items]] = right[order[items]]
+            torch.bmm(L.transpose(1, 2), R, out=sums)
+        yield lo, hi, sums
+        lo = hi
+
+
+def _segment_outer_sums(group: torch.Tensor, left: torch.Tensor, right: torch.Tensor, n_groups: int, budget: int) -> torch.Tensor:
+    """(G, a, b) sums of :func:`_segment_outer`, all groups at once."""
+    out = torch.empty((n_groups, left.shape[1], right.shape[1]), dtype=left.dtype)
+    for lo, hi, sums in _segment_outer(group, left, right, n_groups, budget):
+        out[lo:hi] = sums
+    return out

@@ -25,7 +25,7 @@ from hybridpot.prediction import BaselinePredictions, baseline_predictions, pred
 from hybridpot.system import AtomicSystem
 from hybridpot.testing import fd_forces, fd_stress, labelled, max_rel
 from tests.models import cu_eam_hybrid
-from tests.structures import random_triclinic
+from tests.structures import cluster, random_triclinic, slab
 
 
 def cu_frames(n=8):
@@ -50,8 +50,31 @@ def test_design_rows_match_autograd_two_elements(quadratic):
     with torch.no_grad():
         model.coef.copy_(torch.from_numpy(np.random.default_rng(4).normal(size=model.coef.shape) * 0.02))
     pot = HybridPotential(None, d, model)
-    frames = [random_triclinic(["Cu", "Ni"], seed=k, repeat=(2, 2, 2)) for k in range(3)]
+    frames = [random_triclinic(["Cu", "Ni"], seed=k, repeat=(2, 2, 2)) for k in range(3)] + [slab(["Cu", "Ni"]), cluster(["Ni", "Cu"])]
     check_rows(pot, frames, pair_budget=50_000)  # a small budget: several pair chunks per batch
+    check_rows(pot, frames)
+
+
+def test_summed_design_rows_equal_the_pair_path():
+    """The rows of linear and quadratic models summed in descriptor space equal those formed from each pair's
+    feature gradients (the path of every other linear model) to round-off."""
+    d = SO3(rcut=4.5, nmax=3, lmax=2, alpha=1.5, elements=["Ni", "Cu"])
+    frames = [random_triclinic(["Cu", "Ni"], seed=7, repeat=(2, 2, 2)), slab(["Ni", "Cu"])]
+    for quadratic in (False, True):
+        model = PolynomialModel(["Ni", "Cu"], d.n_features, quadratic=quadratic)
+        pot = HybridPotential(None, d, model)
+        summed = DesignAssembler(d, model, pot.types, pot.cutoff).rows(frames)
+
+        class PairPath:  # the same model seen without gradient_order
+            def __getattr__(self, name):
+                if name == "gradient_order":
+                    raise AttributeError(name)
+                return getattr(model, name)
+
+        paired = DesignAssembler(d, PairPath(), pot.types, pot.cutoff).rows(frames)
+        for key in ("forces", "virial"):
+            scale = np.abs(paired[key]).max()
+            assert np.abs(summed[key] - paired[key]).max() < 1e-12 * scale, (quadratic, key)
 
 
 def check_rows(pot, frames, pair_budget=32 * 1024**2):

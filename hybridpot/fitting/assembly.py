@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from hybridpot.arrays import release_memory
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.fitting.distributed import map_reduce
@@ -92,6 +93,57 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
 ROW_KINDS = ("energy", "force", "stress", "baseline_stress")
 
 
+def _segments(data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple]]:
+    """The weighted targets of the structures ``idx`` as segments of rows, always in the same order:
+    the energies, then forces and virials structure by structure.
+
+    Returns:
+        [(kind (the :data:`ROW_KINDS` index), owner (n,) structure of each row, weighted targets (n,),
+        row weights (n,), source of the design rows: ("energy", None) | ("forces", (a0, a1)) atoms of the
+        batch | ("virial", k) the k-th structure of the batch)].
+    """
+    cw = weights.per_structure(data)
+    n_e = len(data)
+    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
+    use_stress = weights.stress > 0 and bool(data.has_stress.any())
+    n_s = max(int(6 * data.has_stress.sum()), 1)
+    use_baseline_stress = weights.baseline_stress > 0 and not bool(data.has_stress.all())
+    n_u = max(int(6 * (~data.has_stress).sum()), 1)
+    ptr = data.ptr
+    atom_lo = ptr[idx[0]]
+    nat = data.n_atoms[idx]
+    we = np.sqrt(weights.energy * cw[idx] / n_e)
+    out = [(0, idx, (data.energy[idx] - baseline.energy[idx]) / nat * we, we, ("energy", None))]
+    iu = np.triu_indices(3)
+    for k, s in enumerate(idx):
+        if weights.force > 0 and data.has_forces[s]:
+            wf = np.sqrt(weights.force * cw[s] / n_f)
+            target = (data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]).reshape(-1)
+            out.append((1, np.full(target.size, s), target * wf, np.full(target.size, wf), ("forces", (ptr[s] - atom_lo, ptr[s + 1] - atom_lo))))
+        if use_stress and data.has_stress[s]:
+            # virial-per-atom rows from the reference stress: W/N = -sigma V / N
+            ws = np.sqrt(weights.stress * cw[s] / n_s)
+            sigma = voigt_to_matrix(data.stress[s])
+            volume = abs(data.frames[s].cell.volume)
+            target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
+            out.append((2, np.full(6, s), target[iu] * ws, np.full(6, ws), ("virial", k)))
+        elif use_baseline_stress and not data.has_stress[s]:
+            # no reference stress: the residual's virial is pulled to zero (the baseline's stress)
+            wu = np.sqrt(weights.baseline_stress * cw[s] / n_u)
+            out.append((3, np.full(6, s), np.zeros(6), np.full(6, wu), ("virial", k)))
+    return out
+
+
+def _design_rows(rows: dict[str, np.ndarray], source: tuple) -> np.ndarray:
+    """The unweighted design rows of a segment's ``source`` (:func:`_segments`) in ``rows`` (:meth:`DesignAssembler.rows`)."""
+    what, where = source
+    if what == "energy":
+        return rows["energy"]
+    if what == "forces":
+        return rows["forces"][where[0] : where[1]].reshape(-1, rows["forces"].shape[-1])
+    return rows["virial"][where][np.triu_indices(3)]
+
+
 def weighted_rows(
     data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray, rows: dict[str, np.ndarray] | None = None
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
@@ -103,55 +155,10 @@ def weighted_rows(
         (A (n, T*M) or None, y (n,), owner (n,) structure index of each row, kind (n,) the
         :data:`ROW_KINDS` index of each row).
     """
-    cw = weights.per_structure(data)
-    n_e = len(data)
-    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
-    use_stress = weights.stress > 0 and bool(data.has_stress.any())
-    n_s = max(int(6 * data.has_stress.sum()), 1)
-    use_baseline_stress = weights.baseline_stress > 0 and not bool(data.has_stress.all())
-    n_u = max(int(6 * (~data.has_stress).sum()), 1)
-    ptr = data.ptr
-    atom_lo = ptr[idx[0]]
-    A_parts, y_parts, owner, kind = [], [], [], []
-    nat = data.n_atoms[idx]
-    we = np.sqrt(weights.energy * cw[idx] / n_e)
-    y_parts.append((data.energy[idx] - baseline.energy[idx]) / nat * we)
-    owner.append(idx)
-    kind.append(np.full(idx.size, 0))
-    if rows is not None:
-        A_parts.append(rows["energy"] * we[:, None])
-    iu = np.triu_indices(3)
-    for k, s in enumerate(idx):
-        if weights.force > 0 and data.has_forces[s]:
-            wf = np.sqrt(weights.force * cw[s] / n_f)
-            target = data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]
-            y_parts.append(target.reshape(-1) * wf)
-            owner.append(np.full(target.size, s))
-            kind.append(np.full(target.size, 1))
-            if rows is not None:
-                a0, a1 = ptr[s] - atom_lo, ptr[s + 1] - atom_lo
-                A_parts.append(rows["forces"][a0:a1].reshape(-1, rows["forces"].shape[-1]) * wf)
-        if use_stress and data.has_stress[s]:
-            # virial-per-atom rows from the reference stress: W/N = -sigma V / N
-            ws = np.sqrt(weights.stress * cw[s] / n_s)
-            sigma = voigt_to_matrix(data.stress[s])
-            volume = abs(data.frames[s].cell.volume)
-            target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
-            y_parts.append(target[iu] * ws)
-            owner.append(np.full(6, s))
-            kind.append(np.full(6, 2))
-            if rows is not None:
-                A_parts.append(rows["virial"][k][iu] * ws)
-        elif use_baseline_stress and not data.has_stress[s]:
-            # no reference stress: the residual's virial is pulled to zero (the baseline's stress)
-            wu = np.sqrt(weights.baseline_stress * cw[s] / n_u)
-            y_parts.append(np.zeros(6))
-            owner.append(np.full(6, s))
-            kind.append(np.full(6, 3))
-            if rows is not None:
-                A_parts.append(rows["virial"][k][iu] * wu)
-    A = np.concatenate(A_parts) if rows is not None else None
-    return A, np.concatenate(y_parts), np.concatenate(owner), np.concatenate(kind)
+    segments = _segments(data, baseline, weights, idx)
+    A = np.concatenate([_design_rows(rows, src) * w[:, None] for _, _, _, w, src in segments]) if rows is not None else None
+    return (A, np.concatenate([y for _, _, y, _, _ in segments]), np.concatenate([o for _, o, _, _, _ in segments]),
+            np.concatenate([np.full(o.size, kind) for kind, o, _, _, _ in segments]))
 
 
 def batch_parts(
@@ -167,6 +174,9 @@ def batch_parts(
 ) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
     """The weighted rows of the consecutive structures ``idx`` folded into accumulators by (fold, kind).
 
+    Each accumulator's rows [A | y] are written once, weighted and in the solver's column order,
+    into a Fortran-ordered block that LAPACK factorises in place (no other copy of the batch's rows).
+
     Args:
         fold_of: (S,) fold index of each structure.
         by_kind: one accumulator per row kind (:data:`ROW_KINDS`), else kind "all".
@@ -178,28 +188,58 @@ def batch_parts(
     """
     parts = {} if parts is None else parts
     rows = assembler.rows([data.frames[s] for s in idx])
-    A, y, owner, kind = weighted_rows(data, baseline, weights, idx, rows)
-    if extra_baselines:
-        y = np.column_stack([y] + [weighted_rows(data, b, weights, idx)[1] for b in extra_baselines])
-    A = A[:, assembler.column_order()]
-    key = fold_of[owner] * len(ROW_KINDS) + (kind if by_kind else 0)
-    keys = np.unique(key).tolist()
-    for k in keys:
-        name = (int(k // len(ROW_KINDS)), ROW_KINDS[k % len(ROW_KINDS)] if by_kind else "all")
-        sel = slice(None) if len(keys) == 1 else key == k  # one part: no copy of the block
-        parts.setdefault(name, QRAccumulator(assembler.n_columns, 1 + len(extra_baselines))).add(A[sel], y[sel])
+    segments = _segments(data, baseline, weights, idx)
+    extra = [[y for _, _, y, _, _ in _segments(data, b, weights, idx)] for b in extra_baselines]
+    order = assembler.column_order()
+    M, r = assembler.n_columns, 1 + len(extra_baselines)
+    permute = not np.array_equal(order, np.arange(M))
+    n_kinds = len(ROW_KINDS)
+    keys = [fold_of[owner] * n_kinds + (kind if by_kind else 0) for kind, owner, _, _, _ in segments]
+    counts: dict[int, int] = {}
+    for key in keys:
+        for k, n in zip(*np.unique(key, return_counts=True)):
+            counts[int(k)] = counts.get(int(k), 0) + int(n)
+    blocks = {k: np.empty((n, M + r), order="F") for k, n in sorted(counts.items())}
+    filled = dict.fromkeys(blocks, 0)
+    for s, ((_, _, y, w, src), key) in enumerate(zip(segments, keys)):
+        A = _design_rows(rows, src)
+        for k in np.unique(key).tolist():
+            sel = slice(None) if key.size == 1 or np.all(key == k) else key == k
+            n = y[sel].size
+            dest = blocks[k][filled[k] : filled[k] + n]
+            dest[:, :M] = (A[:, order] if permute else A)[sel]
+            dest[:, :M] *= w[sel, None]
+            dest[:, M] = y[sel]
+            for j, ys in enumerate(extra):
+                dest[:, M + 1 + j] = ys[s][sel]
+            filled[k] += n
+    for k, block in blocks.items():
+        name = (k // n_kinds, ROW_KINDS[k % n_kinds] if by_kind else "all")
+        parts.setdefault(name, QRAccumulator(M, r)).add_block(block)
     return parts, rows["descriptors"], rows["types"]
 
 
 def _batch_task(shared: tuple, idx: np.ndarray) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """One batch's accumulators and (descriptors, types), on a Dask worker (:func:`accumulate` with a cluster)."""
     parts, B, types = batch_parts(*shared[:4], idx, *shared[4:])
+    release_memory()
     return parts, (B, types)
 
 
 def merge_parts(a: dict[tuple[int, str], QRAccumulator], b: dict[tuple[int, str], QRAccumulator]) -> dict[tuple[int, str], QRAccumulator]:
     """The accumulators of two sets of rows, key by key (keys in sorted order: the result does not depend on dict order)."""
     return {key: QRAccumulator.combine([(part[key], 1.0) for part in (a, b) if key in part]) for key in sorted(set(a) | set(b))}
+
+
+#: bytes of force rows (3 x atoms x columns, float64) a design-matrix batch may hold: wide models
+#: (quadratic: M = K(K+1)/2 + K + 1 per element) get batches of fewer atoms than ``batch_atoms``
+DESIGN_ROW_BYTES = 16 * 1024**2
+
+
+def design_batch_atoms(batch_atoms: int, n_columns: int) -> int:
+    """Atoms per design-matrix batch: ``batch_atoms``, or fewer where a batch's force rows would exceed
+    :data:`DESIGN_ROW_BYTES` (a quadratic 4/4 power spectrum, 1326 columns: about 530 atoms)."""
+    return max(1, min(int(batch_atoms), DESIGN_ROW_BYTES // (3 * 8 * max(int(n_columns), 1))))
 
 
 def accumulate(
@@ -222,6 +262,7 @@ def accumulate(
         data: training structures with DFT labels.
         baseline: baseline predictions for ``data`` (targets are DFT minus baseline).
         weights: row weights.
+        batch_atoms: atoms per batch (fewer for wide models: :func:`design_batch_atoms`).
         folds: (S,) fold index (0, 1, ...) per structure for cross-validation; None: one fold, 0.
         by_kind: keep each kind of row (:data:`ROW_KINDS`) in its own accumulator, so that kinds
             can be re-weighted and scored separately afterwards; else kind "all".
@@ -237,7 +278,7 @@ def accumulate(
     """
     fold_of = np.zeros(len(data), dtype=int) if folds is None else np.asarray(folds)
     first_atom = np.concatenate([[0], np.cumsum(data.n_atoms)])
-    index = list(batches(data.n_atoms, batch_atoms))
+    index = list(batches(data.n_atoms, design_batch_atoms(batch_atoms, assembler.n_columns)))
     B_all = types_all = None  # filled batch by batch (no concatenated copies)
 
     def keep(idx: np.ndarray, B: np.ndarray, types: np.ndarray) -> None:
@@ -257,4 +298,5 @@ def accumulate(
     for idx in tqdm(index, desc="design matrix", unit="batch", disable=not progress, leave=False):
         _, B, types = batch_parts(assembler, data, baseline, weights, idx, fold_of, by_kind, extra_baselines, parts)
         keep(idx, B, types)
+        release_memory()
     return parts, (B_all, types_all)

@@ -112,7 +112,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),
-        "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS, "atoms per batch of the design matrix and predictions: time against memory"),
+        "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS, "atoms per batch of the design matrix and predictions: time against memory (the design matrix of wide "
+                                                        "models, e.g. quadratic, uses fewer: 16 MiB of force rows per batch)"),
         "cluster": ((str,), None, "run the design-matrix pass on Dask: 'local:N' (N worker processes) or a scheduler address "
                     "('tcp://host:8786'); needs hybridpot[dask]"),
     },

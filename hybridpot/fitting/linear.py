@@ -100,11 +100,14 @@ def fit_linear(
         if checked["used"] == "pure_ml":
             weights, target = pure, 1
     fac = kind_factors(weights, assembled)
-    fold_acc = [QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (f, kind), acc in parts.items() if f == k]).target(target)
-                for k in range(n_folds)]
-    total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
-    sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc if regularization == "cv" and n_folds > 1 else None,
-                scale_columns=scale_columns)
+    fold_acc = None  # per-fold factors are held only where the regularisation is chosen by CV
+    if regularization == "cv" and n_folds > 1:
+        fold_acc = [QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (f, kind), acc in parts.items() if f == k]).target(target)
+                    for k in range(n_folds)]
+        total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
+    else:
+        total = QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (_, kind), acc in sorted(parts.items())]).target(target)
+    sol = solve(total, n_free=n_free, lam=lam, folds=fold_acc, scale_columns=scale_columns)
     order = assembler.column_order()
     coef = np.empty(assembler.n_columns)
     coef[order] = sol.coef
@@ -157,18 +160,19 @@ def cv_errors(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free:
     virial component; config weights applied) of a fit of target ``target`` of ``parts`` with the rows at
     ``weights`` (``factors`` from :func:`kind_factors`); ``intercepts_only``: only the per-element
     reference energies are fitted (the baseline alone)."""
+    if intercepts_only:  # only the leading columns matter: cut every part down first
+        parts = {key: acc.target(target).leading(n_free) for key, acc in parts.items()}
+        target = 0
     sse = dict.fromkeys(("energy", "force", "stress"), 0.0)
-    for k in range(n_folds):
+    for k in range(n_folds):  # one training factor at a time: memory of one factor, not of k
         train = QRAccumulator.combine([(acc, factors.get(kd, 1.0)) for (f, kd), acc in parts.items() if f != k]).target(target)
         if intercepts_only:
-            train = train.leading(n_free)
             coef = np.linalg.lstsq(train.R, train.z, rcond=None)[0]
         else:
             coef = solve(train, n_free=n_free, lam=lam, posterior=False, scale_columns=scale_columns).coef
         for kind in sse:
             if (k, kind) in parts:
-                held = QRAccumulator.combine([(parts[(k, kind)], factors[kind])]).target(target)
-                sse[kind] += (held.leading(n_free) if intercepts_only else held).sse(coef)
+                sse[kind] += factors[kind] ** 2 * parts[(k, kind)].sse(coef, target)
     out = {}
     for kind, unit, scale in (("energy", "energy_rmse_meV_atom", 1000.0), ("force", "force_rmse_eV_A", 1.0),
                               ("stress", "stress_rmse_eV_atom", 1.0)):

@@ -76,6 +76,31 @@ class PolynomialModel(torch.nn.Module):
             parts.append(h * (B_center[:, a, None] * dB[:, b] + B_center[:, b, None] * dB[:, a]))
         return torch.cat(parts, dim=1)
 
+    @property
+    def gradient_order(self) -> int:
+        """1: pair feature gradients are a linear map of dB alone; 2: also bilinear in (B_centre, dB)
+        (:class:`hybridpot.design.DesignAssembler` then sums over pairs before :meth:`gradient_rows`)."""
+        return 2 if self.quadratic else 1
+
+    def gradient_rows(self, first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
+        """(..., M, x) feature-gradient rows from sums over pairs in descriptor space.
+
+        :meth:`pair_feature_gradients` of one pair is ``gradient_rows(dB_p, B_i (x) dB_p)``; the map
+        is linear, so sums of its arguments give sums of gradients.
+
+        Args:
+            first: (..., K, x) sums of dB (x: 3 components, or 9 for virial sums).
+            second: (..., K, K, x) sums of B_centre (x) dB (element [a, b] = B_a dB_b); None for a linear model.
+        """
+        K = self.n_descriptors
+        out = torch.zeros(first.shape[:-2] + (self.n_params, first.shape[-1]), dtype=first.dtype, device=first.device)
+        out[..., 1 : K + 1, :] = first
+        if self.quadratic:
+            a, b = self._iu
+            h = self._half.to(first.dtype)[:, None]
+            out[..., K + 1 :, :] = h * (second[..., a, b, :] + second[..., b, a, :])
+        return out
+
     def forward(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         """(N,) per-atom energies (eV) from descriptors (N, K) and type indices (N,)."""
         return (self.features(B) * self.coef.to(B.dtype)[types]).sum(dim=1)
