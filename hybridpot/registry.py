@@ -229,6 +229,7 @@ BUILTIN_BASELINES = {
     "lj": "hybridpot.empirical.lj:LJ",
     "sw": "hybridpot.empirical.sw:SW",
     "zbl": "hybridpot.empirical.zbl:ZBL_TYPE",
+    "lammps": "hybridpot.empirical.lammps:LAMMPS",
 }
 #: the built-in descriptors
 BUILTIN_DESCRIPTORS = {

@@ -199,7 +199,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     out = validate_sections(raw, SCHEMA, source)
     _check_values(out, base_dir, source)
     for section, registry in TYPED.items():
-        _check_typed(out, section, registry, typed[section], source)
+        _check_typed(out, section, registry, typed[section], source, base_dir)
     return FitConfig(out, source)
 
 
@@ -314,8 +314,9 @@ def _split_typed(raw: dict[str, Any], section: str) -> dict[str, Any]:
     return {k: v for k, v in table.items() if k not in common}
 
 
-def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dict[str, Any], source: str) -> None:
-    """Validate the keys of the section's type with its settings and put them (defaults filled in) into ``c[section]``."""
+def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dict[str, Any], source: str, base: Path) -> None:
+    """Validate the keys of the section's type with its settings (file paths relative to ``base``, the configuration's
+    folder) and put them (defaults filled in) into ``c[section]``."""
     values = c[section]
     kind = values["type"]
     where = f"{source}: [{section}]"
@@ -338,7 +339,7 @@ def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dic
     if unknown:
         raise fail(source, f"unknown key(s) {unknown} in [{section}]; allowed with type = {kind!r}: "
                            f"{sorted(set(own) | set(SCHEMA[section]))}")
-    values.update(dataclasses.asdict(entry.settings.from_table(keys, where)))
+    values.update(dataclasses.asdict(entry.settings.from_table(keys, where, base=base)))
 
 
 def settings_of(c, section: str):
