@@ -213,8 +213,16 @@ class LammpsBaseline(EmpiricalPotential):
 
     @staticmethod
     def _placeholders(line: str, aliases: dict[str, str]) -> str:
-        """``line`` with every word that names a file replaced by the ``{name}`` placeholder of :class:`LammpsPair`."""
-        return " ".join(f"{{{aliases[w]}}}" if w in aliases else w for w in line.split())
+        """``line`` with every word that names a file (its path as listed, its base name, or any path ending in that name)
+        replaced by the ``{name}`` placeholder of :class:`LammpsPair`."""
+        names = set(aliases.values())
+
+        def named(word: str) -> str | None:
+            if word in aliases:
+                return aliases[word]
+            return Path(word).name if "/" in word and Path(word).name in names else None
+
+        return " ".join(f"{{{named(w)}}}" if named(w) else w for w in line.split())
 
     def _file_units(self) -> str:
         """``real`` where a file's first line carries LAMMPS's ``UNITS: real`` tag, else ``metal``."""
@@ -358,16 +366,16 @@ class LammpsBaseline(EmpiricalPotential):
         except ValueError as exc:
             self.close()
             raise _structure_error(index, f"{self.source}: structure {index} ({atoms.get_chemical_formula()}): {exc}") from exc
-        gap = abs(float(res["energies"].sum()) - float(res["energy"]))
-        if not gap <= PER_ATOM_SUM_TOLERANCE * max(1.0, abs(float(res["energy"]))):
-            raise PotentialFileError(f"{self.source}: LAMMPS's per-atom energies (compute pe/atom) of pair style {self.style} sum to "
-                                     f"{res['energies'].sum()!r} eV but its energy is {res['energy']!r} eV for structure {index}: "
-                                     "this style does not tally per-atom energies, which hybridpot needs")
         out = {name: np.asarray(res[name], dtype=np.float64) for name in shapes}
         bad = [name for name, a in out.items() if not np.isfinite(a).all()]
         if bad:
             raise _structure_error(index, f"{self.source}: LAMMPS gave non-finite {', '.join(bad)} for structure {index} "
                                           f"({atoms.get_chemical_formula()}): atoms too close, or outside the potential's range")
+        gap = abs(float(res["energies"].sum()) - float(res["energy"]))
+        if not gap <= PER_ATOM_SUM_TOLERANCE * max(1.0, abs(float(res["energy"]))):
+            raise PotentialFileError(f"{self.source}: LAMMPS's per-atom energies (compute pe/atom) of pair style {self.style} sum to "
+                                     f"{float(res['energies'].sum())!r} eV but its energy is {float(res['energy'])!r} eV for structure "
+                                     f"{index}: this style does not tally per-atom energies, which hybridpot needs")
         if cache is not None:
             cache.put(key, out)
         return out
