@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
 from hybridpot.calculator import Calculator
@@ -378,6 +379,14 @@ def test_errors_name_the_problem_and_the_fix(lammps_potentials, tmp_path):
     carbon = bulk("C", "diamond", a=3.57)
     with pytest.raises(StructureError, match=r"structure 1 \(C2\): element\(s\) \['C'\] have no LAMMPS atom type .*add them to elements"):
         baseline.compute([STYLES["sw"].structures()[0], carbon])
+    from hybridpot.dataset import from_frames
+    from hybridpot.prediction import baseline_predictions
+
+    frames = STYLES["sw"].structures()[:2] + [carbon]
+    for atoms in frames:
+        atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)))
+    with pytest.raises(StructureError, match=r"^set.xyz: structure 2 \(C2\): test \[baseline\]: element\(s\) \['C'\] have no LAMMPS"):
+        baseline_predictions(baseline, from_frames(frames, source="set.xyz"), batch_atoms=10, progress=False)  # batches of 1
     fix = build(table, lammps_potentials, commands=["fix q all qeq/nonexistent 1"])
     with pytest.raises(PotentialFileError, match=r"ERROR.*qeq/nonexistent"):
         fix.compute(STYLES["sw"].structures()[0])

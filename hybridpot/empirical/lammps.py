@@ -350,27 +350,25 @@ class LammpsBaseline(EmpiricalPotential):
                 return hit
         missing = sorted(set(atoms.get_chemical_symbols()) - set(self.type_order))
         if missing:
-            raise _structure_error(index, f"structure {index} ({atoms.get_chemical_formula()}): element(s) {missing} have no "
-                                          f"LAMMPS atom type in {self.source} (elements {self.type_order}); add them to elements "
-                                          "and to the pair_coeff lines, or remove such structures")
+            raise self._structure_error(index, atoms, f"element(s) {missing} have no LAMMPS atom type (elements {self.type_order}); "
+                                                      "add them to elements and to the pair_coeff lines, or remove such structures")
         engine = self.engine()
         try:
             res = engine.evaluate(atoms)
         except LammpsError as exc:
             self.close()
             if exc.stage == "run":
-                raise _structure_error(index, f"{self.source}: LAMMPS failed on structure {index} ({atoms.get_chemical_formula()}, "
-                                              f"{n} atoms): {exc}") from exc
+                raise self._structure_error(index, atoms, f"LAMMPS failed ({n} atoms): {exc}") from exc
             raise PotentialFileError(f"{self.source}: LAMMPS refused the potential ({exc}); check pair_style, pair_coeff, commands "
                                      f"and files (files: {', '.join(self.texts) or 'none'})") from exc
         except ValueError as exc:
             self.close()
-            raise _structure_error(index, f"{self.source}: structure {index} ({atoms.get_chemical_formula()}): {exc}") from exc
+            raise self._structure_error(index, atoms, str(exc)) from exc
         out = {name: np.asarray(res[name], dtype=np.float64) for name in shapes}
         bad = [name for name, a in out.items() if not np.isfinite(a).all()]
         if bad:
-            raise _structure_error(index, f"{self.source}: LAMMPS gave non-finite {', '.join(bad)} for structure {index} "
-                                          f"({atoms.get_chemical_formula()}): atoms too close, or outside the potential's range")
+            raise self._structure_error(index, atoms, f"LAMMPS gave non-finite {', '.join(bad)}: atoms too close, or outside the "
+                                                      "potential's range")
         gap = abs(float(res["energies"].sum()) - float(res["energy"]))
         if not gap <= PER_ATOM_SUM_TOLERANCE * max(1.0, abs(float(res["energy"]))):
             raise PotentialFileError(f"{self.source}: LAMMPS's per-atom energies (compute pe/atom) of pair style {self.style} sum to "
@@ -379,6 +377,13 @@ class LammpsBaseline(EmpiricalPotential):
         if cache is not None:
             cache.put(key, out)
         return out
+
+    def _structure_error(self, index: int, atoms: Atoms, detail: str) -> StructureError:
+        """A StructureError naming the baseline and structure ``index`` of the batch; ``structure`` and ``detail`` (the message
+        without them) let :func:`hybridpot.prediction.baseline_predictions` name the structure in its data set instead."""
+        exc = StructureError(f"{self.source}: structure {index} ({atoms.get_chemical_formula()}): {detail}")
+        exc.structure, exc.detail = index, f"{self.source}: {detail}"
+        return exc
 
     def external_terms(self, system: AtomicSystem) -> ExternalTerms:
         """The energies, forces and virials of every structure of ``system`` (see :meth:`evaluate_atoms`)."""
@@ -534,10 +539,6 @@ class LammpsBaseline(EmpiricalPotential):
             self.path = None  # the written files hold other values now
 
 
-def _structure_error(index: int, message: str) -> StructureError:
-    exc = StructureError(message)
-    exc.structure = index
-    return exc
 
 
 #: registry entry (:mod:`hybridpot.registry`): ``[baseline] type = "lammps"`` with its keys, or a ``*.lammps.toml`` file
