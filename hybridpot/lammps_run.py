@@ -176,7 +176,7 @@ def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: n
         lmp: a LAMMPS instance with no box yet (:func:`new_lammps`).
         atoms: the structure (any cell; periodic, mixed or no pbc; see :func:`lammps_frame`).
         type_elements: chemical symbol of each LAMMPS atom type.
-        velocities: optional (N, 3) velocities in Angstrom/ps in the frame of ``atoms`` (metal units).
+        velocities: optional (N, 3) velocities in the frame of ``atoms``, Angstrom per LAMMPS time unit (metal: ps; real: fs).
         units, atom_style: LAMMPS's ``units`` and ``atom_style`` (charges start at 0).
 
     Returns:

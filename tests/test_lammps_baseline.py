@@ -410,3 +410,28 @@ def test_config_lists_the_keys_and_a_fit_reads_relative_paths(lammps_potentials,
     config = parse_config(raw, tmp_path, "fit.toml")
     baseline = settings_of(config, "baseline").build("fit.toml [baseline]")
     assert baseline.coeffs == ["* * {Si.sw} Si"] and baseline.texts["Si.sw"] == (lammps_potentials / "Si.sw").read_text()
+
+
+# ------------------------------------------------------------------------------ MD with both engines
+
+
+@pytest.mark.parametrize("name", ["reaxff", "meam"])
+def test_md_engines_agree(name, fitted, request):
+    """hybridpot md with the ASE engine (the baseline through the LAMMPS library) and with the LAMMPS engine (the exported
+    deck; ReaxFF in real units, converted): same start, same velocity Verlet steps, the same energies."""
+    from hybridpot.md import run_ase, run_lammps_md
+
+    request.getfixturevalue("lammps_plugin")
+    result, frames = fitted[name]
+    atoms = next(a for a in frames if a.cell.rank == 3 and all(a.pbc))
+    kw = dict(steps=10, temperature=300.0, timestep_fs=0.5, ensemble="nve", log_every=1, seed=1)
+    lmp, ase_ = run_lammps_md(result.potential, atoms, **kw), run_ase(result.potential, atoms, **kw)
+    from tests.test_md import UNIT_CONSTANT_REL
+
+    e0 = to_numpy(result.potential.compute(atoms))["energy"][0]
+    assert lmp.stopped is None and ase_.stopped is None
+    assert abs(lmp.potential[0] - e0) <= 1e-10 * abs(e0) and abs(ase_.potential[0] - e0) <= 1e-12 * abs(e0)
+    np.testing.assert_allclose(lmp.kinetic, ase_.kinetic, rtol=UNIT_CONSTANT_REL)  # LAMMPS's unit constants against CODATA's
+    change = np.abs(ase_.potential - ase_.potential[0]).max()
+    assert change > 1e-3
+    assert np.abs(lmp.potential - ase_.potential).max() <= 1e-10 * abs(e0) + UNIT_CONSTANT_REL * change
