@@ -435,3 +435,35 @@ def test_md_engines_agree(name, fitted, request):
     change = np.abs(ase_.potential - ase_.potential[0]).max()
     assert change > 1e-3
     assert np.abs(lmp.potential - ase_.potential).max() <= 1e-10 * abs(e0) + UNIT_CONSTANT_REL * change
+
+
+def test_hpot_runs_in_metal_and_real_units_only(tmp_path, request):
+    """pair_style hpot converts to real units (tested with the ReaxFF decks above); a baseline it evaluates itself must
+    then run as LAMMPS's style, and other unit systems are refused."""
+    from hybridpot.export.lammps import deck_pair_lines, export_lammps
+    from hybridpot.lammps_run import run_lammps
+    from tests.models import cu_eam_hybrid
+
+    request.getfixturevalue("lammps_plugin")
+    hybrid = cu_eam_hybrid()
+    export_lammps(hybrid, tmp_path / "deck", "cu")
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=3)
+    alone = deck_pair_lines(tmp_path / "deck", "cu", ["Cu"])
+    with pytest.raises(Exception, match=r"under units real the baseline of the model must run as LAMMPS's own pair style"):
+        run_lammps(atoms, alone, ["Cu"], units="real")
+    with pytest.raises(Exception, match=r"pair_style hpot: units lj are not supported"):
+        lmp = import_lammps().lammps(cmdargs=["-screen", "none", "-log", "none", "-nocite"])
+        try:
+            for line in ["units lj", "region b block 0 3 0 3 0 3", "create_box 1 b", "mass 1 1.0", "create_atoms 1 single 1 1 1"]:
+                lmp.command(line)
+            for line in alone:
+                lmp.command(line)
+            lmp.command("run 0")
+        finally:
+            lmp.close()
+    overlay = deck_pair_lines(tmp_path / "deck", "cu", ["Cu"], overlay=True)  # eam/alloy + hpot ... baseline no
+    metal = run_lammps(atoms, overlay, ["Cu"])
+    real = run_lammps(atoms, overlay, ["Cu"], units="real")  # eam/alloy converts its file, hpot its residual
+    assert real["energy"] == pytest.approx(metal["energy"], rel=1e-12)
+    assert np.abs(real["forces"] - metal["forces"]).max() <= 1e-12 * np.abs(metal["forces"]).max()
