@@ -63,11 +63,6 @@ class ExternalTerms:
     forces: torch.Tensor
     virial: torch.Tensor
 
-    def __add__(self, other: "ExternalTerms | None") -> "ExternalTerms":
-        if other is None:
-            return self
-        return ExternalTerms(self.energies + other.energies, self.forces + other.forces, self.virial + other.virial)
-
 
 class Potential(torch.nn.Module):
     """Base class: per-atom energies from pair vectors.

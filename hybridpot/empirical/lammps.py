@@ -416,7 +416,7 @@ class LammpsBaseline(EmpiricalPotential):
     def _toml(self, embed: bool) -> str:
         """The definition as a ``*.lammps.toml`` file: the files by name, with their text (``embed``) or beside it."""
         def value(v) -> str:
-            return json.dumps(v)  # JSON strings and lists of strings are TOML
+            return json.dumps(v, ensure_ascii=False)  # JSON strings and lists of strings are TOML (no \u escapes of surrogates)
 
         names = list(self.texts)
         restore = {f"{{{n}}}": n for n in names}
