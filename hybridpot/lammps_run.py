@@ -125,8 +125,48 @@ def lammps_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
     return lower, frac @ lower, rotation, boundary
 
 
-def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: np.ndarray | None = None) -> np.ndarray:
-    """Define ``atoms`` in a fresh LAMMPS instance: metal units, atomic style, box, atoms, masses.
+#: the energy unit of each LAMMPS unit system hybridpot runs, in eV (lengths are Angstrom in both): LAMMPS's own
+#: conversion factor (``utils::get_conversion_factor(ENERGY, REAL2METAL)``, 1 / 23.060549; tests/test_lammps_baseline.py
+#: measures it with a potential file LAMMPS converts itself)
+ENERGY_UNIT_EV = {"metal": 1.0, "real": 1.0 / 23.060549}
+
+
+def _type_indices(atoms: Atoms, type_elements: Sequence[str]) -> list[int]:
+    """LAMMPS atom type (1-based) of each atom.
+
+    Raises:
+        ValueError: an element of ``atoms`` not in ``type_elements``.
+    """
+    type_elements = list(type_elements)
+    symbols = atoms.get_chemical_symbols()
+    missing = sorted(set(symbols) - set(type_elements))
+    if missing:
+        raise ValueError(f"element(s) {missing} of the structure have no LAMMPS atom type (types: {type_elements})")
+    return [type_elements.index(s) + 1 for s in symbols]
+
+
+def _box_numbers(cell: np.ndarray) -> str:
+    """``xlo xhi ylo yhi zlo zhi xy xz yz``-ordered numbers of a lower-triangular cell, for ``region prism``."""
+    (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in cell)
+    return f"0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r}"
+
+
+def _add_atoms(lmp, atoms: Atoms, types: list[int], positions: np.ndarray, velocities: np.ndarray | None = None) -> None:
+    """Create the atoms (IDs 1 + their position in ``atoms``) at ``positions`` (LAMMPS frame).
+
+    Raises:
+        ValueError: atoms LAMMPS lost (outside a non-periodic box).
+    """
+    n = len(atoms)
+    v = None if velocities is None else np.asarray(velocities, dtype=float).reshape(-1).tolist()
+    lmp.create_atoms(n, list(range(1, n + 1)), types, positions.reshape(-1).tolist(), v=v)
+    if lmp.get_natoms() != n:
+        raise ValueError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
+
+
+def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: np.ndarray | None = None,
+                  units: str = "metal", atom_style: str = "atomic") -> np.ndarray:
+    """Define ``atoms`` in a fresh LAMMPS instance: units, atom style, box, atoms, masses.
 
     Atom IDs are 1 + the position of each atom in ``atoms`` (kept in that order: ``sort 0 0.0``);
     atom type t + 1 is element ``type_elements[t]``, with the mass ASE gives that element in
@@ -136,7 +176,8 @@ def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: n
         lmp: a LAMMPS instance with no box yet (:func:`new_lammps`).
         atoms: the structure (any cell; periodic, mixed or no pbc; see :func:`lammps_frame`).
         type_elements: chemical symbol of each LAMMPS atom type.
-        velocities: optional (N, 3) velocities in Angstrom/ps in the frame of ``atoms``.
+        velocities: optional (N, 3) velocities in the frame of ``atoms``, Angstrom per LAMMPS time unit (metal: ps; real: fs).
+        units, atom_style: LAMMPS's ``units`` and ``atom_style`` (charges start at 0).
 
     Returns:
         R (3, 3), the rotation with ``x_lammps = x @ R``: LAMMPS vectors (forces) map back as ``f @ R.T``.
@@ -145,25 +186,15 @@ def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: n
         ValueError: an element of ``atoms`` not in ``type_elements``, different masses for atoms
             of one element, or atoms LAMMPS lost (outside a non-periodic box).
     """
-    type_elements = list(type_elements)
-    symbols = atoms.get_chemical_symbols()
-    missing = sorted(set(symbols) - set(type_elements))
-    if missing:
-        raise ValueError(f"element(s) {missing} of the structure have no LAMMPS atom type (types: {type_elements})")
+    types = _type_indices(atoms, type_elements)
     cell, pos, rotation, boundary = lammps_frame(atoms)
-    types = [type_elements.index(s) + 1 for s in symbols]
-    lmp.command("units metal")
-    lmp.command("atom_style atomic")
+    lmp.command(f"units {units}")
+    lmp.command(f"atom_style {atom_style}")
     lmp.command("atom_modify map array sort 0 0.0")
     lmp.command("boundary " + " ".join(boundary))
-    (ax, _, _), (bx, by, _), (cx, cy, cz) = (map(float, row) for row in cell)
-    lmp.command(f"region box prism 0 {ax!r} 0 {by!r} 0 {cz!r} {bx!r} {cx!r} {cy!r} units box")
+    lmp.command(f"region box prism {_box_numbers(cell)} units box")
     lmp.command(f"create_box {len(type_elements)} box")
-    n = len(atoms)
-    v = None if velocities is None else (np.asarray(velocities, dtype=float) @ rotation).reshape(-1).tolist()
-    lmp.create_atoms(n, list(range(1, n + 1)), types, pos.reshape(-1).tolist(), v=v)
-    if lmp.get_natoms() != n:
-        raise ValueError(f"LAMMPS kept {lmp.get_natoms()} of {n} atoms")
+    _add_atoms(lmp, atoms, types, pos, None if velocities is None else np.asarray(velocities, dtype=float) @ rotation)
     set_masses(lmp, atoms, type_elements)
     return rotation
 
@@ -194,8 +225,10 @@ def run_lammps(
     extra_lines: Sequence[str] = (),
     peratom_computes: Sequence[str] = (),
     setup_lines: Sequence[str] = (),
+    units: str = "metal",
+    atom_style: str = "atomic",
 ) -> dict[str, np.ndarray | float]:
-    """One LAMMPS energy/force evaluation (``run 0``) of ``atoms``.
+    """One LAMMPS energy/force evaluation (``run 0``) of ``atoms`` in a fresh instance.
 
     Args:
         atoms: the structure (any cell; periodic, mixed or no pbc).
@@ -204,49 +237,212 @@ def run_lammps(
         extra_lines: commands run after the pair lines, before ``run 0``.
         peratom_computes: IDs of per-atom vector computes (defined in ``extra_lines``) to return.
         setup_lines: commands run before the box is created (``package omp 2``, ``newton off``).
+        units: ``metal`` or ``real`` (results are converted to eV: :data:`ENERGY_UNIT_EV`).
+        atom_style: ``atomic`` or ``charge`` (charges start at 0).
 
     Returns:
         dict with ``energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/A, ``virial``
         (3, 3) eV (W = sum r (x) f, so that ASE stress = -W / V), ``atom_virials`` (N, 3, 3) eV (from
         ``compute stress/atom``, whose sum is the pair virial), all in the frame of ``atoms``, and
-        ``peratom`` {ID: (N,)} for the computes asked for.
+        ``peratom`` {ID: (N,)} for the computes asked for (in LAMMPS's units).
     """
     n = len(atoms)
+    scale = _energy_unit(units)
     lmp = new_lammps()
     try:
         for line in setup_lines:
             lmp.command(line)
-        rotation = create_system(lmp, atoms, type_elements)
+        rotation = create_system(lmp, atoms, type_elements, units=units, atom_style=atom_style)
         for line in pair_lines:
             lmp.command(line)
         for line in extra_lines:
             lmp.command(line)
-        lmp.command("compute hp_pe all pe/atom")
-        lmp.command("compute hp_vir all pressure NULL virial")
         lmp.command("compute hp_stress all stress/atom NULL virial")
-        lmp.command("thermo_style custom step pe c_hp_vir[*] vol")
+        _define_outputs(lmp)
         lmp.command("run 0")
-        ids = np.array(lmp.numpy.extract_atom("id")[:n])
-        order = np.argsort(ids)
-        forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
-        energies = np.array(lmp.numpy.extract_compute("hp_pe", 1, 1)[:n])[order]
+        out = _results(lmp, n, rotation, scale)
+        order = _order(lmp, n)
         stress = np.array(lmp.numpy.extract_compute("hp_stress", 1, 2)[:n])[order]  # xx yy zz xy xz yz, pressure * volume
         peratom = {c: np.array(lmp.numpy.extract_compute(c, 1, 1)[:n])[order] for c in peratom_computes}
-        energy = float(lmp.get_thermo("pe"))
-        p = np.array(lmp.numpy.extract_compute("hp_vir", 0, 1)[:6])  # xx yy zz xy xz yz, pressure units
-        volume = float(lmp.get_thermo("vol"))
         nktv2p = float(lmp.extract_global("nktv2p"))
     finally:
         lmp.close()
+    sa = -stress / nktv2p * scale  # per-atom virial W_i (stress/atom is its negative, in pressure * volume units)
+    atom_virials = np.stack([sa[:, [0, 3, 4]], sa[:, [3, 1, 5]], sa[:, [4, 5, 2]]], axis=1)
+    out["atom_virials"] = np.einsum("ab,nbc,dc->nad", rotation, atom_virials, rotation)
+    out["peratom"] = peratom
+    return out
+
+
+def _energy_unit(units: str) -> float:
+    """eV per LAMMPS energy unit of ``units`` (:data:`ENERGY_UNIT_EV`).
+
+    Raises:
+        ValueError: a unit system hybridpot does not run.
+    """
+    if units not in ENERGY_UNIT_EV:
+        raise ValueError(f"LAMMPS units {units!r}: hybridpot runs {' or '.join(ENERGY_UNIT_EV)} (Angstrom lengths)")
+    return ENERGY_UNIT_EV[units]
+
+
+def _define_outputs(lmp) -> None:
+    """The computes :func:`_results` reads: per-atom energies and the virial (``thermo_style`` with them)."""
+    lmp.command("compute hp_pe all pe/atom")
+    lmp.command("compute hp_vir all pressure NULL virial")
+    lmp.command("thermo_style custom step pe c_hp_vir[*] vol")
+
+
+def _order(lmp, n: int) -> np.ndarray:
+    """(n,) the order of LAMMPS's local atoms that sorts them by ID (structure order)."""
+    return np.argsort(np.array(lmp.numpy.extract_atom("id")[:n]))
+
+
+def _results(lmp, n: int, rotation: np.ndarray, scale: float) -> dict[str, np.ndarray | float]:
+    """Energy, per-atom energies, forces and virial after ``run 0`` (outputs of :func:`_define_outputs`), converted to
+    eV (``scale``: eV per LAMMPS energy unit) and rotated back into the structure's frame (``rotation``: x_lammps = x @ R)."""
+    order = _order(lmp, n)
+    forces = np.array(lmp.numpy.extract_atom("f")[:n])[order]
+    energies = np.array(lmp.numpy.extract_compute("hp_pe", 1, 1)[:n])[order]
+    energy = float(lmp.get_thermo("pe"))
+    p = np.array(lmp.numpy.extract_compute("hp_vir", 0, 1)[:6])  # xx yy zz xy xz yz, pressure units
+    volume = float(lmp.get_thermo("vol"))
+    nktv2p = float(lmp.extract_global("nktv2p"))
     w = p * volume / nktv2p
     virial = np.array([[w[0], w[3], w[4]], [w[3], w[1], w[5]], [w[4], w[5], w[2]]])
-    sa = -stress / nktv2p  # per-atom virial W_i (stress/atom is its negative, in pressure * volume units)
-    atom_virials = np.stack([sa[:, [0, 3, 4]], sa[:, [3, 1, 5]], sa[:, [4, 5, 2]]], axis=1)
     return {
-        "energy": energy,
-        "energies": energies,
-        "forces": forces @ rotation.T,
-        "virial": rotation @ virial @ rotation.T,
-        "atom_virials": np.einsum("ab,nbc,dc->nad", rotation, atom_virials, rotation),
-        "peratom": peratom,
+        "energy": energy * scale,
+        "energies": energies * scale,
+        "forces": (forces @ rotation.T) * scale,
+        "virial": (rotation @ virial @ rotation.T) * scale,
     }
+
+
+class LammpsError(RuntimeError):
+    """LAMMPS refused a command or a run; the message is LAMMPS's, with the command.
+
+    Attributes:
+        stage: "setup" (units, box, the pair lines), "commands" (the per-structure commands) or "run" (the structure:
+            its box, atoms and ``run 0``).
+    """
+
+    def __init__(self, message: str, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
+class LammpsEngine:
+    """One LAMMPS instance that evaluates many structures with the same pair style (``run 0`` each).
+
+    The instance is set up once (units, atom style, the pair lines); for every structure its atoms are
+    deleted, the box is changed to the structure's (any cell shape, periodic or not: :func:`lammps_frame`;
+    a structure without a periodic direction uses ``neighbor ... nsq``, bins of a box smaller than the
+    cutoff being refused), the new atoms are created (charges 0), ``commands`` are issued (a ``fix`` or
+    ``compute`` of an ID defined before is deleted first, so that e.g. a charge equilibration starts
+    afresh for each structure) and ``run 0`` is issued ``runs`` times. Results are those of a fresh
+    instance (tests/test_lammps_baseline.py checks it); a pair style whose state outgrows the first
+    structures (ReaxFF sizes its ghost lists on the first run) gets a fresh instance and the structure once more.
+
+    Args:
+        pair_lines: ``pair_style`` and ``pair_coeff`` (``pair_modify``) commands, issued once.
+        type_elements: chemical symbol of each LAMMPS atom type (type 1 first).
+        units: ``metal`` or ``real``; results are converted to eV (:data:`ENERGY_UNIT_EV`).
+        atom_style: ``atomic`` or ``charge``.
+        commands: further commands for every structure (fixes, ``set`` commands).
+        runs: ``run 0`` commands per structure, the results being those of the last (2 for a charge
+            equilibration that runs after the forces, as ``fix qeq/comb`` does).
+        source: what to call it in messages.
+    """
+
+    def __init__(self, pair_lines: Sequence[str], type_elements: Sequence[str], units: str = "metal", atom_style: str = "atomic",
+                 commands: Sequence[str] = (), runs: int = 1, source: str = "LAMMPS") -> None:
+        self.pair_lines = list(pair_lines)
+        self.type_elements = list(type_elements)
+        self.units = units
+        self.scale = _energy_unit(units)
+        self.atom_style = atom_style
+        self.commands = list(commands)
+        self.runs = int(runs)
+        self.source = source
+        self._lmp = None
+        self._used = False
+        self._defined: dict[str, str] = {}  # fix/compute ID -> "unfix"/"uncompute" of the commands issued so far
+
+    def close(self) -> None:
+        """Close the LAMMPS instance (a later :meth:`evaluate` opens a new one)."""
+        if self._lmp is not None:
+            self._lmp.close()
+        self._lmp, self._used, self._defined = None, False, {}
+
+    def __del__(self) -> None:  # pragma: no cover - interpreter shutdown order
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _command(self, line: str, stage: str) -> None:
+        try:
+            self._lmp.command(line)
+        except Exception as exc:
+            message = " ".join(str(exc).split())
+            raise LammpsError(f"{message} (command: {line})", stage) from exc
+
+    def _open(self) -> None:
+        self.close()
+        self._lmp = new_lammps()
+        for line in (f"units {self.units}", f"atom_style {self.atom_style}", "atom_modify map array sort 0 0.0",
+                     "region hp_box prism 0 1 0 1 0 1 0 0 0 units box", f"create_box {len(self.type_elements)} hp_box"):
+            self._command(line, "setup")
+        for t, symbol in enumerate(self.type_elements):
+            self._command(f"mass {t + 1} {float(atomic_masses[atomic_numbers[symbol]])!r}", "setup")
+        for line in self.pair_lines:
+            self._command(line, "setup")
+        _define_outputs(self._lmp)
+
+    def evaluate(self, atoms: Atoms) -> dict[str, np.ndarray | float]:
+        """``energy`` (eV), ``energies`` (N,) eV, ``forces`` (N, 3) eV/A and ``virial`` (3, 3) eV (W, as LAMMPS) of
+        ``atoms``, in its own frame.
+
+        Raises:
+            ValueError: an element without an atom type, or atoms lost by LAMMPS.
+            LammpsError: LAMMPS refused the pair lines, a command or the run (LAMMPS's message and the command).
+        """
+        types = _type_indices(atoms, self.type_elements)
+        try:
+            return self._evaluate(atoms, types)
+        except (LammpsError, ValueError):
+            if not self._used:
+                self.close()
+                raise
+        self._open()  # a fresh instance for a structure the reused one could not take
+        try:
+            return self._evaluate(atoms, types)
+        except (LammpsError, ValueError):
+            self.close()
+            raise
+
+    def _evaluate(self, atoms: Atoms, types: list[int]) -> dict[str, np.ndarray | float]:
+        if self._lmp is None:
+            self._open()
+        cell, pos, rotation, boundary = lammps_frame(atoms)
+        x0, x1, y0, y1, z0, z1, xy, xz, yz = _box_numbers(cell).split()
+        self._command("delete_atoms group all", "run")
+        self._command(f"change_box all boundary {' '.join(boundary)} x final {x0} {x1} y final {y0} {y1} z final {z0} {z1} "
+                      f"xy final {xy} xz final {xz} yz final {yz} units box", "run")
+        self._command("neighbor 2.0 " + ("bin" if any(atoms.pbc) else "nsq"), "run")
+        try:
+            _add_atoms(self._lmp, atoms, types, pos)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise LammpsError(f"{' '.join(str(exc).split())} (creating the atoms)", "run") from exc
+        for line in self.commands:
+            words = line.split()
+            if len(words) > 1 and words[0] in ("fix", "compute") and words[1] in self._defined:
+                self._command(f"{self._defined.pop(words[1])} {words[1]}", "commands")
+            self._command(line, "commands")
+            if len(words) > 1 and words[0] in ("fix", "compute"):
+                self._defined[words[1]] = "unfix" if words[0] == "fix" else "uncompute"
+        self._used = True
+        for _ in range(self.runs):
+            self._command("run 0", "run")
+        return _results(self._lmp, len(atoms), rotation, self.scale)

@@ -28,8 +28,8 @@ from ase import Atoms, units
 
 from hybridpot.calculator import Calculator
 from hybridpot.errors import HybridpotError, StructureError
-from hybridpot.export.lammps import check_exportable, deck_pair_lines, export_lammps
-from hybridpot.lammps_run import LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
+from hybridpot.export.lammps import check_exportable, deck_pair_lines, deck_types, export_lammps
+from hybridpot.lammps_run import ENERGY_UNIT_EV, LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
 from hybridpot.neighbors import neighbor_list
 from hybridpot.system import AtomicSystem
 
@@ -39,6 +39,34 @@ NVT_DAMPING_STEPS = 100
 NVT_CHAIN = 3
 #: ASE velocity unit (Angstrom per ASE time unit) in Angstrom/ps
 ASE_VELOCITY_IN_A_PER_PS = 1000.0 * units.fs
+#: the time unit of each LAMMPS unit system the decks run in, ps
+TIME_UNIT_PS = {"metal": 1.0, "real": 1e-3}
+
+
+@dataclass(frozen=True)
+class _DeckUnits:
+    """What running an exported deck needs besides its pair lines: the atom types (element of type 1 first), LAMMPS's
+    units and atom style (a LAMMPS baseline may need real units and charges), and the conversions to eV and ps."""
+
+    types: list[str]
+    units: str
+    atom_style: str
+
+    @classmethod
+    def of(cls, potential) -> "_DeckUnits":
+        types = deck_types(potential)
+        spec = potential.baseline.lammps_pair(types) if potential.baseline is not None else None
+        return cls(types, spec.units if spec else "metal", spec.atom_style if spec else "atomic")
+
+    @property
+    def energy_ev(self) -> float:
+        """eV per LAMMPS energy unit."""
+        return ENERGY_UNIT_EV[self.units]
+
+    @property
+    def time_ps(self) -> float:
+        """ps per LAMMPS time unit."""
+        return TIME_UNIT_PS[self.units]
 
 
 @dataclass
@@ -320,8 +348,10 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
         import_lammps()
     except LammpsUnavailable as exc:
         raise HybridpotError(f"the lammps engine needs the LAMMPS Python module: {exc}") from exc
-    elements = list(potential.elements)
-    velocities = initial_velocities(atoms, temperature, seed) * ASE_VELOCITY_IN_A_PER_PS
+    deck_units = _DeckUnits.of(potential)
+    elements = deck_units.types
+    e_ev, t_ps = deck_units.energy_ev, deck_units.time_ps
+    velocities = initial_velocities(atoms, temperature, seed) * ASE_VELOCITY_IN_A_PER_PS * t_ps  # Angstrom per LAMMPS time unit
     rec = _Recorder(atoms, steps, timestep_fs, log_every, progress, trajectory, trajectory_every, "lammps")
     periodic = all(atoms.pbc) and abs(atoms.cell.volume) > 1e-10
     stopped, done = None, 0
@@ -332,16 +362,17 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
         n = len(atoms)
         try:
             lmp.command(f"package omp {int(threads)}")
-            rotation = create_system(lmp, atoms, elements, velocities=velocities)
+            rotation = create_system(lmp, atoms, elements, velocities=velocities, units=deck_units.units, atom_style=deck_units.atom_style)
             for line in deck_pair_lines(deck, "md", elements):
                 lmp.command(line)
             set_masses(lmp, atoms, elements)  # eam/alloy pair_coeff sets the setfl file's masses; use the structure's, as ASE does
             dt_ps = timestep_fs / 1000.0
-            lmp.command(f"timestep {dt_ps!r}")
+            dt = dt_ps / t_ps  # in LAMMPS's time unit
+            lmp.command(f"timestep {dt!r}")
             if ensemble == "nve":
                 lmp.command("fix integrate all nve")
             else:
-                lmp.command(f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMPING_STEPS * dt_ps!r} tchain {NVT_CHAIN}")
+                lmp.command(f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMPING_STEPS * dt!r} tchain {NVT_CHAIN}")
                 lmp.command("compute_modify integrate_temp extra/dof 0")  # 3N degrees of freedom, as ASE's thermostat
             lmp.command("thermo_style custom step pe ke press econserve")
             lmp.command("thermo 0")
@@ -349,9 +380,9 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
             cell = atoms.cell.array.copy()
 
             def record(step: int) -> Atoms:
-                pe, ke = float(lmp.get_thermo("pe")), float(lmp.get_thermo("ke"))
-                pressure = float(lmp.get_thermo("press")) / nktv2p * EV_A3_IN_GPA if periodic else float("nan")
-                conserved = pe + ke if ensemble == "nve" else float(lmp.get_thermo("econserve"))
+                pe, ke = float(lmp.get_thermo("pe")) * e_ev, float(lmp.get_thermo("ke")) * e_ev
+                pressure = float(lmp.get_thermo("press")) / nktv2p * e_ev * EV_A3_IN_GPA if periodic else float("nan")
+                conserved = pe + ke if ensemble == "nve" else float(lmp.get_thermo("econserve")) * e_ev
                 ids = np.array(lmp.numpy.extract_atom("id")[:n])
                 x = np.array(lmp.numpy.extract_atom("x")[:n])[np.argsort(ids)] @ rotation.T
                 frame = Atoms(atoms.numbers, x, cell=cell, pbc=atoms.pbc)
@@ -402,7 +433,8 @@ def lammps_snapshots(potential, atoms: Atoms, temperature: float, steps: int, ev
 
     if not (isinstance(every, (int, np.integer)) and every >= 1 and steps >= every):
         raise HybridpotError(f"lammps snapshots: need 1 <= every <= steps, got every = {every}, steps = {steps}")
-    elements = list(potential.elements)
+    deck_units = _DeckUnits.of(potential)
+    elements = deck_units.types
     with tempfile.TemporaryDirectory() as tmp:
         if deck is None:
             deck = Path(tmp) / "deck"
@@ -410,15 +442,16 @@ def lammps_snapshots(potential, atoms: Atoms, temperature: float, steps: int, ev
         lmp = new_lammps()
         out = []
         try:
-            create_system(lmp, atoms, elements)
+            create_system(lmp, atoms, elements, units=deck_units.units, atom_style=deck_units.atom_style)
             for line in deck_pair_lines(deck, "md", elements):
                 lmp.command(line)
             set_masses(lmp, atoms, elements)
             dt_ps = timestep_fs / 1000.0
-            lmp.command(f"timestep {dt_ps!r}")
+            lmp.command(f"timestep {dt_ps / deck_units.time_ps!r}")
             lmp.command(f"velocity all create {float(temperature)!r} {int(seed) % 900000 + 1} mom yes rot no dist gaussian")
             lmp.command("fix integrate all nve")
-            lmp.command(f"fix thermostat all langevin {float(temperature)!r} {float(temperature)!r} 0.05 {int(seed) % 900000 + 7}")
+            lmp.command(f"fix thermostat all langevin {float(temperature)!r} {float(temperature)!r} {0.05 / deck_units.time_ps!r} "
+                        f"{int(seed) % 900000 + 7}")
             lmp.command("compute grade all hpot/gamma")
             lmp.command("thermo_style custom step temp pe c_grade")
             lmp.command("thermo 0")

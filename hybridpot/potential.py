@@ -8,10 +8,19 @@ energies, forces and stress with one backward pass with respect to the pair vect
 * forces  F_a = -dE/dx_a = sum_{p: i_p = a} g_p - sum_{p: j_p = a} g_p,   g_p = dE/dr_p
 * virial  W = -sum_p r_p (x) g_p (as LAMMPS);  stress sigma = -W / V (ASE sign: positive = tensile;
   the LAMMPS pressure tensor's potential part is -sigma)
+
+A potential evaluated by another engine (a LAMMPS pair style run by the LAMMPS library: an
+:attr:`Potential.external` potential) cannot go through autograd. It hands :func:`evaluate` its
+energies, forces and virial as :class:`ExternalTerms` (:meth:`Potential.external_terms`), which are
+added to the autograd part (constants for autograd: the residual of a hybrid keeps its graph, for
+training on forces with ``create_graph``). A :class:`HybridPotential` with an external baseline
+passes the baseline's terms on, so every caller of :func:`evaluate` (``compute``, the ASE calculator,
+the data-set predictions) gets the whole hybrid.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -40,6 +49,21 @@ def matrix_to_voigt(m: np.ndarray) -> np.ndarray:
     return np.stack([m[..., a, b] for a, b in VOIGT], axis=-1)
 
 
+@dataclass
+class ExternalTerms:
+    """Energies, forces and virials of a batch computed by another engine (no autograd graph).
+
+    Attributes:
+        energies: (N,) per-atom energies, eV.
+        forces: (N, 3) eV/Angstrom.
+        virial: (S, 3, 3) eV, W as LAMMPS (W = sum r (x) f; the stress is -W / V).
+    """
+
+    energies: torch.Tensor
+    forces: torch.Tensor
+    virial: torch.Tensor
+
+
 class Potential(torch.nn.Module):
     """Base class: per-atom energies from pair vectors.
 
@@ -47,11 +71,17 @@ class Potential(torch.nn.Module):
     ``self.elements`` (chemical symbols they accept, in the order of their type index, or None for
     any) and ``self.source`` (file or description, used in error messages), and implement
     :meth:`forward`.
+
+    A potential computed by another engine sets :attr:`external` and implements
+    :meth:`external_terms` instead: its ``forward`` gives zeros and its ``cutoff`` is 0 (hybridpot
+    builds no neighbour list for it).
     """
 
     cutoff: float
     elements: list[str] | None
     source: str
+    #: evaluated by another engine through :meth:`external_terms` (no pair-vector part)
+    external: bool = False
 
     def __init__(self, cutoff: float, elements: Sequence[str] | None, source: str = "") -> None:
         super().__init__()
@@ -84,6 +114,13 @@ class Potential(torch.nn.Module):
         """(N,) per-atom energies in eV."""
         raise NotImplementedError
 
+    def external_terms(self, system: AtomicSystem) -> ExternalTerms | None:
+        """What another engine adds to this potential's autograd part for ``system`` (None: nothing).
+
+        :func:`evaluate` adds them to the energies, forces and virial it computes from :meth:`forward`.
+        """
+        return None
+
     def compute(
         self, atoms: Atoms | Sequence[Atoms] | AtomicSystem, forces: bool = True, stress: bool = True
     ) -> dict[str, torch.Tensor]:
@@ -109,11 +146,14 @@ def evaluate(
     """Evaluate a per-atom-energy module on a batch.
 
     Args:
-        potential: module with a ``cutoff`` attribute mapping a PairGraph to (N,) energies (eV).
+        potential: module with a ``cutoff`` attribute mapping a PairGraph to (N,) energies (eV); a
+            :class:`Potential`'s :meth:`~Potential.external_terms` are added (an :attr:`~Potential.external`
+            potential has nothing else: no neighbour list is built for it).
         system: the structures.
         forces, stress: whether to compute them.
         nl: a neighbour list to reuse (its cutoff must be >= the potential's cutoff).
-        create_graph: keep the autograd graph of forces/stress (to train on them).
+        create_graph: keep the autograd graph of forces/stress (to train on them; external terms are
+            constants of that graph).
 
     Returns:
         dict with ``energies`` (N,) eV per atom, ``energy`` (S,) eV, and if asked ``forces`` (N, 3)
@@ -123,29 +163,42 @@ def evaluate(
     """
     if nl is not None and nl.cutoff < potential.cutoff:
         raise ValueError(f"neighbour list cutoff {nl.cutoff} is smaller than the potential's {potential.cutoff}")
-    graph = build_graph(system, potential.cutoff, nl)
+    is_potential = isinstance(potential, Potential)
+    external = potential.external_terms(system) if is_potential else None
     need_grad = forces or stress
-    if need_grad:
-        graph.vectors = graph.vectors.detach().requires_grad_(True)
-    graph = graph.within(potential.cutoff)
-    energies = potential(graph)
+    if is_potential and potential.external:
+        if external is None:
+            raise ValueError(f"{potential.source or type(potential).__name__}: an external potential gave no external terms")
+        energies, f, w = external.energies, external.forces, external.virial
+    else:
+        graph = build_graph(system, potential.cutoff, nl)
+        if need_grad:
+            graph.vectors = graph.vectors.detach().requires_grad_(True)
+        graph = graph.within(potential.cutoff)
+        energies = potential(graph)
+        f = w = None
+        if need_grad:
+            vectors = graph.vectors
+            (g,) = torch.autograd.grad(energies.sum(), vectors, create_graph=create_graph, allow_unused=True)
+            if g is None:
+                g = torch.zeros_like(vectors)
+            if forces:
+                f = torch.zeros((system.n_atoms, 3), dtype=g.dtype, device=g.device)
+                f = f.index_add(0, graph.i, g).index_add(0, graph.j, -g)
+            if stress:
+                w = torch.zeros((system.n_structures, 3, 3), dtype=g.dtype, device=g.device)
+                w = w.index_add(0, graph.batch[graph.i], vectors.unsqueeze(2) * g.unsqueeze(1))
+                w = -0.5 * (w + w.transpose(1, 2))
+        if external is not None:
+            energies = energies + external.energies.to(energies)
+            f = f + external.forces.to(f) if f is not None else None
+            w = w + external.virial.to(w) if w is not None else None
     energy = torch.zeros(system.n_structures, dtype=energies.dtype, device=energies.device)
-    energy = energy.index_add(0, graph.batch, energies)
+    energy = energy.index_add(0, system.batch.to(energies.device), energies)
     out = {"energies": energies, "energy": energy}
-    if not need_grad:
-        return out
-    vectors = graph.vectors
-    (g,) = torch.autograd.grad(energies.sum(), vectors, create_graph=create_graph, allow_unused=True)
-    if g is None:
-        g = torch.zeros_like(vectors)
     if forces:
-        f = torch.zeros((system.n_atoms, 3), dtype=g.dtype, device=g.device)
-        f = f.index_add(0, graph.i, g).index_add(0, graph.j, -g)
         out["forces"] = f
     if stress:
-        w = torch.zeros((system.n_structures, 3, 3), dtype=g.dtype, device=g.device)
-        w = w.index_add(0, graph.batch[graph.i], vectors.unsqueeze(2) * g.unsqueeze(1))
-        w = -0.5 * (w + w.transpose(1, 2))
         out["virial"] = w
         volume = system.volumes.to(w.dtype)
         volume = torch.where(volume > 1e-10, volume, torch.full_like(volume, float("nan")))
@@ -170,7 +223,8 @@ class HybridPotential(Potential):
 
     The neighbour list is built once with the larger cutoff and each part sees the pairs within
     its own cutoff. The model's per-element constant is the reference energy, so
-    ``energy`` is directly comparable to DFT totals.
+    ``energy`` is directly comparable to DFT totals. An :attr:`~Potential.external` baseline (computed
+    by LAMMPS) is not part of ``forward``: :meth:`external_terms` passes its terms to :func:`evaluate`.
     """
 
     def __init__(self, baseline: Potential | None, descriptor: torch.nn.Module, model: torch.nn.Module) -> None:
@@ -183,7 +237,7 @@ class HybridPotential(Potential):
                 raise StructureError(
                     f"element(s) {', '.join(missing)} not in the baseline {baseline.source} (it has {', '.join(baseline.elements)})"
                 )
-        cutoff = max(float(descriptor.rcut), baseline.cutoff if baseline is not None else 0.0)
+        cutoff = max(float(descriptor.rcut), baseline.cutoff if baseline is not None and not baseline.external else 0.0)
         source = f"hybrid({baseline.source if baseline is not None else 'no baseline'} + {type(model).__name__})"
         super().__init__(cutoff, elements, source)
         self.baseline = baseline
@@ -224,6 +278,10 @@ class HybridPotential(Potential):
 
     def forward(self, graph: PairGraph) -> torch.Tensor:
         energies = self.residual_energies(graph)
-        if self.baseline is not None:
+        if self.baseline is not None and not self.baseline.external:
             energies = energies + self.baseline(graph.within(self.baseline.cutoff))
         return energies
+
+    def external_terms(self, system: AtomicSystem) -> ExternalTerms | None:
+        """The baseline's terms where another engine computes it (see :func:`evaluate`), else None."""
+        return self.baseline.external_terms(system) if self.baseline is not None else None

@@ -20,6 +20,7 @@ from ase import Atoms
 from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
+from hybridpot.errors import StructureError
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, Potential, evaluate, matrix_to_voigt, to_numpy
 from hybridpot.system import AtomicSystem
@@ -57,7 +58,12 @@ class BaselinePredictions:
 
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> BaselinePredictions:
-    """Evaluate the baseline on every structure once (zeros without a baseline)."""
+    """Evaluate the baseline on every structure once (zeros without a baseline).
+
+    Raises:
+        StructureError: a structure the baseline cannot evaluate; where the baseline says which structure of the batch
+            (the exception's ``structure``, as an external baseline does), the message names it in ``data``.
+    """
     S, N = len(data), int(data.n_atoms.sum())
     out = BaselinePredictions(np.zeros(S), np.zeros((N, 3)), np.zeros((S, 3, 3)))
     if baseline is None:
@@ -65,7 +71,13 @@ def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms:
     ptr = data.ptr
     for idx in tqdm(list(batches(data.n_atoms, batch_atoms)), desc="baseline", unit="batch", disable=not progress, leave=False):
         system = AtomicSystem.from_atoms([data.frames[s] for s in idx])
-        res = evaluate(baseline, system, forces=True, stress=True)
+        try:
+            res = evaluate(baseline, system, forces=True, stress=True)
+        except StructureError as exc:
+            k = getattr(exc, "structure", None)
+            if k is None:
+                raise
+            raise StructureError(f"{data.source}: {data.describe(int(idx[k]))}: {getattr(exc, 'detail', exc)}") from exc
         out.energy[idx] = res["energy"].detach().numpy()
         out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"].detach().numpy()
         out.virial[idx] = res["virial"].detach().numpy()

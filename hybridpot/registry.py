@@ -47,10 +47,10 @@ class BaselineType:
         settings: the typed settings of an inline definition (``[baseline] type = NAME`` with its keys
             in the same table), a :class:`hybridpot.settings.Settings` subclass; None: file only.
         build: (settings, source) -> potential, for ``settings``.
-        differentiable: its parameters are torch parameters with gradients, so ``[baseline] refit``
-            can co-fit them and forces come from autograd.
-        external: evaluated by another engine (not a torch module); such a baseline cannot be
-            co-fitted.
+        differentiable: its parameters are torch parameters with gradients and forces come from autograd.
+        external: evaluated by another engine (LAMMPS): an :attr:`~hybridpot.potential.Potential.external` potential,
+            whose energies, forces and virial :func:`~hybridpot.potential.evaluate` adds to the autograd part. Either
+            kind can be co-fitted (``[baseline] refit``) through ``parameter_values``/``set_parameter_values``.
         summary: one line for ``hybridpot config`` and error messages.
     """
 
@@ -229,6 +229,7 @@ BUILTIN_BASELINES = {
     "lj": "hybridpot.empirical.lj:LJ",
     "sw": "hybridpot.empirical.sw:SW",
     "zbl": "hybridpot.empirical.zbl:ZBL_TYPE",
+    "lammps": "hybridpot.empirical.lammps:LAMMPS",
 }
 #: the built-in descriptors
 BUILTIN_DESCRIPTORS = {

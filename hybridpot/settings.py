@@ -13,6 +13,7 @@ import dataclasses
 import math
 import types
 import typing
+from pathlib import Path
 from typing import Any, Mapping
 
 from hybridpot.errors import ConfigError
@@ -25,18 +26,23 @@ class Settings:
     def check(self, where: str) -> None:
         """Raise :class:`ConfigError` (prefixed with ``where``) for values the types allow but the component cannot use."""
 
+    def resolve(self, base: Path, where: str) -> None:
+        """Make the file paths among the values absolute, relative to ``base`` (the folder of the file the table came
+        from), and raise :class:`ConfigError` for a file that does not exist. Nothing to do for most components."""
+
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:
         """The configuration keys: field name -> field."""
         return {f.name: f for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str) -> "Settings":
+    def from_table(cls, table: Mapping[str, Any], where: str, base: Path | None = None) -> "Settings":
         """The settings from a TOML table, every key checked.
 
         Args:
             table: key -> value (as TOML gives them).
             where: the table's place for messages, e.g. ``"fit.toml: [baseline]"``.
+            base: the folder relative paths are relative to (:meth:`resolve`); None: leave them as they are.
 
         Raises:
             ConfigError: an unknown key (the allowed ones are listed), a missing required key, a
@@ -56,6 +62,8 @@ class Settings:
             values[name] = _checked(table[name], hints[name], f"{where} {name}")
         settings = cls(**values)
         settings.check(where)
+        if base is not None:
+            settings.resolve(Path(base), where)
         return settings
 
     @classmethod

@@ -129,20 +129,24 @@ def assert_invariant(potential: Potential, atoms: Atoms, rel: float = 1e-11, see
 
 def assert_matches_lammps(potential: Potential, atoms: Atoms, type_elements: Sequence[str], pair_lines: Sequence[str] | None = None,
                           label: str = "", e_rel: float = 1e-10, f_abs: float = 1e-8, s_abs: float = 1e-8,
-                          ea_abs: float = 1e-10) -> dict:
+                          ea_abs: float = 1e-10, units: str | None = None, atom_style: str | None = None) -> dict:
     """Evaluate ``atoms`` with hybridpot and with LAMMPS and assert they agree.
 
     Args:
         type_elements: the element of each LAMMPS atom type (type 1 first).
         pair_lines: the LAMMPS commands (default: the potential's own ``lammps_pair(type_elements).lines()``).
+        units, atom_style: LAMMPS's (default: the potential's own pair specification's, else metal and atomic).
         e_rel: allowed relative error of the energy; ea_abs: of the per-atom energies (eV, vs ``compute pe/atom``);
             f_abs: of the forces (eV/A); s_abs: of the virial / volume (eV/A^3; of the virial itself, eV, for a structure without a cell).
 
     Returns:
         {"ours", "lammps": the two results, "report": the errors}.
     """
-    lines = pair_lines if pair_lines is not None else potential.lammps_pair(type_elements).lines()
-    ref = run_lammps(atoms, lines, type_elements)
+    spec = potential.lammps_pair(type_elements) if hasattr(potential, "lammps_pair") else None
+    lines = pair_lines if pair_lines is not None else spec.lines()
+    units = units or (spec.units if spec is not None else "metal")
+    atom_style = atom_style or (spec.atom_style if spec is not None else "atomic")
+    ref = run_lammps(atoms, lines, type_elements, units=units, atom_style=atom_style)
     ours = to_numpy(potential.compute(atoms, forces=True, stress=True))
     e_err = abs(ours["energy"][0] - ref["energy"]) / abs(ref["energy"])
     ea_err = np.max(np.abs(ours["energies"] - ref["energies"]))

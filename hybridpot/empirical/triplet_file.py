@@ -8,6 +8,7 @@ names followed by a fixed number of values, possibly over several lines.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -69,33 +70,54 @@ class TripletFilePotential(EmpiricalPotential):
         return self.path.name if self.path is not None else f"potential.{self.style}"
 
 
+#: a word of a file: (start, end) character offsets in the text and the word itself
+Word = tuple[int, int, str]
+
+
+def entry_words(text: str, per_entry: int, where: str | Path, names: str) -> list[tuple[list[Word], int]]:
+    """The file's words (``#`` comments and blank lines skipped) in entries of ``per_entry`` words, with the line
+    number where each entry starts; the character offsets let :mod:`hybridpot.empirical.file_parameters` rewrite
+    one value in place.
+
+    Raises:
+        PotentialFileError: an entry with too many values by the end of a line, or a truncated last entry
+            (``names``: the entry's fields, for the message).
+    """
+    out: list[tuple[list[Word], int]] = []
+    words: list[Word] = []
+    start = 0
+    offset = 0
+    for number, line in enumerate(text.split("\n"), start=1):
+        body = line.split("#", 1)[0]
+        found = [(offset + m.start(), offset + m.end(), m.group()) for m in re.finditer(r"\S+", body)]
+        offset += len(line) + 1
+        if not found:
+            continue
+        if not words:
+            start = number
+        words += found
+        if len(words) > per_entry:
+            raise PotentialFileError(f"{where}: entry starting at line {start} has {len(words)} values by line {number}, "
+                                     f"expected {per_entry} ({names})")
+        if len(words) == per_entry:
+            out.append((words, start))
+            words = []
+    if words:
+        raise PotentialFileError(f"{where}: truncated entry starting at line {start}: {len(words)} of {per_entry} values ({names})")
+    return out
+
+
 def parse_entries(path: Path, fields: Sequence[str]) -> list[tuple[Triplet, list[float], int]]:
     """Entries of the file as ``(elements, values in ``fields`` order, first line number)``.
 
     Raises:
         PotentialFileError: an entry with too many or too few values, or a value that is not a finite number.
     """
-    per_entry = 3 + len(fields)
     names = f"element1 element2 element3 {' '.join(fields)}"
     out = []
-    words: list[str] = []
-    start = 0
-    with open(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            tokens = line.split("#", 1)[0].split()
-            if not tokens:
-                continue
-            if not words:
-                start = number
-            words += tokens
-            if len(words) > per_entry:
-                raise PotentialFileError(f"{path}: entry starting at line {start} has {len(words)} values by line {number}, "
-                                         f"expected {per_entry} ({names})")
-            if len(words) == per_entry:
-                out.append((tuple(words[:3]), _numbers(words[3:], fields, path, start), start))
-                words = []
-    if words:
-        raise PotentialFileError(f"{path}: truncated entry starting at line {start}: {len(words)} of {per_entry} values ({names})")
+    for words, start in entry_words(Path(path).read_text(), 3 + len(fields), path, names):
+        texts = [w for _, _, w in words]
+        out.append((tuple(texts[:3]), _numbers(texts[3:], fields, path, start), start))
     return out
 
 

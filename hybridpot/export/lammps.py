@@ -47,7 +47,7 @@ from ase import Atoms
 from hybridpot import __version__
 from hybridpot.descriptors.radial import LAMMPS_EXPORT_MIN_DISTANCE
 from hybridpot.empirical import load as load_empirical
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import HybridpotError, NotExportableError
 from hybridpot.export.commands import CPU_COMMAND
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
@@ -73,6 +73,7 @@ def deck_format(format: str) -> ExportFormat:
 def check_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DISTANCE, format: str = "plugin") -> None:
     """Raise :class:`HybridpotError` (reason + alternative) for what the chosen format cannot run identically."""
     deck_format(format).check(potential, min_distance)
+    deck_types(potential)
 
 
 # ------------------------------------------------------------------------------ pair lines
@@ -103,25 +104,38 @@ def pair_lines(potential, model_path: str, type_elements: Sequence[str], baselin
         raise HybridpotError(
             f"atom types {list(type_elements)}: every type must be an element of the model ({', '.join(potential.elements)})"
         )
+    spec = potential.baseline.lammps_pair(list(type_elements)) if potential.baseline is not None else None
     paths = [str(model_path)]
-    if potential.baseline is not None:
-        own = Path(potential.baseline.path or potential.baseline.file_name)
-        paths.append(str(Path(baseline_dir) / own.name if baseline_dir is not None else own))
+    if spec is not None:
+        paths += [str(Path(baseline_dir) / f.name if baseline_dir is not None else f) for f in spec.files]
     for path in paths:
         if any(c.isspace() for c in path):
             raise HybridpotError(f"LAMMPS cannot open {path!r}: paths in pair_style/pair_coeff lines cannot contain spaces "
                                  "(rename the file or the folder)")
     elems = " ".join(type_elements)
     fmt = deck_format(format)
-    if potential.baseline is None or (not overlay and fmt.runs_baseline(potential.baseline)):
+    if spec is None or (not overlay and fmt.runs_baseline(potential.baseline)):
         return [f"pair_style {fmt.residual_style(potential, model_path, False)}", f"pair_coeff * * {elems}"]
-    residual = fmt.residual_style(potential, model_path, True)
-    name = residual.split()[0]
-    spec = potential.baseline.lammps_pair(list(type_elements))
-    lines = [f"pair_style hybrid/overlay {spec.style} {residual}"]
-    lines += spec.coeff_lines(substyle=True, directory=baseline_dir)
-    lines.append(f"pair_coeff * * {name} {elems}")
-    return lines
+    return spec.overlay_lines(fmt.residual_style(potential, model_path, True), elems, directory=baseline_dir)
+
+
+def deck_types(potential) -> list[str]:
+    """The element of each LAMMPS atom type of the deck: the baseline's own type order where its pair lines are written
+    for one (:attr:`~hybridpot.empirical.base.EmpiricalPotential.type_order`), else the model's elements.
+
+    Raises:
+        NotExportableError: a baseline type order with elements the model was not fitted on.
+    """
+    baseline = potential.baseline
+    order = getattr(baseline, "type_order", None) if baseline is not None else None
+    if order is None:
+        return list(potential.elements)
+    extra = [e for e in order if e not in potential.elements]
+    if extra:
+        raise NotExportableError(f"the baseline {baseline.source} has LAMMPS atom types of {extra}, which the model was not fitted "
+                                 f"on (it has {', '.join(potential.elements)}): list only those elements in the baseline's "
+                                 "elements and pair_coeff lines")
+    return list(order)
 
 
 # ------------------------------------------------------------------------------- export
@@ -177,11 +191,17 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
                 min_distance: float) -> dict[str, Path]:
     """Every file of the deck into ``folder`` (the staging folder); the manifest last."""
     files: dict[str, Path] = {}
-    elements = list(potential.elements)
+    elements = deck_types(potential)
+    spec = None
     if potential.baseline is not None:
         # first: the deck's model files describe the potential whose baseline is the exported file (several funcfl
         # files become one setfl file, whose densities above the last knot follow setfl's rule)
         files["baseline"] = potential.baseline.write(folder / potential.baseline.file_name)
+        spec = potential.baseline.lammps_pair(elements)
+        for f in spec.files:  # the potential files a baseline definition names (a LAMMPS baseline's)
+            if f.resolve() != files["baseline"].resolve():
+                files[f"baseline:{f.name}"] = f
+    units, atom_style = (spec.units, spec.atom_style) if spec is not None else ("metal", "atomic")
     fmt = deck_format(format)
     for role, (file_name, text) in fmt.model_files(potential, name).items():
         files[role] = _write(folder / file_name, text)
@@ -195,8 +215,8 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
                                   + "\n".join(overlay) + "\n")
 
     files["model_json"] = save(potential, folder / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
-    files["data"] = _write(folder / f"{name}.data", _data_text(atoms, elements))
-    files["input"] = _write(folder / f"in.{name}.lmp", _input_text(name, steps, temperature))
+    files["data"] = _write(folder / f"{name}.data", _data_text(atoms, elements, units, atom_style))
+    files["input"] = _write(folder / f"in.{name}.lmp", _input_text(name, steps, temperature, units, atom_style))
     files["readme"] = _write(folder / "README.md", _readme(potential, name, format))
     files["manifest"] = folder / MANIFEST
     write_text_atomic(files["manifest"], json.dumps(_manifest(potential, name, format, files, lines, overlay, min_distance), indent=1))
@@ -263,26 +283,32 @@ def _example(structure: Atoms | None, elements: list[str]) -> Atoms:
     return atoms
 
 
-def _data_text(atoms: Atoms, elements: list[str]) -> str:
-    """A LAMMPS data file (atom_style atomic, masses, triclinic box, types in ``elements`` order) written through ASE."""
+def _data_text(atoms: Atoms, elements: list[str], units: str = "metal", atom_style: str = "atomic") -> str:
+    """A LAMMPS data file (masses, triclinic box, types in ``elements`` order; charges: the atoms' initial charges) written
+    through ASE."""
     from ase.io import write
 
     buf = io.StringIO()
-    write(buf, atoms, format="lammps-data", specorder=elements, masses=True, atom_style="atomic", units="metal")
+    write(buf, atoms, format="lammps-data", specorder=elements, masses=True, atom_style=atom_style, units=units)
     return buf.getvalue()
 
 
-def _input_text(name: str, steps: int, temperature: float) -> str:
+#: the example run's time step and thermostat damping in each unit system's time unit (1 fs, 100 fs)
+_TIME = {"metal": ("0.001", "0.1"), "real": ("1.0", "100.0")}
+
+
+def _input_text(name: str, steps: int, temperature: float, units: str = "metal", atom_style: str = "atomic") -> str:
+    timestep, damping = _TIME[units]
     return f"""# hybridpot export {name}: a short NVT run of the example structure (run it in this directory)
-units           metal
-atom_style      atomic
+units           {units}
+atom_style      {atom_style}
 boundary        p p p
 read_data       {name}.data
 include         pair.{name}.lmp
 neighbor        1.0 bin
 velocity        all create {temperature!r} 4928459 mom yes rot no dist gaussian
-fix             nvt all nvt temp {temperature!r} {temperature!r} 0.1
-timestep        0.001
+fix             nvt all nvt temp {temperature!r} {temperature!r} {damping}
+timestep        {timestep}
 thermo_style    custom step temp pe ke etotal press
 thermo_modify   format float %20.15g
 thermo          10
@@ -292,7 +318,9 @@ run             {steps}
 
 def _readme(potential, name: str, format: str) -> str:
     kind = potential.model.kind
-    baseline = potential.baseline.lammps_pair(potential.elements).name if potential.baseline is not None else None
+    types = deck_types(potential)
+    spec = potential.baseline.lammps_pair(types) if potential.baseline is not None else None
+    baseline = spec.name if spec is not None else None
     descriptor = potential.descriptor
     what = (f"{f'`{baseline}` baseline + ' if baseline else ''}SO(3) {descriptor.kind} ({descriptor.radial_basis.name} basis, "
             f"nmax {descriptor.nmax}, lmax {descriptor.lmax}, rcut {descriptor.rcut:g} A) with a `{kind}` model, elements "
@@ -300,6 +328,8 @@ def _readme(potential, name: str, format: str) -> str:
     fmt = deck_format(format)
     files, run = fmt.readme(potential, name)
     files += [f"| `{potential.baseline.file_name}` | the baseline potential file (current parameters) |"] if baseline else []
+    files += [f"| `{f.name}` | a potential file of the baseline (current parameters) |" for f in (spec.files if spec else [])
+              if f.name != potential.baseline.file_name]
     files += [f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines: `include` it in your own input |"]
     if baseline and not fmt.runs_baseline(potential.baseline):
         files[-1] = (f"| `pair.{name}.lmp` | `pair_style`/`pair_coeff` lines (LAMMPS's own `{baseline}` + the residual under "
@@ -313,8 +343,8 @@ def _readme(potential, name: str, format: str) -> str:
     return f"""# LAMMPS deck exported by hybridpot: `{name}` ({format} format)
 
 Hybrid potential: {what}.
-Units: LAMMPS `metal` (eV, Angstrom, ps). LAMMPS reports pressure (bar, positive = compressive); hybridpot's stress has
-the opposite sign (eV/Angstrom^3, positive = tensile).
+Units: LAMMPS `{spec.units if spec else "metal"}` ({"kcal/mol, Angstrom, fs: the baseline's force field is in kcal/mol; the plugin converts the residual's eV with LAMMPS's own factor" if spec and spec.units == "real" else "eV, Angstrom, ps"}). LAMMPS reports pressure
+({"atm" if spec and spec.units == "real" else "bar"}, positive = compressive); hybridpot's stress has the opposite sign (eV/Angstrom^3, positive = tensile).
 
 | file | what |
 |---|---|
@@ -325,9 +355,10 @@ Run the commands below in this directory (file names in `pair.{name}.lmp` are re
 {run}
 ## Atom types
 
-Atom type t is the t-th element of `pair_coeff * * ... {" ".join(potential.elements)}` (as in `{name}.data`). For a data
+Atom type t is the t-th element of `pair_coeff * * ... {" ".join(types)}` (as in `{name}.data`). For a data
 file with another type order, change the element lists of every `pair_coeff` line to match, e.g. with hybridpot:
-`hybridpot.export.lammps.pair_lines(potential, "{name}", ["El_type1", "El_type2", ...], format="{format}")`.
+`hybridpot.export.lammps.pair_lines(potential, "{name}", ["El_type1", "El_type2", ...], format="{format}")`{
+" (not for this baseline: its pair_coeff lines are written for this type order)" if getattr(potential.baseline, "type_order", None) else ""}.
 """
 
 
@@ -358,7 +389,7 @@ def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: 
         "lammps_package_version": _lammps_package_version(),
         "name": name,
         "units": "metal (eV, Angstrom, eV/Angstrom, ps); LAMMPS pressure = -stress",
-        "type_elements": list(potential.elements),
+        "type_elements": deck_types(potential),
         "pair_lines": lines,
         "descriptor": potential.descriptor.to_dict(),
         "model": model,
@@ -373,8 +404,13 @@ def _manifest(potential, name: str, format: str, files: dict[str, Path], lines: 
     if overlay is not None:
         out["overlay_pair_lines"] = overlay
     if "baseline" in files:
-        out["baseline"] = {"file_name": files["baseline"].name, "sha256": _sha256(files["baseline"]),
-                           "pair_style": potential.baseline.lammps_pair(potential.elements).style}
+        spec = potential.baseline.lammps_pair(deck_types(potential))
+        out["baseline"] = {"file_name": files["baseline"].name, "sha256": _sha256(files["baseline"]), "pair_style": spec.style,
+                           "files": {f.name: _sha256(f) for f in spec.files}, "commands": spec.command_lines(Path(".")),
+                           "units": spec.units, "atom_style": spec.atom_style}
+    if out["baseline"] and out["baseline"]["units"] == "real":
+        out["units"] = ("real (kcal/mol, Angstrom, fs: the baseline's units; the plugin converts the residual from eV with LAMMPS's "
+                        "factor); LAMMPS pressure = -stress")
     return out
 
 
@@ -407,7 +443,7 @@ def read_lammps(outdir: str | Path, name: str = "hybrid"):
 
     outdir = Path(outdir)
     manifest = _read_manifest(outdir, name)
-    for role in ("descriptor", "model", "baseline", "model_json"):
+    for role in ["descriptor", "model", "baseline", "model_json"] + [r for r in manifest["files"] if r.startswith("baseline:")]:
         entry = manifest["files"].get(role)
         if entry is None:
             continue

@@ -53,6 +53,12 @@ def check_mliap_exportable(potential, min_distance: float = LAMMPS_EXPORT_MIN_DI
         "export it with the hybridpot plugin (the default format, which runs every hybridpot descriptor), "
         "or run this model in Python with hybridpot.Calculator (ASE) or `hybridpot md --engine ase`"
     )
+    baseline = potential.baseline
+    if baseline is not None and baseline.lammps_pair(baseline.type_order or potential.elements).units != "metal":
+        raise NotExportableError(
+            f"cannot export to LAMMPS ML-IAP: the baseline runs in LAMMPS units {baseline.lammps_pair(baseline.type_order).units!r} "
+            "and pair_style mliap has no unit conversion (it would read the residual's eV as that unit). Export it with the "
+            "hybridpot plugin (the default format), which converts")
     descriptor = potential.descriptor
     if not hasattr(descriptor, "check_lammps_exportable"):
         raise NotExportableError(f"cannot export to LAMMPS: descriptor {type(descriptor).__name__} has no LAMMPS ML-IAP equivalent. {alternatives}")
@@ -260,7 +266,8 @@ def _residual_style(potential, model_path: str, overlay: bool) -> str:
 
 def _readme(potential, name: str) -> tuple[list[str], str]:
     kind = potential.model.kind
-    baseline = potential.baseline.lammps_pair(potential.elements).name if potential.baseline is not None else "none"
+    baseline = (potential.baseline.lammps_pair(potential.baseline.type_order or potential.elements).name
+                if potential.baseline is not None else "none")
     rows = [f"| `{name}.mliap.descriptor` | so3 descriptor parameters |",
             f"| `{name}.mliap.model` | {kind} model coefficients, one block per element in `elems` order |"]
     gpu = ("Under Kokkos, `mliap` with the `so3` descriptor and this **linear** model runs fully on the GPU "

@@ -243,7 +243,7 @@ def _baseline_lines(baseline, elements: list[str]) -> list[str]:
                     row = values[(own[a] * n + own[b]) * n + own[c]]
                     lines.append(" ".join(repr(float(v)) for v in row) + f"  # {elements[a]} {elements[b]} {elements[c]}")
         return lines
-    return [f"baseline external {baseline.lammps_pair(elements).name}"]
+    return [f"baseline external {baseline.lammps_pair(baseline.type_order or elements).name}"]
 
 
 def plugin_model_text(potential) -> str:

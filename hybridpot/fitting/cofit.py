@@ -7,30 +7,114 @@ Variable projection: for baseline parameters theta, the linear residual model is
 
 The design matrix A of the descriptors does not depend on theta: it is assembled once and held
 in memory (its size is checked against ``max_design_bytes``); each evaluation re-runs only the
-baseline. Parameters move within theta0 * (1 +/- refit_range); NLopt's derivative-free
-algorithms (default BOBYQA) drive the search.
+baseline, through a callable theta -> baseline predictions (:func:`variable_projection`). For every
+baseline it is the same one: set the parameters (:meth:`~hybridpot.empirical.base.EmpiricalPotential.set_parameter_values`:
+torch parameters of the native baselines, numbers rewritten in the potential files of a LAMMPS
+baseline) and evaluate the baseline on the training set.
+
+Parameters move within theta0 * (1 +/- refit_range), or within explicit ``refit_bounds``; NLopt's
+bounded derivative-free algorithms (default BOBYQA; COBYLA, Nelder-Mead, Sbplx) drive the search
+over the normalised parameters u in [-1, 1] (theta = mid + half u).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
+import nlopt
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
-from hybridpot.errors import HybridpotError
+from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.assembly import Weights, weighted_rows
 from hybridpot.fitting.linear import prepare_basis
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, baseline_predictions, batches
 from hybridpot.registry import linear_in_parameters
 
 #: the largest design matrix co-fitting keeps in memory
 MAX_DESIGN_BYTES = 2 * 1024**3
+
+
+def refit_bounds(names: Sequence[str], labels: Sequence[str], theta0: np.ndarray, refit_range: float,
+                 explicit: Mapping[str, Sequence[float]], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mid, half) of every refitted value: theta = mid + half u with u in [-1, 1].
+
+    A parameter of ``explicit`` (name -> [lower, upper], applied to each of its values) spans those bounds; the others
+    theta0 * (1 +/- refit_range) (mid = theta0, half = theta0 refit_range, of theta0's sign: the mapping of earlier
+    versions).
+
+    Raises:
+        ConfigError: a parameter at 0 without explicit bounds, or a start outside its explicit bounds.
+    """
+    mid, half = theta0.astype(np.float64).copy(), theta0 * refit_range
+    owner = _owners(names, labels)
+    for k, (name, label) in enumerate(zip(owner, labels)):
+        if name in explicit:
+            lo, hi = (float(x) for x in explicit[name])
+            mid[k], half[k] = 0.5 * (lo + hi), 0.5 * (hi - lo)
+            if not lo <= theta0[k] <= hi:
+                raise ConfigError(f"{where}: [baseline] refit_bounds.{name} = [{lo}, {hi}]: {label} starts at {float(theta0[k])!r}, "
+                                  "outside them")
+        elif half[k] == 0:
+            raise ConfigError(f"{where}: [baseline] refit: {label} is 0, so refit_range gives it no room; give its bounds, "
+                              f"refit_bounds = {{\"{name}\" = [lower, upper]}}")
+    return mid, half
+
+
+def _owners(names: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The name each label belongs to (labels are NAME or NAME[k], in the order of ``names``)."""
+    out = []
+    for label in labels:
+        out.append(next(n for n in names if label == n or label.startswith(f"{n}[")))
+    return out
+
+
+def variable_projection(A: np.ndarray, y_at: Callable[[np.ndarray], np.ndarray], n_free: int, scale_columns: bool,
+                        mid: np.ndarray, half: np.ndarray, u0: np.ndarray, algorithm: str, max_evals: int,
+                        progress: bool = True) -> dict[str, Any]:
+    """Minimise f(theta) = min_w ||A w - y(theta)||^2 over theta = mid + half u, u in [-1, 1], from u0.
+
+    Args:
+        A: (R, M) weighted design matrix (columns in the solver's order, the ``n_free`` unpenalised ones first).
+        y_at: theta -> (R,) weighted targets (the baseline evaluated at theta).
+        scale_columns: as :func:`~hybridpot.fitting.solver.solve`.
+        algorithm: an NLopt algorithm name (``LN_BOBYQA``, ...); max_evals: objective evaluations.
+
+    Returns:
+        {"theta": best theta, "u": its u, "history": objective per evaluation, "objective_final", "nlopt_result",
+        "ridge_lambda": the regularisation, chosen at u0 and kept}.
+    """
+    def factor(y: np.ndarray) -> QRAccumulator:
+        acc = QRAccumulator(A.shape[1])
+        acc.add(A, y)
+        return acc
+
+    lam = solve(factor(y_at(mid + half * u0)), n_free=n_free, scale_columns=scale_columns).lam
+    history: list[float] = []
+    bar = tqdm(total=max_evals, desc="co-fit baseline", unit="eval", disable=not progress, leave=False)
+
+    def objective(u: np.ndarray, grad: np.ndarray) -> float:
+        value = solve(factor(y_at(mid + half * u)), n_free=n_free, lam=lam, scale_columns=scale_columns).rss
+        history.append(value)
+        bar.update(1)
+        bar.set_postfix(objective=f"{value:.6e}")
+        return value
+
+    opt = nlopt.opt(getattr(nlopt, algorithm), u0.size)
+    opt.set_lower_bounds(-np.ones(u0.size))
+    opt.set_upper_bounds(np.ones(u0.size))
+    opt.set_min_objective(objective)
+    opt.set_maxeval(max_evals)
+    opt.set_xtol_rel(1e-8)
+    opt.set_ftol_rel(1e-12)
+    u = opt.optimize(np.asarray(u0, dtype=np.float64))
+    bar.close()
+    return {"theta": mid + half * u, "u": u, "history": history, "objective_final": float(opt.last_optimum_value()),
+            "nlopt_result": int(opt.last_optimize_result()), "ridge_lambda": lam}
 
 
 def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, progress: bool = True,
@@ -40,21 +124,17 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     The baseline's parameters are set to the optimum in place; the caller then fits the model.
 
     Returns:
-        Record of the optimisation: parameters (initial, final), objective values, evaluations.
+        Record of the optimisation: parameters (labels, initial, final, bounds), the objective per evaluation
+        (``history``), evaluations, the NLopt result.
     """
-    import nlopt
-
     b = config["baseline"]
     baseline = potential.baseline
     if not linear_in_parameters(potential.model):
         raise HybridpotError(f"{config.source}: [baseline] refit needs a linear or quadratic model, not {potential.model.kind}")
-    params = dict(baseline.named_parameters())
-    unknown = [n for n in b["refit"] if n not in params]
-    if unknown:
-        raise HybridpotError(f"{config.source}: [baseline] refit names {unknown}, not parameters of {baseline.source}; "
-                             f"available: {sorted(params)}")
-    chosen = [params[n] for n in b["refit"]]
-    theta0 = np.concatenate([p.detach().numpy().ravel() for p in chosen])
+    names = list(b["refit"])
+    theta0 = baseline.parameter_values(names, config.source)
+    labels = baseline.parameter_labels(names, config.source)
+    mid, half = refit_bounds(names, labels, theta0, b["refit_range"], b["refit_bounds"], config.source)
     prepare_basis(potential, data, config["fit"]["seed"], batch_atoms)
     scale_columns = not getattr(potential.model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
@@ -71,64 +151,45 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
         blocks.append(A[:, assembler.column_order()])
     A = np.concatenate(blocks)
 
-    def set_theta(theta: np.ndarray) -> None:
-        k = 0
-        with torch.no_grad():
-            for p in chosen:
-                p.copy_(torch.as_tensor(theta[k : k + p.numel()].reshape(p.shape), dtype=p.dtype))
-                k += p.numel()
-        # parameters that set the range (Tersoff R, D) move the baseline's cutoff, and with it the
-        # neighbour list the hybrid needs
-        if hasattr(baseline, "update_cutoff"):
-            baseline.update_cutoff()
-        potential.cutoff = max(float(potential.descriptor.rcut), float(baseline.cutoff))
+    def set_at(theta: np.ndarray) -> None:
+        baseline.set_parameter_values(names, theta, config.source)
+        # parameters that set the range (Tersoff R, D) move the baseline's cutoff, and with it the neighbour list the hybrid needs
+        potential.cutoff = max(float(potential.descriptor.rcut), 0.0 if baseline.external else float(baseline.cutoff))
 
-    def targets() -> np.ndarray:
-        bl = baseline_predictions(baseline, data, batch_atoms, progress=False)
+    def predictions_at(theta: np.ndarray) -> BaselinePredictions:
+        set_at(theta)
+        return baseline_predictions(baseline, data, batch_atoms, progress=False)
+
+    def targets(theta: np.ndarray) -> np.ndarray:
+        bl = predictions_at(theta)
         return np.concatenate([weighted_rows(data, bl, weights, idx)[1] for idx in groups])
 
-    def factor(y: np.ndarray) -> QRAccumulator:
-        acc = QRAccumulator(A.shape[1])
-        acc.add(A, y)
-        return acc
-
-    n_free = len(potential.model.elements)
-    start = solve(factor(targets()), n_free=n_free, scale_columns=scale_columns)
-    lam = start.lam
-    history: list[float] = []
-    bar = tqdm(total=b["refit_max_evals"], desc="co-fit baseline", unit="eval", disable=not progress, leave=False)
-
-    def objective(u: np.ndarray, grad: np.ndarray) -> float:
-        set_theta(theta0 * (1.0 + b["refit_range"] * u))
-        value = solve(factor(targets()), n_free=n_free, lam=lam, scale_columns=scale_columns).rss
-        history.append(value)
-        bar.update(1)
-        bar.set_postfix(objective=f"{value:.6e}")
-        return value
-
-    opt = nlopt.opt(getattr(nlopt, b["refit_algorithm"]), theta0.size)
-    opt.set_lower_bounds(-np.ones(theta0.size))
-    opt.set_upper_bounds(np.ones(theta0.size))
-    opt.set_min_objective(objective)
-    opt.set_maxeval(b["refit_max_evals"])
-    opt.set_xtol_rel(1e-8)
-    opt.set_ftol_rel(1e-12)
-    u = opt.optimize(np.zeros(theta0.size))
-    bar.close()
-    theta = theta0 * (1.0 + b["refit_range"] * u)
-    set_theta(theta)
-    at_bound = np.abs(u) > 1 - 1e-6
+    u0 = np.where(half != 0, (theta0 - mid) / np.where(half != 0, half, 1.0), 0.0)
+    result = variable_projection(A, targets, len(potential.model.elements), scale_columns, mid, half, u0, b["refit_algorithm"],
+                                 b["refit_max_evals"], progress)
+    theta = result["theta"]
+    set_at(theta)
+    history = result["history"]
+    at_bound = np.abs(result["u"]) > 1 - 1e-6
+    lower, upper = np.minimum(mid - half, mid + half), np.maximum(mid - half, mid + half)
+    for label, a, z, lo, hi in zip(labels, theta0, theta, lower, upper):
+        log(f"co-fit: {label} {a!r} -> {z!r} (bounds {lo:.6g} .. {hi:.6g})")
     if at_bound.any():
-        log(f"co-fit: parameters {np.where(at_bound)[0].tolist()} ended at the refit_range bound; widen refit_range")
-    log(f"co-fit: objective {history[0]:.6e} -> {opt.last_optimum_value():.6e} in {len(history)} evaluations")
+        log(f"co-fit: {', '.join(l for l, f in zip(labels, at_bound) if f)} ended at the bound; widen refit_range or refit_bounds")
+    log(f"co-fit: objective {history[0]:.6e} -> {result['objective_final']:.6e} in {len(history)} evaluations ({b['refit_algorithm']})")
     return {
-        "parameters": b["refit"],
+        "parameters": names,
+        "labels": labels,
         "initial": theta0.tolist(),
         "final": theta.tolist(),
+        "lower": lower.tolist(),
+        "upper": upper.tolist(),
         "objective_initial": history[0],
-        "objective_final": float(opt.last_optimum_value()),
+        "objective_final": result["objective_final"],
+        "history": history,
         "evaluations": len(history),
-        "ridge_lambda": lam,
-        "nlopt_result": int(opt.last_optimize_result()),
+        "algorithm": b["refit_algorithm"],
+        "ridge_lambda": result["ridge_lambda"],
+        "nlopt_result": result["nlopt_result"],
         "at_bound": at_bound.tolist(),
     }

@@ -66,6 +66,10 @@ _NUM = (int, float)
 #: default energy_weight_candidates per weight_scale
 CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0]}
 
+#: the NLopt algorithms [baseline] refit_algorithm accepts: derivative-free, bounded (the baseline's parameters have no gradient
+#: where LAMMPS computes it; every trial solves the residual exactly)
+REFIT_ALGORITHMS = ("LN_BOBYQA", "LN_COBYLA", "LN_NELDERMEAD", "LN_SBPLX")
+
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     "data": {
@@ -81,10 +85,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)"),
         "check": ((bool,), True, "linear/quadratic: k-fold CV errors of hybrid, pure ML and baseline alone in the log and "
                                  "report.json, with a warning when the baseline makes the fit worse"),
-        "refit": ((list,), [], "baseline parameters to co-fit with the residual (names of the potential's parameters)"),
-        "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range)"),
+        "refit": ((list,), [], "baseline parameters to co-fit with the residual: names of the potential's parameters (type "
+                               "'lammps': 'FILE:PATH' into a potential file, e.g. 'ffield.reax.cho:bond.C.H.1', 'library.meam:Li.b0')"),
+        "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range), unless refit_bounds gives theirs"),
+        "refit_bounds": ((dict,), {}, "explicit bounds per refitted parameter: {\"NAME\" = [lower, upper]} (in the parameter's "
+                                      "units; needed for a parameter that starts at 0)"),
         "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit"),
-        "refit_algorithm": ((str,), "LN_BOBYQA", "NLopt algorithm of the co-fit"),
+        "refit_algorithm": ((str,), "LN_BOBYQA", f"NLopt derivative-free algorithm of the co-fit: {', '.join(REFIT_ALGORITHMS)}"),
     },
     "descriptor": {
         "type": ((str,), "so3", "descriptor type (below); its keys go in this table too"),
@@ -200,7 +207,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     out = validate_sections(raw, SCHEMA, source)
     _check_values(out, base_dir, source)
     for section, registry in TYPED.items():
-        _check_typed(out, section, registry, typed[section], source)
+        _check_typed(out, section, registry, typed[section], source, base_dir)
     return FitConfig(out, source)
 
 
@@ -256,6 +263,17 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
     if b["refit_max_evals"] < 1:
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
+    if b["refit_algorithm"] not in REFIT_ALGORITHMS:
+        raise fail(source, f"[baseline] refit_algorithm = {b['refit_algorithm']!r}: expected one of {', '.join(REFIT_ALGORITHMS)} "
+                           "(NLopt's bounded derivative-free algorithms)")
+    if not all(isinstance(x, str) for x in b["refit"]) or len(set(b["refit"])) != len(b["refit"]):
+        raise fail(source, f"[baseline] refit = {b['refit']!r}: expected distinct parameter names")
+    for name, bounds in b["refit_bounds"].items():
+        if name not in b["refit"]:
+            raise fail(source, f"[baseline] refit_bounds names {name!r}, which refit does not list ({b['refit']})")
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(x, _NUM) and not isinstance(x, bool) for x in bounds)
+                and bounds[0] < bounds[1]):
+            raise fail(source, f"[baseline] refit_bounds.{name} = {bounds!r}: expected [lower, upper] with lower < upper")
     b["type"] = kind
     f = c["fit"]
     if f["weight_scale"] not in CV_CANDIDATES:
@@ -315,8 +333,9 @@ def _split_typed(raw: dict[str, Any], section: str) -> dict[str, Any]:
     return {k: v for k, v in table.items() if k not in common}
 
 
-def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dict[str, Any], source: str) -> None:
-    """Validate the keys of the section's type with its settings and put them (defaults filled in) into ``c[section]``."""
+def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dict[str, Any], source: str, base: Path) -> None:
+    """Validate the keys of the section's type with its settings (file paths relative to ``base``, the configuration's
+    folder) and put them (defaults filled in) into ``c[section]``."""
     values = c[section]
     kind = values["type"]
     where = f"{source}: [{section}]"
@@ -339,7 +358,7 @@ def _check_typed(c: dict[str, dict[str, Any]], section: str, registry, keys: dic
     if unknown:
         raise fail(source, f"unknown key(s) {unknown} in [{section}]; allowed with type = {kind!r}: "
                            f"{sorted(set(own) | set(SCHEMA[section]))}")
-    values.update(dataclasses.asdict(entry.settings.from_table(keys, where)))
+    values.update(dataclasses.asdict(entry.settings.from_table(keys, where, base=base)))
 
 
 def settings_of(c, section: str):

@@ -7,6 +7,7 @@ in one step at the end (:mod:`hybridpot.io.outdir`).
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import resource
@@ -46,6 +47,8 @@ from hybridpot.scoring import baseline_only, config_type_table, errors, errors_b
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
+#: the folder of the output that holds a co-fitted baseline's potential file(s)
+REFITTED_BASELINE = "baseline"
 
 
 def peak_memory_mib() -> float:
@@ -279,6 +282,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in report["timings"].items())
         + f"; total {report['total_seconds']:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
     log(f"wrote {model_path}")
+    if "refitted_baseline" in report["fit"].get("cofit", {}):
+        log(f"wrote the refitted baseline {out['dir'] / report['fit']['cofit']['refitted_baseline']}")
     return FitResult(potential, report, model_path, out["dir"])
 
 
@@ -412,6 +417,12 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
     """Model file, report.json and the parity plots, into the folder of ``model_path`` (the staging folder)."""
 
     out_dir = model_path.parent
+    cofit_record = report["fit"].get("cofit")
+    if cofit_record is not None and potential.baseline is not None:
+        # the refitted baseline as its own potential file(s), usable without hybridpot (a copy: the potential keeps its own path)
+        written = copy.deepcopy(potential.baseline).write(out_dir / REFITTED_BASELINE / potential.baseline.file_name)
+        cofit_record["refitted_files"] = sorted(p.relative_to(out_dir).as_posix() for p in (out_dir / REFITTED_BASELINE).iterdir())
+        cofit_record["refitted_baseline"] = written.relative_to(out_dir).as_posix()
     metadata = {k: report[k] for k in ("data", "fit", "config")}
     metadata["reference_energies_eV"] = report["baseline_only"]["reference_energies_eV"]
     save(potential, model_path, metadata=metadata)

@@ -9,6 +9,7 @@
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
+#include "utils.h"
 
 #include <cmath>
 #include <cstring>
@@ -150,6 +151,17 @@ void PairHPot::coeff(int narg, char **arg)
 void PairHPot::init_style()
 {
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style hpot requires atom IDs");
+  if (strcmp(update->unit_style, "metal") == 0) {
+    energy_unit = 1.0;
+  } else if (strcmp(update->unit_style, "real") == 0) {
+    energy_unit = utils::get_conversion_factor(utils::ENERGY, utils::METAL2REAL);
+    if (use_baseline && model.baseline != ModelFile::NONE)
+      error->all(FLERR, "pair_style hpot: under units real the baseline of the model must run as LAMMPS's own pair style "
+                        "(pair_style hybrid/overlay <baseline> hpot FILE baseline no)");
+  } else {
+    error->all(FLERR, "pair_style hpot: units {} are not supported; the model is in eV and Angstrom: use units metal "
+                      "(or real, converted with LAMMPS's factor)", update->unit_style);
+  }
   if (tersoff_active() && force->newton_pair == 0)
     error->all(FLERR, "pair_style hpot with a Tersoff baseline requires newton pair on (as pair_style tersoff does); "
                       "or use `baseline no` under hybrid/overlay with LAMMPS's tersoff");
@@ -222,6 +234,10 @@ double PairHPot::first_pass(int i, Workspace &w, bool want_grades, double *eam_e
   double gamma, s;
   double *D = adjoint.data() + size_t(i) * n_adjoint;
   double energy = hybridpot::atom_residual(dview, mview, xview, ti, c, D, w.atom_work.data(), want_grades, gamma, s);
+  if (energy_unit != 1.0) {    // units real: E and D = dE/dc in kcal/mol (linear in the energy unit, fallback included)
+    energy *= energy_unit;
+    for (int a = 0; a < n_adjoint; ++a) D[a] *= energy_unit;
+  }
   if (want_grades) {
     gamma_atom[i] = gamma;
     switch_atom[i] = s;

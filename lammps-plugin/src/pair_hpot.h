@@ -12,6 +12,12 @@
 // FILE baseline no`. Energies, forces, per-atom energies and virials are those of hybridpot's own
 // evaluation (tests compare them to 1e-10 relative).
 //
+// Units: the model is in eV and Angstrom. Under `units metal` it runs as it is; under `units real`
+// (a ReaxFF baseline, whose force field is in kcal/mol, under hybrid/overlay) the residual's energies,
+// forces and virials are converted to kcal/mol with LAMMPS's own factor
+// (utils::get_conversion_factor(ENERGY, METAL2REAL)); a baseline the plugin evaluates itself must then run
+// as LAMMPS's style (`baseline no`). Other unit systems are refused.
+//
 // Algorithm (newton on or off, any number of OpenMP threads): pass 1 computes, for each local atom,
 // its density coefficients, invariants, energy and the adjoint D = dE/dc (and the EAM density and
 // F'(rho)); D and F' are sent to the ghost atoms (forward communication); pass 2 gives each local
@@ -63,6 +69,7 @@ class PairHPot : public Pair {
   hybridpot::LJView ljview;
   bool loaded = false;
   bool use_baseline = true;
+  double energy_unit = 1.0;    // the LAMMPS energy unit per eV (1 in metal units, 23.06... kcal/mol in real units)
   std::vector<int> element_of_type;    // [LAMMPS type] -> model element, -1 for NULL
   double cutoff = 0.0;
 
