@@ -213,19 +213,13 @@ def _segment_outer(group: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
     start = torch.cumsum(counts, 0) - counts
     position = torch.arange(g.numel()) - start[g]  # rank of each item inside its group
     size = left.element_size()
-
-    def cost(n: int, width: int) -> int:
-        return n * (width * (a + b) + a * b) * size
-
     lo = 0
     while lo < n_groups:
-        hi, width = lo + 1, int(counts[lo])
-        while hi < n_groups:  # grow by steps of 64 groups while the range fits
-            nxt = min(hi + 64, n_groups)
-            w = max(width, int(counts[hi:nxt].max()))
-            if cost(nxt - lo, w) > budget:
-                break
-            hi, width = nxt, w
+        # the longest range from lo whose padded operands and sums fit the budget (at least one group)
+        width = torch.cummax(counts[lo:], 0).values
+        cost = torch.arange(1, n_groups - lo + 1) * (width * (a + b) + a * b) * size
+        hi = lo + max(1, int(torch.searchsorted(cost, budget, right=True)))
+        width = int(width[hi - lo - 1])
         sums = torch.zeros((hi - lo, a, b), dtype=left.dtype)
         if width:
             items = slice(int(start[lo]), int(start[hi - 1] + counts[hi - 1]))

@@ -193,7 +193,7 @@ def _r_update(R: np.ndarray, rows: np.ndarray, triangular: bool = False) -> np.n
                                                overwrite_a=True, overwrite_b=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"dtpqrt failed (info = {info})")
-    return np.triu(R)
+    return R  # dtpqrt writes the triangle only; below it R keeps its zeros
 
 
 @dataclass
