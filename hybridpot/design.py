@@ -10,8 +10,8 @@ Per batch of structures (one neighbour list):
   force rows    F_a = sum_{p: i_p = a} G_p - sum_{p: j_p = a} G_p  (eV/Angstrom)
   virial rows   W_s / N_s = -sum_{p in s} r_p (x) G_p / N_s       (eV/atom; = -stress V / N)
 
-For a model whose pair gradients are affine in the centre's descriptors (``gradient_order``
-1 or 2: linear and quadratic models), G_p = L(dB_p, B_i (x) dB_p) with a fixed linear map L
+For a model whose pair gradients are bilinear in the centre's descriptors and dB
+(``summed_gradients``: the quadratic model), G_p = L(dB_p, B_i (x) dB_p) with a fixed linear map L
 (``gradient_rows``), the sums over pairs are taken before L, in descriptor space:
 
   force rows    L(sum_p s_ap dB_p, sum_p s_ap B_{i_p} (x) dB_p)      s_ap = +1 (a = i_p), -1 (a = j_p)
@@ -44,8 +44,8 @@ class DesignAssembler:
             ``elements``; :attr:`hybridpot.registry.ModelType.linear`).
         types_of: maps atomic numbers (N,) to the model's type indices (raises on unknown elements).
         pair_budget: bytes of per-pair operands formed at once: the feature gradients (pairs x M x 3,
-            at least 1024 pairs) of models without ``gradient_order``; four times it for the padded
-            operands of the sums over pairs otherwise (fewer, larger batched products). 8 MiB keeps the
+            at least 1024 pairs) of other models; the padded
+            operands and sums of the sums over pairs of ``summed_gradients`` models. 8 MiB keeps the
             transient memory small.
     """
 
@@ -122,7 +122,7 @@ class DesignAssembler:
             }
             if not forces:
                 return out
-            if getattr(self.model, "gradient_order", 0) in (1, 2):
+            if getattr(self.model, "summed_gradients", False):
                 forces, virial = self._summed_rows(B, dB, graph, types)
             else:
                 forces, virial = self._pair_rows(B, dB, graph, types, typed)
@@ -155,10 +155,9 @@ class DesignAssembler:
 
     def _summed_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3) of a model whose pair
-        gradients are affine in the centre's descriptors (module docstring): sums in descriptor
+        gradients are bilinear in the centre's descriptors and dB (module docstring): sums in descriptor
         space, then the model's ``gradient_rows``, ``pair_budget`` bytes of rows at a time."""
         N, S, T, K = graph.n_atoms, graph.n_structures, self.T, B.shape[1]
-        second = self.model.gradient_order == 2
         i, j, t_i = graph.i, graph.j, types[graph.i]
         own = torch.arange(N) * T + types  # each atom's row in its own element's block
         # force rows: row = atom * T + element of the pair's centre
@@ -168,23 +167,21 @@ class DesignAssembler:
         S1.index_add_(0, j * T + t_i, dB, alpha=-1.0)
         forces = torch.empty((N, 3, T, self.M), dtype=B.dtype)
         rows = forces.permute(0, 2, 3, 1)  # (N, T, M, 3) view: row atom * T + t is rows[atom, t]
-        if second:  # B_a (x) D_a in the own row, minus sum_{p: j_p = a} B_{i_p} (x) dB_p
-            owner = torch.full((N * T,), -1, dtype=torch.int64)
-            owner[own] = torch.arange(N)
-            for lo, hi, sums in _segment_outer(j * T + t_i, B, dB.reshape(-1, 3 * K), N * T, self.pair_budget, left_index=i):
-                S2 = sums.reshape(hi - lo, K, K, 3).neg_()
-                a = owner[lo:hi]
-                has = (a >= 0).nonzero().squeeze(1)
-                S2[has] += B[a[has], :, None, None] * D[a[has], None, :, :]
-                r = torch.arange(lo, hi)
-                rows[r // T, r % T] = self.model.gradient_rows(S1[lo:hi], S2)
-        else:
-            rows[:] = self.model.gradient_rows(S1, None).reshape(N, T, self.M, 3)
+        # B_a (x) D_a in the own row, minus sum_{p: j_p = a} B_{i_p} (x) dB_p
+        owner = torch.full((N * T,), -1, dtype=torch.int64)
+        owner[own] = torch.arange(N)
+        for lo, hi, sums in _segment_outer(j * T + t_i, B, dB.reshape(-1, 3 * K), N * T, self.pair_budget, left_index=i):
+            S2 = sums.reshape(hi - lo, K, K, 3).neg_()
+            a = owner[lo:hi]
+            has = (a >= 0).nonzero().squeeze(1)
+            S2[has] += B[a[has], :, None, None] * D[a[has], None, :, :]
+            r = torch.arange(lo, hi)
+            rows[r // T, r % T] = self.model.gradient_rows(S1[lo:hi], S2)
         # virial sums: -L(sum_{i in (s, t)} V_i, sum_{i in (s, t)} B_i (x) V_i), V_i = sum_{p: i_p = i} dB_p (x) r_p
         V = _segment_outer_sums(i, dB.reshape(-1, K * 3), graph.vectors.to(B.dtype), N, self.pair_budget).reshape(N, K, 9)
         block = graph.batch * T + types
         S1v = torch.zeros((S * T, K, 9), dtype=B.dtype).index_add_(0, block, V)
-        S2v = _segment_outer_sums(block, B, V.reshape(N, 9 * K), S * T, self.pair_budget).reshape(S * T, K, K, 9) if second else None
+        S2v = _segment_outer_sums(block, B, V.reshape(N, 9 * K), S * T, self.pair_budget).reshape(S * T, K, K, 9)
         virial = -self.model.gradient_rows(S1v, S2v).reshape(S * T, self.M, 3, 3)
         return forces, virial
 

@@ -100,8 +100,10 @@ class ModelType:
             no code of its own. Otherwise ``train`` fits it. Optional parts of the protocol: ``typed_features = True``
             (feature rows depend on the atom's element: ``features(B, types)``, ``pair_feature_gradients(B_i, dB, types_i)``),
             ``identity_prior = True`` (the parameters are in a whitened basis whose prior is the identity, so the solver
-            does not rescale the columns) and ``has_basis`` / ``choose_basis(B, types, seed)`` (a basis chosen from the
-            training descriptors before the solve, e.g. the sparse points of a kernel model).
+            does not rescale the columns), ``has_basis`` / ``choose_basis(B, types, seed)`` (a basis chosen from the
+            training descriptors before the solve, e.g. the sparse points of a kernel model) and ``summed_gradients = True``
+            with ``gradient_rows(sum dB, sum B_i (x) dB)`` (pair gradients bilinear in the centre's descriptors and dB:
+            the design rows are summed over pairs in descriptor space, no pairs x M array).
         train: (potential, data, baseline predictions, weights, settings, seed, progress, log) ->
             record for report.json, for models that are not ``linear``.
         summary: one line for ``hybridpot config``.

@@ -77,28 +77,28 @@ class PolynomialModel(torch.nn.Module):
         return torch.cat(parts, dim=1)
 
     @property
-    def gradient_order(self) -> int:
-        """1: pair feature gradients are a linear map of dB alone; 2: also bilinear in (B_centre, dB)
-        (:class:`hybridpot.design.DesignAssembler` then sums over pairs before :meth:`gradient_rows`)."""
-        return 2 if self.quadratic else 1
+    def summed_gradients(self) -> bool:
+        """The quadratic model's pair gradients are bilinear in (B_centre, dB): the design rows are summed over
+        pairs in descriptor space (:class:`hybridpot.design.DesignAssembler`, :meth:`gradient_rows`); a linear
+        model's (P, M, 3) gradients are small enough to form per pair."""
+        return self.quadratic
 
-    def gradient_rows(self, first: torch.Tensor, second: torch.Tensor | None) -> torch.Tensor:
-        """(..., M, x) feature-gradient rows from sums over pairs in descriptor space.
+    def gradient_rows(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """(..., M, x) feature-gradient rows of a quadratic model from sums over pairs in descriptor space.
 
         :meth:`pair_feature_gradients` of one pair is ``gradient_rows(dB_p, B_i (x) dB_p)``; the map
         is linear, so sums of its arguments give sums of gradients.
 
         Args:
             first: (..., K, x) sums of dB (x: 3 components, or 9 for virial sums).
-            second: (..., K, K, x) sums of B_centre (x) dB (element [a, b] = B_a dB_b); None for a linear model.
+            second: (..., K, K, x) sums of B_centre (x) dB (element [a, b] = B_a dB_b).
         """
         K = self.n_descriptors
         out = torch.zeros(first.shape[:-2] + (self.n_params, first.shape[-1]), dtype=first.dtype, device=first.device)
         out[..., 1 : K + 1, :] = first
-        if self.quadratic:
-            a, b = self._iu
-            h = self._half.to(first.dtype)[:, None]
-            out[..., K + 1 :, :] = h * (second[..., a, b, :] + second[..., b, a, :])
+        a, b = self._iu
+        h = self._half.to(first.dtype)[:, None]
+        out[..., K + 1 :, :] = h * (second[..., a, b, :] + second[..., b, a, :])
         return out
 
     def forward(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
