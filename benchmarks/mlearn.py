@@ -71,7 +71,8 @@ BASELINES: dict[str, dict[str, Any] | None] = {
     "Li": None,  # no Li EAM or Tersoff ships with LAMMPS or ../shared: pure ML only (issue #4: "no baseline")
 }
 
-#: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md).
+#: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md), with absolute weights
+#: (``weight_scale = "rows"``: the tuning predates the spread-normalised default).
 #: ``fit``: [fit] table; ``descriptor``: [descriptor]; ``linear``/``quadratic``/``nn``: [model] tables.
 #: One descriptor per element for every model, so that rows differ only in the model (and baseline).
 _NN = {"hidden": [32, 32], "activation": "tanh", "optimizer": "lbfgs", "epochs": 1000, "patience": 200}  # L-BFGS iterations (mlearn_search.md)
@@ -79,16 +80,16 @@ _NN = {"hidden": [32, 32], "activation": "tanh", "optimizer": "lbfgs", "epochs":
 _KERNEL = {"kernel": "polynomial", "zeta": 4, "n_sparse": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
-           "fit": {"energy_weight": 300.0, "force_weight": 1.0},
+           "fit": {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
-           "fit": {"energy_weight": 300.0, "force_weight": 1.0},
+           "fit": {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.5, "nmax": 5, "lmax": 4, "alpha": 3.0},
-           "fit": {"energy_weight": 100.0, "force_weight": 1.0},
+           "fit": {"energy_weight": 100.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Li": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
-           "fit": {"energy_weight": 100.0, "force_weight": 1.0},
+           "fit": {"energy_weight": 100.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
 }
 
