@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(workers, data, single, caplog):
 
 
 def test_unreachable_scheduler_and_bad_settings(data, monkeypatch, tmp_path):
-    from hybridpot.fitting import distributed as dist
+    from hybridpot import distributed as dist
     from hybridpot.fitting.config import read_config
 
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT", 2)
@@ -118,5 +118,4 @@ def test_unreachable_scheduler_and_bad_settings(data, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match=r"a.toml: .*cluster = 'local:-1': expected 'local:N'"):
         read_config(tmp_path / "a.toml")
     (tmp_path / "b.toml").write_text(base + '[model]\ntype = "nn"\n[fit]\ncluster = "local:2"\n')
-    with pytest.raises(ConfigError, match=r"b.toml: \[fit\] cluster: the nn model is trained in this process"):
-        read_config(tmp_path / "b.toml")
+    assert read_config(tmp_path / "b.toml")["fit"]["cluster"] == "local:2"  # nn: its passes over the data run there

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
-from hybridpot.fitting.distributed import map_reduce
+from hybridpot.distributed import ClusterArg, map_reduce
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches, reference_energies
@@ -212,7 +212,7 @@ def accumulate(
     by_kind: bool = False,
     progress: bool = True,
     extra_baselines: Sequence[BaselinePredictions] = (),
-    cluster: str | None = None,
+    cluster: ClusterArg = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
 
@@ -228,7 +228,7 @@ def accumulate(
         extra_baselines: further baselines whose residual targets share the rows (the design rows
             do not depend on the baseline): target j + 1 of every accumulator (:meth:`QRAccumulator.target`).
         cluster: None: batch after batch in this process; else the batches run as Dask tasks
-            (``"local:N"`` or a scheduler address, :mod:`hybridpot.fitting.distributed`), each reduced to
+            (``"local:N"``, a scheduler address or an open :class:`~hybridpot.distributed.Cluster`), each reduced to
             its own accumulators, which are combined by a fixed tree over the batch indices.
 
     Returns:
