@@ -61,11 +61,12 @@ class BaselinePredictions:
 
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True,
-                         cluster: ClusterArg = None) -> BaselinePredictions:
+                         cluster: ClusterArg = None, desc: str = "baseline") -> BaselinePredictions:
     """Evaluate the baseline on every structure once (zeros without a baseline).
 
     Args:
         cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`): one task per batch.
+        desc: the name of the pass (progress bar, the cluster's record).
     """
     S, N = len(data), int(data.n_atoms.sum())
     out = BaselinePredictions(np.zeros(S), np.zeros((N, 3)), np.zeros((S, 3, 3)))
@@ -78,7 +79,7 @@ def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms:
         out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"]
         out.virial[idx] = res["virial"]
 
-    map_batches(_baseline_batch, (baseline, data.frames), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, "baseline")
+    map_batches(_baseline_batch, (baseline, data.frames), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, desc)
     return out
 
 

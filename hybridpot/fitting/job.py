@@ -315,8 +315,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             + ("" if models.get(config["model"]["type"]).linear else f"; the {config['model']['type']} model trains in this process"))
     fit_info: dict[str, Any] = {}
     with timer("baseline"):
-        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster)
-        bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster) if test else None
+        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster, "baseline train")
+        bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster, "baseline test") if test else None
     if baseline is not None:
         for data, bl in ((train, bl_train), (test, bl_test)):
             if data is not None:
@@ -328,8 +328,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,
                                       log=log)
         with timer("baseline (co-fitted)"):
-            bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster)
-            bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster) if test else None
+            bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster, "baseline train")
+            bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster, "baseline test") if test else None
     if f["tune"]:
         with timer("tune descriptor"):
             fit_info["tune"] = tune_descriptor(
