@@ -128,7 +128,7 @@ class Cluster:
     @property
     def n_workers(self) -> int:
         """Workers connected now."""
-        return len(self.client.scheduler_info()["workers"])
+        return len(self.client.nthreads())
 
     def record(self) -> dict[str, Any]:
         """For report.json: {"cluster": spec, "workers": connected now, "passes": :attr:`passes`}."""
