@@ -77,10 +77,11 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
     per_atom = (data.energy - baseline.energy) / data.n_atoms
     X = data.composition(list(elements)) / data.n_atoms[:, None]
     ref = reference_energies(data, baseline, list(elements))
-    forces = np.concatenate([(data.forces - baseline.forces)[data.ptr[s] : data.ptr[s + 1]] for s in np.flatnonzero(data.has_forces)]
-                            or [np.zeros((0, 3))])
+    n_atoms = data.n_atoms
+    # the residual forces of the structures with forces, in order (one (N, 3) difference, not one per structure)
+    forces = (data.forces - baseline.forces)[np.repeat(data.has_forces, n_atoms)]
     labelled = np.flatnonzero(data.has_stress)
-    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / data.n_atoms[s]
+    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / n_atoms[s]
                        for s in labelled]).reshape(-1, 3, 3)
     iu = np.triu_indices(3)
     out = {"energy": rms(per_atom - X @ ref), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
@@ -136,7 +137,7 @@ def weighted_rows(
             ws = np.sqrt(weights.stress * cw[s] / n_s)
             sigma = voigt_to_matrix(data.stress[s])
             volume = abs(data.frames[s].cell.volume)
-            target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
+            target = (-sigma * volume - baseline.virial[s]) / nat[k]
             y_parts.append(target[iu] * ws)
             owner.append(np.full(6, s))
             kind.append(np.full(6, 2))
