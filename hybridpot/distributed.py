@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 RETRIES = 3
 #: seconds to wait for a remote scheduler
 CONNECT_TIMEOUT = 20
+#: Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set; glibc then stops raising its mmap threshold, so every
+#: large array of a batch is mapped and unmapped afresh, and a design-matrix batch spent as long in the kernel as in
+#: its own code (twice the time of one process). Local clusters start their workers without it (None unsets it).
+NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
 def check_cluster(cluster: Any) -> str:
@@ -73,9 +77,13 @@ def client_for(cluster: str) -> Iterator[Any]:
     except ImportError as exc:
         raise ConfigError(f"cluster = {cluster!r} needs Dask: pip install \"hybridpot[dask]\" ({exc})") from exc
     if cluster.startswith("local:"):
-        with LocalCluster(n_workers=int(cluster[len("local:"):]), threads_per_worker=1, processes=True,
-                          dashboard_address=None) as local, Client(local) as client:
-            yield client
+        import dask
+
+        with contextlib.ExitStack() as stack:
+            with dask.config.set({NANNY_MALLOC_TRIM: None}):  # read once, when the nannies are made
+                local = stack.enter_context(LocalCluster(n_workers=int(cluster[len("local:"):]), threads_per_worker=1,
+                                                         processes=True, dashboard_address=None))
+            yield stack.enter_context(Client(local))
         return
     try:
         client = Client(cluster, timeout=CONNECT_TIMEOUT)
