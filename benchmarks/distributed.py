@@ -37,6 +37,9 @@ independent of N. The model's T(2) is printed beside the measured 2-worker time.
     python benchmarks/distributed.py [--atoms 300000] [--data PATH] [--potentials DIR] [--cache DIR]
                                      [--batch-atoms 1000] [--runs process,1,2] [--out benchmarks/results]
 
+``--runs none`` only makes the training set (the MD is not timed: it can run on a busy machine, and the timed runs
+later find it in the cache).
+
 Writes ``distributed.json`` in ``--out``. Run it on a quiet machine: every timing here is wall time.
 """
 
@@ -444,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "hybridpot-benchmark-distributed",
                         help="folder for the generated snapshots and the combined training file")
     parser.add_argument("--batch-atoms", type=int, default=None, help="[fit] batch_atoms (default: hybridpot's)")
-    parser.add_argument("--runs", default="process,1,2", help="comma-separated: 'process' (no cluster) and worker counts")
+    parser.add_argument("--runs", default="process,1,2", help="comma-separated: 'process' (no cluster) and worker counts; "
+                                                              "'none': only make (and cache) the training set")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -465,12 +469,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.atoms < 0:
         parser.error(f"--atoms {args.atoms}: must be >= 0")
     batch_atoms = args.batch_atoms or DEFAULT_BATCH_ATOMS
-    wanted = [r.strip() for r in args.runs.split(",") if r.strip()]
+    wanted = [r.strip() for r in args.runs.split(",") if r.strip() and r.strip() != "none"]
     bad = [r for r in wanted if r != "process" and not (r.isdigit() and int(r) >= 1)]
     if bad:
         parser.error(f"--runs {args.runs}: expected 'process' and worker counts >= 1, got {bad}")
     info = {"machine": machine()}
     train, offset = training_file(data, potentials, args.atoms, args.cache)
+    if not wanted:
+        print(f"training set ready: {train} (no runs asked)")
+        return 0
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="hybridpot-bench-") as tmp:
         for r in wanted:
