@@ -17,6 +17,11 @@ Each iteration:
 4. label the selected structures with the oracle (any ASE calculator), refit from scratch,
    evaluate on the test set and log: oracle calls, training size, test errors, max gamma seen.
 
+With ``[fit] cluster``, one Dask cluster serves the whole loop: every fit's passes over the training set (baseline,
+design matrix, predictions, uncertainty data), the test errors and the scoring of the candidates (their descriptors and,
+for "std", their predictive std) run on it (:mod:`hybridpot.distributed`); the MD that makes candidates, the oracle and
+the greedy selection run in this process.
+
 The log (``active_log.json``), the learning curve (``learning_curve.png``), the labelled training
 set (``train.xyz``) and the final model (``model.hybridpot.json``) are written to ``[output] dir``
 as one unit at the end (:class:`hybridpot.io.outdir.OutputDir`); while the loop runs, the log is
@@ -66,6 +71,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from hybridpot.calculator import Calculator
 from hybridpot.dataset import check_structures, from_frames, read_dataset
+from hybridpot.distributed import ClusterArg, connect, map_batches
 from hybridpot.errors import HybridpotError, OutputError
 from hybridpot.export.lammps import export_lammps
 from hybridpot.fitting.checks import check_cutoff, check_data
@@ -78,7 +84,7 @@ from hybridpot.io.outdir import OutputDir
 from hybridpot.io.toml import read_toml
 from hybridpot.md import initial_velocities, lammps_snapshots
 from hybridpot.plots import _figure, save_figure
-from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches, descriptors, predict
 from hybridpot.scoring import errors
 from hybridpot.uq import attach_uq, extrapolation_grades
 
@@ -342,13 +348,34 @@ class Selection:
     converged: bool
 
 
-def structure_std(potential, frames: list[Atoms]) -> np.ndarray:
-    """(S,) predictive std of the energy per atom (parametric part / committee spread), eV/atom."""
-    return np.array([potential.uncertainty(a, forces=False)["energy_std_model"] / len(a) for a in frames])
+def structure_std(potential, frames: list[Atoms], cluster: ClusterArg = None, progress: bool = False) -> np.ndarray:
+    """(S,) predictive std of the energy per atom (parametric part / committee spread), eV/atom, of each structure.
+
+    ``cluster``: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`): one task per batch of structures.
+    """
+    out = np.empty(len(frames))
+
+    def keep(idx: np.ndarray, std: np.ndarray) -> None:
+        out[idx] = std
+
+    counts = np.array([len(a) for a in frames], dtype=int)
+    map_batches(_std_batch, (potential, list(frames)), list(batches(counts, DEFAULT_BATCH_ATOMS)), keep, cluster, progress,
+                "candidate std")
+    return out
 
 
-def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min: float, rng: np.random.Generator) -> Selection:
+def _std_batch(shared: tuple[Any, list[Atoms]], idx: np.ndarray) -> np.ndarray:
+    """(B,) predictive std of the energy per atom, eV/atom, of the structures ``idx`` (one batch of :func:`structure_std`)."""
+    potential, frames = shared
+    return np.array([potential.uncertainty(frames[s], forces=False)["energy_std_model"] / len(frames[s]) for s in idx])
+
+
+def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min: float, rng: np.random.Generator,
+           cluster: ClusterArg = None, progress: bool = False) -> Selection:
     """Greedy selection of up to ``n`` candidates (see the module docstring).
+
+    ``cluster``: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for the candidates' scores (their
+    descriptors and, for "std", their predictive std); the greedy choice runs here on them.
 
     Raises:
         HybridpotError: criterion gamma/std without a MaxVol active set.
@@ -363,7 +390,7 @@ def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min
     if active is None:
         raise HybridpotError("selection by gamma/std needs a MaxVol active set: the training set is too small or too uniform "
                              "for the descriptor (add varied initial structures or reduce nmax/lmax)")
-    B, types, owner = descriptors(potential, candidates)
+    B, types, owner = descriptors(potential, candidates, progress=progress, cluster=cluster, desc="score candidates")
     per = [np.flatnonzero(owner == s) for s in range(len(candidates))]
 
     def grades(act) -> np.ndarray:
@@ -372,7 +399,7 @@ def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min
 
     g = grades(active)
     seen = float(g.max())
-    std = structure_std(potential, candidates) if criterion == "std" else np.full(len(candidates), np.nan)
+    std = structure_std(potential, candidates, cluster, progress) if criterion == "std" else np.full(len(candidates), np.nan)
     chosen: list[int] = []
     scores_g, scores_s = [], []
     while len(chosen) < n:
@@ -401,8 +428,12 @@ class ActiveResult:
     output_dir: Path | None = None
 
 
-def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False, log: Callable[[str], None] = print):
+def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False, log: Callable[[str], None] = print,
+                  cluster: ClusterArg = None):
     """Fit a fresh hybrid (as configured) to labelled ``frames`` and attach its uncertainty data.
+
+    ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the passes over ``frames`` (None: the ``[fit]
+    cluster`` of ``config``, opened for this fit alone where set).
 
     Returns:
         (potential, summary dict with the solver's diagnostics and the uq summary).
@@ -412,16 +443,18 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     elements = data.elements  # sorted by atomic number, as in hybridpot fit
     baseline = make_baseline(config)
     potential = make_potential(config, elements, baseline)
-    bl = baseline_predictions(baseline, data, progress=progress)
-    sol, weights, record = fit_residual(config, potential, data, bl, progress, log)
-    info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy} if sol else {}
-    info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predict(potential, data, progress=progress, baseline=bl),
-                           committee_resamples=committee_resamples(record))
+    with connect(config["fit"]["cluster"] if cluster is None else cluster) as cluster:
+        bl = baseline_predictions(baseline, data, progress=progress, cluster=cluster)
+        sol, weights, record = fit_residual(config, potential, data, bl, progress, log, cluster=cluster)
+        info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy} if sol else {}
+        predictions = predict(potential, data, progress=progress, baseline=bl, cluster=cluster)
+        info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predictions,
+                               committee_resamples=committee_resamples(record), cluster=cluster, progress=progress)
     return potential, info
 
 
-def _test_errors(potential, test) -> dict[str, float]:
-    p = predict(potential, test, progress=False)
+def _test_errors(potential, test, cluster: ClusterArg = None) -> dict[str, float]:
+    p = predict(potential, test, progress=False, cluster=cluster)
     return errors(test, {"energy": p["energy"], "forces": p["forces"]})
 
 
@@ -435,12 +468,14 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
         HybridpotError: bad structures, oracle or output folder (checked before the loop starts).
     """
     if not write:
-        return _loop(config, progress, log, None)
+        with connect(config.fit["fit"]["cluster"]) as cluster:
+            return _loop(config, progress, log, None, cluster)
 
     out = config.fit["output"]
     with OutputDir(out["dir"], "active", out["overwrite"], config.source) as outdir:
         log(f"writing into {outdir.path} while the loop runs; moved to {out['dir']} at the end")
-        result = _loop(config, progress, log, outdir.path)
+        with connect(config.fit["fit"]["cluster"]) as cluster:
+            result = _loop(config, progress, log, outdir.path, cluster)
         try:
             _write_outputs(result, config, outdir.path)
             outdir.commit()
@@ -451,8 +486,10 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
     return result
 
 
-def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], staging: Path | None) -> ActiveResult:
-    """The loop of :func:`run_active`; the log goes to ``staging`` after every iteration (None: nowhere)."""
+def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], staging: Path | None, cluster: ClusterArg = None
+          ) -> ActiveResult:
+    """The loop of :func:`run_active`; the log goes to ``staging`` after every iteration (None: nowhere); the passes over
+    data run on ``cluster`` (an open Dask cluster, or None: this process)."""
 
     a, c = config["active"], config["candidates"]
     rng = np.random.default_rng(a["seed"])
@@ -474,11 +511,11 @@ def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], stag
     check_cutoff(config.fit, initial_data, initial_data.elements, float(config.fit["descriptor"]["rcut"]))
     result = ActiveResult(train=train)
     t0 = time.perf_counter()
-    potential, info = fit_potential(config.fit, train, progress, log)
+    potential, info = fit_potential(config.fit, train, progress, log, cluster)
     entry = {"iteration": 0, "oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
              "fit": info, "seconds": time.perf_counter() - t0}
     if test is not None:
-        entry["test"] = _test_errors(potential, test)
+        entry["test"] = _test_errors(potential, test, cluster)
     result.log.append(entry)
     _report(entry, log)
     for it in range(1, a["iterations"] + 1):
@@ -490,7 +527,7 @@ def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], stag
                                        engine=c["engine"])
         else:
             candidates = perturbed_candidates(seeds, c["count"], c["rattle"], c["strain"], rng)
-        sel = select(potential, candidates, a["select"], a["criterion"], a["gamma_min"], rng)
+        sel = select(potential, candidates, a["select"], a["criterion"], a["gamma_min"], rng, cluster, progress)
         entry = {"iteration": it, "candidates": len(candidates), "max_gamma_seen": sel.max_gamma_seen}
         if sel.converged:
             entry |= {"converged": True, "oracle_calls": calls, "n_train": len(train)}
@@ -503,13 +540,13 @@ def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], stag
         new, n_calls = label(picked, oracle, stress, log)
         calls += n_calls
         train = train + new
-        potential, info = fit_potential(config.fit, train, progress, log)
+        potential, info = fit_potential(config.fit, train, progress, log, cluster)
         entry |= {"oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
                   "selected": [{"gamma": g, "std_eV_atom": s, "what": x.info.get("candidate", "")}
                                for g, s, x in zip(sel.gamma, sel.std, picked)],
                   "fit": info, "seconds": time.perf_counter() - t0}
         if test is not None:
-            entry["test"] = _test_errors(potential, test)
+            entry["test"] = _test_errors(potential, test, cluster)
         result.log.append(entry)
         _report(entry, log)
         if staging is not None:

@@ -34,7 +34,7 @@ def _eval(args: argparse.Namespace) -> int:
     from hybridpot.evaluation import evaluate_model
 
     evaluate_model(args.model, args.data, progress=not args.quiet, accept_edited=args.accept_edited, json_path=args.json,
-                   plots_dir=args.plots)
+                   plots_dir=args.plots, cluster=args.cluster)
     return 0
 
 
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate a model file that fails its checksum (edited by hand) instead of refusing it")
     p.add_argument("--json", metavar="FILE", help="also write the errors (and per config_type) to this JSON file")
     p.add_argument("--plots", metavar="DIR", help="also write parity plots (energy, forces, stress) into this folder")
+    p.add_argument("--cluster", metavar="SPEC", help="run the predictions on Dask: 'local:N' (N worker processes) or a scheduler "
+                                                     "address ('tcp://host:8786'); needs hybridpot[dask]")
     p.set_defaults(func=_eval)
     p = sub.add_parser("export", parents=[common], help="write a LAMMPS deck for a fitted model")
     p.add_argument("model", help="model file (*.hybridpot.json)")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hybridpot.dataset import read_dataset
+from hybridpot.distributed import ClusterArg, connect
 from hybridpot.errors import DataError
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
@@ -17,13 +18,17 @@ from hybridpot.scoring import baseline_only, config_type_table, errors, errors_b
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-                   accept_edited: bool = False, json_path: str | Path | None = None, plots_dir: str | Path | None = None) -> dict:
+                   accept_edited: bool = False, json_path: str | Path | None = None, plots_dir: str | Path | None = None,
+                   cluster: ClusterArg = None) -> dict:
     """Errors of the hybrid and of its baseline alone (with the fit's reference energies), as ``hybridpot fit`` reports them.
 
     Args:
         accept_edited: evaluate a model file that fails its checksum (see :func:`hybridpot.io.modelfile.load`).
         json_path: also write the report (the rows, per config_type where the data have several) to this JSON file.
         plots_dir: also write the parity plots (energy, forces, stress) into this folder (created if needed).
+        cluster: None (this process) or a Dask cluster (``"local:N"``, a scheduler address or an open
+            :class:`~hybridpot.distributed.Cluster`) for the baseline's and the model's predictions; the report then
+            says where they ran ("cluster").
 
     Returns:
         {"baseline only": metrics (when the model file has the fit's reference energies), "hybrid": metrics,
@@ -40,8 +45,10 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         first = next(s for s, a in enumerate(data.frames) if set(a.get_chemical_symbols()) & set(missing))
         raise DataError(f"{data.source}: element(s) {missing} are not covered by the model {model_path} (it has "
                         f"{potential.elements}); first in {data.describe(first)}: evaluate structures of its elements only")
-    bl = baseline_predictions(potential.baseline, data, progress=progress)
-    pred = predict(potential, data, progress=progress, baseline=bl)
+    with connect(cluster) as opened:
+        bl = baseline_predictions(potential.baseline, data, progress=progress, cluster=opened)
+        pred = predict(potential, data, progress=progress, baseline=bl, cluster=opened)
+        where = {"cluster": opened.record()} if opened is not None else {}
     rows: dict[str, Any] = {"hybrid": errors(data, pred)}
     by_type = {"hybrid": errors_by_config_type(data, pred)}
     ref = potential.metadata.get("reference_energies_eV")
@@ -55,7 +62,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     if by_type["hybrid"]:
         log("by config_type:")
         log(config_type_table(by_type))
-    report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {}}
+    report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {}, **where}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))
         log(f"wrote {json_path}")

@@ -7,19 +7,23 @@ and evaluation share.
 * :func:`predict`: energies, forces and stress of any potential, optionally adding stored
   baseline predictions to a hybrid's residual;
 * :func:`descriptors`: the descriptor values of many structures.
+
+Each is a pass over batches of structures (:func:`hybridpot.distributed.map_batches`): in this process, or with
+``cluster`` as one Dask task per batch, the same computation per batch, so the numbers do not depend on the number of
+workers.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
-from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
+from hybridpot.distributed import ClusterArg, map_batches
 from hybridpot.errors import StructureError
 from hybridpot.neighbors import build_graph
 from hybridpot.potential import HybridPotential, Potential, evaluate, matrix_to_voigt, to_numpy
@@ -57,8 +61,13 @@ class BaselinePredictions:
         return BaselinePredictions(self.energy[index], self.forces[data.atom_rows(index)], self.virial[index])
 
 
-def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True) -> BaselinePredictions:
+def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True,
+                         cluster: ClusterArg = None, desc: str = "baseline") -> BaselinePredictions:
     """Evaluate the baseline on every structure once (zeros without a baseline).
+
+    Args:
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`): one task per batch.
+        desc: the name of the pass (progress bar, the cluster's record).
 
     Raises:
         StructureError: a structure the baseline cannot evaluate; where the baseline says which structure of the batch
@@ -69,19 +78,28 @@ def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms:
     if baseline is None:
         return out
     ptr = data.ptr
-    for idx in tqdm(list(batches(data.n_atoms, batch_atoms)), desc="baseline", unit="batch", disable=not progress, leave=False):
-        system = AtomicSystem.from_atoms([data.frames[s] for s in idx])
-        try:
-            res = evaluate(baseline, system, forces=True, stress=True)
-        except StructureError as exc:
-            k = getattr(exc, "structure", None)
-            if k is None:
-                raise
-            raise StructureError(f"{data.source}: {data.describe(int(idx[k]))}: {getattr(exc, 'detail', exc)}") from exc
-        out.energy[idx] = res["energy"].detach().numpy()
-        out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"].detach().numpy()
-        out.virial[idx] = res["virial"].detach().numpy()
+
+    def keep(idx: np.ndarray, res: dict[str, np.ndarray]) -> None:
+        out.energy[idx] = res["energy"]
+        out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"]
+        out.virial[idx] = res["virial"]
+
+    map_batches(_baseline_batch, (baseline, data), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, desc)
     return out
+
+
+def _baseline_batch(shared: tuple[Potential, Dataset], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The baseline's energies (B,) eV, forces (n, 3) eV/A and virials (B, 3, 3) eV of the structures ``idx`` (one
+    batch of :func:`baseline_predictions`)."""
+    baseline, data = shared
+    try:
+        res = evaluate(baseline, AtomicSystem.from_atoms([data.frames[s] for s in idx]), forces=True, stress=True)
+    except StructureError as exc:
+        k = getattr(exc, "structure", None)
+        if k is None:
+            raise
+        raise StructureError(f"{data.source}: {data.describe(int(idx[k]))}: {getattr(exc, 'detail', exc)}") from exc
+    return {k: res[k].detach().numpy() for k in ("energy", "forces", "virial")}
 
 
 def reference_energies(data: Dataset, baseline: BaselinePredictions, elements: list[str]) -> np.ndarray:
@@ -95,13 +113,14 @@ def reference_energies(data: Dataset, baseline: BaselinePredictions, elements: l
 
 
 def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True, desc: str = "predict",
-            baseline: BaselinePredictions | None = None) -> dict[str, np.ndarray]:
+            baseline: BaselinePredictions | None = None, cluster: ClusterArg = None) -> dict[str, np.ndarray]:
     """Energies (S,) eV, forces (N, 3) eV/A and stress (S, 6) eV/A^3 of every structure.
 
     Args:
         baseline: the baseline's predictions on ``data``, when already computed for a
             :class:`HybridPotential`: then only its residual is evaluated and the two are added
             (the baseline is not evaluated a second time).
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`): one task per batch.
     """
     if baseline is not None and not isinstance(potential, HybridPotential):
         raise TypeError(f"baseline predictions are added to a HybridPotential's residual, got {type(potential).__name__}")
@@ -109,20 +128,29 @@ def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATC
     S, N = len(data), int(data.n_atoms.sum())
     out = {"energy": np.zeros(S), "forces": np.zeros((N, 3)), "stress": np.full((S, 6), np.nan)}
     ptr = data.ptr
-    for idx in tqdm(list(batches(data.n_atoms, batch_atoms)), desc=desc, unit="batch", disable=not progress, leave=False):
-        system = AtomicSystem.from_atoms([data.frames[s] for s in idx])
-        res = to_numpy(evaluate(model, system, forces=True, stress=True))
+
+    def keep(idx: np.ndarray, res: dict[str, np.ndarray]) -> None:
         atoms = slice(ptr[idx[0]], ptr[idx[-1] + 1])
         out["energy"][idx] = res["energy"]
         out["forces"][atoms] = res["forces"]
         out["stress"][idx] = res["stress"]
         if baseline is not None:  # stress = -W / V (NaN without a cell, as the residual's already is)
-            volume = system.volumes.detach().cpu().numpy()
-            volume = np.where(volume > 1e-10, volume, np.nan)
+            volume = np.where(res["volume"] > 1e-10, res["volume"], np.nan)
             out["energy"][idx] += baseline.energy[idx]
             out["forces"][atoms] += baseline.forces[atoms]
             out["stress"][idx] -= matrix_to_voigt(baseline.virial[idx]) / volume[:, None]
+
+    map_batches(_predict_batch, (model, data.frames), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, desc)
     return out
+
+
+def _predict_batch(shared: tuple[Potential, list[Atoms]], idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Energies (B,) eV, forces (n, 3) eV/A, stress (B, 6) eV/A^3 and cell volumes (B,) A^3 of the structures ``idx``
+    (one batch of :func:`predict`)."""
+    model, frames = shared
+    system = AtomicSystem.from_atoms([frames[s] for s in idx])
+    res = to_numpy(evaluate(model, system, forces=True, stress=True))
+    return {"energy": res["energy"], "forces": res["forces"], "stress": res["stress"], "volume": system.volumes.detach().cpu().numpy()}
 
 
 #: Atoms per batch when only descriptor values are needed: the values path keeps a few numbers per
@@ -130,19 +158,39 @@ def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATC
 DESCRIPTOR_BATCH_ATOMS = 4000
 
 
-def descriptors(potential: HybridPotential, frames: Sequence[Atoms], batch_atoms: int = DESCRIPTOR_BATCH_ATOMS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def descriptors(potential: HybridPotential, frames: Sequence[Atoms], batch_atoms: int = DESCRIPTOR_BATCH_ATOMS, progress: bool = False,
+                cluster: ClusterArg = None, desc: str = "descriptors") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Descriptors of many structures, in batches of about ``batch_atoms`` atoms.
+
+    Args:
+        progress: show a bar over the batches.
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`): one task per batch.
 
     Returns:
         (B (N, K), types (N,), structure (N,) index of each atom's structure in ``frames``).
     """
-    counts = np.array([len(a) for a in frames])
-    Bs, ts, ss = [], [], []
-    for idx in batches(counts, batch_atoms):
-        system = AtomicSystem.from_atoms([frames[s] for s in idx])
-        graph = build_graph(system, float(potential.descriptor.rcut))
-        with torch.no_grad():
-            Bs.append(potential.descriptor(graph).numpy())
-        ts.append(potential.types(graph.numbers).numpy())
-        ss.append(np.repeat(idx, counts[idx]))
-    return np.concatenate(Bs), np.concatenate(ts), np.concatenate(ss)
+    counts = np.array([len(a) for a in frames], dtype=int)
+    first_atom = np.concatenate([[0], np.cumsum(counts)])
+    out: dict[str, Any] = {}
+
+    def keep(idx: np.ndarray, res: tuple[np.ndarray, np.ndarray]) -> None:
+        B, types = res
+        if not out:  # K and the type dtype from the first batch that arrives
+            out["B"] = np.empty((first_atom[-1], B.shape[1]), dtype=B.dtype)
+            out["types"] = np.empty(first_atom[-1], dtype=types.dtype)
+        atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
+        out["B"][atoms], out["types"][atoms] = B, types
+
+    map_batches(_descriptor_batch, (potential, list(frames)), list(batches(counts, batch_atoms)), keep, cluster, progress, desc)
+    if not out:
+        raise ValueError("descriptors of no structures: frames is empty")
+    return out["B"], out["types"], np.repeat(np.arange(len(counts)), counts)
+
+
+def _descriptor_batch(shared: tuple[HybridPotential, list[Atoms]], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B (n, K) descriptors, types (n,)) of the atoms of the structures ``idx`` (one batch of :func:`descriptors`)."""
+    potential, frames = shared
+    graph = build_graph(AtomicSystem.from_atoms([frames[s] for s in idx]), float(potential.descriptor.rcut))
+    with torch.no_grad():
+        B = potential.descriptor(graph).numpy()
+    return B, potential.types(graph.numbers).numpy()

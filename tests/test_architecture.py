@@ -17,6 +17,7 @@ LAYERS = {
     "hybridpot.errors": 0, "hybridpot.registry": 0, "hybridpot.settings": 0, "hybridpot.arrays": 0, "hybridpot.io.atomic": 0, "hybridpot.io.toml": 0,
     "hybridpot.io.integrity": 0, "hybridpot.maxvol": 0, "hybridpot.metrics": 0, "hybridpot.system": 0,
     "hybridpot.neighbors": 0, "hybridpot.lammps_plugin": 0, "hybridpot.lammps_run": 0, "hybridpot.cache": 0,
+    "hybridpot.distributed": 0,  # passes over batches, in this process or on Dask: every layer that runs one imports it
     # 1: the evaluation path every potential shares
     "hybridpot.potential": 1, "hybridpot.fallback": 1,
     # 2: the components

@@ -1,4 +1,5 @@
-"""The design-matrix pass on Dask ([fit] cluster): the same model as one process, for any number of workers."""
+"""The passes over the data on Dask ([fit] cluster): the same model, predictions, uncertainty data and candidate scores as
+one process, for any number of workers."""
 
 from __future__ import annotations
 
@@ -7,15 +8,25 @@ import signal
 import threading
 import time
 
+import json
+
 import numpy as np
 import pytest
 
+from hybridpot.active import perturbed_candidates, select, structure_std
 from hybridpot.dataset import bundled, read_dataset
+from hybridpot.distributed import Cluster
 from hybridpot.errors import ConfigError, HybridpotError
+from hybridpot.evaluation import evaluate_model
 from hybridpot.fitting.assembly import Weights
+from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import fit_linear
-from hybridpot.prediction import baseline_predictions
-from tests.models import cu_eam_hybrid
+from hybridpot.models.committee import CommitteeModel
+from hybridpot.potential import HybridPotential
+from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.uq import attach_uq
+from tests.models import cu_eam_hybrid, random_model
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install 'hybridpot[dask]')")
 
@@ -26,6 +37,8 @@ CASES = {"linear": (False, (), None), "linear-cv": (False, (10.0, 100.0, 1000.0)
 
 #: each case's model from the first worker count run (the others must equal it bit for bit)
 FIRST_COUNT: dict[str, np.ndarray] = {}
+#: each pure map's arrays from the first worker count run
+FIRST_MAP: dict[str, np.ndarray] = {}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +64,52 @@ def single(data):
     return {case: fit(data, case, None) for case in CASES}
 
 
+def map_passes(data, cluster) -> dict[str, np.ndarray]:
+    """Every array of the pure-map passes on the bundled training set: the baseline's predictions, a hybrid's
+    predictions (whole, and its residual added to the stored baseline predictions) and the descriptors."""
+    train, _ = data
+    pot = cu_eam_hybrid()  # random coefficients
+    bl = baseline_predictions(pot.baseline, train, 150, progress=False, cluster=cluster)
+    whole = predict(pot, train, 150, progress=False, cluster=cluster)
+    added = predict(pot, train, 150, progress=False, baseline=bl, cluster=cluster)
+    B, types, owner = descriptors(pot, train.frames, 150, cluster=cluster)
+    return {"baseline energy": bl.energy, "baseline forces": bl.forces, "baseline virial": bl.virial,
+            **{f"{k} {name}": v for name, p in (("whole", whole), ("added", added)) for k, v in p.items()},
+            "descriptors": B, "types": types, "owner": owner}
+
+
+def assert_round_off(got: np.ndarray, want: np.ndarray, what: str, rel: float = 1e-12) -> None:
+    """``got`` equals ``want`` to ``rel`` relative to the largest |want| (NaN where ``want`` is NaN)."""
+    assert got.shape == want.shape, what
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=what)
+    ok = ~np.isnan(want)
+    scale = max(float(np.abs(want[ok]).max(initial=0.0)), 1e-300)
+    assert float(np.abs(got[ok] - want[ok]).max(initial=0.0)) <= rel * scale, what
+
+
+@pytest.fixture(scope="module")
+def single_maps(data):
+    return map_passes(data, None)
+
+
+@pytest.fixture(scope="module")
+def cluster2():
+    """A local cluster of 2 worker processes, opened once for the evaluation-pass tests."""
+    with Cluster("local:2") as cluster:
+        yield cluster
+
+
+def test_prediction_passes_equal_one_process(data, single_maps, cluster2):
+    """Baseline predictions, predictions (with and without stored baseline predictions) and descriptors on 2 workers:
+    the one-process numbers to round-off; each pass is recorded by the cluster."""
+    before = len(cluster2.passes)
+    got = map_passes(data, cluster2)
+    for key, want in single_maps.items():
+        assert_round_off(got[key], want, key)
+    assert [p["pass"] for p in cluster2.passes[before:]] == ["baseline", "predict", "predict", "descriptors"]
+    assert all(p["workers"] == 2 and p["batches"] > 1 for p in cluster2.passes[before:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2, 3])
 def test_models_equal_the_single_process_fit_and_each_other(workers, data, single):
@@ -64,6 +123,8 @@ def test_models_equal_the_single_process_fit_and_each_other(workers, data, singl
             assert rel < 1e-10, case
             reference = FIRST_COUNT.setdefault(case, coef)
             np.testing.assert_array_equal(coef, reference, err_msg=f"{case}: {workers} workers differ from the first count run")
+        for key, arr in map_passes(data, cluster.scheduler_address).items():  # pure maps: bit for bit
+            np.testing.assert_array_equal(arr, FIRST_MAP.setdefault(key, arr), err_msg=f"{key}: {workers} workers differ")
 
 
 def test_local_cluster_spec_runs_and_matches(data, single):
@@ -104,7 +165,7 @@ def test_a_worker_killed_mid_fit_changes_nothing(workers, data, single, caplog):
 
 
 def test_unreachable_scheduler_and_bad_settings(data, monkeypatch, tmp_path):
-    from hybridpot.fitting import distributed as dist
+    from hybridpot import distributed as dist
     from hybridpot.fitting.config import read_config
 
     monkeypatch.setattr(dist, "CONNECT_TIMEOUT", 2)
@@ -118,5 +179,146 @@ def test_unreachable_scheduler_and_bad_settings(data, monkeypatch, tmp_path):
     with pytest.raises(ConfigError, match=r"a.toml: .*cluster = 'local:-1': expected 'local:N'"):
         read_config(tmp_path / "a.toml")
     (tmp_path / "b.toml").write_text(base + '[model]\ntype = "nn"\n[fit]\ncluster = "local:2"\n')
-    with pytest.raises(ConfigError, match=r"b.toml: \[fit\] cluster: the nn model is trained in this process"):
-        read_config(tmp_path / "b.toml")
+    assert read_config(tmp_path / "b.toml")["fit"]["cluster"] == "local:2"  # nn: its passes over the data run there
+
+
+def test_kernel_fit_equals_one_process(data, cluster2):
+    """A kernel model on 2 workers: its sparse points, chosen from the descriptors' pass, are those of one process bit
+    for bit, and the fitted model's predictions (its K_NM rows went through the design-matrix pass) equal one process's
+    to 1e-10 relative. Its weights are not compared: this solve's condition number is ~1e16, so they move with the order
+    of the sums (two one-process fits with other batch sizes differ by 2.5e-10 relative) where the predictions do not."""
+    from hybridpot.models.kernel import KernelModel
+
+    train, bl = data
+    fits = {}
+    for name, cluster in (("one", None), ("dask", cluster2)):
+        base = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
+        pot = HybridPotential(base.baseline, base.descriptor, KernelModel(["Cu"], base.descriptor.n_features, 30, "polynomial", 2))
+        before = len(cluster2.passes)
+        fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=150, progress=False, cluster=cluster)
+        fits[name] = (pot, [p["pass"] for p in cluster2.passes[before:]])
+    (want, none), (got, passes) = fits["one"], fits["dask"]
+    assert not none and passes == ["basis descriptors", "design matrix"]
+    for key in ("sparse", "whiten"):
+        np.testing.assert_array_equal(getattr(got.model, key).numpy(), getattr(want.model, key).numpy(), err_msg=key)
+    got_pred, want_pred = predict(got, train, 150, progress=False), predict(want, train, 150, progress=False)
+    for key in ("energy", "forces", "stress"):
+        assert_round_off(got_pred[key], want_pred[key], key, 1e-10)
+
+
+def committee_hybrid(train) -> HybridPotential:
+    """The small Cu EAM hybrid with a committee of 3 random one-layer networks as its model."""
+    base = cu_eam_hybrid(nmax=2, lmax=2)
+    members = [random_model("nn", base.descriptor, train.frames[:20], seed, [0.02]) for seed in range(3)]
+    return HybridPotential(base.baseline, base.descriptor, CommitteeModel(members))
+
+
+def test_uncertainty_data_equal_one_process(data, cluster2):
+    """The uncertainty data built after a fit that keeps no descriptors (an nn committee): the training descriptors'
+    pass (the MaxVol active set) and the members' out-of-bag predictions (the spread's calibration) on 2 workers give
+    what one process gives."""
+    train, bl = data
+    resamples = [np.random.default_rng(c).integers(len(train), size=len(train)).tolist() for c in range(3)]
+    built = {}
+    for name, cluster in (("one", None), ("dask", cluster2)):
+        pot = committee_hybrid(train)
+        before = len(cluster2.passes)
+        summary = attach_uq(pot, train, bl, Weights(), committee_resamples=resamples, batch_atoms=150, cluster=cluster)
+        built[name] = (summary, pot.uq_data, [p["pass"] for p in cluster2.passes[before:]])
+    (want, want_uq, none), (got, got_uq, passes) = built["one"], built["dask"]
+    assert not none and passes == ["uq descriptors", "committee member 0", "committee member 1", "committee member 2"]
+    assert want["committee_scale"]["n_structures"] == got["committee_scale"]["n_structures"] > 0
+    for key in ("energy", "forces"):
+        assert_round_off(np.array(got["committee_scale"][key]), np.array(want["committee_scale"][key]), key)
+    assert_round_off(np.array(got["active_set"]["max_training_gamma"]), np.array(want["active_set"]["max_training_gamma"]), "gamma")
+    for t, (a, b) in enumerate(zip(got_uq.active_set.rows, want_uq.active_set.rows)):
+        assert_round_off(a, b, f"active rows of type {t}")
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A linear hybrid fitted in this process to the bundled training set, with its uncertainty data."""
+    train, bl = data
+    pot = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
+    sol, weights = fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=150, progress=False)
+    attach_uq(pot, train, bl, weights, solution=sol)
+    return pot
+
+
+def test_active_learning_scores_equal_one_process(data, fitted, cluster2):
+    """Candidate scoring on 2 workers (their descriptors, and their predictive std for criterion "std") selects the same
+    candidates with the same scores as one process."""
+    train, _ = data
+    candidates = perturbed_candidates(train.frames[:10], 16, 0.15, 0.04, np.random.default_rng(5))
+    assert_round_off(structure_std(fitted, candidates, cluster2), structure_std(fitted, candidates), "std")
+    for criterion in ("gamma", "std"):
+        want = select(fitted, candidates, 4, criterion, 1.0, np.random.default_rng(0))
+        got = select(fitted, candidates, 4, criterion, 1.0, np.random.default_rng(0), cluster2)
+        assert want.index and got.index == want.index, criterion
+        for key in ("gamma", "std"):
+            assert_round_off(np.array(getattr(got, key)), np.array(getattr(want, key)), f"{criterion}: {key}")
+        assert_round_off(np.array(got.max_gamma_seen), np.array(want.max_gamma_seen), f"{criterion}: max gamma")
+
+
+def nested_numbers(d, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested report section, by their path."""
+    if isinstance(d, dict):
+        return {k: v for key, value in d.items() for k, v in nested_numbers(value, f"{prefix}/{key}").items()}
+    return {prefix: float(d)} if isinstance(d, (int, float)) and not isinstance(d, bool) else {}
+
+
+@pytest.mark.slow
+def test_fit_job_and_eval_on_the_cluster_equal_one_process(tmp_path, cluster2):
+    """`hybridpot fit` with [fit] cluster = a scheduler's address: the model, the train and test errors, the
+    baseline-only rows and the uncertainty data equal the one-process fit's to 1e-10 relative, and report.json lists
+    the passes that ran on the cluster; `hybridpot eval` on the cluster gives the same errors as in one process."""
+    address = cluster2.client.scheduler.address
+    reports, coef, paths = {}, {}, {}
+    for name, cluster in (("one", None), ("dask", address)):
+        raw = {"data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},
+               "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+               "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5}, "model": {"type": "linear"},
+               "fit": {"seed": 7, "batch_atoms": 300} | ({"cluster": cluster} if cluster else {}),
+               "output": {"dir": str(tmp_path / name), "plots": False}}
+        res = run_fit(parse_config(raw, tmp_path, "test config"), progress=False, log=lambda s: None)
+        reports[name] = json.loads((res.output_dir / "report.json").read_text())
+        coef[name] = res.potential.model.coef.detach().numpy().copy()
+        paths[name] = res.model_path
+    assert_round_off(coef["dask"], coef["one"], "coefficients", 1e-10)
+    for section in ("train", "test", "baseline_only", "uq"):
+        want, got = nested_numbers(reports["one"][section]), nested_numbers(reports["dask"][section])
+        assert want and got.keys() == want.keys(), section
+        for key in want:
+            assert_round_off(np.array(got[key]), np.array(want[key]), f"{section}{key}", 1e-10)
+    assert "cluster" not in reports["one"]
+    record = reports["dask"]["cluster"]
+    assert record["cluster"] == address and record["workers"] == 2
+    assert [p["pass"] for p in record["passes"]] == ["baseline train", "baseline test", "design matrix", "evaluate train", "evaluate test"]
+
+    test = bundled("Cu_test.xyz")
+    want = evaluate_model(paths["one"], test, progress=False, log=lambda s: None)
+    got = evaluate_model(paths["one"], test, progress=False, log=lambda s: None, cluster=cluster2)
+    for row in ("hybrid", "baseline only"):
+        for key, value in want[row].items():
+            assert_round_off(np.array(got[row][key]), np.array(value), f"eval {row} {key}", 1e-10)
+    assert [p["pass"] for p in got["cluster"]["passes"]][-2:] == ["baseline", "predict"] and "cluster" not in want
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_prediction_changes_nothing(data, caplog):
+    """SIGKILL the only worker while a prediction pass runs: the pass is sent again, the batches already kept are not
+    computed again, and the predictions are those of one process."""
+    train, _ = data
+    pot = cu_eam_hybrid()
+    want = predict(pot, train, 40, progress=False)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        killed: list[int] = []
+        killer = threading.Thread(target=kill_a_busy_worker, args=(client, killed))
+        killer.start()
+        got = predict(pot, train, 40, progress=False, cluster=cluster.scheduler_address)
+        killer.join()
+        assert killed, "no worker was busy with a batch to kill"
+    for key in want:
+        assert_round_off(got[key], want[key], key)
+    assert "a Dask worker died with the inputs of pass 'predict'" in caplog.text

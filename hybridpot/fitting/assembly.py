@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from hybridpot.arrays import release_memory
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
-from hybridpot.fitting.distributed import map_reduce
+from hybridpot.distributed import ClusterArg, map_reduce
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches, reference_energies
@@ -78,10 +78,11 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
     per_atom = (data.energy - baseline.energy) / data.n_atoms
     X = data.composition(list(elements)) / data.n_atoms[:, None]
     ref = reference_energies(data, baseline, list(elements))
-    forces = np.concatenate([(data.forces - baseline.forces)[data.ptr[s] : data.ptr[s + 1]] for s in np.flatnonzero(data.has_forces)]
-                            or [np.zeros((0, 3))])
+    n_atoms = data.n_atoms
+    # the residual forces of the structures with forces, in order (one (N, 3) difference, not one per structure)
+    forces = (data.forces - baseline.forces)[np.repeat(data.has_forces, n_atoms)]
     labelled = np.flatnonzero(data.has_stress)
-    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / data.n_atoms[s]
+    virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / n_atoms[s]
                        for s in labelled]).reshape(-1, 3, 3)
     iu = np.triu_indices(3)
     out = {"energy": rms(per_atom - X @ ref), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
@@ -125,7 +126,7 @@ def _segments(data: Dataset, baseline: BaselinePredictions, weights: Weights, id
             ws = np.sqrt(weights.stress * cw[s] / n_s)
             sigma = voigt_to_matrix(data.stress[s])
             volume = abs(data.frames[s].cell.volume)
-            target = (-sigma * volume - baseline.virial[s]) / data.n_atoms[s]
+            target = (-sigma * volume - baseline.virial[s]) / nat[k]
             out.append((2, np.full(6, s), target[iu] * ws, np.full(6, ws), ("virial", k)))
         elif use_baseline_stress and not data.has_stress[s]:
             # no reference stress: the residual's virial is pulled to zero (the baseline's stress)
@@ -252,7 +253,7 @@ def accumulate(
     by_kind: bool = False,
     progress: bool = True,
     extra_baselines: Sequence[BaselinePredictions] = (),
-    cluster: str | None = None,
+    cluster: ClusterArg = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
 
@@ -269,7 +270,7 @@ def accumulate(
         extra_baselines: further baselines whose residual targets share the rows (the design rows
             do not depend on the baseline): target j + 1 of every accumulator (:meth:`QRAccumulator.target`).
         cluster: None: batch after batch in this process; else the batches run as Dask tasks
-            (``"local:N"`` or a scheduler address, :mod:`hybridpot.fitting.distributed`), each reduced to
+            (``"local:N"``, a scheduler address or an open :class:`~hybridpot.distributed.Cluster`), each reduced to
             its own accumulators, which are combined by a fixed tree over the batch indices.
 
     Returns:

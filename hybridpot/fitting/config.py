@@ -56,7 +56,7 @@ from typing import Any
 
 from hybridpot.dataset import bundled
 from hybridpot.errors import ConfigError
-from hybridpot.fitting.distributed import check_cluster
+from hybridpot.distributed import check_cluster
 from hybridpot.io.toml import read_toml
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS
 from hybridpot.registry import baselines, descriptors, models
@@ -121,8 +121,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "config_weights": ((dict,), {}, "extra weight per config_type"),
         "batch_atoms": ((int,), DEFAULT_BATCH_ATOMS, "atoms per batch of the design matrix and predictions: time against memory (the design matrix of wide "
                                                         "models, e.g. quadratic, uses fewer: 16 MiB of force rows per batch)"),
-        "cluster": ((str,), None, "run the design-matrix pass on Dask: 'local:N' (N worker processes) or a scheduler address "
-                    "('tcp://host:8786'); needs hybridpot[dask]"),
+        "cluster": ((str,), None, "run the passes over the data on Dask (baseline predictions, design matrix, evaluation, "
+                    "uncertainty data, active-learning scoring; nn training stays in this process): 'local:N' (N worker "
+                    "processes) or a scheduler address ('tcp://host:8786'); needs hybridpot[dask]"),
     },
     "output": {
         "dir": ((str,), "runs/fit", "output folder (relative to the configuration file)"),
@@ -229,9 +230,6 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
             check_cluster(c["fit"]["cluster"])
         except ConfigError as exc:
             raise fail(source, str(exc)) from exc
-        if not models.get(c["model"]["type"], f"{source}: [model] type").linear:
-            raise fail(source, f"[fit] cluster: the {c['model']['type']} model is trained in this process (only the design-matrix "
-                               "pass of linear-in-parameters models runs on Dask); remove the key")
     b = c["baseline"]
     kind = b["type"] or ("file" if b["file"] else None)
     if kind is None:

@@ -2,7 +2,8 @@
 
 Every check (output folder, configuration, files, labels and their units, elements, cutoff,
 memory) runs before the fit; the outputs are staged beside the output folder and moved into it
-in one step at the end (:mod:`hybridpot.io.outdir`).
+in one step at the end (:mod:`hybridpot.io.outdir`). With ``[fit] cluster``, one Dask cluster is opened for the whole
+job and every pass over the data runs on it (:mod:`hybridpot.distributed`; report.json "cluster" lists the passes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from hybridpot import __version__
 from hybridpot.arrays import release_memory
 from hybridpot.dataset import Dataset, read_dataset
+from hybridpot.distributed import Cluster, ClusterArg, connect
 from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
@@ -125,7 +127,7 @@ def config_weights(config: FitConfig, data: Dataset, baseline: BaselinePredictio
 
 def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, baseline: BaselinePredictions,
                  progress: bool = True, log: Callable[[str], None] = print, timer: StageTimer | None = None,
-                 ) -> tuple[LinearSolution | None, Weights, dict[str, Any]]:
+                 cluster: ClusterArg = None) -> tuple[LinearSolution | None, Weights, dict[str, Any]]:
     """Fit ``potential.model`` (in place) to the residual of ``data`` over the ``baseline`` predictions, as configured.
 
     Models that are linear in their parameters (:attr:`hybridpot.registry.ModelType.linear`) are
@@ -137,11 +139,15 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
     the caller must drop the baseline.
 
+    ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the design-matrix pass of a linear model (None: the
+    ``[fit] cluster`` of ``config``, opened for this pass alone where set). Trained models train in this process.
+
     Returns:
         (solution of a linear or quadratic model, else None; the row weights used, with the energy
         weight chosen by cross-validation where asked; the record for report.json's "fit").
     """
     f, m, b = config["fit"], config["model"], config["baseline"]
+    cluster = f["cluster"] if cluster is None else cluster
     elements = list(potential.model.elements)
     weights, energy_weight_choice, weight_record = config_weights(config, data, baseline, elements)
     timer = timer or StageTimer()
@@ -163,7 +169,7 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         pure_weights, _, pure_record = config_weights(config, data, baseline_predictions(None, data, progress=False), elements)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cluster=f["cluster"])
+                                  progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cluster=cluster)
     record: dict[str, Any] = {}
     if sol.baseline_check:
         record["baseline_check"] = sol.baseline_check
@@ -257,11 +263,13 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     Order: the output folder (locked, checked: :class:`~hybridpot.io.outdir.OutputDir`), the data
     (read and checked), the potential and the checks that need it (cutoff, memory), the baseline's
     predictions and the labels' unit checks; only then the fit. Everything is written into the
-    staging folder and moved into ``[output] dir`` at the end, in one step.
+    staging folder and moved into ``[output] dir`` at the end, in one step. With ``[fit] cluster``, one Dask cluster
+    serves every pass over the data (baseline, design matrix, evaluation, uncertainty data).
     """
     out = config["output"]
     with OutputDir(out["dir"], config.kind, out["overwrite"], config.source) as outdir:
-        potential, report, preds, base_preds, sets = _fit_and_report(config, progress, log)
+        with connect(config["fit"]["cluster"]) as cluster:
+            potential, report, preds, base_preds, sets = _fit_and_report(config, progress, log, cluster)
         try:
             _write_outputs(potential, report, preds, base_preds, sets, outdir.path / f"{out['name']}{MODEL_SUFFIX}", out["plots"])
             outdir.commit()
@@ -287,9 +295,9 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     return FitResult(potential, report, model_path, out["dir"])
 
 
-def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None]) -> tuple:
+def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None], cluster: Cluster | None = None) -> tuple:
     """Read, check, fit and evaluate: (potential, report, predictions, baseline-only predictions and
-    the data sets, each by set name)."""
+    the data sets, each by set name). ``cluster``: the open Dask cluster of ``[fit] cluster`` for every pass over the data."""
     timer = StageTimer()
     f = config["fit"]
     torch.manual_seed(f["seed"])
@@ -309,10 +317,13 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         check_solve_memory(config, potential, train)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
+    if cluster is not None:
+        log(f"passes over the data on the Dask cluster {cluster.spec} ({cluster.n_workers} workers)"
+            + ("" if models.get(config["model"]["type"]).linear else f"; the {config['model']['type']} model trains in this process"))
     fit_info: dict[str, Any] = {}
     with timer("baseline"):
-        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
-        bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
+        bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster, "baseline train")
+        bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster, "baseline test") if test else None
     if baseline is not None:
         for data, bl in ((train, bl_train), (test, bl_test)):
             if data is not None:
@@ -324,17 +335,17 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,
                                       log=log)
         with timer("baseline (co-fitted)"):
-            bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress)
-            bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress) if test else None
+            bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster, "baseline train")
+            bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster, "baseline test") if test else None
     if f["tune"]:
         with timer("tune descriptor"):
             fit_info["tune"] = tune_descriptor(
                 config, train, bl_train, elements, lambda cfg: make_potential(cfg, elements, potential.baseline),
-                lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log)
+                lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log, cluster)
         config = FitConfig({**config.sections, "descriptor": {**config["descriptor"], **fit_info["tune"]["chosen"]}}, config.source,
                            config.kind)
         potential = make_potential(config, elements, potential.baseline)
-    sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer)
+    sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer, cluster)
     fit_info["baseline_mode"] = record.get("baseline_check", {}).get("used", "hybrid" if baseline is not None else "pure_ml")
     bl_fit_train, bl_fit_test = bl_train, bl_test  # what the model was fitted over (zeros once the baseline is dropped)
     if baseline is not None and fit_info["baseline_mode"] == "pure_ml":
@@ -353,7 +364,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         for name, data in sets.items():
             bl = bl_train if name == "train" else bl_test
             preds[name] = predict(potential, data, f["batch_atoms"], progress, desc=f"evaluate {name}",
-                                  baseline=bl_fit_train if name == "train" else bl_fit_test)
+                                  baseline=bl_fit_train if name == "train" else bl_fit_test, cluster=cluster)
             base_preds[name] = baseline_only(data, bl, dict(zip(elements, map(float, ref))))
             report[name] = errors(data, preds[name])
         report["baseline_only"] = {name: errors(data, base_preds[name]) for name, data in sets.items()}
@@ -368,7 +379,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     with timer("uncertainty data"):
         report["uq"] = attach_uq(potential, train, bl_fit_train, weights, solution=sol, predictions=preds["train"],
                                  reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"],
-                                 committee_resamples=committee_resamples(record))
+                                 committee_resamples=committee_resamples(record), cluster=cluster, progress=progress)
     if "error" in report["uq"]["active_set"]:
         which = report["uq"]["active_set"].get("missing_elements", "any element")
         log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")
@@ -377,6 +388,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
         **({"test": {"path": str(config["data"]["test"]), "sha256": test.checksum()}} if test else {}),
     }
+    if cluster is not None:  # where the passes ran: the scheduler, its workers, each pass's batches and wall time
+        report["cluster"] = cluster.record()
     report["written_by"] = written_by()
     report["timings"] = {k: v for k, v in timer.stages.items()}
     report["total_seconds"] = timer.total

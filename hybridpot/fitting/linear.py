@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
+from hybridpot.distributed import ClusterArg
 from hybridpot.fitting.assembly import ROW_KINDS, Weights, accumulate
 from hybridpot.fitting.solver import LinearSolution, QRAccumulator, solve
 from hybridpot.potential import HybridPotential
@@ -39,7 +40,7 @@ def fit_linear(
     pure_weights: Weights | None = None,
     mode: str = "on",
     cv_score: bool = False,
-    cluster: str | None = None,
+    cluster: ClusterArg = None,
 ) -> tuple[LinearSolution, Weights]:
     """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
 
@@ -62,8 +63,9 @@ def fit_linear(
             better of the two by the CV score (pure ML: the model then fits DFT itself, and the
             caller must drop the baseline: ``solution.baseline_check["used"] == "pure_ml"``).
         cv_score: assemble the folds (``cv_folds``) even without the above, for ``solution.cv_errors``.
-        cluster: None (this process) or a Dask cluster for the pass over the data (``"local:N"`` or a scheduler
-            address; :mod:`hybridpot.fitting.distributed`): the same model to round-off, for any number of workers.
+        cluster: None (this process) or a Dask cluster for the passes over the data (``"local:N"``, a scheduler
+            address or an open :class:`~hybridpot.distributed.Cluster`): the design matrix, and a kernel model's
+            descriptors for its basis; the same model to round-off, for any number of workers.
 
     Returns:
         (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
@@ -74,7 +76,7 @@ def fit_linear(
     if not linear_in_parameters(model):
         raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
                         f"got {type(model).__name__}")
-    prepare_basis(potential, data, seed, batch_atoms)
+    prepare_basis(potential, data, seed, batch_atoms, progress, cluster)
     scale_columns = not getattr(model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
     choose = len(energy_weights) > 0
@@ -127,9 +129,12 @@ def fit_linear(
     return sol, weights
 
 
-def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS) -> dict | None:
+def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS,
+                  progress: bool = False, cluster: ClusterArg = None) -> dict | None:
     """Let a model with a data-dependent basis (``choose_basis``, e.g. a kernel model's sparse points) choose it from the
     training descriptors of ``data``, unless it has one already (``has_basis``: set by hand, or by an earlier fit).
+
+    ``cluster``: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for the descriptors' pass.
 
     Returns:
         the model's record of its choice, or None (no such model, or a basis already set).
@@ -137,7 +142,7 @@ def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batc
     model = potential.model
     if not hasattr(model, "choose_basis") or model.has_basis:
         return None
-    B, types, _ = descriptors(potential, data.frames, batch_atoms)
+    B, types, _ = descriptors(potential, data.frames, batch_atoms, progress, cluster, desc="basis descriptors")
     return model.choose_basis(B, types, seed)
 
 

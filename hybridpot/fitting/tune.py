@@ -19,6 +19,7 @@ import numpy as np
 from ase.neighborlist import neighbor_list
 
 from hybridpot.dataset import Dataset
+from hybridpot.distributed import ClusterArg
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.linear import fit_linear
@@ -51,14 +52,15 @@ def scores(table: list[dict[str, Any]]) -> list[float]:
 
 
 def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredictions, elements: list[str],
-                    build: Callable[[FitConfig], HybridPotential], weights_of: Callable, log: Callable[[str], None] = print
-                    ) -> dict[str, Any]:
+                    build: Callable[[FitConfig], HybridPotential], weights_of: Callable, log: Callable[[str], None] = print,
+                    cluster: ClusterArg = None) -> dict[str, Any]:
     """Search rcut, nmax, lmax as described in the module docstring.
 
     Args:
         build: the potential of a configuration (baseline + descriptor + unfitted model).
         weights_of: ``(config, data, baseline predictions) -> (weights, energy weight choice, record)``
             (:func:`hybridpot.fitting.job.config_weights` with the elements bound).
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for each candidate's design pass.
 
     Returns:
         the record for report.json's "fit.tune": {"chosen": {rcut, nmax, lmax}, "table": one row per candidate
@@ -89,7 +91,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         weights, choice, _ = weights_of(cfg, train, bl_train)
         pure = weights_of(cfg, train, zero)[0] if potential.baseline is not None and b["mode"] != "on" else None
         sol, _ = fit_linear(potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                            False, **choice, pure_weights=pure, mode=b["mode"], cv_score=True)
+                            False, **choice, pure_weights=pure, mode=b["mode"], cv_score=True, cluster=cluster)
         row = {**settings, **{k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors},
                "baseline_mode": sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml"),
                "seconds": time.perf_counter() - start}

@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hybridpot.distributed import ClusterArg
 from hybridpot.errors import HybridpotError
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.potential import HybridPotential
@@ -59,7 +60,8 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
 
 def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None, predictions=None,
               reference_energies: Mapping[str, float] | None = None, batch_atoms: int = DESCRIPTOR_BATCH_ATOMS,
-              strict: bool = False, committee_resamples: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+              strict: bool = False, committee_resamples: Sequence[Sequence[int]] | None = None, cluster: ClusterArg = None,
+              progress: bool = False) -> dict[str, Any]:
     """Build and attach ``potential.uq_data`` after a fit: posterior, active set, reference energies
     and, for a committee trained on bootstrap resamples, the out-of-bag scale of its spread.
 
@@ -73,6 +75,9 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
             in the returned summary).
         committee_resamples: for a committee model, the indices into ``data`` each member was
             trained on (bootstrap resamples); None: no calibration of the spread.
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for the passes over ``data``
+            (the training descriptors when the solution does not carry them, the committee members' predictions).
+        progress: a bar for each of those passes.
 
     Returns:
         A JSON-able summary (noise levels, active set status, largest training gamma).
@@ -88,7 +93,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     if solution is not None and solution.training_descriptors is not None:
         B, types = solution.training_descriptors  # kept from the design-matrix assembly
     else:
-        B, types, _ = descriptors(potential, data.frames, batch_atoms)
+        B, types, _ = descriptors(potential, data.frames, batch_atoms, progress, cluster, desc="uq descriptors")
     error = None
     try:
         active: ActiveSet | None = ActiveSet.from_descriptors(B, types, elements, strict=True)
@@ -111,7 +116,8 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         noise_model = "evidence"  # no predictions given: the residual noise is unknown
     if posterior is not None:
         summary["noise_model"] = noise_model
-    scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms)
+    scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms,
+                                                                             cluster, progress)
     if scale is not None:
         summary["committee_scale"] = scale
     potential.uq_data = UQData(posterior, active, {k: float(v) for k, v in reference_energies.items()}, noise_model, scale)
@@ -119,7 +125,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
 
 
 def committee_calibration(potential: HybridPotential, data, baseline, resamples: Sequence[Sequence[int]],
-                          batch_atoms: int | None = None) -> dict[str, float] | None:
+                          batch_atoms: int | None = None, cluster: ClusterArg = None, progress: bool = False) -> dict[str, float] | None:
     """Out-of-bag factors that scale a committee's spread to its held-out errors.
 
     Member c was trained on the structures ``resamples[c]`` of ``data``; a structure s it never saw
@@ -139,6 +145,8 @@ def committee_calibration(potential: HybridPotential, data, baseline, resamples:
         data, baseline: training data and the baseline's predictions on it.
         resamples: per member, indices into ``data`` (repeats allowed).
         batch_atoms: atoms per batch of the members' predictions (None: the fit's default).
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for the members' predictions.
+        progress: a bar for each member's pass.
 
     Returns:
         {"energy": a_E, "forces": a_F (NaN without forces), "n_structures": structures out of bag
@@ -157,8 +165,8 @@ def committee_calibration(potential: HybridPotential, data, baseline, resamples:
     if not used.any():
         return None
     sub, bl = data.subset(np.flatnonzero(used)), baseline.subset(data, np.flatnonzero(used))
-    preds = [predict(member_potential(potential, m), sub, batch_atoms or DEFAULT_BATCH_ATOMS, progress=False, baseline=bl)
-             for m in model.members]
+    preds = [predict(member_potential(potential, m), sub, batch_atoms or DEFAULT_BATCH_ATOMS, progress, f"committee member {c}", bl,
+                     cluster) for c, m in enumerate(model.members)]
     oob = out_of_bag[:, used].astype(float)  # (C, S')
     weight = oob / oob.sum(axis=0)
     energy = np.stack([p["energy"] for p in preds]) / sub.n_atoms  # (C, S') eV/atom

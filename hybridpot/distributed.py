@@ -1,0 +1,266 @@
+"""Passes over a data set in batches, in this process or as Dask tasks (``[fit] cluster``).
+
+Every pass over the data (baseline predictions, the design matrix, predictions and errors, the descriptors of the
+uncertainty data and of active-learning candidates) goes through this module:
+
+* :func:`map_batches`: ``keep(item, task(shared, item))`` for every batch, one after the other in this process
+  (``cluster`` None) or as one Dask task per batch (a pure map: results that do not depend on the number of workers);
+* :func:`map_reduce`: the same on a cluster, with each task's small partial result (QR factors) reduced pairwise by a
+  tree fixed by the batch indices (the design-matrix pass; :mod:`hybridpot.fitting.assembly`).
+
+Nothing larger than one batch's result and the reduced factors crosses the network: the shared inputs (the potential,
+the data set, the baseline predictions) are sent to every worker once per pass.
+
+``cluster`` is ``"local:N"`` (N single-threaded worker processes on this machine), a scheduler address
+(``tcp://host:8786``), or an open :class:`Cluster`, which the passes of one job share (a local cluster costs seconds
+to start: its workers import torch).
+
+Determinism: the reduction tree depends only on the number of batches, never on the number of workers or the order
+tasks finish in, so the same configuration gives the same model bit for bit on 1, 2 or 30 workers (and equals the
+single-process fit, which folds the batches one after the other, to round-off); a map gives each batch the same
+computation wherever it runs. A worker that dies mid-pass has its tasks recomputed elsewhere (Dask retries each task up
+to :data:`RETRIES` times); a scheduler that cannot be reached is an error that says where it looked.
+
+``dask[distributed]`` is an optional dependency (``pip install "hybridpot[dask]"``), imported only here and only when a
+cluster is asked for. On a SLURM or PBS machine, start a scheduler with dask-jobqueue (README, Distributed fitting) and
+give its address. Layer 0 (README, Architecture): every layer that runs a pass imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import operator
+import time
+import uuid
+from typing import Any, Callable, Iterator, Sequence, Union
+
+from tqdm.auto import tqdm
+
+from hybridpot.errors import ConfigError, HybridpotError
+
+log = logging.getLogger(__name__)
+
+#: how many times a task whose worker died is recomputed
+RETRIES = 3
+#: seconds to wait for a remote scheduler
+CONNECT_TIMEOUT = 20
+#: Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_ set; glibc then stops raising its mmap threshold, so every
+#: large array of a batch is mapped and unmapped afresh, and a design-matrix batch spent as long in the kernel as in
+#: its own code (twice the time of one process). Local clusters start their workers without it (None unsets it).
+NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
+def check_cluster(cluster: Any) -> str:
+    """``cluster`` if it is ``"local:N"`` (N >= 1) or a scheduler address (``tcp://host:port``, ``tls://...``).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if isinstance(cluster, str) and cluster.startswith("local:"):
+        n = cluster[len("local:"):]
+        if n.isdigit() and int(n) >= 1:
+            return cluster
+    elif isinstance(cluster, str) and "://" in cluster and cluster.split("://", 1)[1]:
+        return cluster
+    raise ConfigError(f"cluster = {cluster!r}: expected 'local:N' (N worker processes on this machine, N >= 1) or a Dask "
+                      "scheduler address such as 'tcp://host:8786' ([fit] cluster, hybridpot eval --cluster)")
+
+
+@contextlib.contextmanager
+def client_for(cluster: str) -> Iterator[Any]:
+    """A Dask client of ``cluster`` (a new local cluster of N single-threaded worker processes for ``"local:N"``)."""
+    check_cluster(cluster)
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ConfigError(f"cluster = {cluster!r} needs Dask: pip install \"hybridpot[dask]\" ({exc})") from exc
+    if cluster.startswith("local:"):
+        import dask
+
+        with contextlib.ExitStack() as stack:
+            with dask.config.set({NANNY_MALLOC_TRIM: None}):  # read once, when the nannies are made
+                local = stack.enter_context(LocalCluster(n_workers=int(cluster[len("local:"):]), threads_per_worker=1,
+                                                         processes=True, dashboard_address=None))
+            yield stack.enter_context(Client(local))
+        return
+    try:
+        client = Client(cluster, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise HybridpotError(f"cannot reach the Dask scheduler at {cluster} within {CONNECT_TIMEOUT} s ({type(exc).__name__}: "
+                             f"{exc}); start it (dask scheduler / dask-jobqueue) or fix [fit] cluster") from exc
+    with client:
+        yield client
+
+
+class Cluster:
+    """An open connection to a Dask cluster that the passes of one job share, and the record of the passes run on it.
+
+    Use as a context manager (``with Cluster("local:2") as cluster: ...``): entering starts the local cluster or
+    connects to the scheduler, leaving closes them. Pass the open object as ``cluster`` to any pass.
+
+    Attributes:
+        spec: ``"local:N"`` or the scheduler address.
+        passes: one entry per pass run on it, in order: {"pass": its name, "batches": tasks, "workers": workers when it
+            started, "seconds": wall time}.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.spec = check_cluster(spec)
+        self.passes: list[dict[str, Any]] = []
+        self._client: Any = None
+        self._stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> "Cluster":
+        self._stack = contextlib.ExitStack()
+        self._client = self._stack.enter_context(client_for(self.spec))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client``.
+
+        Raises:
+            HybridpotError: the cluster is not open.
+        """
+        if self._client is None:
+            raise HybridpotError(f"the Dask cluster {self.spec} is not open: use it as `with Cluster({self.spec!r}) as cluster:`")
+        return self._client
+
+    @property
+    def n_workers(self) -> int:
+        """Workers connected now."""
+        return len(self.client.nthreads())
+
+    def record(self) -> dict[str, Any]:
+        """For report.json: {"cluster": spec, "workers": connected now, "passes": :attr:`passes`}."""
+        return {"cluster": self.spec, "workers": self.n_workers, "passes": list(self.passes)}
+
+
+#: what a pass's ``cluster`` argument takes: None (this process), a spec (``"local:N"``, an address) or an open :class:`Cluster`
+ClusterArg = Union[str, Cluster, None]
+
+
+@contextlib.contextmanager
+def connect(cluster: ClusterArg) -> Iterator[Cluster | None]:
+    """An open :class:`Cluster` for ``cluster``: the same object when it is one already (left open), a new one for a
+    spec (closed on leaving: a job with several passes should open one and pass it), None for None."""
+    if cluster is None or isinstance(cluster, Cluster):
+        yield cluster
+        return
+    with Cluster(cluster) as opened:
+        yield opened
+
+
+def map_batches(task: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], keep: Callable[[Any, Any], None],
+                cluster: ClusterArg = None, progress: bool = True, desc: str = "batches") -> None:
+    """``keep(item, task(shared, item))`` for every item: a pure map, with one progress bar over the items.
+
+    Args:
+        task: a picklable function (module level) of the shared inputs and one item (e.g. a batch's structure indices).
+        shared: inputs every task needs (sent to each worker once per pass on a cluster).
+        items: one task each.
+        keep: called in this process once per item with its result; in item order without a cluster, in the order the
+            tasks finish with one (so it must place each result by its item, not append).
+        cluster: None: one item after the other in this process; else one Dask task per item (:func:`map_reduce`
+            without a reduction), the same computation per item, so the results do not depend on the workers.
+    """
+    if cluster is None:
+        for item in tqdm(items, desc=desc, unit="batch", disable=not progress, leave=False):
+            keep(item, task(shared, item))
+        return
+    map_reduce(cluster, functools.partial(_side_only, task), shared, items, None, keep, progress, desc)
+
+
+def _side_only(task: Callable[[Any, Any], Any], shared: Any, item: Any) -> tuple[None, Any]:
+    """``task``'s result as the side result of a :func:`map_reduce` task with nothing to reduce."""
+    return None, task(shared, item)
+
+
+def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any]], shared: Any, items: Sequence[Any],
+               reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None], progress: bool = True,
+               desc: str = "batches") -> Any:
+    """``reduce`` over ``task(shared, item)[0]`` for every item, by a fixed pairwise tree; ``keep(item, task(...)[1])``.
+
+    The shared inputs are scattered to the workers. Dask recomputes a lost task but cannot recompute
+    scattered data: when the last worker holding them dies (its replicas elsewhere may already have
+    been dropped by Dask's memory manager), the pass is started again with the inputs scattered anew,
+    at most :data:`RETRIES` times; items already kept are not kept again, and the tree is the same, so
+    the answer is too.
+
+    Args:
+        cluster: ``"local:N"``, a scheduler address or an open :class:`Cluster` (:func:`connect`); the pass is
+            recorded in the cluster's :attr:`Cluster.passes`.
+        task: a picklable function (module level) of the shared inputs and one item -> (partial result, side result).
+        shared: inputs every task needs, sent to each worker once per pass.
+        items: one task each (e.g. the structure indices of a batch).
+        reduce: (partial, partial) -> partial, run on the workers; the tree pairs items (0, 1), (2, 3), ...,
+            then the results in the same way, so it depends only on ``len(items)``. None: nothing to reduce (a map,
+            :func:`map_batches`).
+        keep: called in this process once with each item and its side result, as the tasks finish (any order).
+        progress: one bar over the tasks.
+
+    Returns:
+        The reduced partial results (None for no items or no ``reduce``).
+
+    Raises:
+        HybridpotError: the shared inputs were lost more than :data:`RETRIES` times.
+    """
+    if not items:
+        return None
+    from distributed.client import FutureCancelledError
+
+    kept: set[int] = set()
+    with connect(cluster) as opened, \
+            tqdm(total=len(items), desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+        client = opened.client
+        record = {"pass": desc, "batches": len(items), "workers": opened.n_workers}
+        t0 = time.perf_counter()
+        for attempt in range(RETRIES + 1):
+            try:
+                result = _one_pass(client, task, shared, items, reduce, keep, kept, bar)
+                opened.passes.append(record | {"seconds": time.perf_counter() - t0})
+                return result
+            except FutureCancelledError as exc:
+                if attempt == RETRIES:
+                    raise HybridpotError(f"the Dask pass '{desc}' lost its inputs {RETRIES + 1} times ({exc}); workers keep "
+                                         "dying: check their memory limits and logs") from exc
+                log.warning("a Dask worker died with the inputs of pass '%s' (%s); sending them again and recomputing the "
+                            "pass (%d of %d batches already kept)", desc, exc, len(kept), len(items))
+
+
+def _one_pass(client: Any, task: Callable[[Any, Any], tuple[Any, Any]], shared: Any, items: Sequence[Any],
+              reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None], kept: set[int], bar: tqdm) -> Any:
+    """One attempt of :func:`map_reduce` on ``client``; adds to ``kept`` the indices of the items it kept."""
+    from distributed import as_completed
+
+    token = uuid.uuid4().hex[:8]
+    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    # a reduction needs every task again after a lost pass; a map only those not kept yet
+    outs = {i: client.submit(task, shared_future, item, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
+            for i, item in enumerate(items) if reduce is not None or i not in kept}
+    level = [] if reduce is None else \
+        [client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES) for i, out in outs.items()]
+    sides = {client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}", retries=RETRIES): i
+             for i, out in outs.items() if i not in kept}
+    # hold only the getters: a task's whole result is freed on its worker once both getters have run (else every
+    # batch's result would stay in worker memory until the pass ends)
+    del outs
+    depth = 0
+    while len(level) > 1:
+        depth += 1
+        level = [client.submit(reduce, level[k], level[k + 1], key=f"hybridpot-reduce-{token}-{depth}-{k}", retries=RETRIES)
+                 if k + 1 < len(level) else level[k] for k in range(0, len(level), 2)]
+    for future in as_completed(list(sides)):
+        i = sides.pop(future)
+        keep(items[i], future.result())
+        future.release()
+        kept.add(i)
+        bar.update(1)
+    return level[0].result() if level else None
