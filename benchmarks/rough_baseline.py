@@ -105,7 +105,6 @@ def main() -> None:
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": mlearn.machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     mlearn.write_json(path, doc)
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ def lammps_frame(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
 
 
 #: the energy unit of each LAMMPS unit system hybridpot runs, in eV (lengths are Angstrom in both): LAMMPS's own
-#: conversion factor (``utils::get_conversion_factor(ENERGY, REAL2METAL)``, 1 / 23.060549; tests/test_lammps_baseline.py
+#: conversion factor (``utils::get_conversion_factor(ENERGY, REAL2METAL)``, 1 / 23.060549; tests/empirical/test_lammps_baseline.py
 #: measures it with a potential file LAMMPS converts itself)
 ENERGY_UNIT_EV = {"metal": 1.0, "real": 1.0 / 23.060549}
 
@@ -339,7 +339,7 @@ class LammpsEngine:
     cutoff being refused), the new atoms are created (charges 0), ``commands`` are issued (a ``fix`` or
     ``compute`` of an ID defined before is deleted first, so that e.g. a charge equilibration starts
     afresh for each structure) and ``run 0`` is issued ``runs`` times. Results are those of a fresh
-    instance (tests/test_lammps_baseline.py checks it); a pair style whose state outgrows the first
+    instance (tests/empirical/test_lammps_baseline.py checks it); a pair style whose state outgrows the first
     structures (ReaxFF sizes its ghost lists on the first run) gets a fresh instance and the structure once more.
 
     Args:

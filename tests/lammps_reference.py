@@ -66,3 +66,22 @@ def lammps_reference(atoms: Atoms, pair_lines: Sequence[str], type_elements: Seq
     to_ev = 1.0 / KCAL_PER_MOL_PER_EV if units == "real" else 1.0
     return {"energy": energy * to_ev, "energies": energies * to_ev, "forces": prism.vector_to_ase(forces) * to_ev,
             "virial": prism.tensor2_to_ase(virial) * to_ev}
+
+
+#: relative difference of LAMMPS's metal-unit constants (mvv2e = 1.0364269e-4, ftm2v = 1 / mvv2e: 8 digits) from the
+#: CODATA values ASE uses (5.5e-8), bounded: accelerations and kinetic energies of the two MD engines differ at that level
+UNIT_CONSTANT_REL = 1e-7
+
+
+def thermo_rows(log: Path) -> list[list[float]]:
+    """Rows of the thermo table of a LAMMPS log (Step Temp PotEng KinEng TotEng Press)."""
+    rows, inside = [], False
+    for line in log.read_text().splitlines():
+        words = line.split()
+        if words[:3] == ["Step", "Temp", "PotEng"]:
+            inside = True
+        elif inside and words and words[0].lstrip("-").isdigit():
+            rows.append([float(w) for w in words])
+        elif inside and words and words[0] == "Loop":
+            inside = False
+    return rows

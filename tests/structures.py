@@ -8,6 +8,9 @@ import numpy as np
 from ase import Atoms
 from ase.build import bulk, fcc111
 from ase.cluster import Icosahedron
+from ase.io import read
+
+from hybridpot.dataset import bundled
 
 
 def random_triclinic(
@@ -53,3 +56,8 @@ def reference_structures(symbols: Sequence[str], lattice: str = "fcc", a: float 
         "slab": slab(symbols, a),
         "cluster": cluster(symbols, a),
     }
+
+
+def cu_frames(n: int = 8) -> list[Atoms]:
+    """The first ``n`` structures of the bundled Cu training set (DFT labels)."""
+    return read(bundled("Cu_train.xyz"), index=f":{n}")

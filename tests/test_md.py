@@ -20,13 +20,10 @@ from hybridpot.errors import HybridpotError
 from hybridpot.io.modelfile import save
 from hybridpot.md import initial_velocities, run_ase, run_lammps_md
 from hybridpot.potential import to_numpy
-from tests.models import CU, hybrid, structure
+from tests.builders import CU, hybrid, structure
+from tests.lammps_reference import UNIT_CONSTANT_REL
 
 pytestmark = pytest.mark.lammps
-
-#: relative difference of LAMMPS's metal mvv2e from the CODATA value ASE uses (bound, see module docstring)
-UNIT_CONSTANT_REL = 1e-7
-
 
 @pytest.fixture(scope="module")
 def cu_hybrid(lammps_potentials):

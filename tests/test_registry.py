@@ -325,7 +325,7 @@ def test_an_export_format_is_one_registry_entry(monkeypatch, tmp_path):
     from hybridpot.export.lammps import export_lammps, pair_lines, read_lammps
     from hybridpot.io.modelfile import load, save
     from hybridpot.registry import ExportFormat, export_formats
-    from tests.models import CU, descriptor, random_model, structure
+    from tests.builders import CU, descriptor, random_model, structure
 
     read_back = {}
 

@@ -31,7 +31,7 @@ from hybridpot.testing import (
     labelled,
     max_rel,
 )
-from tests.lammps_reference import KCAL_PER_MOL_PER_EV, lammps_reference
+from tests.lammps_reference import KCAL_PER_MOL_PER_EV, UNIT_CONSTANT_REL, lammps_reference
 from tests.structures import cluster, random_triclinic, slab
 
 pytestmark = pytest.mark.lammps
@@ -432,7 +432,6 @@ def test_md_engines_agree(name, fitted, request):
     atoms = next(a for a in frames if a.cell.rank == 3 and all(a.pbc))
     kw = dict(steps=10, temperature=300.0, timestep_fs=0.5, ensemble="nve", log_every=1, seed=1)
     lmp, ase_ = run_lammps_md(result.potential, atoms, **kw), run_ase(result.potential, atoms, **kw)
-    from tests.test_md import UNIT_CONSTANT_REL
 
     e0 = to_numpy(result.potential.compute(atoms))["energy"][0]
     assert lmp.stopped is None and ase_.stopped is None
@@ -448,7 +447,7 @@ def test_hpot_runs_in_metal_and_real_units_only(tmp_path, request):
     then run as LAMMPS's style, and other unit systems are refused."""
     from hybridpot.export.lammps import deck_pair_lines, export_lammps
     from hybridpot.lammps_run import run_lammps
-    from tests.models import cu_eam_hybrid
+    from tests.builders import cu_eam_hybrid
 
     request.getfixturevalue("lammps_plugin")
     hybrid = cu_eam_hybrid()

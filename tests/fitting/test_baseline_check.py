@@ -20,8 +20,8 @@ from hybridpot.fitting.linear import cv_errors, fit_linear, kind_factors
 from hybridpot.io.modelfile import load
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.testing import labelled, max_rel
-from tests.models import cu_eam_hybrid
-from tests.test_fit import cu_frames
+from tests.builders import cu_eam_hybrid
+from tests.structures import cu_frames
 
 
 def _scaled(frames, c: float):

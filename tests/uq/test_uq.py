@@ -26,7 +26,7 @@ from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
 from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences, labelled
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
-from tests.models import cu_eam_hybrid
+from tests.builders import cu_eam_hybrid
 
 
 def fit(potential: HybridPotential, data: Dataset, weights: Weights):

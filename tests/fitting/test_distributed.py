@@ -26,7 +26,7 @@ from hybridpot.models.committee import CommitteeModel
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import baseline_predictions, descriptors, predict
 from hybridpot.uq import attach_uq
-from tests.models import cu_eam_hybrid, random_model
+from tests.builders import cu_eam_hybrid, random_model
 
 distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed (pip install 'hybridpot[dask]')")
 

@@ -34,7 +34,8 @@ from hybridpot.export.lammps import deck_pair_lines, pair_lines, read_lammps
 from hybridpot.export.lammps import export_lammps as _export_lammps
 from hybridpot.models.polynomial import PolynomialModel
 from hybridpot.potential import HybridPotential, to_numpy
-from tests.models import CU, CUNI, SI, SIC, hybrid, structure
+from tests.builders import CU, CUNI, SI, SIC, hybrid, structure
+from tests.lammps_reference import thermo_rows
 from tests.structures import random_triclinic, slab
 
 pytestmark = pytest.mark.lammps
@@ -127,7 +128,7 @@ def test_slab_matches(lammps_potentials, tmp_path):
 def test_lj_baseline_matches_and_round_trips(tmp_path):
     """lj/cut (shifted, per-pair parameters) under hybrid/overlay, reversed type order; read back from the deck."""
     from hybridpot.empirical import LennardJones
-    from tests.models import descriptor, random_model
+    from tests.builders import descriptor, random_model
 
     atoms = structure(CUNI, seed=3)
     lj = LennardJones(["Cu", "Ni"], {("Cu", "Cu"): 0.40, ("Ni", "Ni"): 0.52}, {("Cu", "Cu"): 2.33, ("Ni", "Ni"): 2.28},
@@ -146,7 +147,7 @@ def test_lj_baseline_matches_and_round_trips(tmp_path):
 @pytest.mark.parametrize("files", [("Cu_u3.eam",), ("Cu_u3.eam", "Ni_u3.eam")], ids=["funcfl", "two-funcfl-as-setfl"])
 def test_funcfl_baseline(files, lammps_potentials, tmp_path):
     """funcfl EAM: one file is exported as is (pair_style eam); two are exported as one setfl file (eam/alloy)."""
-    from tests.models import funcfl_hybrid
+    from tests.builders import funcfl_hybrid
 
     potential, atoms, system = funcfl_hybrid(lammps_potentials, files)
     before = to_numpy(potential.compute(atoms))
@@ -255,20 +256,6 @@ def test_refuses_bad_export_arguments(lammps_potentials, tmp_path):
 # ------------------------------------------------------------------------ deck and manifest
 
 
-def _thermo_rows(log: Path) -> list[list[float]]:
-    """Rows of the thermo table of a LAMMPS log (Step Temp PotEng KinEng TotEng Press)."""
-    rows, inside = [], False
-    for line in log.read_text().splitlines():
-        words = line.split()
-        if words[:3] == ["Step", "Temp", "PotEng"]:
-            inside = True
-        elif inside and words and words[0].lstrip("-").isdigit():
-            rows.append([float(w) for w in words])
-        elif inside and words and words[0] == "Loop":
-            inside = False
-    return rows
-
-
 def test_input_deck_runs_in_lammps(lammps_potentials, tmp_path, monkeypatch):
     """in.NAME.lmp runs from its directory; its step-0 energy is hybridpot's energy of the data file's structure
     (so the data file's types match the pair_coeff element order)."""
@@ -284,7 +271,7 @@ def test_input_deck_runs_in_lammps(lammps_potentials, tmp_path, monkeypatch):
         assert lmp.get_natoms() == len(atoms)
     finally:
         lmp.close()
-    rows = _thermo_rows(tmp_path / "log.lammps")
+    rows = thermo_rows(tmp_path / "log.lammps")
     assert [r[0] for r in rows] == [0, 4]
     expected = float(to_numpy(potential.compute(atoms, forces=False, stress=False))["energy"][0])
     assert abs(rows[0][2] - expected) <= TOLERANCE * abs(expected), (rows[0], expected)

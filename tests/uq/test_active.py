@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.io import read, write
 
@@ -19,56 +18,13 @@ from hybridpot.cli import main
 from hybridpot.dataset import bundled
 from hybridpot.errors import HybridpotError
 from hybridpot.io.modelfile import load
+from tests.builders import active_cells, write_active_config
 
-REPO = Path(__file__).resolve().parents[1]
-
-CONFIG = """
-[active]
-initial = "initial.xyz"
-iterations = {iterations}
-select = 2
-criterion = "{criterion}"
-seed = 1
-{active_extra}
-[candidates]
-source = "{source}"
-{candidates_extra}
-[oracle]
-calculator = "ase.calculators.emt.EMT"
-[baseline]
-file = "{eam}"
-[descriptor]
-nmax = 2
-lmax = 2
-rcut = 4.5
-[output]
-dir = "out"
-plots = false
-"""
-
-
-def cells(n: int, seed: int, rattle: float = 0.05, a: float = 3.6) -> list:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        atoms = bulk("Cu", "fcc", a=a * rng.uniform(0.98, 1.02), cubic=True).repeat(2)
-        atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
-        out.append(atoms)
-    return out
-
-
-def write_config(tmp_path: Path, iterations: int = 2, criterion: str = "gamma", source: str = "perturb",
-                 active_extra: str = "", candidates_extra: str = "count = 12\nrattle = 0.15") -> Path:
-    write(tmp_path / "initial.xyz", cells(3, 0))
-    path = tmp_path / "active.toml"
-    path.write_text(CONFIG.format(iterations=iterations, criterion=criterion, source=source, active_extra=active_extra,
-                                  candidates_extra=candidates_extra, eam=bundled("Cu_mishin1.eam.alloy")))
-    return path
-
+REPO = Path(__file__).resolve().parents[2]
 
 def test_loop_with_an_ase_oracle(tmp_path):
-    write(tmp_path / "test.xyz", [_emt_labelled(a) for a in cells(4, 7, rattle=0.1)])
-    path = write_config(tmp_path, active_extra='test = "test.xyz"')
+    write(tmp_path / "test.xyz", [_emt_labelled(a) for a in active_cells(4, 7, rattle=0.1)])
+    path = write_active_config(tmp_path, active_extra='test = "test.xyz"')
     assert main(["-q", "active", str(path)]) == 0
     out = tmp_path / "out"
     doc = json.loads((out / "active_log.json").read_text())
@@ -106,12 +62,12 @@ def _emt_labelled(atoms):
 @pytest.fixture(scope="module")
 def fitted_small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("active_fit")
-    result = run_active(read_active_config(write_config(tmp, iterations=0)), write=False)
+    result = run_active(read_active_config(write_active_config(tmp, iterations=0)), write=False)
     return result.potential
 
 
 def test_selection_takes_no_near_duplicates(fitted_small):
-    far = cells(2, 11, rattle=0.25, a=3.4)  # compressed and strongly rattled: extrapolation
+    far = active_cells(2, 11, rattle=0.25, a=3.4)  # compressed and strongly rattled: extrapolation
     candidates = [far[0], far[0].copy(), far[0].copy(), far[1]]
     candidates[1].positions += 1e-6  # a near-duplicate
     sel = select(fitted_small, candidates, 4, "gamma", 1.1, np.random.default_rng(0))
@@ -119,7 +75,7 @@ def test_selection_takes_no_near_duplicates(fitted_small):
     assert sorted(sel.index) in ([0, 3], [1, 3], [2, 3]), sel
     assert not sel.converged
     # candidates inside the training data add nothing: converged, none selected
-    inside = select(fitted_small, cells(3, 0), 2, "gamma", 1.0 + 1e-6, np.random.default_rng(0))
+    inside = select(fitted_small, active_cells(3, 0), 2, "gamma", 1.0 + 1e-6, np.random.default_rng(0))
     assert inside.converged and inside.index == []
     # std ranks by predictive std but keeps the duplicate filter
     by_std = select(fitted_small, candidates, 4, "std", 1.1, np.random.default_rng(0))
@@ -130,7 +86,7 @@ def test_selection_takes_no_near_duplicates(fitted_small):
 
 def test_md_candidates_stop_past_gamma_break(fitted_small):
     rng = np.random.default_rng(0)
-    seeds = cells(1, 3)
+    seeds = active_cells(1, 3)
     snaps = md_candidates(fitted_small, seeds, [2000.0], steps=40, every=10, timestep_fs=2.0, gamma_break=1e-3, rng=rng)
     assert len(snaps) == 1  # the first snapshot already exceeds the break: the run stops there
     snaps = md_candidates(fitted_small, seeds, [300.0, 600.0], steps=20, every=10, timestep_fs=1.0, gamma_break=1e9, rng=rng)
@@ -144,7 +100,7 @@ def test_md_candidates_in_lammps(fitted_small, lammps_plugin):
     from hybridpot.md import lammps_snapshots
     from hybridpot.uq import extrapolation_grades
 
-    seeds = cells(1, 3)
+    seeds = active_cells(1, 3)
     runs = lammps_snapshots(fitted_small, seeds[0], 600.0, steps=30, every=10, timestep_fs=1.0, gamma_break=1e9, seed=4)
     assert len(runs) == 3
     for snap, gamma in runs:
@@ -156,8 +112,8 @@ def test_md_candidates_in_lammps(fitted_small, lammps_plugin):
 
 
 def test_pool_source_converges_when_nothing_is_new(tmp_path):
-    write(tmp_path / "pool.xyz", cells(3, 0))  # the initial structures themselves
-    path = write_config(tmp_path, iterations=3, source="pool", candidates_extra='pool = "pool.xyz"',
+    write(tmp_path / "pool.xyz", active_cells(3, 0))  # the initial structures themselves
+    path = write_active_config(tmp_path, iterations=3, source="pool", candidates_extra='pool = "pool.xyz"',
                         active_extra="gamma_min = 1.000001")
     result = run_active(read_active_config(path), write=False)
     assert result.log[-1].get("converged") and len(result.log) == 2
@@ -175,7 +131,7 @@ def test_pool_source_converges_when_nothing_is_new(tmp_path):
     (("nmax = 2", "nmax = 'two'"), "[descriptor] nmax = 'two'"),
 ])
 def test_bad_configurations(tmp_path, capsys, edit, message):
-    path = write_config(tmp_path)
+    path = write_active_config(tmp_path)
     path.write_text(path.read_text().replace(*edit, 1))
     assert main(["-q", "active", str(path)]) == 2
     assert message in capsys.readouterr().err
@@ -190,12 +146,12 @@ def test_oracle_errors():
 
 
 def test_oracle_potential_file(tmp_path):
-    path = write_config(tmp_path)
+    path = write_active_config(tmp_path)
     text = path.read_text().replace('calculator = "ase.calculators.emt.EMT"', f'potential = "{bundled("Cu_mishin1.eam.alloy")}"')
     path.write_text(text)
     config = read_active_config(path)
     calc = make_oracle(config["oracle"])
-    atoms = cells(1, 2)[0]
+    atoms = active_cells(1, 2)[0]
     atoms.calc = calc
     assert np.isfinite(atoms.get_potential_energy())
 
@@ -222,7 +178,7 @@ def test_gpaw_example(tmp_path):
 
 
 def test_loop_with_an_nn_committee_selects_by_spread(tmp_path):
-    path = write_config(tmp_path, iterations=1, criterion="std")
+    path = write_active_config(tmp_path, iterations=1, criterion="std")
     text = path.read_text().replace("[output]", '[model]\ntype = "nn"\nhidden = [4]\nepochs = 3\npatience = 5\ncommittee = 2\n[output]')
     path.write_text(text)
     result = run_active(read_active_config(path), write=False)

@@ -22,11 +22,11 @@ from hybridpot.export.lammps import deck_pair_lines, export_lammps
 from hybridpot.neighbors import neighbor_list, pair_vectors
 from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.system import AtomicSystem
-from tests.models import CU, CUNI, descriptor, hybrid, random_model, structure
+from tests.builders import CU, CUNI, descriptor, hybrid, random_model, structure
 
 pytestmark = pytest.mark.slow  # compiles the Kokkos harness
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-12
 INCLUDE = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))
 LIBRARY = os.environ.get("KOKKOS_LIBRARY", "trilinos_kokkoscore")

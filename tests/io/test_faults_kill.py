@@ -26,7 +26,7 @@ from tests.corpus import small_config
 
 pytestmark = pytest.mark.slow  # a killed subprocess per test
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
 import os, signal, sys

@@ -24,12 +24,8 @@ from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.system import AtomicSystem
 from hybridpot.testing import fd_forces, fd_stress, labelled, max_rel
-from tests.models import cu_eam_hybrid
-from tests.structures import cluster, random_triclinic, slab
-
-
-def cu_frames(n=8):
-    return read(bundled("Cu_train.xyz"), index=f":{n}")
+from tests.builders import cu_eam_hybrid
+from tests.structures import cluster, cu_frames, random_triclinic, slab
 
 
 @pytest.mark.parametrize("quadratic", [False, True], ids=["linear", "quadratic"])
@@ -358,7 +354,7 @@ def test_lbfgs_recovers_a_known_network():
     from the same distribution; mini-batch Adam with as many passes over the data stays far behind."""
     from hybridpot.fitting.nn import fit_nn
     from hybridpot.models.nn import NNModel, NNSettings
-    from tests.models import CU, random_model, structure
+    from tests.builders import CU, random_model, structure
 
     d = SO3(rcut=4.5, nmax=3, lmax=3, alpha=1.5, elements=["Cu"])
     frames = [structure(CU, seed=s) for s in range(16)]
