@@ -69,7 +69,7 @@ def test_nve_engines_agree(cu_hybrid, lammps_plugin):
 
 @pytest.mark.parametrize("engine", [run_lammps_md, run_ase], ids=["lammps", "ase"])
 def test_energy_error_is_second_order_in_timestep(engine, cu_hybrid, request):
-    if engine == "lammps":
+    if engine is run_lammps_md:
         request.getfixturevalue("lammps_plugin")
     """NVE energy conservation (a CI-sized check; the 2 ps run is benchmarks/md_nve.py): over the same 40 fs, halving
     the timestep divides max |E_total(t) - E_total(0)| by 4, the velocity-Verlet error for forces that are the exact

@@ -218,7 +218,7 @@ def test_refit_configuration_errors(lammps_potentials, tmp_path):
 
 # ------------------------------------------------------------------------------ the ReaxFF retraining example
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "reaxff_retrain"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "reaxff_retrain"
 
 
 def _require_reaxff(lammps_module) -> None:
