@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import machine_info, write_json  # noqa: E402
 
 from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
@@ -272,21 +274,6 @@ def format_cost(doc: dict[str, Any]) -> str:
     d = doc["test_prediction_max_relative_difference"]
     lines.append(f"  test predictions, largest relative difference: energy {d['energy']:.2e}, forces {d['forces']:.2e}")
     return "\n".join(lines)
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
-
-
-def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=float))
-    os.replace(tmp, path)
-    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import machine_info, write_json  # noqa: E402
 
 from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
@@ -685,24 +687,6 @@ def markdown_summary(out: Path) -> str:
                            f"{c.get('n_subsets_at_least_as_accurate', int(c['hybrid_25pct_at_least_as_accurate']))} of {c.get('n_subsets', 1)} |"
                            for k, c in checks.items())
     return text
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def machine_info() -> dict[str, Any]:
-    import torch
-
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_average": os.getloadavg(),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
-
-
-def write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=float))
-    os.replace(tmp, path)
-    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

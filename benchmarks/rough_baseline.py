@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import mlearn  # noqa: E402
+from common import machine_info, write_json  # noqa: E402
 
 from hybridpot.dataset import read_dataset  # noqa: E402
 from hybridpot.descriptors import SO3  # noqa: E402
@@ -103,8 +104,8 @@ def main() -> None:
         if "scale" in args.parts:
             doc["scale"] = part_scale(args.shared)
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
-                "machine": mlearn.machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
-    mlearn.write_json(path, doc)
+                "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
+    write_json(path, doc)
 
 
 if __name__ == "__main__":
