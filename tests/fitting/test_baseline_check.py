@@ -17,6 +17,7 @@ from hybridpot.fitting.assembly import Weights, accumulate, target_scales
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import cv_errors, fit_linear, kind_factors
+from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.io.modelfile import load
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
 from hybridpot.testing import labelled, max_rel
@@ -86,7 +87,8 @@ def test_target_scales_follow_each_kinds_unit():
 
 
 def test_baseline_check_errors_match_separate_fits():
-    """The pure-ML CV errors from the second right-hand side equal those of a separate assembly without the baseline;
+    """The pure-ML CV errors from the second right-hand side equal those of a separate assembly without the baseline
+    (and its full fit's ridge, which the folds use);
     the baseline-alone errors equal explicit per-fold reference energies (energies) and the baseline's force error."""
     truth = cu_eam_hybrid(seed=1)
     data = from_frames(labelled(truth, cu_frames(9), stress=False, sigma_e=2e-3, sigma_f=0.02))
@@ -99,7 +101,9 @@ def test_baseline_check_errors_match_separate_fits():
     folds = np.random.default_rng(5).permutation(len(data)) % 3
     assembler = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff)
     parts, _ = accumulate(assembler, data, zero, pure, folds=folds, by_kind=True, progress=False)
-    separate = cv_errors(parts, 3, 1, None, kind_factors(pure, pure), pure)
+    full = solve(QRAccumulator.combine([(acc, 1.0) for _, acc in sorted(parts.items())]), n_free=1)
+    assert check["ridge_per_row"]["pure_ml"] == pytest.approx(full.lam / full.n_rows, rel=1e-8)
+    separate = cv_errors(parts, 3, 1, full.lam / full.n_rows, kind_factors(pure, pure), pure)
     for key, v in separate.items():
         assert check["pure_ml"][key] == pytest.approx(v, rel=1e-8)
     e_sq = 0.0

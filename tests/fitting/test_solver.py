@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridpot.fitting.solver import QRAccumulator, solve
+from hybridpot.fitting.solver import QRAccumulator, ridge_coef, solve
 
 
 def problem(n=1500, m=10, noise=0.01, seed=0):
@@ -49,6 +49,22 @@ def test_ridge_leaves_intercept_free():
     D[0, 0] = 0.0
     dense = np.linalg.solve(As.T @ As + lam * D, As.T @ y) / scale
     assert np.allclose(sol.coef, dense, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale_columns", [True, False])
+def test_ridge_at_a_given_lam_without_the_svd_equals_the_dense_ridge(scale_columns):
+    """ridge_coef (one QR of [R11; sqrt(lam) I], no SVD) equals the dense ridge solution and solve's (SVD) at that lam."""
+    A, y, _ = problem()
+    acc = accumulate(A, y)
+    lam = 3.0
+    scale = np.linalg.norm(A, axis=0) / np.sqrt(len(y)) if scale_columns else np.ones(A.shape[1])
+    As = A / scale
+    D = np.eye(A.shape[1])
+    D[0, 0] = 0.0
+    dense = np.linalg.solve(As.T @ As + lam * D, As.T @ y) / scale
+    fast = ridge_coef(acc, 1, lam, scale_columns)
+    assert np.allclose(fast, dense, rtol=1e-9, atol=1e-12)
+    assert np.allclose(fast, solve(acc, n_free=1, lam=lam, scale_columns=scale_columns).coef, rtol=1e-10, atol=1e-12)
 
 
 def test_evidence_recovers_noise_and_weights_and_covariance():
