@@ -7,9 +7,11 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   a Lennard-Jones baseline as the hybrid): baseline only, pure ML (same descriptor, model and
   weights, ``[baseline] type = "none"``) and hybrid, each with a linear, quadratic, NN and kernel (sparse GP) model,
   next to the literature numbers in ``published_errors.csv``. -> ``mlearn.json``
-* ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu and
-  Si with the linear and quadratic models (``--models`` picks others, e.g. ``nn``; the curves of
-  earlier runs stay in the JSON). -> ``mlearn_learning_curve.json`` and ``.png``
+* ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu, Ni and
+  Si (the elements with an empirical baseline) with the linear and quadratic models (``--models`` picks others, e.g.
+  ``nn``; the curves of earlier runs stay in the JSON); the hybrid against pure ML with the same share (the same
+  random subsets, paired by seed), and the hybrid with 25% against pure ML with 100%.
+  -> ``mlearn_learning_curve.json`` and ``.png``
 * ``defaults`` (``--defaults`` is ``--parts defaults``): every element with ONE configuration, the defaults of
   ``hybridpot fit`` (empty [descriptor], [model] and [fit] tables; only the file names differ): pure ML, hybrid with
   ``[baseline] mode = "on"`` and ``"auto"``, the hybrid with the old absolute weights
@@ -340,7 +342,7 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, 
     fractions = [0.1, 0.25, 0.5, 1.0]
     t_start = time.perf_counter()
     curves: dict[str, Any] = {}
-    for el in [e for e in elements if e in ("Cu", "Si")]:
+    for el in [e for e in elements if e in CURVE_ELEMENTS]:
         for model in models:
             for hybrid in (True, False):
                 key = f"{el} {'hybrid' if hybrid else 'pure ML'} {model}"
@@ -366,8 +368,8 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, 
         curves = {**old["curves"], **curves}
         runtime = {**(old["runtime_seconds"] if isinstance(old["runtime_seconds"], dict) else {"earlier runs": old["runtime_seconds"]}),
                    time.strftime("%Y-%m-%d %H:%M") + f" ({', '.join(models)})": runtime}
-    checks = {}
-    for el in ("Cu", "Si"):
+    checks, same_share = {}, {}
+    for el in CURVE_ELEMENTS:
         for model in MODELS:
             h, p = curves.get(f"{el} hybrid {model}"), curves.get(f"{el} pure ML {model}")
             if h and p:
@@ -380,14 +382,15 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, 
                     "hybrid_25pct_at_least_as_accurate": _at_least_as_accurate(h25["test"], p100),
                     "n_subsets": len(subsets), "n_subsets_at_least_as_accurate": int(sum(subsets)),
                 }
+                same_share[f"{el} {model}"] = [_same_share(hp, pp) for hp, pp in zip(h, p) if hp["train_fraction"] < 1.0]
     print()
-    print(format_curve_table(curves, checks))
+    print(format_curve_table(curves, checks, same_share))
     doc = {"description": "learning curves: random subsets of the training structures, same settings as the table; a point's "
                           "test errors are the mean over its subsets (by_seed: [fit] seed 0, 1, ...); the claim check compares "
                           "that mean (and counts the subsets that pass on their own)",
-           "settings": {el: SETTINGS[el] for el in ("Cu", "Si")},
+           "settings": {el: SETTINGS[el] for el in CURVE_ELEMENTS},
            "machine": machine_info(), "runtime_seconds": runtime,
-           "curves": curves, "hybrid_25pct_vs_pure_100pct": checks}
+           "curves": curves, "hybrid_25pct_vs_pure_100pct": checks, "hybrid_vs_pure_same_share": same_share}
     write_json(path, doc)
     plot_curves(curves, out / "mlearn_learning_curve.png")
     print(f"wrote {out / 'mlearn_learning_curve.png'}")
@@ -402,6 +405,18 @@ def _curve_point(frac: float, fits: list[dict[str, Any]]) -> dict[str, Any]:
              "test_std_over_subsets": {k: float(np.std([f["test"][k] for f in fits])) for k in keys},
              "wall_seconds": round(sum(f["wall_seconds"] for f in fits), 2), "by_seed": fits}
     return {**point, **({"from_table": True} if all(f.get("from_table") for f in fits) else {})}
+
+
+def _same_share(h: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
+    """Hybrid against pure ML at one training share: the means over subsets, whether the hybrid's mean is at least as
+    accurate in energy and force, and on how many subsets (the same structures for both, paired by seed) it is."""
+    paired = [_at_least_as_accurate(a["test"], b["test"]) for a, b in zip(h.get("by_seed", [h]), p.get("by_seed", [p]))
+              if a["seed"] == b["seed"]] if "by_seed" in h and "by_seed" in p else [_at_least_as_accurate(h["test"], p["test"])]
+    return {"train_fraction": h["train_fraction"], "n_train_structures": h["n_train_structures"],
+            "hybrid": {k: h["test"][k] for k in ("energy_mae_meV_atom", "force_mae_eV_A")},
+            "pure_ml": {k: p["test"][k] for k in ("energy_mae_meV_atom", "force_mae_eV_A")},
+            "hybrid_ahead": _at_least_as_accurate(h["test"], p["test"]),
+            "n_subsets": len(paired), "n_subsets_hybrid_ahead": int(sum(paired))}
 
 
 def _at_least_as_accurate(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -422,11 +437,17 @@ def _table_row(shared: Path, out: Path, el: str, model: str, hybrid: bool) -> di
     return {**row, "from_table": True}
 
 
-def format_curve_table(curves: dict[str, Any], checks: dict[str, Any]) -> str:
+def format_curve_table(curves: dict[str, Any], checks: dict[str, Any], same_share: dict[str, Any]) -> str:
     lines = [f"{'learning curve (test MAE)':<30} " + " ".join(f"{'f=' + str(f):>17}" for f in (0.1, 0.25, 0.5, 1.0)),
              f"{'':<30} " + " ".join(f"{'E meV/at  F eV/A':>17}" for _ in range(4))]
     for key, pts in curves.items():
         lines.append(f"{key:<30} " + " ".join(f"{p['test']['energy_mae_meV_atom']:>7.3f} {p['test']['force_mae_eV_A']:>9.4f}" for p in pts))
+    for key, rows in same_share.items():
+        for c in rows:
+            lines.append(f"{key}, {c['train_fraction']:.0%} of train: hybrid {'IS' if c['hybrid_ahead'] else 'is NOT'} at least as accurate as "
+                         f"pure ML (E {c['hybrid']['energy_mae_meV_atom']:.3f} vs {c['pure_ml']['energy_mae_meV_atom']:.3f}, "
+                         f"F {c['hybrid']['force_mae_eV_A']:.4f} vs {c['pure_ml']['force_mae_eV_A']:.4f}; "
+                         f"on {c['n_subsets_hybrid_ahead']} of {c['n_subsets']} subsets)")
     for key, c in checks.items():
         n = c.get("n_subsets", 1)
         lines.append(f"{key}: hybrid with 25% of train {'IS' if c['hybrid_25pct_at_least_as_accurate'] else 'is NOT'} at least as "
@@ -486,6 +507,9 @@ print(json.dumps({"process_seconds": time.perf_counter() - t0, "timings": rep["t
                   "solver": rep["fit"]["solver"], "process_peak_memory_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+
+#: the elements with an empirical baseline in SETTINGS: the learning curves' elements
+CURVE_ELEMENTS = ("Cu", "Ni", "Si")
 
 #: the peer fits' weights: the configuration of the FitSNAP comparison (absolute weights, energy 300 : force 1)
 PEER_FIT = {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"}
@@ -686,6 +710,14 @@ def markdown_summary(out: Path) -> str:
                            f"{'yes' if c['hybrid_25pct_at_least_as_accurate'] else 'no'} | "
                            f"{c.get('n_subsets_at_least_as_accurate', int(c['hybrid_25pct_at_least_as_accurate']))} of {c.get('n_subsets', 1)} |"
                            for k, c in checks.items())
+        same_share = json.loads(curve_path.read_text()).get("hybrid_vs_pure_same_share", {})
+        if same_share:
+            text += ("\n\nHybrid against pure ML with the same share of the training set (test MAE, meV/atom / eV/A; means over "
+                     "the same random subsets):\n\n| | share | structures | hybrid | pure ML | hybrid at least as accurate | subsets where it is |\n"
+                     "|---|---|---|---|---|---|---|\n")
+            text += "\n".join(f"| {k} | {c['train_fraction']:.0%} | {c['n_train_structures']} | {cell(c['hybrid'])} | {cell(c['pure_ml'])} | "
+                               f"{'yes' if c['hybrid_ahead'] else 'no'} | {c['n_subsets_hybrid_ahead']} of {c['n_subsets']} |"
+                               for k, rows in same_share.items() for c in rows)
     return text
 
 

@@ -7,9 +7,13 @@
    test MAE and the baseline check's 5-fold CV errors next to pure ML.
 2. ``scale``: E = s * E_Tersoff + E_ML for s in a grid, scored by 5-fold CV on the training set. The targets of every s
    share the design rows, so one pass over the data serves the whole grid (the baseline check's second right-hand
-   side, generalised). s = 0 is pure ML, s = 1 the usual hybrid.
+   side, generalised). s = 0 is pure ML, s = 1 the usual hybrid. Each s is fitted at its full fit's ridge per row.
+3. ``refit``: six Tersoff parameters (A, B, lambda1, lambda2 and the switch R, D) refitted with the residual (the
+   ``lammps`` baseline type's ``refit``: BOBYQA within wide bounds, :data:`REFIT_BOUNDS`, the linear residual solved
+   exactly at each trial), against pure ML and the published Tersoff hybrid with the same descriptor, weights and
+   training structures: 5 random subsets of 10% and 25% of the training set ([fit] seed 0-4) and the whole set.
 
-    python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale] [--out benchmarks/results]
+    python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--out benchmarks/results]
 
 Writes ``rough_baseline.json``.
 """
@@ -30,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import lammps_baseline  # noqa: E402
 import mlearn  # noqa: E402
 from common import machine_info, write_json  # noqa: E402
 
@@ -38,7 +43,10 @@ from hybridpot.descriptors import SO3  # noqa: E402
 from hybridpot.design import DesignAssembler  # noqa: E402
 from hybridpot.empirical import load  # noqa: E402
 from hybridpot.fitting.assembly import Weights, accumulate, target_scales  # noqa: E402
+from hybridpot.fitting.config import parse_config  # noqa: E402
+from hybridpot.fitting.job import run_fit  # noqa: E402
 from hybridpot.fitting.linear import cv_errors, kind_factors  # noqa: E402
+from hybridpot.fitting.solver import QRAccumulator, solve  # noqa: E402
 from hybridpot.models.polynomial import PolynomialModel  # noqa: E402
 from hybridpot.potential import HybridPotential  # noqa: E402
 from hybridpot.prediction import BaselinePredictions, baseline_predictions  # noqa: E402
@@ -47,6 +55,13 @@ from hybridpot.prediction import BaselinePredictions, baseline_predictions  # no
 SWITCHES = [(3.0, 0.2), (3.2, 0.4), (3.2, 0.55), (3.3, 0.5)]
 SCALES = [0.0, 0.25, 0.5, 0.75, 1.0]
 PUBLISHED_RD = "3.0  0.2  3.2394"
+_T = "Si.tersoff:Si.Si.Si."
+#: the refitted Tersoff parameters and their bounds (the published values: A 3264.7 eV, B 95.373 eV, lambda1 3.2394 /A,
+#: lambda2 1.3258 /A, R 3.0 A, D 0.2 A); wide enough that none of them ends at a bound on the whole training set
+REFIT_BOUNDS = {_T + "A": [300.0, 8000.0], _T + "B": [0.5, 400.0], _T + "lambda1": [1.0, 9.0], _T + "lambda2": [0.3, 5.0],
+                _T + "R": [2.5, 3.8], _T + "D": [0.1, 0.9]}
+REFIT_EVALS = 300
+FRACTIONS = [0.1, 0.25, 1.0]
 
 
 def part_switch(shared: Path, tmp: Path) -> dict:
@@ -81,16 +96,55 @@ def part_scale(shared: Path) -> dict:
                           by_kind=True, progress=False, extra_baselines=scaled[1:])
     out = {}
     for j, s in enumerate(SCALES):
-        e = cv_errors(parts, 5, 1, None, kind_factors(weights, weights), weights, target=j)
+        full = solve(QRAccumulator.combine([(acc, 1.0) for _, acc in sorted(parts.items())]).target(j), n_free=1, posterior=False)
+        e = cv_errors(parts, 5, 1, full.lam / full.n_rows, kind_factors(weights, weights), weights, target=j)
         out[str(s)] = e
         print(f"scale s = {s}: CV energy {e['energy_rmse_meV_atom']:.2f} meV/atom, force {e['force_rmse_eV_A']:.4f} eV/A", flush=True)
     return out
 
 
+def part_refit(shared: Path, tmp: Path, seeds: int) -> dict:
+    """Pure ML, the published Tersoff hybrid and the refitted one on the same subsets: test MAE per fit, the means per
+    training share, and the refitted parameters."""
+    spec = lammps_baseline.system("Si-tersoff", shared)
+    variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"],
+                "refitted hybrid": {**spec["baseline"], "refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS,
+                                    "refit_max_evals": REFIT_EVALS}}
+    fits: list[dict] = []
+    for frac in FRACTIONS:
+        for seed in range(seeds if frac < 1.0 else 1):
+            for name, table in variants.items():
+                raw = lammps_baseline._raw(spec["data"], table, tmp / f"{name}-{frac}-{seed}", frac, fit={"seed": seed})
+                t0 = time.perf_counter()
+                rep = run_fit(parse_config(raw, Path.cwd(), f"rough_baseline refit {name}"), progress=False, log=lambda m: None).report
+                row = {"variant": name, "train_fraction": frac, "seed": seed, "n_train": rep["data"]["train"]["n_used"],
+                       "test": lammps_baseline._pick(rep["test"]), "seconds": round(time.perf_counter() - t0, 1)}
+                if "cofit" in rep["fit"]:
+                    c = rep["fit"]["cofit"]
+                    row["refit"] = {"final": dict(zip(c["labels"], c["final"])), "at_bound": c["at_bound"],
+                                    "objective": [c["objective_initial"], c["objective_final"]], "evaluations": c["evaluations"]}
+                fits.append(row)
+                print(f"refit part: {name}, {frac:.0%} seed {seed}: test {row['test']['energy_mae_meV_atom']:.2f} meV/atom "
+                      f"{row['test']['force_mae_eV_A']:.4f} eV/A ({row['seconds']:.0f} s)", flush=True)
+    means = {}
+    for frac in FRACTIONS:
+        for name in variants:
+            rows = [f for f in fits if f["variant"] == name and f["train_fraction"] == frac]
+            means[f"{name} {frac:g}"] = {k: float(np.mean([r["test"][k] for r in rows])) for k in ("energy_mae_meV_atom", "force_mae_eV_A")}
+        h, p = [[f for f in fits if f["variant"] == v and f["train_fraction"] == frac] for v in ("refitted hybrid", "pure ML")]
+        ahead = [a["test"]["energy_mae_meV_atom"] <= b["test"]["energy_mae_meV_atom"] and a["test"]["force_mae_eV_A"] <= b["test"]["force_mae_eV_A"]
+                 for a, b in zip(h, p)]
+        means[f"refitted hybrid ahead of pure ML {frac:g}"] = {"subsets": len(ahead), "ahead": int(sum(ahead))}
+        print(f"refit part, {frac:.0%}: refitted hybrid {means[f'refitted hybrid {frac:g}']}, pure ML {means[f'pure ML {frac:g}']}, "
+              f"hybrid {means[f'hybrid {frac:g}']}; refitted hybrid ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
+    return {"bounds": REFIT_BOUNDS, "max_evals": REFIT_EVALS, "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("HYBRIDPOT_SHARED", REPO.parent / "shared")))
-    parser.add_argument("--parts", default="switch,scale")
+    parser.add_argument("--parts", default="switch,scale,refit")
+    parser.add_argument("--refit-seeds", type=int, default=5, help="refit: random subsets per training share below 100%%")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     if not (args.shared / "data/mlearn/Si").is_dir():
@@ -103,6 +157,9 @@ def main() -> None:
             doc["switch"] = part_switch(args.shared, Path(tmp))
         if "scale" in args.parts:
             doc["scale"] = part_scale(args.shared)
+        if "refit" in args.parts:
+            os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
+            doc["refit"] = part_refit(args.shared, Path(tmp), args.refit_seeds)
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     write_json(path, doc)
