@@ -4,7 +4,7 @@
 //
 // PAIRS.txt: "n_atoms n_pairs", then n_atoms element indices, then n_pairs lines "i j rx ry rz" (pairs
 // grouped by i, as hybridpot's neighbour list gives them). OUT.txt: the total energy, the virial (xx yy zz
-// xy xz yz), then per atom "energy fx fy fz", all at full precision. tests/test_kokkos.py writes the
+// xy xz yz), then per atom "energy fx fy fz", all at full precision. tests/export/test_kokkos.py writes the
 // input from hybridpot's own neighbour list and compares the output with hybridpot and the host pair style.
 // With REPEAT, the evaluation is timed REPEAT times and the best wall time printed (benchmarks/lammps_plugin.py).
 #include "hpot_kokkos.h"
@@ -75,7 +75,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; ++i)
       std::fprintf(out, "%.17g %.17g %.17g %.17g\n", h_energies(i), h_forces(i, 0), h_forces(i, 1), h_forces(i, 2));
     std::fclose(out);
-    std::printf("%s: %d atoms, %d pairs, %s execution space\n", argv[0], n, n_pairs, Space::name());
+    std::printf("%s: %d atoms, %d pairs, %s execution space, concurrency %d\n", argv[0], n, n_pairs, Space::name(),
+                static_cast<int>(Space().concurrency()));
   } catch (std::exception &e) {
     std::cerr << argv[0] << ": " << e.what() << "\n";
     status = 1;
