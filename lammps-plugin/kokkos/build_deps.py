@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -180,6 +181,38 @@ def harness_command(backend: dict, output: Path, optimize: str = "-O2") -> list[
     sources = [PLUGIN / "kokkos" / "harness.cpp"] + [PLUGIN / "src" / f for f in ("model_file.cpp", "sha256.cpp", "kernels.cpp")]
     return ["g++", "-std=c++17", optimize, "-DHYBRIDPOT_KOKKOS", *backend["cflags"], f"-I{PLUGIN / 'src'}", *map(str, sources),
             "-o", str(output), *backend["libs"]]
+
+
+LAMMPS_2021_NUM_VER = 20210929
+
+
+def lammps_2021() -> dict | str:
+    """The LAMMPS 2021 KOKKOS build of :func:`build_lammps`: its ``lmp``, the compiler flags of its library
+    (defines, include directories: what a plugin must be compiled with) and Kokkos's library directory; or the
+    reason it is not available here."""
+    if not (LAMMPS_ROOT / MARKER).is_file():
+        return (f"no LAMMPS 2021 KOKKOS build in {LAMMPS_ROOT} (build it, ~20 min on 2 cores: python lammps-plugin/kokkos/"
+                "build_deps.py lammps; or set HYBRIDPOT_LAMMPS_KOKKOS to a build made by it)")
+    flags = {}
+    for line in (LAMMPS_ROOT / "build" / "CMakeFiles" / "lammps.dir" / "flags.make").read_text().splitlines():
+        if " = " in line and not line.startswith("#"):
+            key, value = line.split(" = ", 1)
+            flags[key.strip()] = shlex.split(value)
+    info = json.loads((LAMMPS_ROOT / MARKER).read_text())
+    return {"lmp": LAMMPS_ROOT / "build" / "lmp", "defines": [d for d in flags["CXX_DEFINES"] if d != "-Dlammps_EXPORTS"],
+            "includes": flags["CXX_INCLUDES"], "cxxflags": flags["CXX_FLAGS"],
+            "kokkos_lib": kokkos_cmake_dir(Path(info["kokkos"])).parents[1], "version": info["lammps_version"]}
+
+
+def plugin_2021_command(build: dict, output: Path) -> list[str]:
+    """The g++ call that builds the plugin (pair_style hpot, hpot/kk, compute hpot/gamma) for the LAMMPS 2021 KOKKOS
+    build ``build`` (:func:`lammps_2021`): the same sources as the wheel's plugin plus kokkos/pair_hpot_kokkos.cpp, with
+    that LAMMPS's own defines and include directories."""
+    sources = sorted(map(str, (PLUGIN / "src").glob("*.cpp"))) + [str(PLUGIN / "kokkos" / "pair_hpot_kokkos.cpp")]
+    return ["g++", *build["cxxflags"], "-shared", *build["defines"], "-DHYBRIDPOT_KOKKOS", "-DHYBRIDPOT_LAMMPS_KOKKOS",
+            f"-DHYBRIDPOT_LAMMPS_NUM_VER={LAMMPS_2021_NUM_VER}", f'-DHYBRIDPOT_LAMMPS_VERSION="{build["version"]}"',
+            f"-I{PLUGIN / 'src'}", f"-I{PLUGIN / 'kokkos'}", *build["includes"], *sources, "-o", str(output),
+            f"-L{build['kokkos_lib']}", f"-Wl,-rpath,{build['kokkos_lib']}", "-lkokkoscore"]
 
 
 def main(argv: list[str]) -> int:

@@ -71,10 +71,10 @@ namespace hybridpot {
 //
 // CsrPairs: a full pair list in CSR form in which every atom is a centre (the harness's input): the entries of
 // atom i are offsets[i] .. offsets[i + 1], with neighbour[p] and vectors(p, :) = x_j - x_i.
-template <class Memory>
+template <class Space>
 struct CsrPairs {
-  Kokkos::View<const int *, Memory> element_of, offsets, neighbor;    // [n], [n + 1], [n_pairs]
-  Kokkos::View<const double *[3], Memory> vectors;                    // [n_pairs][3], Angstrom
+  Kokkos::View<const int *, Space> element_of, offsets, neighbor;    // [n], [n + 1], [n_pairs]
+  Kokkos::View<const double *[3], Space> vectors;                    // [n_pairs][3], Angstrom
   KOKKOS_INLINE_FUNCTION int centre(int ii) const { return ii; }
   KOKKOS_INLINE_FUNCTION int count(int ii) const { return offsets(ii + 1) - offsets(ii); }
   KOKKOS_INLINE_FUNCTION int entry(int ii, int k, double r[3]) const
@@ -87,14 +87,17 @@ struct CsrPairs {
   KOKKOS_INLINE_FUNCTION long slot(int ii, int k) const { return offsets(ii) + k; }
 };
 
-template <class ExecutionSpace>
+// Space: an execution space (the harness: Kokkos::DefaultExecutionSpace) or a Kokkos::Device<execution space,
+// memory space> (the pair style: LAMMPS's DeviceType); the tables and the work arrays live in its memory space.
+template <class Space>
 class KokkosHybrid {
  public:
-  using Memory = typename ExecutionSpace::memory_space;
-  template <class T> using Array = Kokkos::View<T *, Memory>;
-  using Rows = Kokkos::View<double **, Kokkos::LayoutRight, Memory>;    // [atom][column]
-  using Keep = Kokkos::View<double *[3], Memory>;                        // [slot][f'_j, f'_i, phi'] of EAM entries
-  using AtomVirial = Kokkos::View<double *[6], Memory>;                  // [atom][xx yy zz xy xz yz]
+  using ExecutionSpace = typename Space::execution_space;
+  using Memory = typename Space::memory_space;
+  template <class T> using Array = Kokkos::View<T *, Space>;
+  using Rows = Kokkos::View<double **, Kokkos::LayoutRight, Space>;    // [atom][column]
+  using Keep = Kokkos::View<double *[3], Kokkos::LayoutRight, Space>;  // [slot][f'_j, f'_i, phi'] of EAM entries
+  using AtomVirial = Kokkos::View<double *[6], Kokkos::LayoutRight, Space>;    // [atom][xx yy zz xy xz yz]
 
   // Copies the model's tables into Memory. use_baseline = false evaluates the residual alone (`baseline no`).
   explicit KokkosHybrid(const ModelFile &mf, bool use_baseline = true) : baseline_(use_baseline ? mf.baseline : ModelFile::NONE)
@@ -286,10 +289,10 @@ class KokkosHybrid {
   // Both passes on a CSR list in which every atom is a centre (the harness): energies (eV), forces (eV/A,
   // overwritten) and virial (eV, xx yy zz xy xz yz) of the n atoms. Returns the total energy.
   double evaluate(int n, Array<const int> element, Array<const int> offsets, Array<const int> neighbor,
-                  Kokkos::View<const double *[3], Memory> vectors, Array<double> energies, Kokkos::View<double *[3], Memory> forces,
+                  Kokkos::View<const double *[3], Space> vectors, Array<double> energies, Kokkos::View<double *[3], Space> forces,
                   double virial[6]) const
   {
-    const CsrPairs<Memory> pairs{element, offsets, neighbor, vectors};
+    const CsrPairs<Space> pairs{element, offsets, neighbor, vectors};
     Rows adjoint("hpot:D", n, adjoint_columns());
     Keep keep("hpot:eam", uses_keep() ? vectors.extent(0) : 0);
     const double total = first_pass(pairs, n, adjoint, keep, energies);
