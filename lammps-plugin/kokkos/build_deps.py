@@ -116,10 +116,17 @@ def kokkos_cmake_dir(prefix: Path) -> Path:
     return next(prefix.glob("lib*/cmake/Kokkos"))
 
 
+def lammps_complete() -> bool:
+    """Whether the LAMMPS build is complete and the Kokkos it links to (a shared library) is still there."""
+    if not (LAMMPS_ROOT / MARKER).is_file():
+        return False
+    return (Path(json.loads((LAMMPS_ROOT / MARKER).read_text())["kokkos"]) / MARKER).is_file()
+
+
 def build_lammps() -> Path:
     """LAMMPS 29 Sep 2021: KOKKOS (on the Kokkos of build_kokkos), PLUGIN, MANYBODY; serial (MPI stubs), OpenMP on,
     shared liblammps and the lmp executable, in LAMMPS_ROOT/build (the source tree stays: the plugin compiles against it)."""
-    if (LAMMPS_ROOT / MARKER).is_file():
+    if lammps_complete():
         return LAMMPS_ROOT
     kokkos = build_kokkos()
     start = time.time()
@@ -190,8 +197,8 @@ def lammps_2021() -> dict | str:
     """The LAMMPS 2021 KOKKOS build of :func:`build_lammps`: its ``lmp``, the compiler flags of its library
     (defines, include directories: what a plugin must be compiled with) and Kokkos's library directory; or the
     reason it is not available here."""
-    if not (LAMMPS_ROOT / MARKER).is_file():
-        return (f"no LAMMPS 2021 KOKKOS build in {LAMMPS_ROOT} (build it, ~20 min on 2 cores: python lammps-plugin/kokkos/"
+    if not lammps_complete():
+        return (f"no complete LAMMPS 2021 KOKKOS build in {LAMMPS_ROOT} (build it, ~15 min on 2 cores: python lammps-plugin/kokkos/"
                 "build_deps.py lammps; or set HYBRIDPOT_LAMMPS_KOKKOS to a build made by it)")
     flags = {}
     for line in (LAMMPS_ROOT / "build" / "CMakeFiles" / "lammps.dir" / "flags.make").read_text().splitlines():

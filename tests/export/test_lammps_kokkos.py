@@ -14,7 +14,7 @@ space is a GPU, so on this CPU build they are compiled but not run. The host sty
 hybridpot (1e-10), so both are anchored to the Python evaluation.
 
 Skipped, with the reason, where that LAMMPS is not built (``python lammps-plugin/kokkos/build_deps.py lammps``,
-~20 min on 2 cores).
+~15 min on 2 cores).
 """
 
 from __future__ import annotations
