@@ -174,3 +174,35 @@ def test_hpot_kk_refuses_what_it_does_not_run(lammps2021, lammps_potentials, tmp
     done = subprocess.run([str(lammps2021["lmp"]), "-in", "in.lmp", "-k", "on", "t", "1", "-sf", "kk"], cwd=directory, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode != 0 and "compute hpot/gamma is not available with pair_style hpot/kk" in done.stdout + done.stderr, done.stdout[-2000:]
+
+
+def test_deck_runs_with_the_kokkos_commands_of_its_readme(lammps2021, lammps_potentials, tmp_path):
+    """An exported deck's in.NAME.lmp (4 NVT steps), with the `plugin load` line its README asks for, run as the README's
+    Kokkos CPU command says (`lmp -k on t N -sf kk`, here 2 threads) in the LAMMPS 2021 build: the same thermo rows as
+    `hpot` (1e-10 relative), and a step-0 energy equal to hybridpot's."""
+    from hybridpot.export.commands import KOKKOS_OPENMP_COMMAND
+    from hybridpot.export.lammps import export_lammps
+    from tests.lammps_reference import thermo_rows
+
+    atoms = structure(CUNI, seed=8)
+    potential = hybrid(CUNI, "nn", "eam", lammps_potentials, [atoms], seed=3)
+    files = export_lammps(potential, tmp_path / "deck", name="cuni", structure=atoms, steps=4, temperature=500.0)
+    command = KOKKOS_OPENMP_COMMAND.format(name="cuni", threads=2).split()
+    assert command[0] == "lmp" and command[-2:] == ["-in", "in.cuni.lmp"] and command[1:-2] == ["-k", "on", "t", "2", "-sf", "kk"]
+    assert KOKKOS_OPENMP_COMMAND.format(name="cuni", threads=4) in files["readme"].read_text()
+    text = files["input"].read_text()
+    assert "include         pair.cuni.lmp" in text
+    files["input"].write_text(text.replace("include         pair.cuni.lmp", f"plugin load {lammps2021['plugin']}\ninclude         pair.cuni.lmp"))
+    rows = {}
+    for label, arguments in (("host", []), ("kk", command[1:-2])):
+        env = dict(os.environ, OMP_NUM_THREADS="2", OMP_PROC_BIND="false")
+        done = subprocess.run([str(lammps2021["lmp"]), "-in", "in.cuni.lmp", "-log", f"log.{label}", *arguments], cwd=files["input"].parent,
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:]
+        assert f"pair {'hpot/kk' if label == 'kk' else 'hpot'}, perpetual" in done.stdout
+        rows[label] = np.array(thermo_rows(files["input"].parent / f"log.{label}"))
+    assert rows["host"].shape == (2, 6) and rows["host"][:, 0].tolist() == [0, 4]
+    scale = np.max(np.abs(rows["host"]), axis=0)
+    assert np.all(np.abs(rows["kk"] - rows["host"]) <= TOLERANCE * scale), (rows["kk"], rows["host"])
+    expected = float(to_numpy(potential.compute(atoms, forces=False, stress=False))["energy"][0])
+    assert abs(rows["kk"][0, 2] - expected) <= TOLERANCE * abs(expected)
