@@ -62,6 +62,9 @@ def run(command: list[str], log: Path, cwd: Path | None = None) -> None:
 
 def fetch_source(package: str, into: Path) -> Path:
     """``apt-get source --download-only PACKAGE`` into ``into``; the path of its .orig tarball."""
+    for tool in ("cmake", "g++", "tar"):
+        if shutil.which(tool) is None:
+            raise Unavailable(f"no {tool} (apt-get install cmake g++)")
     if shutil.which("apt-get") is None:
         raise Unavailable("no apt-get (the sources are Debian source packages)")
     into.mkdir(parents=True, exist_ok=True)
