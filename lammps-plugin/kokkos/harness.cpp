@@ -4,7 +4,7 @@
 //
 // PAIRS.txt: "n_atoms n_pairs", then n_atoms element indices, then n_pairs lines "i j rx ry rz" (pairs
 // grouped by i, as hybridpot's neighbour list gives them). OUT.txt: the total energy, the virial (xx yy zz
-// xy xz yz), then per atom "energy fx fy fz", all at full precision. tests/test_kokkos.py writes the
+// xy xz yz), then per atom "energy fx fy fz", all at full precision. tests/export/test_kokkos.py writes the
 // input from hybridpot's own neighbour list and compares the output with hybridpot and the host pair style.
 // With REPEAT, the evaluation is timed REPEAT times and the best wall time printed (benchmarks/lammps_plugin.py).
 #include "hpot_kokkos.h"
@@ -25,15 +25,14 @@ int main(int argc, char **argv)
   int status = 0;
   try {
     using Space = Kokkos::DefaultExecutionSpace;
-    using Memory = Space::memory_space;
     const hybridpot::ModelFile mf = hybridpot::read_model_file(argv[1]);
     std::ifstream in(argv[2]);
     int n = 0, n_pairs = 0;
     if (!(in >> n >> n_pairs)) throw std::runtime_error(std::string(argv[2]) + ": no 'n_atoms n_pairs' header");
-    auto element = Kokkos::View<int *, Memory>("element", n);
-    auto offsets = Kokkos::View<int *, Memory>("offsets", n + 1);
-    auto neighbor = Kokkos::View<int *, Memory>("neighbor", n_pairs);
-    auto vectors = Kokkos::View<double *[3], Memory>("vectors", n_pairs);
+    auto element = Kokkos::View<int *, Space>("element", n);
+    auto offsets = Kokkos::View<int *, Space>("offsets", n + 1);
+    auto neighbor = Kokkos::View<int *, Space>("neighbor", n_pairs);
+    auto vectors = Kokkos::View<double *[3], Space>("vectors", n_pairs);
     auto h_element = Kokkos::create_mirror_view(element);
     auto h_offsets = Kokkos::create_mirror_view(offsets);
     auto h_neighbor = Kokkos::create_mirror_view(neighbor);
@@ -54,8 +53,8 @@ int main(int argc, char **argv)
     Kokkos::deep_copy(neighbor, h_neighbor);
     Kokkos::deep_copy(vectors, h_vectors);
     const hybridpot::KokkosHybrid<Space> hybrid(mf);
-    Kokkos::View<double *, Memory> energies("energies", n);
-    Kokkos::View<double *[3], Memory> forces("forces", n);
+    Kokkos::View<double *, Space> energies("energies", n);
+    Kokkos::View<double *[3], Space> forces("forces", n);
     double virial[6];
     const double total = hybrid.evaluate(n, element, offsets, neighbor, vectors, energies, forces, virial);
     const int repeat = argc == 5 ? std::atoi(argv[4]) : 0;
@@ -75,7 +74,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; ++i)
       std::fprintf(out, "%.17g %.17g %.17g %.17g\n", h_energies(i), h_forces(i, 0), h_forces(i, 1), h_forces(i, 2));
     std::fclose(out);
-    std::printf("%s: %d atoms, %d pairs, %s execution space\n", argv[0], n, n_pairs, Space::name());
+    std::printf("%s: %d atoms, %d pairs, %s execution space, concurrency %d\n", argv[0], n, n_pairs, Space::name(),
+                static_cast<int>(Space().concurrency()));
   } catch (std::exception &e) {
     std::cerr << argv[0] << ": " << e.what() << "\n";
     status = 1;

@@ -1,6 +1,10 @@
 // pair_style hpot: see pair_hpot.h for the syntax and the algorithm.
 #include "pair_hpot.h"
 
+#ifndef HYBRIDPOT_LAMMPS_NUM_VER
+#error "build with -DHYBRIDPOT_LAMMPS_NUM_VER=<the LAMMPS version number the plugin is built against>"
+#endif
+
 #include "atom.h"
 #include "comm.h"
 #include "error.h"
@@ -8,6 +12,9 @@
 #include "memory.h"
 #include "neigh_list.h"
 #include "neighbor.h"
+#if HYBRIDPOT_LAMMPS_NUM_VER < 20220000
+#include "neigh_request.h"    // LAMMPS 2021: the request's flags are set through its fields
+#endif
 #include "update.h"
 #include "utils.h"
 
@@ -18,10 +25,6 @@
 
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-
-#ifndef HYBRIDPOT_LAMMPS_NUM_VER
-#error "build with -DHYBRIDPOT_LAMMPS_NUM_VER=<the LAMMPS version number the plugin is built against>"
 #endif
 
 using namespace LAMMPS_NS;
@@ -82,7 +85,17 @@ void PairHPot::settings(int narg, char **arg)
   if (narg != 1 && narg != 3) error->all(FLERR, "Illegal pair_style hpot command: expected FILE [baseline yes|no]");
   if (narg == 3) {
     if (strcmp(arg[1], "baseline") != 0) error->all(FLERR, "Illegal pair_style hpot keyword {}", arg[1]);
+#if HYBRIDPOT_LAMMPS_NUM_VER >= 20220000
     use_baseline = utils::logical(FLERR, arg[2], false, lmp) == 1;
+#else    // LAMMPS 2021 has no utils::logical: the words it accepts
+    const std::string word = arg[2];
+    if (word == "yes" || word == "on" || word == "true" || word == "1")
+      use_baseline = true;
+    else if (word == "no" || word == "off" || word == "false" || word == "0")
+      use_baseline = false;
+    else
+      error->all(FLERR, "pair_style hpot: expected baseline yes or no, got {}", word);
+#endif
   } else {
     use_baseline = true;
   }
@@ -165,7 +178,13 @@ void PairHPot::init_style()
   if (tersoff_active() && force->newton_pair == 0)
     error->all(FLERR, "pair_style hpot with a Tersoff baseline requires newton pair on (as pair_style tersoff does); "
                       "or use `baseline no` under hybrid/overlay with LAMMPS's tersoff");
+#if HYBRIDPOT_LAMMPS_NUM_VER >= 20220000    // neighbour requests by flags (LAMMPS 2022 on)
   neighbor->add_request(this, NeighConst::REQ_FULL);
+#else    // LAMMPS 2021 (e.g. 29 Sep 2021, the KOKKOS build of lammps-plugin/kokkos)
+  const int irequest = neighbor->request(this, instance_me);
+  neighbor->requests[irequest]->half = 0;
+  neighbor->requests[irequest]->full = 1;
+#endif
 }
 
 double PairHPot::init_one(int i, int j)
@@ -459,7 +478,11 @@ void PairHPot::compute(int eflag, int vflag)
     error->one(FLERR, "pair_style hpot: the energy is not finite on step {} (atoms too close, or far outside "
                       "the fitted range)", update->ntimestep);
   // D (and F') of the ghost atoms from their owners
+#if HYBRIDPOT_LAMMPS_NUM_VER >= 20220000
   comm->forward_comm(this);
+#else
+  comm->forward_comm_pair(this);
+#endif
 
   // pass 2: the whole force on every local atom
 #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : virial_sum[:6])

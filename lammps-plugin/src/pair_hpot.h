@@ -52,7 +52,7 @@ class PairHPot : public Pair {
 
   // for compute hpot/gamma: per local atom, the extrapolation grade and the fallback switch,
   // computed with the forces from the next force evaluation on
-  void request_grades();
+  virtual void request_grades();    // hpot/kk refuses
   bool has_active_set() const { return model.extrapolation.M > 0; }
   const double *grades() const { return gamma_atom.data(); }
   const double *switches() const { return switch_atom.data(); }

@@ -1,15 +1,23 @@
 """The Kokkos kernels of the LAMMPS plugin (lammps-plugin/kokkos), compiled and run on the CPU with Kokkos.
 
 The driver runs the functions of lammps-plugin/src/kernels.h (the ones the host pair style calls) in
-Kokkos parallel loops over the tables copied into the execution space's memory. Here Kokkos is the Debian
-package (libtrilinos-kokkos-dev, Kokkos 3.4, Serial backend); the harness reads a model file and hybridpot's
-own full pair list of a structure and writes energies, forces and the virial, which must equal hybridpot's
-and the host pair style's (LAMMPS) to 1e-12 relative. Skipped, with the reason, where Kokkos's headers are
-not installed (apt-get install libtrilinos-kokkos-dev; or set KOKKOS_INCLUDE and KOKKOS_LIBRARY).
+Kokkos parallel loops over the tables copied into the execution space's memory. The harness reads a model
+file and hybridpot's own full pair list of a structure and writes energies, forces and the virial, which must
+equal hybridpot's and the host pair style's (LAMMPS) to 1e-12 relative. Each test runs once per Kokkos backend
+(lammps-plugin/kokkos/build_deps.py, ``kokkos_backends``):
+
+* ``serial``: Debian's package (libtrilinos-kokkos-dev, Kokkos 3.4, Serial backend; or set KOKKOS_INCLUDE and
+  KOKKOS_LIBRARY), one thread;
+* ``openmp``: Kokkos 3.4 built with OpenMP from Debian's trilinos source into a cache
+  (``python lammps-plugin/kokkos/build_deps.py kokkos``; HYBRIDPOT_KOKKOS_OPENMP), run on 2 OpenMP threads
+  (the harness must report the OpenMP execution space with concurrency 2).
+
+A backend that is not installed skips its tests with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
@@ -28,26 +36,38 @@ pytestmark = pytest.mark.slow  # compiles the Kokkos harness
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-12
-INCLUDE = Path(os.environ.get("KOKKOS_INCLUDE", "/usr/include/trilinos"))
-LIBRARY = os.environ.get("KOKKOS_LIBRARY", "trilinos_kokkoscore")
+#: OpenMP threads of the openmp backend's runs
+THREADS = {"serial": 1, "openmp": 2}
+SPACE = {"serial": "Serial", "openmp": "OpenMP"}
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory) -> Path:
-    """The harness, compiled once with Kokkos (as the test's docstring says how)."""
-    if not (INCLUDE / "Kokkos_Core.hpp").is_file():
-        pytest.skip(f"Kokkos headers not found in {INCLUDE} (apt-get install libtrilinos-kokkos-dev, or set KOKKOS_INCLUDE)")
-    out = tmp_path_factory.mktemp("kokkos") / "hpot_kokkos_harness"
-    src = REPO / "lammps-plugin"
-    command = ["g++", "-std=c++17", "-O2", "-DHYBRIDPOT_KOKKOS", f"-I{INCLUDE}", f"-I{src / 'src'}", str(src / "kokkos" / "harness.cpp"),
-               *(str(src / "src" / f) for f in ("model_file.cpp", "sha256.cpp", "kernels.cpp")), "-o", str(out), f"-l{LIBRARY}", "-ldl"]
+def build_deps():
+    """lammps-plugin/kokkos/build_deps.py as a module (where the Kokkos builds are, the harness's compiler call)."""
+    spec = importlib.util.spec_from_file_location("hybridpot_build_deps", REPO / "lammps-plugin" / "kokkos" / "build_deps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module", params=sorted(THREADS))
+def harness(request, tmp_path_factory) -> tuple[Path, str, dict]:
+    """The harness compiled with one Kokkos backend (skipped, with the reason, where that Kokkos is not installed)."""
+    deps = build_deps()
+    backend = deps.kokkos_backends()[request.param]
+    if isinstance(backend, str):
+        pytest.skip(f"Kokkos backend {request.param}: {backend}")
+    out = tmp_path_factory.mktemp(f"kokkos-{request.param}") / "hpot_kokkos_harness"
+    command = deps.harness_command(backend, out)
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr[-4000:]}"
-    return out
+    env = dict(os.environ, **backend["env"], OMP_NUM_THREADS=str(THREADS[request.param]))
+    return out, request.param, env
 
 
-def run_harness(harness: Path, potential: HybridPotential, atoms, tmp_path: Path) -> dict:
-    """The Kokkos driver on ``atoms`` (hybridpot's own full pair list): energy, per-atom energies, forces, virial."""
+def run_harness(harness, potential: HybridPotential, atoms, tmp_path: Path) -> dict:
+    """The Kokkos driver on ``atoms`` (hybridpot's own full pair list): energy, per-atom energies, forces, virial.
+    Checks that it ran in the backend's execution space on the backend's number of threads."""
+    program, backend, env = harness
     from hybridpot.export.plugin_file import plugin_model_text
 
     model = tmp_path / "m.hybridpot.lmp"
@@ -61,8 +81,9 @@ def run_harness(harness: Path, potential: HybridPotential, atoms, tmp_path: Path
     lines += [f"{a} {b} {x!r} {y!r} {z!r}" for a, b, (x, y, z) in zip(i, j, vectors.tolist())]
     (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.txt"
-    done = subprocess.run([str(harness), str(model), str(tmp_path / "pairs.txt"), str(out)], capture_output=True, text=True)
+    done = subprocess.run([str(program), str(model), str(tmp_path / "pairs.txt"), str(out)], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
+    assert f"{SPACE[backend]} execution space, concurrency {THREADS[backend]}" in done.stdout, done.stdout
     rows = out.read_text().splitlines()
     v = np.array(rows[1].split(), dtype=float)
     atom_rows = np.array([r.split() for r in rows[2:]], dtype=float)
@@ -94,13 +115,13 @@ def test_kokkos_driver_matches_hybridpot_and_the_host_pair_style(case, harness, 
     ours = to_numpy(potential.compute(atoms))
     ours = {"energy": ours["energy"][0], "energies": ours["energies"], "forces": ours["forces"], "virial": ours["virial"][0]}
     dev = deviation(kokkos, ours)
-    print(f"{case} vs hybridpot: {dev}; {kokkos['log'].strip()}")
+    print(f"{case} ({harness[1]}) vs hybridpot: {dev}; {kokkos['log'].strip()}")
     assert max(dev.values()) <= TOLERANCE, dev
     request.getfixturevalue("lammps_plugin")  # the host pair style, where it is built
     export_lammps(potential, tmp_path / "deck", name="k")
     host = run_lammps(atoms, deck_pair_lines(tmp_path / "deck", "k", list(system.elements)), list(system.elements))
     dev = deviation(kokkos, host)
-    print(f"{case} vs the host pair style: {dev}")
+    print(f"{case} ({harness[1]}) vs the host pair style: {dev}")
     assert max(dev.values()) <= TOLERANCE, dev
 
 
@@ -126,7 +147,7 @@ def test_kokkos_driver_lj_committee_and_fallback(harness, tmp_path):
     ours = to_numpy(potential.compute(atoms))
     ours = {"energy": ours["energy"][0], "energies": ours["energies"], "forces": ours["forces"], "virial": ours["virial"][0]}
     dev = deviation(kokkos, ours)
-    print(f"lj + committee + fallback vs hybridpot: {dev}")
+    print(f"lj + committee + fallback ({harness[1]}) vs hybridpot: {dev}")
     assert max(dev.values()) <= TOLERANCE, dev
     with torch.no_grad():
         potential.model.members[1].nets[0][0].weight.mul_(1 + 1e-6)

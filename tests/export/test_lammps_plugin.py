@@ -508,7 +508,8 @@ def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
     assert abs(rows[0][2] - expected) <= TOLERANCE * abs(expected), (rows[0], expected)
     readme = files["readme"].read_text()
     for text in ("pair_style hpot", "lmp -sf omp -pk omp 4 -in in.cuni.lmp", "mpirun -np 4 lmp -in in.cuni.lmp",
-                 "compute g all hpot/gamma", "has no Kokkos (GPU) version yet"):
+                 "compute g all hpot/gamma", "lmp -k on g 1 -sf kk -in in.cuni.lmp", "lmp -k on t 4 -sf kk -in in.cuni.lmp",
+                 "inside LAMMPS 29 Sep 2021 built with KOKKOS", "never on a GPU"):
         assert text in readme, text
     assert files["overlay"].read_text().splitlines()[1].startswith("pair_style hybrid/overlay eam/alloy hpot ")
 
