@@ -3,19 +3,21 @@ one process, for any number of workers."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import pickle
 import signal
 import threading
 import time
 
-import json
-
 import numpy as np
 import pytest
+from ase import Atoms
 
 from hybridpot.active import perturbed_candidates, select, structure_std
 from hybridpot.dataset import bundled, read_dataset
-from hybridpot.distributed import Cluster
+from hybridpot.distributed import IN_FLIGHT_PER_THREAD, Cluster
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.evaluation import evaluate_model
 from hybridpot.fitting.assembly import Weights
@@ -108,6 +110,59 @@ def test_prediction_passes_equal_one_process(data, single_maps, cluster2):
         assert_round_off(got[key], want, key)
     assert [p["pass"] for p in cluster2.passes[before:]] == ["baseline", "predict", "predict", "descriptors"]
     assert all(p["workers"] == 2 and p["batches"] > 1 for p in cluster2.passes[before:])
+
+
+def atoms_in(obj) -> list[int]:
+    """The ids of the ``ase.Atoms`` objects that pickling ``obj`` writes (what sending it would send)."""
+    found = []
+
+    class Finder(pickle.Pickler):
+        def persistent_id(self, o):
+            if isinstance(o, Atoms):
+                found.append(id(o))
+            return None  # pickle it as usual, and look inside
+
+    Finder(io.BytesIO()).dump(obj)
+    return found
+
+
+def _scattered_in_memory(dask_scheduler) -> int:
+    """Scattered values (no task makes them) the scheduler knows to be in worker memory (run on the scheduler)."""
+    return sum(1 for ts in dask_scheduler.tasks.values() if ts.run_spec is None and ts.state == "memory")
+
+
+def test_each_task_gets_only_its_own_batch(data, cluster2, monkeypatch):
+    """What the design-matrix and prediction passes send: the shared inputs (scattered to every worker) hold no
+    structure; every other scatter is one batch's own inputs, and each structure is in exactly one of them; and no
+    more batches are on the workers at once than the passes keep in flight (IN_FLIGHT_PER_THREAD per worker thread),
+    whatever the number of batches."""
+    train, bl = data
+    client = cluster2.client
+    real = type(client).scatter
+    sent: list[tuple[bool, list[int], int]] = []  # (broadcast, structures in it, scattered values on the workers before it)
+
+    def scatter(self, values, *args, broadcast=False, **kwargs):
+        sent.append((broadcast, atoms_in(values), self.run_on_scheduler(_scattered_in_memory)))
+        return real(self, values, *args, broadcast=broadcast, **kwargs)
+
+    monkeypatch.setattr(type(client), "scatter", scatter)
+    pot = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
+    fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=150, progress=False, cluster=cluster2)
+    predict(pot, train, 150, progress=False, cluster=cluster2)
+    monkeypatch.undo()
+
+    starts = [k for k, (broadcast, _, _) in enumerate(sent) if broadcast]
+    assert len(starts) == 2, "one scatter of shared inputs per pass"
+    frames = {id(a) for a in train.frames}
+    window = IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())
+    for start, end in zip(starts, starts[1:] + [len(sent)]):
+        assert not sent[start][1], "the shared inputs hold structures"
+        batches = [[a for a in found if a in frames] for _, found, _ in sent[start + 1 : end]]
+        assert all(batches) and sorted(a for b in batches for a in b) == sorted(frames), "each structure in one batch"
+        assert len(batches) > 2 * window, "too few batches to see the window"
+        # before a batch is sent: the batches in flight (at most window - 1), this pass's shared inputs, and the last
+        # pass's, whose release may still be on its way to the scheduler
+        assert max(alive for _, _, alive in sent[start + 1 : end]) <= window + 1
 
 
 @pytest.mark.slow
