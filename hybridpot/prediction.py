@@ -15,6 +15,7 @@ workers.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -59,6 +60,17 @@ class BaselinePredictions:
         matching ``data.subset(index)``; ``ptr``: ``data.ptr`` where the caller holds it (:meth:`Dataset.atom_rows`)."""
         index = np.asarray(index, dtype=int)
         return BaselinePredictions(self.energy[index], self.forces[data.atom_rows(index, ptr)], self.virial[index])
+
+
+def for_workers(potential: Potential) -> Potential:
+    """``potential`` as a pass sends it to its batches: without the record of its fit (``solution``, which ``hybridpot
+    fit`` keeps on the potential: its training descriptors, (N, K), grow with the training set, and no batch needs
+    them); ``potential`` itself where it carries none. A shallow copy: it shares every module and parameter."""
+    if getattr(potential, "solution", None) is None:
+        return potential
+    lean = copy.copy(potential)
+    del lean.solution
+    return lean
 
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True,
@@ -124,7 +136,7 @@ def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATC
     """
     if baseline is not None and not isinstance(potential, HybridPotential):
         raise TypeError(f"baseline predictions are added to a HybridPotential's residual, got {type(potential).__name__}")
-    model = potential.residual() if baseline is not None else potential
+    model = potential.residual() if baseline is not None else for_workers(potential)
     S, N = len(data), int(data.n_atoms.sum())
     out = {"energy": np.zeros(S), "forces": np.zeros((N, 3)), "stress": np.full((S, 6), np.nan)}
     ptr = data.ptr
@@ -181,8 +193,8 @@ def descriptors(potential: HybridPotential, frames: Sequence[Atoms], batch_atoms
         atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
         out["B"][atoms], out["types"][atoms] = B, types
 
-    map_batches(_descriptor_batch, potential, list(batches(counts, batch_atoms)), lambda idx: [frames[s] for s in idx], keep,
-                cluster, progress, desc)
+    map_batches(_descriptor_batch, for_workers(potential), list(batches(counts, batch_atoms)), lambda idx: [frames[s] for s in idx],
+                keep, cluster, progress, desc)
     if not out:
         raise ValueError("descriptors of no structures: frames is empty")
     return out["B"], out["types"], np.repeat(np.arange(len(counts)), counts)
