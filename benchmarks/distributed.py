@@ -22,7 +22,7 @@ Each run is a fresh subprocess (``OMP_NUM_THREADS=1`` everywhere, so that one pr
   workers' imports are reported apart).
 
 Reported per run: the fit job's wall time by stage (report.json ``timings``), the seconds of each pass on the cluster,
-and the peak resident memory (``ru_maxrss``) of the fitting process, of the scheduler and of each worker (reported by
+and the peak resident memory (Linux ``VmHWM``) of the fitting process, of the scheduler and of each worker (reported by
 those processes themselves through ``client.run``), with each worker's resident memory once hybridpot is imported.
 
 Per-batch costs are measured by Dask's task stream on the workers (compute time of every batch task of each pass and of
@@ -194,10 +194,20 @@ def fit_config(train: Path, potentials: Path, out: Path, batch_atoms: int, clust
 
 
 def _max_rss_mib() -> float:
-    """Peak resident memory of the calling process, MiB (run on workers and the scheduler by ``client.run``)."""
+    """Peak resident memory of the calling process, MiB (run on workers and the scheduler by ``client.run``).
+
+    Linux's ``VmHWM`` (/proc/self/status), which starts afresh when a process execs; ``ru_maxrss`` does not: it keeps
+    the resident size of the process that forked this one (this script, with torch imported and the data read), and
+    made the scheduler's peak read 311 MiB where its own was 74 MiB. ``ru_maxrss`` only where there is no /proc.
+    """
+    import re
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) / 1024.0
 
 
 def _rss_mib() -> float:
@@ -217,17 +227,17 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     """One fit in this (fresh) process as ``spec`` says; with a scheduler address, also the workers' and scheduler's
     memory and the task stream's per-batch compute times."""
     from hybridpot.fitting.config import parse_config
-    from hybridpot.fitting.job import run_fit, peak_memory_mib
+    from hybridpot.fitting.job import run_fit
 
     address = spec.get("address")
     raw = fit_config(Path(spec["train"]), Path(spec["potentials"]), Path(spec["out"]), spec["batch_atoms"], address)
     config = parse_config(raw, Path(spec["out"]).parent, "benchmarks/distributed.py")
     if address is None:
         t0 = time.perf_counter()
-        report = run_fit(config, progress=False, log=print).report
-        wall, peak = time.perf_counter() - t0, peak_memory_mib()
-        return {"wall_seconds": wall, "report": _report_part(report), "fit_process_peak_MiB": peak,
-                "shared_inputs_MiB": shared_inputs_mib(config)}
+        result = run_fit(config, progress=False, log=print)
+        wall, peak = time.perf_counter() - t0, _max_rss_mib()
+        return {"wall_seconds": wall, "report": _report_part(result.report), "fit_process_peak_MiB": peak,
+                "sent_MiB": sent_mib(config, result.potential)}
     from distributed import Client
 
     with Client(address) as client:
@@ -244,23 +254,36 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         stream = client.get_task_stream(start=t_start)
         workers = client.run(_max_rss_mib)
         scheduler = client.run_on_scheduler(_max_rss_mib)
-    return {"wall_seconds": wall, "report": _report_part(report), "fit_process_peak_MiB": peak_memory_mib(),
+    return {"wall_seconds": wall, "report": _report_part(report), "fit_process_peak_MiB": _max_rss_mib(),
             "scheduler_peak_MiB": scheduler, "scheduler_before_fit_MiB": scheduler_idle, "worker_import_seconds": imports,
             "workers": [{"peak_MiB": workers[w], "after_import_MiB": idle[w]} for w in sorted(workers)],
             "batch_costs": batch_costs(stream, report["cluster"]["passes"])}
 
 
-def shared_inputs_mib(config) -> dict[str, float]:
-    """Pickled size (MiB) of what each pass sends every worker once: the structures (baseline, evaluation passes) and
-    the data set with its baseline predictions (design-matrix pass)."""
+def sent_mib(config, potential) -> dict[str, float]:
+    """Pickled size (MiB) of what the fit job's passes on a cluster send: the shared inputs, to every worker once per
+    pass (the baseline; the design-matrix pass's assembler, weights and row counts; the fitted residual that the
+    evaluation evaluates), and each batch's own inputs of the design-matrix pass, the largest of any pass (its
+    structures, their labels and the baseline's predictions), to one worker: mean and largest over the batches; and,
+    for comparison, the whole data set with its baseline predictions."""
     import pickle
 
     from hybridpot.dataset import read_dataset
-    from hybridpot.prediction import baseline_predictions
+    from hybridpot.design import DesignAssembler
+    from hybridpot.fitting.assembly import RowCounts, Weights, design_batch_atoms, design_inputs
+    from hybridpot.prediction import baseline_predictions, batches, for_workers
 
     data = read_dataset(config["data"]["train"])
     zeros = baseline_predictions(None, data, progress=False)  # the same arrays as the baseline's predictions
-    return {"structures": len(pickle.dumps(data.frames)) / 2**20, "data set + baseline predictions": len(pickle.dumps((data, zeros))) / 2**20}
+    assembler = DesignAssembler(potential.descriptor, potential.model, for_workers(potential).types, potential.cutoff)
+    folds, ptr = np.zeros(len(data), dtype=int), data.ptr
+    batch = np.array([len(pickle.dumps(design_inputs(data, zeros, (), folds, ptr, idx)))
+                      for idx in batches(data.n_atoms, design_batch_atoms(config["fit"]["batch_atoms"], assembler.n_columns))])
+    return {"shared: baseline": len(pickle.dumps(potential.baseline)) / 2**20,
+            "shared: design-matrix settings": len(pickle.dumps((assembler, Weights(), RowCounts.of(data), True))) / 2**20,
+            "shared: fitted residual": len(pickle.dumps(potential.residual())) / 2**20,
+            "design batch, mean": batch.mean() / 2**20, "design batch, largest": batch.max() / 2**20,
+            "whole data set + baseline predictions": len(pickle.dumps((data, zeros))) / 2**20}
 
 
 def _report_part(report: dict[str, Any]) -> dict[str, Any]:
@@ -381,7 +404,7 @@ def scaling_model(one: dict[str, Any], counts: list[int]) -> dict[str, Any]:
     return {"what": "a MODEL from the 1-worker run's measured per-batch costs, not a measurement: T(N) = S + sum_p "
                     "ceil(n_p / N) t_p + ceil(log2 n_design) t_merge, S = the 1-worker fit's time outside batch tasks "
                     "and reduction steps, taken as independent of N (on one machine; over a network add the transfer of "
-                    "the shared inputs to every worker, once per pass)",
+                    "each batch's inputs to its worker and of the shared inputs to every worker, once per pass)",
             "serial_seconds": serial, "batch_compute_seconds_one_worker": compute,
             "seconds": {str(n): t for n, t in rows.items()}, "speedup_over_one_worker": {str(n): base / t for n, t in rows.items()}}
 
@@ -418,8 +441,8 @@ def print_table(runs: dict[str, dict[str, Any]], model: dict[str, Any] | None) -
         cells = ["/".join(f"{w[key]:.0f}" for w in r["workers"]) if "workers" in r else "-" for r in runs.values()]
         print(f"{label:28s}" + "".join(f"{c:>14s}" for c in cells))
     for r in runs.values():
-        if "shared_inputs_MiB" in r:
-            print("sent to every worker once per pass (pickled): " + ", ".join(f"{k} {v:.1f} MiB" for k, v in r["shared_inputs_MiB"].items()))
+        if "sent_MiB" in r:
+            print("sent by a pass (pickled): " + ", ".join(f"{k} {v:.2f} MiB" for k, v in r["sent_MiB"].items()))
     if "1 worker" in runs and "2 workers" in runs:
         one, two = runs["1 worker"], runs["2 workers"]
         passes = [sum(p["seconds"] for p in r["report"]["cluster"]["passes"]) for r in (one, two)]

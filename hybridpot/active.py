@@ -84,7 +84,7 @@ from hybridpot.io.outdir import OutputDir
 from hybridpot.io.toml import read_toml
 from hybridpot.md import initial_velocities, lammps_snapshots
 from hybridpot.plots import _figure, save_figure
-from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches, descriptors, predict
+from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches, descriptors, for_workers, predict
 from hybridpot.scoring import errors
 from hybridpot.uq import attach_uq, extrapolation_grades
 
@@ -359,15 +359,15 @@ def structure_std(potential, frames: list[Atoms], cluster: ClusterArg = None, pr
         out[idx] = std
 
     counts = np.array([len(a) for a in frames], dtype=int)
-    map_batches(_std_batch, (potential, list(frames)), list(batches(counts, DEFAULT_BATCH_ATOMS)), keep, cluster, progress,
-                "candidate std")
+    map_batches(_std_batch, for_workers(potential), list(batches(counts, DEFAULT_BATCH_ATOMS)),
+                lambda idx: [frames[s] for s in idx], keep, cluster, progress, "candidate std")
     return out
 
 
-def _std_batch(shared: tuple[Any, list[Atoms]], idx: np.ndarray) -> np.ndarray:
-    """(B,) predictive std of the energy per atom, eV/atom, of the structures ``idx`` (one batch of :func:`structure_std`)."""
-    potential, frames = shared
-    return np.array([potential.uncertainty(frames[s], forces=False)["energy_std_model"] / len(frames[s]) for s in idx])
+def _std_batch(potential: Any, frames: list[Atoms]) -> np.ndarray:
+    """(B,) predictive std of the energy per atom, eV/atom, of the B structures ``frames`` (one batch of
+    :func:`structure_std`)."""
+    return np.array([potential.uncertainty(atoms, forces=False)["energy_std_model"] / len(atoms) for atoms in frames])
 
 
 def select(potential, candidates: list[Atoms], n: int, criterion: str, gamma_min: float, rng: np.random.Generator,

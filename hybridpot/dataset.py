@@ -84,15 +84,19 @@ class Dataset:
         z = np.array([atomic_numbers[e] for e in elements])
         return np.array([[np.count_nonzero(a.numbers == zt) for zt in z] for a in self.frames], dtype=float)
 
-    def atom_rows(self, index: Sequence[int]) -> np.ndarray:
-        """Rows of ``forces`` (and of any per-atom array of this set) of the structures ``index``, in that order."""
-        ptr = self.ptr
+    def atom_rows(self, index: Sequence[int], ptr: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``forces`` (and of any per-atom array of this set) of the structures ``index``, in that order.
+
+        ``ptr``: this set's :attr:`ptr` where the caller holds it (one batch after another of a pass: each then costs
+        its own structures, not a count of the whole set's atoms).
+        """
+        ptr = self.ptr if ptr is None else ptr
         return np.concatenate([np.arange(ptr[s], ptr[s + 1]) for s in index]) if len(index) else np.zeros(0, int)
 
-    def subset(self, index: Sequence[int]) -> "Dataset":
-        """The structures ``index`` (in that order)."""
+    def subset(self, index: Sequence[int], ptr: np.ndarray | None = None) -> "Dataset":
+        """The structures ``index`` (in that order); ``ptr`` as in :meth:`atom_rows`."""
         index = list(index)
-        rows = self.atom_rows(index)
+        rows = self.atom_rows(index, ptr)
         return Dataset(
             frames=[self.frames[s] for s in index],
             energy=self.energy[index],

@@ -3,13 +3,22 @@
 Every pass over the data (baseline predictions, the design matrix, predictions and errors, the descriptors of the
 uncertainty data and of active-learning candidates) goes through this module:
 
-* :func:`map_batches`: ``keep(item, task(shared, item))`` for every batch, one after the other in this process
-  (``cluster`` None) or as one Dask task per batch (a pure map: results that do not depend on the number of workers);
+* :func:`map_batches`: ``keep(item, task(shared, inputs(item)))`` for every batch, one after the other in this
+  process (``cluster`` None) or as one Dask task per batch (a pure map: results that do not depend on the number of
+  workers);
 * :func:`map_reduce`: the same on a cluster, with each task's small partial result (QR factors) reduced pairwise by a
   tree fixed by the batch indices (the design-matrix pass; :mod:`hybridpot.fitting.assembly`).
 
-Nothing larger than one batch's result and the reduced factors crosses the network: the shared inputs (the potential,
-the data set, the baseline predictions) are sent to every worker once per pass.
+Both paths run the same per-batch code on the same inputs: ``shared`` (what every batch needs and is small: the
+potential, the pass's settings, the data set's row counts that normalise the weights) and a batch's own inputs, which
+``inputs`` builds in this process when the batch is about to run (its structures, their labels and baseline
+predictions). On a cluster, ``shared`` is scattered to every worker once per pass and each batch's own inputs to the one
+worker that runs it, which drops them when the task has run; no more than :data:`IN_FLIGHT_PER_THREAD` batches per
+worker thread are out at a time. A worker therefore holds the shared inputs, a few batches' inputs and one batch's
+working memory, whatever the size of the data set. The scheduler relays the scattered inputs and keeps none of them
+(the tasks' arguments are futures, not data), and never imports hybridpot (the tasks' functions travel pickled:
+:func:`_call`). Results come back one batch at a time, and the design-matrix pass's factors (K x K-sized) are reduced
+on the workers.
 
 ``cluster`` is ``"local:N"`` (N single-threaded worker processes on this machine), a scheduler address
 (``tcp://host:8786``), or an open :class:`Cluster`, which the passes of one job share (a local cluster costs seconds
@@ -18,8 +27,11 @@ to start: its workers import torch).
 Determinism: the reduction tree depends only on the number of batches, never on the number of workers or the order
 tasks finish in, so the same configuration gives the same model bit for bit on 1, 2 or 30 workers (and equals the
 single-process fit, which folds the batches one after the other, to round-off); a map gives each batch the same
-computation wherever it runs. A worker that dies mid-pass has its tasks recomputed elsewhere (Dask retries each task up
-to :data:`RETRIES` times); a scheduler that cannot be reached is an error that says where it looked.
+computation wherever it runs. A task that fails is retried up to :data:`RETRIES` times. A worker that dies mid-pass
+takes with it inputs that exist nowhere else (the batches sent to it; results that could only be recomputed from inputs
+already dropped): the pass is then sent again, at most :data:`RETRIES` times, a map pass only for the batches not kept
+yet, the design-matrix pass whole (its tree is the same, and so is the answer). A scheduler that cannot be reached is
+an error that says where it looked.
 
 ``dask[distributed]`` is an optional dependency (``pip install "hybridpot[dask]"``), imported only here and only when a
 cluster is asked for. On a SLURM or PBS machine, start a scheduler with dask-jobqueue (README, Distributed fitting) and
@@ -30,8 +42,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import operator
+import pickle
 import time
 import uuid
 from typing import Any, Callable, Iterator, Sequence, Union
@@ -42,7 +56,7 @@ from hybridpot.errors import ConfigError, HybridpotError
 
 log = logging.getLogger(__name__)
 
-#: how many times a task whose worker died is recomputed
+#: how many times a failed task is retried, and a pass whose inputs were lost with a worker is sent again
 RETRIES = 3
 #: seconds to wait for a remote scheduler
 CONNECT_TIMEOUT = 20
@@ -50,6 +64,9 @@ CONNECT_TIMEOUT = 20
 #: large array of a batch is mapped and unmapped afresh, and a design-matrix batch spent as long in the kernel as in
 #: its own code (twice the time of one process). Local clusters start their workers without it (None unsets it).
 NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: tasks of a pass sent to the cluster and not yet finished, per worker thread: one running and one whose inputs are
+#: already there when it ends; a worker holds the inputs of these batches only
+IN_FLIGHT_PER_THREAD = 2
 
 
 def check_cluster(cluster: Any) -> str:
@@ -158,14 +175,17 @@ def connect(cluster: ClusterArg) -> Iterator[Cluster | None]:
         yield opened
 
 
-def map_batches(task: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], keep: Callable[[Any, Any], None],
-                cluster: ClusterArg = None, progress: bool = True, desc: str = "batches") -> None:
-    """``keep(item, task(shared, item))`` for every item: a pure map, with one progress bar over the items.
+def map_batches(task: Callable[[Any, Any], Any], shared: Any, items: Sequence[Any], inputs: Callable[[Any], Any],
+                keep: Callable[[Any, Any], None], cluster: ClusterArg = None, progress: bool = True, desc: str = "batches") -> None:
+    """``keep(item, task(shared, inputs(item)))`` for every item: a pure map, with one progress bar over the items.
 
     Args:
-        task: a picklable function (module level) of the shared inputs and one item (e.g. a batch's structure indices).
-        shared: inputs every task needs (sent to each worker once per pass on a cluster).
-        items: one task each.
+        task: a picklable function (module level) of the shared inputs and one item's own inputs.
+        shared: the small inputs every task needs (the potential, settings): sent to each worker once per pass on a
+            cluster.
+        items: one task each: small keys that stay in this process (e.g. a batch's structure indices).
+        inputs: an item's own inputs (its structures, their labels), built in this process when its task is about to
+            run; on a cluster they are sent to the one worker that runs it.
         keep: called in this process once per item with its result; in item order without a cluster, in the order the
             tasks finish with one (so it must place each result by its item, not append).
         cluster: None: one item after the other in this process; else one Dask task per item (:func:`map_reduce`
@@ -173,33 +193,41 @@ def map_batches(task: Callable[[Any, Any], Any], shared: Any, items: Sequence[An
     """
     if cluster is None:
         for item in tqdm(items, desc=desc, unit="batch", disable=not progress, leave=False):
-            keep(item, task(shared, item))
+            keep(item, task(shared, inputs(item)))
         return
-    map_reduce(cluster, functools.partial(_side_only, task), shared, items, None, keep, progress, desc)
+    map_reduce(cluster, functools.partial(_side_only, task), shared, items, inputs, None, keep, progress, desc)
 
 
-def _side_only(task: Callable[[Any, Any], Any], shared: Any, item: Any) -> tuple[None, Any]:
+def _side_only(task: Callable[[Any, Any], Any], shared: Any, own: Any) -> tuple[None, Any]:
     """``task``'s result as the side result of a :func:`map_reduce` task with nothing to reduce."""
-    return None, task(shared, item)
+    return None, task(shared, own)
 
 
 def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any]], shared: Any, items: Sequence[Any],
-               reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None], progress: bool = True,
-               desc: str = "batches") -> Any:
-    """``reduce`` over ``task(shared, item)[0]`` for every item, by a fixed pairwise tree; ``keep(item, task(...)[1])``.
+               inputs: Callable[[Any], Any], reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None],
+               progress: bool = True, desc: str = "batches") -> Any:
+    """``reduce`` over ``task(shared, inputs(item))[0]`` for every item, by a fixed pairwise tree;
+    ``keep(item, task(...)[1])``.
 
-    The shared inputs are scattered to the workers. Dask recomputes a lost task but cannot recompute
-    scattered data: when the last worker holding them dies (its replicas elsewhere may already have
-    been dropped by Dask's memory manager), the pass is started again with the inputs scattered anew,
-    at most :data:`RETRIES` times; items already kept are not kept again, and the tree is the same, so
-    the answer is too.
+    What reaches the workers: ``shared`` is scattered to every worker once per pass; each item's own inputs are built
+    here only when its task is sent, and scattered to one worker, which drops them once the task has run. At most
+    :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread are sent and not yet finished, so a worker holds the shared
+    inputs, a few batches' inputs and the results not yet collected or reduced, whatever the size of the data set; the
+    scheduler only relays the scattered inputs.
+
+    Dask recomputes a lost task but cannot recompute scattered data: when a worker dies holding inputs that a task
+    still needs (a batch's, or the last copy of the shared inputs), or results that can only be recomputed from
+    inputs already dropped, the pass is started again with the inputs sent anew, at most :data:`RETRIES` times; items
+    already kept are not kept again, and the tree is the same, so the answer is too.
 
     Args:
         cluster: ``"local:N"``, a scheduler address or an open :class:`Cluster` (:func:`connect`); the pass is
             recorded in the cluster's :attr:`Cluster.passes`.
-        task: a picklable function (module level) of the shared inputs and one item -> (partial result, side result).
-        shared: inputs every task needs, sent to each worker once per pass.
-        items: one task each (e.g. the structure indices of a batch).
+        task: a picklable function (module level) of the shared inputs and one item's own inputs -> (partial result,
+            side result).
+        shared: the small inputs every task needs, sent to each worker once per pass.
+        items: one task each (e.g. the structure indices of a batch); they stay in this process.
+        inputs: an item's own inputs, built in this process when its task is sent (a batch's structures and labels).
         reduce: (partial, partial) -> partial, run on the workers; the tree pairs items (0, 1), (2, 3), ...,
             then the results in the same way, so it depends only on ``len(items)``. None: nothing to reduce (a map,
             :func:`map_batches`).
@@ -210,7 +238,7 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
         The reduced partial results (None for no items or no ``reduce``).
 
     Raises:
-        HybridpotError: the shared inputs were lost more than :data:`RETRIES` times.
+        HybridpotError: inputs were lost more than :data:`RETRIES` times.
     """
     if not items:
         return None
@@ -224,10 +252,10 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
         t0 = time.perf_counter()
         for attempt in range(RETRIES + 1):
             try:
-                result = _one_pass(client, task, shared, items, reduce, keep, kept, bar)
+                result = _one_pass(client, task, shared, items, inputs, reduce, keep, kept, bar)
                 opened.passes.append(record | {"seconds": time.perf_counter() - t0})
                 return result
-            except FutureCancelledError as exc:
+            except (FutureCancelledError, _InputsLost) as exc:
                 if attempt == RETRIES:
                     raise HybridpotError(f"the Dask pass '{desc}' lost its inputs {RETRIES + 1} times ({exc}); workers keep "
                                          "dying: check their memory limits and logs") from exc
@@ -235,32 +263,98 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
                             "pass (%d of %d batches already kept)", desc, exc, len(kept), len(items))
 
 
+class _InputsLost(Exception):
+    """Sending a pass's inputs failed: the worker they were going to died (Dask's scatter does not try another)."""
+
+
+def _scatter(client: Any, value: Any, broadcast: bool = False) -> Any:
+    """``value`` scattered as one future: to one worker (Dask's round robin), or to every worker with ``broadcast``.
+
+    Raises:
+        _InputsLost: the connection to the worker closed (it died while receiving them).
+    """
+    try:
+        [future] = client.scatter([value], broadcast=broadcast, hash=False)
+    except OSError as exc:  # distributed's CommClosedError, a refused connection
+        raise _InputsLost(f"sending inputs to a worker failed: {type(exc).__name__}: {exc}") from exc
+    return future
+
+
+def _call(function: bytes, *args: Any) -> Any:
+    """``function`` (pickled) applied to ``args``, on a worker.
+
+    Every task of a pass runs this with its function pickled: the scheduler unpickles the graph it is sent, and a
+    function of hybridpot's there would make it import hybridpot, torch and ase (200 MiB, measured) only to pass the
+    function on; this module imports none of them.
+    """
+    return pickle.loads(function)(*args)
+
+
+class _Tree:
+    """The reduction tree of :func:`map_reduce` over ``n`` leaves, submitted as the leaves arrive (in order).
+
+    Leaves (0, 1), (2, 3), ... are reduced, then their results in the same way, an odd last node going up unchanged:
+    the tree depends on ``n`` only. Each reduction is submitted once both of its inputs have been.
+    """
+
+    def __init__(self, client: Any, reduce: bytes, n: int, token: str) -> None:
+        self.client, self.reduce, self.token = client, reduce, token  # reduce: the pickled function (:func:`_call`)
+        self.sizes = [n]  # nodes per level, leaves first
+        while self.sizes[-1] > 1:
+            self.sizes.append((self.sizes[-1] + 1) // 2)
+        self.waiting: dict[int, Any] = {}  # level -> its last left node, waiting for its right neighbour
+        self.root: Any = None
+
+    def add(self, k: int, node: Any) -> None:
+        """Leaf ``k`` (a future); leaves must come in order 0, 1, 2, ..."""
+        depth = 0
+        while depth < len(self.sizes) - 1:
+            if k % 2 == 0 and k + 1 < self.sizes[depth]:
+                self.waiting[depth] = node
+                return
+            if k % 2 == 1:
+                node = self.client.submit(_call, self.reduce, self.waiting.pop(depth), node,
+                                          key=f"hybridpot-reduce-{self.token}-{depth + 1}-{k - 1}", retries=RETRIES)
+            k, depth = k // 2, depth + 1
+        self.root = node
+
+
 def _one_pass(client: Any, task: Callable[[Any, Any], tuple[Any, Any]], shared: Any, items: Sequence[Any],
-              reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None], kept: set[int], bar: tqdm) -> Any:
+              inputs: Callable[[Any], Any], reduce: Callable[[Any, Any], Any] | None, keep: Callable[[Any, Any], None],
+              kept: set[int], bar: tqdm) -> Any:
     """One attempt of :func:`map_reduce` on ``client``; adds to ``kept`` the indices of the items it kept."""
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
-    shared_future = client.scatter(shared, broadcast=True, hash=False)
+    shared_future = _scatter(client, shared, broadcast=True)
+    tree = _Tree(client, pickle.dumps(reduce), len(items), token) if reduce is not None else None
+    run = pickle.dumps(task)
     # a reduction needs every task again after a lost pass; a map only those not kept yet
-    outs = {i: client.submit(task, shared_future, item, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
-            for i, item in enumerate(items) if reduce is not None or i not in kept}
-    level = [] if reduce is None else \
-        [client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES) for i, out in outs.items()]
-    sides = {client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}", retries=RETRIES): i
-             for i, out in outs.items() if i not in kept}
-    # hold only the getters: a task's whole result is freed on its worker once both getters have run (else every
-    # batch's result would stay in worker memory until the pass ends)
-    del outs
-    depth = 0
-    while len(level) > 1:
-        depth += 1
-        level = [client.submit(reduce, level[k], level[k + 1], key=f"hybridpot-reduce-{token}-{depth}-{k}", retries=RETRIES)
-                 if k + 1 < len(level) else level[k] for k in range(0, len(level), 2)]
-    for future in as_completed(list(sides)):
-        i = sides.pop(future)
-        keep(items[i], future.result())
-        future.release()
-        kept.add(i)
-        bar.update(1)
-    return level[0].result() if level else None
+    todo = iter([i for i in range(len(items)) if reduce is not None or i not in kept])
+    watched: dict[Any, int] = {}  # the future whose end frees a slot -> its item
+    finished = as_completed()
+
+    def send(i: int) -> None:
+        own = _scatter(client, inputs(items[i]))  # held on its worker until the task has run (no reference kept here)
+        out = client.submit(_call, run, shared_future, own, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
+        # only the getters are held: a task's whole result is freed on its worker once both have run
+        if tree is not None:
+            partial = client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES)
+            tree.add(i, partial)
+        watch = partial if i in kept else client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}",
+                                                        retries=RETRIES)
+        watched[watch] = i
+        finished.add(watch)
+
+    for i in itertools.islice(todo, max(1, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))):
+        send(i)
+    for future in finished:
+        i = watched.pop(future)
+        if i not in kept:
+            keep(items[i], future.result())
+            future.release()
+            kept.add(i)
+            bar.update(1)
+        for j in itertools.islice(todo, 1):
+            send(j)
+    return tree.root.result() if tree is not None else None

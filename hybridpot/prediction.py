@@ -15,6 +15,7 @@ workers.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -54,11 +55,22 @@ class BaselinePredictions:
     forces: np.ndarray
     virial: np.ndarray
 
-    def subset(self, data: Dataset, index: np.ndarray) -> "BaselinePredictions":
+    def subset(self, data: Dataset, index: np.ndarray, ptr: np.ndarray | None = None) -> "BaselinePredictions":
         """The predictions of the structures ``index`` (repeats allowed) of ``data`` (the set these belong to),
-        matching ``data.subset(index)``."""
+        matching ``data.subset(index)``; ``ptr``: ``data.ptr`` where the caller holds it (:meth:`Dataset.atom_rows`)."""
         index = np.asarray(index, dtype=int)
-        return BaselinePredictions(self.energy[index], self.forces[data.atom_rows(index)], self.virial[index])
+        return BaselinePredictions(self.energy[index], self.forces[data.atom_rows(index, ptr)], self.virial[index])
+
+
+def for_workers(potential: Potential) -> Potential:
+    """``potential`` as a pass sends it to its batches: without the record of its fit (``solution``, which ``hybridpot
+    fit`` keeps on the potential: its training descriptors, (N, K), grow with the training set, and no batch needs
+    them); ``potential`` itself where it carries none. A shallow copy: it shares every module and parameter."""
+    if getattr(potential, "solution", None) is None:
+        return potential
+    lean = copy.copy(potential)
+    del lean.solution
+    return lean
 
 
 def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms: int = DEFAULT_BATCH_ATOMS, progress: bool = True,
@@ -84,21 +96,21 @@ def baseline_predictions(baseline: Potential | None, data: Dataset, batch_atoms:
         out.forces[ptr[idx[0]] : ptr[idx[-1] + 1]] = res["forces"]
         out.virial[idx] = res["virial"]
 
-    map_batches(_baseline_batch, (baseline, data), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, desc)
+    map_batches(_baseline_batch, baseline, list(batches(data.n_atoms, batch_atoms)), lambda idx: data.subset(idx, ptr), keep,
+                cluster, progress, desc)
     return out
 
 
-def _baseline_batch(shared: tuple[Potential, Dataset], idx: np.ndarray) -> dict[str, np.ndarray]:
-    """The baseline's energies (B,) eV, forces (n, 3) eV/A and virials (B, 3, 3) eV of the structures ``idx`` (one
-    batch of :func:`baseline_predictions`)."""
-    baseline, data = shared
+def _baseline_batch(baseline: Potential, batch: Dataset) -> dict[str, np.ndarray]:
+    """The baseline's energies (B,) eV, forces (n, 3) eV/A and virials (B, 3, 3) eV of the B structures of ``batch``
+    (one batch of :func:`baseline_predictions`: its structures alone, with their source and file indices for messages)."""
     try:
-        res = evaluate(baseline, AtomicSystem.from_atoms([data.frames[s] for s in idx]), forces=True, stress=True)
+        res = evaluate(baseline, AtomicSystem.from_atoms(batch.frames), forces=True, stress=True)
     except StructureError as exc:
         k = getattr(exc, "structure", None)
         if k is None:
             raise
-        raise StructureError(f"{data.source}: {data.describe(int(idx[k]))}: {getattr(exc, 'detail', exc)}") from exc
+        raise StructureError(f"{batch.source}: {batch.describe(int(k))}: {getattr(exc, 'detail', exc)}") from exc
     return {k: res[k].detach().numpy() for k in ("energy", "forces", "virial")}
 
 
@@ -124,7 +136,7 @@ def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATC
     """
     if baseline is not None and not isinstance(potential, HybridPotential):
         raise TypeError(f"baseline predictions are added to a HybridPotential's residual, got {type(potential).__name__}")
-    model = potential.residual() if baseline is not None else potential
+    model = potential.residual() if baseline is not None else for_workers(potential)
     S, N = len(data), int(data.n_atoms.sum())
     out = {"energy": np.zeros(S), "forces": np.zeros((N, 3)), "stress": np.full((S, 6), np.nan)}
     ptr = data.ptr
@@ -140,15 +152,15 @@ def predict(potential: Potential, data: Dataset, batch_atoms: int = DEFAULT_BATC
             out["forces"][atoms] += baseline.forces[atoms]
             out["stress"][idx] -= matrix_to_voigt(baseline.virial[idx]) / volume[:, None]
 
-    map_batches(_predict_batch, (model, data.frames), list(batches(data.n_atoms, batch_atoms)), keep, cluster, progress, desc)
+    map_batches(_predict_batch, model, list(batches(data.n_atoms, batch_atoms)), lambda idx: [data.frames[s] for s in idx], keep,
+                cluster, progress, desc)
     return out
 
 
-def _predict_batch(shared: tuple[Potential, list[Atoms]], idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Energies (B,) eV, forces (n, 3) eV/A, stress (B, 6) eV/A^3 and cell volumes (B,) A^3 of the structures ``idx``
-    (one batch of :func:`predict`)."""
-    model, frames = shared
-    system = AtomicSystem.from_atoms([frames[s] for s in idx])
+def _predict_batch(model: Potential, frames: list[Atoms]) -> dict[str, np.ndarray]:
+    """Energies (B,) eV, forces (n, 3) eV/A, stress (B, 6) eV/A^3 and cell volumes (B,) A^3 of the B structures
+    ``frames`` (one batch of :func:`predict`)."""
+    system = AtomicSystem.from_atoms(frames)
     res = to_numpy(evaluate(model, system, forces=True, stress=True))
     return {"energy": res["energy"], "forces": res["forces"], "stress": res["stress"], "volume": system.volumes.detach().cpu().numpy()}
 
@@ -181,16 +193,16 @@ def descriptors(potential: HybridPotential, frames: Sequence[Atoms], batch_atoms
         atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
         out["B"][atoms], out["types"][atoms] = B, types
 
-    map_batches(_descriptor_batch, (potential, list(frames)), list(batches(counts, batch_atoms)), keep, cluster, progress, desc)
+    map_batches(_descriptor_batch, for_workers(potential), list(batches(counts, batch_atoms)), lambda idx: [frames[s] for s in idx],
+                keep, cluster, progress, desc)
     if not out:
         raise ValueError("descriptors of no structures: frames is empty")
     return out["B"], out["types"], np.repeat(np.arange(len(counts)), counts)
 
 
-def _descriptor_batch(shared: tuple[HybridPotential, list[Atoms]], idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(B (n, K) descriptors, types (n,)) of the atoms of the structures ``idx`` (one batch of :func:`descriptors`)."""
-    potential, frames = shared
-    graph = build_graph(AtomicSystem.from_atoms([frames[s] for s in idx]), float(potential.descriptor.rcut))
+def _descriptor_batch(potential: HybridPotential, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+    """(B (n, K) descriptors, types (n,)) of the n atoms of the structures ``frames`` (one batch of :func:`descriptors`)."""
+    graph = build_graph(AtomicSystem.from_atoms(frames), float(potential.descriptor.rcut))
     with torch.no_grad():
         B = potential.descriptor(graph).numpy()
     return B, potential.types(graph.numbers).numpy()

@@ -9,6 +9,7 @@ batch by batch; the design matrix is never held whole.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
@@ -94,44 +95,69 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
 ROW_KINDS = ("energy", "force", "stress", "baseline_stress")
 
 
-def _segments(data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple]]:
-    """The weighted targets of the structures ``idx`` as segments of rows, always in the same order:
-    the energies, then forces and virials structure by structure.
+@dataclass(frozen=True)
+class RowCounts:
+    """Rows of each kind in a whole data set: the normalisers of the row weights (weight^2 = w_kind * w_config /
+    n_rows_of_kind), counted once in the fitting process, so that a batch's rows are weighted as in the whole set.
+
+    Attributes:
+        energy: structures (one per-atom energy row each).
+        force: force components of the structures with forces (3 per atom).
+        stress: virial-per-atom components of the structures with a stress label (6 each).
+        baseline_stress: the same of the structures without one (6 each; :attr:`Weights.baseline_stress`).
+    """
+
+    energy: int
+    force: int
+    stress: int
+    baseline_stress: int
+
+    @classmethod
+    def of(cls, data: Dataset) -> "RowCounts":
+        """The rows of ``data``."""
+        return cls(len(data), 3 * int(data.n_atoms[data.has_forces].sum()), 6 * int(data.has_stress.sum()),
+                   6 * int((~data.has_stress).sum()))
+
+
+def _segments(batch: Dataset, baseline: BaselinePredictions, weights: Weights,
+              counts: RowCounts) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple]]:
+    """The weighted targets of the structures of ``batch`` (consecutive structures of a data set with ``counts`` rows,
+    and the baseline's predictions on them) as segments of rows, always in the same order: the energies, then forces
+    and virials structure by structure.
 
     Returns:
-        [(kind (the :data:`ROW_KINDS` index), owner (n,) structure of each row, weighted targets (n,),
+        [(kind (the :data:`ROW_KINDS` index), owner (n,) structure of each row in ``batch``, weighted targets (n,),
         row weights (n,), source of the design rows: ("energy", None) | ("forces", (a0, a1)) atoms of the
         batch | ("virial", k) the k-th structure of the batch)].
     """
-    cw = weights.per_structure(data)
-    n_e = len(data)
-    n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
-    use_stress = weights.stress > 0 and bool(data.has_stress.any())
-    n_s = max(int(6 * data.has_stress.sum()), 1)
-    use_baseline_stress = weights.baseline_stress > 0 and not bool(data.has_stress.all())
-    n_u = max(int(6 * (~data.has_stress).sum()), 1)
-    ptr = data.ptr
-    atom_lo = ptr[idx[0]]
-    nat = data.n_atoms[idx]
-    we = np.sqrt(weights.energy * cw[idx] / n_e)
-    out = [(0, idx, (data.energy[idx] - baseline.energy[idx]) / nat * we, we, ("energy", None))]
+    cw = weights.per_structure(batch)
+    n_e = counts.energy
+    n_f = max(counts.force, 1)
+    use_stress = weights.stress > 0 and counts.stress > 0
+    n_s = max(counts.stress, 1)
+    use_baseline_stress = weights.baseline_stress > 0 and counts.baseline_stress > 0
+    n_u = max(counts.baseline_stress, 1)
+    ptr = batch.ptr
+    nat = batch.n_atoms
+    we = np.sqrt(weights.energy * cw / n_e)
+    out = [(0, np.arange(len(batch)), (batch.energy - baseline.energy) / nat * we, we, ("energy", None))]
     iu = np.triu_indices(3)
-    for k, s in enumerate(idx):
-        if weights.force > 0 and data.has_forces[s]:
+    for s in range(len(batch)):
+        if weights.force > 0 and batch.has_forces[s]:
             wf = np.sqrt(weights.force * cw[s] / n_f)
-            target = (data.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]).reshape(-1)
-            out.append((1, np.full(target.size, s), target * wf, np.full(target.size, wf), ("forces", (ptr[s] - atom_lo, ptr[s + 1] - atom_lo))))
-        if use_stress and data.has_stress[s]:
+            target = (batch.forces[ptr[s] : ptr[s + 1]] - baseline.forces[ptr[s] : ptr[s + 1]]).reshape(-1)
+            out.append((1, np.full(target.size, s), target * wf, np.full(target.size, wf), ("forces", (ptr[s], ptr[s + 1]))))
+        if use_stress and batch.has_stress[s]:
             # virial-per-atom rows from the reference stress: W/N = -sigma V / N
             ws = np.sqrt(weights.stress * cw[s] / n_s)
-            sigma = voigt_to_matrix(data.stress[s])
-            volume = abs(data.frames[s].cell.volume)
-            target = (-sigma * volume - baseline.virial[s]) / nat[k]
-            out.append((2, np.full(6, s), target[iu] * ws, np.full(6, ws), ("virial", k)))
-        elif use_baseline_stress and not data.has_stress[s]:
+            sigma = voigt_to_matrix(batch.stress[s])
+            volume = abs(batch.frames[s].cell.volume)
+            target = (-sigma * volume - baseline.virial[s]) / nat[s]
+            out.append((2, np.full(6, s), target[iu] * ws, np.full(6, ws), ("virial", s)))
+        elif use_baseline_stress and not batch.has_stress[s]:
             # no reference stress: the residual's virial is pulled to zero (the baseline's stress)
             wu = np.sqrt(weights.baseline_stress * cw[s] / n_u)
-            out.append((3, np.full(6, s), np.zeros(6), np.full(6, wu), ("virial", k)))
+            out.append((3, np.full(6, s), np.zeros(6), np.full(6, wu), ("virial", s)))
     return out
 
 
@@ -146,17 +172,17 @@ def _design_rows(rows: dict[str, np.ndarray], source: tuple) -> np.ndarray:
 
 
 def weighted_rows(
-    data: Dataset, baseline: BaselinePredictions, weights: Weights, idx: np.ndarray, rows: dict[str, np.ndarray] | None = None
+    batch: Dataset, baseline: BaselinePredictions, weights: Weights, counts: RowCounts, rows: dict[str, np.ndarray] | None = None
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted targets (and design rows, when ``rows`` from :meth:`DesignAssembler.rows` is given)
-    of the structures ``idx``, always in the same order: energies, then forces and virials
-    structure by structure.
+    of the structures of ``batch`` (consecutive structures of a data set with ``counts`` rows; ``baseline``: the
+    baseline's predictions on them), always in the same order: energies, then forces and virials structure by structure.
 
     Returns:
-        (A (n, T*M) or None, y (n,), owner (n,) structure index of each row, kind (n,) the
+        (A (n, T*M) or None, y (n,), owner (n,) structure of each row in ``batch``, kind (n,) the
         :data:`ROW_KINDS` index of each row).
     """
-    segments = _segments(data, baseline, weights, idx)
+    segments = _segments(batch, baseline, weights, counts)
     A = np.concatenate([_design_rows(rows, src) * w[:, None] for _, _, _, w, src in segments]) if rows is not None else None
     return (A, np.concatenate([y for _, _, y, _, _ in segments]), np.concatenate([o for _, o, _, _, _ in segments]),
             np.concatenate([np.full(o.size, kind) for kind, o, _, _, _ in segments]))
@@ -164,43 +190,47 @@ def weighted_rows(
 
 def batch_parts(
     assembler: DesignAssembler,
-    data: Dataset,
-    baseline: BaselinePredictions,
     weights: Weights,
-    idx: np.ndarray,
-    fold_of: np.ndarray,
+    counts: RowCounts,
     by_kind: bool,
-    extra_baselines: Sequence[BaselinePredictions] = (),
+    batch: Dataset,
+    baseline: BaselinePredictions,
+    extra_baselines: Sequence[BaselinePredictions],
+    folds: np.ndarray,
     parts: dict[tuple[int, str], QRAccumulator] | None = None,
 ) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
-    """The weighted rows of the consecutive structures ``idx`` folded into accumulators by (fold, kind).
+    """The weighted rows of one batch folded into accumulators by (fold, kind).
 
     Each accumulator's rows [A | y] are written once, weighted and in the solver's column order,
     into a Fortran-ordered block that LAPACK factorises in place (no other copy of the batch's rows).
 
     Args:
-        fold_of: (S,) fold index of each structure.
-        by_kind: one accumulator per row kind (:data:`ROW_KINDS`), else kind "all".
-        extra_baselines: further baselines whose residual targets share the rows (target j + 1).
+        assembler, weights, by_kind: as in :func:`accumulate` (the same for every batch of a pass).
+        counts: the rows of the whole data set (:meth:`RowCounts.of`), which normalise the weights.
+        batch: the batch's B consecutive structures (``data.subset``), the only structures this sees.
+        baseline: the baseline's predictions on ``batch``.
+        extra_baselines: further baselines' predictions on ``batch``, whose residual targets share the rows
+            (target j + 1).
+        folds: (B,) fold index of each structure of ``batch``.
         parts: accumulators to fold into (a running total); None: new ones for this batch alone.
 
     Returns:
         (the accumulators, B (n, K) descriptors and (n,) types of the batch's atoms).
     """
     parts = {} if parts is None else parts
-    rows = assembler.rows([data.frames[s] for s in idx])
-    segments = _segments(data, baseline, weights, idx)
-    extra = [[y for _, _, y, _, _ in _segments(data, b, weights, idx)] for b in extra_baselines]
+    rows = assembler.rows(batch.frames)
+    segments = _segments(batch, baseline, weights, counts)
+    extra = [[y for _, _, y, _, _ in _segments(batch, b, weights, counts)] for b in extra_baselines]
     order = assembler.column_order()
     M, r = assembler.n_columns, 1 + len(extra_baselines)
     permute = not np.array_equal(order, np.arange(M))
     n_kinds = len(ROW_KINDS)
-    keys = [fold_of[owner] * n_kinds + (kind if by_kind else 0) for kind, owner, _, _, _ in segments]
-    counts: dict[int, int] = {}
+    keys = [folds[owner] * n_kinds + (kind if by_kind else 0) for kind, owner, _, _, _ in segments]
+    n_rows: dict[int, int] = {}
     for key in keys:
         for k, n in zip(*np.unique(key, return_counts=True)):
-            counts[int(k)] = counts.get(int(k), 0) + int(n)
-    blocks = {k: np.empty((n, M + r), order="F") for k, n in sorted(counts.items())}
+            n_rows[int(k)] = n_rows.get(int(k), 0) + int(n)
+    blocks = {k: np.empty((n, M + r), order="F") for k, n in sorted(n_rows.items())}
     filled = dict.fromkeys(blocks, 0)
     for s, ((_, _, y, w, src), key) in enumerate(zip(segments, keys)):
         A = _design_rows(rows, src)
@@ -220,9 +250,20 @@ def batch_parts(
     return parts, rows["descriptors"], rows["types"]
 
 
-def _batch_task(shared: tuple, idx: np.ndarray) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
-    """One batch's accumulators and (descriptors, types), on a Dask worker (:func:`accumulate` with a cluster)."""
-    parts, B, types = batch_parts(*shared[:4], idx, *shared[4:])
+def design_inputs(data: Dataset, baseline: BaselinePredictions, extra_baselines: Sequence[BaselinePredictions], folds: np.ndarray,
+                  ptr: np.ndarray, idx: np.ndarray) -> tuple[Dataset, BaselinePredictions, tuple[BaselinePredictions, ...], np.ndarray]:
+    """A design-matrix batch's own inputs (the arguments of :func:`batch_parts` after the shared ones): the structures
+    ``idx`` of ``data``, the baselines' predictions on them and their (B,) folds (``folds``: (S,) of the whole set;
+    ``ptr``: ``data.ptr``)."""
+    return (data.subset(idx, ptr), baseline.subset(data, idx, ptr), tuple(b.subset(data, idx, ptr) for b in extra_baselines),
+            folds[idx])
+
+
+def _batch_task(shared: tuple[DesignAssembler, Weights, RowCounts, bool], own: tuple[Dataset, BaselinePredictions,
+                tuple[BaselinePredictions, ...], np.ndarray]) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
+    """One batch's accumulators and (descriptors, types), on a Dask worker (:func:`accumulate` with a cluster):
+    ``shared`` the pass's settings, ``own`` the batch's inputs (:func:`batch_parts`)."""
+    parts, B, types = batch_parts(*shared, *own)
     release_memory()
     return parts, (B, types)
 
@@ -278,26 +319,27 @@ def accumulate(
         every atom of ``data`` in order).
     """
     fold_of = np.zeros(len(data), dtype=int) if folds is None else np.asarray(folds)
-    first_atom = np.concatenate([[0], np.cumsum(data.n_atoms)])
+    ptr = data.ptr  # (S + 1,) first atom of each structure
     index = list(batches(data.n_atoms, design_batch_atoms(batch_atoms, assembler.n_columns)))
+    shared = (assembler, weights, RowCounts.of(data), by_kind)
+    own = functools.partial(design_inputs, data, baseline, tuple(extra_baselines), fold_of, ptr)
     B_all = types_all = None  # filled batch by batch (no concatenated copies)
 
     def keep(idx: np.ndarray, B: np.ndarray, types: np.ndarray) -> None:
         nonlocal B_all, types_all
         if B_all is None:
-            B_all = np.empty((first_atom[-1], B.shape[1]))
-            types_all = np.empty(first_atom[-1], dtype=types.dtype)
-        atoms = slice(first_atom[idx[0]], first_atom[idx[-1] + 1])  # batches are consecutive structures
+            B_all = np.empty((ptr[-1], B.shape[1]))
+            types_all = np.empty(ptr[-1], dtype=types.dtype)
+        atoms = slice(ptr[idx[0]], ptr[idx[-1] + 1])  # batches are consecutive structures
         B_all[atoms], types_all[atoms] = B, types
 
     if cluster is not None:
-        shared = (assembler, data, baseline, weights, fold_of, by_kind, tuple(extra_baselines))
-        parts = map_reduce(cluster, _batch_task, shared, index, merge_parts, lambda idx, side: keep(idx, *side), progress,
+        parts = map_reduce(cluster, _batch_task, shared, index, own, merge_parts, lambda idx, side: keep(idx, *side), progress,
                            "design matrix")
         return parts, (B_all, types_all)
     parts: dict[tuple[int, str], QRAccumulator] = {}
     for idx in tqdm(index, desc="design matrix", unit="batch", disable=not progress, leave=False):
-        _, B, types = batch_parts(assembler, data, baseline, weights, idx, fold_of, by_kind, extra_baselines, parts)
+        _, B, types = batch_parts(*shared, *own(idx), parts)
         keep(idx, B, types)
         release_memory()
     return parts, (B_all, types_all)

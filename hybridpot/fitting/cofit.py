@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.errors import ConfigError, HybridpotError
-from hybridpot.fitting.assembly import Weights, weighted_rows
+from hybridpot.fitting.assembly import RowCounts, Weights, weighted_rows
 from hybridpot.fitting.linear import prepare_basis
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.potential import HybridPotential
@@ -139,11 +139,13 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     scale_columns = not getattr(potential.model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
     groups = list(batches(data.n_atoms, batch_atoms))
+    ptr, counts = data.ptr, RowCounts.of(data)
     blocks = []
     size = 0
     no_baseline = baseline_predictions(None, data, progress=False)  # A does not depend on the targets
     for idx in tqdm(groups, desc="co-fit design matrix", unit="batch", disable=not progress, leave=False):
-        A = weighted_rows(data, no_baseline, weights, idx, assembler.rows([data.frames[s] for s in idx]))[0]
+        batch = data.subset(idx, ptr)
+        A = weighted_rows(batch, no_baseline.subset(data, idx, ptr), weights, counts, assembler.rows(batch.frames))[0]
         size += A.nbytes
         if size > MAX_DESIGN_BYTES:
             raise HybridpotError(f"co-fitting holds the design matrix in memory and it exceeds {MAX_DESIGN_BYTES / 1024**3:.0f} GiB; "
@@ -162,7 +164,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
 
     def targets(theta: np.ndarray) -> np.ndarray:
         bl = predictions_at(theta)
-        return np.concatenate([weighted_rows(data, bl, weights, idx)[1] for idx in groups])
+        return np.concatenate([weighted_rows(data.subset(idx, ptr), bl.subset(data, idx, ptr), weights, counts)[1] for idx in groups])
 
     u0 = np.where(half != 0, (theta0 - mid) / np.where(half != 0, half, 1.0), 0.0)
     result = variable_projection(A, targets, len(potential.model.elements), scale_columns, mid, half, u0, b["refit_algorithm"],

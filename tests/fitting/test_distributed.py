@@ -3,25 +3,29 @@ one process, for any number of workers."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import pickle
 import signal
 import threading
 import time
-
-import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from ase import Atoms
 
 from hybridpot.active import perturbed_candidates, select, structure_std
 from hybridpot.dataset import bundled, read_dataset
-from hybridpot.distributed import Cluster
+from hybridpot.distributed import IN_FLIGHT_PER_THREAD, Cluster
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.evaluation import evaluate_model
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.solver import LinearSolution
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import baseline_predictions, descriptors, predict
@@ -108,6 +112,59 @@ def test_prediction_passes_equal_one_process(data, single_maps, cluster2):
         assert_round_off(got[key], want, key)
     assert [p["pass"] for p in cluster2.passes[before:]] == ["baseline", "predict", "predict", "descriptors"]
     assert all(p["workers"] == 2 and p["batches"] > 1 for p in cluster2.passes[before:])
+
+
+def instances_in(obj, cls: type) -> list[int]:
+    """The ids of the ``cls`` objects that pickling ``obj`` writes (what sending it would send)."""
+    found = []
+
+    class Finder(pickle.Pickler):
+        def persistent_id(self, o):
+            if isinstance(o, cls):
+                found.append(id(o))
+            return None  # pickle it as usual, and look inside
+
+    Finder(io.BytesIO()).dump(obj)
+    return found
+
+
+def _scattered_in_memory(dask_scheduler) -> int:
+    """Scattered values (no task makes them) the scheduler knows to be in worker memory (run on the scheduler)."""
+    return sum(1 for ts in dask_scheduler.tasks.values() if ts.run_spec is None and ts.state == "memory")
+
+
+def test_each_task_gets_only_its_own_batch(data, cluster2, monkeypatch):
+    """What the design-matrix and prediction passes send: the shared inputs (scattered to every worker) hold no
+    structure; every other scatter is one batch's own inputs, and each structure is in exactly one of them; and no
+    more batches are on the workers at once than the passes keep in flight (IN_FLIGHT_PER_THREAD per worker thread),
+    whatever the number of batches."""
+    train, bl = data
+    client = cluster2.client
+    real = type(client).scatter
+    sent: list[tuple[bool, list[int], int]] = []  # (broadcast, structures in it, scattered values on the workers before it)
+
+    def scatter(self, values, *args, broadcast=False, **kwargs):
+        sent.append((broadcast, instances_in(values, Atoms), self.run_on_scheduler(_scattered_in_memory)))
+        return real(self, values, *args, broadcast=broadcast, **kwargs)
+
+    monkeypatch.setattr(type(client), "scatter", scatter)
+    pot = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
+    fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=150, progress=False, cluster=cluster2)
+    predict(pot, train, 150, progress=False, cluster=cluster2)
+    monkeypatch.undo()
+
+    starts = [k for k, (broadcast, _, _) in enumerate(sent) if broadcast]
+    assert len(starts) == 2, "one scatter of shared inputs per pass"
+    frames = {id(a) for a in train.frames}
+    window = IN_FLIGHT_PER_THREAD * sum(client.nthreads().values())
+    for start, end in zip(starts, starts[1:] + [len(sent)]):
+        assert not sent[start][1], "the shared inputs hold structures"
+        batches = [[a for a in found if a in frames] for _, found, _ in sent[start + 1 : end]]
+        assert all(batches) and sorted(a for b in batches for a in b) == sorted(frames), "each structure in one batch"
+        assert len(batches) > 2 * window, "too few batches to see the window"
+        # before a batch is sent: the batches in flight (at most window - 1), this pass's shared inputs, and the last
+        # pass's, whose release may still be on its way to the scheduler
+        assert max(alive for _, _, alive in sent[start + 1 : end]) <= window + 1
 
 
 @pytest.mark.slow
@@ -242,6 +299,7 @@ def fitted(data):
     pot = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
     sol, weights = fit_linear(pot, train, bl, Weights(energy=100.0), batch_atoms=150, progress=False)
     attach_uq(pot, train, bl, weights, solution=sol)
+    pot.solution = sol  # as `hybridpot fit` keeps it, with the training descriptors
     return pot
 
 
@@ -258,6 +316,61 @@ def test_active_learning_scores_equal_one_process(data, fitted, cluster2):
         for key in ("gamma", "std"):
             assert_round_off(np.array(getattr(got, key)), np.array(getattr(want, key)), f"{criterion}: {key}")
         assert_round_off(np.array(got.max_gamma_seen), np.array(want.max_gamma_seen), f"{criterion}: max gamma")
+
+
+def test_passes_send_a_fitted_potential_without_its_fit_record(data, fitted, cluster2, monkeypatch):
+    """A fitted potential carries its solution (training descriptors, as large as the training set): the passes that
+    send the whole potential (candidate descriptors and std, predictions without stored baseline predictions) send it
+    without, and give what one process gives."""
+    train, _ = data
+    assert fitted.solution.training_descriptors is not None
+    client = cluster2.client
+    real = type(client).scatter
+    shared: list[list[int]] = []  # per pass: the LinearSolution objects in its shared inputs
+
+    def scatter(self, values, *args, broadcast=False, **kwargs):
+        if broadcast:
+            shared.append(instances_in(values, LinearSolution))
+        return real(self, values, *args, broadcast=broadcast, **kwargs)
+
+    monkeypatch.setattr(type(client), "scatter", scatter)
+    candidates = perturbed_candidates(train.frames[:4], 4, 0.15, 0.04, np.random.default_rng(5))
+    got = {"std": structure_std(fitted, candidates, cluster2), "descriptors": descriptors(fitted, candidates, cluster=cluster2)[0],
+           **predict(fitted, train, 150, progress=False, cluster=cluster2)}
+    monkeypatch.undo()
+    assert len(shared) == 3 and not any(shared)
+    want = {"std": structure_std(fitted, candidates), "descriptors": descriptors(fitted, candidates)[0],
+            **predict(fitted, train, 150, progress=False)}
+    for key in want:
+        assert_round_off(got[key], want[key], key)
+
+
+def test_the_scheduler_is_sent_no_function_of_hybridpot(data, cluster2, monkeypatch):
+    """Dask's scheduler unpickles the task graph: every task of a pass names only functions of modules that import
+    neither torch nor ase (the scheduler would import them, 200 MiB, to pass the tasks on)."""
+    import operator
+    import subprocess
+    import sys
+
+    from hybridpot import distributed as dist
+
+    train, bl = data
+    client = cluster2.client
+    real = type(client).submit
+    functions = []
+
+    def submit(self, func, *args, **kwargs):
+        functions.append(func)
+        return real(self, func, *args, **kwargs)
+
+    monkeypatch.setattr(type(client), "submit", submit)
+    fit_linear(cu_eam_hybrid(nmax=2, lmax=2, scale=0), train, bl, Weights(), batch_atoms=150, progress=False, cluster=cluster2)
+    monkeypatch.undo()
+    assert functions and all(f is dist._call or isinstance(f, operator.itemgetter) for f in functions)
+    loaded = subprocess.run([sys.executable, "-c", "import sys, hybridpot.distributed; print(sorted({'torch', 'ase', 'numpy'} & "
+                             "set(sys.modules)))"], capture_output=True, text=True, check=True,
+                            cwd=Path(dist.__file__).parents[1]).stdout.strip()  # this checkout's hybridpot
+    assert loaded == "[]"
 
 
 def nested_numbers(d, prefix: str = "") -> dict[str, float]:
