@@ -217,6 +217,12 @@ def _rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of the calling process so far, s (run on workers and the scheduler by ``client.run``)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _import_hybridpot() -> None:
     """Import what the batch tasks need (on a worker, before the clock starts)."""
     import hybridpot.fitting.assembly  # noqa: F401
@@ -247,16 +253,21 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         idle = client.run(_rss_mib)
         scheduler_idle = client.run_on_scheduler(_rss_mib)
         client.get_task_stream()  # starts the scheduler's recording
+        cpu0 = {"fit process": _cpu_seconds(), "scheduler": client.run_on_scheduler(_cpu_seconds), **client.run(_cpu_seconds)}
         t_start = time.time()
         t0 = time.perf_counter()
         report = run_fit(config, progress=False, log=print).report
         wall = time.perf_counter() - t0
+        cpu1 = {"fit process": _cpu_seconds(), "scheduler": client.run_on_scheduler(_cpu_seconds), **client.run(_cpu_seconds)}
         stream = client.get_task_stream(start=t_start)
         workers = client.run(_max_rss_mib)
         scheduler = client.run_on_scheduler(_max_rss_mib)
+    cpu = {k: cpu1[k] - cpu0[k] for k in cpu0}
     return {"wall_seconds": wall, "report": _report_part(report), "fit_process_peak_MiB": _max_rss_mib(),
             "scheduler_peak_MiB": scheduler, "scheduler_before_fit_MiB": scheduler_idle, "worker_import_seconds": imports,
-            "workers": [{"peak_MiB": workers[w], "after_import_MiB": idle[w]} for w in sorted(workers)],
+            "workers": [{"peak_MiB": workers[w], "after_import_MiB": idle[w], "cpu_seconds_during_fit": cpu[w]} for w in sorted(workers)],
+            "cpu_seconds_during_fit": {"fit process": cpu["fit process"], "scheduler": cpu["scheduler"],
+                                       "workers": sum(cpu[w] for w in workers)},
             "batch_costs": batch_costs(stream, report["cluster"]["passes"])}
 
 
@@ -437,8 +448,12 @@ def print_table(runs: dict[str, dict[str, Any]], model: dict[str, Any] | None) -
         f"{r['scheduler_before_fit_MiB']:14.0f}" if "scheduler_before_fit_MiB" in r else f"{'-':>14s}" for r in runs.values()))
     print(f"{'scheduler peak (MiB)':28s}" + "".join(
         f"{r['scheduler_peak_MiB']:14.0f}" if "scheduler_peak_MiB" in r else f"{'-':>14s}" for r in runs.values()))
-    for label, key in (("worker peaks (MiB)", "peak_MiB"), ("workers after import (MiB)", "after_import_MiB")):
-        cells = ["/".join(f"{w[key]:.0f}" for w in r["workers"]) if "workers" in r else "-" for r in runs.values()]
+    print(f"{'CPU in the fit: fit/sched (s)':28s}" + "".join(
+        f"{r['cpu_seconds_during_fit']['fit process']:7.1f}{r['cpu_seconds_during_fit']['scheduler']:7.1f}"
+        if "cpu_seconds_during_fit" in r else f"{'-':>14s}" for r in runs.values()))
+    for label, key, fmt in (("CPU in the fit: workers (s)", "cpu_seconds_during_fit", ".1f"), ("worker peaks (MiB)", "peak_MiB", ".0f"),
+                            ("workers after import (MiB)", "after_import_MiB", ".0f")):
+        cells = ["/".join(format(w[key], fmt) for w in r["workers"]) if "workers" in r else "-" for r in runs.values()]
         print(f"{label:28s}" + "".join(f"{c:>14s}" for c in cells))
     for r in runs.values():
         if "sent_MiB" in r:

@@ -82,17 +82,19 @@ class DesignAssembler:
         rest = [t * self.M + m for t in range(self.T) for m in range(1, self.M)]
         return np.array(first + rest)
 
-    def rows(self, frames, forces: bool = True) -> dict[str, np.ndarray]:
+    def rows(self, frames, forces: bool = True, virial: bool = True) -> dict[str, np.ndarray]:
         """Unweighted rows of a batch of structures.
 
         Args:
             frames: the structures.
             forces: also form the force and virial rows (the costly part: pair gradients).
+            virial: with ``forces``, also the virial rows (False where no row of the batch uses them: no stress label
+                and no baseline-stress weight; for the quadratic model they cost a fifth of the force rows' time).
 
         Returns:
             dict with ``energy`` (S, T*M) per-atom energy rows, ``atoms`` (N, T*M) the rows of each
             atom's own energy (its features in its element's block), ``descriptors`` (N, K),
-            ``types`` (N,), and with ``forces`` also ``forces`` (N, 3, T*M) and ``virial``
+            ``types`` (N,), and with ``forces`` also ``forces`` (N, 3, T*M) and (with ``virial``) ``virial``
             (S, 3, 3, T*M) virial-per-atom rows.
         """
         system = AtomicSystem.from_atoms(frames)
@@ -123,22 +125,24 @@ class DesignAssembler:
             if not forces:
                 return out
             if getattr(self.model, "summed_gradients", False):
-                forces, virial = self._summed_rows(B, dB, graph, types)
+                forces, W = self._summed_rows(B, dB, graph, types, virial)
             else:
-                forces, virial = self._pair_rows(B, dB, graph, types, typed)
-            virial = virial.reshape(S, T, M, 3, 3)
-            virial = 0.5 * (virial + virial.transpose(3, 4)) / n_atoms[:, None, None, None, None]
+                forces, W = self._pair_rows(B, dB, graph, types, typed, virial)
         out["forces"] = forces.reshape(N, 3, T * M).numpy()
-        out["virial"] = virial.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy()
+        if virial:
+            W = W.reshape(S, T, M, 3, 3)
+            W = 0.5 * (W + W.transpose(3, 4)) / n_atoms[:, None, None, None, None]
+            out["virial"] = W.permute(0, 3, 4, 1, 2).reshape(S, 3, 3, T * M).numpy()
         return out
 
-    def _pair_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor, typed: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3) from the model's pair
-        feature gradients (P, M, 3), formed ``pair_budget`` bytes at a time (any linear model)."""
+    def _pair_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor, typed: bool,
+                   virial: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3; None without ``virial``) from the
+        model's pair feature gradients (P, M, 3), formed ``pair_budget`` bytes at a time (any linear model)."""
         N, S, T, M = graph.n_atoms, graph.n_structures, self.T, self.M
         # rows are indexed by (atom, element block of the pair's centre): row = atom * T + t
         forces = torch.zeros((N * T, M, 3), dtype=B.dtype)
-        virial = torch.zeros((S * T, M, 3, 3), dtype=B.dtype)
+        W = torch.zeros((S * T, M, 3, 3), dtype=B.dtype) if virial else None
         pair_key = graph.batch[graph.i] * T + types[graph.i]
         chunk = max(1024, self.pair_budget // (M * 3 * B.element_size()))
         for lo in range(0, graph.i.shape[0], chunk):
@@ -147,14 +151,17 @@ class DesignAssembler:
             G = (self.model.pair_feature_gradients(B[i], dB[sl], t) if typed  # (p, M, 3)
                  else self.model.pair_feature_gradients(B[i], dB[sl]))
             forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
+            if W is None:
+                continue
             # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key
             for k in torch.unique(key).tolist():
                 sel = key == k
-                virial[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
-        return forces.reshape(N, T, M, 3).permute(0, 3, 1, 2), virial
+                W[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
+        return forces.reshape(N, T, M, 3).permute(0, 3, 1, 2), W
 
-    def _summed_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3) of a model whose pair
+    def _summed_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor,
+                     virial: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Force rows (N, 3, T, M) and unsymmetrised virial sums (S*T, M, 3, 3; None without ``virial``) of a model whose pair
         gradients are bilinear in the centre's descriptors and dB (module docstring): sums in descriptor
         space, then the model's ``gradient_rows``, ``pair_budget`` bytes of rows at a time."""
         N, S, T, K = graph.n_atoms, graph.n_structures, self.T, B.shape[1]
@@ -177,13 +184,14 @@ class DesignAssembler:
             S2[has] += B[a[has], :, None, None] * D[a[has], None, :, :]
             r = torch.arange(lo, hi)
             rows[r // T, r % T] = self.model.gradient_rows(S1[lo:hi], S2)
+        if not virial:
+            return forces, None
         # virial sums: -L(sum_{i in (s, t)} V_i, sum_{i in (s, t)} B_i (x) V_i), V_i = sum_{p: i_p = i} dB_p (x) r_p
         V = _segment_outer_sums(i, dB.reshape(-1, K * 3), graph.vectors.to(B.dtype), N, self.pair_budget).reshape(N, K, 9)
         block = graph.batch * T + types
         S1v = torch.zeros((S * T, K, 9), dtype=B.dtype).index_add_(0, block, V)
         S2v = _segment_outer_sums(block, B, V.reshape(N, 9 * K), S * T, self.pair_budget).reshape(S * T, K, K, 9)
-        virial = -self.model.gradient_rows(S1v, S2v).reshape(S * T, self.M, 3, 3)
-        return forces, virial
+        return forces, -self.model.gradient_rows(S1v, S2v).reshape(S * T, self.M, 3, 3)
 
 
 def _segment_outer(group: torch.Tensor, left: torch.Tensor, right: torch.Tensor, n_groups: int,
@@ -217,7 +225,7 @@ def _segment_outer(group: torch.Tensor, left: torch.Tensor, right: torch.Tensor,
         cost = torch.arange(1, n_groups - lo + 1) * (width * (a + b) + a * b) * size
         hi = lo + max(1, int(torch.searchsorted(cost, budget, right=True)))
         width = int(width[hi - lo - 1])
-        sums = torch.zeros((hi - lo, a, b), dtype=left.dtype)
+        sums = (torch.empty if width else torch.zeros)((hi - lo, a, b), dtype=left.dtype)  # bmm overwrites it
         if width:
             items = slice(int(start[lo]), int(start[hi - 1] + counts[hi - 1]))
             local = g[items] - lo

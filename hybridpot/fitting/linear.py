@@ -8,7 +8,7 @@ small QR and SVD steps, not another pass over the data.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -174,37 +174,67 @@ def kind_factors(target: Weights, assembled: Weights) -> dict[str, float]:
     return out
 
 
+@dataclass(frozen=True)
+class CVFit:
+    """One fit scored by :func:`cv_errors_of`: target ``target`` of the parts, with the rows at ``weights`` (``factors``
+    from :func:`kind_factors`), at the ridge ``ridge_per_row`` times the rows fitted (None: unregularised least squares)."""
+
+    target: int
+    ridge_per_row: float | None
+    factors: dict[str, float]
+    weights: Weights
+
+
 def cv_errors(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, ridge_per_row: float, factors: dict[str, float],
               weights: Weights, target: int = 0, intercepts_only: bool = False, scale_columns: bool = True) -> dict[str, float]:
+    """Pooled k-fold CV RMSE per kind of one fit (:func:`cv_errors_of` of one :class:`CVFit`); ``intercepts_only``:
+    only the per-element reference energies are fitted (the baseline alone), by least squares."""
+    if intercepts_only:  # only the leading columns matter: cut every part down first
+        parts = {key: acc.target(target).leading(n_free) for key, acc in parts.items()}
+        return cv_errors_of(parts, n_folds, n_free, [CVFit(0, None, factors, weights)])[0]
+    return cv_errors_of(parts, n_folds, n_free, [CVFit(target, ridge_per_row, factors, weights)], scale_columns)[0]
+
+
+def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, fits: Sequence[CVFit],
+                 scale_columns: bool = True) -> list[dict[str, float]]:
     """Pooled k-fold CV RMSE per kind (energy meV/atom per atom, force eV/A per component, stress eV/atom per
-    virial component; config weights applied) of a fit of target ``target`` of ``parts`` with the rows at
-    ``weights`` (``factors`` from :func:`kind_factors`); ``intercepts_only``: only the per-element
-    reference energies are fitted (the baseline alone).
+    virial component; config weights applied) of each of ``fits`` (:class:`CVFit`) of ``parts``.
 
     Each fold's training rows are fitted at the ridge parameter ``ridge_per_row`` times their number of rows (the
     full fit's lam / n_rows: the same penalty per row), not at one chosen again per fold: one QR of the training
     factor per fold instead of an SVD (15x cheaper for the quadratic model's 1326 columns), at the price of a
-    regularisation chosen (by the evidence) on all the data, held-out folds included.
+    regularisation chosen (by the evidence) on all the data, held-out folds included. Fits whose rows have the same
+    ``factors`` (e.g. the hybrid and pure ML at the same weights) share each fold's training factor (one merge of the
+    other folds' factors for all their targets).
     """
-    if intercepts_only:  # only the leading columns matter: cut every part down first
-        parts = {key: acc.target(target).leading(n_free) for key, acc in parts.items()}
-        target = 0
-    sse = dict.fromkeys(("energy", "force", "stress"), 0.0)
+    sse = [dict.fromkeys(("energy", "force", "stress"), 0.0) for _ in fits]
+    groups: dict[tuple, list[int]] = {}
+    for n, fit in enumerate(fits):
+        groups.setdefault(tuple(sorted(fit.factors.items())), []).append(n)
     for k in range(n_folds):  # one training factor at a time: memory of one factor, not of k
-        train = QRAccumulator.combine([(acc, factors.get(kd, 1.0)) for (f, kd), acc in parts.items() if f != k]).target(target)
-        if intercepts_only:
-            coef = np.linalg.lstsq(train.R, train.z, rcond=None)[0]
-        else:
-            coef = ridge_coef(train, n_free, ridge_per_row * train.n_rows, scale_columns)
-        for kind in sse:
-            if (k, kind) in parts:
-                sse[kind] += factors[kind] ** 2 * parts[(k, kind)].sse(coef, target)
-    out = {}
-    for kind, unit, scale in (("energy", "energy_rmse_meV_atom", 1000.0), ("force", "force_rmse_eV_A", 1.0),
-                              ("stress", "stress_rmse_eV_atom", 1.0)):
-        w = getattr(weights, kind)
-        if w > 0 and any((k, kind) in parts for k in range(n_folds)):
-            out[unit] = scale * float(np.sqrt(sse[kind] / w))
+        for key, members in groups.items():
+            factors = dict(key)
+            rest = QRAccumulator.combine([(acc, factors.get(kd, 1.0)) for (f, kd), acc in parts.items() if f != k])
+            for n in members:
+                fit = fits[n]
+                train = rest.target(fit.target)
+                if fit.ridge_per_row is None:
+                    coef = np.linalg.lstsq(train.R, train.z, rcond=None)[0]
+                else:
+                    coef = ridge_coef(train, n_free, fit.ridge_per_row * train.n_rows, scale_columns)
+                for kind in sse[n]:
+                    if (k, kind) in parts:
+                        sse[n][kind] += factors[kind] ** 2 * parts[(k, kind)].sse(coef, fit.target)
+            del rest
+    out = []
+    for fit, e in zip(fits, sse):
+        errors = {}
+        for kind, unit, scale in (("energy", "energy_rmse_meV_atom", 1000.0), ("force", "force_rmse_eV_A", 1.0),
+                                  ("stress", "stress_rmse_eV_atom", 1.0)):
+            w = getattr(fit.weights, kind)
+            if w > 0 and any((k, kind) in parts for k in range(n_folds)):
+                errors[unit] = scale * float(np.sqrt(e[kind] / w))
+        out.append(errors)
     return out
 
 
@@ -225,8 +255,8 @@ def baseline_check(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_
         "better", "used", "mode", "n_folds", "ridge_per_row"}.
     """
     fa, fb = kind_factors(hybrid, assembled), kind_factors(pure, assembled)
-    a = cv_errors(parts, n_folds, n_free, ridge_per_row["hybrid"], fa, hybrid, 0, scale_columns=scale_columns)
-    b = cv_errors(parts, n_folds, n_free, ridge_per_row["pure_ml"], fb, pure, 1, scale_columns=scale_columns)
+    a, b = cv_errors_of(parts, n_folds, n_free, [CVFit(0, ridge_per_row["hybrid"], fa, hybrid),
+                                                 CVFit(1, ridge_per_row["pure_ml"], fb, pure)], scale_columns)
     c = cv_errors(parts, n_folds, n_free, 0.0, fa, hybrid, 0, intercepts_only=True)
     keys = [k for k in ("energy_rmse_meV_atom", "force_rmse_eV_A") if k in a and k in b]
     score = {name: float(sum(e[k] / max(min(a[k], b[k]), 1e-300) for k in keys)) for name, e in (("hybrid", a), ("pure_ml", b))}

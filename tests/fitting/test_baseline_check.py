@@ -16,7 +16,7 @@ from hybridpot.errors import ConfigError
 from hybridpot.fitting.assembly import Weights, accumulate, target_scales
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.linear import cv_errors, fit_linear, kind_factors
+from hybridpot.fitting.linear import CVFit, cv_errors, cv_errors_of, fit_linear, kind_factors
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.io.modelfile import load
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
@@ -113,6 +113,28 @@ def test_baseline_check_errors_match_separate_fits():
         e_sq += np.sum((resid[held] - resid[tr].mean()) ** 2)
     assert check["baseline_only"]["energy_rmse_meV_atom"] == pytest.approx(1000 * np.sqrt(e_sq / len(data)), rel=1e-8)
     assert check["baseline_only"]["force_rmse_eV_A"] == pytest.approx(np.sqrt(np.mean((data.forces - bl.forces) ** 2)), rel=1e-8)
+
+
+def test_cv_fits_sharing_row_factors_equal_separate_ones():
+    """Two CV fits at the same row factors (hybrid and pure ML at the same weights) share each fold's training factor;
+    their errors equal those of separate cv_errors calls."""
+    truth = cu_eam_hybrid(seed=1)
+    data = from_frames(labelled(truth, cu_frames(9), stress=False, sigma_e=2e-3, sigma_f=0.02))
+    pot = cu_eam_hybrid(seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    zero = baseline_predictions(None, data, progress=False)
+    w = Weights(energy=30.0)
+    folds = np.random.default_rng(5).permutation(len(data)) % 3
+    assembler = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff)
+    parts, _ = accumulate(assembler, data, bl, w, folds=folds, by_kind=True, progress=False, extra_baselines=(zero,))
+    f = kind_factors(w, w)
+    joint = cv_errors_of(parts, 3, 1, [CVFit(0, 1e-3, f, w), CVFit(1, 1e-2, f, w)])
+    for target, ridge, errors in ((0, 1e-3, joint[0]), (1, 1e-2, joint[1])):
+        separate = cv_errors(parts, 3, 1, ridge, f, w, target)
+        assert errors.keys() == separate.keys() and len(errors) == 2
+        for key, v in separate.items():
+            assert errors[key] == pytest.approx(v, rel=1e-12)
+    assert joint[0] != joint[1]
 
 
 def _bad_lj_config(out, mode: str, baseline: str):

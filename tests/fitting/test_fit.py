@@ -15,13 +15,13 @@ from hybridpot.dataset import bundled, from_frames
 from hybridpot.descriptors import SO3
 from hybridpot.design import DesignAssembler
 from hybridpot.empirical import LennardJones, load
-from hybridpot.fitting.assembly import Weights
+from hybridpot.fitting.assembly import Weights, fold_batches
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.linear import fit_linear
 from hybridpot.models import PolynomialModel
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
-from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict
+from hybridpot.prediction import BaselinePredictions, baseline_predictions, batches, predict
 from hybridpot.system import AtomicSystem
 from hybridpot.testing import fd_forces, fd_stress, labelled, max_rel
 from tests.builders import cu_eam_hybrid
@@ -81,6 +81,24 @@ def check_rows(pot, frames, pair_budget=32 * 1024**2):
     assert np.allclose(rows["energy"] @ coef, ref["energy"] / n, rtol=1e-12, atol=1e-12)
     assert max_rel(rows["forces"] @ coef, ref["forces"]) < 1e-10
     assert max_rel(rows["virial"] @ coef, ref["virial"] / n[:, None, None]) < 1e-10
+    # without the virial rows (a batch with no stress rows): the same force rows, and no virial rows
+    bare = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff, pair_budget).rows(frames, virial=False)
+    assert "virial" not in bare
+    assert np.array_equal(bare["forces"], rows["forces"]) and np.array_equal(bare["energy"], rows["energy"])
+
+
+def test_fold_batches_keep_each_batch_within_one_fold():
+    """Design batches hold about batch_atoms atoms, every structure once, and the structures of one fold each."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 40, size=57)
+    folds = rng.permutation(57) % 5
+    index = fold_batches(counts, folds, 100)
+    assert np.array_equal(np.sort(np.concatenate(index)), np.arange(57))
+    for idx in index:
+        assert len(np.unique(folds[idx])) == 1
+        assert counts[idx][:-1].sum() < 100  # it closes at the structure that reaches batch_atoms
+    assert [folds[idx[0]] for idx in index] == sorted(folds[idx[0]] for idx in index)  # fold 0's batches first
+    assert [list(b) for b in fold_batches(counts, np.zeros(57, int), 100)] == [list(b) for b in batches(counts, 100)]
 
 
 def test_linear_solve_recovers_known_weights():
