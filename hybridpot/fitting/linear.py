@@ -97,27 +97,36 @@ def fit_linear(
         weights = replace(weights, energy=weights.energy * record["chosen"])
         record["energy_weight"] = weights.energy
 
+    totals: dict[tuple, QRAccumulator] = {}  # the last total factor, by its row factors: its targets share its SVD
+
     def full_solve(target: int, w: Weights, posterior: bool = True) -> LinearSolution:
         """The solve of target ``target`` of ``parts`` with the rows at weights ``w`` (``posterior``: with its covariance)."""
         fac = kind_factors(w, assembled)
-        fold_acc = None  # per-fold factors are held only where the regularisation is chosen by CV
-        if regularization == "cv" and n_folds > 1:
+        if regularization == "cv" and n_folds > 1:  # per-fold factors are held only where the regularisation is chosen by CV
             fold_acc = [QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (f, kind), acc in parts.items() if f == k]).target(target)
                         for k in range(n_folds)]
-            total = QRAccumulator.combine([(acc, 1.0) for acc in fold_acc])
+            out = solve(QRAccumulator.combine([(acc, 1.0) for acc in fold_acc]), n_free=n_free, lam=lam, folds=fold_acc,
+                        posterior=posterior, scale_columns=scale_columns)
+            del fold_acc
         else:
-            total = QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (_, kind), acc in sorted(parts.items())]).target(target)
-        out = solve(total, n_free=n_free, lam=lam, folds=fold_acc, posterior=posterior, scale_columns=scale_columns)
-        del total, fold_acc
+            key = tuple(sorted(fac.items()))
+            if key not in totals:
+                totals.clear()
+                release_memory()
+                totals[key] = QRAccumulator.combine([(acc, fac.get(kind, 1.0)) for (_, kind), acc in sorted(parts.items())])
+            out = solve(totals[key], n_free=n_free, lam=lam, posterior=posterior, scale_columns=scale_columns, target=target)
         release_memory()  # the solve's SVD work space, before the next solve fragments the heap further
         return out
 
     # the covariance (an M x M inverse) only for a solution that may be used: with mode "auto" both are solved
-    # without it first, and the one used again with it
+    # without it first, and the one used again with it (from the same SVD where the rows' factors are the same)
     sol, checked, target = full_solve(0, weights, posterior=not check or mode == "on"), None, 0
     if check:
         pure = replace(pure_weights, energy=pure_weights.energy * (record["chosen"] if choose else 1.0))
         pure_sol = full_solve(1, pure, posterior=mode == "off")
+        if mode != "auto":  # no solve follows: the total factor's memory goes before the CV's
+            totals.clear()
+            release_memory()
         checked = baseline_check(parts, n_folds, n_free, assembled, weights, pure,
                                  {"hybrid": sol.lam / sol.n_rows, "pure_ml": pure_sol.lam / pure_sol.n_rows}, mode, scale_columns)
         if checked["used"] == "pure_ml":

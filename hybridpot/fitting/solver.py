@@ -49,6 +49,8 @@ class QRAccumulator:
         self.n_rows = 0
         #: (C, C) triangular factor of [A | y] (C = M + r), or fewer than C of its rows as given
         self._R = np.zeros((0, self.n_columns + self.n_targets))
+        #: the scaled blocks of R and their SVD (:class:`_Scaled`) by (n_free, scale_columns): shared by the targets
+        self._scaled: dict[tuple[int, bool], _Scaled] = {}
 
     @property
     def _full(self) -> bool:
@@ -132,6 +134,7 @@ class QRAccumulator:
     def _fold(self, rows: np.ndarray, triangular: bool = False) -> None:
         """Fold in augmented ``rows`` (overwritten), or another factor (``triangular``: a fresh (C, C) array)."""
         C = self._R.shape[1]
+        self._scaled = {}
         if self._full:
             self._R = _r_update(self._R, rows, triangular)
         elif triangular:
@@ -243,51 +246,67 @@ class LinearSolution:
     cv_errors: dict | None = None
 
 
+class _Scaled:
+    """The design part of a factor R, columns scaled (``scale``) and split at the free columns: R00, R01, R11; the SVD
+    of R11 when first asked for. Held by the :class:`QRAccumulator`, so that its targets share them."""
+
+    def __init__(self, R: np.ndarray, n_rows: int, n_free: int, scale_columns: bool) -> None:
+        norms = np.linalg.norm(R, axis=0) / np.sqrt(max(n_rows, 1))
+        self.scale = np.where(norms > 0, norms, 1.0) if scale_columns else np.ones(R.shape[1])
+        Rs = R / self.scale  # column scaling keeps R triangular
+        self.R00, self.R01, self.R11 = Rs[:n_free, :n_free], Rs[:n_free, n_free:], Rs[n_free:, n_free:]
+
+    @functools.cached_property
+    def svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(U, s, Vt) of R11."""
+        return np.linalg.svd(self.R11, full_matrices=False)
+
+
 class _Reduced:
-    """The scaled problem with the free columns eliminated: min ||R11 w1 - z1||^2 + lam ||w1||^2.
+    """The scaled problem of target ``target`` with the free columns eliminated: min ||R11 w1 - z1||^2 + lam ||w1||^2.
 
     The SVD of R11 (``s``, ``Vt`` and ``u = U^T z1``) is computed when first asked for: the evidence,
-    the condition number and a grid of ``lam`` need it; one ``lam`` alone does not (:meth:`solve`).
+    the condition number and a grid of ``lam`` need it; one ``lam`` alone does not (:meth:`solve`). The targets of
+    one accumulator share it (the hybrid's and pure ML's targets of one set of rows: one SVD for both).
     """
 
-    def __init__(self, acc: QRAccumulator, n_free: int, scale_columns: bool = True) -> None:
-        norms = np.linalg.norm(acc.R, axis=0) / np.sqrt(max(acc.n_rows, 1))
-        self.scale = np.where(norms > 0, norms, 1.0) if scale_columns else np.ones(acc.n_columns)
-        Rs = acc.R / self.scale
+    def __init__(self, acc: QRAccumulator, n_free: int, scale_columns: bool = True, target: int = 0) -> None:
+        M = acc.n_columns
+        key = (n_free, scale_columns)
+        square = acc._square()
+        if key not in acc._scaled:
+            acc._scaled[key] = _Scaled(square[:M, :M], acc.n_rows, n_free, scale_columns)
+        self.shared = acc._scaled[key]
+        self.scale, self.R00, self.R01, self.R11 = self.shared.scale, self.shared.R00, self.shared.R01, self.shared.R11
         self.n_free = n_free
-        # re-triangularise after scaling (column scaling keeps R triangular)
-        self.R00 = Rs[:n_free, :n_free]
-        self.R01 = Rs[:n_free, n_free:]
-        self.z0 = acc.z[:n_free]
-        self.R11 = Rs[n_free:, n_free:]
-        self.z1 = acc.z[n_free:]
-        self.floor = acc.residual_floor
+        self.z0 = square[:n_free, M + target]
+        self.z1 = square[n_free:M, M + target]
+        self.floor = float(np.sum(square[M:, M + target] ** 2))  # y's part outside the column space
         self.n_rows = acc.n_rows
         if n_free and np.min(np.abs(np.diag(self.R00))) < 1e-12 * max(np.max(np.abs(np.diag(self.R00))), 1e-300):
             raise np.linalg.LinAlgError("the unpenalised (intercept) columns are linearly dependent: an element has no data")
 
-    @functools.cached_property
-    def _svd(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        U, s, Vt = np.linalg.svd(self.R11, full_matrices=False)
-        return s, Vt, U.T @ self.z1
+    @property
+    def has_svd(self) -> bool:
+        return "svd" in self.shared.__dict__
 
     @property
     def s(self) -> np.ndarray:
         """(M1,) singular values of R11."""
-        return self._svd[0]
+        return self.shared.svd[1]
 
-    @property
+    @functools.cached_property
     def u(self) -> np.ndarray:
         """(M1,) z1 in the left singular vectors of R11."""
-        return self._svd[2]
+        return self.shared.svd[0].T @ self.z1
 
     def solve(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
         """Scaled (w0, w1) for ridge parameter lam: from the SVD where it has been computed (many lam cost a
         matrix-vector product each), else by one QR of [R11 z1; sqrt(lam) I 0] (about a fifteenth of an SVD's cost
         for a square R11: a cross-validation fold fitted at a given lam)."""
-        if "_svd" in self.__dict__:
-            s, Vt, u = self._svd
-            w1 = Vt.T @ (s / (s**2 + lam) * u)
+        if self.has_svd:
+            _, s, Vt = self.shared.svd
+            w1 = Vt.T @ (s / (s**2 + lam) * self.u)
         elif self.R11.size:
             M1 = self.R11.shape[0]
             top = np.zeros((M1 + 1, M1 + 1), order="F")
@@ -344,8 +363,9 @@ def solve(
     max_iter: int = 200,
     posterior: bool = True,
     scale_columns: bool = True,
+    target: int = 0,
 ) -> LinearSolution:
-    """Solve the regularised least-squares problem held in ``acc``.
+    """Solve the regularised least-squares problem of target ``target`` held in ``acc``.
 
     Args:
         acc: the accumulated factor of all rows.
@@ -358,6 +378,7 @@ def solve(
         scale_columns: scale the columns to unit RMS before the ridge (False: the prior is the
             identity on the parameters as given, e.g. a whitened kernel basis; such a proper prior
             needs rows only for the free columns, a GP may have more parameters than rows).
+        target: which of ``acc``'s targets; the targets of one accumulator share the SVD that choosing lam needs.
 
     Raises:
         numpy.linalg.LinAlgError: fewer rows than columns (than free columns with ``scale_columns=False``),
@@ -366,7 +387,7 @@ def solve(
     needed = acc.n_columns if scale_columns else n_free  # a model's own (identity) prior makes the penalised block proper
     if acc.n_rows < needed:
         raise np.linalg.LinAlgError(f"{acc.n_rows} rows for {acc.n_columns} parameters: not enough data")
-    red = _Reduced(acc, n_free, scale_columns)
+    red = _Reduced(acc, n_free, scale_columns, target)
     cond = float(red.s[0] / red.s[-1]) if red.s.size and red.s[-1] > 0 else float("inf")
     N = red.n_rows - n_free
     cv_curve: dict[float, float] = {}

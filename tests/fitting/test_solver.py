@@ -67,6 +67,29 @@ def test_ridge_at_a_given_lam_without_the_svd_equals_the_dense_ridge(scale_colum
     assert np.allclose(fast, solve(acc, n_free=1, lam=lam, scale_columns=scale_columns).coef, rtol=1e-10, atol=1e-12)
 
 
+def test_targets_of_one_factor_share_its_svd(monkeypatch):
+    """Each target of a two-target factor solves (evidence, posterior) as its own single-target factor does, and the
+    second target's solve reuses the first's SVD; adding rows drops it."""
+    A, y, _ = problem()
+    y2 = y + np.random.default_rng(1).normal(scale=0.5, size=y.size)
+    acc = QRAccumulator(A.shape[1], 2)
+    for k in range(0, len(y), 211):
+        acc.add(A[k : k + 211], np.stack([y, y2], axis=1)[k : k + 211])
+    calls = []
+    svd = np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: calls.append(1) or svd(*a, **k))
+    for j in (0, 1):
+        shared = solve(acc, n_free=1, target=j)
+        alone = solve(acc.target(j), n_free=1)
+        assert shared.lam == pytest.approx(alone.lam, rel=1e-8) and shared.rss == pytest.approx(alone.rss, rel=1e-8)
+        assert np.allclose(shared.coef, alone.coef, rtol=1e-9, atol=1e-12)
+        assert np.allclose(shared.covariance, alone.covariance, rtol=1e-8, atol=1e-14)
+    assert len(calls) == 3  # the shared factor's SVD once, each single-target factor's once
+    acc.add(A[:5], np.stack([y, y2], axis=1)[:5])
+    solve(acc, n_free=1, target=1)
+    assert len(calls) == 4
+
+
 def test_evidence_recovers_noise_and_weights_and_covariance():
     A, y, w = problem(noise=0.02, n=4000)
     sol = solve(accumulate(A, y), n_free=1)
