@@ -118,21 +118,17 @@ def fit_linear(
         release_memory()  # the solve's SVD work space, before the next solve fragments the heap further
         return out
 
-    # the covariance (an M x M inverse) only for a solution that may be used: with mode "auto" both are solved
-    # without it first, and the one used again with it (from the same SVD where the rows' factors are the same)
-    sol, checked, target = full_solve(0, weights, posterior=not check or mode == "on"), None, 0
+    # the covariance (an M x M inverse) only for a solution that may be used (with mode "auto": both)
+    sol, checked, target = full_solve(0, weights, posterior=not check or mode != "off"), None, 0
     if check:
         pure = replace(pure_weights, energy=pure_weights.energy * (record["chosen"] if choose else 1.0))
-        pure_sol = full_solve(1, pure, posterior=mode == "off")
-        if mode != "auto":  # no solve follows: the total factor's memory goes before the CV's
-            totals.clear()
-            release_memory()
+        pure_sol = full_solve(1, pure, posterior=mode != "on")
+        totals.clear()  # no solve follows: the total factor's memory goes before the CV's
+        release_memory()
         checked = baseline_check(parts, n_folds, n_free, assembled, weights, pure,
                                  {"hybrid": sol.lam / sol.n_rows, "pure_ml": pure_sol.lam / pure_sol.n_rows}, mode, scale_columns)
         if checked["used"] == "pure_ml":
-            weights, target, sol = pure, 1, pure_sol if mode == "off" else full_solve(1, pure)
-        elif mode == "auto":
-            sol = full_solve(0, weights)
+            weights, target, sol = pure, 1, pure_sol
     order = assembler.column_order()
     coef = np.empty(assembler.n_columns)
     coef[order] = sol.coef
