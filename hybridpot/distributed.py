@@ -210,7 +210,9 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
     ``keep(item, task(...)[1])``.
 
     What reaches the workers: ``shared`` is scattered to every worker once per pass; each item's own inputs are built
-    here only when its task is sent, and scattered to one worker, which drops them once the task has run. At most
+    here only when its task is sent, and scattered to one worker, which drops them once the task has run: the worker
+    whose batch just ended (each worker thread has :data:`IN_FLIGHT_PER_THREAD` slots), so that no worker waits while
+    another has batches queued. At most
     :data:`IN_FLIGHT_PER_THREAD` tasks per worker thread are sent and not yet finished, so a worker holds the shared
     inputs, a few batches' inputs and the results not yet collected or reduced, whatever the size of the data set; the
     scheduler only relays the scattered inputs.
@@ -267,15 +269,15 @@ class _InputsLost(Exception):
     """Sending a pass's inputs failed: the worker they were going to died (Dask's scatter does not try another)."""
 
 
-def _scatter(client: Any, value: Any, broadcast: bool = False) -> Any:
-    """``value`` scattered as one future: to one worker (Dask's round robin), or to every worker with ``broadcast``.
+def _scatter(client: Any, value: Any, worker: str | None = None) -> Any:
+    """``value`` scattered as one future: to the worker ``worker`` (an address), or to every worker (None).
 
     Raises:
-        _InputsLost: the connection to the worker closed (it died while receiving them).
+        _InputsLost: the worker is gone, or the connection to it closed (it died while receiving them).
     """
     try:
-        [future] = client.scatter([value], broadcast=broadcast, hash=False)
-    except OSError as exc:  # distributed's CommClosedError, a refused connection
+        [future] = client.scatter([value], workers=None if worker is None else [worker], broadcast=worker is None, hash=False)
+    except (OSError, KeyError) as exc:  # distributed's CommClosedError, a refused connection; a worker the scheduler no longer has
         raise _InputsLost(f"sending inputs to a worker failed: {type(exc).__name__}: {exc}") from exc
     return future
 
@@ -326,35 +328,40 @@ def _one_pass(client: Any, task: Callable[[Any, Any], tuple[Any, Any]], shared: 
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
-    shared_future = _scatter(client, shared, broadcast=True)
+    shared_future = _scatter(client, shared)
+    # each worker thread has IN_FLIGHT_PER_THREAD slots; a batch that ends frees its slot for the next batch, on the same
+    # worker: every worker is kept busy as long as there are batches (Dask's round robin would not follow who is free)
+    nthreads = client.nthreads()
+    slots = [w for w in sorted(nthreads) for _ in range(IN_FLIGHT_PER_THREAD * nthreads[w])]
     tree = _Tree(client, pickle.dumps(reduce), len(items), token) if reduce is not None else None
     run = pickle.dumps(task)
     # a reduction needs every task again after a lost pass; a map only those not kept yet
     todo = iter([i for i in range(len(items)) if reduce is not None or i not in kept])
-    watched: dict[Any, int] = {}  # the future whose end frees a slot -> its item
+    watched: dict[Any, tuple[int, str]] = {}  # the future whose end frees a slot -> its item and worker
     finished = as_completed()
 
-    def send(i: int) -> None:
-        own = _scatter(client, inputs(items[i]))  # held on its worker until the task has run (no reference kept here)
-        out = client.submit(_call, run, shared_future, own, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False)
+    def send(i: int, worker: str) -> None:
+        own = _scatter(client, inputs(items[i]), worker)  # held on its worker until the task has run (no reference kept here)
+        out = client.submit(_call, run, shared_future, own, key=f"hybridpot-task-{token}-{i}", retries=RETRIES, pure=False,
+                            workers=[worker], allow_other_workers=True)
         # only the getters are held: a task's whole result is freed on its worker once both have run
         if tree is not None:
             partial = client.submit(operator.itemgetter(0), out, key=f"hybridpot-partial-{token}-{i}", retries=RETRIES)
             tree.add(i, partial)
         watch = partial if i in kept else client.submit(operator.itemgetter(1), out, key=f"hybridpot-side-{token}-{i}",
                                                         retries=RETRIES)
-        watched[watch] = i
+        watched[watch] = (i, worker)
         finished.add(watch)
 
-    for i in itertools.islice(todo, max(1, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))):
-        send(i)
+    for worker, i in zip(slots, todo):
+        send(i, worker)
     for future in finished:
-        i = watched.pop(future)
+        i, worker = watched.pop(future)
         if i not in kept:
             keep(items[i], future.result())
             future.release()
             kept.add(i)
             bar.update(1)
         for j in itertools.islice(todo, 1):
-            send(j)
+            send(j, worker)
     return tree.root.result() if tree is not None else None
