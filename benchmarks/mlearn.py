@@ -272,11 +272,13 @@ def default_rows(element: str, names: list[str] | None = None) -> dict[str, tupl
     return {k: v for k, v in DEFAULT_ROWS.items() if (names is None or k in names) and (BASELINES[element] is not None or not v[0])}
 
 
-def part_defaults(shared: Path, elements: list[str], models: list[str], out: Path, rows_wanted: list[str] | None = None) -> dict[str, Any]:
+def part_defaults(shared: Path, elements: list[str], models: list[str], out: Path, rows_wanted: list[str] | None = None,
+                  tune_budget_s: float | None = None) -> dict[str, Any]:
     """Every element fitted with the same configuration (the defaults) except the file names.
 
     ``rows_wanted``: names of ``DEFAULT_ROWS`` to run (default all); the JSON keeps the other rows of earlier runs, and
-    drops the rows that ``DEFAULT_ROWS`` no longer defines for the element."""
+    drops the rows that ``DEFAULT_ROWS`` no longer defines for the element. ``tune_budget_s``: the tune rows' [fit]
+    tune_budget_s (None: the default; the row's config in the JSON says which)."""
     published = read_published(shared)
     tuned = json.loads((out / "mlearn.json").read_text())["elements"] if (out / "mlearn.json").exists() else {}
     t_start = time.perf_counter()
@@ -285,6 +287,8 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
         rows: dict[str, Any] = {}
         for model in models:
             for name, (hybrid, mode, fit) in default_rows(el, rows_wanted).items():
+                if fit.get("tune") and tune_budget_s is not None:
+                    fit = {**fit, "tune_budget_s": tune_budget_s}
                 label = f"{name} {model}"
                 print(f"[{el}] defaults: fitting {label} ...", flush=True)
                 rows[label] = r = run_one(shared, el, model, hybrid, descriptor={}, fit=fit, model_settings={}, baseline_mode=mode)
@@ -745,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--defaults", action="store_true", help="the defaults part only (--parts defaults; --models default linear)")
     parser.add_argument("--rows", default=None, help="defaults: only these rows (names of DEFAULT_ROWS, separated by ';'); "
                                                      "the other rows of mlearn_defaults.json are kept")
+    parser.add_argument("--tune-budget", type=float, default=None, help="defaults: [fit] tune_budget_s of the tune rows (default: "
+                                                                         "the [fit] default)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--subset-seeds", type=int, default=1, help="curve: random subsets per fraction below 1 (errors averaged)")
@@ -772,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = ["defaults"] if args.defaults else args.parts.split(",")
     t0 = time.perf_counter()
     if "defaults" in parts:
-        part_defaults(shared, elements, args.models.split(",") if args.models else ["linear"], out, rows)
+        part_defaults(shared, elements, args.models.split(",") if args.models else ["linear"], out, rows, args.tune_budget)
     if "peer" in parts and "Cu" in elements:
         part_peer(shared, out, repeat=args.peer_repeat)
     if "table" in parts:
