@@ -121,10 +121,12 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
 
     Returns:
         {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
-        "coordinates": per coordinate its values tried, the chosen one, "edge" ("top", "bottom" or None: where the
-        chosen value lies among those tried at the chosen settings) and "stop" (why the growth stopped: "cap N",
-        "budget", "refused", "saturated", "not better", or None where it did not grow), "refused": candidates
-        skipped with their reason, "skipped": candidates not tried for the budget, "stopped_by_budget", "seconds"}.
+        "coordinates": per coordinate, at the end of its own search: the values tried (at the best settings of the
+        other coordinates then), the "best" of them, "edge" ("top", "bottom" or None: where the best lies among those
+        tried) and "stop" (why the growth stopped: "cap N", "budget", "refused", "saturated", "not better", or None
+        where it did not grow; the final "chosen" can differ where a later coordinate's rows changed the scores),
+        "refused": candidates skipped with their reason, "skipped": candidates not tried for the budget,
+        "stopped_by_budget", "seconds"}.
     """
     keys = [c.key for c in coordinates]
     if len(set(keys)) != len(keys) or set(keys) - set(start):
@@ -166,7 +168,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         """The rows that differ from ``at`` in ``key`` alone."""
         return [r for r in table if all(r[k] == at[k] for k in keys if k != key)]
 
-    stops: dict[str, str | None] = {}
+    record: list[dict[str, Any]] = []
     for c in coordinates:
         for value in c.candidates:
             trial({**best(), c.key: value})
@@ -187,21 +189,17 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             stop = trial({**at, c.key: top + c.step}) or "grown"
             if stop != "grown":
                 break
-        stops[c.key] = stop
-    chosen = best()
+        at = best()
+        values = sorted({r[c.key] for r in line(at, c.key)})
+        edge = None
+        if len(values) > 1 and at[c.key] == values[-1]:
+            edge = "top"
+        elif len(values) > 1 and at[c.key] == values[0]:
+            edge = "bottom"
+        record.append({"section": c.section, "key": c.key, "tried": values, "best": at[c.key], "edge": edge, "stop": stop})
     for row, score in zip(table, scores(table) if table else []):
         row["score"] = score
-    record = []
-    for c in coordinates:
-        values = sorted({r[c.key] for r in line(chosen, c.key)})
-        edge = None
-        if len(values) > 1 and chosen[c.key] == values[-1]:
-            edge = "top"
-        elif len(values) > 1 and chosen[c.key] == values[0]:
-            edge = "bottom"
-        record.append({"section": c.section, "key": c.key, "tried": values, "chosen": chosen[c.key], "edge": edge,
-                       "stop": stops[c.key]})
-    return {"chosen": chosen, "table": table, "coordinates": record, "refused": refused, "skipped": skipped,
+    return {"chosen": best(), "table": table, "coordinates": record, "refused": refused, "skipped": skipped,
             "stopped_by_budget": bool(skipped), "seconds": clock() - t0}
 
 
@@ -293,7 +291,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
     record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log)
     flat = record["chosen"]
     record["chosen"] = {s: {c.key: flat[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
-    edges = [f"{c['key']} {c['chosen']} at the {c['edge']} ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
+    edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
     log(f"tune: chose {_describe(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
         f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {f['tune_budget_s']:g} s" if record["skipped"] else "")
         + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else ""))

@@ -57,7 +57,7 @@ def test_no_growth_when_the_top_is_not_best():
     rec = _search(fake, [NMAX], {"nmax": 4})
     assert [c["nmax"] for c in fake.calls] == [4, 5, 6]
     assert rec["chosen"] == {"nmax": 5}
-    assert _nmax_record(rec) | {} == {"section": "descriptor", "key": "nmax", "tried": [4, 5, 6], "chosen": 5, "edge": None, "stop": None}
+    assert _nmax_record(rec) | {} == {"section": "descriptor", "key": "nmax", "tried": [4, 5, 6], "best": 5, "edge": None, "stop": None}
 
 
 def test_growth_steps_beyond_the_top_while_it_improves():
@@ -76,7 +76,7 @@ def test_growth_step_is_the_last_spacing_and_stops_at_the_cap():
     rec = _search(fake, [coord], {"n_sparse": 500})
     assert [c["n_sparse"] for c in fake.calls] == [250, 500, 1000, 1500, 2000, 2500]
     assert rec["coordinates"][0] | {} == {"section": "model", "key": "n_sparse", "tried": [250, 500, 1000, 1500, 2000, 2500],
-                                          "chosen": 2500, "edge": "top", "stop": "cap 2600"}
+                                          "best": 2500, "edge": "top", "stop": "cap 2600"}
 
 
 def test_growth_stops_at_the_budget():
@@ -136,16 +136,22 @@ def _config(out, model: dict, fit: dict, n: int = 10, nmax: int = 3):
 
 def _check_record(tune: dict) -> dict:
     """The record's invariants: chosen = the lowest score's row (by section); each coordinate's tried values are those
-    of the table at the chosen settings; the edge is where the chosen value lies among them. Returns the best row."""
+    of the table that differ in it alone from its best; the edge is where the best lies among them; the last
+    coordinate's best is the final choice. Returns the best row."""
     table = tune["table"]
     best = table[int(np.argmin([r["score"] for r in table]))]
     keys = [c["key"] for c in tune["coordinates"]]
+    assert tune["chosen"] == {s: {k: best[k] for k in keys if next(c for c in tune["coordinates"] if c["key"] == k)["section"] == s}
+                              for s in ("descriptor", "model")}
     for c in tune["coordinates"]:
-        assert tune["chosen"][c["section"]][c["key"]] == best[c["key"]] == c["chosen"]
-        tried = sorted({r[c["key"]] for r in table if all(r[k] == best[k] for k in keys if k != c["key"])})
-        assert c["tried"] == tried
-        assert c["edge"] == (None if len(tried) == 1 else "top" if c["chosen"] == tried[-1] else "bottom" if c["chosen"] == tried[0]
+        assert c["best"] in c["tried"] and c["tried"] == sorted(c["tried"])
+        assert set(c["tried"]) <= {r[c["key"]] for r in table}
+        tried = c["tried"]
+        assert c["edge"] == (None if len(tried) == 1 else "top" if c["best"] == tried[-1] else "bottom" if c["best"] == tried[0]
                              else None)
+    last = tune["coordinates"][-1]
+    assert last["best"] == best[last["key"]]
+    assert last["tried"] == sorted({r[last["key"]] for r in table if all(r[k] == best[k] for k in keys if k != last["key"])})
     return best
 
 
@@ -185,7 +191,7 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
     n_sparse = tune["coordinates"][-1]
     big = next(r for r in tune["table"] if r["n_sparse"] == n_atoms + 10)
     assert big["n_basis"]["Cu"] <= n_atoms
-    if n_sparse["chosen"] == n_atoms + 10:
+    if n_sparse["best"] == n_atoms + 10:
         assert n_sparse["stop"] == "saturated"
     assert max(r["n_sparse"] for r in tune["table"]) == n_atoms + 10  # never grown past a clamped basis
     assert any(s.startswith("tune: chose") and "zeta" in s for s in lines)
