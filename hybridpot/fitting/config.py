@@ -70,6 +70,9 @@ CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0,
 #: where LAMMPS computes it; every trial solves the residual exactly)
 REFIT_ALGORITHMS = ("LN_BOBYQA", "LN_COBYLA", "LN_NELDERMEAD", "LN_SBPLX")
 
+#: [fit] tune: the largest value the growth of a coordinate may reach (hybridpot.fitting.tune)
+TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "n_sparse": 4000}
+
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     "data": {
@@ -116,12 +119,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
         "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
         "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
-                                          "one up (the last spacing) is tried too, up to nmax 10"),
-        "tune_lmax": ((list,), [3, 4, 5], "tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax 8"),
+                                          f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}"),
+        "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
+                                          f"{TUNE_CAPS['lmax']}"),
         "tune_alpha": ((list,), [1.0, 2.0, 3.0], "tune: alpha candidates, 1/Angstrom^2 (basis = 'lammps' only; after lmax)"),
         "tune_zeta": ((list,), [2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings)"),
         "tune_n_sparse": ((list,), [250, 500, 1000], "tune: n_sparse candidates of a kernel model (after zeta); grown like nmax "
-                                                     "while the basis is not clamped to the distinct environments, up to 4000"),
+                                                     f"while the basis is not clamped to the distinct environments, up to {TUNE_CAPS['n_sparse']}"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),

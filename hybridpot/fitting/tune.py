@@ -5,7 +5,7 @@ in order, each searched at the best settings found so far (:func:`tune_coordinat
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
 2. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
-   tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`CAPS`;
+   tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
 3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
 4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
@@ -34,7 +34,7 @@ from hybridpot.dataset import Dataset
 from hybridpot.distributed import ClusterArg
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.checks import check_solve_memory
-from hybridpot.fitting.config import FitConfig
+from hybridpot.fitting.config import TUNE_CAPS, FitConfig
 from hybridpot.fitting.linear import fit_linear, prepare_basis
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions
@@ -42,9 +42,6 @@ from hybridpot.registry import models
 
 #: the CV errors a candidate is scored by
 SCORED = ("energy_rmse_meV_atom", "force_rmse_eV_A")
-
-#: the largest value growth may reach, per growing coordinate
-CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "n_sparse": 4000}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,8 +215,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         raise ConfigError(f"{config.source}: [fit] tune searches rcut, nmax and lmax; descriptor type {d['type']!r} has not all of them")
     coords = [
         Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
-        Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=CAPS["nmax"]),
-        Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=CAPS["lmax"]),
+        Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
+        Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
     notes = []
     if d.get("alpha") is not None:
@@ -230,7 +227,7 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         if key == "zeta" and m.get("kernel") != "polynomial":
             notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
             continue
-        coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=CAPS.get(key) if grows else None,
+        coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
                                  saturates=grows))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"no model settings searched: the {m['type']} model's ridge is chosen per fit ({m.get('regularization')})")

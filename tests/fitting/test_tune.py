@@ -9,9 +9,9 @@ from ase.io import write
 
 from hybridpot.dataset import bundled
 from hybridpot.errors import ConfigError
-from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.config import TUNE_CAPS, parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.tune import CAPS, Coordinate, Refused, coordinate_search, scores
+from hybridpot.fitting.tune import Coordinate, Refused, coordinate_search, scores
 from tests.structures import cu_frames
 
 
@@ -158,7 +158,7 @@ def _check_record(tune: dict) -> dict:
 def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
     """A real tune of the bundled Cu data, with lmax candidates just below the cap: where lmax ends at the top of
     its tried values, its growth was stopped by the cap or the budget, never left undone; alpha is searched."""
-    fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2], "tune_lmax": [CAPS["lmax"] - 2, CAPS["lmax"] - 1],
+    fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2], "tune_lmax": [TUNE_CAPS["lmax"] - 2, TUNE_CAPS["lmax"] - 1],
                                                         "tune_alpha": [1.0, 2.5], "tune_budget_s": 60.0}),
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
@@ -166,9 +166,9 @@ def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
     assert [c["key"] for c in tune["coordinates"]] == ["rcut", "nmax", "lmax", "alpha"]
     assert tune["chosen"]["model"] == {} and "no model settings searched" in tune["notes"][0]
     lmax = next(c for c in tune["coordinates"] if c["key"] == "lmax")
-    assert max(lmax["tried"]) <= CAPS["lmax"]
+    assert max(lmax["tried"]) <= TUNE_CAPS["lmax"]
     if lmax["edge"] == "top":
-        assert lmax["stop"] in (f"cap {CAPS['lmax']}", "budget")
+        assert lmax["stop"] in (f"cap {TUNE_CAPS['lmax']}", "budget")
     assert fit.report["config"]["descriptor"]["alpha"] == best["alpha"] == fit.potential.descriptor.alpha
 
 
@@ -199,7 +199,7 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
 
 def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     """A candidate whose solve would not fit in memory is skipped with the check's reason (no crash); the fit goes on."""
-    import hybridpot.fitting.checks as checks
+    from hybridpot.fitting import checks
 
     real = checks.solve_memory_bytes
     monkeypatch.setattr(checks, "solve_memory_bytes", lambda config, potential, n: (
