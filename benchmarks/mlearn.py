@@ -16,7 +16,8 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   ``hybridpot fit`` (empty [descriptor], [model] and [fit] tables; only the file names differ): pure ML, hybrid with
   ``[baseline] mode = "on"`` and ``"auto"``, the hybrid with the old absolute weights
   (``weight_scale = "rows"``, the defaults before), with ``energy_weight = "cv"`` and with ``[fit] tune`` (default
-  300 s budget; without a baseline, the tune row is pure ML), next to the tuned rows of mlearn.json and the published
+  300 s budget; hybrid mode auto, and pure ML; elements without a baseline have only the pure-ML rows; ``--rows`` runs
+  only some), next to the tuned rows of mlearn.json and the published
   errors. -> ``mlearn_defaults.json``
 * ``peer``: Cu, linear and quadratic, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
   stage times and peak memory of ``hybridpot fit``, each run in a fresh subprocess, next to LAMMPS's ``fitpod``
@@ -262,11 +263,22 @@ DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
     "pure ML, energy_weight cv": (False, None, {"energy_weight": "cv"}),
     "hybrid (mode auto), energy_weight cv": (True, "auto", {"energy_weight": "cv"}),
     "hybrid (mode auto), --tune": (True, "auto", {"tune": True}),
+    "pure ML, --tune": (False, None, {"tune": True}),
 }
 
 
-def part_defaults(shared: Path, elements: list[str], models: list[str], out: Path) -> dict[str, Any]:
-    """Every element fitted with the same configuration (the defaults) except the file names."""
+def default_rows(element: str, names: list[str] | None = None) -> dict[str, tuple[bool, str | None, dict[str, Any]]]:
+    """The ``DEFAULT_ROWS`` (those of ``names``, default all) an element has: without an empirical baseline only the pure-ML rows."""
+    return {k: v for k, v in DEFAULT_ROWS.items() if (names is None or k in names) and (BASELINES[element] is not None or not v[0])}
+
+
+def part_defaults(shared: Path, elements: list[str], models: list[str], out: Path, rows_wanted: list[str] | None = None,
+                  tune_budget_s: float | None = None) -> dict[str, Any]:
+    """Every element fitted with the same configuration (the defaults) except the file names.
+
+    ``rows_wanted``: names of ``DEFAULT_ROWS`` to run (default all); the JSON keeps the other rows of earlier runs, and
+    drops the rows that ``DEFAULT_ROWS`` no longer defines for the element. ``tune_budget_s``: the tune rows' [fit]
+    tune_budget_s (None: the default; the row's config in the JSON says which)."""
     published = read_published(shared)
     tuned = json.loads((out / "mlearn.json").read_text())["elements"] if (out / "mlearn.json").exists() else {}
     t_start = time.perf_counter()
@@ -274,11 +286,9 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
     for el in elements:
         rows: dict[str, Any] = {}
         for model in models:
-            for name, (hybrid, mode, fit) in DEFAULT_ROWS.items():
-                if hybrid and BASELINES[el] is None:
-                    if "tune" not in fit:
-                        continue
-                    hybrid, mode = False, None  # no baseline: the tune row is pure ML
+            for name, (hybrid, mode, fit) in default_rows(el, rows_wanted).items():
+                if fit.get("tune") and tune_budget_s is not None:
+                    fit = {**fit, "tune_budget_s": tune_budget_s}
                 label = f"{name} {model}"
                 print(f"[{el}] defaults: fitting {label} ...", flush=True)
                 rows[label] = r = run_one(shared, el, model, hybrid, descriptor={}, fit=fit, model_settings={}, baseline_mode=mode)
@@ -290,8 +300,12 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
                        "published": published.get(el, [])}
         print(format_defaults_table(el, results[el]))
     path = out / "mlearn_defaults.json"
-    if path.exists():  # elements of earlier runs are kept; this run's replace theirs
-        results = {**json.loads(path.read_text()).get("elements", {}), **results}
+    if path.exists():  # elements and rows of earlier runs are kept; this run's replace theirs
+        old = json.loads(path.read_text()).get("elements", {})
+        for el, res in results.items():
+            defined = {f"{name} {model}" for name in default_rows(el) for model in MODELS}
+            res["variants"] = {k: v for k, v in {**old.get(el, {}).get("variants", {}), **res["variants"]}.items() if k in defined}
+        results = {**old, **results}
     doc = {"description": "test-set errors with the defaults of hybridpot fit (the same configuration for every element except "
                           "the file names); tuned: the per-element rows of mlearn.json",
            "units": {"energy": "meV/atom", "force": "eV/A (all Cartesian components)"},
@@ -733,6 +747,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")
     parser.add_argument("--defaults", action="store_true", help="the defaults part only (--parts defaults; --models default linear)")
+    parser.add_argument("--rows", default=None, help="defaults: only these rows (names of DEFAULT_ROWS, separated by ';'); "
+                                                     "the other rows of mlearn_defaults.json are kept")
+    parser.add_argument("--tune-budget", type=float, default=None, help="defaults: [fit] tune_budget_s of the tune rows (default: "
+                                                                         "the [fit] default)")
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--subset-seeds", type=int, default=1, help="curve: random subsets per fraction below 1 (errors averaged)")
@@ -753,11 +771,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--models from {MODELS + list(VARIANTS)}, --kinds from hybrid,pure; got {models}, {kinds}")
     if args.subset_seeds < 1:
         parser.error("--subset-seeds must be >= 1")
+    rows = [r for r in args.rows.split(";") if r] if args.rows else None
+    if rows is not None and set(rows) - set(DEFAULT_ROWS):
+        parser.error(f"--rows {sorted(set(rows) - set(DEFAULT_ROWS))} not in {list(DEFAULT_ROWS)}")
     out = Path(args.out)
     parts = ["defaults"] if args.defaults else args.parts.split(",")
     t0 = time.perf_counter()
     if "defaults" in parts:
-        part_defaults(shared, elements, args.models.split(",") if args.models else ["linear"], out)
+        part_defaults(shared, elements, args.models.split(",") if args.models else ["linear"], out, rows, args.tune_budget)
     if "peer" in parts and "Cu" in elements:
         part_peer(shared, out, repeat=args.peer_repeat)
     if "table" in parts:

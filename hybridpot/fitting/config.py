@@ -70,6 +70,9 @@ CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0,
 #: where LAMMPS computes it; every trial solves the residual exactly)
 REFIT_ALGORITHMS = ("LN_BOBYQA", "LN_COBYLA", "LN_NELDERMEAD", "LN_SBPLX")
 
+#: [fit] tune: the largest value the growth of a coordinate may reach (hybridpot.fitting.tune)
+TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "n_sparse": 4000}
+
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
     "data": {
@@ -110,12 +113,19 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                            "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
                                            "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
-        "tune": ((bool,), False, "search rcut, nmax, lmax by k-fold CV on train before the fit (linear/quadratic; "
-                                 "hybridpot.fitting.tune; hybridpot fit --tune); the table goes in report.json fit.tune"),
+        "tune": ((bool,), False, "search the descriptor's rcut, nmax, lmax (and alpha) and a kernel model's zeta and n_sparse by "
+                                 "k-fold CV on train before the fit (models linear in their parameters; hybridpot.fitting.tune; "
+                                 "hybridpot fit --tune); the table goes in report.json fit.tune"),
         "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
         "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
-        "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut)"),
-        "tune_lmax": ((list,), [3, 4, 5], "tune: lmax candidates (at the best rcut and nmax)"),
+        "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
+                                          f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}"),
+        "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
+                                          f"{TUNE_CAPS['lmax']}"),
+        "tune_alpha": ((list,), [1.0, 2.0, 3.0], "tune: alpha candidates, 1/Angstrom^2 (basis = 'lammps' only; after lmax)"),
+        "tune_zeta": ((list,), [2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings)"),
+        "tune_n_sparse": ((list,), [250, 500, 1000], "tune: n_sparse candidates of a kernel model (after zeta); grown like nmax "
+                                                     f"while the basis is not clamped to the distinct environments, up to {TUNE_CAPS['n_sparse']}"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),
@@ -287,13 +297,16 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
             raise fail(source, f"[fit] {key} = {f[key]}: must be >= 0")
     if f["tune"]:
         if not models.get(c["model"]["type"], f"{source}: [model] type").linear:
-            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a linear or quadratic model")
+            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a linear or quadratic model "
+                               "(or another linear in its parameters, e.g. kernel)")
         if f["tune_budget_s"] <= 0:
             raise fail(source, f"[fit] tune_budget_s = {f['tune_budget_s']}: must be > 0")
-        for key, kind in (("tune_rcut_factors", _NUM), ("tune_nmax", int), ("tune_lmax", int)):
+        for key, kind in (("tune_rcut_factors", _NUM), ("tune_nmax", int), ("tune_lmax", int), ("tune_alpha", _NUM), ("tune_zeta", int),
+                          ("tune_n_sparse", int)):
             v = f[key]
-            if not v or not all(isinstance(x, kind) and not isinstance(x, bool) and x > 0 for x in v):
-                raise fail(source, f"[fit] {key} = {v!r}: expected a non-empty list of positive {'numbers' if kind is _NUM else 'integers'}")
+            if not v or not all(isinstance(x, kind) and not isinstance(x, bool) and x > 0 for x in v) or len(set(v)) != len(v):
+                raise fail(source, f"[fit] {key} = {v!r}: expected a non-empty list of distinct positive "
+                                   f"{'numbers' if kind is _NUM else 'integers'}")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
         raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
     if not 0 < f["train_fraction"] <= 1:

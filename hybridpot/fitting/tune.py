@@ -1,34 +1,86 @@
-"""``[fit] tune = true`` (``hybridpot fit --tune``): a small, budgeted search of the descriptor's rcut, nmax and lmax.
+"""``[fit] tune = true`` (``hybridpot fit --tune``): a small, budgeted search of the descriptor's and the model's settings.
 
-Coordinate search scored by k-fold cross-validation on the training set only (never the test set): first rcut over
-``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures (at the configured nmax,
-lmax), then nmax over ``tune_nmax`` at the best rcut, then lmax over ``tune_lmax``. Each candidate is one streamed
-assembly with per-fold, per-kind QR factors (:func:`hybridpot.fitting.linear.fit_linear` with ``cv_score``); the ridge
-strength is chosen per fit as configured (evidence or CV), the energy weight too where ``energy_weight = "cv"``, and
-with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A candidate is scored by
-E_cv / min E_cv + F_cv / min F_cv over every candidate tried. No candidate is started once ``tune_budget_s`` has
-passed (the first always runs).
+Coordinate search scored by k-fold cross-validation on the training set only (never the test set). The coordinates,
+in order, each searched at the best settings found so far (:func:`tune_coordinates`):
+
+1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
+2. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
+   tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
+3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
+4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
+   kernel) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
+   a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
+   evidence or CV).
+
+Each candidate is one streamed assembly with per-fold, per-kind QR factors (:func:`hybridpot.fitting.linear.fit_linear`
+with ``cv_score``); the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
+``energy_weight = "cv"``, and with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A
+candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted
+(the descriptor refuses its settings, or its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`)
+is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed (the first always
+runs). The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from ase.neighborlist import neighbor_list
 
 from hybridpot.dataset import Dataset
 from hybridpot.distributed import ClusterArg
-from hybridpot.errors import ConfigError
-from hybridpot.fitting.config import FitConfig
-from hybridpot.fitting.linear import fit_linear
+from hybridpot.errors import ConfigError, HybridpotError
+from hybridpot.fitting.checks import check_solve_memory
+from hybridpot.fitting.config import TUNE_CAPS, FitConfig
+from hybridpot.fitting.linear import fit_linear, prepare_basis
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions
 from hybridpot.registry import models
 
 #: the CV errors a candidate is scored by
 SCORED = ("energy_rmse_meV_atom", "force_rmse_eV_A")
+
+
+@dataclasses.dataclass(frozen=True)
+class Coordinate:
+    """One searched setting.
+
+    Attributes:
+        section: the configuration table it belongs to, "descriptor" or "model".
+        key: its key there (unique over the coordinates of a search).
+        candidates: the values tried, in order, at the best settings so far.
+        grow: while the best value is the largest tried, try the next one up (the candidates' last spacing, so at
+            least two candidates are needed), up to ``cap``.
+        cap: the largest value growth may reach (None: no cap; the budget still bounds it).
+        saturates: a candidate may use less than asked (a kernel basis clamped to the distinct environments: the row's
+            ``used[key]`` is below its value); growth stops there, as larger values give the same model.
+    """
+
+    section: str
+    key: str
+    candidates: tuple[Any, ...]
+    grow: bool = False
+    cap: float | None = None
+    saturates: bool = False
+
+    @property
+    def step(self) -> Any:
+        """The growth step: the last spacing of the sorted candidates (None with fewer than two)."""
+        values = sorted(set(self.candidates))
+        return values[-1] - values[-2] if len(values) >= 2 else None
+
+
+#: model type -> its coordinates: (key, [fit] key of its candidates, grows); zeta only for the polynomial kernel
+MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "kernel": (("zeta", "tune_zeta", False), ("n_sparse", "tune_n_sparse", True)),
+}
+
+
+class Refused(Exception):
+    """A candidate that cannot be fitted (its settings are refused, or its solve would not fit in memory)."""
 
 
 def nearest_neighbour_distance(data: Dataset, n_structures: int = 50, search: float = 6.0) -> float:
@@ -51,10 +103,141 @@ def scores(table: list[dict[str, Any]]) -> list[float]:
     return [float(sum(r[k] / best[k] for k in keys)) for r in table]
 
 
+def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
+                      budget_s: float, log: Callable[[str], None] = print,
+                      clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Search ``coordinates`` one after the other, each at the best settings so far, growing those that grow.
+
+    Args:
+        coordinates: what to search, in order (keys unique).
+        start: a value of every coordinate's key (the configured settings), used until a coordinate is searched.
+        evaluate: settings (key -> value) -> the row's measurements: the CV errors (:data:`SCORED`, lower is
+            better), anything else to record, and optionally ``used`` (key -> the value the fit could use, for
+            coordinates that saturate); raises :class:`Refused` for settings that cannot be fitted.
+        budget_s: no candidate is started after this many seconds of ``clock`` (the first always runs).
+
+    Returns:
+        {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
+        "coordinates": per coordinate, at the end of its own search: the values tried (at the best settings of the
+        other coordinates then), the "best" of them, "edge" ("top", "bottom" or None: where the best lies among those
+        tried) and "stop" (why the growth stopped: "cap N", "budget", "refused", "saturated", "not better", or None
+        where it did not grow; the final "chosen" can differ where a later coordinate's rows changed the scores),
+        "refused": candidates skipped with their reason, "skipped": candidates not tried for the budget,
+        "stopped_by_budget", "seconds"}.
+    """
+    keys = [c.key for c in coordinates]
+    if len(set(keys)) != len(keys) or set(keys) - set(start):
+        raise ValueError(f"coordinate keys {keys} must be unique and all in the start settings {sorted(start)}")
+    t0 = clock()
+    table: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+
+    def best() -> dict[str, Any]:
+        if not table:
+            return dict(start)
+        row = table[int(np.argmin(scores(table)))]
+        return {k: row[k] for k in keys}
+
+    def trial(settings: dict[str, Any]) -> str | None:
+        """Fit one candidate (unless done before); None when it was fitted, else why not ("budget", "refused")."""
+        if any(all(r[k] == settings[k] for k in keys) for r in table):
+            return None
+        if any(r["settings"] == settings for r in refused):
+            return "refused"
+        if table and clock() - t0 > budget_s:
+            skipped.append(settings)
+            return "budget"
+        begin = clock()
+        try:
+            measured = evaluate(settings)
+        except Refused as exc:
+            refused.append({"settings": settings, "reason": str(exc)})
+            log(f"tune: skipped {_describe(settings)}: {exc}")
+            return "refused"
+        row = {**settings, **measured, "seconds": clock() - begin}
+        table.append(row)
+        log(f"tune: {_describe(settings)}: CV " + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row)
+            + f" ({row['seconds']:.1f} s)")
+        return None
+
+    def line(at: dict[str, Any], key: str) -> list[dict[str, Any]]:
+        """The rows that differ from ``at`` in ``key`` alone."""
+        return [r for r in table if all(r[k] == at[k] for k in keys if k != key)]
+
+    record: list[dict[str, Any]] = []
+    for c in coordinates:
+        for value in c.candidates:
+            trial({**best(), c.key: value})
+        stop = None  # why the growth stopped (None: it did not grow)
+        while c.grow and c.step is not None and table:
+            at = best()
+            rows = line(at, c.key)
+            top = max(r[c.key] for r in rows)
+            if at[c.key] != top:
+                stop = "not better" if stop == "grown" else stop
+                break
+            if c.saturates and any(r.get("used", {}).get(c.key, top) < top for r in rows if r[c.key] == top):
+                stop = "saturated"
+                break
+            if c.cap is not None and top + c.step > c.cap:
+                stop = f"cap {c.cap:g}"
+                break
+            stop = trial({**at, c.key: top + c.step}) or "grown"
+            if stop != "grown":
+                break
+        at = best()
+        values = sorted({r[c.key] for r in line(at, c.key)})
+        edge = None
+        if len(values) > 1 and at[c.key] == values[-1]:
+            edge = "top"
+        elif len(values) > 1 and at[c.key] == values[0]:
+            edge = "bottom"
+        record.append({"section": c.section, "key": c.key, "tried": values, "best": at[c.key], "edge": edge, "stop": stop})
+    for row, score in zip(table, scores(table) if table else []):
+        row["score"] = score
+    return {"chosen": best(), "table": table, "coordinates": record, "refused": refused, "skipped": skipped,
+            "stopped_by_budget": bool(skipped), "seconds": clock() - t0}
+
+
+def _describe(settings: dict[str, Any]) -> str:
+    return " ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
+
+
+def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[list[Coordinate], list[str]]:
+    """The coordinates :func:`tune_descriptor` searches for ``config`` (module docstring), and notes on what it leaves out.
+
+    Raises:
+        ConfigError: a descriptor without rcut, nmax and lmax.
+    """
+    f, d, m = config["fit"], config["descriptor"], config["model"]
+    if any(d.get(k) is None for k in ("rcut", "nmax", "lmax")):
+        raise ConfigError(f"{config.source}: [fit] tune searches rcut, nmax and lmax; descriptor type {d['type']!r} has not all of them")
+    coords = [
+        Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
+        Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
+        Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
+    ]
+    notes = []
+    if d.get("alpha") is not None:
+        coords.append(Coordinate("descriptor", "alpha", tuple(float(x) for x in f["tune_alpha"])))
+    else:
+        notes.append(f"alpha not searched: the {d.get('basis', d['type'])} descriptor has no Gaussian smearing")
+    for key, candidates, grows in MODEL_COORDINATES.get(m["type"], ()):
+        if key == "zeta" and m.get("kernel") != "polynomial":
+            notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
+            continue
+        coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
+                                 saturates=grows))
+    if m["type"] not in MODEL_COORDINATES:
+        notes.append(f"no model settings searched: the {m['type']} model's ridge is chosen per fit ({m.get('regularization')})")
+    return coords, notes
+
+
 def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredictions, elements: list[str],
                     build: Callable[[FitConfig], HybridPotential], weights_of: Callable, log: Callable[[str], None] = print,
                     cluster: ClusterArg = None) -> dict[str, Any]:
-    """Search rcut, nmax, lmax as described in the module docstring.
+    """Search the descriptor's (and the model's) settings as described in the module docstring.
 
     Args:
         build: the potential of a configuration (baseline + descriptor + unfitted model).
@@ -63,58 +246,50 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for each candidate's design pass.
 
     Returns:
-        the record for report.json's "fit.tune": {"chosen": {rcut, nmax, lmax}, "table": one row per candidate
-        (settings, CV errors, score, seconds, baseline mode used), "nearest_neighbour_A", "budget_s", "seconds",
-        "stopped_by_budget", "skipped": candidates not tried for the budget}.
+        the record for report.json's "fit.tune": :func:`coordinate_search`'s record with "chosen" by section
+        ({"descriptor": {...}, "model": {...}}: what the fit then uses), each row's "baseline_mode" used (and a kernel
+        row's "n_basis" per element), plus "nearest_neighbour_A", "budget_s" and "notes" (coordinates not searched).
     """
-    f, m, b, d = config["fit"], config["model"], config["baseline"], config["descriptor"]
+    f, m, b = config["fit"], config["model"], config["baseline"]
     if not models.get(m["type"]).linear:
-        raise ConfigError(f"{config.source}: [fit] tune (--tune) scores candidates by CV from the solver's factors: it needs a linear "
-                          f"or quadratic model, not {m['type']!r}")
-    if "rcut" not in d or "nmax" not in d or "lmax" not in d:
-        raise ConfigError(f"{config.source}: [fit] tune searches rcut, nmax and lmax; descriptor type {d['type']!r} has not all of them")
+        raise ConfigError(f"{config.source}: [fit] tune (--tune) scores candidates by CV from the solver's factors: it needs a model "
+                          f"linear in its parameters (linear, quadratic, kernel), not {m['type']!r}")
     t0 = time.perf_counter()
     d1 = nearest_neighbour_distance(train)
-    table: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
+    coords, notes = tune_coordinates(config, d1)
+    for note in notes:
+        log(f"tune: {note}")
     zero = baseline_predictions(None, train, progress=False)
 
-    def trial(settings: dict[str, Any]) -> None:
-        if any(all(r[k] == v for k, v in settings.items()) for r in table):
-            return
-        if table and time.perf_counter() - t0 > f["tune_budget_s"]:
-            skipped.append(settings)
-            return
-        cfg = FitConfig({**config.sections, "descriptor": {**d, **settings}}, config.source, config.kind)
-        start = time.perf_counter()
-        potential = build(cfg)
+    def configured(settings: dict[str, Any]) -> FitConfig:
+        sections = {s: {**config[s], **{c.key: settings[c.key] for c in coords if c.section == s}} for s in ("descriptor", "model")}
+        return FitConfig({**config.sections, **sections}, config.source, config.kind)
+
+    def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
+        cfg = configured(settings)
+        try:
+            potential = build(cfg)
+            check_solve_memory(cfg, potential, train)
+        except HybridpotError as exc:
+            raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
+        basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
         weights, choice, _ = weights_of(cfg, train, bl_train)
         pure = weights_of(cfg, train, zero)[0] if potential.baseline is not None and b["mode"] != "on" else None
-        sol, _ = fit_linear(potential, train, bl_train, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                            False, **choice, pure_weights=pure, mode=b["mode"], cv_score=True, cluster=cluster)
-        row = {**settings, **{k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors},
-               "baseline_mode": sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml"),
-               "seconds": time.perf_counter() - start}
-        table.append(row)
-        log(f"tune: rcut {row['rcut']:g} nmax {row['nmax']} lmax {row['lmax']}: CV "
-            + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row) + f" ({row['seconds']:.1f} s)")
+        sol, _ = fit_linear(potential, train, bl_train, weights, cfg["model"]["regularization"], cfg["model"]["cv_folds"], f["seed"],
+                            f["batch_atoms"], False, **choice, pure_weights=pure, mode=b["mode"], cv_score=True, cluster=cluster)
+        row: dict[str, Any] = {k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors}
+        row["baseline_mode"] = sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml")
+        if basis:  # a data-dependent basis (kernel): how many sparse points each element got
+            row["n_basis"] = {el: rec["chosen"] for el, rec in basis.items()}
+            row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
+        return row
 
-    def best() -> dict[str, Any]:
-        r = table[int(np.argmin(scores(table)))]
-        return {"rcut": r["rcut"], "nmax": r["nmax"], "lmax": r["lmax"]}
-
-    for factor in f["tune_rcut_factors"]:
-        trial({"rcut": round(float(factor) * d1, 2), "nmax": d["nmax"], "lmax": d["lmax"]})
-    for nmax in f["tune_nmax"]:
-        trial({**best(), "nmax": int(nmax)})
-    for lmax in f["tune_lmax"]:
-        trial({**best(), "lmax": int(lmax)})
-    for row, score in zip(table, scores(table)):
-        row["score"] = score
-    chosen = best()
-    seconds = time.perf_counter() - t0
-    log(f"tune: chose rcut {chosen['rcut']:g} nmax {chosen['nmax']} lmax {chosen['lmax']} from {len(table)} candidates "
-        f"({m['cv_folds']}-fold CV on train, {seconds:.0f} s" + (f"; {len(skipped)} not tried: budget {f['tune_budget_s']:g} s)"
-                                                             if skipped else ")"))
-    return {"chosen": chosen, "table": table, "nearest_neighbour_A": d1, "budget_s": f["tune_budget_s"], "seconds": seconds,
-            "stopped_by_budget": bool(skipped), "skipped": skipped}
+    start = {c.key: config[c.section][c.key] for c in coords}
+    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log)
+    flat = record["chosen"]
+    record["chosen"] = {s: {c.key: flat[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
+    edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
+    log(f"tune: chose {_describe(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
+        f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {f['tune_budget_s']:g} s" if record["skipped"] else "")
+        + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else ""))
+    return {**record, "nearest_neighbour_A": d1, "budget_s": f["tune_budget_s"], "notes": notes, "seconds": time.perf_counter() - t0}

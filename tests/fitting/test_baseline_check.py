@@ -237,7 +237,7 @@ def test_tune_chooses_the_best_cv_candidate(tmp_path):
     table = tune["table"]
     assert len(table) >= 3 and not tune["stopped_by_budget"]
     best = table[int(np.argmin([r["score"] for r in table]))]
-    assert tune["chosen"] == {k: best[k] for k in ("rcut", "nmax", "lmax")}
+    assert tune["chosen"] == {"descriptor": {k: best[k] for k in ("rcut", "nmax", "lmax", "alpha")}, "model": {}}
     assert float(fit.potential.descriptor.rcut) == pytest.approx(best["rcut"])
     assert fit.report["config"]["descriptor"]["nmax"] == best["nmax"] and fit.report["config"]["descriptor"]["lmax"] == best["lmax"]
     assert {round(f * tune["nearest_neighbour_A"], 2) for f in (1.6, 1.9)} <= {r["rcut"] for r in table}

@@ -1,0 +1,224 @@
+"""[fit] tune: the coordinate search's growth rule (on a cheap fake scorer), a real tune of the descriptor and of a kernel
+model's settings on the bundled Cu data, and the validation of the tune keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import write
+
+from hybridpot.dataset import bundled
+from hybridpot.errors import ConfigError
+from hybridpot.fitting.config import TUNE_CAPS, parse_config
+from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.tune import Coordinate, Refused, coordinate_search, scores
+from tests.structures import cu_frames
+
+
+class FakeFit:
+    """A scorer whose CV errors are (value - best)^2 + 1 in energy and force, per key; counts its calls and advances
+    a fake clock by ``seconds`` per call."""
+
+    def __init__(self, best: dict[str, float], seconds: float = 1.0, refuse_from: dict[str, float] | None = None,
+                 used: dict[str, float] | None = None):
+        self.best, self.seconds, self.refuse_from, self.used = best, seconds, refuse_from or {}, used or {}
+        self.calls: list[dict] = []
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, settings: dict) -> dict:
+        for k, limit in self.refuse_from.items():
+            if settings[k] >= limit:
+                raise Refused(f"{k} {settings[k]} too large")
+        self.calls.append(dict(settings))
+        self.now += self.seconds
+        err = 1.0 + sum((settings[k] - b) ** 2 for k, b in self.best.items())
+        row = {"energy_rmse_meV_atom": err, "force_rmse_eV_A": err}
+        if self.used:
+            row["used"] = {k: min(settings[k], u) for k, u in self.used.items()}
+        return row
+
+
+def _search(fake: FakeFit, coords, start, budget=1e9):
+    return coordinate_search(coords, start, fake, budget, log=lambda s: None, clock=fake.clock)
+
+
+NMAX = Coordinate("descriptor", "nmax", (4, 5, 6), grow=True, cap=10)
+
+
+def _nmax_record(rec):
+    return next(c for c in rec["coordinates"] if c["key"] == "nmax")
+
+
+def test_no_growth_when_the_top_is_not_best():
+    fake = FakeFit({"nmax": 5})
+    rec = _search(fake, [NMAX], {"nmax": 4})
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6]
+    assert rec["chosen"] == {"nmax": 5}
+    assert _nmax_record(rec) | {} == {"section": "descriptor", "key": "nmax", "tried": [4, 5, 6], "best": 5, "edge": None, "stop": None}
+
+
+def test_growth_steps_beyond_the_top_while_it_improves():
+    """Best at 8: 7 and 8 are tried (each time the top was best), then 9, which is worse, ends it."""
+    fake = FakeFit({"nmax": 8})
+    rec = _search(fake, [NMAX], {"nmax": 4})
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6, 7, 8, 9]
+    assert rec["chosen"] == {"nmax": 8}
+    assert _nmax_record(rec)["stop"] == "not better" and _nmax_record(rec)["edge"] is None
+    assert [r["score"] for r in rec["table"]] == scores(rec["table"])
+
+
+def test_growth_step_is_the_last_spacing_and_stops_at_the_cap():
+    fake = FakeFit({"n_sparse": 10_000})
+    coord = Coordinate("model", "n_sparse", (250, 500, 1000), grow=True, cap=2600)
+    rec = _search(fake, [coord], {"n_sparse": 500})
+    assert [c["n_sparse"] for c in fake.calls] == [250, 500, 1000, 1500, 2000, 2500]
+    assert rec["coordinates"][0] | {} == {"section": "model", "key": "n_sparse", "tried": [250, 500, 1000, 1500, 2000, 2500],
+                                          "best": 2500, "edge": "top", "stop": "cap 2600"}
+
+
+def test_growth_stops_at_the_budget():
+    """10 s per candidate and a 35 s budget: the fourth candidate is the last started (the clock reads 30 s before it)."""
+    fake = FakeFit({"nmax": 20}, seconds=10.0)
+    rec = _search(fake, [NMAX], {"nmax": 4}, budget=35.0)
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6, 7]
+    assert rec["stopped_by_budget"] and rec["skipped"] == [{"nmax": 8}]
+    assert _nmax_record(rec)["stop"] == "budget" and _nmax_record(rec)["edge"] == "top"
+
+
+def test_growth_stops_at_a_refused_candidate():
+    fake = FakeFit({"nmax": 20}, refuse_from={"nmax": 8})
+    rec = _search(fake, [NMAX], {"nmax": 4})
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6, 7]
+    assert rec["refused"] == [{"settings": {"nmax": 8}, "reason": "nmax 8 too large"}]
+    assert _nmax_record(rec)["stop"] == "refused"
+
+
+def test_growth_stops_where_the_model_saturates():
+    """A basis clamped at 700: the candidate 1000 used only 700, so 1500 would give the same model and is not tried."""
+    fake = FakeFit({"n_sparse": 10_000}, used={"n_sparse": 700})
+    coord = Coordinate("model", "n_sparse", (250, 500, 1000), grow=True, cap=4000, saturates=True)
+    rec = _search(fake, [coord], {"n_sparse": 500})
+    assert [c["n_sparse"] for c in fake.calls] == [250, 500, 1000]
+    assert rec["coordinates"][0]["stop"] == "saturated"
+
+
+def test_coordinates_are_searched_in_order_at_the_best_so_far():
+    """lmax is searched at the nmax chosen first (grown to 7), and a fixed grid (no grow) never grows."""
+    fake = FakeFit({"nmax": 7, "lmax": 9})
+    coords = [NMAX, Coordinate("descriptor", "lmax", (3, 4, 5))]
+    rec = _search(fake, coords, {"nmax": 4, "lmax": 4})
+    assert [(c["nmax"], c["lmax"]) for c in fake.calls] == [(4, 4), (5, 4), (6, 4), (7, 4), (8, 4), (7, 3), (7, 5)]
+    assert rec["chosen"] == {"nmax": 7, "lmax": 5}
+    lmax = rec["coordinates"][1]
+    assert lmax["edge"] == "top" and lmax["stop"] is None
+
+
+# ---------------------------------------------------------------------------------------------------- real fits
+
+
+def _config(out, model: dict, fit: dict, n: int = 10, nmax: int = 3):
+    out.mkdir(parents=True, exist_ok=True)
+    train = out / "train.xyz"
+    write(train, cu_frames(n))
+    raw = {
+        "data": {"train": str(train)},
+        "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+        "descriptor": {"rcut": 4.5, "nmax": nmax, "lmax": 3, "alpha": 1.5},
+        "model": {"cv_folds": 3, **model},
+        "fit": {"seed": 1, "tune": True, "tune_rcut_factors": [1.9], **fit},
+        "output": {"dir": str(out / "fit"), "plots": False},
+    }
+    return parse_config(raw, out, "test config")
+
+
+def _check_record(tune: dict) -> dict:
+    """The record's invariants: chosen = the lowest score's row (by section); each coordinate's tried values are those
+    of the table that differ in it alone from its best; the edge is where the best lies among them; the last
+    coordinate's best is the final choice. Returns the best row."""
+    table = tune["table"]
+    best = table[int(np.argmin([r["score"] for r in table]))]
+    keys = [c["key"] for c in tune["coordinates"]]
+    assert tune["chosen"] == {s: {k: best[k] for k in keys if next(c for c in tune["coordinates"] if c["key"] == k)["section"] == s}
+                              for s in ("descriptor", "model")}
+    for c in tune["coordinates"]:
+        assert c["best"] in c["tried"] and c["tried"] == sorted(c["tried"])
+        assert set(c["tried"]) <= {r[c["key"]] for r in table}
+        tried = c["tried"]
+        assert c["edge"] == (None if len(tried) == 1 else "top" if c["best"] == tried[-1] else "bottom" if c["best"] == tried[0]
+                             else None)
+    last = tune["coordinates"][-1]
+    assert last["best"] == best[last["key"]]
+    assert last["tried"] == sorted({r[last["key"]] for r in table if all(r[k] == best[k] for k in keys if k != last["key"])})
+    return best
+
+
+def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
+    """A real tune of the bundled Cu data, with lmax candidates just below the cap: where lmax ends at the top of
+    its tried values, its growth was stopped by the cap or the budget, never left undone; alpha is searched."""
+    fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2], "tune_lmax": [TUNE_CAPS["lmax"] - 2, TUNE_CAPS["lmax"] - 1],
+                                                        "tune_alpha": [1.0, 2.5], "tune_budget_s": 60.0}),
+                  progress=False, log=lambda s: None)
+    tune = fit.report["fit"]["tune"]
+    best = _check_record(tune)
+    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "nmax", "lmax", "alpha"]
+    assert tune["chosen"]["model"] == {} and "no model settings searched" in tune["notes"][0]
+    lmax = next(c for c in tune["coordinates"] if c["key"] == "lmax")
+    assert max(lmax["tried"]) <= TUNE_CAPS["lmax"]
+    if lmax["edge"] == "top":
+        assert lmax["stop"] in (f"cap {TUNE_CAPS['lmax']}", "budget")
+    assert fit.report["config"]["descriptor"]["alpha"] == best["alpha"] == fit.potential.descriptor.alpha
+
+
+def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
+    """Kernel model: zeta and n_sparse are searched after the descriptor, their values are in every row, and the fitted
+    model uses the chosen ones; n_sparse candidates beyond the distinct environments saturate (no growth past them)."""
+    n_atoms = sum(len(a) for a in cu_frames(6))
+    lines: list[str] = []
+    fit = run_fit(_config(tmp_path, {"type": "kernel", "n_sparse": 8}, {"tune_nmax": [3], "tune_lmax": [3], "tune_alpha": [1.5],
+                                                                       "tune_zeta": [1, 2], "tune_n_sparse": [4, n_atoms + 10]}, n=6),
+                  progress=False, log=lines.append)
+    tune = fit.report["fit"]["tune"]
+    best = _check_record(tune)
+    assert [c["key"] for c in tune["coordinates"]][-2:] == ["zeta", "n_sparse"]
+    assert {1, 2} <= {r["zeta"] for r in tune["table"]} and {4, n_atoms + 10} <= {r["n_sparse"] for r in tune["table"]}
+    assert all(set(r["n_basis"]) == {"Cu"} for r in tune["table"])
+    assert tune["chosen"]["model"] == {"zeta": best["zeta"], "n_sparse": best["n_sparse"]}
+    assert fit.potential.model.zeta == best["zeta"] and fit.potential.model.n_sparse == best["n_sparse"]
+    assert fit.report["config"]["model"]["zeta"] == best["zeta"]
+    n_sparse = tune["coordinates"][-1]
+    big = next(r for r in tune["table"] if r["n_sparse"] == n_atoms + 10)
+    assert big["n_basis"]["Cu"] <= n_atoms
+    if n_sparse["best"] == n_atoms + 10:
+        assert n_sparse["stop"] == "saturated"
+    assert max(r["n_sparse"] for r in tune["table"]) == n_atoms + 10  # never grown past a clamped basis
+    assert any(s.startswith("tune: chose") and "zeta" in s for s in lines)
+
+
+def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
+    """A candidate whose solve would not fit in memory is skipped with the check's reason (no crash); the fit goes on."""
+    from hybridpot.fitting import checks
+
+    real = checks.solve_memory_bytes
+    monkeypatch.setattr(checks, "solve_memory_bytes", lambda config, potential, n: (
+        10**20 if config["descriptor"]["nmax"] >= 3 else real(config, potential, n)))
+    fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2, 3], "tune_lmax": [2], "tune_alpha": [1.5]}, nmax=2),
+                  progress=False, log=lambda s: None)
+    tune = fit.report["fit"]["tune"]
+    assert tune["chosen"]["descriptor"]["nmax"] == 2 == fit.potential.descriptor.nmax
+    assert [r["settings"]["nmax"] for r in tune["refused"]] == [3] and "GiB" in tune["refused"][0]["reason"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("tune_alpha", [], "non-empty list of distinct positive numbers"),
+    ("tune_alpha", [1.0, -2.0], "tune_alpha"),
+    ("tune_zeta", [2, 2.5], "distinct positive integers"),
+    ("tune_n_sparse", [0, 100], "tune_n_sparse"),
+    ("tune_n_sparse", [100, 100], "distinct"),
+    ("tune_nmax", [4, True], "tune_nmax"),
+])
+def test_tune_keys_are_validated(tmp_path, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(tmp_path, {"type": "kernel"}, {key: value})
