@@ -128,6 +128,20 @@ class Cluster:
         self.passes: list[dict[str, Any]] = []
         self._client: Any = None
         self._stack: contextlib.ExitStack | None = None
+        self._bar: tqdm | None = None
+
+    def progress_bar(self, n: int, desc: str, progress: bool = True) -> tqdm:
+        """The one progress bar of every pass run on this cluster while it is open (a job's whole fit), its total grown
+        by the pass's ``n`` batches and its label set to the pass's ``desc``; advanced as the workers' results come back.
+        A disabled bar of its own without ``progress``."""
+        if not progress:
+            return tqdm(total=n, disable=True)
+        if self._bar is None:
+            self._bar = tqdm(total=0, unit="batch", leave=False)
+        self._bar.total += n
+        self._bar.set_description(f"Dask {self.spec}: {desc}")
+        self._bar.refresh()
+        return self._bar
 
     def __enter__(self) -> "Cluster":
         self._stack = contextlib.ExitStack()
@@ -136,6 +150,9 @@ class Cluster:
 
     def __exit__(self, *exc: Any) -> None:
         stack, self._stack, self._client = self._stack, None, None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
         if stack is not None:
             stack.close()
 
@@ -234,7 +251,8 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
             then the results in the same way, so it depends only on ``len(items)``. None: nothing to reduce (a map,
             :func:`map_batches`).
         keep: called in this process once with each item and its side result, as the tasks finish (any order).
-        progress: one bar over the tasks.
+        progress: show progress: on an open :class:`Cluster` one bar for all its passes (:meth:`Cluster.progress_bar`:
+            a fit job's whole fit), advanced as the workers' results come back.
 
     Returns:
         The reduced partial results (None for no items or no ``reduce``).
@@ -247,8 +265,8 @@ def map_reduce(cluster: str | Cluster, task: Callable[[Any, Any], tuple[Any, Any
     from distributed.client import FutureCancelledError
 
     kept: set[int] = set()
-    with connect(cluster) as opened, \
-            tqdm(total=len(items), desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+    with connect(cluster) as opened:
+        bar = opened.progress_bar(len(items), desc, progress)  # one bar for all the passes on an open cluster
         client = opened.client
         record = {"pass": desc, "batches": len(items), "workers": opened.n_workers}
         t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from hybridpot.fitting.linear import fit_linear
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.models.committee import CommitteeModel
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import baseline_predictions, descriptors, predict
+from hybridpot.prediction import baseline_predictions, batches, descriptors, predict
 from hybridpot.uq import attach_uq
 from tests.builders import cu_eam_hybrid, random_model
 
@@ -165,6 +165,20 @@ def test_each_task_gets_only_its_own_batch(data, cluster2, monkeypatch):
         # before a batch is sent: the batches in flight (at most window - 1), this pass's shared inputs, and the last
         # pass's, whose release may still be on its way to the scheduler
         assert max(alive for _, _, alive in sent[start + 1 : end]) <= window + 1
+
+
+def test_the_passes_on_an_open_cluster_share_one_progress_bar(data, cluster2):
+    """Every pass run with progress on an open cluster advances the same bar, its total grown by each pass's batches,
+    as the workers' results come back."""
+    train, _ = data
+    pot = cu_eam_hybrid(nmax=2, lmax=2, scale=0)
+    before = cluster2._bar.total if cluster2._bar is not None else 0
+    predict(pot, train, 150, progress=True, cluster=cluster2)
+    bar = cluster2._bar
+    predict(pot, train, 300, progress=True, cluster=cluster2)
+    assert cluster2._bar is bar
+    n = len(list(batches(train.n_atoms, 150))) + len(list(batches(train.n_atoms, 300)))
+    assert bar.total - before == n and bar.n == bar.total
 
 
 @pytest.mark.slow
