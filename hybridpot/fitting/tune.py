@@ -10,7 +10,8 @@ in order, each searched at the best settings found so far (:func:`tune_coordinat
 4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
-   evidence or CV).
+   evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
+   :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's.
 
 Each candidate is one streamed assembly with per-fold, per-kind QR factors (:func:`hybridpot.fitting.linear.fit_linear`
 with ``cv_score``); the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
@@ -57,6 +58,8 @@ class Coordinate:
         cap: the largest value growth may reach (None: no cap; the budget still bounds it).
         saturates: a candidate may use less than asked (a kernel basis clamped to the distinct environments: the row's
             ``used[key]`` is below its value); growth stops there, as larger values give the same model.
+        share: the fraction of the budget after which this coordinate starts no candidate (1: the whole budget; less
+            leaves the rest to the coordinates after it).
     """
 
     section: str
@@ -65,6 +68,7 @@ class Coordinate:
     grow: bool = False
     cap: float | None = None
     saturates: bool = False
+    share: float = 1.0
 
     @property
     def step(self) -> Any:
@@ -77,6 +81,11 @@ class Coordinate:
 MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "kernel": (("zeta", "tune_zeta", False), ("n_sparse", "tune_n_sparse", True)),
 }
+
+
+#: with model coordinates (a kernel model's), the descriptor's start no candidate after this fraction of the budget, so
+#: that the model's are searched too (a kernel candidate costs 30-80 s on an mlearn set: 480 s ran out in the descriptor's)
+DESCRIPTOR_SHARE = 0.5
 
 
 class Refused(Exception):
@@ -139,13 +148,14 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         row = table[int(np.argmin(scores(table)))]
         return {k: row[k] for k in keys}
 
-    def trial(settings: dict[str, Any]) -> str | None:
-        """Fit one candidate (unless done before); None when it was fitted, else why not ("budget", "refused")."""
+    def trial(settings: dict[str, Any], share: float = 1.0) -> str | None:
+        """Fit one candidate (unless done before) unless ``share`` of the budget has passed; None when it was fitted, else
+        why not ("budget", "refused")."""
         if any(all(r[k] == settings[k] for k in keys) for r in table):
             return None
         if any(r["settings"] == settings for r in refused):
             return "refused"
-        if table and clock() - t0 > budget_s:
+        if table and clock() - t0 > share * budget_s:
             skipped.append(settings)
             return "budget"
         begin = clock()
@@ -168,7 +178,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
     record: list[dict[str, Any]] = []
     for c in coordinates:
         for value in c.candidates:
-            trial({**best(), c.key: value})
+            trial({**best(), c.key: value}, c.share)
         stop = None  # why the growth stopped (None: it did not grow)
         while c.grow and c.step is not None and table:
             at = best()
@@ -183,7 +193,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             if c.cap is not None and top + c.step > c.cap:
                 stop = f"cap {c.cap:g}"
                 break
-            stop = trial({**at, c.key: top + c.step}) or "grown"
+            stop = trial({**at, c.key: top + c.step}, c.share) or "grown"
             if stop != "grown":
                 break
         at = best()
@@ -231,6 +241,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
                                  saturates=grows))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"no model settings searched: the {m['type']} model's ridge is chosen per fit ({m.get('regularization')})")
+    if any(c.section == "model" for c in coords):  # the model's coordinates come last: keep part of the budget for them
+        coords = [dataclasses.replace(c, share=DESCRIPTOR_SHARE) if c.section == "descriptor" else c for c in coords]
     return coords, notes
 
 

@@ -11,7 +11,7 @@ from hybridpot.dataset import bundled
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import TUNE_CAPS, parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.tune import Coordinate, Refused, coordinate_search, scores
+from hybridpot.fitting.tune import DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, scores, tune_coordinates
 from tests.structures import cu_frames
 
 
@@ -86,6 +86,25 @@ def test_growth_stops_at_the_budget():
     assert [c["nmax"] for c in fake.calls] == [4, 5, 6, 7]
     assert rec["stopped_by_budget"] and rec["skipped"] == [{"nmax": 8}]
     assert _nmax_record(rec)["stop"] == "budget" and _nmax_record(rec)["edge"] == "top"
+
+
+def test_a_coordinate_with_a_budget_share_leaves_the_rest_to_the_next():
+    """nmax may start candidates for half of a 45 s budget (10 s each: 4, 5, 6), the model's zeta then gets the rest."""
+    fake = FakeFit({"nmax": 20, "zeta": 3}, seconds=10.0)
+    coords = [Coordinate("descriptor", "nmax", (4, 5, 6), grow=True, cap=10, share=0.5),
+              Coordinate("model", "zeta", (2, 3, 4))]
+    rec = _search(fake, coords, {"nmax": 4, "zeta": 4}, budget=45.0)
+    assert [(c["nmax"], c["zeta"]) for c in fake.calls] == [(4, 4), (5, 4), (6, 4), (6, 2), (6, 3)]
+    assert rec["chosen"] == {"nmax": 6, "zeta": 3} and rec["coordinates"][0]["stop"] == "budget"
+
+
+def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
+    """With a kernel model the descriptor's coordinates get DESCRIPTOR_SHARE of the budget, with a linear model all."""
+    for model, shares in (({"type": "kernel", "n_sparse": 20}, {"descriptor": DESCRIPTOR_SHARE, "model": 1.0}),
+                          ({"type": "linear"}, {"descriptor": 1.0})):
+        config = _config(tmp_path / model["type"], model, {"tune": True})
+        coords, _ = tune_coordinates(config, 2.5)
+        assert {c.section: c.share for c in coords} == shares
 
 
 def test_growth_stops_at_a_refused_candidate():
