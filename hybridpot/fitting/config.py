@@ -71,7 +71,7 @@ CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0,
 REFIT_ALGORITHMS = ("LN_BOBYQA", "LN_COBYLA", "LN_NELDERMEAD", "LN_SBPLX")
 
 #: [fit] tune: the largest value the growth of a coordinate may reach (hybridpot.fitting.tune)
-TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "n_sparse": 4000}
+TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "zeta": 8, "n_sparse": 4000}
 
 #: section -> key -> (accepted types, default, help); default ``...`` marks a required key
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
@@ -123,7 +123,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
                                           f"{TUNE_CAPS['lmax']}"),
         "tune_alpha": ((list,), [1.0, 2.0, 3.0], "tune: alpha candidates, 1/Angstrom^2 (basis = 'lammps' only; after lmax)"),
-        "tune_zeta": ((list,), [2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings)"),
+        "tune_zeta": ((list,), [2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings); "
+                                          f"grown like nmax, up to zeta {TUNE_CAPS['zeta']}"),
         "tune_n_sparse": ((list,), [250, 500, 1000], "tune: n_sparse candidates of a kernel model (after zeta); grown like nmax "
                                                      f"while the basis is not clamped to the distinct environments, up to {TUNE_CAPS['n_sparse']}"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),

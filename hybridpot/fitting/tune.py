@@ -8,7 +8,7 @@ in order, each searched at the best settings found so far (:func:`tune_coordinat
    tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
 3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
 4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
-   kernel) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
+   kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
    :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's.
@@ -77,9 +77,9 @@ class Coordinate:
         return values[-1] - values[-2] if len(values) >= 2 else None
 
 
-#: model type -> its coordinates: (key, [fit] key of its candidates, grows); zeta only for the polynomial kernel
-MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    "kernel": (("zeta", "tune_zeta", False), ("n_sparse", "tune_n_sparse", True)),
+#: model type -> its coordinates: (key, [fit] key of its candidates, grows, saturates); zeta only for the polynomial kernel
+MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
+    "kernel": (("zeta", "tune_zeta", True, False), ("n_sparse", "tune_n_sparse", True, True)),
 }
 
 
@@ -233,12 +233,12 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         coords.append(Coordinate("descriptor", "alpha", tuple(float(x) for x in f["tune_alpha"])))
     else:
         notes.append(f"alpha not searched: the {d.get('basis', d['type'])} descriptor has no Gaussian smearing")
-    for key, candidates, grows in MODEL_COORDINATES.get(m["type"], ()):
+    for key, candidates, grows, saturates in MODEL_COORDINATES.get(m["type"], ()):
         if key == "zeta" and m.get("kernel") != "polynomial":
             notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
             continue
         coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
-                                 saturates=grows))
+                                 saturates=saturates))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"no model settings searched: the {m['type']} model's ridge is chosen per fit ({m.get('regularization')})")
     if any(c.section == "model" for c in coords):  # the model's coordinates come last: keep part of the budget for them

@@ -105,6 +105,9 @@ def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
         config = _config(tmp_path / model["type"], model, {"tune": True})
         coords, _ = tune_coordinates(config, 2.5)
         assert {c.section: c.share for c in coords} == shares
+        model_coords = {c.key: (c.grow, c.saturates, c.cap) for c in coords if c.section == "model"}
+        if model["type"] == "kernel":  # zeta grows past its grid like nmax; only the sparse basis saturates
+            assert model_coords == {"zeta": (True, False, TUNE_CAPS["zeta"]), "n_sparse": (True, True, TUNE_CAPS["n_sparse"])}
 
 
 def test_growth_stops_at_a_refused_candidate():
