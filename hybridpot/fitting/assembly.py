@@ -291,7 +291,7 @@ def fold_batches(counts: np.ndarray, folds: np.ndarray, batch_atoms: int) -> lis
     One fold per batch makes each batch's rows of a kind one block, folded into its QR factor in one LAPACK call: with
     5 random folds, batches of consecutive structures split every batch's force rows into 5 blocks of a fifth of the
     rows, which LAPACK's triangular-pentagonal QR folds in at about two thirds of its speed on full blocks (measured on
-    the quadratic 4/4 model's 1328 columns: ~30 against ~45 GFLOP/s).
+    the quadratic 4/4 model's 1328 columns in its fit: ~33 against ~42 GFLOP/s).
     """
     counts, folds = np.asarray(counts), np.asarray(folds)
     out = []

@@ -109,7 +109,7 @@ def fit_linear(
                         posterior=posterior, scale_columns=scale_columns)
             del fold_acc
         else:
-            key = tuple(sorted(fac.items()))
+            key = _factor_key(fac)
             if key not in totals:
                 totals.clear()
                 release_memory()
@@ -179,6 +179,11 @@ def kind_factors(target: Weights, assembled: Weights) -> dict[str, float]:
     return out
 
 
+def _factor_key(factors: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    """A hashable key of row factors per kind (:func:`kind_factors`): rows at equal keys share their merged factors."""
+    return tuple(sorted(factors.items()))
+
+
 @dataclass(frozen=True)
 class CVFit:
     """One fit scored by :func:`cv_errors_of`: target ``target`` of the parts, with the rows at ``weights`` (``factors``
@@ -215,7 +220,7 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
     sse = [dict.fromkeys(("energy", "force", "stress"), 0.0) for _ in fits]
     groups: dict[tuple, list[int]] = {}
     for n, fit in enumerate(fits):
-        groups.setdefault(tuple(sorted(fit.factors.items())), []).append(n)
+        groups.setdefault(_factor_key(fit.factors), []).append(n)
     for k in range(n_folds):  # one training factor at a time: memory of one factor, not of k
         for key, members in groups.items():
             factors = dict(key)

@@ -74,12 +74,21 @@ class QRAccumulator:
     @property
     def z(self) -> np.ndarray:
         """(M,) Q^T y, R^T z = A^T y."""
-        return self._square()[:-self.n_targets, self.n_columns]
+        return self.target_parts(0)[0]
 
     @property
     def residual_floor(self) -> float:
         """min_w ||A w - y||^2 (the part of y outside the column space)."""
-        return float(np.sum(self._square()[self.n_columns:, self.n_columns] ** 2))
+        return self.target_parts(0)[1]
+
+    def target_parts(self, j: int) -> tuple[np.ndarray, float]:
+        """(z_j (M,), residual floor of y_j): Q^T y_j, and min_w ||A w - y_j||^2.
+
+        Below the design block, target j's column of the factor holds the part of y_j outside the column space of A
+        (spread over rows M..M+j), so its squared norm is y_j's residual floor.
+        """
+        M, R = self.n_columns, self._square()
+        return R[:M, M + j], float(np.sum(R[M:, M + j] ** 2))
 
     def add(self, A: np.ndarray, y: np.ndarray) -> None:
         """Fold in rows ``A`` (n, M) with targets ``y`` (n,), or (n, r) for r targets."""
@@ -103,18 +112,15 @@ class QRAccumulator:
         self.n_rows += int(block.shape[0])
 
     def target(self, j: int) -> "QRAccumulator":
-        """The single-target accumulator of target ``j`` (same rows): exact, from this factor alone.
-
-        Below the design block, target j's column of the factor holds the part of y_j outside the
-        column space of A (spread over rows M..M+j), so its norm is y_j's residual floor.
-        """
+        """The single-target accumulator of target ``j`` (same rows): exact, from this factor alone
+        (:meth:`target_parts`)."""
         M = self.n_columns
-        R = self._square()
+        z, floor = self.target_parts(j)
         out = QRAccumulator(M)
         out._R = np.zeros((M + 1, M + 1))
-        out._R[:M, :M] = R[:M, :M]
-        out._R[:M, M] = R[:M, M + j]
-        out._R[M, M] = np.linalg.norm(R[M:, M + j])
+        out._R[:M, :M] = self.R
+        out._R[:M, M] = z
+        out._R[M, M] = np.sqrt(floor)
         out.n_rows = self.n_rows
         return out
 
@@ -271,17 +277,14 @@ class _Reduced:
     """
 
     def __init__(self, acc: QRAccumulator, n_free: int, scale_columns: bool = True, target: int = 0) -> None:
-        M = acc.n_columns
         key = (n_free, scale_columns)
-        square = acc._square()
         if key not in acc._scaled:
-            acc._scaled[key] = _Scaled(square[:M, :M], acc.n_rows, n_free, scale_columns)
+            acc._scaled[key] = _Scaled(acc.R, acc.n_rows, n_free, scale_columns)
         self.shared = acc._scaled[key]
         self.scale, self.R00, self.R01, self.R11 = self.shared.scale, self.shared.R00, self.shared.R01, self.shared.R11
         self.n_free = n_free
-        self.z0 = square[:n_free, M + target]
-        self.z1 = square[n_free:M, M + target]
-        self.floor = float(np.sum(square[M:, M + target] ** 2))  # y's part outside the column space
+        z, self.floor = acc.target_parts(target)  # floor: y's part outside the column space
+        self.z0, self.z1 = z[:n_free], z[n_free:]
         self.n_rows = acc.n_rows
         if n_free and np.min(np.abs(np.diag(self.R00))) < 1e-12 * max(np.max(np.abs(np.diag(self.R00))), 1e-300):
             raise np.linalg.LinAlgError("the unpenalised (intercept) columns are linearly dependent: an element has no data")
