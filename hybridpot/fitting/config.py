@@ -113,11 +113,17 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                            "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
                                            "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
-        "tune": ((bool,), False, "search the descriptor's rcut, nmax, lmax (and alpha) and a kernel model's zeta and n_sparse by "
+        "tune": ((bool,), False, "search the descriptor's rcut, nmax, lmax (and alpha), the model type (tune_models) and a kernel "
+                                 "model's zeta and n_sparse by "
                                  "k-fold CV on train before the fit (models linear in their parameters; hybridpot.fitting.tune; "
                                  "hybridpot fit --tune); the table goes in report.json fit.tune"),
         "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
+        "tune_budget_candidates": ((int,), None, "tune: nor once this many candidates were fitted (a budget that gives the same "
+                                                 "search on every machine; none by default)"),
         "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
+        "tune_models": ((list,), ["linear", "quadratic"], "tune: model types tried at the best rcut, before nmax and lmax (those "
+                                                          "with the configured model's [model] keys: linear and quadratic share "
+                                                          "theirs); the descriptor then grows under the chosen one"),
         "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
                                           f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}"),
         "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
@@ -161,6 +167,11 @@ class FitConfig:
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.sections[section]
+
+    def with_settings(self, changes: dict[str, dict[str, Any]]) -> FitConfig:
+        """A copy with ``changes`` (section -> key -> value) merged into its sections (not validated again: the caller
+        changes only keys it knows, e.g. [fit] tune's chosen settings)."""
+        return FitConfig({**self.sections, **{s: {**self.sections[s], **v} for s, v in changes.items()}}, self.source, self.kind)
 
 
 def fail(source: str, msg: str) -> ConfigError:
@@ -302,12 +313,21 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
                                "(or another linear in its parameters, e.g. kernel)")
         if f["tune_budget_s"] <= 0:
             raise fail(source, f"[fit] tune_budget_s = {f['tune_budget_s']}: must be > 0")
+        if f["tune_budget_candidates"] is not None and f["tune_budget_candidates"] < 1:
+            raise fail(source, f"[fit] tune_budget_candidates = {f['tune_budget_candidates']}: must be >= 1")
         for key, kind in (("tune_rcut_factors", _NUM), ("tune_nmax", int), ("tune_lmax", int), ("tune_alpha", _NUM), ("tune_zeta", int),
                           ("tune_n_sparse", int)):
             v = f[key]
             if not v or not all(isinstance(x, kind) and not isinstance(x, bool) and x > 0 for x in v) or len(set(v)) != len(v):
                 raise fail(source, f"[fit] {key} = {v!r}: expected a non-empty list of distinct positive "
                                    f"{'numbers' if kind is _NUM else 'integers'}")
+        v = f["tune_models"]
+        if not v or not all(isinstance(x, str) for x in v) or len(set(v)) != len(v):
+            raise fail(source, f"[fit] tune_models = {v!r}: expected a non-empty list of distinct model type names")
+        for name in v:
+            if not models.get(name, f"{source}: [fit] tune_models").linear:
+                raise fail(source, f"[fit] tune_models: {name!r} is not linear in its parameters: the tune scores candidates by CV "
+                                   "from the solver's factors")
     if f["energy_weight"] == 0 and f["force_weight"] == 0:
         raise fail(source, "[fit] energy_weight and force_weight are both 0: nothing to fit")
     if not 0 < f["train_fraction"] <= 1:

@@ -343,7 +343,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
                 config, train, bl_train, elements, lambda cfg: make_potential(cfg, elements, potential.baseline),
                 lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log, cluster)
         chosen = fit_info["tune"]["chosen"]  # section -> the settings the search chose
-        config = FitConfig({**config.sections, **{s: {**config[s], **v} for s, v in chosen.items()}}, config.source, config.kind)
+        config = config.with_settings(chosen)
         potential = make_potential(config, elements, potential.baseline)
     sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer, cluster)
     fit_info["baseline_mode"] = record.get("baseline_check", {}).get("used", "hybrid" if baseline is not None else "pure_ml")

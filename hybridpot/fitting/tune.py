@@ -4,10 +4,14 @@ Coordinate search scored by k-fold cross-validation on the training set only (ne
 in order, each searched at the best settings found so far (:func:`tune_coordinates`):
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
-2. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
+2. the model ``type`` over the configured one and those of ``tune_models`` that take the same ``[model]`` keys (linear
+   and quadratic: one is the other with the K(K+1)/2 products of the descriptors), at the configured nmax and lmax;
+   searched before them because the quadratic model's cost grows with the square of the descriptor's length, so that
+   nmax and lmax then grow as far as the budget allows under the type that is better where both are cheap;
+3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
    tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
-3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
-4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
+4. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
+5. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
@@ -18,8 +22,9 @@ with ``cv_score``); the ridge strength is chosen per fit as configured (evidence
 ``energy_weight = "cv"``, and with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A
 candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted
 (the descriptor refuses its settings, or its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`)
-is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed (the first always
-runs). The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
+is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once
+``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
+the search the same on every machine, one in seconds does not. The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def scores(table: list[dict[str, Any]]) -> list[float]:
 
 def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
                       budget_s: float, log: Callable[[str], None] = print,
-                      clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+                      clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None) -> dict[str, Any]:
     """Search ``coordinates`` one after the other, each at the best settings so far, growing those that grow.
 
     Args:
@@ -124,6 +129,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             better), anything else to record, and optionally ``used`` (key -> the value the fit could use, for
             coordinates that saturate); raises :class:`Refused` for settings that cannot be fitted.
         budget_s: no candidate is started after this many seconds of ``clock`` (the first always runs).
+        budget_candidates: nor once this many were fitted (None: no limit); a coordinate's ``share`` applies to both.
 
     Returns:
         {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
@@ -155,7 +161,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             return None
         if any(r["settings"] == settings for r in refused):
             return "refused"
-        if table and clock() - t0 > share * budget_s:
+        if table and (clock() - t0 > share * budget_s or (budget_candidates is not None and len(table) >= share * budget_candidates)):
             skipped.append(settings)
             return "budget"
         begin = clock()
@@ -197,11 +203,13 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             if stop != "grown":
                 break
         at = best()
-        values = sorted({r[c.key] for r in line(at, c.key)})
+        tried = {r[c.key] for r in line(at, c.key)}
+        numeric = all(isinstance(v, (int, float)) for v in tried)  # a model type has no top or bottom
+        values = sorted(tried) if numeric else [v for v in c.candidates if v in tried]
         edge = None
-        if len(values) > 1 and at[c.key] == values[-1]:
+        if numeric and len(values) > 1 and at[c.key] == values[-1]:
             edge = "top"
-        elif len(values) > 1 and at[c.key] == values[0]:
+        elif numeric and len(values) > 1 and at[c.key] == values[0]:
             edge = "bottom"
         record.append({"section": c.section, "key": c.key, "tried": values, "best": at[c.key], "edge": edge, "stop": stop})
     for row, score in zip(table, scores(table) if table else []):
@@ -223,12 +231,19 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
     f, d, m = config["fit"], config["descriptor"], config["model"]
     if any(d.get(k) is None for k in ("rcut", "nmax", "lmax")):
         raise ConfigError(f"{config.source}: [fit] tune searches rcut, nmax and lmax; descriptor type {d['type']!r} has not all of them")
-    coords = [
-        Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
+    coords = [Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"]))]
+    notes = []
+    settings = models.get(m["type"]).settings
+    types = [m["type"]] + [t for t in f["tune_models"] if t != m["type"] and models.get(t).settings is settings]
+    if len(types) > 1:
+        coords.append(Coordinate("model", "type", tuple(types)))
+    other = [t for t in f["tune_models"] if t not in types]
+    if other:
+        notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
+    coords += [
         Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
         Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
-    notes = []
     if d.get("alpha") is not None:
         coords.append(Coordinate("descriptor", "alpha", tuple(float(x) for x in f["tune_alpha"])))
     else:
@@ -240,8 +255,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
                                  saturates=saturates))
     if m["type"] not in MODEL_COORDINATES:
-        notes.append(f"no model settings searched: the {m['type']} model's ridge is chosen per fit ({m.get('regularization')})")
-    if any(c.section == "model" for c in coords):  # the model's coordinates come last: keep part of the budget for them
+        notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
+    if m["type"] in MODEL_COORDINATES:  # the model's own coordinates come last: keep part of the budget for them
         coords = [dataclasses.replace(c, share=DESCRIPTOR_SHARE) if c.section == "descriptor" else c for c in coords]
     return coords, notes
 
@@ -273,12 +288,11 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         log(f"tune: {note}")
     zero = baseline_predictions(None, train, progress=False)
 
-    def configured(settings: dict[str, Any]) -> FitConfig:
-        sections = {s: {**config[s], **{c.key: settings[c.key] for c in coords if c.section == s}} for s in ("descriptor", "model")}
-        return FitConfig({**config.sections, **sections}, config.source, config.kind)
+    def by_section(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {s: {c.key: settings[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
 
     def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
-        cfg = configured(settings)
+        cfg = config.with_settings(by_section(settings))
         try:
             potential = build(cfg)
             check_solve_memory(cfg, potential, train)
@@ -297,11 +311,18 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         return row
 
     start = {c.key: config[c.section][c.key] for c in coords}
-    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log)
+    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"])
     flat = record["chosen"]
-    record["chosen"] = {s: {c.key: flat[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
+    record["chosen"] = by_section(flat)
     edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
     log(f"tune: chose {_describe(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
-        f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {f['tune_budget_s']:g} s" if record["skipped"] else "")
+        f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {_budget(f)}" if record["skipped"] else "")
         + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else ""))
-    return {**record, "nearest_neighbour_A": d1, "budget_s": f["tune_budget_s"], "notes": notes, "seconds": time.perf_counter() - t0}
+    return {**record, "nearest_neighbour_A": d1, "budget_s": f["tune_budget_s"], "budget_candidates": f["tune_budget_candidates"],
+            "notes": notes, "seconds": time.perf_counter() - t0}
+
+
+def _budget(f: dict[str, Any]) -> str:
+    """The [fit] table's tune budget in words."""
+    n = f["tune_budget_candidates"]
+    return f"{f['tune_budget_s']:g} s" + (f" or {n} candidates" if n is not None else "")

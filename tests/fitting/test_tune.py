@@ -3,6 +3,8 @@ model's settings on the bundled Cu data, and the validation of the tune keys."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ase.io import write
@@ -88,6 +90,20 @@ def test_growth_stops_at_the_budget():
     assert _nmax_record(rec)["stop"] == "budget" and _nmax_record(rec)["edge"] == "top"
 
 
+def test_a_budget_in_candidates_gives_the_same_search_at_any_speed():
+    """budget_candidates stops the search after that many fits whatever they cost, and shares apply to it too."""
+    coords = [dataclasses.replace(NMAX, share=0.5), Coordinate("model", "zeta", (2, 3, 4))]
+    runs = []
+    for seconds in (0.01, 100.0):
+        fake = FakeFit({"nmax": 9, "zeta": 3}, seconds=seconds)
+        rec = coordinate_search(coords, {"nmax": 4, "zeta": 4}, fake, 1e9, log=lambda s: None, clock=fake.clock, budget_candidates=6)
+        runs.append((fake.calls, rec["chosen"], rec["coordinates"][0]["stop"]))
+    assert runs[0] == runs[1]
+    calls, chosen, stop = runs[0]
+    assert [(c["nmax"], c["zeta"]) for c in calls] == [(4, 4), (5, 4), (6, 4), (6, 2), (6, 3)] and stop == "budget"
+    assert chosen == {"nmax": 6, "zeta": 3}
+
+
 def test_a_coordinate_with_a_budget_share_leaves_the_rest_to_the_next():
     """nmax may start candidates for half of a 45 s budget (10 s each: 4, 5, 6), the model's zeta then gets the rest."""
     fake = FakeFit({"nmax": 20, "zeta": 3}, seconds=10.0)
@@ -101,13 +117,46 @@ def test_a_coordinate_with_a_budget_share_leaves_the_rest_to_the_next():
 def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
     """With a kernel model the descriptor's coordinates get DESCRIPTOR_SHARE of the budget, with a linear model all."""
     for model, shares in (({"type": "kernel", "n_sparse": 20}, {"descriptor": DESCRIPTOR_SHARE, "model": 1.0}),
-                          ({"type": "linear"}, {"descriptor": 1.0})):
+                          ({"type": "linear"}, {"descriptor": 1.0, "model": 1.0})):
         config = _config(tmp_path / model["type"], model, {"tune": True})
         coords, _ = tune_coordinates(config, 2.5)
         assert {c.section: c.share for c in coords} == shares
         model_coords = {c.key: (c.grow, c.saturates, c.cap) for c in coords if c.section == "model"}
         if model["type"] == "kernel":  # zeta grows past its grid like nmax; only the sparse basis saturates
             assert model_coords == {"zeta": (True, False, TUNE_CAPS["zeta"]), "n_sparse": (True, True, TUNE_CAPS["n_sparse"])}
+        else:  # the model type, a fixed grid, searched between rcut and nmax
+            assert model_coords == {"type": (False, False, None)}
+            assert [c.key for c in coords][:3] == ["rcut", "type", "nmax"]
+
+
+def test_the_model_type_is_searched_among_types_with_the_same_keys(tmp_path):
+    """tune_models: the configured type first, then the others that take its [model] keys; the rest noted, not searched."""
+    cases = (({"type": "linear"}, ["linear", "quadratic"], ("linear", "quadratic"), None),
+             ({"type": "quadratic"}, ["linear", "quadratic"], ("quadratic", "linear"), None),
+             ({"type": "linear"}, ["kernel", "quadratic"], ("linear", "quadratic"), "['kernel'] not searched"),
+             ({"type": "kernel", "n_sparse": 20}, ["linear", "quadratic"], None, "['linear', 'quadratic'] not searched"),
+             ({"type": "linear"}, ["linear"], None, None))
+    for i, (model, tune_models, types, note) in enumerate(cases):
+        coords, notes = tune_coordinates(_config(tmp_path / str(i), model, {"tune_models": tune_models}), 2.5)
+        found = next((c.candidates for c in coords if c.key == "type"), None)
+        assert found == types, (model, tune_models)
+        assert (note is None and not any("model types" in n for n in notes)) or any(note in n for n in notes)
+
+
+def test_a_categorical_coordinate_keeps_its_order_and_has_no_edge():
+    fake = FakeFit({"nmax": 6})
+    scored = fake.__call__
+
+    def evaluate(settings):
+        row = scored(settings)
+        return {k: v * (0.5 if settings["type"] == "quadratic" else 1.0) for k, v in row.items()}
+
+    rec = coordinate_search([Coordinate("model", "type", ("quadratic", "linear")), NMAX], {"type": "quadratic", "nmax": 4},
+                            evaluate, 1e9, log=lambda s: None)
+    kind = rec["coordinates"][0]
+    assert kind["tried"] == ["quadratic", "linear"] and kind["best"] == "quadratic" and kind["edge"] is None
+    assert rec["chosen"]["type"] == "quadratic"
+    assert all(c["type"] == "quadratic" for c in fake.calls[2:])  # nmax searched under the chosen type
 
 
 def test_growth_stops_at_a_refused_candidate():
@@ -166,9 +215,13 @@ def _check_record(tune: dict) -> dict:
     assert tune["chosen"] == {s: {k: best[k] for k in keys if next(c for c in tune["coordinates"] if c["key"] == k)["section"] == s}
                               for s in ("descriptor", "model")}
     for c in tune["coordinates"]:
-        assert c["best"] in c["tried"] and c["tried"] == sorted(c["tried"])
+        assert c["best"] in c["tried"]
         assert set(c["tried"]) <= {r[c["key"]] for r in table}
         tried = c["tried"]
+        if c["key"] == "type":  # a model type has no order
+            assert c["edge"] is None
+            continue
+        assert tried == sorted(tried)
         assert c["edge"] == (None if len(tried) == 1 else "top" if c["best"] == tried[-1] else "bottom" if c["best"] == tried[0]
                              else None)
     last = tune["coordinates"][-1]
@@ -185,8 +238,10 @@ def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     best = _check_record(tune)
-    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "nmax", "lmax", "alpha"]
-    assert tune["chosen"]["model"] == {} and "no model settings searched" in tune["notes"][0]
+    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "type", "nmax", "lmax", "alpha"]
+    assert {r["type"] for r in tune["table"]} == {"linear", "quadratic"}
+    assert tune["chosen"]["model"] == {"type": best["type"]} and "ridge is not searched" in tune["notes"][0]
+    assert fit.potential.model.kind == best["type"] == fit.report["config"]["model"]["type"]
     lmax = next(c for c in tune["coordinates"] if c["key"] == "lmax")
     assert max(lmax["tried"]) <= TUNE_CAPS["lmax"]
     if lmax["edge"] == "top":
@@ -240,6 +295,12 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     ("tune_n_sparse", [0, 100], "tune_n_sparse"),
     ("tune_n_sparse", [100, 100], "distinct"),
     ("tune_nmax", [4, True], "tune_nmax"),
+    ("tune_budget_candidates", 0, "must be >= 1"),
+    ("tune_budget_candidates", True, "tune_budget_candidates"),
+    ("tune_models", [], "non-empty list of distinct model type names"),
+    ("tune_models", ["linear", "linear"], "distinct"),
+    ("tune_models", ["bogus"], "unknown model type"),
+    ("tune_models", ["nn"], "not linear in its parameters"),
 ])
 def test_tune_keys_are_validated(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message):
