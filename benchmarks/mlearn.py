@@ -263,7 +263,9 @@ DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
     "pure ML, energy_weight cv": (False, None, {"energy_weight": "cv"}),
     "hybrid (mode auto), energy_weight cv": (True, "auto", {"energy_weight": "cv"}),
     "hybrid (mode auto), --tune": (True, "auto", {"tune": True}),
+    "hybrid (mode auto), --tune, linear only": (True, "auto", {"tune": True, "tune_models": ["linear"]}),
     "pure ML, --tune": (False, None, {"tune": True}),
+    "pure ML, --tune, linear only": (False, None, {"tune": True, "tune_models": ["linear"]}),
 }
 
 
