@@ -11,9 +11,12 @@
 3. ``refit``: six Tersoff parameters (A, B, lambda1, lambda2 and the switch R, D) refitted with the residual (the
    ``lammps`` baseline type's ``refit``: BOBYQA within wide bounds, :data:`REFIT_BOUNDS`, the linear residual solved
    exactly at each trial), against pure ML and the published Tersoff hybrid with the same descriptor, weights and
-   training structures: 5 random subsets of 10% and 25% of the training set ([fit] seed 0-4) and the whole set.
+   training structures: 5 random subsets of 10% and 25% of the training set ([fit] seed 0-4) and the whole set;
+   ``--refit-starts N`` adds the refit from N starts (the published parameters and N - 1 random points in the bounds,
+   ``[baseline] refit_starts``), the lowest training objective kept.
 
-    python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--out benchmarks/results]
+    python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
+        [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--out benchmarks/results]
 
 Writes ``rough_baseline.json``.
 """
@@ -103,18 +106,24 @@ def part_scale(shared: Path) -> dict:
     return out
 
 
-def part_refit(shared: Path, tmp: Path, seeds: int) -> dict:
+def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list[str] | None = None,
+               fractions: list[float] | None = None, earlier: list[dict] | None = None) -> dict:
     """Pure ML, the published Tersoff hybrid and the refitted one on the same subsets: test MAE per fit, the means per
-    training share, and the refitted parameters."""
+    training share, and the refitted parameters. ``starts`` > 1 adds the variant "refitted hybrid, N starts" ([baseline]
+    refit_starts: the refit from the published parameters and N - 1 random points, the lowest objective kept).
+    ``names``/``fractions``: run only these variants and shares; the fits of ``earlier`` runs of the others are kept."""
     spec = lammps_baseline.system("Si-tersoff", shared)
-    variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"],
-                "refitted hybrid": {**spec["baseline"], "refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS,
-                                    "refit_max_evals": REFIT_EVALS}}
-    fits: list[dict] = []
-    for frac in FRACTIONS:
+    refit = {**spec["baseline"], "refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS, "refit_max_evals": REFIT_EVALS}
+    variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"], "refitted hybrid": refit}
+    if starts > 1:
+        variants[f"refitted hybrid, {starts} starts"] = {**refit, "refit_starts": starts}
+    run = [n for n in variants if names is None or n in names]
+    shares = fractions or FRACTIONS
+    fits: list[dict] = [f for f in earlier or [] if not (f["variant"] in run and f["train_fraction"] in shares)]
+    for frac in shares:
         for seed in range(seeds if frac < 1.0 else 1):
-            for name, table in variants.items():
-                raw = lammps_baseline._raw(spec["data"], table, tmp / f"{name}-{frac}-{seed}", frac, fit={"seed": seed})
+            for name in run:
+                raw = lammps_baseline._raw(spec["data"], variants[name], tmp / f"{name}-{frac}-{seed}", frac, fit={"seed": seed})
                 t0 = time.perf_counter()
                 rep = run_fit(parse_config(raw, Path.cwd(), f"rough_baseline refit {name}"), progress=False, log=lambda m: None).report
                 row = {"variant": name, "train_fraction": frac, "seed": seed, "n_train": rep["data"]["train"]["n_used"],
@@ -122,21 +131,26 @@ def part_refit(shared: Path, tmp: Path, seeds: int) -> dict:
                 if "cofit" in rep["fit"]:
                     c = rep["fit"]["cofit"]
                     row["refit"] = {"final": dict(zip(c["labels"], c["final"])), "at_bound": c["at_bound"],
-                                    "objective": [c["objective_initial"], c["objective_final"]], "evaluations": c["evaluations"]}
+                                    "objective": [c["objective_initial"], c["objective_final"]], "evaluations": c["evaluations"],
+                                    "objective_per_start": [r["objective_final"] for r in c["starts"]], "best_start": c["best_start"]}
                 fits.append(row)
                 print(f"refit part: {name}, {frac:.0%} seed {seed}: test {row['test']['energy_mae_meV_atom']:.2f} meV/atom "
                       f"{row['test']['force_mae_eV_A']:.4f} eV/A ({row['seconds']:.0f} s)", flush=True)
     means = {}
+    present = list(dict.fromkeys(f["variant"] for f in fits))
     for frac in FRACTIONS:
-        for name in variants:
-            rows = [f for f in fits if f["variant"] == name and f["train_fraction"] == frac]
+        p = sorted((f for f in fits if f["variant"] == "pure ML" and f["train_fraction"] == frac), key=lambda f: f["seed"])
+        for name in present:
+            rows = sorted((f for f in fits if f["variant"] == name and f["train_fraction"] == frac), key=lambda f: f["seed"])
+            if not rows:
+                continue
             means[f"{name} {frac:g}"] = {k: float(np.mean([r["test"][k] for r in rows])) for k in ("energy_mae_meV_atom", "force_mae_eV_A")}
-        h, p = [[f for f in fits if f["variant"] == v and f["train_fraction"] == frac] for v in ("refitted hybrid", "pure ML")]
-        ahead = [a["test"]["energy_mae_meV_atom"] <= b["test"]["energy_mae_meV_atom"] and a["test"]["force_mae_eV_A"] <= b["test"]["force_mae_eV_A"]
-                 for a, b in zip(h, p)]
-        means[f"refitted hybrid ahead of pure ML {frac:g}"] = {"subsets": len(ahead), "ahead": int(sum(ahead))}
-        print(f"refit part, {frac:.0%}: refitted hybrid {means[f'refitted hybrid {frac:g}']}, pure ML {means[f'pure ML {frac:g}']}, "
-              f"hybrid {means[f'hybrid {frac:g}']}; refitted hybrid ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
+            if name.startswith("refitted hybrid") and [r["seed"] for r in rows] == [r["seed"] for r in p]:
+                ahead = [a["test"]["energy_mae_meV_atom"] <= b["test"]["energy_mae_meV_atom"]
+                         and a["test"]["force_mae_eV_A"] <= b["test"]["force_mae_eV_A"] for a, b in zip(rows, p)]
+                means[f"{name} ahead of pure ML {frac:g}"] = {"subsets": len(ahead), "ahead": int(sum(ahead))}
+                print(f"refit part, {frac:.0%}: {name} {means[f'{name} {frac:g}']}, pure ML {means[f'pure ML {frac:g}']}; "
+                      f"ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
     return {"bounds": REFIT_BOUNDS, "max_evals": REFIT_EVALS, "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
 
 
@@ -145,6 +159,10 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("HYBRIDPOT_SHARED", REPO.parent / "shared")))
     parser.add_argument("--parts", default="switch,scale,refit")
     parser.add_argument("--refit-seeds", type=int, default=5, help="refit: random subsets per training share below 100%%")
+    parser.add_argument("--refit-starts", type=int, default=1, help="refit: also the variant with this many starts (> 1)")
+    parser.add_argument("--refit-variants", default=None, help="refit: only these variants (separated by ';'); the JSON keeps "
+                                                               "the others' fits")
+    parser.add_argument("--refit-fractions", default=None, help="refit: only these training shares (e.g. 0.1,0.25)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     if not (args.shared / "data/mlearn/Si").is_dir():
@@ -159,7 +177,10 @@ def main() -> None:
             doc["scale"] = part_scale(args.shared)
         if "refit" in args.parts:
             os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
-            doc["refit"] = part_refit(args.shared, Path(tmp), args.refit_seeds)
+            doc["refit"] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
+                                      args.refit_variants.split(";") if args.refit_variants else None,
+                                      [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
+                                      doc.get("refit", {}).get("fits"))
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     write_json(path, doc)

@@ -14,7 +14,10 @@ baseline) and evaluate the baseline on the training set.
 
 Parameters move within theta0 * (1 +/- refit_range), or within explicit ``refit_bounds``; NLopt's
 bounded derivative-free algorithms (default BOBYQA; COBYLA, Nelder-Mead, Sbplx) drive the search
-over the normalised parameters u in [-1, 1] (theta = mid + half u).
+over the normalised parameters u in [-1, 1] (theta = mid + half u). The objective need not be convex in
+theta (a Tersoff refit on a small training set ends in different optima from different starts):
+``refit_starts = N`` runs the search from the initial parameters and from N - 1 seeded random points
+in the bounds, each with ``refit_max_evals`` evaluations, and keeps the lowest objective.
 """
 
 from __future__ import annotations
@@ -74,28 +77,31 @@ def _owners(names: Sequence[str], labels: Sequence[str]) -> list[str]:
 
 
 def variable_projection(A: np.ndarray, y_at: Callable[[np.ndarray], np.ndarray], n_free: int, scale_columns: bool,
-                        mid: np.ndarray, half: np.ndarray, u0: np.ndarray, algorithm: str, max_evals: int,
+                        mid: np.ndarray, half: np.ndarray, starts: Sequence[np.ndarray], algorithm: str, max_evals: int,
                         progress: bool = True) -> dict[str, Any]:
-    """Minimise f(theta) = min_w ||A w - y(theta)||^2 over theta = mid + half u, u in [-1, 1], from u0.
+    """Minimise f(theta) = min_w ||A w - y(theta)||^2 over theta = mid + half u, u in [-1, 1], from each of ``starts``.
 
     Args:
         A: (R, M) weighted design matrix (columns in the solver's order, the ``n_free`` unpenalised ones first).
         y_at: theta -> (R,) weighted targets (the baseline evaluated at theta).
         scale_columns: as :func:`~hybridpot.fitting.solver.solve`.
-        algorithm: an NLopt algorithm name (``LN_BOBYQA``, ...); max_evals: objective evaluations.
+        starts: the u each local search starts from (the first: the initial parameters; the ridge is chosen there).
+        algorithm: an NLopt algorithm name (``LN_BOBYQA``, ...); max_evals: objective evaluations per start.
 
     Returns:
-        {"theta": best theta, "u": its u, "history": objective per evaluation, "objective_final", "nlopt_result",
-        "ridge_lambda": the regularisation, chosen at u0 and kept}.
+        {"theta": best theta over the starts, "u": its u, "history": objective per evaluation (all starts, in order),
+        "starts": per start its u0, final objective, evaluations and NLopt result, "best_start": its index,
+        "objective_final", "nlopt_result" (of the best start), "ridge_lambda": the regularisation, chosen at the first
+        start and kept}.
     """
     def factor(y: np.ndarray) -> QRAccumulator:
         acc = QRAccumulator(A.shape[1])
         acc.add(A, y)
         return acc
 
-    lam = solve(factor(y_at(mid + half * u0)), n_free=n_free, scale_columns=scale_columns).lam
+    lam = solve(factor(y_at(mid + half * starts[0])), n_free=n_free, scale_columns=scale_columns).lam
     history: list[float] = []
-    bar = tqdm(total=max_evals, desc="co-fit baseline", unit="eval", disable=not progress, leave=False)
+    bar = tqdm(total=max_evals * len(starts), desc="co-fit baseline", unit="eval", disable=not progress, leave=False)
 
     def objective(u: np.ndarray, grad: np.ndarray) -> float:
         value = solve(factor(y_at(mid + half * u)), n_free=n_free, lam=lam, scale_columns=scale_columns).rss
@@ -104,17 +110,25 @@ def variable_projection(A: np.ndarray, y_at: Callable[[np.ndarray], np.ndarray],
         bar.set_postfix(objective=f"{value:.6e}")
         return value
 
-    opt = nlopt.opt(getattr(nlopt, algorithm), u0.size)
-    opt.set_lower_bounds(-np.ones(u0.size))
-    opt.set_upper_bounds(np.ones(u0.size))
-    opt.set_min_objective(objective)
-    opt.set_maxeval(max_evals)
-    opt.set_xtol_rel(1e-8)
-    opt.set_ftol_rel(1e-12)
-    u = opt.optimize(np.asarray(u0, dtype=np.float64))
+    runs = []
+    for u0 in starts:
+        opt = nlopt.opt(getattr(nlopt, algorithm), u0.size)
+        opt.set_lower_bounds(-np.ones(u0.size))
+        opt.set_upper_bounds(np.ones(u0.size))
+        opt.set_min_objective(objective)
+        opt.set_maxeval(max_evals)
+        opt.set_xtol_rel(1e-8)
+        opt.set_ftol_rel(1e-12)
+        n_before = len(history)
+        u = opt.optimize(np.asarray(u0, dtype=np.float64))
+        runs.append({"u0": np.asarray(u0, dtype=np.float64).tolist(), "u": u, "objective_final": float(opt.last_optimum_value()),
+                     "evaluations": len(history) - n_before, "nlopt_result": int(opt.last_optimize_result())})
     bar.close()
-    return {"theta": mid + half * u, "u": u, "history": history, "objective_final": float(opt.last_optimum_value()),
-            "nlopt_result": int(opt.last_optimize_result()), "ridge_lambda": lam}
+    best = int(np.argmin([r["objective_final"] for r in runs]))
+    u = runs[best]["u"]
+    return {"theta": mid + half * u, "u": u, "history": history, "objective_final": runs[best]["objective_final"],
+            "nlopt_result": runs[best]["nlopt_result"], "ridge_lambda": lam, "best_start": best,
+            "starts": [{k: v for k, v in r.items() if k != "u"} for r in runs]}
 
 
 def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, progress: bool = True,
@@ -167,7 +181,9 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
         return np.concatenate([weighted_rows(data.subset(idx, ptr), bl.subset(data, idx, ptr), weights, counts)[1] for idx in groups])
 
     u0 = np.where(half != 0, (theta0 - mid) / np.where(half != 0, half, 1.0), 0.0)
-    result = variable_projection(A, targets, len(potential.model.elements), scale_columns, mid, half, u0, b["refit_algorithm"],
+    rng = np.random.default_rng(config["fit"]["seed"])
+    starts = [u0] + [rng.uniform(-1.0, 1.0, u0.size) for _ in range(b["refit_starts"] - 1)]
+    result = variable_projection(A, targets, len(potential.model.elements), scale_columns, mid, half, starts, b["refit_algorithm"],
                                  b["refit_max_evals"], progress)
     theta = result["theta"]
     set_at(theta)
@@ -178,6 +194,10 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
         log(f"co-fit: {label} {float(a)!r} -> {float(z)!r} (bounds {lo:.6g} .. {hi:.6g})")
     if at_bound.any():
         log(f"co-fit: {', '.join(l for l, f in zip(labels, at_bound) if f)} ended at the bound; widen refit_range or refit_bounds")
+    if len(starts) > 1:
+        finals = ", ".join(f"{r['objective_final']:.6e}" for r in result["starts"])
+        log(f"co-fit: final objective per start {finals}; "
+            f"kept start {result['best_start']}" + (" (the initial parameters)" if result["best_start"] == 0 else " (random)"))
     log(f"co-fit: objective {history[0]:.6e} -> {result['objective_final']:.6e} in {len(history)} evaluations ({b['refit_algorithm']})")
     return {
         "parameters": names,
@@ -191,6 +211,8 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
         "history": history,
         "evaluations": len(history),
         "algorithm": b["refit_algorithm"],
+        "starts": [{**r, "theta0": (mid + half * np.asarray(r["u0"])).tolist()} for r in result["starts"]],
+        "best_start": result["best_start"],
         "ridge_lambda": result["ridge_lambda"],
         "nlopt_result": result["nlopt_result"],
         "at_bound": at_bound.tolist(),

@@ -93,7 +93,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "refit_range": (_NUM, 0.5, "co-fitted parameters stay within initial * (1 +/- refit_range), unless refit_bounds gives theirs"),
         "refit_bounds": ((dict,), {}, "explicit bounds per refitted parameter: {\"NAME\" = [lower, upper]} (in the parameter's "
                                       "units; needed for a parameter that starts at 0)"),
-        "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit"),
+        "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit (per start)"),
+        "refit_starts": ((int,), 1, "co-fit local searches: from the initial parameters and from refit_starts - 1 random points "
+                                    "in the bounds (seeded by [fit] seed); the lowest objective is kept"),
         "refit_algorithm": ((str,), "LN_BOBYQA", f"NLopt derivative-free algorithm of the co-fit: {', '.join(REFIT_ALGORITHMS)}"),
     },
     "descriptor": {
@@ -283,6 +285,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_range = {b['refit_range']}: expected 0 < value < 1 (relative bound)")
     if b["refit_max_evals"] < 1:
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
+    if b["refit_starts"] < 1:
+        raise fail(source, f"[baseline] refit_starts = {b['refit_starts']}: must be >= 1")
     if b["refit_algorithm"] not in REFIT_ALGORITHMS:
         raise fail(source, f"[baseline] refit_algorithm = {b['refit_algorithm']!r}: expected one of {', '.join(REFIT_ALGORITHMS)} "
                            "(NLopt's bounded derivative-free algorithms)")

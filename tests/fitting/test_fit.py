@@ -414,7 +414,7 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path, model):
         "baseline": {
             "type": "lj", "elements": ["Ar"], "cutoff": 8.0, "shift": True,
             "pair": [{"elements": ["Ar", "Ar"], "epsilon": eps0 * 1.10, "sigma": sig0 * 0.97}],
-            "refit": ["epsilon", "sigma"], "refit_range": 0.3, "refit_max_evals": 200,
+            "refit": ["epsilon", "sigma"], "refit_range": 0.3, "refit_max_evals": 200, "refit_starts": 2,
         },
         "descriptor": {"rcut": 4.5, "nmax": 2, "lmax": 2, "alpha": 1.0},
         "model": model,
@@ -427,6 +427,7 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path, model):
     assert sig == pytest.approx(sig0, rel=1e-5)
     cofit = res.report["fit"]["cofit"]
     assert cofit["objective_final"] < 1e-6 * cofit["objective_initial"]
+    assert len(cofit["starts"]) == 2 and cofit["objective_final"] == min(s["objective_final"] for s in cofit["starts"])
 
 
 def _config(out, n_train, fraction=1.0, model=None, fit=None):
@@ -442,3 +443,29 @@ def _config(out, n_train, fraction=1.0, model=None, fit=None):
         "output": {"dir": str(out / "fit"), "plots": False},
     }
     return parse_config(raw, out, "test config")
+
+
+def test_cofit_starts_escape_a_local_optimum():
+    """A double well in one baseline parameter (objective h(u) / 4, h = (u^2 - 0.49)^2 + 0.1 (u - 0.7)^2: a local minimum
+    near u = -0.7, the global one at 0.7): BOBYQA from -0.6 alone ends in the local well; with a second start at 0.5 the
+    lowest objective, the global well's, is kept, and each start's record is there."""
+    from hybridpot.fitting.cofit import variable_projection
+
+    rng = np.random.default_rng(0)
+    A = np.column_stack([np.ones(8), rng.normal(size=8)])  # a constant (unpenalised) and one feature
+    v = rng.normal(size=8)
+    v -= A @ np.linalg.lstsq(A, v, rcond=None)[0]  # targets orthogonal to A: the residual model explains none of them
+    v /= 2.0 * np.linalg.norm(v)
+
+    def y_at(theta):
+        u = float(theta[0])
+        return np.sqrt((u * u - 0.49) ** 2 + 0.1 * (u - 0.7) ** 2) * v
+
+    one = variable_projection(A, y_at, 1, True, np.zeros(1), np.ones(1), [np.array([-0.6])], "LN_BOBYQA", 200, progress=False)
+    two = variable_projection(A, y_at, 1, True, np.zeros(1), np.ones(1), [np.array([-0.6]), np.array([0.5])], "LN_BOBYQA", 200,
+                              progress=False)
+    assert one["theta"][0] < -0.6 and one["objective_final"] > 0.04
+    assert two["theta"][0] == pytest.approx(0.7, abs=1e-4) and two["objective_final"] < 1e-8 and two["best_start"] == 1
+    assert [s["u0"] for s in two["starts"]] == [[-0.6], [0.5]]
+    assert two["starts"][0]["objective_final"] == pytest.approx(one["objective_final"], rel=1e-9)
+    assert len(two["history"]) == sum(s["evaluations"] for s in two["starts"])
