@@ -24,7 +24,10 @@ candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tr
 (the descriptor refuses its settings, or its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`)
 is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once
 ``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
-the search the same on every machine, one in seconds does not. The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
+the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
+budget by its predicted time (:func:`predicted_seconds`: a fixed cost plus one growing with the square of the number
+of model parameters, the QR solve's scaling, fitted to the candidates so far): a quadratic candidate of a grown
+descriptor can cost several times the one before it. The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
 DESCRIPTOR_SHARE = 0.5
 
 
+#: :func:`predicted_seconds` predicts no further than this factor beyond the largest candidate fitted
+MAX_EXTRAPOLATION = 4.0
+
+
 class Refused(Exception):
     """A candidate that cannot be fitted (its settings are refused, or its solve would not fit in memory)."""
 
@@ -119,7 +126,8 @@ def scores(table: list[dict[str, Any]]) -> list[float]:
 
 def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
                       budget_s: float, log: Callable[[str], None] = print,
-                      clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None) -> dict[str, Any]:
+                      clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
+                      size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
     """Search ``coordinates`` one after the other, each at the best settings so far, growing those that grow.
 
     Args:
@@ -130,6 +138,9 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             coordinates that saturate); raises :class:`Refused` for settings that cannot be fitted.
         budget_s: no candidate is started after this many seconds of ``clock`` (the first always runs).
         budget_candidates: nor once this many were fitted (None: no limit); a coordinate's ``share`` applies to both.
+        size: settings -> the candidate's size (its number of model parameters; raises :class:`Refused` like
+            ``evaluate``), recorded in its row; with it, a candidate whose :func:`predicted_seconds` would end after
+            the budget is not started (None: no prediction).
 
     Returns:
         {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
@@ -137,7 +148,8 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         other coordinates then), the "best" of them, "edge" ("top", "bottom" or None: where the best lies among those
         tried) and "stop" (why the growth stopped: "cap N", "budget", "refused", "saturated", "not better", or None
         where it did not grow; the final "chosen" can differ where a later coordinate's rows changed the scores),
-        "refused": candidates skipped with their reason, "skipped": candidates not tried for the budget,
+        "refused": candidates skipped with their reason, "skipped": candidates not tried for the budget (with
+        "predicted_s" where their predicted time stopped them),
         "stopped_by_budget", "seconds"}.
     """
     keys = [c.key for c in coordinates]
@@ -166,12 +178,18 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             return "budget"
         begin = clock()
         try:
+            extent = {} if size is None else {"size": size(settings)}
+            predicted = predicted_seconds(table, extent["size"]) if extent else None
+            if table and predicted is not None and begin - t0 + predicted > share * budget_s:
+                skipped.append({**settings, "predicted_s": predicted})
+                log(f"tune: not started {_describe(settings)}: predicted {predicted:.0f} s, past the budget")
+                return "budget"
             measured = evaluate(settings)
         except Refused as exc:
             refused.append({"settings": settings, "reason": str(exc)})
             log(f"tune: skipped {_describe(settings)}: {exc}")
             return "refused"
-        row = {**settings, **measured, "seconds": clock() - begin}
+        row = {**settings, **measured, **extent, "seconds": clock() - begin}
         table.append(row)
         log(f"tune: {_describe(settings)}: CV " + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row)
             + f" ({row['seconds']:.1f} s)")
@@ -216,6 +234,23 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         row["score"] = score
     return {"chosen": best(), "table": table, "coordinates": record, "refused": refused, "skipped": skipped,
             "stopped_by_budget": bool(skipped), "seconds": clock() - t0}
+
+
+def predicted_seconds(table: list[dict[str, Any]], size: float) -> float | None:
+    """A candidate's predicted time, s: t = a + b size^2 (a fixed cost and the QR solve's), a, b >= 0 fitted by least
+    squares to the rows so far (their ``size`` and ``seconds``); None with fewer than two distinct sizes to fit, or
+    for a size more than :data:`MAX_EXTRAPOLATION` times the largest fitted (timing noise of small fits would be
+    extrapolated too far)."""
+    rows = [(float(r["size"]), float(r["seconds"])) for r in table if "size" in r]
+    if len({x for x, _ in rows}) < 2 or size > MAX_EXTRAPOLATION * max(x for x, _ in rows):
+        return None
+    x2, t = np.array([x * x for x, _ in rows]), np.array([y for _, y in rows])
+    (a, b), *_ = np.linalg.lstsq(np.column_stack([np.ones_like(x2), x2]), t, rcond=None)
+    if b < 0:  # no growth with size seen: the mean time
+        a, b = float(t.mean()), 0.0
+    elif a < 0:  # no fixed cost: through the origin
+        a, b = 0.0, float(t @ x2 / (x2 @ x2))
+    return float(a + b * size * size)
 
 
 def _describe(settings: dict[str, Any]) -> str:
@@ -291,13 +326,20 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
     def by_section(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {s: {c.key: settings[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
 
-    def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
+    def built(settings: dict[str, Any]) -> tuple[FitConfig, HybridPotential]:
         cfg = config.with_settings(by_section(settings))
         try:
             potential = build(cfg)
             check_solve_memory(cfg, potential, train)
         except HybridpotError as exc:
             raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
+        return cfg, potential
+
+    def size(settings: dict[str, Any]) -> float:
+        return float(built(settings)[1].model.n_params)
+
+    def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
+        cfg, potential = built(settings)
         basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
         weights, choice, _ = weights_of(cfg, train, bl_train)
         pure = weights_of(cfg, train, zero)[0] if potential.baseline is not None and b["mode"] != "on" else None
@@ -311,7 +353,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         return row
 
     start = {c.key: config[c.section][c.key] for c in coords}
-    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"])
+    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"], size=size)
     flat = record["chosen"]
     record["chosen"] = by_section(flat)
     edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]

@@ -13,7 +13,8 @@ from hybridpot.dataset import bundled
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import TUNE_CAPS, parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.tune import DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, scores, tune_coordinates
+from hybridpot.fitting.tune import (DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, predicted_seconds, scores,
+                                    tune_coordinates)
 from tests.structures import cu_frames
 
 
@@ -102,6 +103,38 @@ def test_a_budget_in_candidates_gives_the_same_search_at_any_speed():
     calls, chosen, stop = runs[0]
     assert [(c["nmax"], c["zeta"]) for c in calls] == [(4, 4), (5, 4), (6, 4), (6, 2), (6, 3)] and stop == "budget"
     assert chosen == {"nmax": 6, "zeta": 3}
+
+
+def test_a_candidate_predicted_to_end_past_the_budget_is_not_started():
+    """Candidates that cost size^2 (a QR solve): with ``size`` the search predicts nmax 7's cost from those before (a fit of
+    a + b size^2: exact here) and does not start it (it would end at 77 + 49 s, past the 80 s budget); without, it starts
+    it at 77 s and ends at 126 s. nmax 5 is started without a prediction (one size fitted)."""
+    fake = FakeFit({"nmax": 9})
+
+    def evaluate(settings):
+        row = fake(settings)
+        fake.now += settings["nmax"] ** 2 - fake.seconds  # the fake clock advances nmax^2 s in all
+        return row
+
+    def search(size):
+        fake.calls.clear()
+        fake.now = 0.0
+        return coordinate_search([NMAX], {"nmax": 4}, evaluate, 80.0, log=lambda s: None, clock=fake.clock, size=size)
+
+    rec = search(lambda settings: settings["nmax"])
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6] and fake.now == 16 + 25 + 36
+    assert rec["skipped"] == [{"nmax": 7, "predicted_s": pytest.approx(49)}]
+    assert [r["size"] for r in rec["table"]] == [4, 5, 6] and _nmax_record(rec)["stop"] == "budget"
+    search(None)
+    assert [c["nmax"] for c in fake.calls] == [4, 5, 6, 7] and fake.now == 126
+
+
+def test_predicted_seconds_fit_a_fixed_cost_and_a_square():
+    rows = [{"size": 10.0, "seconds": 5.0 + 0.01 * 100}, {"size": 20.0, "seconds": 5.0 + 0.01 * 400}, {"nmax": 3, "seconds": 99.0}]
+    assert predicted_seconds(rows, 40.0) == pytest.approx(5.0 + 0.01 * 1600)
+    assert predicted_seconds(rows[:1], 40.0) is None  # one size: nothing to fit
+    assert predicted_seconds(rows, 81.0) is None  # more than 4x the largest fitted
+    assert predicted_seconds([{"size": 10.0, "seconds": 8.0}, {"size": 20.0, "seconds": 6.0}], 40.0) == pytest.approx(7.0)
 
 
 def test_a_coordinate_with_a_budget_share_leaves_the_rest_to_the_next():
