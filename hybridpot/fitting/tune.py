@@ -4,18 +4,21 @@ Coordinate search scored by k-fold cross-validation on the training set only (ne
 in order, each searched at the best settings found so far (:func:`tune_coordinates`):
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
-2. the model ``type`` over the configured one and those of ``tune_models`` that take the same ``[model]`` keys (linear
-   and quadratic: one is the other with the K(K+1)/2 products of the descriptors), at the configured nmax and lmax;
-   searched before them because the quadratic model's cost grows with the square of the descriptor's length, so that
-   nmax and lmax then grow as far as the budget allows under the type that is better where both are cheap;
-3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
+2. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
    tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
-4. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
-5. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
+3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
+4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
    :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's.
+
+The model ``type`` is searched over the configured one and those of ``tune_models`` that take the same ``[model]`` keys
+(linear and quadratic: one is the other with the K(K+1)/2 products of the descriptors) as an outer loop
+(:func:`search_each`): the whole search above once per type, in order, each with an equal share of the budget left,
+and the best candidate over all of them kept. Not as one more coordinate: the best descriptor differs by type (on
+mlearn Cu the linear model's CV is best at nmax 10, where a quadratic candidate costs too much to try, and is
+better there than the quadratic model's at 4/4, which a greedy search over the type first would keep).
 
 Each candidate is one streamed assembly with per-fold, per-kind QR factors (:func:`hybridpot.fitting.linear.fit_linear`
 with ``cv_score``); the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
@@ -236,6 +239,44 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             "stopped_by_budget": bool(skipped), "seconds": clock() - t0}
 
 
+def search_each(key: str, values: Sequence[Any], coordinates: Sequence[Coordinate], start: dict[str, Any],
+                evaluate: Callable[[dict[str, Any]], dict[str, Any]], budget_s: float, log: Callable[[str], None] = print,
+                clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
+                size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
+    """:func:`coordinate_search` of ``coordinates`` once for each of ``values`` of ``key`` (a setting not among them),
+    in order, each with an equal share of the budget left (seconds and candidates), the best row over all kept.
+
+    Returns:
+        :func:`coordinate_search`'s record over all rows (each with ``key``; "score" over the whole table), with
+        "coordinates" those of the chosen value's search, and "searches": value -> {"chosen", "coordinates",
+        "stopped_by_budget", "seconds"} of each search.
+    """
+    t0 = clock()
+    table: list[dict[str, Any]] = []
+    refused: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    searches: dict[Any, dict[str, Any]] = {}
+    for k, value in enumerate(values):
+        share = 1.0 / (len(values) - k)
+        left_s = budget_s - (clock() - t0)
+        left_n = None if budget_candidates is None else budget_candidates - len(table)
+        log(f"tune: {key} {value}")
+        rec = coordinate_search(coordinates, start, lambda s, v=value: evaluate({**s, key: v}), share * left_s, log, clock,
+                                None if left_n is None else max(1, int(share * left_n)),
+                                None if size is None else (lambda s, v=value: size({**s, key: v})))
+        table += [{key: value, **r} for r in rec["table"]]
+        refused += [{**r, "settings": {key: value, **r["settings"]}} for r in rec["refused"]]
+        skipped += [{key: value, **r} for r in rec["skipped"]]
+        searches[value] = {n: rec[n] for n in ("chosen", "coordinates", "stopped_by_budget", "seconds")}
+    for row, score in zip(table, scores(table)):
+        row["score"] = score
+    best = table[int(np.argmin([r["score"] for r in table]))]
+    keys = [key] + [c.key for c in coordinates]
+    return {"chosen": {k: best[k] for k in keys}, "table": table, "coordinates": searches[best[key]]["coordinates"],
+            "refused": refused, "skipped": skipped, "stopped_by_budget": bool(skipped), "seconds": clock() - t0,
+            "searches": searches}
+
+
 def predicted_seconds(table: list[dict[str, Any]], size: float) -> float | None:
     """A candidate's predicted time, s: t = a + b size^2 (a fixed cost and the QR solve's), a, b >= 0 fitted by least
     squares to the rows so far (their ``size`` and ``seconds``); None with fewer than two distinct sizes to fit, or
@@ -266,16 +307,16 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
     f, d, m = config["fit"], config["descriptor"], config["model"]
     if any(d.get(k) is None for k in ("rcut", "nmax", "lmax")):
         raise ConfigError(f"{config.source}: [fit] tune searches rcut, nmax and lmax; descriptor type {d['type']!r} has not all of them")
-    coords = [Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"]))]
-    notes = []
+    coords, notes = [], []
     settings = models.get(m["type"]).settings
     types = [m["type"]] + [t for t in f["tune_models"] if t != m["type"] and models.get(t).settings is settings]
-    if len(types) > 1:
+    if len(types) > 1:  # an outer loop (search_each), not a coordinate of the search
         coords.append(Coordinate("model", "type", tuple(types)))
     other = [t for t in f["tune_models"] if t not in types]
     if other:
         notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
     coords += [
+        Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
         Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
         Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
@@ -352,8 +393,14 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
             row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
         return row
 
-    start = {c.key: config[c.section][c.key] for c in coords}
-    record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"], size=size)
+    inner = [c for c in coords if c.key != "type"]
+    start = {c.key: config[c.section][c.key] for c in inner}
+    if len(inner) < len(coords):  # the model type: the whole search once per type
+        record = search_each("type", next(c for c in coords if c.key == "type").candidates, inner, start, evaluate, f["tune_budget_s"],
+                             log, budget_candidates=f["tune_budget_candidates"], size=size)
+    else:
+        record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"],
+                                   size=size)
     flat = record["chosen"]
     record["chosen"] = by_section(flat)
     edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]

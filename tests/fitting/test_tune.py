@@ -14,7 +14,7 @@ from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import TUNE_CAPS, parse_config
 from hybridpot.fitting.job import run_fit
 from hybridpot.fitting.tune import (DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, predicted_seconds, scores,
-                                    tune_coordinates)
+                                    search_each, tune_coordinates)
 from tests.structures import cu_frames
 
 
@@ -157,9 +157,9 @@ def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
         model_coords = {c.key: (c.grow, c.saturates, c.cap) for c in coords if c.section == "model"}
         if model["type"] == "kernel":  # zeta grows past its grid like nmax; only the sparse basis saturates
             assert model_coords == {"zeta": (True, False, TUNE_CAPS["zeta"]), "n_sparse": (True, True, TUNE_CAPS["n_sparse"])}
-        else:  # the model type, a fixed grid, searched between rcut and nmax
+        else:  # the model type: the outer loop, first
             assert model_coords == {"type": (False, False, None)}
-            assert [c.key for c in coords][:3] == ["rcut", "type", "nmax"]
+            assert [c.key for c in coords][:3] == ["type", "rcut", "nmax"]
 
 
 def test_the_model_type_is_searched_among_types_with_the_same_keys(tmp_path):
@@ -174,6 +174,49 @@ def test_the_model_type_is_searched_among_types_with_the_same_keys(tmp_path):
         found = next((c.candidates for c in coords if c.key == "type"), None)
         assert found == types, (model, tune_models)
         assert (note is None and not any("model types" in n for n in notes)) or any(note in n for n in notes)
+
+
+class TwoTypes:
+    """Linear: error 1 + (nmax - 9)^2 at ``linear_s`` a candidate; quadratic: half of 1 + (nmax - 5)^2 at 5 s."""
+
+    def __init__(self, linear_s: float):
+        self.linear_s, self.now, self.calls = linear_s, 0.0, []
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self, settings: dict) -> dict:
+        self.calls.append((settings["type"], settings["nmax"]))
+        quadratic = settings["type"] == "quadratic"
+        self.now += 5.0 if quadratic else self.linear_s
+        err = 0.5 * (1 + (settings["nmax"] - 5) ** 2) if quadratic else 1.0 + (settings["nmax"] - 9) ** 2
+        return {"energy_rmse_meV_atom": err, "force_rmse_eV_A": err}
+
+
+def test_search_each_keeps_the_best_over_all_types():
+    """One search per model type: linear grows to its best, 9 (and tries 10); quadratic stops at its best, 5, which is
+    the best over both; every row carries its type and the scores span both searches."""
+    fake = TwoTypes(1.0)
+    rec = search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 1000.0, log=lambda s: None, clock=fake.clock)
+    assert fake.calls == [("linear", n) for n in range(4, 11)] + [("quadratic", n) for n in (4, 5, 6)]
+    assert [(r["type"], r["nmax"]) for r in rec["table"]] == fake.calls
+    assert rec["chosen"] == {"type": "quadratic", "nmax": 5} and min(r["score"] for r in rec["table"]) == 2.0
+    assert list(rec["searches"]) == ["linear", "quadratic"] and rec["coordinates"] == rec["searches"]["quadratic"]["coordinates"]
+    assert rec["searches"]["linear"]["chosen"] == {"nmax": 9}
+
+
+def test_search_each_gives_each_type_an_equal_share_of_the_budget_left():
+    """Budget 10 s, linear candidates 2 s: linear gets 5 s (starts 4, 5, 6; 7 not at 6 s), quadratic the 4 s left
+    (its first candidate always runs; the others would start past its share)."""
+    fake = TwoTypes(2.0)
+    rec = search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 10.0, log=lambda s: None, clock=fake.clock)
+    assert fake.calls == [("linear", 4), ("linear", 5), ("linear", 6), ("quadratic", 4)]
+    assert rec["stopped_by_budget"] and {(s["type"], s["nmax"]) for s in rec["skipped"]} == {("linear", 7), ("quadratic", 5), ("quadratic", 6)}
+    # a budget in candidates is split the same way: 2 each of 4
+    fake = TwoTypes(2.0)
+    search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 1e9, log=lambda s: None, clock=fake.clock,
+                budget_candidates=4)
+    assert fake.calls == [("linear", 4), ("linear", 5), ("quadratic", 4), ("quadratic", 5)]
 
 
 def test_a_categorical_coordinate_keeps_its_order_and_has_no_edge():
@@ -245,15 +288,14 @@ def _check_record(tune: dict) -> dict:
     table = tune["table"]
     best = table[int(np.argmin([r["score"] for r in table]))]
     keys = [c["key"] for c in tune["coordinates"]]
-    assert tune["chosen"] == {s: {k: best[k] for k in keys if next(c for c in tune["coordinates"] if c["key"] == k)["section"] == s}
-                              for s in ("descriptor", "model")}
+    sections = {c["key"]: c["section"] for c in tune["coordinates"]} | ({"type": "model"} if "searches" in tune else {})
+    assert tune["chosen"] == {s: {k: best[k] for k in sections if sections[k] == s} for s in ("descriptor", "model")}
+    if "searches" in tune:  # one search per model type: the invariants hold within the chosen type's rows
+        table = [r for r in table if r["type"] == best["type"]]
     for c in tune["coordinates"]:
         assert c["best"] in c["tried"]
         assert set(c["tried"]) <= {r[c["key"]] for r in table}
         tried = c["tried"]
-        if c["key"] == "type":  # a model type has no order
-            assert c["edge"] is None
-            continue
         assert tried == sorted(tried)
         assert c["edge"] == (None if len(tried) == 1 else "top" if c["best"] == tried[-1] else "bottom" if c["best"] == tried[0]
                              else None)
@@ -271,8 +313,9 @@ def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     best = _check_record(tune)
-    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "type", "nmax", "lmax", "alpha"]
-    assert {r["type"] for r in tune["table"]} == {"linear", "quadratic"}
+    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "nmax", "lmax", "alpha"]
+    assert {r["type"] for r in tune["table"]} == {"linear", "quadratic"} and list(tune["searches"]) == ["linear", "quadratic"]
+    assert tune["coordinates"] == tune["searches"][best["type"]]["coordinates"]
     assert tune["chosen"]["model"] == {"type": best["type"]} and "ridge is not searched" in tune["notes"][0]
     assert fit.potential.model.kind == best["type"] == fit.report["config"]["model"]["type"]
     lmax = next(c for c in tune["coordinates"] if c["key"] == "lmax")
@@ -318,7 +361,8 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     assert tune["chosen"]["descriptor"]["nmax"] == 2 == fit.potential.descriptor.nmax
-    assert [r["settings"]["nmax"] for r in tune["refused"]] == [3] and "GiB" in tune["refused"][0]["reason"]
+    assert [(r["settings"]["type"], r["settings"]["nmax"]) for r in tune["refused"]] == [("linear", 3), ("quadratic", 3)]
+    assert "GiB" in tune["refused"][0]["reason"]
 
 
 @pytest.mark.parametrize("key, value, message", [
