@@ -176,6 +176,8 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             return None
         if any(r["settings"] == settings for r in refused):
             return "refused"
+        if any(all(r[k] == settings[k] for k in keys) for r in skipped):  # a grid value tried again by growth
+            return "budget"
         if table and (clock() - t0 > share * budget_s or (budget_candidates is not None and len(table) >= share * budget_candidates)):
             skipped.append(settings)
             return "budget"
