@@ -246,7 +246,8 @@ def search_each(key: str, values: Sequence[Any], coordinates: Sequence[Coordinat
                 clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
                 size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
     """:func:`coordinate_search` of ``coordinates`` once for each of ``values`` of ``key`` (a setting not among them),
-    in order, each with an equal share of the budget left (seconds and candidates), the best row over all kept.
+    in order, each with an equal share of the budget left (seconds and candidates; the first candidate of each search
+    always runs), the best row over all kept.
 
     Returns:
         :func:`coordinate_search`'s record over all rows (each with ``key``; "score" over the whole table), with

@@ -237,7 +237,8 @@ def test_tune_chooses_the_best_cv_candidate(tmp_path):
     table = tune["table"]
     assert len(table) >= 3 and not tune["stopped_by_budget"]
     best = table[int(np.argmin([r["score"] for r in table]))]
-    assert tune["chosen"] == {"descriptor": {k: best[k] for k in ("rcut", "nmax", "lmax", "alpha")}, "model": {}}
+    assert tune["chosen"] == {"descriptor": {k: best[k] for k in ("rcut", "nmax", "lmax", "alpha")}, "model": {"type": best["type"]}}
+    assert fit.potential.model.kind == best["type"]
     assert float(fit.potential.descriptor.rcut) == pytest.approx(best["rcut"])
     assert fit.report["config"]["descriptor"]["nmax"] == best["nmax"] and fit.report["config"]["descriptor"]["lmax"] == best["lmax"]
     assert {round(f * tune["nearest_neighbour_A"], 2) for f in (1.6, 1.9)} <= {r["rcut"] for r in table}
@@ -247,7 +248,8 @@ def test_tune_chooses_the_best_cv_candidate(tmp_path):
 
 
 def test_tune_stops_at_its_budget(tmp_path):
-    """A budget already spent after the first candidate: only that one is fitted, the rest are listed as not tried."""
+    """A budget already spent after the first candidate: only the first of each model type's search is fitted, the rest
+    are listed as not tried."""
     fit = run_fit(_tune_config(tmp_path, {"tune_budget_s": 1e-6}), progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
-    assert len(tune["table"]) == 1 and tune["stopped_by_budget"] and len(tune["skipped"]) >= 2
+    assert [r["type"] for r in tune["table"]] == ["linear", "quadratic"] and tune["stopped_by_budget"] and len(tune["skipped"]) >= 4
