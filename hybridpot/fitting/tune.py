@@ -30,7 +30,8 @@ is skipped with its reason (``refused``). No candidate is started once ``tune_bu
 the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
 budget by its predicted time (:func:`predicted_seconds`: a fixed cost plus one growing with the square of the number
 of model parameters, the QR solve's scaling, fitted to the candidates so far): a quadratic candidate of a grown
-descriptor can cost several times the one before it. The record says, per coordinate, whether the chosen value is at an edge of what was tried and why the growth stopped.
+descriptor can cost several times the one before it. The record says, per coordinate, whether the chosen value is at
+an edge of what was tried and why the growth stopped.
 """
 
 from __future__ import annotations
@@ -370,20 +371,27 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
     def by_section(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {s: {c.key: settings[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
 
+    last: dict[tuple, tuple[FitConfig, HybridPotential]] = {}  # the latest candidate built: size() then evaluate() use it
+
     def built(settings: dict[str, Any]) -> tuple[FitConfig, HybridPotential]:
-        cfg = config.with_settings(by_section(settings))
-        try:
-            potential = build(cfg)
-            check_solve_memory(cfg, potential, train)
-        except HybridpotError as exc:
-            raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
-        return cfg, potential
+        key = tuple(sorted(settings.items()))
+        if key not in last:
+            cfg = config.with_settings(by_section(settings))
+            try:
+                potential = build(cfg)
+                check_solve_memory(cfg, potential, train)
+            except HybridpotError as exc:
+                raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
+            last.clear()
+            last[key] = cfg, potential
+        return last[key]
 
     def size(settings: dict[str, Any]) -> float:
         return float(built(settings)[1].model.n_params)
 
     def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
         cfg, potential = built(settings)
+        last.clear()  # fitted from here on: never handed out again
         basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
         weights, choice, _ = weights_of(cfg, train, bl_train)
         pure = weights_of(cfg, train, zero)[0] if potential.baseline is not None and b["mode"] != "on" else None
