@@ -123,9 +123,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "tune_budget_candidates": ((int,), None, "tune: nor once this many candidates were fitted (a budget that gives the same "
                                                  "search on every machine; none by default)"),
         "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
-        "tune_models": ((list,), ["linear", "quadratic"], "tune: model types tried at the best rcut, before nmax and lmax (those "
-                                                          "with the configured model's [model] keys: linear and quadratic share "
-                                                          "theirs); the descriptor then grows under the chosen one"),
+        "tune_models": ((list,), ["linear", "quadratic"], "tune: model types searched (those with the configured model's [model] "
+                                                          "keys: linear and quadratic share theirs), the whole search once per "
+                                                          "type with an equal share of the budget left; the best over all kept"),
         "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
                                           f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}"),
         "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
