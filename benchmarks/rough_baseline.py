@@ -95,7 +95,7 @@ def part_scale(shared: Path) -> dict:
     pot = HybridPotential(None, d, model)
     weights = Weights().scaled(target_scales(train, scaled[0], ["Si"]))  # the pure-ML spreads, the same for every s
     folds = np.random.default_rng(0).permutation(len(train)) % 5
-    parts, _ = accumulate(DesignAssembler(d, model, pot.types, pot.cutoff), train, scaled[0], weights, folds=folds,
+    parts, _, _ = accumulate(DesignAssembler(d, model, pot.types, pot.cutoff), train, scaled[0], weights, folds=folds,
                           by_kind=True, progress=False, extra_baselines=scaled[1:])
     out = {}
     for j, s in enumerate(SCALES):

@@ -6,8 +6,10 @@
    inside the predicted 68 % and 95 % intervals (+-1 and +-1.96 std; force components of the
    elastic cells, zero by symmetry for every model, left out), the RMS of the z-scores
    (1 if calibrated), and the Spearman rank correlation between predicted std and actual |error|,
-   for both noise models ("evidence": the fit's noise precision through the row weights;
-   "residual": the training RMS error of each kind).
+   for the three noise models ("evidence": the fit's noise precision through the row weights;
+   "residual": the training RMS error of each kind; "cv": the 5-fold cross-validated RMS error of
+   each kind, the default) and, for "cv", the energy intervals calibrated on the training
+   structures' held-out errors (split-conformal quantiles, ``energy_interval``).
 2. Gamma separation (Cu): a linear hybrid fitted on the training structures of kind aimd (solid
    snapshots only), elastic and vacancy. The mlearn Cu AIMD comes in three groups (about 300 K,
    1100 K and a liquid near 2 x Tm, told apart by the potential energy: the liquid lies > 0.3
@@ -144,7 +146,7 @@ def calibration(shared: Path, tmp: Path, log, models: list[str]) -> dict:
         test = read(shared / "data" / "mlearn" / element / "test.xyz", ":")
         posterior = pot.uq_data.posterior
         # committee: the spread scaled out of bag (what uncertainty() reports) and the raw spread (its "_model" part)
-        rows = {"evidence": [], "residual": []} if posterior is not None else {"committee spread (out-of-bag scaled)": [],
+        rows = {"evidence": [], "residual": [], "cv": []} if posterior is not None else {"committee spread (out-of-bag scaled)": [],
                                                                                 "committee spread (raw)": []}
         for atoms in test:
             for noise in rows:
@@ -157,6 +159,7 @@ def calibration(shared: Path, tmp: Path, log, models: list[str]) -> dict:
                     "energy_std_model": u["energy_std_model"], "max_gamma": u["max_gamma"],
                     "force_error": (u["forces"] - atoms.get_forces()).ravel(),
                     "force_std": u["force_std_model" if raw else "force_std"].ravel(),
+                    **({"energy_interval": u["energy_interval"]} if "energy_interval" in u else {}),
                 })
         entry = {"fit_seconds": result.report["total_seconds"], "test_errors": result.report["test"],
                  "noise": posterior.noise if posterior is not None else None, "by_noise": {},
@@ -180,6 +183,11 @@ def calibration(shared: Path, tmp: Path, log, models: list[str]) -> dict:
                 "structures": [{k: (float(v) if np.isscalar(v) and not isinstance(v, str) else v)
                                 for k, v in r.items() if k not in ("force_error", "force_std")} for r in recs],
             }
+            if all("energy_interval" in r for r in recs):  # the intervals calibrated on held-out training structures
+                entry["by_noise"][noise]["energy_intervals"] = {
+                    f"inside_{k}": float(np.mean([abs(r["energy_error"]) <= r["energy_interval"][k] for r in recs]))
+                    for k in ("68", "95") if all(k in r["energy_interval"] for r in recs)}
+                entry["energy_interval_factors"] = dict(posterior.energy_interval_factors)
         if posterior is not None:  # the parametric part alone (what the posterior says about the coefficients)
             e_err = np.array([r["energy_error"] for r in rows["evidence"]])
             entry["parametric_only"] = interval_stats(e_err, np.array([r["energy_std_model"] for r in rows["evidence"]]))
@@ -199,6 +207,10 @@ def calibration_table(cal: dict) -> str:
             lines.append(f"| {name} | {noise} | {entry['test_errors']['energy_rmse_meV_atom']:.2f} | {e['inside_68']:.2f} | {e['inside_95']:.2f} "
                          f"| {e['rms_z']:.2f} | {e['spearman_std_vs_abs_error']:.2f} | {f['inside_68']:.2f} | {f['inside_95']:.2f} "
                          f"| {f['rms_z']:.2f} | {f['spearman_std_vs_abs_error']:.2f} |")
+            if "energy_intervals" in d:
+                c = d["energy_intervals"]
+                lines.append(f"| {name} | {noise}, intervals from held-out quantiles | | {c.get('inside_68', float('nan')):.2f} "
+                             f"| {c.get('inside_95', float('nan')):.2f} | | | | | | |")
     return "\n".join(lines)
 
 

@@ -198,7 +198,7 @@ def batch_parts(
     extra_baselines: Sequence[BaselinePredictions],
     folds: np.ndarray,
     parts: dict[tuple[int, str], QRAccumulator] | None = None,
-) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
+) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray, np.ndarray]:
     """The weighted rows of one batch folded into accumulators by (fold, kind).
 
     Each accumulator's rows [A | y] are written once, weighted and in the solver's column order,
@@ -215,7 +215,8 @@ def batch_parts(
         parts: accumulators to fold into (a running total); None: new ones for this batch alone.
 
     Returns:
-        (the accumulators, B (n, K) descriptors and (n,) types of the batch's atoms).
+        (the accumulators, B (n, K) descriptors and (n,) types of the batch's atoms, (B, T*M) unweighted per-atom
+        energy rows of its structures in model order).
     """
     parts = {} if parts is None else parts
     segments = _segments(batch, baseline, weights, counts)
@@ -247,7 +248,7 @@ def batch_parts(
     for k, block in blocks.items():
         name = (k // n_kinds, ROW_KINDS[k % n_kinds] if by_kind else "all")
         parts.setdefault(name, QRAccumulator(M, r)).add_block(block)
-    return parts, rows["descriptors"], rows["types"]
+    return parts, rows["descriptors"], rows["types"], rows["energy"]
 
 
 def design_inputs(data: Dataset, baseline: BaselinePredictions, extra_baselines: Sequence[BaselinePredictions], folds: np.ndarray,
@@ -260,12 +261,13 @@ def design_inputs(data: Dataset, baseline: BaselinePredictions, extra_baselines:
 
 
 def _batch_task(shared: tuple[DesignAssembler, Weights, RowCounts, bool], own: tuple[Dataset, BaselinePredictions,
-                tuple[BaselinePredictions, ...], np.ndarray]) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
-    """One batch's accumulators and (descriptors, types), on a Dask worker (:func:`accumulate` with a cluster):
-    ``shared`` the pass's settings, ``own`` the batch's inputs (:func:`batch_parts`)."""
-    parts, B, types = batch_parts(*shared, *own)
+                tuple[BaselinePredictions, ...], np.ndarray]) -> tuple[dict[tuple[int, str], QRAccumulator],
+                                                                       tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One batch's accumulators and (descriptors, types, energy rows), on a Dask worker (:func:`accumulate` with a
+    cluster): ``shared`` the pass's settings, ``own`` the batch's inputs (:func:`batch_parts`)."""
+    parts, B, types, energy = batch_parts(*shared, *own)
     release_memory()
-    return parts, (B, types)
+    return parts, (B, types, energy)
 
 
 def merge_parts(a: dict[tuple[int, str], QRAccumulator], b: dict[tuple[int, str], QRAccumulator]) -> dict[tuple[int, str], QRAccumulator]:
@@ -312,7 +314,7 @@ def accumulate(
     progress: bool = True,
     extra_baselines: Sequence[BaselinePredictions] = (),
     cluster: ClusterArg = None,
-) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray]]:
+) -> tuple[dict[tuple[int, str], QRAccumulator], tuple[np.ndarray, np.ndarray], np.ndarray]:
     """Fold the weighted rows of ``data`` into QR accumulators, one per (fold, row kind).
 
     Each row is factorised once; a total is :meth:`QRAccumulator.combine` of the parts.
@@ -333,7 +335,8 @@ def accumulate(
 
     Returns:
         ({(fold, kind): accumulator} for the pairs that have rows, (B (N, K), types (N,)) of
-        every atom of ``data`` in order).
+        every atom of ``data`` in order, (S, T*M) the unweighted per-atom energy rows of every structure in model
+        order (:meth:`DesignAssembler.rows`: a few MB; the held-out energy errors of the CV folds need them)).
     """
     fold_of = np.zeros(len(data), dtype=int) if folds is None else np.asarray(folds)
     ptr = data.ptr  # (S + 1,) first atom of each structure
@@ -341,22 +344,24 @@ def accumulate(
     shared = (assembler, weights, RowCounts.of(data), by_kind)
     own = functools.partial(design_inputs, data, baseline, tuple(extra_baselines), fold_of, ptr)
     B_all = types_all = None  # filled batch by batch (no concatenated copies)
+    energy_all = np.empty((len(data), assembler.n_columns))
 
-    def keep(idx: np.ndarray, B: np.ndarray, types: np.ndarray) -> None:
+    def keep(idx: np.ndarray, B: np.ndarray, types: np.ndarray, energy: np.ndarray) -> None:
         nonlocal B_all, types_all
         if B_all is None:
             B_all = np.empty((ptr[-1], B.shape[1]))
             types_all = np.empty(ptr[-1], dtype=types.dtype)
         atoms = data.atom_rows(idx, ptr)  # the batch's atoms in the order of its structures
         B_all[atoms], types_all[atoms] = B, types
+        energy_all[idx] = energy
 
     if cluster is not None:
         parts = map_reduce(cluster, _batch_task, shared, index, own, merge_parts, lambda idx, side: keep(idx, *side), progress,
                            "design matrix")
-        return parts, (B_all, types_all)
+        return parts, (B_all, types_all), energy_all
     parts: dict[tuple[int, str], QRAccumulator] = {}
     for idx in tqdm(index, desc="design matrix", unit="batch", disable=not progress, leave=False):
-        _, B, types = batch_parts(*shared, *own(idx), parts)
-        keep(idx, B, types)
+        _, B, types, energy = batch_parts(*shared, *own(idx), parts)
+        keep(idx, B, types, energy)
         release_memory()
-    return parts, (B_all, types_all)
+    return parts, (B_all, types_all), energy_all

@@ -169,7 +169,8 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         pure_weights, _, pure_record = config_weights(config, data, baseline_predictions(None, data, progress=False), elements)
     with timer("design matrix + solve"):
         sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
-                                  progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cluster=cluster)
+                                  progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cv_score=True,
+                                  cluster=cluster)
     record: dict[str, Any] = {}
     if sol.baseline_check:
         record["baseline_check"] = sol.baseline_check

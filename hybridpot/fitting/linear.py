@@ -85,7 +85,7 @@ def fit_linear(
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check or cv_score) else 1
     folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
     extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
-    parts, atoms = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
+    parts, atoms, energy_rows = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
                               extra_baselines=extra, cluster=cluster)
     assembled = weights
     lam = None if isinstance(regularization, str) else float(regularization)
@@ -120,13 +120,15 @@ def fit_linear(
 
     # the covariance (an M x M inverse) only for a solution that may be used (with mode "auto": both)
     sol, checked, target = full_solve(0, weights, posterior=not check or mode != "off"), None, 0
+    fold_coefs: dict[tuple[int, int], np.ndarray] = {}  # (fit, fold) -> the fold's coefficients (the CV's fits)
     if check:
         pure = replace(pure_weights, energy=pure_weights.energy * (record["chosen"] if choose else 1.0))
         pure_sol = full_solve(1, pure, posterior=mode != "on")
         totals.clear()  # no solve follows: the total factor's memory goes before the CV's
         release_memory()
         checked = baseline_check(parts, n_folds, n_free, assembled, weights, pure,
-                                 {"hybrid": sol.lam / sol.n_rows, "pure_ml": pure_sol.lam / pure_sol.n_rows}, mode, scale_columns)
+                                 {"hybrid": sol.lam / sol.n_rows, "pure_ml": pure_sol.lam / pure_sol.n_rows}, mode, scale_columns,
+                                 fold_coefs)
         if checked["used"] == "pure_ml":
             weights, target, sol = pure, 1, pure_sol
     order = assembler.column_order()
@@ -140,13 +142,37 @@ def fit_linear(
     sol.covariance = cov
     sol.coef = coef
     sol.training_descriptors = atoms
+    sol.energy_rows = energy_rows
     sol.energy_weight_cv = record
     sol.baseline_check = checked
     if n_folds > 1 and (choose or check or cv_score):
         sol.cv_errors = (checked[checked["used"]] if checked else
                          cv_errors(parts, n_folds, n_free, sol.lam / sol.n_rows, kind_factors(weights, assembled), weights, target,
-                                   scale_columns=scale_columns))
+                                   scale_columns=scale_columns, fold_coefs=fold_coefs))
+        fitted_to = data.energy - (0.0 if target == 1 else baseline.energy)  # target 1: pure ML, DFT itself
+        sol.cv_energy_errors = held_out_energy_errors(energy_rows, fitted_to / data.n_atoms, folds,
+                                                      [fold_coefs[(target, k)] for k in range(n_folds)], order)
     return sol, weights
+
+
+def held_out_energy_errors(energy_rows: np.ndarray, targets: np.ndarray, folds: np.ndarray, coefs: Sequence[np.ndarray],
+                           order: np.ndarray) -> np.ndarray:
+    """(S,) the held-out per-atom energy error (eV/atom) of every structure: the prediction of the CV fit of the
+    other folds (``coefs[k]``: fold k's coefficients in the solver's column ``order``, :func:`cv_errors_of`) minus
+    its target.
+
+    Args:
+        energy_rows: (S, T*M) unweighted per-atom energy rows in model order (:func:`~hybridpot.fitting.assembly.accumulate`).
+        targets: (S,) per-atom energy targets (eV/atom) of the fit (DFT minus the baseline, or DFT itself).
+        folds: (S,) the fold of each structure.
+    """
+    out = np.empty(len(targets))
+    for k, coef in enumerate(coefs):
+        held = folds == k
+        model_order = np.empty_like(coef)
+        model_order[order] = coef
+        out[held] = energy_rows[held] @ model_order - targets[held]
+    return out
 
 
 def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS,
@@ -196,17 +222,19 @@ class CVFit:
 
 
 def cv_errors(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, ridge_per_row: float, factors: dict[str, float],
-              weights: Weights, target: int = 0, intercepts_only: bool = False, scale_columns: bool = True) -> dict[str, float]:
-    """Pooled k-fold CV RMSE per kind of one fit (:func:`cv_errors_of` of one :class:`CVFit`); ``intercepts_only``:
-    only the per-element reference energies are fitted (the baseline alone), by least squares."""
+              weights: Weights, target: int = 0, intercepts_only: bool = False, scale_columns: bool = True,
+              fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> dict[str, float]:
+    """Pooled k-fold CV RMSE per kind of one fit (:func:`cv_errors_of` of one :class:`CVFit`, its fold coefficients in
+    ``fold_coefs`` at (0, fold) where given); ``intercepts_only``: only the per-element reference energies are
+    fitted (the baseline alone), by least squares."""
     if intercepts_only:  # only the leading columns matter: cut every part down first
         parts = {key: acc.target(target).leading(n_free) for key, acc in parts.items()}
         return cv_errors_of(parts, n_folds, n_free, [CVFit(0, None, factors, weights)])[0]
-    return cv_errors_of(parts, n_folds, n_free, [CVFit(target, ridge_per_row, factors, weights)], scale_columns)[0]
+    return cv_errors_of(parts, n_folds, n_free, [CVFit(target, ridge_per_row, factors, weights)], scale_columns, fold_coefs)[0]
 
 
 def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, fits: Sequence[CVFit],
-                 scale_columns: bool = True) -> list[dict[str, float]]:
+                 scale_columns: bool = True, fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> list[dict[str, float]]:
     """Pooled k-fold CV RMSE per kind (energy meV/atom per atom, force eV/A per component, stress eV/atom per
     virial component; config weights applied) of each of ``fits`` (:class:`CVFit`) of ``parts``.
 
@@ -215,7 +243,8 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
     factor per fold instead of an SVD (15x cheaper for the quadratic model's 1326 columns), at the price of a
     regularisation chosen (by the evidence) on all the data, held-out folds included. Fits whose rows have the same
     ``factors`` (e.g. the hybrid and pure ML at the same weights) share each fold's training factor (one merge of the
-    other folds' factors for all their targets).
+    other folds' factors for all their targets). ``fold_coefs``: given, each fold's coefficients (solver column
+    order) of fit n are stored at (n, fold), for :func:`held_out_energy_errors`.
     """
     sse = [dict.fromkeys(("energy", "force", "stress"), 0.0) for _ in fits]
     groups: dict[tuple, list[int]] = {}
@@ -232,6 +261,8 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
                     coef = np.linalg.lstsq(train.R, train.z, rcond=None)[0]
                 else:
                     coef = ridge_coef(train, n_free, fit.ridge_per_row * train.n_rows, scale_columns)
+                if fold_coefs is not None:
+                    fold_coefs[(n, k)] = coef
                 for kind in sse[n]:
                     if (k, kind) in parts:
                         sse[n][kind] += factors[kind] ** 2 * parts[(k, kind)].sse(coef, fit.target)
@@ -250,7 +281,7 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
 
 def baseline_check(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, assembled: Weights,
                    hybrid: Weights, pure: Weights, ridge_per_row: dict[str, float], mode: str = "on",
-                   scale_columns: bool = True) -> dict[str, Any]:
+                   scale_columns: bool = True, fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> dict[str, Any]:
     """k-fold CV errors of (a) the hybrid (target 0 of ``parts``, at ``hybrid`` weights), (b) pure ML
     (target 1: DFT itself, at ``pure`` weights) and (c) the baseline alone (with per-element reference
     energies), all from the same factors (``parts`` assembled at ``assembled`` weights); (a) and (b) at the ridge
@@ -258,7 +289,7 @@ def baseline_check(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_
 
     The score of (a) and (b): the sum over energies and forces of each error relative to the
     smaller of the two. ``mode`` "on" uses the hybrid, "off" pure ML, "auto" the one with the
-    lower score.
+    lower score. ``fold_coefs``: as :func:`cv_errors_of` (fit 0 the hybrid, 1 pure ML).
 
     Returns:
         {"hybrid", "pure_ml", "baseline_only": errors (:func:`cv_errors`), "score": {"hybrid", "pure_ml"},
@@ -266,7 +297,7 @@ def baseline_check(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_
     """
     fa, fb = kind_factors(hybrid, assembled), kind_factors(pure, assembled)
     a, b = cv_errors_of(parts, n_folds, n_free, [CVFit(0, ridge_per_row["hybrid"], fa, hybrid),
-                                                 CVFit(1, ridge_per_row["pure_ml"], fb, pure)], scale_columns)
+                                                 CVFit(1, ridge_per_row["pure_ml"], fb, pure)], scale_columns, fold_coefs)
     c = cv_errors(parts, n_folds, n_free, 0.0, fa, hybrid, 0, intercepts_only=True)
     keys = [k for k in ("energy_rmse_meV_atom", "force_rmse_eV_A") if k in a and k in b]
     score = {name: float(sum(e[k] / max(min(a[k], b[k]), 1e-300) for k in keys)) for name, e in (("hybrid", a), ("pure_ml", b))}

@@ -232,6 +232,9 @@ class LinearSolution:
             (:func:`hybridpot.fitting.linear.baseline_check`), when they were computed.
         cv_errors: k-fold CV RMSE per kind of the fit as solved (:func:`hybridpot.fitting.linear.cv_errors`),
             when folds were assembled (baseline check, energy weight or ``cv_score``).
+        energy_rows: (S, T*M) unweighted per-atom energy rows of the training structures, model order.
+        cv_energy_errors: (S,) held-out per-atom energy error (eV/atom) of each training structure in those folds
+            (:func:`hybridpot.fitting.linear.held_out_energy_errors`), with ``cv_errors``.
     """
 
     coef: np.ndarray
@@ -250,6 +253,8 @@ class LinearSolution:
     energy_weight_cv: dict | None = None
     baseline_check: dict | None = None
     cv_errors: dict | None = None
+    energy_rows: np.ndarray | None = None
+    cv_energy_errors: np.ndarray | None = None
 
 
 class _Scaled:

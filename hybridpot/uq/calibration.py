@@ -5,10 +5,22 @@ Noise models of the posterior: the "evidence" noise follows from the row weights
 weight^2 = w_kind / n_kind: sigma_E^2 = n_E / (beta w_E) (energy per atom, eV/atom) and
 sigma_F^2 = n_F / (beta w_F) (force component, eV/A) -- the likelihood the fit actually used. The
 "residual" noise is the RMS training residual of each kind, a separate noise level for energies
-and forces. It is the default: one noise precision for both kinds ties the energy noise to the
-force noise through the user's row weights (sigma_E / sigma_F = sqrt(n_E w_F / (n_F w_E))),
-which on the mlearn sets puts the energy noise off by a factor of a few (benchmarks/uq.py reports
-both).
+and forces. The "cv" noise is the k-fold cross-validated RMS error of each kind of the fit as
+solved (``solution.cv_errors``: held-out structures, the folds of the baseline check), so it
+includes what the model gets wrong away from its training structures, which the training residual
+of a flexible model (quadratic, kernel) leaves out; it counts the parametric part of a held-out
+prediction twice (once in the CV error, once in phi Sigma phi^T), which is small next to it on the
+mlearn sets. "cv" is the default where the fit has CV errors, else "residual": one noise precision
+for both kinds (the evidence) ties the energy noise to the force noise through the user's row
+weights (sigma_E / sigma_F = sqrt(n_E w_F / (n_F w_E))), which on the mlearn sets puts the energy
+noise off by a factor of a few (benchmarks/uq.py reports all three).
+
+Energy intervals: a single noise level cannot give both the 68 % and the 95 % coverage when the errors are
+heavier-tailed than a Gaussian (a few hard structures: surfaces, hot AIMD). The total energy's intervals are
+therefore +- q times its "cv" predictive std, with q the split-conformal quantile of the held-out
+|error| / std of the training structures (:func:`interval_factors`): each training structure predicted by the CV
+fit of the folds it is not in. The parametric part of that std uses the full fit's posterior, which is narrower
+than each fold's (the q lean to the cautious side).
 """
 
 from __future__ import annotations
@@ -25,7 +37,23 @@ from hybridpot.prediction import DEFAULT_BATCH_ATOMS, DESCRIPTOR_BATCH_ATOMS, de
 from hybridpot.prediction import reference_energies as fit_reference_energies
 from hybridpot.uq.active_set import ActiveSet
 from hybridpot.uq.posterior import Posterior
-from hybridpot.uq.query import UQData, member_potential
+from hybridpot.uq.query import UQData, quad_diag, member_potential
+
+#: the energy intervals' levels: name -> coverage (68.27 %: +-1 std of a Gaussian)
+INTERVAL_LEVELS = {"68": 0.6827, "95": 0.95}
+
+
+def interval_factors(z: np.ndarray, levels: Mapping[str, float] = INTERVAL_LEVELS) -> dict[str, float]:
+    """Split-conformal factors: for each level p, the ceil((n + 1) p)-th smallest of the n held-out scores
+    ``z`` = |error| / predictive std, so that +- factor * std covers a new exchangeable structure with
+    probability at least p; a level with ceil((n + 1) p) > n (too few structures) is left out."""
+    z = np.sort(np.abs(np.asarray(z, dtype=np.float64)))
+    out = {}
+    for name, p in levels.items():
+        rank = int(np.ceil((z.size + 1) * p))
+        if 1 <= rank <= z.size:
+            out[name] = float(z[rank - 1])
+    return out
 
 
 def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.ndarray] | None = None) -> Posterior:
@@ -38,6 +66,9 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
             :class:`~hybridpot.fitting.assembly.Weights`.
         predictions: the fitted hybrid's ``energy`` (S,) and ``forces`` (N, 3) on ``data`` (for the
             "residual" noise model; omitted: NaN).
+
+    The "cv" noise model comes from ``solution.cv_errors`` (NaN where the fit has none), the energy intervals'
+    factors from ``solution.cv_energy_errors`` (:func:`interval_factors`).
     """
     n_e = len(data)
     n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
@@ -50,11 +81,23 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
         ok = np.all(np.isfinite(data.forces), axis=1)
         if ok.any():
             res_f = float(np.sqrt(np.mean((predictions["forces"][ok] - data.forces[ok]) ** 2)))
+    cv = getattr(solution, "cv_errors", None) or {}
+    cv_e = float(cv.get("energy_rmse_meV_atom", float("nan"))) / 1000.0
+    cv_f = float(cv.get("force_rmse_eV_A", float("nan")))
+    cov = np.asarray(solution.covariance, dtype=np.float64)
+    factors = {}
+    held_out = getattr(solution, "cv_energy_errors", None)
+    if held_out is not None and np.isfinite(cv_e):
+        n = data.n_atoms.astype(np.float64)
+        std = np.sqrt(quad_diag(n[:, None] * solution.energy_rows, cov) + (n * cv_e) ** 2)  # total energy, eV
+        factors = interval_factors(np.abs(held_out) * n / std)
     return Posterior(
-        covariance=np.asarray(solution.covariance, dtype=np.float64),
+        covariance=cov,
         alpha=float(solution.alpha),
         beta=beta,
-        noise={"evidence": {"energy": float(ev_e), "forces": float(ev_f)}, "residual": {"energy": res_e, "forces": res_f}},
+        noise={"evidence": {"energy": float(ev_e), "forces": float(ev_f)}, "residual": {"energy": res_e, "forces": res_f},
+               "cv": {"energy": cv_e, "forces": cv_f}},
+        energy_interval_factors=factors,
     )
 
 
@@ -89,6 +132,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     posterior = posterior_from_fit(solution, data, weights, predictions) if solution is not None else None
     if posterior is not None:
         summary["noise"] = posterior.noise
+        summary["energy_interval_factors"] = dict(posterior.energy_interval_factors)
         summary["alpha"], summary["beta"] = posterior.alpha, posterior.beta
     if solution is not None and solution.training_descriptors is not None:
         B, types = solution.training_descriptors  # kept from the design-matrix assembly
@@ -112,8 +156,8 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         if missing:
             summary["active_set"] |= {"missing_elements": missing, "error": error}
     noise_model = "residual"
-    if posterior is not None and not np.isfinite(posterior.noise["residual"]["energy"]):
-        noise_model = "evidence"  # no predictions given: the residual noise is unknown
+    if posterior is not None:  # the first with a known energy noise: cv (held-out), residual (training), evidence
+        noise_model = next(m for m in ("cv", "residual", "evidence") if m == "evidence" or np.isfinite(posterior.noise[m]["energy"]))
     if posterior is not None:
         summary["noise_model"] = noise_model
     scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -18,15 +18,21 @@ class Posterior:
     Attributes:
         covariance: (T*M, T*M) posterior covariance, model order (element-major, as ``coef.ravel()``).
         alpha, beta: prior precision and noise precision of the weighted rows (evidence).
-        noise: {"evidence": {"energy": eV/atom, "forces": eV/A}, "residual": {...}}: noise std of
-            one per-atom energy / one force component under each noise model (NaN: not defined,
-            e.g. a kind with weight 0).
+        noise: {"evidence": {"energy": eV/atom, "forces": eV/A}, "residual": {...}, "cv": {...}}: noise
+            std of one per-atom energy / one force component under each noise model (NaN: not
+            defined, e.g. a kind with weight 0, or a fit without CV errors; models written before
+            "cv" existed have none).
+        energy_interval_factors: {"68": q68, "95": q95}: the total energy's 68.27 % / 95 % intervals are
+            +- q times its predictive std under the "cv" noise model; the q are split-conformal quantiles of the
+            held-out |error| / std of the training structures (:func:`hybridpot.uq.calibration.interval_factors`);
+            empty without CV errors (a level is left out where too few structures give its quantile).
     """
 
     covariance: np.ndarray
     alpha: float
     beta: float
     noise: dict[str, dict[str, float]]
+    energy_interval_factors: dict[str, float] = field(default_factory=dict)
 
     def noise_std(self, model: str) -> tuple[float, float]:
         """(energy per atom eV/atom, force component eV/A) noise std of noise model ``model``."""
@@ -35,12 +41,16 @@ class Posterior:
         return float(self.noise[model]["energy"]), float(self.noise[model]["forces"])
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able; an undefined (NaN) noise level is written as null, so the file holds only finite numbers."""
         return {"covariance": encode_array(self.covariance), "alpha": float(self.alpha), "beta": float(self.beta),
-                "noise": {k: {q: float(v) for q, v in d.items()} for k, d in self.noise.items()}}
+                "noise": {k: {q: float(v) if np.isfinite(v) else None for q, v in d.items()} for k, d in self.noise.items()},
+                "energy_interval_factors": {k: float(v) for k, v in self.energy_interval_factors.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Posterior":
         cov = decode_array(d["covariance"])
         if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
             raise HybridpotError(f"posterior covariance of shape {cov.shape}: expected square")
-        return cls(cov, float(d["alpha"]), float(d["beta"]), {k: dict(v) for k, v in d["noise"].items()})
+        noise = {k: {q: float("nan") if v is None else float(v) for q, v in n.items()} for k, n in d["noise"].items()}
+        factors = {k: float(v) for k, v in d.get("energy_interval_factors", {}).items()}
+        return cls(cov, float(d["alpha"]), float(d["beta"]), noise, factors)

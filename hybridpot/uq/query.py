@@ -39,7 +39,7 @@ class UQData:
         active_set: MaxVol active set of the training atoms' rows [1, B], or None.
         reference_energies: element -> eV, the per-element constant of the "baseline only"
             potential (the fallback's target far from the data).
-        noise_model: default noise model of the predictive std ("residual" or "evidence").
+        noise_model: default noise model of the predictive std ("cv", "residual" or "evidence").
         committee_scale: out-of-bag factors of a committee's spread, {"energy": ..., "forces": ...,
             "n_structures": ...} (:func:`committee_calibration`), or None (no committee, or members
             not trained on bootstrap resamples: the raw spread is reported).
@@ -87,7 +87,7 @@ def uq_data(potential: HybridPotential) -> UQData:
     return data
 
 
-def _quad_diag(rows: np.ndarray, cov: np.ndarray) -> np.ndarray:
+def quad_diag(rows: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """(n,) diag(rows cov rows^T) for rows (n, P), clipped at 0 (round-off)."""
     return np.maximum(np.einsum("np,np->n", rows @ cov, rows), 0.0)
 
@@ -99,13 +99,17 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         potential: a fitted hybrid with ``uq_data`` (set by ``hybridpot fit`` / :func:`attach_uq`).
         atoms: the structure.
         forces: also the force std (costs the force rows / committee forces).
-        noise: "evidence" or "residual" noise model (posterior only; default: the stored one).
+        noise: "cv", "residual" or "evidence" noise model (posterior only; default: the stored one;
+            :mod:`hybridpot.uq.calibration`).
 
     Returns:
         dict (numpy / float) with
 
         * ``energy`` (eV), ``energies`` (N,) eV and ``forces`` (N, 3) eV/A: the prediction
           (with the fallback switch if enabled);
+        * ``energy_interval`` {"68": eV, "95": eV}: half-widths of the total energy's 68.27 % / 95 % intervals,
+          calibrated on held-out training structures (:func:`hybridpot.uq.calibration.interval_factors`; "cv"
+          noise model only, where the fit has CV errors);
         * ``energy_std`` (eV, total energy; parametric + noise), ``energy_std_model`` (eV,
           parametric / committee part only), ``atom_energy_std`` (N,) eV, ``force_std`` (N, 3)
           eV/A per component -- from the posterior (linear/quadratic) or the committee spread
@@ -136,13 +140,15 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         sig_e, sig_f = uq.posterior.noise_std(noise or uq.noise_model)
         rows = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff).rows([atoms], forces=forces)
         B, types = rows["descriptors"], rows["types"]
-        var_e = float(_quad_diag(N * rows["energy"], cov)[0])
+        var_e = float(quad_diag(N * rows["energy"], cov)[0])
         out["energy_std_model"] = np.sqrt(var_e)
         out["energy_std"] = float(np.sqrt(var_e + (N * sig_e) ** 2)) if np.isfinite(sig_e) else float("nan")
-        out["atom_energy_std"] = np.sqrt(_quad_diag(rows["atoms"], cov))
+        if (noise or uq.noise_model) == "cv" and uq.posterior.energy_interval_factors:
+            out["energy_interval"] = {k: q * out["energy_std"] for k, q in uq.posterior.energy_interval_factors.items()}
+        out["atom_energy_std"] = np.sqrt(quad_diag(rows["atoms"], cov))
         if forces:
             G = rows["forces"].reshape(3 * N, -1)
-            var_f = _quad_diag(G, cov).reshape(N, 3)
+            var_f = quad_diag(G, cov).reshape(N, 3)
             out["force_std_model"] = np.sqrt(var_f)
             out["force_std"] = np.sqrt(var_f + sig_f**2) if np.isfinite(sig_f) else np.full((N, 3), np.nan)
         out["source"] = "posterior"

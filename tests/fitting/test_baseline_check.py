@@ -100,7 +100,7 @@ def test_baseline_check_errors_match_separate_fits():
     check = sol.baseline_check
     folds = np.random.default_rng(5).permutation(len(data)) % 3
     assembler = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff)
-    parts, _ = accumulate(assembler, data, zero, pure, folds=folds, by_kind=True, progress=False)
+    parts, _, _ = accumulate(assembler, data, zero, pure, folds=folds, by_kind=True, progress=False)
     full = solve(QRAccumulator.combine([(acc, 1.0) for _, acc in sorted(parts.items())]), n_free=1)
     assert check["ridge_per_row"]["pure_ml"] == pytest.approx(full.lam / full.n_rows, rel=1e-8)
     separate = cv_errors(parts, 3, 1, full.lam / full.n_rows, kind_factors(pure, pure), pure)
@@ -126,7 +126,7 @@ def test_cv_fits_sharing_row_factors_equal_separate_ones():
     w = Weights(energy=30.0)
     folds = np.random.default_rng(5).permutation(len(data)) % 3
     assembler = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff)
-    parts, _ = accumulate(assembler, data, bl, w, folds=folds, by_kind=True, progress=False, extra_baselines=(zero,))
+    parts, _, _ = accumulate(assembler, data, bl, w, folds=folds, by_kind=True, progress=False, extra_baselines=(zero,))
     f = kind_factors(w, w)
     joint = cv_errors_of(parts, 3, 1, [CVFit(0, 1e-3, f, w), CVFit(1, 1e-2, f, w)])
     for target, ridge, errors in ((0, 1e-3, joint[0]), (1, 1e-2, joint[1])):

@@ -25,8 +25,10 @@ from hybridpot.models.nn import NNModel
 from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
 from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences, labelled
+from hybridpot.uq.calibration import interval_factors
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
 from tests.builders import cu_eam_hybrid
+from tests.structures import cu_frames
 
 
 def fit(potential: HybridPotential, data: Dataset, weights: Weights):
@@ -189,6 +191,81 @@ def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_tra
     assert np.allclose(res["force_std"], np.sqrt(var_f + sig_f**2), rtol=1e-8)
     with pytest.raises(HybridpotError, match="noise model"):
         pot.uncertainty(atoms, noise="bogus")
+
+
+def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
+    """The "cv" noise model is the k-fold CV error of the fit as solved: refitting on the other folds' structures (at
+    the full fit's ridge per row) and predicting the held-out ones gives the same RMS errors; it is the default noise
+    model where the fit has CV errors, the residual one where it has none."""
+    truth = cu_eam_hybrid(seed=1)
+    data = from_frames(labelled(truth, cu_frames(9), stress=False, sigma_e=2e-3, sigma_f=0.02))
+    pot = cu_eam_hybrid(seed=2)
+    bl = baseline_predictions(pot.baseline, data, progress=False)
+    w = Weights(energy=7.0)
+    sol, _ = fit_linear(pot, data, bl, w, regularization=3e-4, cv_folds=3, seed=4, progress=False, cv_score=True)
+    attach_uq(pot, data, bl, w, solution=sol, predictions=predict(pot, data, progress=False), strict=True)
+    folds = np.random.default_rng(4).permutation(len(data)) % 3
+    n_e, n_f = len(data), 3 * int(data.n_atoms.sum())
+    e_sq = f_sq = 0.0
+    held_out = np.empty(len(data))
+    for k in range(3):
+        train, held = data.subset(np.where(folds != k)[0]), data.subset(np.where(folds == k)[0])
+        n_e_k, n_f_k = len(train), 3 * int(train.n_atoms.sum())
+        # the full fit's rows (weights normalised by the whole set's row counts) and its ridge per row
+        sub_w = Weights(energy=7.0 * n_e_k / n_e, force=n_f_k / n_f)
+        refit = cu_eam_hybrid(seed=2)
+        fit_linear(refit, train, baseline_predictions(refit.baseline, train, progress=False), sub_w,
+                   regularization=3e-4 * (n_e_k + n_f_k) / (n_e + n_f), progress=False)
+        p = predict(refit, held, progress=False)
+        held_out[folds == k] = (p["energy"] - held.energy) / held.n_atoms
+        e_sq += np.sum(((p["energy"] - held.energy) / held.n_atoms) ** 2)
+        f_sq += np.sum((p["forces"] - held.forces) ** 2)
+    # each structure's held-out energy error, from the CV's own fold coefficients and the kept energy rows
+    assert np.allclose(sol.cv_energy_errors, held_out, rtol=1e-7, atol=1e-12)
+    sig_e, sig_f = pot.uq_data.posterior.noise_std("cv")
+    assert sig_e == pytest.approx(np.sqrt(e_sq / n_e), rel=1e-7)
+    assert sig_f == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
+    assert pot.uq_data.noise_model == "cv"
+    assert sig_f > pot.uq_data.posterior.noise_std("residual")[1]  # held-out errors exceed the training ones
+    atoms = rattled(rattle=0.1, repeat=1)
+    u = pot.uncertainty(atoms)
+    assert u["energy_std"] == pytest.approx(np.sqrt(u["energy_std_model"] ** 2 + (len(atoms) * sig_e) ** 2), rel=1e-9)
+    # the intervals' factors: conformal quantiles of the held-out |error| / std of the 9 structures (68 %: the 7th
+    # smallest; 95 %: ceil(10 * 0.95) = 10 > 9 structures, left out)
+    n = data.n_atoms
+    std = np.array([pot.uncertainty(a, forces=False)["energy_std"] for a in data.frames])
+    z = np.sort(np.abs(held_out) * n / std)
+    assert pot.uq_data.posterior.energy_interval_factors == pytest.approx({"68": z[6]}, rel=1e-7)
+    assert u["energy_interval"] == pytest.approx({"68": z[6] * u["energy_std"]}, rel=1e-9)
+    assert "energy_interval" not in pot.uncertainty(atoms, noise="residual")
+    # no CV errors (no folds assembled): NaN, and the residual noise model is the default
+    plain = cu_eam_hybrid(seed=2)
+    fit(plain, data, w)
+    assert np.isnan(plain.uq_data.posterior.noise_std("cv")).all() and plain.uq_data.noise_model == "residual"
+    # undefined noise levels are written as null and read back as NaN: the model file stays loadable
+    save(plain, tmp_path / "plain.hybridpot.json")
+    back = load(tmp_path / "plain.hybridpot.json")
+    assert np.isnan(back.uq_data.posterior.noise_std("cv")).all()
+    assert back.uq_data.posterior.noise_std("residual") == plain.uq_data.posterior.noise_std("residual")
+    assert plain.uq_data.posterior.energy_interval_factors == {} and "energy_interval" not in plain.uncertainty(atoms)
+    save(pot, tmp_path / "cv.hybridpot.json")
+    assert load(tmp_path / "cv.hybridpot.json").uq_data.posterior.energy_interval_factors == pot.uq_data.posterior.energy_interval_factors
+
+
+def test_interval_factors_cover_new_heavy_tailed_errors():
+    """Split-conformal factors from 200 heavy-tailed (Student t, 3 degrees of freedom) scores cover new scores of the
+    same distribution at their nominal levels, where +-1 RMS does not; too few scores leave a level out."""
+    rng = np.random.default_rng(0)
+    draw = lambda n: np.abs(rng.standard_t(3, size=n))  # noqa: E731
+    factors = interval_factors(draw(200))
+    new = draw(200_000)
+    # the coverage of a split-conformal interval from n scores is Beta distributed around (ceil((n+1)p))/(n+1)
+    assert np.mean(new <= factors["68"]) == pytest.approx(0.6827, abs=0.07)
+    assert np.mean(new <= factors["95"]) == pytest.approx(0.95, abs=0.03)
+    rms = np.sqrt(3.0)  # the t(3) variance is 3
+    assert np.mean(new <= rms) > 0.78  # +-1 RMS: far over the 68 % (0.82 here)
+    assert interval_factors(np.arange(1.0, 11.0)) == {"68": 8.0}  # ceil(11 * 0.6827) = 8; ceil(11 * 0.95) = 11 > 10
+    assert interval_factors(np.arange(1.0, 20.0)) == {"68": 14.0, "95": 19.0}
 
 
 def noisy_cells(truth: HybridPotential, n: int, seed: int, sigma_e: float, sigma_f: float) -> list[Atoms]:
