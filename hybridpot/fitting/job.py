@@ -137,7 +137,8 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), linear and quadratic fits
     also get the baseline check (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the
     record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
-    the caller must drop the baseline.
+    the caller must drop the baseline. Every solved fit scores its k-fold CV folds (``solution.cv_errors`` and the
+    held-out energy errors): the "cv" noise model and the energy intervals of its uncertainty data.
 
     ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the design-matrix pass of a linear model (None: the
     ``[fit] cluster`` of ``config``, opened for this pass alone where set). Trained models train in this process.
