@@ -37,7 +37,7 @@ from hybridpot.prediction import DEFAULT_BATCH_ATOMS, DESCRIPTOR_BATCH_ATOMS, de
 from hybridpot.prediction import reference_energies as fit_reference_energies
 from hybridpot.uq.active_set import ActiveSet
 from hybridpot.uq.posterior import Posterior
-from hybridpot.uq.query import UQData, quad_diag, member_potential
+from hybridpot.uq.query import UQData, member_potential, quad_diag
 
 #: the energy intervals' levels: name -> coverage (68.27 %: +-1 std of a Gaussian)
 INTERVAL_LEVELS = {"68": 0.6827, "95": 0.95}
@@ -158,7 +158,6 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     noise_model = "residual"
     if posterior is not None:  # the first with a known energy noise: cv (held-out), residual (training), evidence
         noise_model = next(m for m in ("cv", "residual", "evidence") if m == "evidence" or np.isfinite(posterior.noise[m]["energy"]))
-    if posterior is not None:
         summary["noise_model"] = noise_model
     scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms,
                                                                              cluster, progress)
