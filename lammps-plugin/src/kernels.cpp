@@ -105,6 +105,7 @@ ModelView Model::view() const
   v.kernel_se = kernel_se;
   v.zeta = zeta;
   v.n_sparse = n_sparse;
+  v.kernel_linear = kernel_linear;
   v.length = length;
   return v;
 }

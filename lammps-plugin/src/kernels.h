@@ -268,16 +268,28 @@ struct ModelView {
   int n_members = 0;
   const ModelView *members = nullptr; // committee: its members (not committees)
   int kernel_se = 0, zeta = 1, n_sparse = 0;    // kernel: 0 polynomial (d_hat . D_hat_m)^zeta, 1 squared exponential
+  int kernel_linear = 0;              // kernel: 1 when each block ends with a linear term's weights v <K> (E += v . B)
   double length = 1.0;                // kernel (se): length scale
 };
 
-// kernel model of element t: block = e_t, alpha <M>, sparse points <M x K> (polynomial: already normalised);
-// dE/dB into dEdB, work: K doubles
+// the kernel model's optional linear term: e + v . B, dEdB += v
+HPOT_FN double kernel_linear_term(const ModelView &m, const double *v, const double *B, double *dEdB, double e)
+{
+  if (!m.kernel_linear) return e;
+  for (int k = 0; k < m.n_features; ++k) {
+    e += v[k] * B[k];
+    dEdB[k] += v[k];
+  }
+  return e;
+}
+
+// kernel model of element t: block = e_t, alpha <M>, sparse points <M x K> (polynomial: already normalised)
+// [, linear-term weights v <K>]; dE/dB into dEdB, work: K doubles
 HPOT_FN double kernel_model_energy(const ModelView &m, int t, const double *B, double *dEdB, double *work)
 {
   const int K = m.n_features, M = m.n_sparse;
   const double *w = m.coef + static_cast<long>(t) * m.block;
-  const double *alpha = w + 1, *D = w + 1 + M;
+  const double *alpha = w + 1, *D = w + 1 + M, *v = D + static_cast<long>(M) * K;
   double e = w[0];
   if (m.kernel_se) {
     const double inv_l2 = 1.0 / (m.length * m.length);
@@ -291,7 +303,7 @@ HPOT_FN double kernel_model_energy(const ModelView &m, int t, const double *B, d
       e += ak;
       for (int k = 0; k < K; ++k) dEdB[k] -= ak * inv_l2 * (B[k] - y[k]);
     }
-    return e;
+    return kernel_linear_term(m, v, B, dEdB, e);
   }
   double norm = 0.0;
   for (int k = 0; k < K; ++k) norm += B[k] * B[k];
@@ -315,7 +327,7 @@ HPOT_FN double kernel_model_energy(const ModelView &m, int t, const double *B, d
   double gx = 0.0;
   for (int k = 0; k < K; ++k) gx += g[k] * B[k] * inv;
   for (int k = 0; k < K; ++k) dEdB[k] = (g[k] - gx * B[k] * inv) * inv;
-  return e;
+  return kernel_linear_term(m, v, B, dEdB, e);
 }
 
 HPOT_FN double activate(int a, double x)

@@ -63,7 +63,7 @@ struct Model {
   std::vector<int> widths, node_offsets, param_offsets;    // nn (see ModelView)
   std::vector<Model> members;                               // committee
   std::vector<ModelView> member_views;                      // committee: views of the members (set by finalize)
-  int kernel_se = 0, zeta = 1, n_sparse = 0;                // kernel (see ModelView)
+  int kernel_se = 0, zeta = 1, n_sparse = 0, kernel_linear = 0;    // kernel (see ModelView)
   double length = 1.0;
   int work = 0;                                             // scratch doubles of one evaluation (set by finalize)
 

@@ -271,6 +271,19 @@ void read_model(Tokens &tk, Model &m, int T, int K)
     if (m.n_sparse < 1) tk.fail("kernel model without sparse points");
     m.block = 1 + m.n_sparse * (1 + K);
     tk.reals(m.coef, size_t(T) * m.block, "kernel e_t, weights and sparse points");
+    if (tk.peek() == "kernel_linear") {    // optional linear term: each element's block gains v_t <K>
+      tk.expect("kernel_linear");
+      std::vector<double> v;
+      tk.reals(v, size_t(T) * K, "the kernel's linear-term weights");
+      std::vector<double> blocks(size_t(T) * (m.block + K));
+      for (int t = 0; t < T; ++t) {
+        std::copy(m.coef.begin() + size_t(t) * m.block, m.coef.begin() + size_t(t + 1) * m.block, blocks.begin() + size_t(t) * (m.block + K));
+        std::copy(v.begin() + size_t(t) * K, v.begin() + size_t(t + 1) * K, blocks.begin() + size_t(t) * (m.block + K) + m.block);
+      }
+      m.coef.swap(blocks);
+      m.block += K;
+      m.kernel_linear = 1;
+    }
   } else {
     tk.fail("unknown model '" + kind + "' (expected linear, quadratic, nn, committee or kernel)");
   }

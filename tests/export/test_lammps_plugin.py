@@ -142,21 +142,23 @@ def test_plugin_matches_hybridpot(case, lammps_potentials, tmp_path):
         assert_close(compare(potential, tmp_path, "m", atoms, orders[-1], overlay=True), f"{_case_id(case)} overlay")
 
 
-KERNEL_CASES = [(CU, "eam", "polynomial", 2), (CUNI, "eam", "polynomial", 4), (CUNI, None, "se", 1), (SIC, "tersoff", "polynomial", 4)]
+KERNEL_CASES = [(CU, "eam", "polynomial", 2, 0.0), (CUNI, "eam", "polynomial", 4, 1.0), (CUNI, None, "se", 1, 0.5),
+                (SIC, "tersoff", "polynomial", 4, 1.0)]
 
 
-@pytest.mark.parametrize("case", KERNEL_CASES, ids=lambda c: f"{c[2]}{c[3]}-{''.join(c[0].elements)}-{c[1] or 'nobaseline'}")
+@pytest.mark.parametrize("case", KERNEL_CASES,
+                         ids=lambda c: f"{c[2]}{c[3]}{'+linear' if c[4] else ''}-{''.join(c[0].elements)}-{c[1] or 'nobaseline'}")
 def test_kernel_model_matches_hybridpot(case, lammps_potentials, tmp_path):
-    """A sparse-GP model (sparse points from two cells, random whitened weights of ~0.03 eV) fused with the baseline and
-    with LAMMPS's own baseline overlaid, both type orders."""
+    """A sparse-GP model (sparse points from two cells, random whitened weights of ~0.03 eV, with or without the linear
+    term) fused with the baseline and with LAMMPS's own baseline overlaid, both type orders."""
     from hybridpot.empirical import load
     from hybridpot.models.kernel import KernelModel
     from hybridpot.prediction import descriptors as descriptors_of
 
-    system, baseline, kernel, zeta = case
+    system, baseline, kernel, zeta, linear_term = case
     atoms = structure(system, seed=3)
     d = descriptor(system)
-    model = KernelModel(list(system.elements), d.n_features, 20, kernel, zeta)
+    model = KernelModel(list(system.elements), d.n_features, 20, kernel, zeta, linear_term=linear_term)
     base = load(lammps_potentials / system.baselines[baseline]) if baseline else None
     potential = HybridPotential(base, d, model)
     B, types, _ = descriptors_of(potential, [structure(system, seed=4), structure(system, seed=5)])

@@ -30,10 +30,10 @@ def _descriptor(elements):
     return SO3(rcut=4.0, nmax=3, lmax=3, basis="bessel", elements=elements)
 
 
-def _random_kernel_potential(kernel: str, zeta: int, elements=("Cu", "Ni"), seed: int = 0) -> HybridPotential:
+def _random_kernel_potential(kernel: str, zeta: int, elements=("Cu", "Ni"), seed: int = 0, linear_term: float = 0.0) -> HybridPotential:
     """A two-element kernel hybrid with sparse points from random cells and random weights."""
     d = _descriptor(list(elements))
-    model = KernelModel(list(elements), d.n_features, 6, kernel, zeta)
+    model = KernelModel(list(elements), d.n_features, 6, kernel, zeta, linear_term=linear_term)
     pot = HybridPotential(None, d, model)
     frames = [random_triclinic(list(elements), repeat=(2, 2, 2), seed=s, rattle=0.15) for s in range(3)]
     B, types, _ = descriptors_of(pot, frames)
@@ -43,9 +43,10 @@ def _random_kernel_potential(kernel: str, zeta: int, elements=("Cu", "Ni"), seed
     return pot
 
 
-@pytest.mark.parametrize("kernel,zeta", [("polynomial", 2), ("polynomial", 4), ("se", 1)])
-def test_forces_and_stress_match_finite_differences_and_the_design_rows(kernel, zeta):
-    pot = _random_kernel_potential(kernel, zeta)
+@pytest.mark.parametrize("kernel,zeta,linear_term", [("polynomial", 2, 0.0), ("polynomial", 4, 1.0), ("se", 1, 0.5)])
+def test_forces_and_stress_match_finite_differences_and_the_design_rows(kernel, zeta, linear_term):
+    pot = _random_kernel_potential(kernel, zeta, linear_term=linear_term)
+    assert pot.model.n_params == 1 + 6 + (pot.descriptor.n_features if linear_term else 0)
     atoms = random_triclinic(["Cu", "Ni"], repeat=(2, 2, 2), seed=7, rattle=0.1)
     assert_forces_match_finite_differences(pot, atoms)
     assert_stress_matches_finite_differences(pot, atoms)
@@ -174,9 +175,11 @@ def test_the_sparse_solution_and_its_variance_equal_the_dense_projected_process(
                                    atol=1e-12 * np.max(u["force_std_model"]) ** 2)
 
 
-def test_as_many_sparse_points_as_environments_is_kernel_ridge_regression():
+@pytest.mark.parametrize("linear_term", [0.0, 1.0])
+def test_as_many_sparse_points_as_environments_is_kernel_ridge_regression(linear_term):
     """One-atom cells, energies only, every environment a sparse point: the projected process is KRR with a free bias,
-    f(x) = c + k(x)^T (K + lam' I)^-1 (y - c), c = 1^T G y / 1^T G 1, G = (K + lam' I)^-1, lam' = lam n / w_E."""
+    f(x) = c + k(x)^T (K + lam' I)^-1 (y - c), c = 1^T G y / 1^T G 1, G = (K + lam' I)^-1, lam' = lam n / w_E; with the
+    linear term the kernel is the sum (d_hat . d_hat')^zeta + linear_term^2 z . z' / K_d, z the standardised descriptor."""
     rng = np.random.default_rng(3)
     frames = []
     for _ in range(10):
@@ -186,7 +189,7 @@ def test_as_many_sparse_points_as_environments_is_kernel_ridge_regression():
     train, test = _labelled(frames[:7]), _labelled(frames[7:])
     zeta, lam, w_e = 2, 1e-4, 1.0
     d = _descriptor(["Cu"])
-    model = KernelModel(["Cu"], d.n_features, len(train), "polynomial", zeta)
+    model = KernelModel(["Cu"], d.n_features, len(train), "polynomial", zeta, linear_term=linear_term)
     pot = HybridPotential(None, d, model)
     fit_linear(pot, train, baseline_predictions(None, train, progress=False), Weights(energy=w_e, force=0.0),
                regularization=lam, progress=False)
@@ -195,6 +198,12 @@ def test_as_many_sparse_points_as_environments_is_kernel_ridge_regression():
     Bt, _, _ = descriptors_of(pot, test.frames)
     x, xt = B / np.linalg.norm(B, axis=1, keepdims=True), Bt / np.linalg.norm(Bt, axis=1, keepdims=True)
     K, Kt = (x @ x.T) ** zeta, (xt @ x.T) ** zeta
+    if linear_term:
+        std = B.std(0)
+        kept = std > 1e-8 * std.max()  # the one-atom fcc cells' odd-l components are zero up to rounding
+        assert 0 < kept.sum() < len(kept)
+        z, zt = ((X[:, kept] - B.mean(0)[kept]) / std[kept] for X in (B, Bt))
+        K, Kt = K + linear_term**2 * z @ z.T / B.shape[1], Kt + linear_term**2 * zt @ z.T / B.shape[1]
     G = np.linalg.inv(K + lam * len(train) / w_e * np.eye(len(train)))
     y = train.energy
     c = np.sum(G @ y) / np.sum(G)
@@ -213,7 +222,7 @@ def fitted(tmp_path_factory):
     truth = _labelled(_cells(10, 5, size=(2, 2, 2), rattle=0.15))
     base = LennardJones(["Cu"], {("Cu", "Cu"): 0.3}, {("Cu", "Cu"): 2.4}, 5.0, shift=True)
     d = _descriptor(["Cu"])
-    pot = HybridPotential(base, d, KernelModel(["Cu"], d.n_features, 40, "polynomial", 2))
+    pot = HybridPotential(base, d, KernelModel(["Cu"], d.n_features, 40, "polynomial", 2, linear_term=1.0))
     bl = baseline_predictions(base, truth, progress=False)
     sol, weights = fit_linear(pot, truth, bl, Weights(energy=10.0), progress=False)
     attach_uq(pot, truth, bl, weights, solution=sol, predictions=predict(pot, truth, progress=False))
@@ -278,7 +287,14 @@ def test_model_file_round_trip_and_plugin_file(fitted, tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
     np.testing.assert_array_equal(pot.uncertainty(atoms)["force_std"], back.uncertainty(atoms)["force_std"])
     text = plugin_model_text(pot)  # parity with LAMMPS: tests/export/test_lammps_plugin.py::test_kernel_model_matches_hybridpot
-    assert f"model kernel polynomial 2 1.0 {pot.model.n_sparse}\n" in text
+    assert f"model kernel polynomial 2 1.0 {pot.model.n_sparse}\n" in text and "\nkernel_linear" in text
+    assert back.model.linear_term == 1.0
+    np.testing.assert_array_equal(back.model.linear_scale.numpy(), pot.model.linear_scale.numpy())
+    # a model file written before the linear term (no linear_* keys) loads as a kernel without it
+    plain = KernelModel(["Cu"], pot.descriptor.n_features, 5).to_dict()
+    for key in ("linear_term", "linear_mean", "linear_scale"):
+        del plain[key]
+    assert KernelModel.from_dict(plain).n_linear == 0
     with pytest.raises(NotExportableError, match="cannot export to LAMMPS"):  # ML-IAP has no kernel model
         check_exportable(pot, format="mliap")
     unfitted = HybridPotential(None, pot.descriptor, KernelModel(["Cu"], pot.descriptor.n_features, 5))
@@ -293,6 +309,7 @@ def test_model_file_round_trip_and_plugin_file(fitted, tmp_path):
     ({"length": 1.0}, r"length = 1.0: only the 'se' kernel has a length scale"),
     ({"kernel": "se", "length": -1.0}, r"length = -1.0: must be > 0"),
     ({"selection": "random"}, r"selection = 'random': expected one of 'fps', 'cur'"),
+    ({"linear_term": -1.0}, r"linear_term = -1.0: must be >= 0"),
     ({"zeta": 2.5}, r"zeta = 2.5: expected int"),
     ({"sigma": 1}, r"unknown key\(s\) \['sigma'\]"),
 ])
@@ -311,7 +328,8 @@ def test_the_configuration_builds_a_kernel_model_and_too_few_environments_are_cl
            "model": {"type": "kernel", "zeta": 2, "n_sparse": 50, "selection": "cur"}}
     config = parse_config(raw, tmp_path, "fit.toml")
     pot = make_potential(config, ["Cu"], None)
-    assert pot.model.kind == "kernel" and pot.model.n_params == 51 and pot.model.selection == "cur"
+    # the default linear term adds a column per descriptor component
+    assert pot.model.kind == "kernel" and pot.model.n_params == 51 + pot.descriptor.n_features and pot.model.selection == "cur"
     with pytest.raises(ConfigError, match=r"fit.toml: \[model\] zeta = 0"):
         parse_config({**raw, "model": {"type": "kernel", "zeta": 0}}, tmp_path, "fit.toml")
     train = _labelled(_cells(3, 2))  # 3 x 8 atoms < 50
