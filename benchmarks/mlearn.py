@@ -83,19 +83,23 @@ BASELINES: dict[str, dict[str, Any] | None] = {
 #: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md), with absolute weights
 #: (``weight_scale = "rows"``: the tuning predates the spread-normalised default).
 #: ``fit``: [fit] table; ``descriptor``: [descriptor]; ``linear``/``quadratic``/``nn``: [model] tables.
-#: One descriptor per element for every model, so that rows differ only in the model (and baseline).
+#: One descriptor per element for every model, so that rows differ only in the model (and baseline), except where
+#: ``descriptor_by_model`` overrides keys for one model type (chosen by CV for that model: mlearn_search.md).
 _NN = {"hidden": [32, 32], "activation": "tanh", "optimizer": "lbfgs", "epochs": 1000, "patience": 200}  # L-BFGS iterations (mlearn_search.md)
 #: the sparse GP: SOAP-like zeta = 4 on the normalised power spectrum plus the default linear term, 500 FPS environments,
-#: evidence; Si: 1500 environments (5-fold CV on train over zeta 2, 3, 4 and 500, 1500, 3000 points: mlearn_search.md)
+#: evidence; Si: 1500 environments and nmax 7 (5-fold CV on train over zeta 2, 3, 4, 500, 1500, 3000 points and nmax 5,
+#: 7, 9), Ni: nmax 8 (CV over nmax 4, 6, 8, 10 and lmax 4, 6; mlearn_search.md "Kernel model")
 _KERNEL = {"kernel": "polynomial", "zeta": 4, "n_sparse": 500}
 SETTINGS: dict[str, dict[str, Any]] = {
     "Cu": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Ni": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 5.5, "nmax": 4, "lmax": 4, "alpha": 2.0},
+           "descriptor_by_model": {"kernel": {"nmax": 8}},
            "fit": {"energy_weight": 300.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": _KERNEL},
     "Si": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.5, "nmax": 5, "lmax": 4, "alpha": 3.0},
+           "descriptor_by_model": {"kernel": {"nmax": 7}},
            "fit": {"energy_weight": 100.0, "force_weight": 1.0, "weight_scale": "rows"},
            "linear": {}, "quadratic": {}, "nn": _NN, "kernel": {**_KERNEL, "n_sparse": 1500}},
     "Li": {"descriptor": {"basis": "lammps", "kind": "power", "rcut": 6.0, "nmax": 4, "lmax": 4, "alpha": 2.0},
@@ -147,11 +151,12 @@ def make_config(shared: Path, element: str, model: str, hybrid: bool, out_dir: P
     fit_table = dict(fit if fit is not None else s["fit"])
     fit_table["train_fraction"] = float(train_fraction)
     fit_table.setdefault("seed", 0)
+    by_model = s.get("descriptor_by_model", {}).get(VARIANTS.get(model, (model, {}))[0], {})
     raw = {
         "data": {"train": str(shared / "data/mlearn" / element / "train.xyz"),
                  "test": str(shared / "data/mlearn" / element / "test.xyz")},
         "baseline": baseline,
-        "descriptor": dict(descriptor if descriptor is not None else s["descriptor"]),
+        "descriptor": dict(descriptor if descriptor is not None else {**s["descriptor"], **by_model}),
         "model": _model_table(s, model) if model_settings is None else {"type": model, **model_settings},
         "fit": fit_table,
         "output": {"dir": str(out_dir), "overwrite": True, "plots": False},
