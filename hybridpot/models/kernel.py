@@ -221,7 +221,8 @@ class KernelModel(torch.nn.Module):
     # ------------------------------------------------------------------ the sparse points
 
     def set_basis(self, points: Sequence[np.ndarray]) -> None:
-        """Use the given sparse descriptors, one (M_t <= M, K) array per element; computes W_t."""
+        """Use the given sparse descriptors, one (M_t <= M, K) array per element; computes W_t, and the linear
+        term's standardisation from these points (:meth:`choose_basis` then sets it from all training descriptors)."""
         if len(points) != len(self.elements):
             raise HybridpotError(f"kernel model: {len(points)} sets of sparse points for {len(self.elements)} elements")
         if self.kernel == "se" and self.length is None:
@@ -251,8 +252,8 @@ class KernelModel(torch.nn.Module):
 
     def _standardise(self, t: int, X: np.ndarray) -> None:
         """Set element t's linear-term standardisation from its descriptors X (n, K): mu_t their mean,
-        s_t = linear_term / (std_k sqrt(K)) (0 where a component's std is below ``LINEAR_TOL`` times the largest), so that the linear term's prior
-        std on a typical atom's energy is linear_term times the kernel's."""
+        s_t = linear_term / (std_k sqrt(K)) (0 where a component's std is below ``LINEAR_TOL`` times the
+        largest), so that the linear term's prior std on a typical atom's energy is linear_term times the kernel's."""
         if not self.n_linear or not len(X):
             return
         std = X.std(0)
