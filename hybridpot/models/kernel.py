@@ -209,12 +209,13 @@ class KernelModel(torch.nn.Module):
     def forward(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
         """(N,) per-atom energies (eV) from descriptors (N, K) and type indices (N,)."""
         alpha = self.weights().to(B.dtype)
+        linear = self.linear_weights().to(B.dtype)
         E = self.coef.to(B.dtype)[types, 0]
         out = E
         for t, idx in self._by_type(types):
             e = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ alpha[t]
             if self.n_linear:
-                e = e + (B[idx] - self.linear_mean[t].to(B.dtype)) @ self.linear_weights()[t].to(B.dtype)
+                e = e + (B[idx] - self.linear_mean[t].to(B.dtype)) @ linear[t]
             out = out.index_add(0, idx, e)
         return out
 
