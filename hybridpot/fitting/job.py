@@ -191,6 +191,9 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         "method": sol.method, "lambda": sol.lam, "alpha": sol.alpha, "beta": sol.beta, "rows": sol.n_rows,
         "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,
     }
+    if sol.cv_errors:
+        record["cv"] = dict(sol.cv_errors)
+        log("k-fold CV of this fit (held-out structures): " + ", ".join(f"{k} {v:.4g}" for k, v in sol.cv_errors.items()))
     potential.solution = sol
     return sol, weights, record
 

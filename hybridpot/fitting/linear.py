@@ -152,6 +152,7 @@ def fit_linear(
         fitted_to = data.energy - (0.0 if target == 1 else baseline.energy)  # target 1: pure ML, DFT itself
         sol.cv_energy_errors = held_out_energy_errors(energy_rows, fitted_to / data.n_atoms, folds,
                                                       [fold_coefs[(target, k)] for k in range(n_folds)], order)
+        sol.cv_errors = {**sol.cv_errors, "energy_mae_meV_atom": 1000.0 * float(np.mean(np.abs(sol.cv_energy_errors)))}
     return sol, weights
 
 

@@ -230,8 +230,9 @@ class LinearSolution:
             (:func:`hybridpot.fitting.linear.choose_energy_weight`), when it was chosen so.
         baseline_check: the cross-validated errors with and without the baseline
             (:func:`hybridpot.fitting.linear.baseline_check`), when they were computed.
-        cv_errors: k-fold CV RMSE per kind of the fit as solved (:func:`hybridpot.fitting.linear.cv_errors`),
-            when folds were assembled (baseline check, energy weight or ``cv_score``).
+        cv_errors: k-fold CV RMSE per kind of the fit as solved (:func:`hybridpot.fitting.linear.cv_errors`, config
+            weights applied), when folds were assembled (baseline check, energy weight or ``cv_score``), and
+            "energy_mae_meV_atom": the mean |held-out per-atom energy error| over the structures (unweighted).
         energy_rows: (S, T*M) unweighted per-atom energy rows of the training structures, model order.
         cv_energy_errors: (S,) held-out per-atom energy error (eV/atom) of each training structure in those folds
             (:func:`hybridpot.fitting.linear.held_out_energy_errors`), with ``cv_errors``.

@@ -221,11 +221,15 @@ class KernelModel(torch.nn.Module):
 
     # ------------------------------------------------------------------ the sparse points
 
-    def set_basis(self, points: Sequence[np.ndarray]) -> None:
+    def set_basis(self, points: Sequence[np.ndarray], standardise_from: Sequence[np.ndarray] | None = None) -> None:
         """Use the given sparse descriptors, one (M_t <= M, K) array per element; computes W_t, and the linear
-        term's standardisation from these points (:meth:`choose_basis` then sets it from all training descriptors)."""
+        term's standardisation from ``standardise_from`` (one (n_t, K) array of descriptors per element;
+        None: the points themselves; :meth:`choose_basis` gives all training descriptors)."""
         if len(points) != len(self.elements):
             raise HybridpotError(f"kernel model: {len(points)} sets of sparse points for {len(self.elements)} elements")
+        if standardise_from is not None and len(standardise_from) != len(self.elements):
+            raise HybridpotError(f"kernel model: {len(standardise_from)} sets of descriptors to standardise over, "
+                                 f"for {len(self.elements)} elements")
         if self.kernel == "se" and self.length is None:
             both = torch.from_numpy(np.concatenate([np.asarray(p, dtype=np.float64) for p in points]))
             dist = torch.cdist(both, both).numpy()[np.triu_indices(len(both), 1)]
@@ -242,7 +246,7 @@ class KernelModel(torch.nn.Module):
                                          f"(<= {self.n_sparse}, {self.n_descriptors})")
                 m = p.shape[0]
                 self.n_basis[t] = m
-                self._standardise(t, p.numpy())
+                self._standardise(t, p.numpy() if standardise_from is None else np.asarray(standardise_from[t], dtype=np.float64))
                 if m == 0:
                     continue
                 self.sparse[t, :m] = p
@@ -290,9 +294,7 @@ class KernelModel(torch.nn.Module):
                               f"{len(X)}), fewer than n_sparse = {self.n_sparse}: using all {len(idx)}", stacklevel=2)
             points.append(X[idx])
             record[element] = {"chosen": int(len(idx)), "available": int(len(X))}
-        self.set_basis(points)
-        for t in range(len(self.elements)):
-            self._standardise(t, B[np.asarray(types) == t])
+        self.set_basis(points, [B[np.asarray(types) == t] for t in range(len(self.elements))])
         return record
 
     def _farthest_points(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:

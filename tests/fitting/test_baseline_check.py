@@ -175,6 +175,11 @@ def test_bad_baseline_is_reported_and_auto_drops_it(tmp_path):
     auto = fits["auto"]
     assert auto.report["fit"]["baseline_check"]["used"] == "pure_ml" and auto.report["fit"]["baseline_mode"] == "pure_ml"
     assert fits["on"].report["fit"]["baseline_mode"] == "hybrid"
+    # report.json's "cv": the CV errors of the fit kept (pure ML here), with the held-out energy MAE
+    cv = auto.report["fit"]["cv"]
+    assert cv["energy_rmse_meV_atom"] == auto.report["fit"]["baseline_check"]["pure_ml"]["energy_rmse_meV_atom"]
+    assert cv["energy_mae_meV_atom"] == pytest.approx(1000 * np.mean(np.abs(auto.potential.solution.cv_energy_errors)))
+    assert 0 < cv["energy_mae_meV_atom"] <= cv["energy_rmse_meV_atom"]
     assert auto.potential.baseline is None
     loaded = load(auto.model_path)
     assert loaded.baseline is None

@@ -222,6 +222,7 @@ def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
         f_sq += np.sum((p["forces"] - held.forces) ** 2)
     # each structure's held-out energy error, from the CV's own fold coefficients and the kept energy rows
     assert np.allclose(sol.cv_energy_errors, held_out, rtol=1e-7, atol=1e-12)
+    assert sol.cv_errors["energy_mae_meV_atom"] == pytest.approx(1000 * np.mean(np.abs(held_out)), rel=1e-7)
     sig_e, sig_f = pot.uq_data.posterior.noise_std("cv")
     assert sig_e == pytest.approx(np.sqrt(e_sq / n_e), rel=1e-7)
     assert sig_f == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
