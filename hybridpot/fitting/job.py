@@ -192,10 +192,23 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
         "effective_parameters": sol.dof, "condition_number": sol.condition, "log_evidence": sol.log_evidence,
     }
     if sol.cv_errors:
-        record["cv"] = dict(sol.cv_errors)
-        log("k-fold CV of this fit (held-out structures): " + ", ".join(f"{k} {v:.4g}" for k, v in sol.cv_errors.items()))
+        record["cv"] = cv_record(sol, data)
+        log("k-fold CV of this fit (held-out structures): " + ", ".join(f"{k} {v:.4g}" for k, v in sol.cv_errors.items())
+            + "".join(f"; energy MAE of {t} {v:.4g}" for t, v in record["cv"].get("energy_mae_by_config_type_meV_atom", {}).items()))
     potential.solution = sol
     return sol, weights, record
+
+
+def cv_record(sol: LinearSolution, data: Dataset) -> dict[str, Any]:
+    """report.json's fit.cv: the k-fold CV errors of the fit as solved (``sol.cv_errors``: RMSE per kind, the held-out
+    energy MAE, meV/atom) and, where ``data`` (the training set, in the fit's order) has several config_types, the
+    held-out energy MAE of each (meV/atom): where the fit generalises worst."""
+    out: dict[str, Any] = dict(sol.cv_errors)
+    types = np.asarray(data.config_type)
+    if sol.cv_energy_errors is not None and len(set(data.config_type)) > 1:
+        held = 1000.0 * np.abs(sol.cv_energy_errors)
+        out["energy_mae_by_config_type_meV_atom"] = {t: float(held[types == t].mean()) for t in sorted(set(data.config_type))}
+    return out
 
 
 def baseline_check_lines(check: Mapping[str, Any], potential: HybridPotential, mode: str) -> list[str]:

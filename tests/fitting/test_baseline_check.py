@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import write
+from ase.io import read, write
 
 from hybridpot.dataset import bundled, from_frames
 from hybridpot.design import DesignAssembler
@@ -258,3 +258,29 @@ def test_tune_stops_at_its_budget(tmp_path):
     fit = run_fit(_tune_config(tmp_path, {"tune_budget_s": 1e-6}), progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     assert [r["type"] for r in tune["table"]] == ["linear", "quadratic"] and tune["stopped_by_budget"] and len(tune["skipped"]) >= 4
+
+
+def test_report_cv_by_config_type(tmp_path):
+    """report.json's fit.cv on the bundled Cu set (5 config_types, read here from the file): the held-out energy MAE
+    of each config_type is the mean |held-out error| of its structures (``solution.cv_energy_errors``, checked against
+    explicit refits in tests/uq/test_uq.py), the overall MAE their structure-weighted mean; the log names them."""
+    raw = {"data": {"train": str(bundled("Cu_train.xyz")), "test": str(bundled("Cu_test.xyz"))},
+           "baseline": {"file": str(bundled("Cu_mishin1.eam.alloy"))},
+           "descriptor": {"rcut": 4.5, "nmax": 3, "lmax": 3, "alpha": 1.5},
+           "model": {"type": "linear", "cv_folds": 3}, "fit": {"seed": 5},
+           "output": {"dir": str(tmp_path / "fit"), "plots": False}}
+    lines: list[str] = []
+    res = run_fit(parse_config(raw, tmp_path, "test config"), progress=False, log=lines.append)
+    cv = res.report["fit"]["cv"]
+    types = np.asarray([a.info["config_type"] for a in read(bundled("Cu_train.xyz"), ":")])
+    held = 1000 * np.abs(res.potential.solution.cv_energy_errors)
+    assert len(held) == len(types)
+    by_type = cv["energy_mae_by_config_type_meV_atom"]
+    assert set(by_type) == {"aimd", "elastic", "ground_state", "surface", "vacancy"}
+    for t, v in by_type.items():
+        assert v == pytest.approx(np.mean(held[types == t]), rel=1e-12)
+    counts = {t: int(np.sum(types == t)) for t in by_type}
+    assert cv["energy_mae_meV_atom"] == pytest.approx(sum(by_type[t] * counts[t] for t in by_type) / len(types), rel=1e-10)
+    assert cv["energy_mae_meV_atom"] <= cv["energy_rmse_meV_atom"]
+    line = next(s for s in lines if s.startswith("k-fold CV of this fit"))
+    assert f"energy MAE of surface {by_type['surface']:.4g}" in line
