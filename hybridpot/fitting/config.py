@@ -133,8 +133,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "tune_alpha": ((list,), [1.0, 2.0, 3.0], "tune: alpha candidates, 1/Angstrom^2 (basis = 'lammps' only; after lmax)"),
         "tune_zeta": ((list,), [2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings); "
                                           f"grown like nmax, up to zeta {TUNE_CAPS['zeta']}"),
-        "tune_n_sparse": ((list,), [250, 500, 1000], "tune: n_sparse candidates of a kernel model (after zeta); grown like nmax "
-                                                     f"while the basis is not clamped to the distinct environments, up to {TUNE_CAPS['n_sparse']}"),
+        "tune_n_sparse": ((list,), [250, 500, 1000], "tune: n_sparse candidates of a kernel model (after zeta; the candidates "
+                                                     "before use the smallest); grown like nmax while the basis is not clamped to "
+                                                     f"the distinct environments, up to {TUNE_CAPS['n_sparse']}"),
         "train_fraction": (_NUM, 1.0, "use this fraction of the training structures (seeded)"),
         "seed": ((int,), 0, "seed of every random choice (subsets, folds, nn initial weights)"),
         "config_weights": ((dict,), {}, "extra weight per config_type"),

@@ -11,7 +11,9 @@ in order, each searched at the best settings found so far (:func:`tune_coordinat
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
-   :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's.
+   :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's. Until ``n_sparse`` is searched, every
+   candidate uses its smallest value (``cheapest_first``): a kernel candidate's cost grows with its sparse points, so
+   the descriptor and zeta are ranked on the cheapest basis and the search reaches further in its budget.
 
 The model ``type`` is searched over the configured one and those of ``tune_models`` that take the same ``[model]`` keys
 (linear and quadratic: one is the other with the K(K+1)/2 products of the descriptors) as an outer loop
@@ -72,6 +74,9 @@ class Coordinate:
             ``used[key]`` is below its value); growth stops there, as larger values give the same model.
         share: the fraction of the budget after which this coordinate starts no candidate (1: the whole budget; less
             leaves the rest to the coordinates after it).
+        cheapest_first: until this coordinate is searched, the others are fitted at its smallest candidate, not at
+            the configured value (a kernel model's sparse points: a candidate's cost grows with them, and the other
+            coordinates are ranked on the cheaper model).
     """
 
     section: str
@@ -81,6 +86,7 @@ class Coordinate:
     cap: float | None = None
     saturates: bool = False
     share: float = 1.0
+    cheapest_first: bool = False
 
     @property
     def step(self) -> Any:
@@ -89,9 +95,10 @@ class Coordinate:
         return values[-1] - values[-2] if len(values) >= 2 else None
 
 
-#: model type -> its coordinates: (key, [fit] key of its candidates, grows, saturates); zeta only for the polynomial kernel
-MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool], ...]] = {
-    "kernel": (("zeta", "tune_zeta", True, False), ("n_sparse", "tune_n_sparse", True, True)),
+#: model type -> its coordinates: (key, [fit] key of its candidates, grows, saturates, cheapest_first); zeta only for
+#: the polynomial kernel
+MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool, bool], ...]] = {
+    "kernel": (("zeta", "tune_zeta", True, False, False), ("n_sparse", "tune_n_sparse", True, True, True)),
 }
 
 
@@ -328,12 +335,12 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         coords.append(Coordinate("descriptor", "alpha", tuple(float(x) for x in f["tune_alpha"])))
     else:
         notes.append(f"alpha not searched: the {d.get('basis', d['type'])} descriptor has no Gaussian smearing")
-    for key, candidates, grows, saturates in MODEL_COORDINATES.get(m["type"], ()):
+    for key, candidates, grows, saturates, cheapest_first in MODEL_COORDINATES.get(m["type"], ()):
         if key == "zeta" and m.get("kernel") != "polynomial":
             notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
             continue
         coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
-                                 saturates=saturates))
+                                 saturates=saturates, cheapest_first=cheapest_first))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
     if m["type"] in MODEL_COORDINATES:  # the model's own coordinates come last: keep part of the budget for them
@@ -405,7 +412,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         return row
 
     inner = [c for c in coords if c.key != "type"]
-    start = {c.key: config[c.section][c.key] for c in inner}
+    start = {c.key: min(c.candidates) if c.cheapest_first else config[c.section][c.key] for c in inner}
     if len(inner) < len(coords):  # the model type: the whole search once per type
         record = search_each("type", next(c for c in coords if c.key == "type").candidates, inner, start, evaluate, f["tune_budget_s"],
                              log, budget_candidates=f["tune_budget_candidates"], size=size)

@@ -157,6 +157,7 @@ def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
         model_coords = {c.key: (c.grow, c.saturates, c.cap) for c in coords if c.section == "model"}
         if model["type"] == "kernel":  # zeta grows past its grid like nmax; only the sparse basis saturates
             assert model_coords == {"zeta": (True, False, TUNE_CAPS["zeta"]), "n_sparse": (True, True, TUNE_CAPS["n_sparse"])}
+            assert [c.key for c in coords if c.cheapest_first] == ["n_sparse"]
         else:  # the model type: the outer loop, first
             assert model_coords == {"type": (False, False, None)}
             assert [c.key for c in coords][:3] == ["type", "rcut", "nmax"]
@@ -341,6 +342,8 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
     assert tune["chosen"]["model"] == {"zeta": best["zeta"], "n_sparse": best["n_sparse"]}
     assert fit.potential.model.zeta == best["zeta"] and fit.potential.model.n_sparse == best["n_sparse"]
     assert fit.report["config"]["model"]["zeta"] == best["zeta"]
+    # until n_sparse is searched, every candidate uses its smallest candidate (4), not the configured 8
+    assert [r["n_sparse"] for r in tune["table"]] == [4] * (len(tune["table"]) - 1) + [n_atoms + 10]
     n_sparse = tune["coordinates"][-1]
     big = next(r for r in tune["table"] if r["n_sparse"] == n_atoms + 10)
     assert big["n_basis"]["Cu"] <= n_atoms
