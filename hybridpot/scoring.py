@@ -21,17 +21,19 @@ def errors(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, float]:
     return error_metrics(pred["energy"], data.energy, data.n_atoms, pred["forces"], data.forces, pred.get("stress"), data.stress)
 
 
-def errors_by_config_type(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """:func:`errors` of each config_type of ``data`` (by name, in order of first appearance); empty when the data have
-    one config_type only."""
+def config_type_index(data: Dataset) -> dict[str, np.ndarray]:
+    """The structure indices of each config_type of ``data`` (by name, in order of first appearance); empty when the
+    data have one config_type only."""
     kinds = list(dict.fromkeys(data.config_type))
     if len(kinds) < 2:
         return {}
-    out = {}
-    for kind in kinds:
-        index = np.array([s for s, c in enumerate(data.config_type) if c == kind])
-        out[kind] = errors(data.subset(index), subset_predictions(data, pred, index))
-    return out
+    labels = np.asarray(data.config_type)
+    return {kind: np.flatnonzero(labels == kind) for kind in kinds}
+
+
+def errors_by_config_type(data: Dataset, pred: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """:func:`errors` of each config_type of ``data`` (:func:`config_type_index`)."""
+    return {kind: errors(data.subset(index), subset_predictions(data, pred, index)) for kind, index in config_type_index(data).items()}
 
 
 def subset_predictions(data: Dataset, pred: Mapping[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:

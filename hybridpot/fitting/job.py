@@ -45,7 +45,7 @@ from hybridpot.plots import parity_plots
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
-from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type
+from hybridpot.scoring import baseline_only, config_type_index, config_type_table, errors, errors_by_config_type
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
@@ -201,13 +201,14 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
 
 def cv_record(sol: LinearSolution, data: Dataset) -> dict[str, Any]:
     """report.json's fit.cv: the k-fold CV errors of the fit as solved (``sol.cv_errors``: RMSE per kind, the held-out
-    energy MAE, meV/atom) and, where ``data`` (the training set, in the fit's order) has several config_types, the
-    held-out energy MAE of each (meV/atom): where the fit generalises worst."""
+    energy MAE, meV/atom) and, where ``data`` (the training set, in the fit's order) has several config_types
+    (:func:`hybridpot.scoring.config_type_index`), the held-out energy MAE of each (meV/atom): where the fit
+    generalises worst."""
     out: dict[str, Any] = dict(sol.cv_errors)
-    types = np.asarray(data.config_type)
-    if sol.cv_energy_errors is not None and len(set(data.config_type)) > 1:
+    groups = config_type_index(data) if sol.cv_energy_errors is not None else {}
+    if groups:
         held = 1000.0 * np.abs(sol.cv_energy_errors)
-        out["energy_mae_by_config_type_meV_atom"] = {t: float(held[types == t].mean()) for t in sorted(set(data.config_type))}
+        out["energy_mae_by_config_type_meV_atom"] = {t: float(held[index].mean()) for t, index in groups.items()}
     return out
 
 

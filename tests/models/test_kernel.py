@@ -13,7 +13,7 @@ from hybridpot.dataset import from_frames
 from hybridpot.descriptors import SO3
 from hybridpot.design import DesignAssembler
 from hybridpot.empirical.lj import LennardJones
-from hybridpot.errors import ConfigError, NotExportableError
+from hybridpot.errors import ConfigError, HybridpotError, NotExportableError
 from hybridpot.fallback import smoothstep_off
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.linear import fit_linear
@@ -406,3 +406,20 @@ def test_an_identity_prior_solve_is_an_unscaled_ridge_in_the_fixed_evidence_and_
     ev = solve(acc(everything), n_free=1, scale_columns=False)
     np.testing.assert_allclose(ev.coef, ridge(everything, ev.lam), rtol=1e-9)
     assert ev.method == "evidence" and ev.alpha > 0
+
+
+def test_set_basis_standardises_the_linear_term_over_the_given_descriptors():
+    """``set_basis(points, standardise_from)``: the linear term's mean and scale come from those descriptors (not from
+    the points), as choose_basis uses it; a count of descriptor sets other than the elements' is refused by name."""
+    rng = np.random.default_rng(3)
+    model = KernelModel(["Cu", "Ni"], 4, 3, linear_term=2.0)
+    points = [rng.normal(size=(3, 4)), rng.normal(size=(2, 4))]
+    wide = [rng.normal(1.0, 5.0, size=(50, 4)), rng.normal(-2.0, 0.5, size=(40, 4))]
+    model.set_basis(points, wide)
+    for t, X in enumerate(wide):
+        assert np.allclose(model.linear_mean[t].numpy(), X.mean(0), rtol=1e-13)
+        assert np.allclose(model.linear_scale[t].numpy(), 2.0 / (X.std(0) * np.sqrt(4)), rtol=1e-13)
+    model.set_basis(points)  # default: the points themselves
+    assert np.allclose(model.linear_mean[1].numpy(), points[1].mean(0), rtol=1e-13)
+    with pytest.raises(HybridpotError, match=r"kernel model: 1 sets of descriptors to standardise over, for 2 elements"):
+        model.set_basis(points, wide[:1])
