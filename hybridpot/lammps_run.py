@@ -199,23 +199,33 @@ def create_system(lmp, atoms: Atoms, type_elements: Sequence[str], velocities: n
     return rotation
 
 
-def set_masses(lmp, atoms: Atoms, type_elements: Sequence[str]) -> None:
-    """``mass`` commands: each type gets the mass of its element in ``atoms`` (g/mol = amu).
-
-    Call it again after ``pair_coeff`` lines that set masses themselves (``eam/alloy`` takes them
-    from the setfl file) where the dynamics must use the structure's masses.
+def mass_commands(atoms: Atoms, type_elements: Sequence[str]) -> list[str]:
+    """``mass`` commands: each type gets the mass of its element in ``atoms`` (g/mol = amu; the standard atomic mass
+    for a type without atoms).
 
     Raises:
         ValueError: atoms of one element with different masses (LAMMPS has one mass per type).
     """
     symbols = np.array(atoms.get_chemical_symbols())
     masses = atoms.get_masses()
+    lines = []
     for t, symbol in enumerate(type_elements):
         m = masses[symbols == symbol]
         if m.size and np.ptp(m) > 0:
             raise ValueError(f"atoms of {symbol} have different masses {sorted(set(m.tolist()))}; LAMMPS has one mass per type")
         mass = float(m[0]) if m.size else float(atomic_masses[atomic_numbers[symbol]])
-        lmp.command(f"mass {t + 1} {mass!r}")
+        lines.append(f"mass {t + 1} {mass!r}")
+    return lines
+
+
+def set_masses(lmp, atoms: Atoms, type_elements: Sequence[str]) -> None:
+    """Run :func:`mass_commands` in ``lmp``.
+
+    Call it again after ``pair_coeff`` lines that set masses themselves (``eam/alloy`` takes them
+    from the setfl file) where the dynamics must use the structure's masses.
+    """
+    for line in mass_commands(atoms, type_elements):
+        lmp.command(line)
 
 
 def run_lammps(

@@ -52,6 +52,7 @@ from hybridpot.export.commands import CPU_COMMAND
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
+from hybridpot.lammps_run import mass_commands
 from hybridpot.registry import ExportFormat, export_formats
 
 MANIFEST = "manifest.json"
@@ -216,7 +217,11 @@ def _write_deck(potential, folder: Path, name: str, format: str, atoms: Atoms, s
 
     files["model_json"] = save(potential, folder / f"{name}.hybridpot.json", metadata=getattr(potential, "metadata", None))
     files["data"] = _write(folder / f"{name}.data", _data_text(atoms, elements, units, atom_style))
-    files["input"] = _write(folder / f"in.{name}.lmp", _input_text(name, steps, temperature, units, atom_style))
+    try:
+        masses = mass_commands(atoms, elements)
+    except ValueError as exc:
+        raise HybridpotError(f"example structure: {exc}") from exc
+    files["input"] = _write(folder / f"in.{name}.lmp", _input_text(name, steps, temperature, masses, units, atom_style))
     files["readme"] = _write(folder / "README.md", _readme(potential, name, format))
     files["manifest"] = folder / MANIFEST
     write_text_atomic(files["manifest"], json.dumps(_manifest(potential, name, format, files, lines, overlay, min_distance), indent=1))
@@ -297,14 +302,20 @@ def _data_text(atoms: Atoms, elements: list[str], units: str = "metal", atom_sty
 _TIME = {"metal": ("0.001", "0.1"), "real": ("1.0", "100.0")}
 
 
-def _input_text(name: str, steps: int, temperature: float, units: str = "metal", atom_style: str = "atomic") -> str:
+def _input_text(name: str, steps: int, temperature: float, masses: list[str], units: str = "metal", atom_style: str = "atomic") -> str:
+    """The deck's example run. ``masses``: the structure's ``mass`` commands, restated after the pair lines because some
+    baselines' ``pair_coeff`` sets the masses from its own file (``eam/alloy``: the setfl masses), so that every pair
+    file of the deck (``pair.NAME.lmp``, ``pair.NAME.overlay.lmp``) runs the same dynamics as the data file says."""
     timestep, damping = _TIME[units]
+    mass_lines = "\n".join(f"{line:<15} # the structure's masses (a pair_coeff may have set its file's)" if i == 0 else line
+                            for i, line in enumerate(masses))
     return f"""# hybridpot export {name}: a short NVT run of the example structure (run it in this directory)
 units           {units}
 atom_style      {atom_style}
 boundary        p p p
 read_data       {name}.data
 include         pair.{name}.lmp
+{mass_lines}
 neighbor        1.0 bin
 velocity        all create {temperature!r} 4928459 mom yes rot no dist gaussian
 fix             nvt all nvt temp {temperature!r} {temperature!r} {damping}

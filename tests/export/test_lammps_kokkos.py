@@ -206,3 +206,39 @@ def test_deck_runs_with_the_kokkos_commands_of_its_readme(lammps2021, lammps_pot
     assert np.all(np.abs(rows["kk"] - rows["host"]) <= TOLERANCE * scale), (rows["kk"], rows["host"])
     expected = float(to_numpy(potential.compute(atoms, forces=False, stress=False))["energy"][0])
     assert abs(rows["kk"][0, 2] - expected) <= TOLERANCE * abs(expected)
+
+
+def test_hpot_kk_under_hybrid_overlay(lammps2021, lammps_potentials, tmp_path):
+    """A deck's ``pair.NAME.overlay.lmp`` (LAMMPS's own ``eam/alloy`` + ``hpot FILE baseline no`` under ``hybrid/overlay``),
+    run with ``-sf kk`` so that LAMMPS runs ``hybrid/overlay/kk`` over ``eam/alloy/kk`` and ``hpot/kk``: the same thermo
+    rows (4 NVT steps, 1e-10 relative) as the host ``hpot`` with its own EAM baseline (``pair.NAME.lmp``).
+
+    Not with Tersoff: in this LAMMPS (29 Sep 2021) ``tersoff/kk`` alone already differs from ``tersoff`` (same energy,
+    pressure 0.16% lower on a 512-atom Si cell, so different forces), whatever hpot does; hpot/kk's residual alone
+    matches the host one exactly (:func:`test_hpot_kk_refuses_what_it_does_not_run`)."""
+    from hybridpot.export.lammps import export_lammps
+    from tests.lammps_reference import thermo_rows
+
+    atoms = structure(CUNI, seed=8)
+    potential = hybrid(CUNI, "nn", "eam", lammps_potentials, [atoms], seed=3)
+    files = export_lammps(potential, tmp_path / "deck", name="x", structure=atoms, steps=4, temperature=500.0)
+    assert "overlay" in files, sorted(files)
+    text = files["input"].read_text()
+    assert "include         pair.x.lmp" in text
+    rows, logs = {}, {}
+    for label, pair_file, arguments in (("host", "pair.x.lmp", []), ("kk-overlay", "pair.x.overlay.lmp", ["-k", "on", "t", "2", "-sf", "kk"])):
+        files["input"].write_text(text.replace("include         pair.x.lmp", f"plugin load {lammps2021['plugin']}\ninclude         {pair_file}"))
+        env = dict(os.environ, OMP_NUM_THREADS="2", OMP_PROC_BIND="false")
+        done = subprocess.run([str(lammps2021["lmp"]), "-in", "in.x.lmp", "-log", f"log.{label}", *arguments], cwd=files["input"].parent,
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        rows[label], logs[label] = np.array(thermo_rows(files["input"].parent / f"log.{label}")), done.stdout
+    assert "pair hpot, perpetual" in logs["host"] and "hybrid/overlay" in files["overlay"].read_text()
+    # under hybrid/overlay LAMMPS 2021 names the sub-styles' lists by their keywords; with -sf kk both run on Kokkos
+    for sub in ("eam/alloy", "hpot"):
+        assert re.search(rf"pair {re.escape(sub)}, perpetual.*\n\s+attributes: \w+, newton on, kokkos_device", logs["kk-overlay"]), \
+            logs["kk-overlay"][-3000:]
+    assert rows["host"].shape == (2, 6)
+    scale = np.max(np.abs(rows["host"]), axis=0)
+    print("overlay under kk vs hpot, max relative deviation per column:", np.max(np.abs(rows["kk-overlay"] - rows["host"]), axis=0) / scale)
+    assert np.all(np.abs(rows["kk-overlay"] - rows["host"]) <= TOLERANCE * scale), (rows["kk-overlay"], rows["host"])
