@@ -4,7 +4,8 @@ Per batch of structures (one neighbour list):
 
 * descriptors B (N, K) and their pair-form gradients dB (P, K, 3);
 * model feature rows X (N, M) and their pair gradients G (P, M, 3), placed in the parameter
-  block of the centre atom's element; then
+  block of the centre atom's element (a model with ``map_gradient_rows`` gives G in a basis it maps linearly to its
+  features per element, applied to the sums below: the kernel model's whitening); then
 
   energy rows   sum_{i in s} X_i / N_s                          (per-atom energy, eV/atom)
   force rows    F_a = sum_{p: i_p = a} G_p - sum_{p: j_p = a} G_p  (eV/Angstrom)
@@ -157,7 +158,14 @@ class DesignAssembler:
             for k in torch.unique(key).tolist():
                 sel = key == k
                 W[k] -= torch.einsum("pma,pb->mab", G[sel], graph.vectors[sl][sel])
-        return forces.reshape(N, T, M, 3).permute(0, 3, 1, 2), W
+        forces = forces.reshape(N, T, M, 3)
+        if hasattr(self.model, "map_gradient_rows"):  # G in a basis the model maps linearly per element, after the sums
+            for t in range(T):
+                forces[:, t] = self.model.map_gradient_rows(forces[:, t], t)
+                if W is not None:
+                    Wt = W.view(S, T, M, 9)[:, t]
+                    W.view(S, T, M, 9)[:, t] = self.model.map_gradient_rows(Wt, t)
+        return forces.permute(0, 3, 1, 2), W
 
     def _summed_rows(self, B: torch.Tensor, dB: torch.Tensor, graph, types: torch.Tensor,
                      virial: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:

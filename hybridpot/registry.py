@@ -103,7 +103,9 @@ class ModelType:
             does not rescale the columns), ``has_basis`` / ``choose_basis(B, types, seed)`` (a basis chosen from the
             training descriptors before the solve, e.g. the sparse points of a kernel model) and ``summed_gradients = True``
             with ``gradient_rows(sum dB, sum B_i (x) dB)`` (pair gradients bilinear in the centre's descriptors and dB:
-            the design rows are summed over pairs in descriptor space, no pairs x M array).
+            the design rows are summed over pairs in descriptor space, no pairs x M array), or ``map_gradient_rows(rows, t)``
+            (``pair_feature_gradients`` in a basis that a linear map per element takes to the features' one; the design rows
+            apply it after the sums over pairs).
         train: (potential, data, baseline predictions, weights, settings, seed, progress, log) ->
             record for report.json, for models that are not ``linear``.
         summary: one line for ``hybridpot config``.

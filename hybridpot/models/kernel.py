@@ -174,7 +174,9 @@ class KernelModel(torch.nn.Module):
         return X
 
     def pair_feature_gradients(self, B_center: torch.Tensor, dB: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        """(P, 1 + M [+ K], 3) derivative of the centre atom's feature row w.r.t. each pair vector.
+        """(P, 1 + M [+ K], 3) derivative of the centre atom's feature row w.r.t. each pair vector, before the whitening:
+        columns 1..M hold d k(B_i, d_{t,m}) / d r_p; :meth:`map_gradient_rows` applies W_t once the design rows have summed
+        them over pairs (a product per atom row instead of per pair: pairs outnumber atoms 50-100 to 1).
 
         Args:
             B_center: (P, K) descriptors of each pair's centre atom; dB: (P, K, 3) their derivatives
@@ -182,11 +184,18 @@ class KernelModel(torch.nn.Module):
         """
         G = torch.zeros((dB.shape[0], self.n_params, 3), dtype=dB.dtype, device=dB.device)
         for t, idx in self._by_type(types):
-            g = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
-            G[idx, 1:1 + self.n_sparse] = torch.einsum("pma,mn->pna", g, self.whiten[t].to(dB.dtype))
+            G[idx, 1:1 + self.n_sparse] = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
             if self.n_linear:
                 G[idx, 1 + self.n_sparse:] = dB[idx] * self.linear_scale[t].to(dB.dtype)[None, :, None]
         return G
+
+    def map_gradient_rows(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        """Sums of :meth:`pair_feature_gradients` of centres of element t, (R, 1 + M [+ K], c) (any trailing size c), in the
+        feature basis: the kernel columns times W_t (a linear map, so it commutes with the sums over pairs)."""
+        out = rows.clone()
+        M = self.n_sparse
+        out[:, 1:1 + M] = torch.einsum("rmc,mn->rnc", rows[:, 1:1 + M], self.whiten[t].to(rows.dtype))
+        return out
 
     def _by_type(self, types: torch.Tensor):
         for t in range(len(self.elements)):
