@@ -142,22 +142,24 @@ def test_plugin_matches_hybridpot(case, lammps_potentials, tmp_path):
         assert_close(compare(potential, tmp_path, "m", atoms, orders[-1], overlay=True), f"{_case_id(case)} overlay")
 
 
-KERNEL_CASES = [(CU, "eam", "polynomial", 2, 0.0), (CUNI, "eam", "polynomial", 4, 1.0), (CUNI, None, "se", 1, 0.5),
-                (SIC, "tersoff", "polynomial", 4, 1.0)]
+KERNEL_CASES = [(CU, "eam", "polynomial", 2, 0.0, "power"), (CUNI, "eam", "polynomial", 4, 1.0, "power"),
+                (CUNI, None, "se", 1, 0.5, "power"), (SIC, "tersoff", "polynomial", 4, 1.0, "power"),
+                (CUNI, "eam", "polynomial", 4, 1.0, "bispectrum")]
 
 
 @pytest.mark.parametrize("case", KERNEL_CASES,
-                         ids=lambda c: f"{c[2]}{c[3]}{'+linear' if c[4] else ''}-{''.join(c[0].elements)}-{c[1] or 'nobaseline'}")
+                         ids=lambda c: f"{c[2]}{c[3]}{'+linear' if c[4] else ''}-{''.join(c[0].elements)}-{c[1] or 'nobaseline'}-{c[5]}")
 def test_kernel_model_matches_hybridpot(case, lammps_potentials, tmp_path):
     """A sparse-GP model (sparse points from two cells, random whitened weights of ~0.03 eV, with or without the linear
-    term) fused with the baseline and with LAMMPS's own baseline overlaid, both type orders."""
+    term) on the power spectrum or the bispectrum, fused with the baseline and with LAMMPS's own baseline overlaid, both
+    type orders."""
     from hybridpot.empirical import load
     from hybridpot.models.kernel import KernelModel
     from hybridpot.prediction import descriptors as descriptors_of
 
-    system, baseline, kernel, zeta, linear_term = case
+    system, baseline, kernel, zeta, linear_term, invariants = case
     atoms = structure(system, seed=3)
-    d = descriptor(system)
+    d = descriptor(system, invariants=invariants)
     model = KernelModel(list(system.elements), d.n_features, 20, kernel, zeta, linear_term=linear_term)
     base = load(lammps_potentials / system.baselines[baseline]) if baseline else None
     potential = HybridPotential(base, d, model)
