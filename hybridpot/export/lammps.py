@@ -307,8 +307,7 @@ def _input_text(name: str, steps: int, temperature: float, masses: list[str], un
     baselines' ``pair_coeff`` sets the masses from its own file (``eam/alloy``: the setfl masses), so that every pair
     file of the deck (``pair.NAME.lmp``, ``pair.NAME.overlay.lmp``) runs the same dynamics as the data file says."""
     timestep, damping = _TIME[units]
-    mass_lines = "\n".join(f"{line:<15} # the structure's masses (a pair_coeff may have set its file's)" if i == 0 else line
-                            for i, line in enumerate(masses))
+    mass_lines = "\n".join(["# the structure's masses again (a pair_coeff may have set its file's)", *masses])
     return f"""# hybridpot export {name}: a short NVT run of the example structure (run it in this directory)
 units           {units}
 atom_style      {atom_style}

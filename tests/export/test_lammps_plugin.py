@@ -527,6 +527,20 @@ def test_deck_runs_as_written(lammps_potentials, tmp_path, monkeypatch):
     assert files["overlay"].read_text().splitlines()[1].startswith("pair_style hybrid/overlay eam/alloy hpot ")
 
 
+def test_deck_refuses_an_example_structure_with_two_masses_for_one_element(lammps_potentials, tmp_path):
+    """LAMMPS has one mass per type: an example structure whose Cu atoms have different masses is refused by name, and no
+    deck folder is left behind."""
+    atoms = structure(CU, seed=3)
+    potential = hybrid(CU, "linear", "eam", lammps_potentials, [atoms], seed=1)
+    masses = atoms.get_masses()
+    masses[0] = 65.0
+    atoms.set_masses(masses)
+    with pytest.raises(HybridpotError, match=r"example structure: atoms of Cu have different masses \[63\.546, 65\.0\]; "
+                                             r"LAMMPS has one mass per type"):
+        export_lammps(potential, tmp_path / "deck", name="a", structure=atoms)
+    assert not (tmp_path / "deck").exists()
+
+
 def test_deck_folder_rules(lammps_potentials, tmp_path):
     """One folder holds one deck, replaced as a whole: another name is refused, a user's file is never replaced, a
     re-export of the same name replaces the deck (the files it no longer has are gone)."""
