@@ -273,6 +273,8 @@ DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
     "hybrid (mode auto), --tune, linear only": (True, "auto", {"tune": True, "tune_models": ["linear"]}),
     "pure ML, --tune": (False, None, {"tune": True}),
     "pure ML, --tune, linear only": (False, None, {"tune": True, "tune_models": ["linear"]}),
+    "hybrid (mode auto), --tune, both invariants": (True, "auto", {"tune": True, "tune_kinds": ["power", "bispectrum"]}),
+    "pure ML, --tune, both invariants": (False, None, {"tune": True, "tune_kinds": ["power", "bispectrum"]}),
 }
 
 

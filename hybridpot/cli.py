@@ -23,9 +23,7 @@ def _fit(args: argparse.Namespace) -> int:
     from hybridpot.fitting.config import read_config
     from hybridpot.fitting.job import run_fit
 
-    config = read_config(args.config)
-    if args.tune:
-        config["fit"]["tune"] = True
+    config = read_config(args.config, {"fit": {"tune": True}} if args.tune else None)
     run_fit(config, progress=not args.quiet)
     return 0
 

@@ -126,6 +126,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "tune_models": ((list,), ["linear", "quadratic"], "tune: model types searched (those with the configured model's [model] "
                                                           "keys: linear and quadratic share theirs), the whole search once per "
                                                           "type with an equal share of the budget left; the best over all kept"),
+        "tune_kinds": ((list,), [], "tune: the descriptor's invariant kinds searched right after rcut (e.g. ['power', "
+                                    "'bispectrum']: the bispectrum's three-neighbour invariants, larger and slower); empty: the "
+                                    "configured kind only"),
         "tune_nmax": ((list,), [4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
                                           f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}"),
         "tune_lmax": ((list,), [3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
@@ -234,13 +237,34 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") 
     _check_values(out, base_dir, source)
     for section, registry in TYPED.items():
         _check_typed(out, section, registry, typed[section], source, base_dir)
+    _check_tune_kinds(out, source)
     return FitConfig(out, source)
 
 
-def read_config(path: str | Path) -> FitConfig:
-    """Read and validate a TOML configuration file."""
+def _check_tune_kinds(c: dict[str, dict[str, Any]], source: str) -> None:
+    """``[fit] tune_kinds``: distinct kinds, each one the descriptor accepts (checked by its own settings)."""
+    kinds = c["fit"]["tune_kinds"]
+    if not all(isinstance(k, str) for k in kinds) or len(set(kinds)) != len(kinds):
+        raise fail(source, f"[fit] tune_kinds = {kinds!r}: expected a list of distinct invariant kinds, e.g. ['power', 'bispectrum']")
+    if not kinds:
+        return
+    d = c["descriptor"]
+    if "kind" not in d:
+        raise fail(source, f"[fit] tune_kinds: descriptor type {d['type']!r} has no invariant kind to search")
+    settings = settings_of(c, "descriptor")
+    for kind in kinds:
+        dataclasses.replace(settings, kind=kind).check(f"{source}: [fit] tune_kinds:")
+
+
+def read_config(path: str | Path, overrides: dict[str, dict[str, Any]] | None = None) -> FitConfig:
+    """Read and validate a TOML configuration file, with ``overrides`` (section -> key -> value, e.g. the command line's
+    ``--tune``) merged in before the validation."""
     path = Path(path)
-    return parse_config(read_toml(path), path.resolve().parent, str(path))
+    raw = read_toml(path)
+    for section, values in (overrides or {}).items():
+        table = raw.get(section, {})
+        raw[section] = {**table, **values} if isinstance(table, dict) else table  # not a table: the validation says so
+    return parse_config(raw, path.resolve().parent, str(path))
 
 
 def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None:

@@ -4,10 +4,13 @@ Coordinate search scored by k-fold cross-validation on the training set only (ne
 in order, each searched at the best settings found so far (:func:`tune_coordinates`):
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
-2. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
+2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum or bispectrum; searched only where that list is given, the
+   configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
+   = 4 against the power spectrum's 50, and a kernel candidate on it costs several times as much to fit);
+3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
    tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
-3. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
-4. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
+4. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
+5. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
    a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
@@ -328,6 +331,7 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
     coords += [
         Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
+        *([Coordinate("descriptor", "kind", (d["kind"], *(k for k in f["tune_kinds"] if k != d["kind"])))] if f["tune_kinds"] else []),
         Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
         Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
@@ -343,6 +347,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
                                  saturates=saturates, cheapest_first=cheapest_first))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
+    if not f["tune_kinds"] and d.get("kind") is not None:
+        notes.append(f"the invariants are not searched (tune_kinds is empty): {d['kind']} only")
     if m["type"] in MODEL_COORDINATES:  # the model's own coordinates come last: keep part of the budget for them
         coords = [dataclasses.replace(c, share=DESCRIPTOR_SHARE) if c.section == "descriptor" else c for c in coords]
     return coords, notes

@@ -101,6 +101,15 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     assert (out / "report.json").read_text() == "{}"
 
 
+def test_the_tune_flag_validates_the_tune_keys(tmp_path, capsys):
+    """``hybridpot fit --tune`` checks the [fit] tune_* keys like ``tune = true`` in the file does (before, the flag was set
+    after the validation, which then skipped them)."""
+    path = config(tmp_path, BASE + "[fit]\ntune_alpha = []\n")
+    assert main(["-q", "fit", "--tune", str(path)]) == 2
+    assert "[fit] tune_alpha = []: expected a non-empty list" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("fit, message", [
     ("energy_weight = 'auto'", "[fit] energy_weight = 'auto': expected a number >= 0 or 'cv'"),
     ("energy_weight = 'cv'\nenergy_weight_candidates = []", "energy_weight_candidates = []: expected a non-empty list"),

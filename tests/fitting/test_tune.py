@@ -297,6 +297,9 @@ def _check_record(tune: dict) -> dict:
         assert c["best"] in c["tried"]
         assert set(c["tried"]) <= {r[c["key"]] for r in table}
         tried = c["tried"]
+        if not all(isinstance(v, (int, float)) for v in tried):  # categorical (the kind): no edges
+            assert c["edge"] is None
+            continue
         assert tried == sorted(tried)
         assert c["edge"] == (None if len(tried) == 1 else "top" if c["best"] == tried[-1] else "bottom" if c["best"] == tried[0]
                              else None)
@@ -353,6 +356,35 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
     assert any(s.startswith("tune: chose") and "zeta" in s for s in lines)
 
 
+def test_the_invariants_kind_is_searched_where_tune_kinds_is_given(tmp_path):
+    """tune_kinds: a categorical coordinate right after rcut, the configured kind first; empty (the default): a note."""
+    coords, notes = tune_coordinates(_config(tmp_path / "a", {"type": "linear"}, {"tune_kinds": ["bispectrum", "power"]}), 2.5)
+    kind = next(c for c in coords if c.key == "kind")
+    assert kind.candidates == ("power", "bispectrum") and not kind.grow and kind.section == "descriptor"
+    assert [c.key for c in coords if c.section == "descriptor"][:3] == ["rcut", "kind", "nmax"]
+    assert not any("invariants" in n for n in notes)
+    coords, notes = tune_coordinates(_config(tmp_path / "b", {"type": "linear"}, {}), 2.5)
+    assert "kind" not in [c.key for c in coords] and any("invariants are not searched" in n and "power only" in n for n in notes)
+
+
+def test_tune_chooses_and_applies_the_invariants_kind(tmp_path):
+    """A real tune over both kinds: each is fitted at the best rcut, the potential is built with the chosen one, and the
+    chosen kind's rows are what the later coordinates grew from."""
+    fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_kinds": ["power", "bispectrum"], "tune_models": ["linear"],
+                                                        "tune_nmax": [2], "tune_lmax": [2], "tune_alpha": [1.5]}, nmax=2),
+                  progress=False, log=lambda s: None)
+    tune = fit.report["fit"]["tune"]
+    best = _check_record(tune)
+    assert [c["key"] for c in tune["coordinates"]][:2] == ["rcut", "kind"]
+    assert {r["kind"] for r in tune["table"]} == {"power", "bispectrum"}
+    assert tune["chosen"]["descriptor"]["kind"] == best["kind"] == fit.potential.descriptor.kind
+    assert fit.report["config"]["descriptor"]["kind"] == best["kind"]
+    # the two kinds' candidates differ in their number of features: the row's size is the model's parameters
+    power, bisp = tune["table"][:2]  # one rcut candidate (the configured kind), then the kind's search at its settings
+    assert (power["kind"], bisp["kind"]) == ("power", "bispectrum")
+    assert all(power[k] == bisp[k] for k in ("rcut", "nmax", "lmax", "alpha")) and bisp["size"] > power["size"]
+
+
 def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     """A candidate whose solve would not fit in memory is skipped with the check's reason (no crash); the fit goes on."""
     from hybridpot.fitting import checks
@@ -381,6 +413,9 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     ("tune_models", ["linear", "linear"], "distinct"),
     ("tune_models", ["bogus"], "unknown model type"),
     ("tune_models", ["nn"], "not linear in its parameters"),
+    ("tune_kinds", ["power", "power"], "distinct invariant kinds"),
+    ("tune_kinds", ["power", 3], "distinct invariant kinds"),
+    ("tune_kinds", ["power", "trispectrum"], "tune_kinds: kind = 'trispectrum': expected 'power' or 'bispectrum'"),
 ])
 def test_tune_keys_are_validated(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message):
