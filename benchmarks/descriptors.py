@@ -145,7 +145,8 @@ def breakdown_worker(n: int, repeat: int) -> dict:
 
     from hybridpot.descriptors import SO3
     from hybridpot.descriptors.angular import spherical_harmonics
-    from hybridpot.descriptors.so3 import PairBasis, _atom_aligned_chunks, angular_contractions, radial_times_angular
+    from hybridpot.descriptors.invariants import angular_contractions
+    from hybridpot.descriptors.so3 import PairBasis, _atom_aligned_chunks, radial_times_angular
     from hybridpot.neighbors import build_graph
     from hybridpot.system import AtomicSystem
 

@@ -27,11 +27,13 @@ Y_lm and its gradient/Hessian from sphericart) and the same angular contractions
   dE/dc and returns dE/dr_p = sum_{nu l} [w g'_{nu l} r_hat <Y_l, dE/dc_{nu l}> + w g_{nu l} <dY_l, dE/dc_{nu l}>]
   per pair, never forming dB (:class:`_DensityVJP`, radial sums first: :func:`_vjp_chunk`; it is
   differentiable again, for training on forces and for Hessian-vector products).
-* pair form (``gradients=True``): the derivative of an invariant is a sum over its factor blocks
-  c_{nu l}, each contracted with an adjoint vector D computed per atom
-  (:meth:`Invariants.adjoints`), so a pair contributes w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>
-  (:meth:`Invariants.pair_gradients`). Pairs are sorted by centre and processed in chunks of
-  whole atoms, one pass: c, B, D and dB of a chunk together.
+* pair form (``gradients=True``): :meth:`Invariants.pair_derivatives` of each chunk. The derivative of an
+  invariant is a sum over its factor blocks c_{nu l}, each contracted with an adjoint vector D computed per
+  atom (:meth:`Invariants.adjoints`), so a pair contributes w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>
+  (the power spectrum: few D per atom, contracted per pair); the bispectrum, whose D outnumber the
+  coefficients, forms each atom's Jacobian dB/dc from them and multiplies it with the pairs' dc/dr in one
+  batched matrix product per chunk. Pairs are sorted by centre and processed in chunks of whole atoms, one
+  pass: c, B and dB of a chunk together.
 
 The per-chunk kernels can run through ``torch.compile`` (``compiled=True``): the same functions,
 fused by inductor into a few loops (faster for the derivatives; benchmarks/descriptors.py measures it).
@@ -182,23 +184,6 @@ def radial_sums(d: torch.Tensor, radials: Sequence[torch.Tensor], lmax: int) -> 
     return [(d * _expand_l(radial, lmax)).sum(1) for radial in radials]
 
 
-def angular_contractions(angular: torch.Tensor, adjoints: Sequence[torch.Tensor]) -> torch.Tensor:
-    """<Y_l, D>, <dY_l, D> (and <d2Y_l, D>) for every adjoint vector D of every l.
-
-    Args:
-        angular: (P, L^2, n_comp) from :meth:`PairBasis.angular_stack`.
-        adjoints: list over l of (P, S_l, 2l + 1): the vectors D, already gathered per pair.
-
-    Returns:
-        (P, sum_l S_l, n_comp), l-major.
-    """
-    blocks = [(angular[:, l * l : (l + 1) * (l + 1)], d) for l, d in enumerate(adjoints) if d.shape[1]]
-    if torch.compiler.is_compiling():
-        # a product and a sum over m, which torch.compile fuses with the gathers of D
-        return torch.cat([(d.unsqueeze(3) * a.unsqueeze(1)).sum(2) for a, d in blocks], dim=1)
-    return torch.cat([torch.bmm(d, a) for a, d in blocks], dim=1)  # faster than the above when run eagerly
-
-
 def _chunks(n: int, size: int) -> list[slice]:
     return [slice(s, min(n, s + size)) for s in range(0, max(n, 1), size)] if n else []
 
@@ -207,7 +192,8 @@ def _chunks(n: int, size: int) -> list[slice]:
 # Chunk kernels: pure functions of a chunk of pairs, written so that torch.compile can fuse them
 # (no in-place updates of inputs other than the final copy, no out= into views). They run as they
 # are (eager) or compiled (``compiled=True``); the few layout choices that favour one or the other
-# are made inside :func:`radial_times_angular`, :func:`radial_sums` and :func:`angular_contractions`.
+# are made inside :func:`radial_times_angular`, :func:`radial_sums` and
+# :func:`hybridpot.descriptors.invariants.angular_contractions`.
 
 _COMPILED: dict[Callable, Callable] = {}
 
@@ -301,8 +287,7 @@ def _gradient_chunk(
     u, du = basis.radial[0], basis.radial[1]
     c = radial_times_angular(u, basis.angular[0], spline.lmax)
     coefficients = torch.index_add(c.new_zeros((n_local,) + c.shape[1:]), 0, local, c)
-    adjoints = invariants.pair_adjoints(coefficients, local)
-    out.copy_(invariants.pair_gradients(u, du, basis.unit, angular_contractions(basis.angular_stack(), adjoints)))
+    out.copy_(invariants.pair_derivatives(coefficients, local, u, du, basis.angular_stack(), basis.unit))
     return invariants(coefficients)
 
 
