@@ -269,10 +269,11 @@ DEFAULT_ROWS: dict[str, tuple[bool, str | None, dict[str, Any]]] = {
     "hybrid, old absolute 1:1 weights": (True, "on", {"weight_scale": "rows"}),
     "pure ML, energy_weight cv": (False, None, {"energy_weight": "cv"}),
     "hybrid (mode auto), energy_weight cv": (True, "auto", {"energy_weight": "cv"}),
-    "hybrid (mode auto), --tune": (True, "auto", {"tune": True}),
-    "hybrid (mode auto), --tune, linear only": (True, "auto", {"tune": True, "tune_models": ["linear"]}),
-    "pure ML, --tune": (False, None, {"tune": True}),
-    "pure ML, --tune, linear only": (False, None, {"tune": True, "tune_models": ["linear"]}),
+    # the tune rows before tune_kinds (the configured power spectrum only; the default since 2026-12-06 searches both)
+    "hybrid (mode auto), --tune": (True, "auto", {"tune": True, "tune_kinds": []}),
+    "hybrid (mode auto), --tune, linear only": (True, "auto", {"tune": True, "tune_models": ["linear"], "tune_kinds": []}),
+    "pure ML, --tune": (False, None, {"tune": True, "tune_kinds": []}),
+    "pure ML, --tune, linear only": (False, None, {"tune": True, "tune_models": ["linear"], "tune_kinds": []}),
     "hybrid (mode auto), --tune, both invariants": (True, "auto", {"tune": True, "tune_kinds": ["power", "bispectrum"]}),
     "pure ML, --tune, both invariants": (False, None, {"tune": True, "tune_kinds": ["power", "bispectrum"]}),
 }

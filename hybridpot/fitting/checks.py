@@ -156,6 +156,28 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
 
 
 
+def check_enough_rows(config: FitConfig, potential, train: Dataset) -> None:
+    """Refuse a fit by least squares with more parameters than ``train`` can give rows, before the design pass (whose
+    solve would refuse it only at the end): at most one energy row and six virial rows per structure and three force
+    rows per atom with forces. A model with its own prior on every parameter (``identity_prior``: the kernel's GP) may
+    have more parameters than rows.
+
+    Raises:
+        ConfigError: naming the counts and what lowers them.
+    """
+    model = potential.model
+    if not hasattr(model, "n_params") or config["model"]["type"] == "nn" or getattr(model, "identity_prior", False):
+        return
+    n_params = model.n_params * len(model.elements)
+    rows = 7 * len(train) + 3 * int(train.n_atoms[train.has_forces].sum())
+    if n_params > rows:
+        raise ConfigError(
+            f"{config.source}: the {config['model']['type']} model has {n_params} parameters ({potential.descriptor.n_features} "
+            f"descriptor features), more than the at most {rows} rows of the {len(train)} training structures: lower [descriptor] "
+            "nmax or lmax, use a linear model, or add data"
+        )
+
+
 def check_baseline_finite(data: Dataset, baseline, source: str) -> None:
     """The baseline's energies and forces on ``data`` are finite (else the residual targets are not).
 

@@ -30,7 +30,8 @@ from hybridpot.distributed import Cluster, ClusterArg, connect
 from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
-from hybridpot.fitting.checks import check_baseline_finite, check_cutoff, check_data, check_fitted, check_solve_memory
+from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
+                                      check_solve_memory)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
@@ -334,6 +335,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         potential = make_potential(config, elements, baseline)
         check_cutoff(config, train, elements, potential.descriptor.rcut)
         check_solve_memory(config, potential, train)
+        if not f["tune"]:  # a tune refuses such candidates itself and tries others
+            check_enough_rows(config, potential, train)
     log(f"training on {len(train)} structures ({int(train.n_atoms.sum())} atoms)"
         + (f", testing on {len(test)} ({int(test.n_atoms.sum())} atoms)" if test else ""))
     if cluster is not None:

@@ -4,8 +4,7 @@ Coordinate search scored by k-fold cross-validation on the training set only (ne
 in order, each searched at the best settings found so far (:func:`tune_coordinates`):
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
-2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum or bispectrum; searched only where that list is given, the
-   configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
+2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum and bispectrum by default; the configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
    = 4 against the power spectrum's 50, and a kernel candidate on it costs several times as much to fit);
 3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
    tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
@@ -29,7 +28,8 @@ Each candidate is one streamed assembly with per-fold, per-kind QR factors (:fun
 with ``cv_score``); the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
 ``energy_weight = "cv"``, and with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A
 candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted
-(the descriptor refuses its settings, or its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`)
+(the descriptor refuses its settings, its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`,
+or it has more parameters than the data have rows: :func:`~hybridpot.fitting.checks.check_enough_rows`)
 is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once
 ``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
 the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
@@ -51,7 +51,7 @@ from ase.neighborlist import neighbor_list
 from hybridpot.dataset import Dataset
 from hybridpot.distributed import ClusterArg
 from hybridpot.errors import ConfigError, HybridpotError
-from hybridpot.fitting.checks import check_solve_memory
+from hybridpot.fitting.checks import check_enough_rows, check_solve_memory
 from hybridpot.fitting.config import TUNE_CAPS, FitConfig
 from hybridpot.fitting.linear import fit_linear, prepare_basis
 from hybridpot.potential import HybridPotential
@@ -331,7 +331,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
     coords += [
         Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
-        *([Coordinate("descriptor", "kind", (d["kind"], *(k for k in f["tune_kinds"] if k != d["kind"])))] if f["tune_kinds"] else []),
+        *([Coordinate("descriptor", "kind", (d["kind"], *(k for k in f["tune_kinds"] if k != d["kind"])))]
+          if f["tune_kinds"] and d.get("kind") is not None else []),
         Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
         Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
@@ -347,7 +348,9 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
                                  saturates=saturates, cheapest_first=cheapest_first))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
-    if not f["tune_kinds"] and d.get("kind") is not None:
+    if d.get("kind") is None:
+        notes.append(f"the invariants are not searched: descriptor type {d['type']!r} has no kinds")
+    elif not f["tune_kinds"]:
         notes.append(f"the invariants are not searched (tune_kinds is empty): {d['kind']} only")
     if m["type"] in MODEL_COORDINATES:  # the model's own coordinates come last: keep part of the budget for them
         coords = [dataclasses.replace(c, share=DESCRIPTOR_SHARE) if c.section == "descriptor" else c for c in coords]
@@ -393,6 +396,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
             try:
                 potential = build(cfg)
                 check_solve_memory(cfg, potential, train)
+                check_enough_rows(cfg, potential, train)
             except HybridpotError as exc:
                 raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
             last.clear()

@@ -242,7 +242,7 @@ def test_tune_chooses_the_best_cv_candidate(tmp_path):
     table = tune["table"]
     assert len(table) >= 3 and not tune["stopped_by_budget"]
     best = table[int(np.argmin([r["score"] for r in table]))]
-    assert tune["chosen"] == {"descriptor": {k: best[k] for k in ("rcut", "nmax", "lmax", "alpha")}, "model": {"type": best["type"]}}
+    assert tune["chosen"] == {"descriptor": {k: best[k] for k in ("rcut", "kind", "nmax", "lmax", "alpha")}, "model": {"type": best["type"]}}
     assert fit.potential.model.kind == best["type"]
     assert float(fit.potential.descriptor.rcut) == pytest.approx(best["rcut"])
     assert fit.report["config"]["descriptor"]["nmax"] == best["nmax"] and fit.report["config"]["descriptor"]["lmax"] == best["lmax"]

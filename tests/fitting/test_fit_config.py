@@ -101,6 +101,16 @@ def test_refuses_to_overwrite(tmp_path, capsys):
     assert (out / "report.json").read_text() == "{}"
 
 
+def test_more_parameters_than_rows_is_refused_before_the_design_pass(tmp_path, capsys):
+    """A quadratic 4/4 model (1326 parameters) on one structure: refused up front with the counts, nothing written."""
+    one = tmp_path / "one.xyz"
+    write(one, read(bundled("Cu_train.xyz"), index=":1"))
+    n = len(read(one))
+    text = BASE.replace('type = "linear"', 'type = "quadratic"').replace("nmax = 3\nlmax = 3", "nmax = 4\nlmax = 4")
+    run_fails(tmp_path, config(tmp_path, text, train=str(one)), capsys,
+              f"the quadratic model has 1326 parameters (50 descriptor features), more than the at most {7 + 3 * n} rows")
+
+
 def test_the_tune_flag_validates_the_tune_keys(tmp_path, capsys):
     """``hybridpot fit --tune`` checks the [fit] tune_* keys like ``tune = true`` in the file does (before, the flag was set
     after the validation, which then skipped them)."""

@@ -160,7 +160,7 @@ def test_kernel_tunes_keep_part_of_the_budget_for_the_model(tmp_path):
             assert [c.key for c in coords if c.cheapest_first] == ["n_sparse"]
         else:  # the model type: the outer loop, first
             assert model_coords == {"type": (False, False, None)}
-            assert [c.key for c in coords][:3] == ["type", "rcut", "nmax"]
+            assert [c.key for c in coords][:4] == ["type", "rcut", "kind", "nmax"]
 
 
 def test_the_model_type_is_searched_among_types_with_the_same_keys(tmp_path):
@@ -317,7 +317,7 @@ def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     best = _check_record(tune)
-    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "nmax", "lmax", "alpha"]
+    assert [c["key"] for c in tune["coordinates"]] == ["rcut", "kind", "nmax", "lmax", "alpha"]
     assert {r["type"] for r in tune["table"]} == {"linear", "quadratic"} and list(tune["searches"]) == ["linear", "quadratic"]
     assert tune["coordinates"] == tune["searches"][best["type"]]["coordinates"]
     assert tune["chosen"]["model"] == {"type": best["type"]} and "ridge is not searched" in tune["notes"][0]
@@ -357,13 +357,16 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
 
 
 def test_the_invariants_kind_is_searched_where_tune_kinds_is_given(tmp_path):
-    """tune_kinds: a categorical coordinate right after rcut, the configured kind first; empty (the default): a note."""
+    """tune_kinds: a categorical coordinate right after rcut, the configured kind first (by default power and bispectrum);
+    empty: a note."""
     coords, notes = tune_coordinates(_config(tmp_path / "a", {"type": "linear"}, {"tune_kinds": ["bispectrum", "power"]}), 2.5)
     kind = next(c for c in coords if c.key == "kind")
     assert kind.candidates == ("power", "bispectrum") and not kind.grow and kind.section == "descriptor"
     assert [c.key for c in coords if c.section == "descriptor"][:3] == ["rcut", "kind", "nmax"]
     assert not any("invariants" in n for n in notes)
-    coords, notes = tune_coordinates(_config(tmp_path / "b", {"type": "linear"}, {}), 2.5)
+    coords, notes = tune_coordinates(_config(tmp_path / "b", {"type": "linear"}, {}), 2.5)  # the default: both
+    assert next(c for c in coords if c.key == "kind").candidates == ("power", "bispectrum")
+    coords, notes = tune_coordinates(_config(tmp_path / "c", {"type": "linear"}, {"tune_kinds": []}), 2.5)
     assert "kind" not in [c.key for c in coords] and any("invariants are not searched" in n and "power only" in n for n in notes)
 
 
