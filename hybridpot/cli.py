@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", parents=[common], help="fit an ML residual as configured in a TOML file",
                        epilog="every configuration key, its default and meaning: hybridpot config [SECTION]")
     p.add_argument("config", help="configuration file (TOML)")
-    p.add_argument("--tune", action="store_true", help="[fit] tune = true: search the descriptor (rcut, nmax, lmax, alpha), the model type (linear, quadratic) or a kernel model's zeta and n_sparse by k-fold CV on train first")
+    p.add_argument("--tune", action="store_true", help="[fit] tune = true: search the descriptor (rcut, the invariants, nmax, lmax, alpha), the model type (linear, quadratic) or a kernel model's zeta and n_sparse by k-fold CV on train first")
     p.set_defaults(func=_fit)
     p = sub.add_parser("eval", parents=[common], help="error table of a fitted model on a labelled data set")
     p.add_argument("model", help="model file (*.hybridpot.json)")

@@ -115,7 +115,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                            "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
                                            "'rows': only by its number of rows (absolute units, as before)"),
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
-        "tune": ((bool,), False, "search the descriptor's rcut, nmax, lmax (and alpha), the model type (tune_models) and a kernel "
+        "tune": ((bool,), False, "search the descriptor's rcut, invariants (tune_kinds), nmax, lmax (and alpha), the model type (tune_models) and a kernel "
                                  "model's zeta and n_sparse by "
                                  "k-fold CV on train before the fit (models linear in their parameters; hybridpot.fitting.tune; "
                                  "hybridpot fit --tune); the table goes in report.json fit.tune"),
