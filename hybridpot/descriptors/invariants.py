@@ -65,19 +65,17 @@ class Invariants(torch.nn.Module):
         """The adjoint vectors of each pair's centre: a list over l of (P, n_adjoints[l], 2l + 1)."""
         return [d.index_select(0, centers) for d in self.adjoints(coefficients)]
 
-    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, radial: torch.Tensor, d_radial: torch.Tensor,
-                         angular: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:
         """dB[centre] / dr_p (P, K, 3) of P pairs sorted by centre: the adjoint vectors of each pair's centre contracted
         with its Y and dY (:func:`angular_contractions`), combined by :meth:`pair_gradients`.
 
         Args:
             coefficients: (n, nu, L^2) the density coefficients of the chunk's atoms; centers: (P,) each pair's centre
                 in [0, n), non-decreasing.
-            radial, d_radial: (P, nu, L) w g_{nu l}(r_p) and w dg/dr (1/A).
-            angular: (P, L^2, 4) Y_lm and dY_lm/dr (1/A) side by side (``PairBasis.angular_stack``).
-            unit: (P, 3) r_p / |r_p|.
+            basis: the pairs' radial and angular functions, to first order (:class:`hybridpot.descriptors.so3.PairBasis`).
         """
-        return self.pair_gradients(radial, d_radial, unit, angular_contractions(angular, self.pair_adjoints(coefficients, centers)))
+        contractions = angular_contractions(basis.angular_stack(), self.pair_adjoints(coefficients, centers))
+        return self.pair_gradients(basis.radial[0], basis.radial[1], basis.unit, contractions)
 
     def pair_gradients(
         self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor
@@ -258,7 +256,6 @@ class Bispectrum(Invariants):
             target.append(((slot_radial[f] // L) * L * L + l * l + m) * self.n_features + feature[f])
         self.register_buffer("jacobian_source", torch.as_tensor(np.concatenate(source)), persistent=False)
         self.register_buffer("jacobian_target", torch.as_tensor(np.concatenate(target)), persistent=False)
-        self.register_buffer("l_of_lm", torch.as_tensor(l_of_lm(self.lmax)), persistent=False)
 
     def _coupled(self, t: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """sum_{m1 m2} T_t[m1, m2, m] x[..., m1] y[..., m2] -> (..., 2l + 1)."""
@@ -300,24 +297,20 @@ class Bispectrum(Invariants):
         out = coefficients.new_zeros((n, coefficients[0].numel() * self.n_features))
         return out.index_add_(1, self.jacobian_target, flat.index_select(1, self.jacobian_source)).view(n, -1, self.n_features)
 
-    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, radial: torch.Tensor, d_radial: torch.Tensor,
-                         angular: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-        """dB[centre] / dr_p = J_centre^T dc_p / dr_p, dc_{nu lm} / dr = w g'_{nu l} Y_lm r_hat + w g_{nu l} dY_lm: the atoms'
-        Jacobians (:meth:`jacobians`) times their pairs' [w g' Y, w g dY] (P, 4, C), one batched matrix product over the
-        chunk's atoms with their pairs padded to the most any has. Its 4 K C multiply-adds per pair replace the
-        3 (nu + 2 nu^2) adjoint vectors per triple that the contractions of the other route gather for every pair (5x
-        faster at nmax 6, lmax 4, K 894)."""
-        p, n, big_k = radial.shape[0], coefficients.shape[0], self.n_features
-        expand = self.l_of_lm
-        u, du = radial.index_select(2, expand), d_radial.index_select(2, expand)  # (P, nu, L^2)
-        a = angular.transpose(1, 2).unsqueeze(2)  # (P, 4, 1, L^2)
-        dc = torch.cat([du.unsqueeze(1) * a[:, :1], u.unsqueeze(1) * a[:, 1:]], dim=1).reshape(p, 4, -1)  # (P, 4, C)
+    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:
+        """dB[centre] / dr_p = J_centre^T dc_p / dr_p: the atoms' Jacobians (:meth:`jacobians`) times their pairs'
+        [w g' Y, w g dY] (P, 4, C; ``PairBasis.density_derivatives``), one batched matrix product over the chunk's atoms
+        with their pairs padded to the most any has. Its 4 K C multiply-adds per pair replace the 3 (nu + 2 nu^2) adjoint
+        vectors per triple that the contractions of the other route gather for every pair (2.6-3.1x faster at nmax 4-6,
+        lmax 4: benchmarks/pair_form.py)."""
+        dc = basis.density_derivatives()  # (P, 4, C)
+        p, n, big_k = dc.shape[0], coefficients.shape[0], self.n_features
         count = torch.bincount(centers, minlength=n)
         width = int(count.max()) if p else 0
         row = centers * width + torch.arange(p, device=centers.device) - (torch.cumsum(count, 0) - count).index_select(0, centers)
         padded = dc.new_zeros((n * width, 4, dc.shape[2])).index_copy_(0, row, dc)
         r = torch.bmm(padded.view(n, width * 4, -1), self.jacobians(coefficients)).view(n * width, 4, big_k).index_select(0, row)
-        return torch.addcmul(r[:, 1:], r[:, :1], unit.unsqueeze(2)).transpose(1, 2)
+        return torch.addcmul(r[:, 1:], r[:, :1], basis.unit.unsqueeze(2)).transpose(1, 2)
 
 
 def invariants(kind: str, n_radial: int, lmax: int) -> Invariants:

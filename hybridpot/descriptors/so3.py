@@ -107,6 +107,13 @@ class PairBasis:
         parts = [self.angular[0].unsqueeze(2)] + [a.flatten(1, a.dim() - 2).transpose(1, 2) for a in self.angular[1:]]
         return torch.cat(parts, dim=2)
 
+    def density_derivatives(self) -> torch.Tensor:
+        """(P, 4, nu L^2) the pair's density contribution's derivative, dc_{nu lm} / dr_p = w g'_{nu l} Y_lm r_hat +
+        w g_{nu l} dY_lm / dr, as [w g' Y, w g dY_x, w g dY_y, w g dY_z] (order >= 1; 1/A)."""
+        (u, du), (y, dy), lmax = self.radial[:2], self.angular[:2], self.radial[0].shape[2] - 1
+        parts = [radial_times_angular(du, y, lmax)] + [radial_times_angular(u, dy[:, a], lmax) for a in range(3)]
+        return torch.stack(parts, dim=1).flatten(2)
+
 
 def pair_basis(
     vectors: torch.Tensor,
@@ -284,10 +291,9 @@ def _gradient_chunk(
 ) -> torch.Tensor:
     """Features of ``n_local`` atoms whose pairs are all in this chunk (centres ``local``), and their pair-form derivatives copied into ``out``."""
     basis = pair_basis(vectors, weights, channels, n_channels, spline, 1)
-    u, du = basis.radial[0], basis.radial[1]
-    c = radial_times_angular(u, basis.angular[0], spline.lmax)
+    c = radial_times_angular(basis.radial[0], basis.angular[0], spline.lmax)
     coefficients = torch.index_add(c.new_zeros((n_local,) + c.shape[1:]), 0, local, c)
-    out.copy_(invariants.pair_derivatives(coefficients, local, u, du, basis.angular_stack(), basis.unit))
+    out.copy_(invariants.pair_derivatives(coefficients, local, basis))
     return invariants(coefficients)
 
 

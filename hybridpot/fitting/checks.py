@@ -17,6 +17,7 @@ from hybridpot.errors import ConfigError, DataError, FitError
 from hybridpot.fitting.config import FitConfig
 from hybridpot.io.integrity import non_finite_tensors
 from hybridpot.neighbors import half_pairs
+from hybridpot.registry import models
 
 
 def _first(data: Dataset, mask: np.ndarray, limit: int = 5) -> str:
@@ -166,7 +167,7 @@ def check_enough_rows(config: FitConfig, potential, train: Dataset) -> None:
         ConfigError: naming the counts and what lowers them.
     """
     model = potential.model
-    if not hasattr(model, "n_params") or config["model"]["type"] == "nn" or getattr(model, "identity_prior", False):
+    if not models.get(config["model"]["type"]).linear or getattr(model, "identity_prior", False):
         return
     n_params = model.n_params * len(model.elements)
     rows = 7 * len(train) + 3 * int(train.n_atoms[train.has_forces].sum())
