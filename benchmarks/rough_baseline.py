@@ -13,9 +13,11 @@
    exactly at each trial), against pure ML and the published Tersoff hybrid with the same descriptor, weights and
    training structures: 5 random subsets of 10% and 25% of the training set ([fit] seed 0-4) and the whole set;
    ``--refit-starts N`` adds the refit from N starts (the published parameters and N - 1 random points in the bounds,
-   ``[baseline] refit_starts``), the lowest training objective kept.
+   ``[baseline] refit_starts``), the lowest training objective kept; ``--refit-choose cv`` adds the same starts with
+   the start of the lowest 5-fold held-out error kept (``[baseline] refit_choose = "cv"``).
 
     python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
+        [--refit-choose cv]
         [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--out benchmarks/results]
 
 Writes ``rough_baseline.json``.
@@ -107,16 +109,19 @@ def part_scale(shared: Path) -> dict:
 
 
 def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list[str] | None = None,
-               fractions: list[float] | None = None, earlier: list[dict] | None = None) -> dict:
+               fractions: list[float] | None = None, earlier: list[dict] | None = None, choose_by_cv: bool = False) -> dict:
     """Pure ML, the published Tersoff hybrid and the refitted one on the same subsets: test MAE per fit, the means per
     training share, and the refitted parameters. ``starts`` > 1 adds the variant "refitted hybrid, N starts" ([baseline]
-    refit_starts: the refit from the published parameters and N - 1 random points, the lowest objective kept).
+    refit_starts: the refit from the published parameters and N - 1 random points, the lowest objective kept) and, with
+    ``choose_by_cv``, "refitted hybrid, N starts, CV choice" (the start of the lowest held-out error kept).
     ``names``/``fractions``: run only these variants and shares; the fits of ``earlier`` runs of the others are kept."""
     spec = lammps_baseline.system("Si-tersoff", shared)
     refit = {**spec["baseline"], "refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS, "refit_max_evals": REFIT_EVALS}
     variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"], "refitted hybrid": refit}
     if starts > 1:
         variants[f"refitted hybrid, {starts} starts"] = {**refit, "refit_starts": starts}
+        if choose_by_cv:
+            variants[f"refitted hybrid, {starts} starts, CV choice"] = {**refit, "refit_starts": starts, "refit_choose": "cv"}
     run = [n for n in variants if names is None or n in names]
     shares = fractions or FRACTIONS
     fits: list[dict] = [f for f in earlier or [] if not (f["variant"] in run and f["train_fraction"] in shares)]
@@ -132,7 +137,9 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
                     c = rep["fit"]["cofit"]
                     row["refit"] = {"final": dict(zip(c["labels"], c["final"])), "at_bound": c["at_bound"],
                                     "objective": [c["objective_initial"], c["objective_final"]], "evaluations": c["evaluations"],
-                                    "objective_per_start": [r["objective_final"] for r in c["starts"]], "best_start": c["best_start"]}
+                                    "objective_per_start": [r["objective_final"] for r in c["starts"]], "best_start": c["best_start"],
+                                    **({"held_out_rss_per_start": [r["cv_rss"] for r in c["starts"]]}
+                                       if all("cv_rss" in r for r in c["starts"]) else {})}
                 fits.append(row)
                 print(f"refit part: {name}, {frac:.0%} seed {seed}: test {row['test']['energy_mae_meV_atom']:.2f} meV/atom "
                       f"{row['test']['force_mae_eV_A']:.4f} eV/A ({row['seconds']:.0f} s)", flush=True)
@@ -160,6 +167,8 @@ def main() -> None:
     parser.add_argument("--parts", default="switch,scale,refit")
     parser.add_argument("--refit-seeds", type=int, default=5, help="refit: random subsets per training share below 100%%")
     parser.add_argument("--refit-starts", type=int, default=1, help="refit: also the variant with this many starts (> 1)")
+    parser.add_argument("--refit-choose", default="objective", choices=["objective", "cv"],
+                        help="refit: with cv, also the variant of --refit-starts starts chosen by held-out error")
     parser.add_argument("--refit-variants", default=None, help="refit: only these variants (separated by ';'); the JSON keeps "
                                                                "the others' fits")
     parser.add_argument("--refit-fractions", default=None, help="refit: only these training shares (e.g. 0.1,0.25)")
@@ -180,7 +189,7 @@ def main() -> None:
             doc["refit"] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
                                       args.refit_variants.split(";") if args.refit_variants else None,
                                       [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
-                                      doc.get("refit", {}).get("fits"))
+                                      doc.get("refit", {}).get("fits"), args.refit_choose == "cv")
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     write_json(path, doc)

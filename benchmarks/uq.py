@@ -7,9 +7,10 @@
    inside the predicted 68 % and 95 % intervals (+-1 and +-1.96 std; force components of the
    elastic cells, zero by symmetry for every model, left out), the RMS of the z-scores
    (1 if calibrated), and the Spearman rank correlation between predicted std and actual |error|,
-   for the three noise models ("evidence": the fit's noise precision through the row weights;
+   for the four noise models ("evidence": the fit's noise precision through the row weights;
    "residual": the training RMS error of each kind; "cv": the 5-fold cross-validated RMS error of
-   each kind, the default) and, for "cv", the energy intervals calibrated on the training
+   each kind; "local", the default: "cv" with each structure's energy noise the held-out RMS error of its
+   nearest training structures) and, for "local", the energy intervals calibrated on the training
    structures' held-out errors (split-conformal quantiles, ``energy_interval``).
 2. Gamma separation (Cu): a linear hybrid fitted on the training structures of kind aimd (solid
    snapshots only), elastic and vacancy. The mlearn Cu AIMD comes in three groups (about 300 K,
@@ -36,8 +37,8 @@
    factor is inside (0, 1), inside (0.01, 0.99) and 0, and the largest force that comes from the
    switch's gradient.
 
-5. Pooled calibration (``--parts pooled``, cases ``--pooled Cu:linear,Cu:kernel``): the coverage of the "cv" energy
-   intervals over an element's training and test structures pooled, each predicted once by the fit on the other 4 of 5
+5. Pooled calibration (``--parts pooled``, cases ``--pooled Cu:linear,Cu:kernel``): the coverage of the energy
+   intervals (the default noise model's) over an element's training and test structures pooled, each predicted once by the fit on the other 4 of 5
    random outer folds: ~290 structures, so a coverage has a sampling error of ~0.03 instead of the test set's ~0.09.
 
     python benchmarks/uq.py [--shared ../shared] [--out benchmarks/results] [--parts calibration,gamma,fallback,nve,pooled]
@@ -160,7 +161,7 @@ def calibration(shared: Path, tmp: Path, log, models: list[str]) -> dict:
         test = read(shared / "data" / "mlearn" / element / "test.xyz", ":")
         posterior = pot.uq_data.posterior
         # committee: the spread scaled out of bag (what uncertainty() reports) and the raw spread (its "_model" part)
-        rows = {"evidence": [], "residual": [], "cv": []} if posterior is not None else {"committee spread (out-of-bag scaled)": [],
+        rows = {"evidence": [], "residual": [], "cv": [], "local": []} if posterior is not None else {"committee spread (out-of-bag scaled)": [],
                                                                                 "committee spread (raw)": []}
         for atoms in test:
             for noise in rows:
@@ -216,7 +217,7 @@ POOLED_FOLDS = 5
 
 
 def pooled_calibration(shared: Path, tmp: Path, log, cases: list[tuple[str, str]], folds: int = POOLED_FOLDS) -> dict:
-    """Coverage of the "cv" energy intervals (``energy_interval``, split-conformal on each fit's own held-out training
+    """Coverage of the energy intervals (``energy_interval``, split-conformal on each fit's own held-out training
     structures) over many more structures than a test set has: an element's training and test structures pooled, split
     into ``folds`` random outer folds (seed 0), each fold predicted by the fit (its configuration as in
     :func:`calibration`) on the others. With ~290 structures the sampling error of a coverage is ~0.03, against ~0.09 on
@@ -236,7 +237,7 @@ def pooled_calibration(shared: Path, tmp: Path, log, cases: list[tuple[str, str]
             raw["data"]["train"] = str(fold_dir / "train.xyz")
             pot = run_fit(parse_config(raw, REPO, f"pooled {element} {model} fold {k}"), progress=False, log=lambda s: None).potential
             for atoms in (a for a, f in zip(frames, fold_of) if f == k):
-                u = pot.uncertainty(atoms, noise="cv")
+                u = pot.uncertainty(atoms)  # the default noise model, the one the intervals were calibrated with
                 recs.append({"config_type": atoms.info["config_type"], "error": u["energy"] - atoms.get_potential_energy(),
                              "std": u["energy_std"], **{f"q{n}": w for n, w in u["energy_interval"].items()}})
             log(f"pooled {element} {model}: fold {k + 1}/{folds} ({time.perf_counter() - t0:.0f} s)")

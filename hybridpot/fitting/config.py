@@ -69,6 +69,8 @@ CV_CANDIDATES = {"spread": [0.3, 1.0, 3.0, 10.0, 30.0], "rows": [1.0, 3.0, 10.0,
 #: the NLopt algorithms [baseline] refit_algorithm accepts: derivative-free, bounded (the baseline's parameters have no gradient
 #: where LAMMPS computes it; every trial solves the residual exactly)
 REFIT_ALGORITHMS = ("LN_BOBYQA", "LN_COBYLA", "LN_NELDERMEAD", "LN_SBPLX")
+#: how a co-fit with several starts picks one (hybridpot.fitting.cofit)
+REFIT_CHOICES = ("objective", "cv")
 
 #: [fit] tune: the largest value the growth of a coordinate may reach (hybridpot.fitting.tune)
 TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "zeta": 8, "n_sparse": 4000}
@@ -95,7 +97,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
                                       "units; needed for a parameter that starts at 0)"),
         "refit_max_evals": ((int,), 100, "objective evaluations of the co-fit (per start)"),
         "refit_starts": ((int,), 1, "co-fit local searches: from the initial parameters and from refit_starts - 1 random points "
-                                    "in the bounds (seeded by [fit] seed); the lowest objective is kept"),
+                                    "in the bounds (seeded by [fit] seed); refit_choose picks one"),
+        "refit_choose": ((str,), "objective", "which start's parameters a co-fit keeps: 'objective' (the lowest training objective) "
+                                             "or 'cv' (the lowest k-fold held-out error of the residual fitted at each start's "
+                                             "parameters, [model] cv_folds)"),
         "refit_algorithm": ((str,), "LN_BOBYQA", f"NLopt derivative-free algorithm of the co-fit: {', '.join(REFIT_ALGORITHMS)}"),
     },
     "descriptor": {
@@ -309,6 +314,8 @@ def _check_values(c: dict[str, dict[str, Any]], base: Path, source: str) -> None
         raise fail(source, f"[baseline] refit_max_evals = {b['refit_max_evals']}: must be >= 1")
     if b["refit_starts"] < 1:
         raise fail(source, f"[baseline] refit_starts = {b['refit_starts']}: must be >= 1")
+    if b["refit_choose"] not in REFIT_CHOICES:
+        raise fail(source, f"[baseline] refit_choose = {b['refit_choose']!r}: expected one of {', '.join(REFIT_CHOICES)}")
     if b["refit_algorithm"] not in REFIT_ALGORITHMS:
         raise fail(source, f"[baseline] refit_algorithm = {b['refit_algorithm']!r}: expected one of {', '.join(REFIT_ALGORITHMS)} "
                            "(NLopt's bounded derivative-free algorithms)")

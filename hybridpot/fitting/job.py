@@ -139,7 +139,7 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     also get the baseline check (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the
     record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
     the caller must drop the baseline. Every solved fit scores its k-fold CV folds (``solution.cv_errors`` and the
-    held-out energy errors): the "cv" noise model and the energy intervals of its uncertainty data.
+    held-out energy errors): the "cv" and "local" noise models and the energy intervals of its uncertainty data.
 
     ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the design-matrix pass of a linear model (None: the
     ``[fit] cluster`` of ``config``, opened for this pass alone where set). Trained models train in this process.
@@ -402,6 +402,12 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         report["uq"] = attach_uq(potential, train, bl_fit_train, weights, solution=sol, predictions=preds["train"],
                                  reference_energies=dict(zip(elements, map(float, ref))), batch_atoms=f["batch_atoms"],
                                  committee_resamples=committee_resamples(record), cluster=cluster, progress=progress)
+    uq = report["uq"]
+    if uq.get("energy_interval_factors"):
+        local = uq.get("local_noise")
+        log(f"uncertainty: energy intervals +- {', '.join(f'{q:.3g} std ({k}%)' for k, q in uq['energy_interval_factors'].items())}, "
+            f"calibrated on the training structures' held-out errors"
+            + (f"; each structure's energy noise from its {local['neighbours']} nearest training structures" if local else ""))
     if "error" in report["uq"]["active_set"]:
         which = report["uq"]["active_set"].get("missing_elements", "any element")
         log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")

@@ -17,7 +17,8 @@ Three sources of uncertainty, all attached to a :class:`~hybridpot.potential.Hyb
 The **fallback** (:mod:`hybridpot.fallback`, enabled with :func:`enable_fallback`) switches the
 residual off smoothly where the grade (or the std) leaves the training data.
 
-Modules: :mod:`.active_set`, :mod:`.posterior` (the state), :mod:`.query` (:class:`UQData` and the
+Modules: :mod:`.active_set`, :mod:`.posterior` and :mod:`.local_noise` (the state; the "local" energy noise of a
+structure from its nearest training structures' held-out errors), :mod:`.query` (:class:`UQData` and the
 queries: :func:`uncertainty`, :func:`extrapolation_grades`, :func:`fallback_switches`,
 :func:`enable_fallback`) and :mod:`.calibration` (building the data after a fit: :func:`attach_uq`).
 Measured calibration, coverage and fallback errors: benchmarks/uq.py, README (Uncertainty).

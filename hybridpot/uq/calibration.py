@@ -15,12 +15,16 @@ for both kinds (the evidence) ties the energy noise to the force noise through t
 weights (sigma_E / sigma_F = sqrt(n_E w_F / (n_F w_E))), which on the mlearn sets puts the energy
 noise off by a factor of a few (benchmarks/uq.py reports all three).
 
+The "local" noise model (:mod:`.local_noise`, the default where the fit has CV errors) is the "cv" one with the
+energy noise of each structure taken from the held-out errors of its nearest training structures instead of all of
+them, so that the std is wide where the fit was wrong before (surfaces, liquids) and narrow where it was right.
+
 Energy intervals: a single noise level cannot give both the 68 % and the 95 % coverage when the errors are
 heavier-tailed than a Gaussian (a few hard structures: surfaces, hot AIMD). The total energy's intervals are
-therefore +- q times its "cv" predictive std, with q the split-conformal quantile of the held-out
+therefore +- q times its "local" predictive std, with q the split-conformal quantile of the held-out
 |error| / std of the training structures (:func:`interval_factors`): each training structure predicted by the CV
-fit of the folds it is not in. The parametric part of that std uses the full fit's posterior, which is narrower
-than each fold's (the q lean to the cautious side).
+fit of the folds it is not in, its local noise taken from the other training structures. The parametric part of that
+std uses the full fit's posterior, which is narrower than each fold's (the q lean to the cautious side).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, DESCRIPTOR_BATCH_ATOMS, descriptors, predict
 from hybridpot.prediction import reference_energies as fit_reference_energies
 from hybridpot.uq.active_set import ActiveSet
+from hybridpot.uq.local_noise import LocalNoise
 from hybridpot.uq.posterior import Posterior
 from hybridpot.uq.query import UQData, member_potential, quad_diag
 
@@ -56,7 +61,8 @@ def interval_factors(z: np.ndarray, levels: Mapping[str, float] = INTERVAL_LEVEL
     return out
 
 
-def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.ndarray] | None = None) -> Posterior:
+def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.ndarray] | None = None,
+                       training_descriptors: tuple[np.ndarray, np.ndarray] | None = None, n_types: int = 1) -> Posterior:
     """The :class:`Posterior` of a linear fit.
 
     Args:
@@ -66,9 +72,12 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
             :class:`~hybridpot.fitting.assembly.Weights`.
         predictions: the fitted hybrid's ``energy`` (S,) and ``forces`` (N, 3) on ``data`` (for the
             "residual" noise model; omitted: NaN).
+        training_descriptors: (B (N, K), element indices (N,)) of ``data``'s atoms in data order, for the "local"
+            noise model (None: no "local" model); n_types: the model's elements.
 
-    The "cv" noise model comes from ``solution.cv_errors`` (NaN where the fit has none), the energy intervals'
-    factors from ``solution.cv_energy_errors`` (:func:`interval_factors`).
+    The "cv" noise model comes from ``solution.cv_errors`` (NaN where the fit has none), the "local" one and the
+    energy intervals' factors from ``solution.cv_energy_errors`` (:func:`interval_factors`; calibrated for "local"
+    where it exists, else for "cv").
     """
     n_e = len(data)
     n_f = max(int(3 * data.n_atoms[data.has_forces].sum()), 1)
@@ -85,20 +94,22 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
     cv_e = float(cv.get("energy_rmse_meV_atom", float("nan"))) / 1000.0
     cv_f = float(cv.get("force_rmse_eV_A", float("nan")))
     cov = np.asarray(solution.covariance, dtype=np.float64)
-    factors = {}
+    factors, local, interval_noise = {}, None, "cv"
     held_out = getattr(solution, "cv_energy_errors", None)
     if held_out is not None and np.isfinite(cv_e):
         n = data.n_atoms.astype(np.float64)
-        std = np.sqrt(quad_diag(n[:, None] * solution.energy_rows, cov) + (n * cv_e) ** 2)  # total energy, eV
+        sigma = np.full(len(n), cv_e)
+        if training_descriptors is not None:
+            local = LocalNoise.from_training(*training_descriptors, data.n_atoms, held_out, n_types)
+            sigma, interval_noise = local.training_sigma(), "local"
+        std = np.sqrt(quad_diag(n[:, None] * solution.energy_rows, cov) + (n * sigma) ** 2)  # total energy, eV
         factors = interval_factors(np.abs(held_out) * n / std)
-    return Posterior(
-        covariance=cov,
-        alpha=float(solution.alpha),
-        beta=beta,
-        noise={"evidence": {"energy": float(ev_e), "forces": float(ev_f)}, "residual": {"energy": res_e, "forces": res_f},
-               "cv": {"energy": cv_e, "forces": cv_f}},
-        energy_interval_factors=factors,
-    )
+    noise = {"evidence": {"energy": float(ev_e), "forces": float(ev_f)}, "residual": {"energy": res_e, "forces": res_f},
+             "cv": {"energy": cv_e, "forces": cv_f}}
+    if local is not None:
+        noise["local"] = dict(noise["cv"])
+    return Posterior(covariance=cov, alpha=float(solution.alpha), beta=beta, noise=noise, energy_interval_factors=factors,
+                     local_noise=local, interval_noise=interval_noise)
 
 
 def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None, predictions=None,
@@ -129,15 +140,20 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     if reference_energies is None:
         reference_energies = dict(zip(elements, map(float, fit_reference_energies(data, baseline, elements))))
     summary: dict[str, Any] = {}
-    posterior = posterior_from_fit(solution, data, weights, predictions) if solution is not None else None
-    if posterior is not None:
-        summary["noise"] = posterior.noise
-        summary["energy_interval_factors"] = dict(posterior.energy_interval_factors)
-        summary["alpha"], summary["beta"] = posterior.alpha, posterior.beta
     if solution is not None and solution.training_descriptors is not None:
         B, types = solution.training_descriptors  # kept from the design-matrix assembly
     else:
         B, types, _ = descriptors(potential, data.frames, batch_atoms, progress, cluster, desc="uq descriptors")
+    posterior = (posterior_from_fit(solution, data, weights, predictions, (B, types), len(elements))
+                 if solution is not None else None)
+    if posterior is not None:
+        summary["noise"] = posterior.noise
+        summary["energy_interval_factors"] = dict(posterior.energy_interval_factors)
+        summary["energy_interval_noise"] = posterior.interval_noise
+        if posterior.local_noise is not None:
+            summary["local_noise"] = {"neighbours": posterior.local_noise.neighbours,
+                                      "log_likelihood": {str(k): v for k, v in posterior.local_noise.log_likelihood.items()}}
+        summary["alpha"], summary["beta"] = posterior.alpha, posterior.beta
     error = None
     try:
         active: ActiveSet | None = ActiveSet.from_descriptors(B, types, elements, strict=True)
@@ -156,8 +172,9 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
         if missing:
             summary["active_set"] |= {"missing_elements": missing, "error": error}
     noise_model = "residual"
-    if posterior is not None:  # the first with a known energy noise: cv (held-out), residual (training), evidence
-        noise_model = next(m for m in ("cv", "residual", "evidence") if m == "evidence" or np.isfinite(posterior.noise[m]["energy"]))
+    if posterior is not None:  # the first with a known energy noise: local and cv (held-out), residual (training), evidence
+        noise_model = next(m for m in ("local", "cv", "residual", "evidence")
+                           if m == "evidence" or (m in posterior.noise and np.isfinite(posterior.noise[m]["energy"])))
         summary["noise_model"] = noise_model
     scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms,
                                                                              cluster, progress)

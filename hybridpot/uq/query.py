@@ -2,7 +2,8 @@
 std, extrapolation grades, the fallback switches, enabling the fallback.
 
 Predictive std of the total energy from the posterior: sqrt(phi_E Sigma phi_E^T + N^2 sigma_E^2)
-(the fit models per-atom energy noise), of a force component: sqrt(g Sigma g^T + sigma_F^2), the
+(the fit models per-atom energy noise; under the "local" noise model sigma_E depends on the structure,
+:mod:`hybridpot.uq.local_noise`), of a force component: sqrt(g Sigma g^T + sigma_F^2), the
 rows phi, g from :meth:`~hybridpot.design.DesignAssembler.rows`; per-atom energies are not
 observed, so their std is the parametric part only. From a committee: the spread of the members,
 times the out-of-bag factors when they exist (:func:`hybridpot.uq.calibration.committee_calibration`).
@@ -39,7 +40,7 @@ class UQData:
         active_set: MaxVol active set of the training atoms' rows [1, B], or None.
         reference_energies: element -> eV, the per-element constant of the "baseline only"
             potential (the fallback's target far from the data).
-        noise_model: default noise model of the predictive std ("cv", "residual" or "evidence").
+        noise_model: default noise model of the predictive std ("local", "cv", "residual" or "evidence").
         committee_scale: out-of-bag factors of a committee's spread, {"energy": ..., "forces": ...,
             "n_structures": ...} (:func:`committee_calibration`), or None (no committee, or members
             not trained on bootstrap resamples: the raw spread is reported).
@@ -99,7 +100,7 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         potential: a fitted hybrid with ``uq_data`` (set by ``hybridpot fit`` / :func:`attach_uq`).
         atoms: the structure.
         forces: also the force std (costs the force rows / committee forces).
-        noise: "cv", "residual" or "evidence" noise model (posterior only; default: the stored one;
+        noise: "local", "cv", "residual" or "evidence" noise model (posterior only; default: the stored one;
             :mod:`hybridpot.uq.calibration`).
 
     Returns:
@@ -108,8 +109,9 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         * ``energy`` (eV), ``energies`` (N,) eV and ``forces`` (N, 3) eV/A: the prediction
           (with the fallback switch if enabled);
         * ``energy_interval`` {"68": eV, "95": eV}: half-widths of the total energy's 68.27 % / 95 % intervals,
-          calibrated on held-out training structures (:func:`hybridpot.uq.calibration.interval_factors`; "cv"
-          noise model only, where the fit has CV errors);
+          calibrated on held-out training structures (:func:`hybridpot.uq.calibration.interval_factors`; with the
+          noise model they were calibrated for, "local" or, in older models, "cv", where the fit has CV errors);
+        * ``energy_noise_local`` (eV/atom): the "local" noise model's per-atom energy noise of this structure;
         * ``energy_std`` (eV, total energy; parametric + noise), ``energy_std_model`` (eV,
           parametric / committee part only), ``atom_energy_std`` (N,) eV, ``force_std`` (N, 3)
           eV/A per component -- from the posterior (linear/quadratic) or the committee spread
@@ -137,13 +139,17 @@ def uncertainty(potential: HybridPotential, atoms: Atoms, forces: bool = True, n
         cov = uq.posterior.covariance
         if cov.shape[0] != model.coef.numel():
             raise HybridpotError(f"posterior covariance of shape {cov.shape} does not fit the model's {model.coef.numel()} coefficients")
-        sig_e, sig_f = uq.posterior.noise_std(noise or uq.noise_model)
+        noise = noise or uq.noise_model
+        sig_e, sig_f = uq.posterior.noise_std(noise)
         rows = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff).rows([atoms], forces=forces)
         B, types = rows["descriptors"], rows["types"]
+        if noise == "local":
+            sig_e = float(uq.posterior.local_noise.sigma(B, types, np.zeros(N, dtype=int), 1)[0])
+            out["energy_noise_local"] = sig_e
         var_e = float(quad_diag(N * rows["energy"], cov)[0])
         out["energy_std_model"] = np.sqrt(var_e)
         out["energy_std"] = float(np.sqrt(var_e + (N * sig_e) ** 2)) if np.isfinite(sig_e) else float("nan")
-        if (noise or uq.noise_model) == "cv" and uq.posterior.energy_interval_factors:
+        if noise == uq.posterior.interval_noise and uq.posterior.energy_interval_factors:
             out["energy_interval"] = {k: q * out["energy_std"] for k, q in uq.posterior.energy_interval_factors.items()}
         out["atom_energy_std"] = np.sqrt(quad_diag(rows["atoms"], cov))
         if forces:

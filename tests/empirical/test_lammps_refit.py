@@ -216,6 +216,8 @@ def test_refit_configuration_errors(lammps_potentials, tmp_path):
         parse_config(base | {"baseline": base["baseline"] | {"refit_bounds": {"Si.Si.Si.epsilon": [2, 1]}}}, tmp_path, "t")
     with pytest.raises(ConfigError, match=r"\[baseline\] refit_starts = 0: must be >= 1"):
         parse_config(base | {"baseline": base["baseline"] | {"refit_starts": 0}}, tmp_path, "t")
+    with pytest.raises(ConfigError, match=r"refit_choose = 'test': expected one of objective, cv"):
+        parse_config(base | {"baseline": base["baseline"] | {"refit_choose": "test"}}, tmp_path, "t")
 
 
 # ------------------------------------------------------------------------------ the ReaxFF retraining example

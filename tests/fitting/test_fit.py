@@ -430,6 +430,37 @@ def test_cofit_recovers_perturbed_lj_parameters(tmp_path, model):
     assert len(cofit["starts"]) == 2 and cofit["objective_final"] == min(s["objective_final"] for s in cofit["starts"])
 
 
+def test_held_out_rss_equals_explicit_fold_refits_and_picks_the_start():
+    """held_out_rss against explicit ridge fits of the other folds' rows (intercept unpenalised, the same penalty per
+    row: lam x rows fitted / all rows); with row_folds, variable_projection keeps the start whose parameters have the
+    lowest held-out RSS and records it for every start."""
+    from hybridpot.fitting.cofit import held_out_rss, variable_projection
+
+    rng = np.random.default_rng(1)
+    A = np.column_stack([np.ones(40), rng.normal(size=(40, 3))])
+    y = A @ np.array([0.5, 1.0, -2.0, 0.3]) + 0.3 * rng.normal(size=40)
+    row_folds = rng.permutation(40) % 4
+    lam = 2.5
+    expected = 0.0
+    for k in range(4):
+        tr, te = row_folds != k, row_folds == k
+        lam_k = lam * tr.sum() / 40
+        aug = np.vstack([A[tr], np.sqrt(lam_k) * np.eye(4)[1:]])  # the ridge on the three features, not the intercept
+        w = np.linalg.lstsq(aug, np.concatenate([y[tr], np.zeros(3)]), rcond=None)[0]
+        expected += np.sum((A[te] @ w - y[te]) ** 2)
+    assert held_out_rss(A, y, row_folds, 1, lam, scale_columns=False) == pytest.approx(expected, rel=1e-10)
+
+    def y_at(theta):  # a double well in u: the objective's local minimum near -0.7, its global one at 0.7
+        u = float(theta[0])
+        return y * (1.0 + (u * u - 0.49) ** 2 + 0.1 * (u - 0.7) ** 2)
+
+    out = variable_projection(A, y_at, 1, True, np.zeros(1), np.ones(1), [np.array([-0.6]), np.array([0.5])], "LN_BOBYQA", 100,
+                              progress=False, row_folds=row_folds)
+    scores = [held_out_rss(A, y_at(np.array(s["u_final"])), row_folds, 1, out["ridge_lambda"], True) for s in out["starts"]]
+    assert [s["cv_rss"] for s in out["starts"]] == pytest.approx(scores, rel=1e-12)
+    assert out["best_start"] == int(np.argmin(scores)) == 1 and out["theta"][0] == pytest.approx(out["starts"][1]["u_final"][0])
+
+
 def _config(out, n_train, fraction=1.0, model=None, fit=None):
     out.mkdir(parents=True, exist_ok=True)
     train = out / "train.xyz"

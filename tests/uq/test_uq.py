@@ -10,6 +10,7 @@ import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
+from scipy.spatial.distance import cdist
 from scipy.spatial.transform import Rotation
 
 from hybridpot.arrays import decode_array, encode_array
@@ -26,6 +27,7 @@ from hybridpot.potential import HybridPotential, to_numpy
 from hybridpot.prediction import baseline_predictions, descriptors, predict
 from hybridpot.testing import assert_forces_match_finite_differences, assert_stress_matches_finite_differences, labelled
 from hybridpot.uq.calibration import interval_factors
+from hybridpot.uq.local_noise import NEIGHBOUR_CANDIDATES, LocalNoise, fingerprints
 from hybridpot.uq import ActiveSet, attach_uq, disable_fallback, enable_fallback, fallback_switches
 from tests.builders import cu_eam_hybrid
 from tests.structures import cu_frames
@@ -193,10 +195,9 @@ def test_posterior_std_equals_jacobian_covariance(quadratic, fitted, bundled_tra
         pot.uncertainty(atoms, noise="bogus")
 
 
-def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
-    """The "cv" noise model is the k-fold CV error of the fit as solved: refitting on the other folds' structures (at
-    the full fit's ridge per row) and predicting the held-out ones gives the same RMS errors; it is the default noise
-    model where the fit has CV errors, the residual one where it has none."""
+def cv_fitted() -> tuple[HybridPotential, Dataset, object]:
+    """A linear hybrid fitted with 3 CV folds (seed 4, fixed ridge 3e-4, energy weight 7) to 9 cells labelled by another
+    one plus noise, with its uncertainty data: (potential, data, solution)."""
     truth = cu_eam_hybrid(seed=1)
     data = from_frames(labelled(truth, cu_frames(9), stress=False, sigma_e=2e-3, sigma_f=0.02))
     pot = cu_eam_hybrid(seed=2)
@@ -204,6 +205,14 @@ def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
     w = Weights(energy=7.0)
     sol, _ = fit_linear(pot, data, bl, w, regularization=3e-4, cv_folds=3, seed=4, progress=False, cv_score=True)
     attach_uq(pot, data, bl, w, solution=sol, predictions=predict(pot, data, progress=False), strict=True)
+    return pot, data, sol
+
+
+def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
+    """The "cv" noise model is the k-fold CV error of the fit as solved: refitting on the other folds' structures (at
+    the full fit's ridge per row) and predicting the held-out ones gives the same RMS errors; it is the default noise
+    model where the fit has CV errors, the residual one where it has none."""
+    pot, data, sol = cv_fitted()
     folds = np.random.default_rng(4).permutation(len(data)) % 3
     n_e, n_f = len(data), 3 * int(data.n_atoms.sum())
     e_sq = f_sq = 0.0
@@ -226,22 +235,15 @@ def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
     sig_e, sig_f = pot.uq_data.posterior.noise_std("cv")
     assert sig_e == pytest.approx(np.sqrt(e_sq / n_e), rel=1e-7)
     assert sig_f == pytest.approx(np.sqrt(f_sq / n_f), rel=1e-7)
-    assert pot.uq_data.noise_model == "cv"
+    assert pot.uq_data.noise_model == "local"  # the cv noise per structure (test_local_noise_...)
     assert sig_f > pot.uq_data.posterior.noise_std("residual")[1]  # held-out errors exceed the training ones
     atoms = rattled(rattle=0.1, repeat=1)
-    u = pot.uncertainty(atoms)
+    u = pot.uncertainty(atoms, noise="cv")
     assert u["energy_std"] == pytest.approx(np.sqrt(u["energy_std_model"] ** 2 + (len(atoms) * sig_e) ** 2), rel=1e-9)
-    # the intervals' factors: conformal quantiles of the held-out |error| / std of the 9 structures (68 %: the 7th
-    # smallest; 95 %: ceil(10 * 0.95) = 10 > 9 structures, left out)
-    n = data.n_atoms
-    std = np.array([pot.uncertainty(a, forces=False)["energy_std"] for a in data.frames])
-    z = np.sort(np.abs(held_out) * n / std)
-    assert pot.uq_data.posterior.energy_interval_factors == pytest.approx({"68": z[6]}, rel=1e-7)
-    assert u["energy_interval"] == pytest.approx({"68": z[6] * u["energy_std"]}, rel=1e-9)
-    assert "energy_interval" not in pot.uncertainty(atoms, noise="residual")
+    assert "energy_interval" not in u and "energy_interval" not in pot.uncertainty(atoms, noise="residual")
     # no CV errors (no folds assembled): NaN, and the residual noise model is the default
     plain = cu_eam_hybrid(seed=2)
-    fit(plain, data, w)
+    fit(plain, data, Weights(energy=7.0))
     assert np.isnan(plain.uq_data.posterior.noise_std("cv")).all() and plain.uq_data.noise_model == "residual"
     # undefined noise levels are written as null and read back as NaN: the model file stays loadable
     save(plain, tmp_path / "plain.hybridpot.json")
@@ -251,6 +253,135 @@ def test_cv_noise_is_the_held_out_error_of_explicit_refits(tmp_path):
     assert plain.uq_data.posterior.energy_interval_factors == {} and "energy_interval" not in plain.uncertainty(atoms)
     save(pot, tmp_path / "cv.hybridpot.json")
     assert load(tmp_path / "cv.hybridpot.json").uq_data.posterior.energy_interval_factors == pot.uq_data.posterior.energy_interval_factors
+
+
+def reference_fingerprints(B: np.ndarray, types: np.ndarray, owner: np.ndarray, n_structures: int, n_types: int) -> np.ndarray:
+    """Per structure and element the mean and std of the atoms' descriptors, one structure at a time (zeros: absent)."""
+    out = np.zeros((n_structures, n_types, 2, B.shape[1]))
+    for s in range(n_structures):
+        for t in range(n_types):
+            rows = B[(owner == s) & (types == t)]
+            if len(rows):
+                out[s, t] = rows.mean(axis=0), rows.std(axis=0)
+    return out.reshape(n_structures, -1)
+
+
+def reference_local_sigma(train_fp: np.ndarray, errors: np.ndarray, query_fp: np.ndarray, k: int,
+                          leave_out_self: bool = False) -> np.ndarray:
+    """The RMS error of the k nearest training structures, fingerprints standardised over the training set."""
+    mu, sd = train_fp.mean(axis=0), train_fp.std(axis=0)
+    sd[sd == 0] = 1.0
+    d = cdist((query_fp - mu) / sd, (train_fp - mu) / sd)
+    if leave_out_self:
+        np.fill_diagonal(d, np.inf)
+    k = min(k, len(errors) - int(leave_out_self))
+    near = np.argsort(d, axis=1)[:, :k]
+    return np.sqrt(np.mean(errors[near] ** 2, axis=1))
+
+
+def reference_neighbours(fp: np.ndarray, errors: np.ndarray) -> int:
+    """The candidate k with the largest mean Gaussian log-likelihood of the errors under their leave-one-out sigma."""
+    def log_likelihood(k: int) -> float:
+        sigma = reference_local_sigma(fp, errors, fp, k, leave_out_self=True)
+        return float(np.mean(-np.log(sigma) - 0.5 * (errors / sigma) ** 2))
+    return max(sorted({min(k, len(errors) - 1) for k in NEIGHBOUR_CANDIDATES}), key=log_likelihood)
+
+
+def test_local_noise_is_the_error_of_the_nearest_training_structures(tmp_path):
+    """LocalNoise against a loop-by-loop reference on two-element synthetic descriptors: fingerprints, the noise of new
+    structures, the leave-one-out noise of the training ones, the choice of k; a query equal to a training structure
+    finds it; a round trip through the record keeps every number; bad input is refused."""
+    rng = np.random.default_rng(3)
+    n_atoms = rng.integers(1, 9, size=30)
+    B = rng.normal(size=(int(n_atoms.sum()), 5)) + np.repeat(rng.normal(scale=2.0, size=(30, 5)), n_atoms, axis=0)
+    types = rng.integers(0, 2, size=len(B))
+    types[0] = 0  # structure 0's first atoms: both elements present somewhere
+    errors = rng.standard_t(3, size=30) * 1e-3
+    noise = LocalNoise.from_training(B, types, n_atoms, errors, 2, neighbours=3)
+    owner = np.repeat(np.arange(30), n_atoms)
+    fp = reference_fingerprints(B, types, owner, 30, 2)
+    assert np.allclose(fingerprints(B, types, owner, 30, 2), fp, atol=1e-12)
+    assert np.allclose(noise.training_sigma(), reference_local_sigma(fp, errors, fp, 3, leave_out_self=True), rtol=1e-12)
+    chosen = LocalNoise.from_training(B, types, n_atoms, errors, 2)
+    assert chosen.neighbours == reference_neighbours(fp, errors) and sorted(chosen.log_likelihood) == [3, 5, 7, 10, 15, 20, 29]
+    q_atoms = np.array([4, 1, 6])
+    qB = rng.normal(size=(int(q_atoms.sum()), 5)) * 2.0
+    q_types, q_owner = rng.integers(0, 2, size=len(qB)), np.repeat(np.arange(3), q_atoms)
+    expected = reference_local_sigma(fp, errors, reference_fingerprints(qB, q_types, q_owner, 3, 2), 3)
+    assert np.allclose(noise.sigma(qB, q_types, q_owner, 3), expected, rtol=1e-12)
+    # structure 7 as a query: itself among its 3 neighbours (distance 0), which leave-one-out excludes
+    seven = owner == 7
+    own = noise.sigma(B[seven], types[seven], np.zeros(int(seven.sum()), dtype=int), 1)[0]
+    assert own == pytest.approx(reference_local_sigma(fp, errors, fp[7:8], 3)[0], rel=1e-12)
+    back = LocalNoise.from_dict(json.loads(json.dumps(chosen.to_dict(), allow_nan=False)))
+    assert np.array_equal(back.sigma(qB, q_types, q_owner, 3), chosen.sigma(qB, q_types, q_owner, 3))
+    assert back.neighbours == chosen.neighbours and back.log_likelihood == chosen.log_likelihood
+    with pytest.raises(HybridpotError, match="do not fit together"):
+        LocalNoise.from_training(B, types, n_atoms[:-1], errors[:-1], 2)
+    with pytest.raises(HybridpotError, match="needs finite, not all zero"):
+        LocalNoise.from_training(B, types, n_atoms, np.where(np.arange(30) == 4, np.nan, errors), 2)
+    with pytest.raises(HybridpotError, match="not all zero"):
+        LocalNoise.from_training(B, types, n_atoms, np.zeros(30), 2)
+    with pytest.raises(HybridpotError, match="another descriptor"):
+        noise.sigma(qB[:, :4], q_types, q_owner, 3)
+
+
+def test_local_intervals_cover_each_group_where_one_width_does_not():
+    """Two kinds of structure, far apart in descriptor space, with held-out errors 10x apart (Gaussian, 1 and 10 meV):
+    split-conformal intervals on the local noise cover about 68 % / 95 % of new structures of EACH kind, while one width
+    for all (the "cv" noise) over-covers the quiet kind and under-covers the noisy one."""
+    rng = np.random.default_rng(5)
+
+    def draw(n: int):
+        kind = rng.integers(0, 2, size=n)
+        centre = np.where(kind[:, None] == 0, 0.0, 6.0) + rng.normal(size=(n, 4))
+        B = np.repeat(centre, 3, axis=0) + 0.1 * rng.normal(size=(3 * n, 4))  # 3 atoms per structure
+        return B, kind, rng.normal(size=n) * np.where(kind == 0, 1e-3, 1e-2)
+
+    B, kind, errors = draw(300)
+    noise = LocalNoise.from_training(B, np.zeros(len(B), dtype=int), np.full(300, 3), errors, 1)
+    local = interval_factors(np.abs(errors) / noise.training_sigma())
+    one = interval_factors(np.abs(errors) / np.sqrt(np.mean(errors**2)))
+    nB, n_kind, n_err = draw(20000)
+    sigma = noise.sigma(nB, np.zeros(len(nB), dtype=int), np.repeat(np.arange(20000), 3), 20000)
+    for k in (0, 1):
+        sel = n_kind == k
+        for level, p in (("68", 0.6827), ("95", 0.95)):
+            assert np.mean(np.abs(n_err[sel]) <= local[level] * sigma[sel]) == pytest.approx(p, abs=0.06)
+    assert np.mean(np.abs(n_err[n_kind == 0]) <= one["68"] * np.sqrt(np.mean(errors**2))) > 0.95
+    assert np.mean(np.abs(n_err[n_kind == 1]) <= one["68"] * np.sqrt(np.mean(errors**2))) < 0.5
+
+
+def test_fit_intervals_are_calibrated_on_the_local_noise(tmp_path):
+    """After a fit with CV errors the default noise model is "local": its per-atom energy noise of a structure comes
+    from the held-out errors and fingerprints of the nearest training structures, the intervals' factors are the
+    conformal quantiles of the held-out |error| / std with the leave-one-out noise, and the model file keeps all of it."""
+    pot, data, sol = cv_fitted()
+    posterior = pot.uq_data.posterior
+    assert pot.uq_data.noise_model == "local" and posterior.interval_noise == "local"
+    held_out, n = sol.cv_energy_errors, data.n_atoms
+    B, types, owner = descriptors(pot, data.frames)
+    fp = reference_fingerprints(B, types, owner, len(data), 1)
+    k = reference_neighbours(fp, held_out)
+    assert posterior.local_noise.neighbours == k
+    loo = reference_local_sigma(fp, held_out, fp, k, leave_out_self=True)
+    cov = posterior.covariance
+    std = np.array([np.sqrt(pot.uncertainty(a, forces=False, noise="evidence")["energy_std_model"] ** 2 + (len(a) * s) ** 2)
+                    for a, s in zip(data.frames, loo)])
+    z = np.sort(np.abs(held_out) * n / std)  # 68 %: the 7th smallest of 9; 95 %: ceil(10 * 0.95) > 9, left out
+    assert posterior.energy_interval_factors == pytest.approx({"68": z[6]}, rel=1e-7)
+    atoms = rattled(rattle=0.1, repeat=1)
+    u = pot.uncertainty(atoms)
+    sigma = reference_local_sigma(fp, held_out, reference_fingerprints(*descriptors(pot, [atoms]), 1, 1), k)[0]
+    assert u["energy_noise_local"] == pytest.approx(sigma, rel=1e-9)
+    assert u["energy_std"] == pytest.approx(np.sqrt(u["energy_std_model"] ** 2 + (len(atoms) * sigma) ** 2), rel=1e-9)
+    assert u["energy_interval"] == pytest.approx({"68": z[6] * u["energy_std"]}, rel=1e-9)
+    assert cov.shape[0] == pot.model.coef.numel()
+    save(pot, tmp_path / "local.hybridpot.json")
+    back = load(tmp_path / "local.hybridpot.json")
+    again = back.uncertainty(atoms)
+    assert again["energy_interval"] == pytest.approx(u["energy_interval"], rel=1e-12)
+    assert again["energy_std"] == pytest.approx(u["energy_std"], rel=1e-12)
 
 
 def test_interval_factors_cover_new_heavy_tailed_errors():
