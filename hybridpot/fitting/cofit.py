@@ -36,7 +36,7 @@ from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.assembly import RowCounts, Weights, weighted_rows
-from hybridpot.fitting.linear import prepare_basis
+from hybridpot.fitting.linear import prepare_basis, structure_folds
 from hybridpot.fitting.solver import QRAccumulator, ridge_coef, solve
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, baseline_predictions, batches
@@ -212,7 +212,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     row_folds = None
     if b["refit_choose"] == "cv" and len(starts) > 1:
         n_folds = min(int(config["model"].get("cv_folds", 5)), len(data))
-        row_folds = (np.random.default_rng(config["fit"]["seed"]).permutation(len(data)) % n_folds)[np.concatenate(owners)]
+        row_folds = structure_folds(len(data), n_folds, config["fit"]["seed"])[np.concatenate(owners)]
     result = variable_projection(A, targets, len(potential.model.elements), scale_columns, mid, half, starts, b["refit_algorithm"],
                                  b["refit_max_evals"], progress, row_folds)
     theta = result["theta"]

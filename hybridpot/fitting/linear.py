@@ -83,7 +83,7 @@ def fit_linear(
     choose = len(energy_weights) > 0
     check = pure_weights is not None and len(data) > 1
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check or cv_score) else 1
-    folds = np.random.default_rng(seed).permutation(len(data)) % n_folds if n_folds > 1 else None  # 1 structure: evidence
+    folds = structure_folds(len(data), n_folds, seed) if n_folds > 1 else None  # 1 structure: evidence
     extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
     parts, atoms, energy_rows = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
                               extra_baselines=extra, cluster=cluster)
@@ -154,6 +154,12 @@ def fit_linear(
                                                       [fold_coefs[(target, k)] for k in range(n_folds)], order)
         sol.cv_errors = {**sol.cv_errors, "energy_mae_meV_atom": 1000.0 * float(np.mean(np.abs(sol.cv_energy_errors)))}
     return sol, weights
+
+
+def structure_folds(n_structures: int, n_folds: int, seed: int) -> np.ndarray:
+    """(S,) the k-fold CV fold of each structure: a seeded random permutation, dealt round-robin, so that every fit
+    and co-fit with the same seed scores the same folds."""
+    return np.random.default_rng(seed).permutation(n_structures) % n_folds
 
 
 def held_out_energy_errors(energy_rows: np.ndarray, targets: np.ndarray, folds: np.ndarray, coefs: Sequence[np.ndarray],

@@ -106,8 +106,6 @@ def posterior_from_fit(solution, data, weights, predictions: Mapping[str, np.nda
         factors = interval_factors(np.abs(held_out) * n / std)
     noise = {"evidence": {"energy": float(ev_e), "forces": float(ev_f)}, "residual": {"energy": res_e, "forces": res_f},
              "cv": {"energy": cv_e, "forces": cv_f}}
-    if local is not None:
-        noise["local"] = dict(noise["cv"])
     return Posterior(covariance=cov, alpha=float(solution.alpha), beta=beta, noise=noise, energy_interval_factors=factors,
                      local_noise=local, interval_noise=interval_noise)
 
@@ -174,7 +172,7 @@ def attach_uq(potential: HybridPotential, data, baseline, weights, solution=None
     noise_model = "residual"
     if posterior is not None:  # the first with a known energy noise: local and cv (held-out), residual (training), evidence
         noise_model = next(m for m in ("local", "cv", "residual", "evidence")
-                           if m == "evidence" or (m in posterior.noise and np.isfinite(posterior.noise[m]["energy"])))
+                           if m == "evidence" or (m in posterior.noise_models() and np.isfinite(posterior.noise_std(m)[0])))
         summary["noise_model"] = noise_model
     scale = None if committee_resamples is None else committee_calibration(potential, data, baseline, committee_resamples, batch_atoms,
                                                                              cluster, progress)

@@ -19,10 +19,10 @@ class Posterior:
     Attributes:
         covariance: (T*M, T*M) posterior covariance, model order (element-major, as ``coef.ravel()``).
         alpha, beta: prior precision and noise precision of the weighted rows (evidence).
-        noise: {"evidence": {"energy": eV/atom, "forces": eV/A}, "residual": {...}, "cv": {...}, "local": {...}}:
-            noise std of one per-atom energy / one force component under each noise model (NaN: not defined, e.g. a
-            kind with weight 0, or a fit without CV errors; models written before "cv" existed have none). "local"
-            holds the "cv" numbers; its energy noise of a given structure comes from ``local_noise``.
+        noise: {"evidence": {"energy": eV/atom, "forces": eV/A}, "residual": {...}, "cv": {...}}: noise std of one
+            per-atom energy / one force component under each noise model (NaN: not defined, e.g. a kind with weight 0,
+            or a fit without CV errors; models written before "cv" existed have none). The "local" model, where
+            ``local_noise`` exists, has the "cv" numbers; its energy noise of a given structure comes from ``local_noise``.
         energy_interval_factors: {"68": q68, "95": q95}: the total energy's 68.27 % / 95 % intervals are
             +- q times its predictive std under the noise model ``interval_noise``; the q are split-conformal quantiles
             of the held-out |error| / std of the training structures (:func:`hybridpot.uq.calibration.interval_factors`);
@@ -41,11 +41,17 @@ class Posterior:
     local_noise: LocalNoise | None = None
     interval_noise: str = "cv"
 
+    def noise_models(self) -> list[str]:
+        """The noise models this posterior has: those of ``noise``, and "local" where ``local_noise`` exists."""
+        return sorted(self.noise) + (["local"] if self.local_noise is not None else [])
+
     def noise_std(self, model: str) -> tuple[float, float]:
-        """(energy per atom eV/atom, force component eV/A) noise std of noise model ``model``."""
-        if model not in self.noise:
-            raise HybridpotError(f"noise model {model!r}: expected one of {sorted(self.noise)}")
-        return float(self.noise[model]["energy"]), float(self.noise[model]["forces"])
+        """(energy per atom eV/atom, force component eV/A) noise std of noise model ``model`` ("local": the "cv"
+        numbers, the structure's own energy noise being ``local_noise.sigma``)."""
+        if model not in self.noise_models():
+            raise HybridpotError(f"noise model {model!r}: expected one of {self.noise_models()}")
+        levels = self.noise["cv" if model == "local" else model]
+        return float(levels["energy"]), float(levels["forces"])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able; an undefined (NaN) noise level is written as null, so the file holds only finite numbers."""
