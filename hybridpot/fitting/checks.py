@@ -78,7 +78,7 @@ def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline
         raise ConfigError(f"{config.source}: [model] validation_fraction = {m['validation_fraction']} leaves no training structure "
                           f"of the {len(train)} in {train.source} (the rest validate): lower it")
     cv = m.get("regularization") == "cv" or f["energy_weight"] == "cv"
-    if cv and m["type"] != "nn" and len(train) < 2:
+    if cv and models.get(m["type"]).linear and len(train) < 2:
         raise ConfigError(f"{config.source}: cross-validation (regularization or energy_weight = 'cv') needs at least 2 "
                           f"training structures; {train.source} has {len(train)}")
 
@@ -139,7 +139,7 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
         ConfigError: the estimate (:func:`solve_memory_bytes`) exceeds the physical memory,
             naming the parameter count and what lowers it.
     """
-    if config["model"]["type"] == "nn":
+    if not models.get(config["model"]["type"]).linear:  # trained, not solved
         return
     need = solve_memory_bytes(config, potential, int(train.n_atoms.sum()))
     try:

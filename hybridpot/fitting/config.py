@@ -444,9 +444,9 @@ def _check_energy_weight_cv(c: dict[str, dict[str, Any]], source: str) -> None:
     t = f["energy_weight_targets"]
     if t is not None and not (len(t) == 2 and all(isinstance(x, _NUM) and not isinstance(x, bool) and x > 0 for x in t)):
         raise fail(source, f"[fit] energy_weight_targets = {t!r}: expected [energy meV/atom, force eV/A], both positive")
-    if c["model"]["type"] == "nn":
-        raise fail(source, "[fit] energy_weight = 'cv' needs a linear or quadratic model (the nn model is trained, not solved); "
-                           "give a number")
+    if not models.get(c["model"]["type"], f"{source}: [model] type").linear:
+        raise fail(source, f"[fit] energy_weight = 'cv' needs a model linear in its parameters (linear, quadratic, kernel); the "
+                           f"{c['model']['type']} model is trained, not solved: give a number")
     if c["baseline"]["refit"]:
         raise fail(source, "[fit] energy_weight = 'cv' cannot be combined with [baseline] refit; give a number")
     if f["force_weight"] <= 0:

@@ -359,15 +359,22 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         with timer("baseline (co-fitted)"):
             bl_train = baseline_predictions(potential.baseline, train, f["batch_atoms"], progress, cluster, "baseline train")
             bl_test = baseline_predictions(potential.baseline, test, f["batch_atoms"], progress, cluster, "baseline test") if test else None
+    tuned = None
     if f["tune"]:
         with timer("tune descriptor"):
-            fit_info["tune"] = tune_descriptor(
-                config, train, bl_train, elements, lambda cfg: make_potential(cfg, elements, potential.baseline),
-                lambda cfg, data, bl: config_weights(cfg, data, bl, elements), log, cluster)
+            fit_info["tune"], tuned = tune_descriptor(
+                config, train, lambda cfg: make_potential(cfg, elements, potential.baseline),
+                lambda cfg, pot, log_to: fit_residual(cfg, pot, train, bl_train, False, log_to, None, cluster), log, cluster)
         chosen = fit_info["tune"]["chosen"]  # section -> the settings the search chose
         config = config.with_settings(chosen)
-        potential = make_potential(config, elements, potential.baseline)
-    sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer, cluster)
+        if tuned is None:
+            potential = make_potential(config, elements, potential.baseline)
+    if tuned is not None:  # the chosen candidate's fit, as fit_residual made it during the search
+        potential, sol, weights, record = tuned.potential, tuned.solution, tuned.weights, tuned.record
+        for line in tuned.log:
+            log(line)
+    else:
+        sol, weights, record = fit_residual(config, potential, train, bl_train, progress, log, timer, cluster)
     fit_info["baseline_mode"] = record.get("baseline_check", {}).get("used", "hybrid" if baseline is not None else "pure_ml")
     bl_fit_train, bl_fit_test = bl_train, bl_test  # what the model was fitted over (zeros once the baseline is dropped)
     if baseline is not None and fit_info["baseline_mode"] == "pure_ml":

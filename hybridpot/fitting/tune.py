@@ -24,8 +24,9 @@ and the best candidate over all of them kept. Not as one more coordinate: the be
 mlearn Cu the linear model's CV is best at nmax 10, where a quadratic candidate costs too much to try, and is
 better there than the quadratic model's at 4/4, which a greedy search over the type first would keep).
 
-Each candidate is one streamed assembly with per-fold, per-kind QR factors (:func:`hybridpot.fitting.linear.fit_linear`
-with ``cv_score``); the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
+Each candidate is fitted as the job fits the chosen settings (:func:`hybridpot.fitting.job.fit_residual`: one streamed
+assembly with per-fold, per-kind QR factors, :func:`hybridpot.fitting.linear.fit_linear` with ``cv_score``), and the
+best candidate's fit so far is kept: where it is the one chosen, the job uses it instead of fitting it again; the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
 ``energy_weight = "cv"``, and with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A
 candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted
 (the descriptor refuses its settings, its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`,
@@ -51,11 +52,13 @@ from ase.neighborlist import neighbor_list
 from hybridpot.dataset import Dataset
 from hybridpot.distributed import ClusterArg
 from hybridpot.errors import ConfigError, HybridpotError
+from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_enough_rows, check_solve_memory
 from hybridpot.fitting.config import TUNE_CAPS, FitConfig
-from hybridpot.fitting.linear import fit_linear, prepare_basis
+from hybridpot.fitting.linear import prepare_basis
+from hybridpot.fitting.solver import LinearSolution
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import BaselinePredictions, baseline_predictions
+from hybridpot.prediction import BaselinePredictions
 from hybridpot.registry import models
 
 #: the CV errors a candidate is scored by
@@ -112,6 +115,26 @@ DESCRIPTOR_SHARE = 0.5
 
 #: :func:`predicted_seconds` predicts no further than this factor beyond the largest candidate fitted
 MAX_EXTRAPOLATION = 4.0
+
+
+@dataclasses.dataclass
+class TunedFit:
+    """A candidate's fit as the search made it (the fit a plain ``hybridpot fit`` of its settings makes): kept for the
+    best candidate so far, so that the job need not fit the chosen settings again.
+
+    Attributes:
+        settings: the candidate's settings (coordinate key -> value); config: the configuration with them;
+        potential: fitted (``potential.solution`` set); solution, weights, record: what
+        :func:`hybridpot.fitting.job.fit_residual` returned; log: the lines it wrote (replayed by the job).
+    """
+
+    settings: dict[str, Any]
+    config: FitConfig
+    potential: HybridPotential
+    solution: LinearSolution
+    weights: Weights
+    record: dict[str, Any]
+    log: list[str]
 
 
 class Refused(Exception):
@@ -357,23 +380,30 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
     return coords, notes
 
 
-def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredictions, elements: list[str],
-                    build: Callable[[FitConfig], HybridPotential], weights_of: Callable, log: Callable[[str], None] = print,
-                    cluster: ClusterArg = None) -> dict[str, Any]:
+def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfig], HybridPotential],
+                    fit: Callable[[FitConfig, HybridPotential, Callable[[str], None]], tuple[LinearSolution, Weights, dict[str, Any]]],
+                    log: Callable[[str], None] = print, cluster: ClusterArg = None) -> tuple[dict[str, Any], TunedFit | None]:
     """Search the descriptor's (and the model's) settings as described in the module docstring.
 
     Args:
         build: the potential of a configuration (baseline + descriptor + unfitted model).
-        weights_of: ``(config, data, baseline predictions) -> (weights, energy weight choice, record)``
-            (:func:`hybridpot.fitting.job.config_weights` with the elements bound).
-        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for each candidate's design pass.
+        fit: ``(config, potential, log) -> (solution, weights, record)``: fits the potential in place, as the job
+            fits the chosen settings (:func:`hybridpot.fitting.job.fit_residual` with the data bound, no progress bars),
+            scoring its k-fold CV folds (``solution.cv_errors``).
+        cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for a kernel candidate's basis
+            descriptors (``fit`` has its own for the design pass).
 
     Returns:
-        the record for report.json's "fit.tune": :func:`coordinate_search`'s record with "chosen" by section
+        (the record for report.json's "fit.tune": :func:`coordinate_search`'s record with "chosen" by section
         ({"descriptor": {...}, "model": {...}}: what the fit then uses), each row's "baseline_mode" used (and a kernel
-        row's "n_basis" per element), plus "nearest_neighbour_A", "budget_s" and "notes" (coordinates not searched).
+        row's "n_basis" per element), plus "nearest_neighbour_A", "budget_s", "notes" (coordinates not searched) and
+        "reused" (whether the chosen candidate's fit is returned); the chosen candidate's :class:`TunedFit`, or None
+        where the best candidate kept during the search is not the one chosen at the end (the scores are relative to
+        the best errors of all candidates, so a later candidate can reorder earlier ones): the job then fits it again).
+        Only the best candidate so far is kept, beside the one being fitted: its solution (posterior covariance,
+        training descriptors) is in memory until a better one replaces it.
     """
-    f, m, b = config["fit"], config["model"], config["baseline"]
+    f, m = config["fit"], config["model"]
     if not models.get(m["type"]).linear:
         raise ConfigError(f"{config.source}: [fit] tune (--tune) scores candidates by CV from the solver's factors: it needs a model "
                           f"linear in its parameters (linear, quadratic, kernel), not {m['type']!r}")
@@ -382,12 +412,13 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
     coords, notes = tune_coordinates(config, d1)
     for note in notes:
         log(f"tune: {note}")
-    zero = baseline_predictions(None, train, progress=False)
 
     def by_section(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {s: {c.key: settings[c.key] for c in coords if c.section == s} for s in ("descriptor", "model")}
 
     last: dict[tuple, tuple[FitConfig, HybridPotential]] = {}  # the latest candidate built: size() then evaluate() use it
+    fitted: list[dict[str, Any]] = []  # every candidate's row, in order: the kept fit is the best of them by scores()
+    kept: list[TunedFit] = []
 
     def built(settings: dict[str, Any]) -> tuple[FitConfig, HybridPotential]:
         key = tuple(sorted(settings.items()))
@@ -410,15 +441,16 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
         cfg, potential = built(settings)
         last.clear()  # fitted from here on: never handed out again
         basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
-        weights, choice, _ = weights_of(cfg, train, bl_train)
-        pure = weights_of(cfg, train, zero)[0] if potential.baseline is not None and b["mode"] != "on" else None
-        sol, _ = fit_linear(potential, train, bl_train, weights, cfg["model"]["regularization"], cfg["model"]["cv_folds"], f["seed"],
-                            f["batch_atoms"], False, **choice, pure_weights=pure, mode=b["mode"], cv_score=True, cluster=cluster)
+        lines: list[str] = []
+        sol, weights, rec = fit(cfg, potential, lines.append)
         row: dict[str, Any] = {k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors}
         row["baseline_mode"] = sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml")
         if basis:  # a data-dependent basis (kernel): how many sparse points each element got
             row["n_basis"] = {el: rec["chosen"] for el, rec in basis.items()}
             row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
+        fitted.append(row)
+        if int(np.argmin(scores(fitted))) == len(fitted) - 1:
+            kept[:] = [TunedFit(dict(settings), cfg, potential, sol, weights, rec, lines)]
         return row
 
     inner = [c for c in coords if c.key != "type"]
@@ -431,12 +463,14 @@ def tune_descriptor(config: FitConfig, train: Dataset, bl_train: BaselinePredict
                                    size=size)
     flat = record["chosen"]
     record["chosen"] = by_section(flat)
+    tuned = kept[0] if kept and kept[0].settings == flat else None
     edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
     log(f"tune: chose {_describe(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
         f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {_budget(f)}" if record["skipped"] else "")
-        + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else ""))
+        + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else "")
+        + ("" if tuned else "; its fit was not the one kept during the search: fitted again"))
     return {**record, "nearest_neighbour_A": d1, "budget_s": f["tune_budget_s"], "budget_candidates": f["tune_budget_candidates"],
-            "notes": notes, "seconds": time.perf_counter() - t0}
+            "notes": notes, "reused": tuned is not None, "seconds": time.perf_counter() - t0}, tuned
 
 
 def _budget(f: dict[str, Any]) -> str:

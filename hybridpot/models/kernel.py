@@ -135,8 +135,12 @@ class KernelModel(torch.nn.Module):
     def _kernel(self, B: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
         """(N, M) k(B_i, D_m) for B (N, K), D (M, K)."""
         if self.kernel == "polynomial":
-            return (_normalised(B) @ _normalised(D).T) ** self.zeta
+            return self._polynomial(_normalised(B), _normalised(D))
         return torch.exp(-torch.cdist(B, D).pow(2) / (2 * self._length() ** 2))
+
+    def _polynomial(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(N, M) the polynomial kernel (x_i . y_m)^zeta of rows already normalised, x (N, K), y (M, K)."""
+        return (x @ y.T) ** self.zeta
 
     def _length(self) -> float:
         if self.length is None:
@@ -150,10 +154,11 @@ class KernelModel(torch.nn.Module):
             x = B / norm[:, None]
             y = _normalised(D)
             s = x @ y.T  # (P, M)
-            # d (x_hat . y_hat)/dB = (y_hat - s x_hat) / |B|
-            yd = torch.einsum("mk,pka->pma", y, dB)
+            # d (x_hat . y_hat)/dB = (y_hat - s x_hat) / |B|; in place on the one (P, M, 3) result (memory-bound)
+            out = torch.einsum("mk,pka->pma", y, dB)
             xd = torch.einsum("pk,pka->pa", x, dB)
-            return (self.zeta * s ** (self.zeta - 1) / norm[:, None])[:, :, None] * (yd - s[:, :, None] * xd[:, None, :])
+            out.addcmul_(s[:, :, None], xd[:, None, :], value=-1.0)
+            return out.mul_((self.zeta * s ** (self.zeta - 1) / norm[:, None])[:, :, None])
         k = self._kernel(B, D)
         l2 = self._length() ** 2
         bd = torch.einsum("pk,pka->pa", B, dB)
@@ -310,22 +315,23 @@ class KernelModel(torch.nn.Module):
         """Indices of up to M rows of X by farthest-point sampling in the kernel distance 2 - 2 k (se: the descriptor distance)."""
         if len(X) == 0:
             return np.zeros(0, dtype=int)
-        Xt = torch.from_numpy(X)
+        Xn = _normalised(torch.from_numpy(X))  # once, not per point chosen
+
+        def distance(m: int) -> np.ndarray:
+            if self.kernel == "polynomial":
+                return 2.0 - 2.0 * self._polynomial(Xn, Xn[[m]]).squeeze(1).numpy()
+            return ((X - X[m]) ** 2).sum(1)
+
         first = int(rng.integers(len(X)))
         chosen = [first]
-        if self.kernel == "polynomial":
-            dist = 2.0 - 2.0 * self._kernel(Xt, Xt[[first]]).squeeze(1).numpy()
-        else:
-            dist = ((X - X[first]) ** 2).sum(1)
+        dist = distance(first)
         scale = max(float(dist.max()), 1e-300)
         while len(chosen) < self.n_sparse:
             nxt = int(np.argmax(dist))
             if dist[nxt] <= 1e-12 * scale:  # the rest duplicate chosen environments
                 break
             chosen.append(nxt)
-            new = (2.0 - 2.0 * self._kernel(Xt, Xt[[nxt]]).squeeze(1).numpy() if self.kernel == "polynomial"
-                   else ((X - X[nxt]) ** 2).sum(1))
-            dist = np.minimum(dist, new)
+            dist = np.minimum(dist, distance(nxt))
         return np.array(chosen)
 
     # ------------------------------------------------------------------ model files

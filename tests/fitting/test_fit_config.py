@@ -134,7 +134,7 @@ def test_bad_energy_weight_cv(tmp_path, capsys, fit, message):
 
 def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
     text = BASE.replace('type = "linear"', 'type = "nn"') + "[fit]\nenergy_weight = 'cv'\n"
-    run_fails(tmp_path, config(tmp_path, text), capsys, "energy_weight = 'cv' needs a linear or quadratic model")
+    run_fails(tmp_path, config(tmp_path, text), capsys, "energy_weight = 'cv' needs a model linear in its parameters")
     text = BASE.replace("[descriptor]", "refit = ['F_scale']\n[descriptor]") + "[fit]\nenergy_weight = 'cv'\n"
     run_fails(tmp_path, config(tmp_path, text), capsys, "cannot be combined with [baseline] refit")
 

@@ -4,17 +4,18 @@ model's settings on the bundled Cu data, and the validation of the tune keys."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from ase.io import write
 
-from hybridpot.dataset import bundled
+from hybridpot.dataset import bundled, read_dataset
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import TUNE_CAPS, parse_config
-from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.job import make_potential, run_fit
 from hybridpot.fitting.tune import (DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, predicted_seconds, scores,
-                                    search_each, tune_coordinates)
+                                    search_each, tune_coordinates, tune_descriptor)
 from tests.structures import cu_frames
 
 
@@ -423,3 +424,49 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
 def test_tune_keys_are_validated(tmp_path, key, value, message):
     with pytest.raises(ConfigError, match=message):
         _config(tmp_path, {"type": "kernel"}, {key: value})
+
+
+def test_the_chosen_candidates_fit_is_reused_and_is_the_plain_fit_of_its_settings(tmp_path):
+    """The tune keeps the best candidate's fit and the job uses it (report "reused"): the model, its CV record and the
+    replayed log lines are those of a plain fit (no tune) of the chosen settings."""
+    lines: list[str] = []
+    fit = run_fit(_config(tmp_path / "tuned", {"type": "linear"}, {"tune_models": ["linear"], "tune_kinds": [], "tune_nmax": [2, 3],
+                                                                  "tune_lmax": [2], "tune_alpha": [1.5]}, nmax=2),
+                  progress=False, log=lines.append)
+    tune = fit.report["fit"]["tune"]
+    assert tune["reused"] and "design matrix + solve" not in fit.report["timings"]
+    chosen = tune["chosen"]
+    plain_cfg = _config(tmp_path / "plain", {"type": "linear", **chosen["model"]}, {"tune": False}, nmax=chosen["descriptor"]["nmax"])
+    plain_cfg = plain_cfg.with_settings({"descriptor": chosen["descriptor"]})
+    plain_lines: list[str] = []
+    plain = run_fit(plain_cfg, progress=False, log=plain_lines.append)
+    np.testing.assert_allclose(fit.potential.model.coef.detach().numpy(), plain.potential.model.coef.detach().numpy(), rtol=1e-9, atol=1e-12)
+    assert fit.report["fit"]["cv"] == plain.report["fit"]["cv"]
+    assert fit.report["train"] == pytest.approx(plain.report["train"], rel=1e-9)
+    cv_line = [s for s in lines if s.startswith("k-fold CV of this fit")]
+    assert cv_line == [s for s in plain_lines if s.startswith("k-fold CV of this fit")] and len(cv_line) == 1
+    assert lines.index(cv_line[0]) > max(i for i, s in enumerate(lines) if s.startswith("tune: chose"))
+
+
+def test_a_kept_fit_that_is_not_the_final_choice_is_not_reused(tmp_path):
+    """The scores are relative to the best errors of all candidates, so a later candidate can make an earlier one best
+    again: the fit kept then (the best when it was fitted) is not the chosen one, and none is returned."""
+    cfg = _config(tmp_path, {"type": "linear"}, {"tune_models": ["linear"], "tune_kinds": [], "tune_rcut_factors": [1.7, 1.8, 1.9],
+                                                 "tune_nmax": [2], "tune_lmax": [3], "tune_alpha": [1.5]}, nmax=2)  # rcut only
+    train = read_dataset(cfg["data"]["train"])
+
+    def run(errors):  # one (E, F) per rcut candidate, in the order they are fitted
+        it = iter(errors)
+
+        def fake_fit(config, potential, log):
+            e, f = next(it)
+            log(f"fitted {e} {f}")
+            return SimpleNamespace(cv_errors={"energy_rmse_meV_atom": e, "force_rmse_eV_A": f}, baseline_check=None), None, {}
+        return tune_descriptor(cfg, train, lambda c: make_potential(c, ["Cu"], None), fake_fit, log=lambda s: None)
+
+    record, tuned = run([(1.0, 3.0), (2.9, 1.0), (0.5, 5.0)])  # the third makes the first best again; the second was kept
+    assert [r["energy_rmse_meV_atom"] for r in record["table"]] == [1.0, 2.9, 0.5]
+    assert record["chosen"]["descriptor"]["rcut"] == record["table"][0]["rcut"] and tuned is None and not record["reused"]
+    record, tuned = run([(1.0, 3.0), (2.9, 1.0), (0.9, 0.9)])  # the last is best and kept
+    assert tuned is not None and record["reused"] and tuned.settings["rcut"] == record["table"][2]["rcut"]
+    assert tuned.log == ["fitted 0.9 0.9"] and tuned.config["descriptor"]["rcut"] == record["chosen"]["descriptor"]["rcut"]
