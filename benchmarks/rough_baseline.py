@@ -14,11 +14,14 @@
    training structures: 5 random subsets of 10% and 25% of the training set ([fit] seed 0-4) and the whole set;
    ``--refit-starts N`` adds the refit from N starts (the published parameters and N - 1 random points in the bounds,
    ``[baseline] refit_starts``), the lowest training objective kept; ``--refit-choose cv`` adds the same starts with
-   the start of the lowest 5-fold held-out error kept (``[baseline] refit_choose = "cv"``).
+   the start of the lowest 5-fold held-out error kept (``[baseline] refit_choose = "cv"``). ``--refit-system Li-meam``
+   (or Si-sw) runs the same comparison with another baseline of benchmarks/lammps_baseline.py, its own refitted
+   parameters within +-50 % (the data-efficiency claim of issue #19 for Li, whose baseline is LAMMPS's MEAM).
 
     python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
         [--refit-choose cv]
-        [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--out benchmarks/results]
+        [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--refit-system Si-tersoff|Li-meam|Si-sw]
+        [--out benchmarks/results]
 
 Writes ``rough_baseline.json``.
 """
@@ -108,15 +111,28 @@ def part_scale(shared: Path) -> dict:
     return out
 
 
+def refit_keys(system: str, shared: Path) -> dict:
+    """The [baseline] co-fit keys of the refit part for a system of benchmarks/lammps_baseline.py: Si-tersoff's six
+    parameters within :data:`REFIT_BOUNDS` (:data:`REFIT_EVALS` evaluations); any other system's own refitted
+    parameters (``lammps_baseline.SYSTEMS``) within +-50 % (the default refit_range), 100 evaluations (its accuracy part's)."""
+    if system == "Si-tersoff":
+        return {"refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS, "refit_max_evals": REFIT_EVALS}
+    return {**lammps_baseline.system(system, shared)["refit"], "refit_max_evals": 100}
+
+
 def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list[str] | None = None,
-               fractions: list[float] | None = None, earlier: list[dict] | None = None, choose_by_cv: bool = False) -> dict:
-    """Pure ML, the published Tersoff hybrid and the refitted one on the same subsets: test MAE per fit, the means per
-    training share, and the refitted parameters. ``starts`` > 1 adds the variant "refitted hybrid, N starts" ([baseline]
-    refit_starts: the refit from the published parameters and N - 1 random points, the lowest objective kept) and, with
-    ``choose_by_cv``, "refitted hybrid, N starts, CV choice" (the start of the lowest held-out error kept).
-    ``names``/``fractions``: run only these variants and shares; the fits of ``earlier`` runs of the others are kept."""
-    spec = lammps_baseline.system("Si-tersoff", shared)
-    refit = {**spec["baseline"], "refit": list(REFIT_BOUNDS), "refit_bounds": REFIT_BOUNDS, "refit_max_evals": REFIT_EVALS}
+               fractions: list[float] | None = None, earlier: list[dict] | None = None, choose_by_cv: bool = False,
+               system: str = "Si-tersoff") -> dict:
+    """Pure ML, the published baseline's hybrid and the refitted one on the same subsets (``system``: one of
+    benchmarks/lammps_baseline.py's, the Si Tersoff by default): test MAE per fit, the means per training share, on how
+    many subsets each hybrid is at least as accurate as pure ML in both energy and force, and the refitted parameters.
+    ``starts`` > 1 adds the variant "refitted hybrid, N starts" ([baseline] refit_starts: the refit from the published
+    parameters and N - 1 random points, the lowest objective kept) and, with ``choose_by_cv``, "refitted hybrid, N
+    starts, CV choice" (the start of the lowest held-out error kept). ``names``/``fractions``: run only these variants
+    and shares; the fits of ``earlier`` runs of the others are kept."""
+    spec = lammps_baseline.system(system, shared)
+    keys = refit_keys(system, shared)
+    refit = {**spec["baseline"], **keys}
     variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"], "refitted hybrid": refit}
     if starts > 1:
         variants[f"refitted hybrid, {starts} starts"] = {**refit, "refit_starts": starts}
@@ -128,9 +144,10 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
     for frac in shares:
         for seed in range(seeds if frac < 1.0 else 1):
             for name in run:
-                raw = lammps_baseline._raw(spec["data"], variants[name], tmp / f"{name}-{frac}-{seed}", frac, fit={"seed": seed})
+                raw = lammps_baseline._raw(spec["data"], variants[name], tmp / f"{system}-{name}-{frac}-{seed}", frac, fit={"seed": seed},
+                                           check_units=spec["check_units"])
                 t0 = time.perf_counter()
-                rep = run_fit(parse_config(raw, Path.cwd(), f"rough_baseline refit {name}"), progress=False, log=lambda m: None).report
+                rep = run_fit(parse_config(raw, Path.cwd(), f"rough_baseline refit {system} {name}"), progress=False, log=lambda m: None).report
                 row = {"variant": name, "train_fraction": frac, "seed": seed, "n_train": rep["data"]["train"]["n_used"],
                        "test": lammps_baseline._pick(rep["test"]), "seconds": round(time.perf_counter() - t0, 1)}
                 if "cofit" in rep["fit"]:
@@ -152,13 +169,14 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
             if not rows:
                 continue
             means[f"{name} {frac:g}"] = {k: float(np.mean([r["test"][k] for r in rows])) for k in ("energy_mae_meV_atom", "force_mae_eV_A")}
-            if name.startswith("refitted hybrid") and [r["seed"] for r in rows] == [r["seed"] for r in p]:
+            if name != "pure ML" and [r["seed"] for r in rows] == [r["seed"] for r in p]:
                 ahead = [a["test"]["energy_mae_meV_atom"] <= b["test"]["energy_mae_meV_atom"]
                          and a["test"]["force_mae_eV_A"] <= b["test"]["force_mae_eV_A"] for a, b in zip(rows, p)]
                 means[f"{name} ahead of pure ML {frac:g}"] = {"subsets": len(ahead), "ahead": int(sum(ahead))}
                 print(f"refit part, {frac:.0%}: {name} {means[f'{name} {frac:g}']}, pure ML {means[f'pure ML {frac:g}']}; "
                       f"ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
-    return {"bounds": REFIT_BOUNDS, "max_evals": REFIT_EVALS, "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
+    return {"system": system, "baseline": spec["description"], "refit": keys["refit"], "bounds": keys.get("refit_bounds", "+-50 %"),
+            "max_evals": keys["refit_max_evals"], "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
 
 
 def main() -> None:
@@ -172,9 +190,12 @@ def main() -> None:
     parser.add_argument("--refit-variants", default=None, help="refit: only these variants (separated by ';'); the JSON keeps "
                                                                "the others' fits")
     parser.add_argument("--refit-fractions", default=None, help="refit: only these training shares (e.g. 0.1,0.25)")
+    parser.add_argument("--refit-system", default="Si-tersoff", choices=[s for s in lammps_baseline.SYSTEMS if s != "CHO-reaxff"],
+                        help="refit: the baseline (a system of lammps_baseline.py); written under 'refit' (Si-tersoff) or "
+                             "'refit SYSTEM'")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
-    if not (args.shared / "data/mlearn/Si").is_dir():
+    if not all((args.shared / "data/mlearn" / el).is_dir() for el in {"Si", lammps_baseline.SYSTEMS[args.refit_system]["element"]}):
         raise SystemExit(f"shared data not found at {args.shared} (pass --shared or set HYBRIDPOT_SHARED)")
     path = args.out / "rough_baseline.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
@@ -186,10 +207,11 @@ def main() -> None:
             doc["scale"] = part_scale(args.shared)
         if "refit" in args.parts:
             os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
-            doc["refit"] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
-                                      args.refit_variants.split(";") if args.refit_variants else None,
-                                      [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
-                                      doc.get("refit", {}).get("fits"), args.refit_choose == "cv")
+            key = "refit" if args.refit_system == "Si-tersoff" else f"refit {args.refit_system}"
+            doc[key] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
+                                  args.refit_variants.split(";") if args.refit_variants else None,
+                                  [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
+                                  doc.get(key, {}).get("fits"), args.refit_choose == "cv", args.refit_system)
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     write_json(path, doc)
