@@ -132,8 +132,10 @@ def solve_memory_bytes(config: FitConfig, potential, n_atoms: int) -> int:
     return 8 * (factors * columns**2 + n_atoms * potential.descriptor.n_features)
 
 
-def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
+def check_solve_memory(config: FitConfig, potential, train: Dataset, held_bytes: int = 0) -> None:
     """Refuse a linear or quadratic fit whose solve cannot fit in this machine's memory.
+
+    ``held_bytes``: memory the caller keeps beside the fit (a tune's best candidate so far), added to the estimate.
 
     Raises:
         ConfigError: the estimate (:func:`solve_memory_bytes`) exceeds the physical memory,
@@ -141,7 +143,7 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
     """
     if not models.get(config["model"]["type"]).linear:  # trained, not solved
         return
-    need = solve_memory_bytes(config, potential, int(train.n_atoms.sum()))
+    need = solve_memory_bytes(config, potential, int(train.n_atoms.sum())) + int(held_bytes)
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):  # not available on this system: no check
@@ -151,7 +153,9 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset) -> None:
         raise ConfigError(
             f"{config.source}: the {config['model']['type']} model has {model.n_params} parameters per element "
             f"({len(model.elements)} elements; {potential.descriptor.n_features} descriptor features), and solving for them "
-            f"needs about {need / 2**30:.1f} GiB, more than this machine's {have / 2**30:.1f} GiB: lower [descriptor] nmax "
+            f"needs about {need / 2**30:.1f} GiB" + (f" (with {held_bytes / 2**30:.1f} GiB held by the best tune candidate so far)"
+                                                      if held_bytes else "")
+            + f", more than this machine's {have / 2**30:.1f} GiB: lower [descriptor] nmax "
             "or lmax, use a linear model, or [model] type = 'nn'"
         )
 

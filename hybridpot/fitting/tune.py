@@ -47,6 +47,7 @@ import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from ase.neighborlist import neighbor_list
 
 from hybridpot.dataset import Dataset
@@ -135,6 +136,15 @@ class TunedFit:
     weights: Weights
     record: dict[str, Any]
     log: list[str]
+
+    @property
+    def nbytes(self) -> int:
+        """The memory its solution's arrays hold (coefficients, posterior covariance, training descriptors, energy rows)."""
+        def size(x: Any) -> int:
+            if isinstance(x, (np.ndarray, torch.Tensor)):
+                return int(x.nbytes)
+            return sum(size(v) for v in x) if isinstance(x, (tuple, list)) else 0
+        return sum(size(v) for v in vars(self.solution).values())
 
 
 class Refused(Exception):
@@ -401,7 +411,8 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         where the best candidate kept during the search is not the one chosen at the end (the scores are relative to
         the best errors of all candidates, so a later candidate can reorder earlier ones): the job then fits it again).
         Only the best candidate so far is kept, beside the one being fitted: its solution (posterior covariance,
-        training descriptors) is in memory until a better one replaces it.
+        training descriptors) is in memory until a better one replaces it, and the memory check of each candidate
+        counts it (:attr:`TunedFit.nbytes`).
     """
     f, m = config["fit"], config["model"]
     if not models.get(m["type"]).linear:
@@ -426,7 +437,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
             cfg = config.with_settings(by_section(settings))
             try:
                 potential = build(cfg)
-                check_solve_memory(cfg, potential, train)
+                check_solve_memory(cfg, potential, train, kept[0].nbytes if kept else 0)
                 check_enough_rows(cfg, potential, train)
             except HybridpotError as exc:
                 raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
