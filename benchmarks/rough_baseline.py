@@ -17,7 +17,8 @@
    the start of the lowest 5-fold held-out error kept (``[baseline] refit_choose = "cv"``). ``--refit-system Li-meam``
    (or Si-sw) runs the same comparison with another baseline of benchmarks/lammps_baseline.py, its own refitted
    parameters within +-50 % (the data-efficiency claim of issue #19 for Li, whose baseline is LAMMPS's MEAM), and for
-   Li also the variant with the wider refit of :data:`WIDE_REFITS` (11 MEAM parameters, 400 evaluations).
+   Li also the variants with wider refits (:func:`wide_refits`: 11 MEAM library parameters; those and the screening
+   Cmin, Cmax and the cutoff rc of a parameter file).
 
     python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
         [--refit-choose cv]
@@ -71,9 +72,31 @@ REFIT_BOUNDS = {_T + "A": [300.0, 8000.0], _T + "B": [0.5, 400.0], _T + "lambda1
                 _T + "R": [2.5, 3.8], _T + "D": [0.1, 0.9]}
 REFIT_EVALS = 300
 FRACTIONS = [0.1, 0.25, 1.0]
-#: systems with a wider refit as one more variant ("refitted hybrid, N parameters"): the parameters and evaluations. Li's
-#: MEAM: every library parameter that shapes its densities, embedding and pair term (the accuracy part refits 4 of them)
-WIDE_REFITS = {"Li-meam": ([f"library.meam:Li.{p}" for p in ("alpha", "b0", "b1", "b2", "b3", "esub", "alat", "t1", "t2", "t3", "asub")], 400)}
+#: Li's MEAM library parameters that shape its densities, embedding and pair term (the accuracy part refits 4 of them)
+MEAM_LIBRARY = [f"library.meam:Li.{p}" for p in ("alpha", "b0", "b1", "b2", "b3", "esub", "alat", "t1", "t2", "t3", "asub")]
+#: a MEAM parameter file with LAMMPS's defaults written out (the same potential as none; refit can only move what a file
+#: holds): the cutoff rc, its smoothing delr and the screening Cmin, Cmax
+MEAM_PARAMETER_FILE = "rc = 4.0\ndelr = 0.1\nCmin(1,1,1) = 2.0\nCmax(1,1,1) = 2.8\n"
+#: bounds of the screened refit where +-50 % is too narrow or crosses a limit (Cmin < Cmax; the rest: +-50 %)
+MEAM_BOUNDS = {"library.meam:Li.alat": [0.5, 7.0], "library.meam:Li.esub": [0.1, 3.0], "library.meam:Li.b0": [0.1, 8.0],
+               "library.meam:Li.b1": [0.0, 8.0], "library.meam:Li.b2": [0.0, 8.0], "library.meam:Li.b3": [0.0, 8.0],
+               "library.meam:Li.asub": [0.0, 2.0], "Li.meam:Cmin(1,1,1)": [0.5, 2.7], "Li.meam:Cmax(1,1,1)": [2.75, 4.0],
+               "Li.meam:rc": [3.5, 5.5]}
+
+
+def wide_refits(system: str, spec: dict, tmp: Path) -> dict[str, dict]:
+    """The wider refits of a system, as more variants: for Li's MEAM, its 11 library parameters (400 evaluations within
+    +-50 %), and those with the screening and cutoff of a parameter file (:data:`MEAM_PARAMETER_FILE`, written into
+    ``tmp``; 14 parameters within :data:`MEAM_BOUNDS`, 500 evaluations). Other systems: none."""
+    if system != "Li-meam":
+        return {}
+    par = tmp / "Li.meam"
+    par.write_text(MEAM_PARAMETER_FILE)
+    screened = {**spec["baseline"], "pair_coeff": ["* * library.meam Li Li.meam Li"], "files": [*spec["baseline"]["files"], str(par)]}
+    return {f"refitted hybrid, {len(MEAM_LIBRARY)} parameters": {**spec["baseline"], "refit": MEAM_LIBRARY, "refit_max_evals": 400},
+            f"refitted hybrid, {len(MEAM_LIBRARY) + 3} parameters with screening": {
+                **screened, "refit": MEAM_LIBRARY + ["Li.meam:Cmin(1,1,1)", "Li.meam:Cmax(1,1,1)", "Li.meam:rc"],
+                "refit_bounds": MEAM_BOUNDS, "refit_max_evals": 500}}
 
 
 def part_switch(shared: Path, tmp: Path) -> dict:
@@ -138,9 +161,7 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
     keys = refit_keys(system, shared)
     refit = {**spec["baseline"], **keys}
     variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"], "refitted hybrid": refit}
-    if system in WIDE_REFITS:
-        wide, evals = WIDE_REFITS[system]
-        variants[f"refitted hybrid, {len(wide)} parameters"] = {**spec["baseline"], "refit": wide, "refit_max_evals": evals}
+    variants.update(wide_refits(system, spec, tmp))
     if starts > 1:
         variants[f"refitted hybrid, {starts} starts"] = {**refit, "refit_starts": starts}
         if choose_by_cv:
@@ -183,6 +204,7 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
                 print(f"refit part, {frac:.0%}: {name} {means[f'{name} {frac:g}']}, pure ML {means[f'pure ML {frac:g}']}; "
                       f"ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
     return {"system": system, "baseline": spec["description"], "refit": keys["refit"], "bounds": keys.get("refit_bounds", "+-50 %"),
+            "variants": {n: {k: v for k, v in t.items() if k.startswith("refit") or k == "pair_coeff"} for n, t in variants.items() if "refit" in t},
             "max_evals": keys["refit_max_evals"], "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
 
 
