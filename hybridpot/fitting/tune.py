@@ -26,13 +26,13 @@ better there than the quadratic model's at 4/4, which a greedy search over the t
 
 Each candidate is fitted as the job fits the chosen settings (:func:`hybridpot.fitting.job.fit_residual`: one streamed
 assembly with per-fold, per-kind QR factors, :func:`hybridpot.fitting.linear.fit_linear` with ``cv_score``), and the
-best candidate's fit so far is kept: where it is the one chosen, the job uses it instead of fitting it again; the ridge strength is chosen per fit as configured (evidence or CV), the energy weight too where
-``energy_weight = "cv"``, and with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A
-candidate is scored by E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted
-(the descriptor refuses its settings, its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`,
-or it has more parameters than the data have rows: :func:`~hybridpot.fitting.checks.check_enough_rows`)
-is skipped with its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once
-``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
+best candidate's fit so far is kept: where it is the one chosen, the job uses it instead of fitting it again. The ridge
+strength is chosen per fit as configured (evidence or CV), the energy weight too where ``energy_weight = "cv"``, and
+with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would use. A candidate is scored by
+E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted (the descriptor
+refuses its settings, its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`, or it
+has more parameters than the data have rows: :func:`~hybridpot.fitting.checks.check_enough_rows`) is skipped with
+its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once ``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
 the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
 budget by its predicted time (:func:`predicted_seconds`: a fixed cost plus one growing with the square of the number
 of model parameters, the QR solve's scaling, fitted to the candidates so far): a quadratic candidate of a grown
@@ -59,7 +59,6 @@ from hybridpot.fitting.config import TUNE_CAPS, FitConfig
 from hybridpot.fitting.linear import prepare_basis
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.potential import HybridPotential
-from hybridpot.prediction import BaselinePredictions
 from hybridpot.registry import models
 
 #: the CV errors a candidate is scored by
@@ -453,7 +452,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         last.clear()  # fitted from here on: never handed out again
         basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
         lines: list[str] = []
-        sol, weights, rec = fit(cfg, potential, lines.append)
+        sol, weights, fit_record = fit(cfg, potential, lines.append)
         row: dict[str, Any] = {k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors}
         row["baseline_mode"] = sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml")
         if basis:  # a data-dependent basis (kernel): how many sparse points each element got
@@ -461,7 +460,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
             row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
         fitted.append(row)
         if int(np.argmin(scores(fitted))) == len(fitted) - 1:
-            kept[:] = [TunedFit(dict(settings), cfg, potential, sol, weights, rec, lines)]
+            kept[:] = [TunedFit(dict(settings), cfg, potential, sol, weights, fit_record, lines)]
         return row
 
     inner = [c for c in coords if c.key != "type"]
