@@ -32,8 +32,9 @@ with ``[baseline] mode = "auto"`` each candidate is scored in the mode it would 
 E_cv / min E_cv + F_cv / min F_cv over every candidate tried. A candidate that cannot be fitted (the descriptor
 refuses its settings, its solve would not fit in memory: :func:`hybridpot.fitting.checks.check_solve_memory`, or it
 has more parameters than the data have rows: :func:`~hybridpot.fitting.checks.check_enough_rows`) is skipped with
-its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once ``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates makes
-the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
+its reason (``refused``). No candidate is started once ``tune_budget_s`` has passed, or once
+``tune_budget_candidates`` candidates were fitted where that is set (the first always runs): a budget in candidates
+makes the search the same on every machine, one in seconds does not. Nor is a candidate started that would end after the
 budget by its predicted time (:func:`predicted_seconds`: a fixed cost plus one growing with the square of the number
 of model parameters, the QR solve's scaling, fitted to the candidates so far): a quadratic candidate of a grown
 descriptor can cost several times the one before it. The record says, per coordinate, whether the chosen value is at
