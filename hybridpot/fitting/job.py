@@ -365,12 +365,10 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             fit_info["tune"], tuned = tune_descriptor(
                 config, train, lambda cfg: make_potential(cfg, elements, potential.baseline),
                 lambda cfg, pot, log_to: fit_residual(cfg, pot, train, bl_train, False, log_to, None, cluster), log, cluster)
-        chosen = fit_info["tune"]["chosen"]  # section -> the settings the search chose
-        config = config.with_settings(chosen)
-        if tuned is None:
-            potential = make_potential(config, elements, potential.baseline)
+        config = config.with_settings(fit_info["tune"]["chosen"])  # section -> the settings the search chose
+        potential = tuned.potential if tuned is not None else make_potential(config, elements, potential.baseline)
     if tuned is not None:  # the chosen candidate's fit, as fit_residual made it during the search
-        potential, sol, weights, record = tuned.potential, tuned.solution, tuned.weights, tuned.record
+        sol, weights, record = tuned.solution, tuned.weights, tuned.record
         for line in tuned.log:
             log(line)
     else:
