@@ -1,7 +1,13 @@
 """``[fit] tune = true`` (``hybridpot fit --tune``): a small, budgeted search of the descriptor's and the model's settings.
 
-Coordinate search scored by k-fold cross-validation on the training set only (never the test set). The coordinates,
-in order, each searched at the best settings found so far (:func:`tune_coordinates`):
+Coordinate search scored by k-fold cross-validation on the training set only (never the test set). A numeric
+coordinate is searched outward from its grid value nearest the best settings so far (:func:`coordinate_search`): one grid
+step down at a time while each step gives the best candidate so far; where the first step down does not, one step up at a
+time, on past the top of the grid for the coordinates that grow. A line search that stops at the first step that is not
+better assumes the CV error has one minimum along each coordinate; it saves the candidates beyond that step (on the mlearn
+kernel tunes, one or two of the 7-12 each: a kernel candidate costs 10-150 s). A categorical coordinate (the invariants'
+kind) tries every candidate. The coordinates, in order, each searched at the best settings found so far
+(:func:`tune_coordinates`):
 
 1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
 2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum and bispectrum by default; the configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
@@ -175,7 +181,14 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
                       budget_s: float, log: Callable[[str], None] = print,
                       clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
                       size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
-    """Search ``coordinates`` one after the other, each at the best settings so far, growing those that grow.
+    """Search ``coordinates`` one after the other, each at the best settings so far.
+
+    A categorical coordinate (candidates not all numbers) tries its candidates in order. A numeric one is a line search
+    on its sorted candidates (the grid), from the grid value nearest its value in the best settings so far (the
+    smaller of two equally near): one step down at a time while each step gives the best candidate (the lowest score
+    over the table); where the first step down does not (or there is none, or it was refused), one step up at a time
+    likewise, past the grid's top by ``step`` while the coordinate ``grow``s, up to its ``cap``, and not beyond a value
+    the fit could not use in full (``saturates``).
 
     Args:
         coordinates: what to search, in order (keys unique).
@@ -193,8 +206,9 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
         "coordinates": per coordinate, at the end of its own search: the values tried (at the best settings of the
         other coordinates then), the "best" of them, "edge" ("top", "bottom" or None: where the best lies among those
-        tried) and "stop" (why the growth stopped: "cap N", "budget", "refused", "saturated", "not better", or None
-        where it did not grow; the final "chosen" can differ where a later coordinate's rows changed the scores),
+        tried) and "stop" (why its line search ended: "not better", "budget", "refused", "saturated", "cap N", or None at
+        an end of the grid and for a categorical coordinate; the final "chosen" can differ where a later coordinate's
+        rows changed the scores),
         "refused": candidates skipped with their reason, "skipped": candidates not tried for the budget (with
         "predicted_s" where their predicted time stopped them),
         "stopped_by_budget", "seconds"}.
@@ -248,30 +262,49 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         """The rows that differ from ``at`` in ``key`` alone."""
         return [r for r in table if all(r[k] == at[k] for k in keys if k != key)]
 
+    def walk(c: Coordinate, at: dict[str, Any], origin: Any, direction: int) -> tuple[bool, str | None]:
+        """Step from ``origin`` along ``c`` (direction -1: down the grid; +1: up it, and past its top by ``c.step`` where
+        ``c`` grows) while each step becomes the best candidate. Returns (whether a step was best, why the walk ended:
+        None at the end of the grid, "not better", "budget", "refused", "saturated" or "cap N")."""
+        grid = sorted(set(c.candidates))
+        value, moved = origin, False
+        while True:
+            if direction > 0 and c.saturates and any(r.get("used", {}).get(c.key, value) < value for r in line(at, c.key) if r[c.key] == value):
+                return moved, "saturated"  # a larger value gives the same model
+            k = grid.index(value) + direction if value in grid else len(grid)
+            if 0 <= k < len(grid):
+                value = grid[k]
+            elif direction < 0 or not c.grow or c.step is None:
+                return moved, None
+            elif c.cap is not None and value + c.step > c.cap:
+                return moved, f"cap {c.cap:g}"
+            else:
+                value = value + c.step
+            why = trial({**at, c.key: value}, c.share)
+            if why is not None:
+                return moved, why
+            if best() != {**at, c.key: value}:
+                return moved, "not better"
+            moved = True
+
     record: list[dict[str, Any]] = []
     for c in coordinates:
-        for value in c.candidates:
-            trial({**best(), c.key: value}, c.share)
-        stop = None  # why the growth stopped (None: it did not grow)
-        while c.grow and c.step is not None and table:
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c.candidates)
+        stop = None  # why the search along c ended (None: at the end of its grid, or a categorical coordinate)
+        if not numeric:  # a categorical coordinate (the invariants' kind, a model type): every candidate
+            for value in c.candidates:
+                trial({**best(), c.key: value}, c.share)
+        else:  # outward from the grid value nearest the best so far: down while better, else up (and past the top)
             at = best()
-            rows = line(at, c.key)
-            top = max(r[c.key] for r in rows)
-            if at[c.key] != top:
-                stop = "not better" if stop == "grown" else stop
-                break
-            if c.saturates and any(r.get("used", {}).get(c.key, top) < top for r in rows if r[c.key] == top):
-                stop = "saturated"
-                break
-            if c.cap is not None and top + c.step > c.cap:
-                stop = f"cap {c.cap:g}"
-                break
-            stop = trial({**at, c.key: top + c.step}, c.share) or "grown"
-            if stop != "grown":
-                break
+            origin = min(sorted(set(c.candidates)), key=lambda v: abs(v - at[c.key]))
+            stop = trial({**at, c.key: origin}, c.share)
+            if stop != "budget":
+                at = {**at, c.key: origin}
+                moved, stop = walk(c, at, origin, -1)
+                if not moved and stop != "budget":
+                    _, stop = walk(c, at, origin, +1)
         at = best()
         tried = {r[c.key] for r in line(at, c.key)}
-        numeric = all(isinstance(v, (int, float)) for v in tried)  # a model type has no top or bottom
         values = sorted(tried) if numeric else [v for v in c.candidates if v in tried]
         edge = None
         if numeric and len(values) > 1 and at[c.key] == values[-1]:

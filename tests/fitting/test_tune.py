@@ -57,12 +57,28 @@ def _nmax_record(rec):
     return next(c for c in rec["coordinates"] if c["key"] == "nmax")
 
 
-def test_no_growth_when_the_top_is_not_best():
+def test_the_line_search_stops_at_the_first_step_that_is_not_better():
     fake = FakeFit({"nmax": 5})
     rec = _search(fake, [NMAX], {"nmax": 4})
     assert [c["nmax"] for c in fake.calls] == [4, 5, 6]
     assert rec["chosen"] == {"nmax": 5}
-    assert _nmax_record(rec) | {} == {"section": "descriptor", "key": "nmax", "tried": [4, 5, 6], "best": 5, "edge": None, "stop": None}
+    assert _nmax_record(rec) | {} == {"section": "descriptor", "key": "nmax", "tried": [4, 5, 6], "best": 5, "edge": None,
+                                      "stop": "not better"}
+    # from the middle of a grid: one step down first; where it is worse, up (3 is never reached from 5, nor 7 from 5)
+    lmax = Coordinate("descriptor", "lmax", (3, 4, 5, 6, 7))
+    for best, calls in ((5, [4, 3, 5, 6]), (2, [4, 3]), (6, [4, 3, 5, 6, 7])):
+        fake = FakeFit({"lmax": best})
+        rec = _search(fake, [lmax], {"lmax": 4})
+        assert [c["lmax"] for c in fake.calls] == calls, best
+        assert rec["chosen"] == {"lmax": min(max(best, 3), 7)}
+        assert rec["coordinates"][0]["stop"] == ("not better" if best == 5 or best == 6 else None)
+    # the grid value nearest the start is the first candidate (the smaller of two equally near)
+    rcut = Coordinate("descriptor", "rcut", (4.11, 4.75, 5.4, 6.05))
+    for start, first in ((5.0, 4.75), (5.075, 4.75), (7.0, 6.05)):
+        fake = FakeFit({"rcut": 6.05})
+        _search(fake, [rcut], {"rcut": start})
+        assert fake.calls[0]["rcut"] == first
+    assert [c["rcut"] for c in fake.calls] == [6.05, 5.4]
 
 
 def test_growth_steps_beyond_the_top_while_it_improves():
@@ -79,7 +95,7 @@ def test_growth_step_is_the_last_spacing_and_stops_at_the_cap():
     fake = FakeFit({"n_sparse": 10_000})
     coord = Coordinate("model", "n_sparse", (250, 500, 1000), grow=True, cap=2600)
     rec = _search(fake, [coord], {"n_sparse": 500})
-    assert [c["n_sparse"] for c in fake.calls] == [250, 500, 1000, 1500, 2000, 2500]
+    assert [c["n_sparse"] for c in fake.calls] == [500, 250, 1000, 1500, 2000, 2500]
     assert rec["coordinates"][0] | {} == {"section": "model", "key": "n_sparse", "tried": [250, 500, 1000, 1500, 2000, 2500],
                                           "best": 2500, "edge": "top", "stop": "cap 2600"}
 
@@ -103,7 +119,7 @@ def test_a_budget_in_candidates_gives_the_same_search_at_any_speed():
         runs.append((fake.calls, rec["chosen"], rec["coordinates"][0]["stop"]))
     assert runs[0] == runs[1]
     calls, chosen, stop = runs[0]
-    assert [(c["nmax"], c["zeta"]) for c in calls] == [(4, 4), (5, 4), (6, 4), (6, 2), (6, 3)] and stop == "budget"
+    assert [(c["nmax"], c["zeta"]) for c in calls] == [(4, 4), (5, 4), (6, 4), (6, 3), (6, 2)] and stop == "budget"
     assert chosen == {"nmax": 6, "zeta": 3}
 
 
@@ -145,7 +161,7 @@ def test_a_coordinate_with_a_budget_share_leaves_the_rest_to_the_next():
     coords = [Coordinate("descriptor", "nmax", (4, 5, 6), grow=True, cap=10, share=0.5),
               Coordinate("model", "zeta", (2, 3, 4))]
     rec = _search(fake, coords, {"nmax": 4, "zeta": 4}, budget=45.0)
-    assert [(c["nmax"], c["zeta"]) for c in fake.calls] == [(4, 4), (5, 4), (6, 4), (6, 2), (6, 3)]
+    assert [(c["nmax"], c["zeta"]) for c in fake.calls] == [(4, 4), (5, 4), (6, 4), (6, 3), (6, 2)]
     assert rec["chosen"] == {"nmax": 6, "zeta": 3} and rec["coordinates"][0]["stop"] == "budget"
 
 
@@ -210,11 +226,11 @@ def test_search_each_keeps_the_best_over_all_types():
 
 def test_search_each_gives_each_type_an_equal_share_of_the_budget_left():
     """Budget 10 s, linear candidates 2 s: linear gets 5 s (starts 4, 5, 6; 7 not at 6 s), quadratic the 4 s left
-    (its first candidate always runs; the others would start past its share)."""
+    (its first candidate always runs; the next would start past its share, which ends its search)."""
     fake = TwoTypes(2.0)
     rec = search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 10.0, log=lambda s: None, clock=fake.clock)
     assert fake.calls == [("linear", 4), ("linear", 5), ("linear", 6), ("quadratic", 4)]
-    assert rec["stopped_by_budget"] and {(s["type"], s["nmax"]) for s in rec["skipped"]} == {("linear", 7), ("quadratic", 5), ("quadratic", 6)}
+    assert rec["stopped_by_budget"] and {(s["type"], s["nmax"]) for s in rec["skipped"]} == {("linear", 7), ("quadratic", 5)}
     # a budget in candidates is split the same way: 2 each of 4
     fake = TwoTypes(2.0)
     search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 1e9, log=lambda s: None, clock=fake.clock,
@@ -247,11 +263,16 @@ def test_growth_stops_at_a_refused_candidate():
 
 
 def test_growth_stops_where_the_model_saturates():
-    """A basis clamped at 700: the candidate 1000 used only 700, so 1500 would give the same model and is not tried."""
-    fake = FakeFit({"n_sparse": 10_000}, used={"n_sparse": 700})
+    """A basis clamped at 700: the candidate 1000 used only 700, so 1500 would give the same model and is not tried;
+    nor is a grid value above a clamped one (clamped at 400, 500 used 400: 1000 is not tried)."""
     coord = Coordinate("model", "n_sparse", (250, 500, 1000), grow=True, cap=4000, saturates=True)
+    fake = FakeFit({"n_sparse": 10_000}, used={"n_sparse": 700})
     rec = _search(fake, [coord], {"n_sparse": 500})
-    assert [c["n_sparse"] for c in fake.calls] == [250, 500, 1000]
+    assert [c["n_sparse"] for c in fake.calls] == [500, 250, 1000]
+    assert rec["coordinates"][0]["stop"] == "saturated"
+    fake = FakeFit({"n_sparse": 10_000}, used={"n_sparse": 400})
+    rec = _search(fake, [coord], {"n_sparse": 250})
+    assert [c["n_sparse"] for c in fake.calls] == [250, 500]
     assert rec["coordinates"][0]["stop"] == "saturated"
 
 
