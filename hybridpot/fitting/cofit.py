@@ -36,8 +36,8 @@ from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.assembly import RowCounts, Weights, weighted_rows
-from hybridpot.fitting.linear import prepare_basis, structure_folds
-from hybridpot.fitting.solver import QRAccumulator, ridge_coef, solve
+from hybridpot.fitting.linear import CVFit, fold_sse, prepare_basis, structure_folds
+from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, baseline_predictions, batches
 from hybridpot.registry import linear_in_parameters
@@ -81,17 +81,16 @@ def _owners(names: Sequence[str], labels: Sequence[str]) -> list[str]:
 
 
 def held_out_rss(A: np.ndarray, y: np.ndarray, row_folds: np.ndarray, n_free: int, lam: float, scale_columns: bool) -> float:
-    """k-fold held-out residual sum of squares: each fold's rows (``row_folds`` (R,), fold of each row's structure)
-    predicted by the ridge fit of the other folds' rows at the ridge ``lam`` of all R rows scaled to their number
-    (the same penalty per row)."""
-    total = 0.0
-    for k in np.unique(row_folds):
+    """k-fold held-out residual sum of squares (:func:`~hybridpot.fitting.linear.fold_sse`): each fold's rows
+    (``row_folds`` (R,), fold of each row's structure) predicted by the ridge fit of the other folds' rows at the ridge
+    ``lam`` of all R rows scaled to their number (the same penalty per row)."""
+    parts = {}
+    for n, k in enumerate(np.unique(row_folds)):
         held = row_folds == k
-        acc = QRAccumulator(A.shape[1])
-        acc.add(A[~held], y[~held])
-        coef = ridge_coef(acc, n_free, lam * acc.n_rows / len(y), scale_columns)
-        total += float(np.sum((A[held] @ coef - y[held]) ** 2))
-    return total
+        parts[(n, "rows")] = acc = QRAccumulator(A.shape[1])
+        acc.add(A[held], y[held])
+    fit = CVFit(0, lam / len(y), {}, Weights())
+    return fold_sse(parts, len(parts), n_free, [fit], scale_columns)[0]["rows"]
 
 
 def variable_projection(A: np.ndarray, y_at: Callable[[np.ndarray], np.ndarray], n_free: int, scale_columns: bool,

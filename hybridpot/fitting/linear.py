@@ -240,10 +240,11 @@ def cv_errors(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free:
     return cv_errors_of(parts, n_folds, n_free, [CVFit(target, ridge_per_row, factors, weights)], scale_columns, fold_coefs)[0]
 
 
-def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, fits: Sequence[CVFit],
-                 scale_columns: bool = True, fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> list[dict[str, float]]:
-    """Pooled k-fold CV RMSE per kind (energy meV/atom per atom, force eV/A per component, stress eV/atom per
-    virial component; config weights applied) of each of ``fits`` (:class:`CVFit`) of ``parts``.
+def fold_sse(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, fits: Sequence[CVFit],
+             scale_columns: bool = True, fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> list[dict[str, float]]:
+    """k-fold held-out sums of squared residuals of each of ``fits`` (:class:`CVFit`; its ``weights`` unused), per kind
+    of the ``parts`` ((fold, kind) -> the factor of that fold's rows of that kind), each kind's rows scaled by the fit's
+    ``factors`` (1 for a kind not in them): fold k's rows predicted by the fit of the other folds' rows.
 
     Each fold's training rows are fitted at the ridge parameter ``ridge_per_row`` times their number of rows (the
     full fit's lam / n_rows: the same penalty per row), not at one chosen again per fold: one QR of the training
@@ -253,7 +254,8 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
     other folds' factors for all their targets). ``fold_coefs``: given, each fold's coefficients (solver column
     order) of fit n are stored at (n, fold), for :func:`held_out_energy_errors`.
     """
-    sse = [dict.fromkeys(("energy", "force", "stress"), 0.0) for _ in fits]
+    kinds = sorted({kind for _, kind in parts})
+    sse = [dict.fromkeys(kinds, 0.0) for _ in fits]
     groups: dict[tuple, list[int]] = {}
     for n, fit in enumerate(fits):
         groups.setdefault(_factor_key(fit.factors), []).append(n)
@@ -272,8 +274,17 @@ def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_fr
                     fold_coefs[(n, k)] = coef
                 for kind in sse[n]:
                     if (k, kind) in parts:
-                        sse[n][kind] += factors[kind] ** 2 * parts[(k, kind)].sse(coef, fit.target)
+                        sse[n][kind] += factors.get(kind, 1.0) ** 2 * parts[(k, kind)].sse(coef, fit.target)
             del rest
+    return sse
+
+
+def cv_errors_of(parts: dict[tuple[int, str], QRAccumulator], n_folds: int, n_free: int, fits: Sequence[CVFit],
+                 scale_columns: bool = True, fold_coefs: dict[tuple[int, int], np.ndarray] | None = None) -> list[dict[str, float]]:
+    """Pooled k-fold CV RMSE per kind (energy meV/atom per atom, force eV/A per component, stress eV/atom per
+    virial component; config weights applied) of each of ``fits`` (:class:`CVFit`) of ``parts``: :func:`fold_sse`
+    (its arguments) over each kind's weight."""
+    sse = fold_sse(parts, n_folds, n_free, fits, scale_columns, fold_coefs)
     out = []
     for fit, e in zip(fits, sse):
         errors = {}
