@@ -130,13 +130,12 @@ class TunedFit:
     best candidate so far, so that the job need not fit the chosen settings again.
 
     Attributes:
-        settings: the candidate's settings (coordinate key -> value); config: the configuration with them;
+        settings: the candidate's settings (coordinate key -> value);
         potential: fitted (``potential.solution`` set); solution, weights, record: what
         :func:`hybridpot.fitting.job.fit_residual` returned; log: the lines it wrote (replayed by the job).
     """
 
     settings: dict[str, Any]
-    config: FitConfig
     potential: HybridPotential
     solution: LinearSolution
     weights: Weights
@@ -494,7 +493,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
             row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
         fitted.append(row)
         if int(np.argmin(scores(fitted))) == len(fitted) - 1:
-            kept[:] = [TunedFit(dict(settings), cfg, potential, sol, weights, fit_record, lines)]
+            kept[:] = [TunedFit(dict(settings), potential, sol, weights, fit_record, lines)]
         return row
 
     inner = [c for c in coords if c.key != "type"]

@@ -491,7 +491,7 @@ def test_a_kept_fit_that_is_not_the_final_choice_is_not_reused(tmp_path):
     assert record["chosen"]["descriptor"]["rcut"] == record["table"][0]["rcut"] and tuned is None and not record["reused"]
     record, tuned = run([(1.0, 3.0), (2.9, 1.0), (0.9, 0.9)])  # the last is best and kept
     assert tuned is not None and record["reused"] and tuned.settings["rcut"] == record["table"][2]["rcut"]
-    assert tuned.log == ["fitted 0.9 0.9"] and tuned.config["descriptor"]["rcut"] == record["chosen"]["descriptor"]["rcut"]
+    assert tuned.log == ["fitted 0.9 0.9"] and float(tuned.potential.descriptor.rcut) == record["chosen"]["descriptor"]["rcut"]
 
 
 def test_the_memory_check_counts_the_fit_the_tune_keeps(tmp_path, monkeypatch):
@@ -501,7 +501,7 @@ def test_the_memory_check_counts_the_fit_the_tune_keeps(tmp_path, monkeypatch):
 
     sol = SimpleNamespace(coef=np.zeros(10), covariance=np.zeros((10, 10)), training_descriptors=(np.zeros((4, 5)), np.zeros(4, dtype=np.int64)),
                           cv_errors={"energy_rmse_meV_atom": 1.0})
-    assert TunedFit({}, None, None, sol, None, {}, []).nbytes == 8 * (10 + 100 + 20 + 4)
+    assert TunedFit({}, None, sol, None, {}, []).nbytes == 8 * (10 + 100 + 20 + 4)
     cfg = _config(tmp_path, {"type": "linear"}, {"tune": False}, nmax=2)
     potential = make_potential(cfg, ["Cu"], None)
     train = read_dataset(cfg["data"]["train"])
