@@ -122,12 +122,14 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "baseline_stress_weight": (_NUM, 0.0, "keep the baseline's stress where the data have none (weight of those rows)"),
         "tune": ((bool,), False, "search the descriptor's rcut, invariants (tune_kinds), nmax, lmax (and alpha), the model type (tune_models) and a kernel "
                                  "model's zeta and n_sparse by "
-                                 "k-fold CV on train before the fit (models linear in their parameters; hybridpot.fitting.tune; "
+                                 "k-fold CV on train before the fit, each numeric one a line search from the grid value nearest the "
+                                 "best so far that stops at the first step not better (models linear in their parameters; hybridpot.fitting.tune; "
                                  "hybridpot fit --tune); the table goes in report.json fit.tune"),
         "tune_budget_s": (_NUM, 300.0, "tune: no further candidate is started after this many seconds"),
         "tune_budget_candidates": ((int,), None, "tune: nor once this many candidates were fitted (a budget that gives the same "
                                                  "search on every machine; none by default)"),
-        "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance"),
+        "tune_rcut_factors": ((list,), [1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance (the search starts at the one nearest the "
+                                                             "configured rcut)"),
         "tune_models": ((list,), ["linear", "quadratic"], "tune: model types searched (those with the configured model's [model] "
                                                           "keys: linear and quadratic share theirs), the whole search once per "
                                                           "type with an equal share of the budget left; the best over all kept"),
