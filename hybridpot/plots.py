@@ -99,3 +99,53 @@ def parity_plots(sets: Mapping, preds: Mapping, base_preds: Mapping | None, out_
         save_figure(fig, path)
         paths.append(path)
     return paths
+
+
+def _changed(row: Mapping, before: Mapping | None, keys: list[str]) -> str:
+    """What a tune candidate changed against the one fitted before it ("start" for the first)."""
+    if before is None:
+        return "start"
+    diff = [k for k in keys if row[k] != before[k]]
+    return ", ".join(f"{k} {row[k]:g}" if isinstance(row[k], float) else f"{k} {row[k]}" for k in diff) or "again"
+
+
+def tune_figure(tune: Mapping):
+    """The search of ``hybridpot fit --tune`` (report.json's ``fit.tune``): each candidate's k-fold CV energy RMSE
+    (meV/atom) and force RMSE (eV/A) in the order fitted, labelled by what it changed against the candidate before it;
+    one colour per model type where the type was searched; the chosen candidate (the lowest score) starred, and the
+    count of candidates not tried (budget) or refused in the title."""
+    table = list(tune["table"])
+    keys = (["type"] if "searches" in tune else []) + [c["key"] for c in tune["coordinates"]]
+    best = int(np.argmin([r["score"] for r in table]))
+    types = list(dict.fromkeys(r.get("type") for r in table))
+    colors = dict(zip(types, ["tab:blue", "tab:green", "tab:purple", "tab:brown"]))
+    labels = [_changed(r, table[n - 1] if n else None, keys) for n, r in enumerate(table)]
+    x = np.arange(len(table))
+    fig, axes = _figure(2, size=max(4.2, 0.35 * len(table) + 2.0))
+    for ax, key, name in ((axes[0][0], "energy_rmse_meV_atom", "CV energy RMSE (meV/atom)"),
+                          (axes[0][1], "force_rmse_eV_A", "CV force RMSE (eV/A)")):
+        y = np.array([r.get(key, np.nan) for r in table], dtype=float)
+        ax.plot(x, y, color="0.75", lw=0.8, zorder=1)
+        for t in types:
+            on = [n for n, r in enumerate(table) if r.get("type") == t]
+            ax.scatter(x[on], y[on], s=22, color=colors[t], zorder=2, label=f"{t}" if t is not None else None)
+        ax.scatter([best], [y[best]], s=160, marker="*", color="tab:red", zorder=3, label="chosen")
+        ax.set_xticks(x)
+        ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("candidate, in the order fitted (what it changed)")
+        ax.set_ylabel(name)
+        ax.legend(fontsize=7)
+    left = [f"{len(tune.get('skipped', []))} not tried (budget)" if tune.get("skipped") else "",
+            f"{len(tune.get('refused', []))} refused" if tune.get("refused") else ""]
+    note = "; ".join(s for s in left if s)
+    chosen = ", ".join(f"{k} {table[best][k]:g}" if isinstance(table[best][k], float) else f"{k} {table[best][k]}" for k in keys)
+    fig.suptitle(f"tune: {len(table)} candidates, {tune.get('seconds', 0.0):.0f} s" + (f"; {note}" if note else "")
+                 + f"\nchosen: {chosen}", fontsize=9)
+    return fig
+
+
+def tune_plot(tune: Mapping, out_dir: Path) -> Path:
+    """Write :func:`tune_figure` as ``tune.png`` into ``out_dir``."""
+    path = out_dir / "tune.png"
+    save_figure(tune_figure(tune), path)
+    return path

@@ -42,7 +42,7 @@ from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
 from hybridpot.metrics import format_table
-from hybridpot.plots import parity_plots
+from hybridpot.plots import parity_plots, tune_plot
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
@@ -460,7 +460,8 @@ def _jsonable(x):
 
 
 def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path, plots: bool) -> None:
-    """Model file, report.json and the parity plots, into the folder of ``model_path`` (the staging folder)."""
+    """Model file, report.json, the parity plots and (after a tune) tune.png, into the folder of ``model_path`` (the staging
+    folder)."""
 
     out_dir = model_path.parent
     cofit_record = report["fit"].get("cofit")
@@ -475,3 +476,5 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))
     if plots:
         parity_plots(sets, preds, base_preds, out_dir)
+        if report["fit"].get("tune"):
+            tune_plot(report["fit"]["tune"], out_dir)

@@ -290,7 +290,7 @@ def test_coordinates_are_searched_in_order_at_the_best_so_far():
 # ---------------------------------------------------------------------------------------------------- real fits
 
 
-def _config(out, model: dict, fit: dict, n: int = 10, nmax: int = 3):
+def _config(out, model: dict, fit: dict, n: int = 10, nmax: int = 3, plots: bool = False):
     out.mkdir(parents=True, exist_ok=True)
     train = out / "train.xyz"
     write(train, cu_frames(n))
@@ -300,7 +300,7 @@ def _config(out, model: dict, fit: dict, n: int = 10, nmax: int = 3):
         "descriptor": {"rcut": 4.5, "nmax": nmax, "lmax": 3, "alpha": 1.5},
         "model": {"cv_folds": 3, **model},
         "fit": {"seed": 1, "tune": True, "tune_rcut_factors": [1.9], **fit},
-        "output": {"dir": str(out / "fit"), "plots": False},
+        "output": {"dir": str(out / "fit"), "plots": plots},
     }
     return parse_config(raw, out, "test config")
 
@@ -336,10 +336,11 @@ def test_tune_end_to_end_records_edges_and_grows_to_the_cap(tmp_path):
     """A real tune of the bundled Cu data, with lmax candidates just below the cap: where lmax ends at the top of
     its tried values, its growth was stopped by the cap or the budget, never left undone; alpha is searched."""
     fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2], "tune_lmax": [TUNE_CAPS["lmax"] - 2, TUNE_CAPS["lmax"] - 1],
-                                                        "tune_alpha": [1.0, 2.5], "tune_budget_s": 60.0}),
+                                                        "tune_alpha": [1.0, 2.5], "tune_budget_s": 60.0}, plots=True),
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
     best = _check_record(tune)
+    assert (fit.output_dir / "tune.png").is_file()  # the search as a plot, beside the parity plots
     assert [c["key"] for c in tune["coordinates"]] == ["rcut", "kind", "nmax", "lmax", "alpha"]
     assert {r["type"] for r in tune["table"]} == {"linear", "quadratic"} and list(tune["searches"]) == ["linear", "quadratic"]
     assert tune["coordinates"] == tune["searches"][best["type"]]["coordinates"]
@@ -509,3 +510,26 @@ def test_the_memory_check_counts_the_fit_the_tune_keeps(tmp_path, monkeypatch):
     checks.check_solve_memory(cfg, potential, train)  # a small fit fits
     with pytest.raises(ConfigError, match="held by the best tune candidate so far"):
         checks.check_solve_memory(cfg, potential, train, held_bytes=have)
+
+
+def test_the_tune_figure_shows_every_candidate_and_the_chosen_one():
+    """tune.png: one point per fitted candidate in each panel (CV energy, CV force), in the order fitted, labelled by
+    what changed; the lowest score starred; one colour per model type; skipped and refused counted in the title."""
+    from hybridpot.plots import tune_figure
+
+    fake = TwoTypes(1.0)
+    rec = search_each("type", ("linear", "quadratic"), [NMAX], {"nmax": 4}, fake, 1000.0, log=lambda s: None, clock=fake.clock)
+    rec["skipped"], rec["refused"] = [{"type": "linear", "nmax": 11}], [{"settings": {}, "reason": "x"}, {"settings": {}, "reason": "y"}]
+    fig = tune_figure(rec)
+    best = int(np.argmin([r["score"] for r in rec["table"]]))
+    for ax, key in zip(fig.axes, ("energy_rmse_meV_atom", "force_rmse_eV_A")):
+        by_label = {}
+        for col in ax.collections:
+            by_label[col.get_label()] = col.get_offsets()
+        assert sum(len(by_label[t]) for t in ("linear", "quadratic")) == len(rec["table"])
+        assert np.allclose(by_label["chosen"], [[best, rec["table"][best][key]]])
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[:2] == ["start", "nmax 5"] and labels[len(fake.calls) - 3] == "type quadratic, nmax 4"
+    title = fig._suptitle.get_text()
+    assert f"{len(rec['table'])} candidates" in title and "1 not tried (budget); 2 refused" in title
+    assert "chosen: type quadratic, nmax 5" in title
