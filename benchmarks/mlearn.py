@@ -18,7 +18,8 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
   (``weight_scale = "rows"``, the defaults before), with ``energy_weight = "cv"`` and with ``[fit] tune`` (default
   300 s budget; hybrid mode auto, and pure ML; elements without a baseline have only the pure-ML rows; ``--rows`` runs
   only some), next to the tuned rows of mlearn.json and the published
-  errors. -> ``mlearn_defaults.json``
+  errors. -> ``mlearn_defaults.json``, and the searches of the default tune rows (``--tune, both invariants``)
+  as ``mlearn_tune_<element>_<model>.png`` (also ``--parts tune-plots``, from the JSON)
 * ``peer``: Cu, linear and quadratic, LAMMPS so3 basis nmax = lmax = 4, rcut 5, alpha 2, Mishin EAM baseline:
   stage times and peak memory of ``hybridpot fit``, each run in a fresh subprocess, next to LAMMPS's ``fitpod``
   (ML-POD) run in the same session and FitSNAP 3.1 numbers measured earlier on this machine (issue #4).
@@ -323,7 +324,24 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
            "units": {"energy": "meV/atom", "force": "eV/A (all Cartesian components)"},
            "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t_start, 1), "elements": results}
     write_json(path, doc)
+    tune_plots(doc, out, {el: list(r["variants"]) for el, r in doc["elements"].items() if el in elements})
     return doc
+
+
+def tune_plots(doc: dict[str, Any], out: Path, rows: dict[str, list[str]] | None = None) -> list[Path]:
+    """``mlearn_tune_<element>_<model>.png`` (:func:`hybridpot.plots.tune_figure`) of the current default tune rows
+    (``--tune, both invariants``) of mlearn_defaults.json, for the rows of ``rows`` (element -> row labels; None: all)."""
+    from hybridpot.plots import tune_plot
+
+    paths = []
+    for el, res in doc["elements"].items():
+        for label, row in res["variants"].items():
+            tune = row.get("fit", {}).get("tune")
+            if tune is None or ", --tune, both invariants " not in label or (rows is not None and label not in rows.get(el, [])):
+                continue
+            path = tune_plot(tune, out)  # tune.png, renamed below: one per element and model
+            paths.append(path.replace(out / f"mlearn_tune_{el}_{label.rsplit(' ', 1)[1]}.png"))
+    return paths
 
 
 def format_defaults_table(el: str, res: dict[str, Any]) -> str:
@@ -755,7 +773,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
-    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,defaults,markdown (markdown: README tables from the JSON)")
+    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,defaults,tune-plots,markdown (markdown: README tables "
+                                                                     "from the JSON; tune-plots: the defaults' tune rows as PNGs, from the JSON)")
     parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")
     parser.add_argument("--defaults", action="store_true", help="the defaults part only (--parts defaults; --models default linear)")
@@ -798,6 +817,9 @@ def main(argv: list[str] | None = None) -> int:
     if "curve" in parts:
         part_curve(shared, elements, args.models.split(",") if args.models else ["linear"] if args.quick else ["linear", "quadratic"], out,
                    subset_seeds=args.subset_seeds)
+    if "tune-plots" in parts:
+        for path in tune_plots(json.loads((out / "mlearn_defaults.json").read_text()), out):
+            print(f"wrote {path}")
     if "markdown" in parts:
         print(markdown_summary(out))
     print(f"\ntotal runtime {time.perf_counter() - t0:.0f} s")
