@@ -324,20 +324,20 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
            "units": {"energy": "meV/atom", "force": "eV/A (all Cartesian components)"},
            "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t_start, 1), "elements": results}
     write_json(path, doc)
-    tune_plots(doc, out, {el: list(r["variants"]) for el, r in doc["elements"].items() if el in elements})
+    tune_plots(doc, out)
     return doc
 
 
-def tune_plots(doc: dict[str, Any], out: Path, rows: dict[str, list[str]] | None = None) -> list[Path]:
+def tune_plots(doc: dict[str, Any], out: Path) -> list[Path]:
     """``mlearn_tune_<element>_<model>.png`` (:func:`hybridpot.plots.tune_figure`) of the current default tune rows
-    (``--tune, both invariants``) of mlearn_defaults.json, for the rows of ``rows`` (element -> row labels; None: all)."""
+    (``--tune, both invariants``) of mlearn_defaults.json (``doc``)."""
     from hybridpot.plots import tune_plot
 
     paths = []
     for el, res in doc["elements"].items():
         for label, row in res["variants"].items():
             tune = row.get("fit", {}).get("tune")
-            if tune is None or ", --tune, both invariants " not in label or (rows is not None and label not in rows.get(el, [])):
+            if tune is None or ", --tune, both invariants " not in label:
                 continue
             path = tune_plot(tune, out)  # tune.png, renamed below: one per element and model
             paths.append(path.replace(out / f"mlearn_tune_{el}_{label.rsplit(' ', 1)[1]}.png"))
