@@ -5,7 +5,7 @@ coordinate is searched outward from its grid value nearest the best settings so 
 step down at a time while each step gives the best candidate so far; where the first step down does not, one step up at a
 time, on past the top of the grid for the coordinates that grow. A line search that stops at the first step that is not
 better assumes the CV error has one minimum along each coordinate; it saves the candidates beyond that step (on the mlearn
-kernel tunes, none to two of the 8-11 each: a kernel candidate costs 10-150 s). A categorical coordinate (the invariants'
+kernel tunes, none to two per element, of 7-10 fitted: a kernel candidate costs 10-150 s). A categorical coordinate (the invariants'
 kind) tries every candidate. The coordinates, in order, each searched at the best settings found so far
 (:func:`tune_coordinates`):
 
