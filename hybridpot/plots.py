@@ -101,12 +101,16 @@ def parity_plots(sets: Mapping, preds: Mapping, base_preds: Mapping | None, out_
     return paths
 
 
+def _settings(row: Mapping, keys: list[str]) -> str:
+    """``keys`` of a tune row in words ("rcut 4.75, kind bispectrum")."""
+    return ", ".join(f"{k} {row[k]:g}" if isinstance(row[k], float) else f"{k} {row[k]}" for k in keys)
+
+
 def _changed(row: Mapping, before: Mapping | None, keys: list[str]) -> str:
     """What a tune candidate changed against the one fitted before it ("start" for the first)."""
     if before is None:
         return "start"
-    diff = [k for k in keys if row[k] != before[k]]
-    return ", ".join(f"{k} {row[k]:g}" if isinstance(row[k], float) else f"{k} {row[k]}" for k in diff) or "again"
+    return _settings(row, [k for k in keys if row[k] != before[k]]) or "again"
 
 
 def tune_figure(tune: Mapping):
@@ -118,7 +122,7 @@ def tune_figure(tune: Mapping):
     keys = (["type"] if "searches" in tune else []) + [c["key"] for c in tune["coordinates"]]
     best = int(np.argmin([r["score"] for r in table]))
     types = list(dict.fromkeys(r.get("type") for r in table))
-    colors = dict(zip(types, ["tab:blue", "tab:green", "tab:purple", "tab:brown"]))
+    colors = {t: f"C{2 * i}" for i, t in enumerate(types)}  # C0, C2, ...: not C3, the chosen star's red
     labels = [_changed(r, table[n - 1] if n else None, keys) for n, r in enumerate(table)]
     x = np.arange(len(table))
     fig, axes = _figure(2, size=max(4.2, 0.35 * len(table) + 2.0))
@@ -128,7 +132,7 @@ def tune_figure(tune: Mapping):
         ax.plot(x, y, color="0.75", lw=0.8, zorder=1)
         for t in types:
             on = [n for n, r in enumerate(table) if r.get("type") == t]
-            ax.scatter(x[on], y[on], s=22, color=colors[t], zorder=2, label=f"{t}" if t is not None else None)
+            ax.scatter(x[on], y[on], s=22, color=colors[t], zorder=2, label=t)
         ax.scatter([best], [y[best]], s=160, marker="*", color="tab:red", zorder=3, label="chosen")
         ax.set_xticks(x)
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
@@ -138,7 +142,7 @@ def tune_figure(tune: Mapping):
     left = [f"{len(tune.get('skipped', []))} not tried (budget)" if tune.get("skipped") else "",
             f"{len(tune.get('refused', []))} refused" if tune.get("refused") else ""]
     note = "; ".join(s for s in left if s)
-    chosen = ", ".join(f"{k} {table[best][k]:g}" if isinstance(table[best][k], float) else f"{k} {table[best][k]}" for k in keys)
+    chosen = _settings(table[best], keys)
     fig.suptitle(f"tune: {len(table)} candidates, {tune.get('seconds', 0.0):.0f} s" + (f"; {note}" if note else "")
                  + f"\nchosen: {chosen}", fontsize=9)
     return fig
