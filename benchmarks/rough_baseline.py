@@ -22,7 +22,7 @@
 
     python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
         [--refit-choose cv]
-        [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--refit-system Si-tersoff|Li-meam|Si-sw]
+        [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--refit-system Si-tersoff|Li-meam|Si-sw] [--refit-summarise]
         [--out benchmarks/results]
 
 Writes ``rough_baseline.json``.
@@ -156,7 +156,8 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
     ``starts`` > 1 adds the variant "refitted hybrid, N starts" ([baseline] refit_starts: the refit from the published
     parameters and N - 1 random points, the lowest objective kept) and, with ``choose_by_cv``, "refitted hybrid, N
     starts, CV choice" (the start of the lowest held-out error kept). ``names``/``fractions``: run only these variants
-    and shares; the fits of ``earlier`` runs of the others are kept."""
+    and shares (``names`` empty: none, only the means of ``earlier``'s fits again); the fits of ``earlier`` runs of the
+    others are kept."""
     spec = lammps_baseline.system(system, shared)
     keys = refit_keys(system, shared)
     refit = {**spec["baseline"], **keys}
@@ -166,6 +167,9 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
         variants[f"refitted hybrid, {starts} starts"] = {**refit, "refit_starts": starts}
         if choose_by_cv:
             variants[f"refitted hybrid, {starts} starts, CV choice"] = {**refit, "refit_starts": starts, "refit_choose": "cv"}
+    unknown = sorted(set(names or []) - set(variants))
+    if unknown:
+        raise SystemExit(f"--refit-variants {unknown}: not variants of {system} (with these options: {list(variants)})")
     run = [n for n in variants if names is None or n in names]
     shares = fractions or FRACTIONS
     fits: list[dict] = [f for f in earlier or [] if not (f["variant"] in run and f["train_fraction"] in shares)]
@@ -219,6 +223,8 @@ def main() -> None:
     parser.add_argument("--refit-variants", default=None, help="refit: only these variants (separated by ';'); the JSON keeps "
                                                                "the others' fits")
     parser.add_argument("--refit-fractions", default=None, help="refit: only these training shares (e.g. 0.1,0.25)")
+    parser.add_argument("--refit-summarise", action="store_true", help="refit: fit nothing, only the means and 'ahead' counts "
+                                                                       "of the stored fits again (give the options of their run)")
     parser.add_argument("--refit-system", default="Si-tersoff", choices=[s for s in lammps_baseline.SYSTEMS if s != "CHO-reaxff"],
                         help="refit: the baseline (a system of lammps_baseline.py); written under 'refit' (Si-tersoff) or "
                              "'refit SYSTEM'")
@@ -238,7 +244,7 @@ def main() -> None:
             os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
             key = "refit" if args.refit_system == "Si-tersoff" else f"refit {args.refit_system}"
             doc[key] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
-                                  args.refit_variants.split(";") if args.refit_variants else None,
+                                  [] if args.refit_summarise else args.refit_variants.split(";") if args.refit_variants else None,
                                   [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
                                   doc.get(key, {}).get("fits"), args.refit_choose == "cv", args.refit_system)
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
