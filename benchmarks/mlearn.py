@@ -331,7 +331,7 @@ def part_defaults(shared: Path, elements: list[str], models: list[str], out: Pat
 def tune_plots(doc: dict[str, Any], out: Path) -> list[Path]:
     """``mlearn_tune_<element>_<model>.png`` (:func:`hybridpot.plots.tune_figure`) of the current default tune rows
     (``--tune, both invariants``) of mlearn_defaults.json (``doc``)."""
-    from hybridpot.plots import tune_plot
+    from hybridpot.plots import save_figure, tune_figure
 
     paths = []
     for el, res in doc["elements"].items():
@@ -339,8 +339,8 @@ def tune_plots(doc: dict[str, Any], out: Path) -> list[Path]:
             tune = row.get("fit", {}).get("tune")
             if tune is None or ", --tune, both invariants " not in label:
                 continue
-            path = tune_plot(tune, out)  # tune.png, renamed below: one per element and model
-            paths.append(path.replace(out / f"mlearn_tune_{el}_{label.rsplit(' ', 1)[1]}.png"))
+            paths.append(out / f"mlearn_tune_{el}_{label.rsplit(' ', 1)[1]}.png")
+            save_figure(tune_figure(tune), paths[-1])
     return paths
 
 
