@@ -10,6 +10,7 @@ import numpy as np
 
 from hybridpot.io.atomic import write_bytes_atomic
 from hybridpot.metrics import EV_A3_TO_GPA
+from hybridpot.settings import in_words
 
 
 def _figure(ncols: int, nrows: int = 1, size: float = 4.2):
@@ -101,16 +102,11 @@ def parity_plots(sets: Mapping, preds: Mapping, base_preds: Mapping | None, out_
     return paths
 
 
-def _settings(row: Mapping, keys: list[str]) -> str:
-    """``keys`` of a tune row in words ("rcut 4.75, kind bispectrum")."""
-    return ", ".join(f"{k} {row[k]:g}" if isinstance(row[k], float) else f"{k} {row[k]}" for k in keys)
-
-
 def _changed(row: Mapping, before: Mapping | None, keys: list[str]) -> str:
     """What a tune candidate changed against the one fitted before it ("start" for the first)."""
     if before is None:
         return "start"
-    return _settings(row, [k for k in keys if row[k] != before[k]]) or "again"
+    return in_words({k: row[k] for k in keys if row[k] != before[k]}) or "again"
 
 
 def tune_figure(tune: Mapping):
@@ -142,7 +138,7 @@ def tune_figure(tune: Mapping):
     left = [f"{len(tune.get('skipped', []))} not tried (budget)" if tune.get("skipped") else "",
             f"{len(tune.get('refused', []))} refused" if tune.get("refused") else ""]
     note = "; ".join(s for s in left if s)
-    chosen = _settings(table[best], keys)
+    chosen = in_words({k: table[best][k] for k in keys})
     fig.suptitle(f"tune: {len(table)} candidates, {tune.get('seconds', 0.0):.0f} s" + (f"; {note}" if note else "")
                  + f"\nchosen: {chosen}", fontsize=9)
     return fig

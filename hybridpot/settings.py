@@ -140,3 +140,9 @@ def non_finite(value: Any) -> bool:
     if isinstance(value, dict):
         return any(non_finite(v) for v in value.values())
     return False
+
+
+def in_words(values: Mapping[str, Any]) -> str:
+    """Settings as a log or a plot label shows them: ``{"rcut": 4.75, "kind": "power"}`` -> "rcut 4.75, kind power"
+    (floats in their shortest form)."""
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())

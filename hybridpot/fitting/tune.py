@@ -67,6 +67,7 @@ from hybridpot.fitting.linear import prepare_basis
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.potential import HybridPotential
 from hybridpot.registry import models
+from hybridpot.settings import in_words
 
 #: the CV errors a candidate is scored by
 SCORED = ("energy_rmse_meV_atom", "force_rmse_eV_A")
@@ -244,16 +245,16 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             predicted = predicted_seconds(table, extent["size"]) if extent else None
             if table and predicted is not None and begin - t0 + predicted > share * budget_s:
                 skipped.append({**settings, "predicted_s": predicted})
-                log(f"tune: not started {_describe(settings)}: predicted {predicted:.0f} s, past the budget")
+                log(f"tune: not started {in_words(settings)}: predicted {predicted:.0f} s, past the budget")
                 return "budget"
             measured = evaluate(settings)
         except Refused as exc:
             refused.append({"settings": settings, "reason": str(exc)})
-            log(f"tune: skipped {_describe(settings)}: {exc}")
+            log(f"tune: skipped {in_words(settings)}: {exc}")
             return "refused"
         row = {**settings, **measured, **extent, "seconds": clock() - begin}
         table.append(row)
-        log(f"tune: {_describe(settings)}: CV " + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row)
+        log(f"tune: {in_words(settings)}: CV " + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row)
             + f" ({row['seconds']:.1f} s)")
         return None
 
@@ -371,10 +372,6 @@ def predicted_seconds(table: list[dict[str, Any]], size: float) -> float | None:
     elif a < 0:  # no fixed cost: through the origin
         a, b = 0.0, float(t @ x2 / (x2 @ x2))
     return float(a + b * size * size)
-
-
-def _describe(settings: dict[str, Any]) -> str:
-    return " ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in settings.items())
 
 
 def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[list[Coordinate], list[str]]:
@@ -508,7 +505,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
     record["chosen"] = by_section(flat)
     tuned = kept[0] if kept and kept[0].settings == flat else None
     edges = [f"{c['key']} {c['best']} at the top ({c['stop'] or 'not grown'})" for c in record["coordinates"] if c["edge"] == "top"]
-    log(f"tune: chose {_describe(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
+    log(f"tune: chose {in_words(flat)} from {len(record['table'])} candidates ({m['cv_folds']}-fold CV on train, "
         f"{time.perf_counter() - t0:.0f} s" + (f"; {len(record['skipped'])} not tried: budget {_budget(f)}" if record["skipped"] else "")
         + (f"; {len(record['refused'])} refused" if record["refused"] else "") + ")" + (f"; at the top: {', '.join(edges)}" if edges else "")
         + ("" if tuned else "; its fit was not the one kept during the search: fitted again"))
