@@ -202,6 +202,15 @@ int PairHPot::n_threads() const
 #endif
 }
 
+PairHPot::Workspace &PairHPot::thread_work() const
+{
+#ifdef _OPENMP
+  return *work[omp_get_thread_num()];
+#else
+  return *work[0];
+#endif
+}
+
 void PairHPot::ensure_work(int n)
 {
   while (static_cast<int>(work.size()) < n) work.push_back(new Workspace(dview, mview, xview));
@@ -348,12 +357,7 @@ void PairHPot::tersoff_pass(double *virial_sum, double &energy_sum)
   double energy = 0.0, vsum[6] = {0, 0, 0, 0, 0, 0};
 #pragma omp parallel num_threads(nthreads) reduction(+ : energy) reduction(+ : vsum[:6])
   {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
-    Workspace &w = *work[tid];
+    Workspace &w = thread_work();
     const bool own = nthreads > 1;    // per-thread buffers, summed below
     double *fbuf = nullptr, *ebuf = nullptr, *vbuf = nullptr;
     if (own) {
@@ -462,11 +466,7 @@ void PairHPot::compute(int eflag, int vflag)
   // pass 1: per-atom energies and adjoints of the local atoms
 #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : energy)
   for (int ii = 0; ii < inum; ++ii) {
-#ifdef _OPENMP
-    Workspace &w = *work[omp_get_thread_num()];
-#else
-    Workspace &w = *work[0];
-#endif
+    Workspace &w = thread_work();
     const int i = ilist[ii];
     if (element_of_type[atom->type[i]] < 0) continue;
     gather(i, cutsq_all, w);
@@ -487,11 +487,7 @@ void PairHPot::compute(int eflag, int vflag)
   // pass 2: the whole force on every local atom
 #pragma omp parallel for num_threads(nthreads) schedule(static) reduction(+ : virial_sum[:6])
   for (int ii = 0; ii < inum; ++ii) {
-#ifdef _OPENMP
-    Workspace &w = *work[omp_get_thread_num()];
-#else
-    Workspace &w = *work[0];
-#endif
+    Workspace &w = thread_work();
     const int i = ilist[ii];
     if (element_of_type[atom->type[i]] < 0) continue;
     gather(i, cutsq_all, w);

@@ -86,6 +86,7 @@ class PairHPot : public Pair {
   void allocate();
   int n_threads() const;
   void ensure_work(int);
+  Workspace &thread_work() const;    // the calling OpenMP thread's workspace
   void gather(int i, double cutsq, Workspace &w) const;
   double first_pass(int i, Workspace &w, bool want_grades, double *eam_entries);
   void second_pass(int i, Workspace &w, double *virial_sum, const double *eam_entries);
