@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import machine_info, write_json  # noqa: E402
+from common import fit_in_fresh_process, machine_info, write_json  # noqa: E402
 
 from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
@@ -188,31 +187,9 @@ def format_accuracy(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-from hybridpot.fitting.config import parse_config
-from hybridpot.fitting.job import run_fit
-raw = json.loads(sys.argv[2])
-result = run_fit(parse_config(raw, Path.cwd(), "cost"), progress=False, log=lambda m: None)
-rep = result.report
-print(json.dumps({"process_seconds": time.perf_counter() - t0, "timings": {k: v["seconds"] for k, v in rep["timings"].items()},
-                  "test": rep["test"], "model": str(result.model_path)}))
-"""
-
-
 def _child(raw: dict, cache: Path) -> dict[str, Any]:
     env = dict(os.environ, HYBRIDPOT_CACHE=str(cache), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(REPO), json.dumps(raw)], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"fit failed:\n{proc.stderr}")
-    rec = json.loads(proc.stdout.strip().splitlines()[-1])
-    rec["end_to_end_seconds"] = wall
-    return rec
+    return fit_in_fresh_process(raw, env)
 
 
 def part_cost(shared: Path, train_fraction: float, repeat: int) -> dict[str, Any]:
@@ -249,7 +226,7 @@ def part_cost(shared: Path, train_fraction: float, repeat: int) -> dict[str, Any
             for key in ("energy", "forces")}
 
     def median(rows: list[dict[str, Any]], key: str) -> float:
-        return round(float(np.median([r[key] if key == "end_to_end_seconds" else r["timings"][key] for r in rows])), 2)
+        return round(float(np.median([r[key] if key == "end_to_end_seconds" else r["timings"][key]["seconds"] for r in rows])), 2)
 
     summary = {v: {"end_to_end_seconds": median(r, "end_to_end_seconds"), "baseline_seconds": median(r, "baseline")} for v, r in runs.items()}
     for v in ("lammps_cold", "lammps_warm"):
@@ -259,7 +236,7 @@ def part_cost(shared: Path, train_fraction: float, repeat: int) -> dict[str, Any
             "train_fraction": train_fraction, "repeat": repeat, "summary": summary,
             "test_prediction_max_relative_difference": diff, "target_overhead": 0.2,
             "test": {v: _pick(runs["native" if v == "native" else "lammps_warm"][-1]["test"]) for v in ("native", "lammps")},
-            "runs": {v: [{"end_to_end_seconds": round(r["end_to_end_seconds"], 2), "stages_seconds": {k: round(s, 2) for k, s in r["timings"].items()}}
+            "runs": {v: [{"end_to_end_seconds": round(r["end_to_end_seconds"], 2), "stages_seconds": {k: round(s["seconds"], 2) for k, s in r["timings"].items()}}
                          for r in rows] for v, rows in runs.items()}}
 
 

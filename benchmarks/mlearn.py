@@ -46,7 +46,6 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import machine_info, write_json  # noqa: E402
+from common import fit_in_fresh_process, machine_info, wait_child, write_json  # noqa: E402
 
 from hybridpot.fitting.config import parse_config  # noqa: E402
 from hybridpot.fitting.job import run_fit  # noqa: E402
@@ -540,22 +539,6 @@ def plot_curves(curves: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-_PEER_CHILD = r"""
-import json, resource, sys, time
-t0 = time.perf_counter()
-sys.path.insert(0, sys.argv[1])
-from pathlib import Path
-from hybridpot.fitting.config import parse_config
-from hybridpot.fitting.job import run_fit
-raw = json.loads(sys.argv[2])
-result = run_fit(parse_config(raw, Path.cwd(), "peer"), progress=False, log=lambda m: None)
-rep = result.report
-print(json.dumps({"process_seconds": time.perf_counter() - t0, "timings": rep["timings"], "total_seconds": rep["total_seconds"],
-                  "peak_memory_MiB": rep["peak_memory_MiB"], "test": rep["test"], "baseline_only_test": rep["baseline_only"]["test"],
-                  "solver": rep["fit"]["solver"], "process_peak_memory_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
-
-
 #: the elements with an empirical baseline in SETTINGS: the learning curves' elements
 CURVE_ELEMENTS = ("Cu", "Ni", "Si")
 
@@ -591,24 +574,6 @@ precision_for_pod_coefficients 12
 
 #: runs argv[2:] and writes its peak RSS (KiB) to the file argv[1]: measured from a small process, because the peak
 #: RSS the kernel reports for a child forked from this (large) benchmark process starts at this process's own peak
-_LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[2:]); "
-             "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(code)")
-
-
-def _wait_child(args: list[str], cwd: Path | None = None) -> tuple[str, float, float]:
-    """Run a process to its end; (stdout, wall seconds, peak RSS of that process and its children, MiB)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, tempfile.NamedTemporaryFile("r") as rss:
-        t0 = time.perf_counter()
-        code = subprocess.call([sys.executable, "-S", "-c", _LAUNCHER, rss.name, *args], stdout=out, stderr=err, cwd=cwd)
-        wall = time.perf_counter() - t0
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-        peak = int(rss.read() or 0) / 1024
-    if code != 0:
-        raise RuntimeError(f"{args[0]} failed ({code}):\n{stderr[-3000:]}{stdout[-3000:]}")
-    return stdout, wall, peak
-
-
 def _peer_hybridpot(shared: Path, model: str, repeat: int) -> dict[str, Any]:
     """``repeat`` fits of one model, each in a fresh Python process."""
     runs = []
@@ -617,9 +582,8 @@ def _peer_hybridpot(shared: Path, model: str, repeat: int) -> dict[str, Any]:
                              model_settings={"regularization": "evidence"})
         raw["output"] = {"dir": tmp, "overwrite": True, "plots": False}
         for k in range(repeat):
-            stdout, wall, peak = _wait_child([sys.executable, "-c", _PEER_CHILD, str(REPO), json.dumps(raw)])
-            rec = json.loads(stdout.strip().splitlines()[-1])
-            rec["end_to_end_seconds"], rec["process_peak_memory_MiB"] = wall, peak  # process start to exit
+            rec = fit_in_fresh_process(raw)
+            wall, peak = rec["end_to_end_seconds"], rec["process_peak_memory_MiB"]
             runs.append(rec)
             print(f"[peer] {model} run {k + 1}/{repeat}: end to end {wall:.1f} s, fit stages {rec['total_seconds']:.1f} s, "
                   f"peak RSS {peak:.0f} MiB", flush=True)
@@ -657,7 +621,7 @@ def _peer_fitpod(shared: Path, repeat: int) -> dict[str, Any]:
         (work / "Cu_data.pod").write_text(POD_DATA)
         (work / "in.fit").write_text("fitpod Cu_param.pod Cu_data.pod\n")
         for k in range(repeat):
-            stdout, wall, peak = _wait_child([str(lmp), "-in", "in.fit", "-log", "none"], cwd=work)
+            stdout, wall, peak = wait_child([str(lmp), "-in", "in.fit", "-log", "none"], cwd=work)
             n_desc = next(int(line.split(":")[-1]) for line in stdout.splitlines() if "descriptors per element for all potentials" in line)
             row = [line.split() for line in stdout.splitlines() if line.startswith("All files")][-1]
             test = {"energy_mae_meV_atom": 1000 * float(row[4]), "energy_rmse_meV_atom": 1000 * float(row[5]),
