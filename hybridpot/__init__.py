@@ -32,6 +32,7 @@ _NAMES = {
     "HybridpotError": "hybridpot.errors",
     "ModelFileError": "hybridpot.errors",
     "NotExportableError": "hybridpot.errors",
+    "OutlierError": "hybridpot.errors",
     "OutputError": "hybridpot.errors",
     "UncertaintyDataError": "hybridpot.errors",
     "UnitsError": "hybridpot.errors",

@@ -35,6 +35,11 @@ class UnitsError(DataError):
     LAMMPS-sign stresses); ``[data] check_units = false`` lets a user who knows better go on."""
 
 
+class OutlierError(DataError):
+    """Structures or atoms whose labels are far outside the rest of their set (another DFT setup, an unconverged
+    calculation, one structure's units or sign); ``[data] check_outliers = false`` lets a user who knows better go on."""
+
+
 class OutputError(HybridpotError):
     """An output folder that cannot be written: unwritable, locked by another process, or holding
     results that must not be replaced."""

@@ -18,7 +18,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from hybridpot.dataset import bundled
-from hybridpot.errors import ConfigError, DataError, UnitsError
+from hybridpot.errors import ConfigError, DataError, OutlierError, UnitsError
 
 EAM = bundled("Cu_mishin1.eam.alloy")
 HARTREE, HARTREE_BOHR, KCAL_MOL, GPA = 27.211386, 51.422067, 23.060548, 160.21766  # eV, eV/A, per eV, per eV/A^3
@@ -144,6 +144,25 @@ def _units(folder: Path, which: str, energy: float = 1.0, forces: float = 1.0, s
     return small_config(folder, **({"train": path} if which == "train" else {"test": path}), **extra)
 
 
+def _one_bad_structure(folder: Path, name: str, change: Callable) -> Path:
+    """8 bundled training structures with ``change(frames)`` applied to the labels of one or two (an outlier among them)."""
+    frames = relabelled(read(bundled("Cu_train.xyz"), index=":8"))
+    change(frames)
+    return small_config(folder, train=_file(folder, name, frames))
+
+
+def _shift_energy(frames, s: int, per_atom: float) -> None:
+    frames[s].calc.results["energy"] += per_atom * len(frames[s])
+
+
+def _set_force(frames, s: int, atom: int, value: list[float]) -> None:
+    frames[s].calc.results["forces"][atom] = value
+
+
+def _negate_forces(frames, s: int) -> None:
+    frames[s].calc.results["forces"] *= -1.0
+
+
 CASES: list[Case] = [
     # configuration values: finiteness and range, found before any data is read
     Case("nan-regularization", lambda d: small_config(d, model={"regularization": math.nan}), ConfigError,
@@ -193,4 +212,14 @@ CASES: list[Case] = [
     Case("stress-lammps-sign", lambda d: _units(d, "test", stress=-1.0), UnitsError, "stress: likely the LAMMPS (pressure) sign"),
     Case("stress-lammps-sign-no-baseline", lambda d: _units(d, "test", stress=-1.0, baseline=False), UnitsError,
          "stress: likely the LAMMPS (pressure) sign: over 5 pairs of strained copies"),
+    # single structures or atoms whose labels do not belong with the rest (named as themselves, not as the set's units)
+    Case("outlier-energy", lambda d: _one_bad_structure(d, "shifted.xyz", lambda f: _shift_energy(f, 5, 0.3)), OutlierError,
+         "1 structure(s) with energy labels far outside the rest: structure 5 (config_type 'vacancy', Cu107): +30"),
+    Case("outlier-force-atom", lambda d: _one_bad_structure(d, "atom.xyz", lambda f: _set_force(f, 2, 7, [60.0, -20.0, 5.0])),
+         OutlierError, "atom(s) with force labels far outside the rest: structure 2 (config_type 'vacancy', Cu107) atom 7"),
+    Case("outlier-forces-kcal", lambda d: _one_bad_structure(d, "kcal.xyz", lambda f: f[6].calc.results["forces"].__imul__(KCAL_MOL)),
+         OutlierError, "1 structure(s) with force labels far outside the rest: structure 6 (config_type 'vacancy', Cu107)"),
+    Case("outlier-force-sign", lambda d: _one_bad_structure(d, "sign.xyz", lambda f: _negate_forces(f, 4)), OutlierError,
+         "whose forces point against the baseline's (the other sign? gradients stored as forces?): structure 4 (config_type "
+         "'vacancy', Cu107): correlation -"),
 ]

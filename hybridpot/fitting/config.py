@@ -7,6 +7,7 @@ or keys, wrong types and out-of-range values are errors naming the file and the 
     train = "train.xyz"          # anything ase.io.read takes, with energies (and forces)
     test = "test.xyz"            # optional
     check_units = true           # stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)
+    check_outliers = true        # stop on single structures or atoms whose labels are far outside the rest
     [baseline]
     file = "Cu_mishin1.eam.alloy"   # or type = "none", or type = "lj" with lj/cut parameters
     [descriptor]
@@ -81,6 +82,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any, str]]] = {
         "train": ((str,), ..., "training structures with energies (and forces, stress): anything ase.io.read takes"),
         "test": ((str,), None, "test structures, same format (optional)"),
         "check_units": ((bool,), True, "stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)"),
+        "check_outliers": ((bool,), True, "stop on structures or atoms whose labels are far outside the rest of their set "
+                                         "(hybridpot.fitting.outliers: another DFT setup, unconverged, one structure's units "
+                                         "or sign); false: warn, record, fit anyway"),
     },
     "baseline": {
         "file": ((str,), None, "the empirical potential file; its name says the kind (the baseline types below); the data's "

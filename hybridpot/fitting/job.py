@@ -28,7 +28,7 @@ from hybridpot.arrays import release_memory
 from hybridpot.dataset import Dataset, read_dataset
 from hybridpot.distributed import Cluster, ClusterArg, connect
 from hybridpot.empirical import load
-from hybridpot.errors import ConfigError, OutputError, UnitsError
+from hybridpot.errors import ConfigError, OutlierError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
                                       check_solve_memory)
@@ -37,6 +37,7 @@ from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.tune import tune_descriptor
+from hybridpot.fitting.outliers import check_outliers, outliers_message
 from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
@@ -254,26 +255,36 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
 
 def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePredictions | None]],
                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Unit and sign sanity checks (:func:`hybridpot.fitting.units.check_units`) of each data set
-    against its baseline predictions (None: typical DFT ranges).
+    """The labels' sanity checks of each data set against its baseline predictions (None: no baseline): first single
+    structures and atoms far outside the rest of their set (:func:`hybridpot.fitting.outliers.check_outliers`), then the
+    set's units and sign (:func:`hybridpot.fitting.units.check_units`; without a baseline against typical DFT ranges).
+    In that order because one bad structure can move a whole set's comparison with the baseline: it is named as
+    itself, not as a unit mistake of the set.
 
     Returns:
-        the record for report.json's "data_checks": per set, the comparisons and any findings.
+        the record for report.json's "data_checks": per set, the unit comparisons and findings, and the outlier record
+        and findings ("outliers").
 
     Raises:
-        UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` (then
-            the findings are logged as warnings and recorded).
+        OutlierError: outliers, unless ``[data] check_outliers = false``;
+        UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` (with either false, the
+            findings are logged as warnings and recorded).
     """
-
-    record: dict[str, Any] = {"check_units": config["data"]["check_units"]}
+    d = config["data"]
+    record: dict[str, Any] = {"check_units": d["check_units"], "check_outliers": d["check_outliers"]}
     for name, (data, bl) in sets.items():
+        outliers = check_outliers(data, bl)
+        if outliers.findings:
+            if d["check_outliers"]:
+                raise OutlierError(outliers_message(outliers))
+            log(f"warning: {data.source}: " + "; ".join(outliers.findings) + " ([data] check_outliers = false: fitting anyway)")
         check = check_units(data, bl)
-        record[name] = {"checks": check.record, "findings": [f.message for f in check.findings]}
-        if not check.findings:
-            continue
-        if config["data"]["check_units"]:
-            raise UnitsError(units_message(check))
-        log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings) + " ([data] check_units = false: fitting anyway)")
+        record[name] = {"checks": check.record, "findings": [f.message for f in check.findings],
+                        "outliers": {"checks": outliers.record, "findings": outliers.findings}}
+        if check.findings:
+            if d["check_units"]:
+                raise UnitsError(units_message(check))
+            log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings) + " ([data] check_units = false: fitting anyway)")
     return record
 
 

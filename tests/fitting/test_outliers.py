@@ -1,0 +1,110 @@
+"""Per-structure label checks (hybridpot.fitting.outliers): no finding on real data, the leave-one-out arithmetic
+against explicit refits, and the key that lets a user go on. The bad inputs themselves are corpus cases
+(tests/corpus.py, "outlier-*")."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from hybridpot.dataset import bundled, read_dataset
+from hybridpot.empirical import load as load_empirical
+from hybridpot.fitting.config import read_config
+from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.outliers import (ATOM_FORCE_RATIO, ENERGY_RATIO, MIN_STRUCTURES, SIGN_CORRELATION, STRUCTURE_FORCE_RATIO,
+                                        _studentized, check_outliers)
+from hybridpot.prediction import BaselinePredictions, baseline_predictions
+from tests.corpus import EAM, relabelled, small_config
+
+#: the margin the module docstring promises between the thresholds and what the mlearn sets reach
+MARGIN = 2.5
+
+
+def test_studentized_residuals_match_refits_without_the_structure():
+    """The hat-matrix shortcut gives what fitting the offsets to the other structures gives, structure by structure."""
+    rng = np.random.default_rng(3)
+    counts = rng.integers(1, 20, size=(15, 2)).astype(float)
+    composition = counts / counts.sum(axis=1, keepdims=True)
+    values = composition @ np.array([-3.5, -4.2]) + rng.normal(0.0, 0.01, 15)
+    loo, ratio = _studentized(composition, values)
+    for s in range(15):
+        keep = np.arange(15) != s
+        coef, *_ = np.linalg.lstsq(composition[keep], values[keep], rcond=None)
+        rest = values[keep] - composition[keep] @ coef
+        resid = values[s] - composition[s] @ coef
+        # the others' residual variance with the offsets fitted to them, over n - p - 1 degrees of freedom
+        sigma = np.sqrt(rest @ rest / (14 - 2))
+        leverage = composition[s] @ np.linalg.inv(composition[keep].T @ composition[keep]) @ composition[s]
+        assert loo[s] == pytest.approx(resid, rel=1e-9, abs=1e-14)
+        assert ratio[s] == pytest.approx(abs(resid) / (sigma * np.sqrt(1.0 + leverage)), rel=1e-8)
+
+
+def test_bundled_data_raise_no_finding():
+    pot = load_empirical(EAM)
+    for name in ("Cu_train.xyz", "Cu_test.xyz"):
+        data = read_dataset(bundled(name))
+        for bl in (baseline_predictions(pot, data, progress=False), None):
+            check = check_outliers(data, bl)
+            assert check.findings == [], check.findings
+            assert check.record["verdict"] == "ok"
+
+
+@pytest.mark.parametrize("element, potential", [("Cu", "Cu_mishin1.eam.alloy"), ("Ni", "Ni_u3.eam"), ("Si", "Si.tersoff"), ("Li", None)])
+def test_mlearn_sets_stay_well_inside_the_thresholds(shared, element, potential):
+    """Real DFT sets, with their baselines and without: no finding, and the margin the module docstring states."""
+    base = load_empirical(shared / "data/potentials" / potential) if potential else None
+    for part in ("train", "test"):
+        data = read_dataset(shared / "data/mlearn" / element / f"{part}.xyz")
+        for pot in ([base, None] if base else [None]):
+            check = check_outliers(data, baseline_predictions(pot, data, progress=False) if pot else None)
+            assert check.findings == [], check.findings
+            rec = check.record
+            assert rec["energy"]["largest_ratio"] * MARGIN < ENERGY_RATIO
+            assert rec["forces"]["largest_ratio"] * MARGIN < STRUCTURE_FORCE_RATIO
+            assert rec["atom_forces"]["largest_ratio"] * MARGIN < ATOM_FORCE_RATIO
+            if pot is not None:
+                assert rec["force_sign"]["verdict"] == "judged" and rec["force_sign"]["smallest_correlation"] > SIGN_CORRELATION
+
+
+def test_force_signs_are_judged_only_against_a_baseline_that_follows_the_labels():
+    """A flipped structure is found against a good reference; against one whose forces barely follow the labels (a
+    poor baseline: some structures rightly point the other way) the sign is not judged at all."""
+    data = read_dataset(bundled("Cu_train.xyz"))
+    rng = np.random.default_rng(0)
+    good = BaselinePredictions(data.energy.copy(), data.forces + rng.normal(0.0, 0.05, data.forces.shape), np.zeros((len(data), 3, 3)))
+    flipped = good.forces.copy()
+    rows = slice(int(data.n_atoms[:4].sum()), int(data.n_atoms[:5].sum()))  # structure 4
+    flipped[rows] *= -1.0
+    check = check_outliers(data, BaselinePredictions(good.energy, flipped, good.virial))
+    assert check.record["force_sign"]["outliers"] == [4]
+    assert any("structure 4 (config_type" in f and "point against the baseline's" in f for f in check.findings)
+    poor = BaselinePredictions(good.energy, data.forces + rng.normal(0.0, 3.0 * np.nanstd(data.forces), data.forces.shape), good.virial)
+    rec = check_outliers(data, poor).record["force_sign"]
+    assert rec["verdict"].startswith("not judged: the baseline's forces follow the labels by") and "outliers" not in rec
+
+
+def test_small_sets_are_not_judged():
+    data = read_dataset(bundled("Cu_test.xyz")).subset(np.arange(MIN_STRUCTURES - 1))
+    check = check_outliers(data, None)
+    assert check.findings == [] and check.record["verdict"].startswith("not checked: 7 structures")
+
+
+def test_check_outliers_false_fits_and_records(tmp_path):
+    """The key lets a user who knows better go on: the fit runs, the finding is logged and in report.json."""
+    frames = relabelled(read(bundled("Cu_train.xyz"), index=":8"))
+    frames[3].calc.results["forces"][11] = [0.0, 80.0, 0.0]
+    write(tmp_path / "atom.xyz", frames)
+    path = small_config(tmp_path, train=tmp_path / "atom.xyz", data={"check_outliers": False})
+    logged = []
+    res = run_fit(read_config(path), progress=False, log=logged.append)
+    checks = json.loads((tmp_path / "out" / "report.json").read_text())["data_checks"]
+    assert checks["check_outliers"] is False
+    outliers = checks["train"]["outliers"]
+    assert outliers["checks"]["atom_forces"]["outliers"] == [[3, 11]]
+    assert any("structure 3 (config_type 'vacancy', Cu107) atom 11" in f for f in outliers["findings"])
+    assert any(m.startswith("warning: ") and "check_outliers = false: fitting anyway" in m for m in logged)
+    assert checks["test"]["outliers"]["checks"]["verdict"].startswith("not checked")  # 4 test structures
+    assert res.model_path.is_file()
