@@ -9,6 +9,7 @@ from typing import Any, Callable
 from hybridpot.dataset import read_dataset
 from hybridpot.distributed import ClusterArg, connect
 from hybridpot.errors import DataError
+from hybridpot.fitting.outliers import check_outliers
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
 from hybridpot.metrics import format_table
@@ -32,7 +33,9 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
 
     Returns:
         {"baseline only": metrics (when the model file has the fit's reference energies), "hybrid": metrics,
-        "by_config_type": {"hybrid": {...}, "baseline only": {...}} (empty without several config_types)}.
+        "by_config_type": {"hybrid": {...}, "baseline only": {...}} (empty without several config_types),
+        "outliers": the labels' outlier check against the model's baseline (:func:`hybridpot.fitting.outliers.check_outliers`:
+        structures or atoms far outside the rest, which the errors above include; a warning is logged for them)}.
 
     Raises:
         ModelFileError: a corrupt, edited or non-finite model file.
@@ -49,6 +52,9 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         bl = baseline_predictions(potential.baseline, data, progress=progress, cluster=opened)
         pred = predict(potential, data, progress=progress, baseline=bl, cluster=opened)
         where = {"cluster": opened.record()} if opened is not None else {}
+    outliers = check_outliers(data, bl if potential.baseline is not None else None)
+    if outliers.findings:
+        log(f"warning: {data.source}: " + "; ".join(outliers.findings) + " (the errors below include them)")
     rows: dict[str, Any] = {"hybrid": errors(data, pred)}
     by_type = {"hybrid": errors_by_config_type(data, pred)}
     ref = potential.metadata.get("reference_energies_eV")
@@ -62,7 +68,8 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     if by_type["hybrid"]:
         log("by config_type:")
         log(config_type_table(by_type))
-    report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {}, **where}
+    report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
+              "outliers": {"checks": outliers.record, "findings": outliers.findings}, **where}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))
         log(f"wrote {json_path}")

@@ -71,6 +71,21 @@ def test_eval_prints_writes_json_and_plots(demo, tmp_path, capsys):
     assert np.isfinite(doc["hybrid"]["force_mae_eV_A"])
 
 
+def test_eval_warns_of_label_outliers_and_records_them(demo, tmp_path, capsys):
+    """eval changes nothing (its errors include the outlier) but says which labels are far outside the rest."""
+    frames = read(bundled("Cu_test.xyz"), ":")
+    frames[9].calc.results["forces"][4] = [70.0, 0.0, -10.0]
+    write(tmp_path / "odd.xyz", frames)
+    code = main(["eval", str(demo.model_path), str(tmp_path / "odd.xyz"), "--json", str(tmp_path / "eval.json")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "warning: " in out and "atom(s) with force labels far outside the rest: structure 9 (" in out and " atom 4:" in out
+    doc = json.loads((tmp_path / "eval.json").read_text())
+    assert doc["outliers"]["checks"]["atom_forces"]["outliers"] == [[9, 4]]
+    clean = main(["-q", "eval", str(demo.model_path), str(bundled("Cu_test.xyz")), "--json", str(tmp_path / "c.json")])
+    assert clean == 0 and json.loads((tmp_path / "c.json").read_text())["outliers"]["findings"] == []
+
+
 def test_global_options_before_or_after_the_command():
     from hybridpot.cli import build_parser
 
