@@ -77,7 +77,7 @@ from hybridpot.export.lammps import export_lammps
 from hybridpot.fitting.checks import check_cutoff, check_data
 from hybridpot.fitting.config import SCHEMA as FIT_SCHEMA
 from hybridpot.fitting.config import FitConfig, fail, parse_config, validate_sections
-from hybridpot.fitting.job import _jsonable, committee_resamples, fit_residual, make_baseline, make_potential
+from hybridpot.fitting.job import _jsonable, check_labels, committee_resamples, fit_residual, make_baseline, make_potential
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
@@ -100,6 +100,8 @@ ACTIVE_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "criterion": ((str,), "gamma"),
         "gamma_min": (_NUM, 1.1),
         "seed": ((int,), 0),
+        "check_units": ((bool,), True),
+        "check_outliers": ((bool,), True),
     },
     "candidates": {
         "source": ((str,), "md"),
@@ -154,7 +156,8 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     sections = validate_sections(raw, ACTIVE_SCHEMA, source)
     a, c, o = sections["active"], sections["candidates"], sections["oracle"]
     fit_raw = {k: v for k, v in raw.items() if k in FIT_SCHEMA}
-    fit_raw["data"] = {"train": a["initial"], **({"test": a["test"]} if a["test"] else {})}
+    fit_raw["data"] = {"train": a["initial"], **({"test": a["test"]} if a["test"] else {}),
+                       "check_units": a["check_units"], "check_outliers": a["check_outliers"]}
     fit = parse_config(fit_raw, base_dir, source)
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
@@ -429,14 +432,19 @@ class ActiveResult:
 
 
 def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False, log: Callable[[str], None] = print,
-                  cluster: ClusterArg = None):
+                  cluster: ClusterArg = None, stop_on_labels: bool = True):
     """Fit a fresh hybrid (as configured) to labelled ``frames`` and attach its uncertainty data.
 
     ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the passes over ``frames`` (None: the ``[fit]
-    cluster`` of ``config``, opened for this fit alone where set).
+    cluster`` of ``config``, opened for this fit alone where set). The labels are checked first as ``hybridpot fit``
+    checks them (:func:`hybridpot.fitting.job.check_labels`: single outliers, then units and sign): a finding stops the
+    fit where ``stop_on_labels`` (and the key of its check) says so, else it is a warning.
 
     Returns:
-        (potential, summary dict with the solver's diagnostics and the uq summary).
+        (potential, summary dict with the solver's diagnostics, the uq summary and the label checks ("data_checks")).
+
+    Raises:
+        OutlierError, UnitsError: a finding, with ``stop_on_labels`` and the key of its check true.
     """
 
     data = from_frames(frames, source="active-learning training set")
@@ -445,8 +453,11 @@ def fit_potential(config: FitConfig, frames: list[Atoms], progress: bool = False
     potential = make_potential(config, elements, baseline)
     with connect(config["fit"]["cluster"] if cluster is None else cluster) as cluster:
         bl = baseline_predictions(baseline, data, progress=progress, cluster=cluster)
+        checks = check_labels(config, {"train": (data, bl if baseline is not None else None)}, log, stop=stop_on_labels,
+                              section="[active]")
         sol, weights, record = fit_residual(config, potential, data, bl, progress, log, cluster=cluster)
         info = {"lambda": sol.lam, "effective_parameters": sol.dof, "energy_weight": weights.energy} if sol else {}
+        info["data_checks"] = checks["train"]
         predictions = predict(potential, data, progress=progress, baseline=bl, cluster=cluster)
         info["uq"] = attach_uq(potential, data, bl, weights, solution=sol, predictions=predictions,
                                committee_resamples=committee_resamples(record), cluster=cluster, progress=progress)
@@ -507,7 +518,11 @@ def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], stag
     if not train:
         raise HybridpotError(f"{config.source}: no labelled initial structure")
     initial_data = from_frames(train, source=f"the labelled initial structures of {a['initial']}")
-    check_data(config.fit, initial_data, test, make_baseline(config.fit))
+    baseline = make_baseline(config.fit)
+    check_data(config.fit, initial_data, test, baseline)
+    if test is not None:  # the training sets are checked by each fit (fit_potential)
+        check_labels(config.fit, {"test": (test, baseline_predictions(baseline, test, progress=False) if baseline is not None else None)}, log,
+                     section="[active]")
     check_cutoff(config.fit, initial_data, initial_data.elements, float(config.fit["descriptor"]["rcut"]))
     result = ActiveResult(train=train)
     t0 = time.perf_counter()
@@ -540,7 +555,7 @@ def _loop(config: ActiveConfig, progress: bool, log: Callable[[str], None], stag
         new, n_calls = label(picked, oracle, stress, log)
         calls += n_calls
         train = train + new
-        potential, info = fit_potential(config.fit, train, progress, log, cluster)
+        potential, info = fit_potential(config.fit, train, progress, log, cluster, stop_on_labels=False)
         entry |= {"oracle_calls": calls, "n_train": len(train), "n_train_atoms": int(sum(len(x) for x in train)),
                   "selected": [{"gamma": g, "std_eV_atom": s, "what": x.info.get("candidate", "")}
                                for g, s, x in zip(sel.gamma, sel.std, picked)],

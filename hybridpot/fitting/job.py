@@ -254,7 +254,7 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
 
 
 def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePredictions | None]],
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, stop: bool = True, section: str = "[data]") -> dict[str, Any]:
     """The labels' sanity checks of each data set against its baseline predictions (None: no baseline): first single
     structures and atoms far outside the rest of their set (:func:`hybridpot.fitting.outliers.check_outliers`), then the
     set's units and sign (:func:`hybridpot.fitting.units.check_units`; without a baseline against typical DFT ranges).
@@ -265,26 +265,33 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
         the record for report.json's "data_checks": per set, the unit comparisons and findings, and the outlier record
         and findings ("outliers").
 
+    Args:
+        stop: False: findings are warnings whatever the keys say (active learning's later iterations: the oracle's
+            labels are paid for, and the loop goes on).
+        section: the table where the user sets the keys, for messages (``hybridpot active``: "[active]").
+
     Raises:
-        OutlierError: outliers, unless ``[data] check_outliers = false``;
-        UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` (with either false, the
-            findings are logged as warnings and recorded).
+        OutlierError: outliers, unless ``[data] check_outliers = false`` or ``stop`` is False;
+        UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` or ``stop`` is False (in
+            both cases the findings are logged as warnings and recorded).
     """
     d = config["data"]
     record: dict[str, Any] = {"check_units": d["check_units"], "check_outliers": d["check_outliers"]}
     for name, (data, bl) in sets.items():
         outliers = check_outliers(data, bl)
         if outliers.findings:
-            if d["check_outliers"]:
-                raise OutlierError(outliers_message(outliers))
-            log(f"warning: {data.source}: " + "; ".join(outliers.findings) + " ([data] check_outliers = false: fitting anyway)")
+            if d["check_outliers"] and stop:
+                raise OutlierError(outliers_message(outliers, section))
+            log(f"warning: {data.source}: " + "; ".join(outliers.findings)
+                + (f" ({section} check_outliers = false: fitting anyway)" if stop else ""))
         check = check_units(data, bl)
         record[name] = {"checks": check.record, "findings": [f.message for f in check.findings],
                         "outliers": {"checks": outliers.record, "findings": outliers.findings}}
         if check.findings:
-            if d["check_units"]:
-                raise UnitsError(units_message(check))
-            log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings) + " ([data] check_units = false: fitting anyway)")
+            if d["check_units"] and stop:
+                raise UnitsError(units_message(check, section))
+            log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings)
+                + (f" ({section} check_units = false: fitting anyway)" if stop else ""))
     return record
 
 

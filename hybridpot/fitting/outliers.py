@@ -190,8 +190,8 @@ def _flag_signs(out: OutlierCheck, data: Dataset, baseline, offsets: np.ndarray)
     return record | {"verdict": "judged", "outliers": [int(data.index[s]) for s in flipped]}
 
 
-def outliers_message(check: OutlierCheck) -> str:
-    """The error message of a data set with outliers: each finding, then what to do."""
+def outliers_message(check: OutlierCheck, section: str = "[data]") -> str:
+    """The error message of a data set with outliers: each finding, then what to do (``section``: where the key is set)."""
     return (f"{check.source}: some labels do not belong with the rest of the set. " + ". ".join(check.findings)
             + ". Check those calculations (converged? the same DFT settings, units and sign as the rest?) and correct or "
-            "remove them, or set [data] check_outliers = false if they are right")
+            f"remove them, or set {section} check_outliers = false if they are right")

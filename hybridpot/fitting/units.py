@@ -279,9 +279,9 @@ def _check_stress(data: Dataset, baseline) -> tuple[dict[str, Any], tuple[str, s
     return _strained_copies(data)
 
 
-def units_message(check: UnitCheck) -> str:
-    """The error message of a data set with findings: each finding, then the fix."""
+def units_message(check: UnitCheck, section: str = "[data]") -> str:
+    """The error message of a data set with findings: each finding, then the fix (``section``: where the key is set)."""
     lines = "; ".join(f.message for f in check.findings)
     return (f"{check.source}: the labels look like a unit or sign mistake. {lines}. Convert the labels to eV, eV/A and "
             "eV/A^3 with the ASE stress sign (positive = tensile; the LAMMPS pressure is its negative), or set "
-            "[data] check_units = false if they are right")
+            f"{section} check_units = false if they are right")

@@ -59,6 +59,25 @@ def _emt_labelled(atoms):
     return a
 
 
+def test_initial_labels_are_checked_like_a_fits(tmp_path, capsys):
+    """Labelled initial structures go through hybridpot fit's label checks: one corrupted atom among 9 EMT-labelled
+    cells stops the loop before any fit or oracle call, naming it; [active] check_outliers = false goes on with a warning
+    that the log records."""
+    cells = [_emt_labelled(a) for a in active_cells(9, 5, rattle=0.08)]
+    cells[6].calc.results["forces"][3] = [0.0, 0.0, 90.0]
+    path = write_active_config(tmp_path, iterations=0)
+    write(tmp_path / "initial.xyz", cells)
+    assert main(["-q", "active", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "atom(s) with force labels far outside the rest: structure 6 (" in err and "atom 3:" in err
+    assert "set [active] check_outliers = false" in err and not (tmp_path / "out").exists()
+    path.write_text(path.read_text().replace("seed = 1", "seed = 1\ncheck_outliers = false"))
+    assert main(["active", str(path)]) == 0
+    assert "([active] check_outliers = false: fitting anyway)" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "out" / "active_log.json").read_text())
+    assert doc["iterations"][0]["fit"]["data_checks"]["outliers"]["checks"]["atom_forces"]["outliers"] == [[6, 3]]
+
+
 @pytest.fixture(scope="module")
 def fitted_small(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("active_fit")
