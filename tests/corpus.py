@@ -88,6 +88,24 @@ def relabelled(frames, energy: float = 1.0, forces: float = 1.0, stress: float =
     return out
 
 
+def fit_with_check_off(folder: Path, frames, key: str) -> tuple[dict[str, Any], list[str], Any]:
+    """Fit ``frames`` (written as the training set of :func:`small_config`) with ``[data] key = false``.
+
+    Returns:
+        report.json's "data_checks", the lines logged, the :class:`~hybridpot.fitting.job.FitResult`.
+    """
+    import json
+
+    from hybridpot.fitting.config import read_config
+    from hybridpot.fitting.job import run_fit
+
+    write(folder / "labels.xyz", frames)
+    path = small_config(folder, train=folder / "labels.xyz", data={key: False})
+    logged: list[str] = []
+    result = run_fit(read_config(path), progress=False, log=logged.append)
+    return json.loads((folder / "out" / "report.json").read_text())["data_checks"], logged, result
+
+
 def _file(folder: Path, name: str, frames) -> Path:
     path = folder / name
     write(path, frames)

@@ -1,23 +1,23 @@
-"""Per-structure label checks (hybridpot.fitting.outliers): no finding on real data, the leave-one-out arithmetic
+"""Per-structure label checks (hybridpot.fitting.outliers): no finding on real data (the bundled data: with the unit
+checks in tests/io/test_faults_inputs.py), the leave-one-out arithmetic
 against explicit refits, and the key that lets a user go on. The bad inputs themselves are corpus cases
 (tests/corpus.py, "outlier-*")."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
-from ase.io import read, write
+from ase.io import read
 
 from hybridpot.dataset import bundled, read_dataset
 from hybridpot.empirical import load as load_empirical
-from hybridpot.fitting.config import parse_config, read_config
-from hybridpot.fitting.job import make_baseline, run_fit
+from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.job import make_baseline
 from hybridpot.fitting.outliers import (ATOM_FORCE_RATIO, ENERGY_RATIO, MIN_STRUCTURES, SIGN_CORRELATION, STRUCTURE_FORCE_RATIO,
                                         _studentized, check_outliers)
 from hybridpot.prediction import BaselinePredictions, baseline_predictions
-from tests.corpus import EAM, relabelled, small_config
+from tests.corpus import EAM, fit_with_check_off, relabelled
 
 #: the margin the module docstring promises between the thresholds and what the mlearn sets reach
 MARGIN = 2.5
@@ -40,16 +40,6 @@ def test_studentized_residuals_match_refits_without_the_structure():
         leverage = composition[s] @ np.linalg.inv(composition[keep].T @ composition[keep]) @ composition[s]
         assert loo[s] == pytest.approx(resid, rel=1e-9, abs=1e-14)
         assert ratio[s] == pytest.approx(abs(resid) / (sigma * np.sqrt(1.0 + leverage)), rel=1e-8)
-
-
-def test_bundled_data_raise_no_finding():
-    pot = load_empirical(EAM)
-    for name in ("Cu_train.xyz", "Cu_test.xyz"):
-        data = read_dataset(bundled(name))
-        for bl in (baseline_predictions(pot, data, progress=False), None):
-            check = check_outliers(data, bl)
-            assert check.findings == [], check.findings
-            assert check.record["verdict"] == "ok"
 
 
 def _assert_well_inside(data, bl, sign_judged: bool) -> None:
@@ -115,15 +105,11 @@ def test_check_outliers_false_fits_and_records(tmp_path):
     """The key lets a user who knows better go on: the fit runs, the finding is logged and in report.json."""
     frames = relabelled(read(bundled("Cu_train.xyz"), index=":8"))
     frames[3].calc.results["forces"][11] = [0.0, 80.0, 0.0]
-    write(tmp_path / "atom.xyz", frames)
-    path = small_config(tmp_path, train=tmp_path / "atom.xyz", data={"check_outliers": False})
-    logged = []
-    res = run_fit(read_config(path), progress=False, log=logged.append)
-    checks = json.loads((tmp_path / "out" / "report.json").read_text())["data_checks"]
+    checks, logged, res = fit_with_check_off(tmp_path, frames, "check_outliers")
     assert checks["check_outliers"] is False
     outliers = checks["train"]["outliers"]
     assert outliers["checks"]["atom_forces"]["outliers"] == [[3, 11]]
     assert any("structure 3 (config_type 'vacancy', Cu107) atom 11" in f for f in outliers["findings"])
-    assert any(m.startswith("warning: ") and "check_outliers = false: fitting anyway" in m for m in logged)
+    assert any(m.startswith("warning: ") and "([data] check_outliers = false: fitting anyway)" in m for m in logged)
     assert checks["test"]["outliers"]["checks"]["verdict"].startswith("not checked")  # 4 test structures
     assert res.model_path.is_file()

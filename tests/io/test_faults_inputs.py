@@ -4,14 +4,13 @@ exact error class and message, and leaves no output folder, staging folder or lo
 from __future__ import annotations
 
 import copy
-import json
 import math
 
 import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import read, write
+from ase.io import read
 
 from hybridpot.dataset import bundled, from_frames, read_dataset
 from hybridpot.empirical import load as load_empirical
@@ -19,9 +18,10 @@ from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting import job
 from hybridpot.fitting.config import read_config
 from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.outliers import check_outliers
 from hybridpot.fitting.units import check_units, strained_pairs
 from hybridpot.potential import to_numpy
-from tests.corpus import CASES, EAM, HARTREE, KCAL_MOL, relabelled, small_config
+from tests.corpus import CASES, EAM, HARTREE, KCAL_MOL, fit_with_check_off, relabelled, small_config
 
 
 def leftovers(folder):
@@ -44,20 +44,16 @@ def test_corpus_case_fails_up_front(tmp_path, monkeypatch, case):
 
 def test_check_units_false_fits_and_records(tmp_path):
     """The key lets a user who knows better go on: the fit runs, the findings are logged and in report.json."""
-    frames = relabelled(read(bundled("Cu_train.xyz"), index=":8"), KCAL_MOL, KCAL_MOL)
-    write(tmp_path / "kcal.xyz", frames)
-    path = small_config(tmp_path, train=tmp_path / "kcal.xyz", data={"check_units": False})
-    logged = []
-    res = run_fit(read_config(path), progress=False, log=logged.append)
-    checks = json.loads((tmp_path / "out" / "report.json").read_text())["data_checks"]
+    checks, logged, res = fit_with_check_off(tmp_path, relabelled(read(bundled("Cu_train.xyz"), index=":8"), KCAL_MOL, KCAL_MOL),
+                                             "check_units")
     assert checks["check_units"] is False
     assert any("energy: likely kcal/mol" in f for f in checks["train"]["findings"])
     assert any(m.startswith("warning: ") and "likely kcal/mol/A" in m for m in logged)
     assert res.model_path.is_file()
 
 
-def test_good_data_pass_every_unit_check():
-    """The bundled data, and the same with the baseline's own labels (a perfect reference), raise no finding."""
+def test_good_data_pass_every_label_check():
+    """The bundled data, with the baseline and without, raise no unit finding and no outlier."""
     pot = load_empirical(EAM)
     from hybridpot.prediction import baseline_predictions
 
@@ -66,6 +62,8 @@ def test_good_data_pass_every_unit_check():
         for bl in (baseline_predictions(pot, data, progress=False), None):
             check = check_units(data, bl)
             assert check.findings == [], check.findings
+            outliers = check_outliers(data, bl)
+            assert outliers.findings == [] and outliers.record["verdict"] == "ok", outliers.findings
     rec = check_units(read_dataset(bundled("Cu_test.xyz")), baseline_predictions(pot, read_dataset(bundled("Cu_test.xyz")), progress=False))
     assert rec.record["energy"]["verdict"] == "ok" and 0.9 < rec.record["energy"]["ratio"] < 1.1
     assert rec.record["stress"]["verdict"] == "ok" and rec.record["stress"]["correlation"] > 0.99
