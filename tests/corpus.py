@@ -231,6 +231,8 @@ CASES: list[Case] = [
     Case("stress-lammps-sign-no-baseline", lambda d: _units(d, "test", stress=-1.0, baseline=False), UnitsError,
          "stress: likely the LAMMPS (pressure) sign: over 5 pairs of strained copies"),
     # single structures or atoms whose labels do not belong with the rest (named as themselves, not as the set's units)
+    Case("one-shifted-of-six", lambda d: _one_bad_structure(d, "six.xyz", lambda f: (f.__delitem__(slice(6, None)), _shift_energy(f, 2, 0.4))),
+         UnitsError, "structure 2 (config_type 'vacancy', Cu107) alone carries 8"),
     Case("outlier-energy", lambda d: _one_bad_structure(d, "shifted.xyz", lambda f: _shift_energy(f, 5, 0.3)), OutlierError,
          "1 structure(s) with energy labels far outside the rest: structure 5 (config_type 'vacancy', Cu107): +30"),
     Case("outlier-force-atom", lambda d: _one_bad_structure(d, "atom.xyz", lambda f: _set_force(f, 2, 7, [60.0, -20.0, 5.0])),

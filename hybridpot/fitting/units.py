@@ -40,6 +40,8 @@ RATIO_BAND = (0.25, 4.0)
 SIGN_CORRELATION = -0.5
 #: smallest reference spread that makes a comparison conclusive: eV/atom, eV/A, eV/A^3
 MIN_SPREAD = {"energy": 0.003, "forces": 0.01, "stress": 1e-3}
+#: a single structure carrying more than this share of a finding's squared labels is named (:func:`_concentrated`)
+CONCENTRATED = 0.7
 #: typical DFT ranges, for data without a baseline
 MAX_FORCE_RMS = 10.0  # eV/A
 MAX_ENERGY_SPREAD = 5.0  # eV/atom, RMS after per-element offsets
@@ -260,8 +262,30 @@ def check_units(data: Dataset, baseline=None) -> UnitCheck:
         out.record[quantity] = record
         if finding is not None:
             cause, description = finding
+            if quantity in ("energy", "forces"):
+                description += _concentrated(data, quantity, record)
             out.findings.append(Finding(quantity, record["check"], cause, f"{quantity}: likely {cause}: {description}"))
     return out
+
+
+def _concentrated(data: Dataset, quantity: str, record: dict[str, Any]) -> str:
+    """Where one structure carries most of the labels' squared size: a hint that it, not the set's units, is wrong (the
+    outlier check, :mod:`hybridpot.fitting.outliers`, names such structures itself in sets of 8 or more, before this
+    check runs). The share goes into ``record["largest_share"]``."""
+    if len(data) < 2:
+        return ""
+    if quantity == "energy":
+        sq = _without_offsets(data, data.energy / data.n_atoms) ** 2
+    else:
+        has = np.repeat(data.has_forces, data.n_atoms)
+        sq = np.add.reduceat(np.where(has[:, None], np.nan_to_num(data.forces) ** 2, 0.0).sum(axis=1),
+                             np.concatenate([[0], np.cumsum(data.n_atoms)[:-1]]))
+    s = int(np.argmax(sq))
+    share = float(sq[s] / max(sq.sum(), 1e-300))
+    record["largest_share"] = share
+    if share <= CONCENTRATED:
+        return ""
+    return f"; {data.describe(s)} alone carries {share:.0%} of that (one wrong structure rather than wrong units?)"
 
 
 def _check_stress(data: Dataset, baseline) -> tuple[dict[str, Any], tuple[str, str] | None]:

@@ -52,6 +52,21 @@ def test_check_units_false_fits_and_records(tmp_path):
     assert res.model_path.is_file()
 
 
+def test_a_whole_set_in_other_units_names_no_single_structure():
+    """The hint that one structure carries a unit finding (small sets, where the outlier check does not judge) stays out
+    of a finding that the whole set makes."""
+    data = read_dataset(bundled("Cu_train.xyz"))
+    from hybridpot.prediction import baseline_predictions
+
+    bl = baseline_predictions(load_empirical(EAM), data, progress=False)
+    small = data.subset(np.arange(6))
+    bad = from_frames(relabelled(small.frames, KCAL_MOL, KCAL_MOL), source="kcal.xyz")
+    check = check_units(bad, bl.subset(data, np.arange(6)))
+    assert {f.quantity for f in check.findings} == {"energy", "forces"}
+    assert not any("alone carries" in f.message for f in check.findings)
+    assert max(check.record["energy"]["largest_share"], check.record["forces"]["largest_share"]) < 0.7
+
+
 def test_good_data_pass_every_label_check():
     """The bundled data, with the baseline and without, raise no unit finding and no outlier."""
     pot = load_empirical(EAM)
