@@ -15,7 +15,7 @@ from hybridpot.io.modelfile import load
 from hybridpot.metrics import format_table
 from hybridpot.plots import parity_plots
 from hybridpot.prediction import baseline_predictions, predict
-from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type
+from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type, worst_structures, worst_text
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
@@ -34,6 +34,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     Returns:
         {"baseline only": metrics (when the model file has the fit's reference energies), "hybrid": metrics,
         "by_config_type": {"hybrid": {...}, "baseline only": {...}} (empty without several config_types),
+        "worst": the structures with the largest errors (:func:`hybridpot.scoring.worst_structures`),
         "outliers": the labels' outlier check against the model's baseline (:func:`hybridpot.fitting.outliers.check_outliers`:
         structures or atoms far outside the rest, which the errors above include; a warning is logged for them)}.
 
@@ -63,13 +64,15 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         base = baseline_only(data, bl, ref)
         rows = {"baseline only": errors(data, base)} | rows
         by_type["baseline only"] = errors_by_config_type(data, base)
+    worst = worst_structures(data, pred)
     log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
     log(format_table(rows))
     if by_type["hybrid"]:
         log("by config_type:")
         log(config_type_table(by_type))
+    log(f"largest errors:\n{worst_text(worst)}")
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
-              "outliers": {"checks": outliers.record, "findings": outliers.findings}, **where}
+              "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings}, **where}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))
         log(f"wrote {json_path}")

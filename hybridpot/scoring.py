@@ -59,3 +59,40 @@ def config_type_table(by_type: Mapping[str, Mapping[str, Mapping[str, float]]]) 
     kinds = list(dict.fromkeys(k for table in by_type.values() for k in table))
     return format_table({f"{kind} {label}": by_type[label][kind] for kind in kinds
                          for label in ("baseline only", "hybrid") if kind in by_type.get(label, {})})
+
+
+#: structures listed per kind by :func:`worst_structures`
+WORST = 5
+
+
+def worst_structures(data: Dataset, pred: Mapping[str, np.ndarray], n: int = WORST) -> dict[str, list[dict]]:
+    """The structures of ``data`` that ``pred`` gets most wrong: where to look first.
+
+    Returns:
+        {"energy": the ``n`` largest |energy error| per atom, each {"index": in the file, "structure": its label
+        ("structure 17 (config_type 'surface', Cu32)"), "error_meV_atom": predicted - label},
+        "forces": the ``n`` largest force RMS errors over a structure's components (structures with force labels),
+        each {"index", "structure", "force_rmse_eV_A", "max_atom_error_eV_A": the largest atom's |error| vector}}.
+    """
+    de = (pred["energy"] - data.energy) / data.n_atoms * 1000.0
+    out: dict[str, list[dict]] = {"energy": [{"index": int(data.index[s]), "structure": data.describe(s), "error_meV_atom": float(de[s])}
+                                             for s in np.argsort(-np.abs(de), kind="stable")[:n]]}
+    ptr = data.ptr
+    atom = np.linalg.norm(pred["forces"] - data.forces, axis=1)
+    rmse = np.full(len(data), -1.0)
+    worst_atom = np.zeros(len(data))
+    for s in np.flatnonzero(data.has_forces):
+        d = pred["forces"][ptr[s]:ptr[s + 1]] - data.forces[ptr[s]:ptr[s + 1]]
+        rmse[s], worst_atom[s] = float(np.sqrt(np.mean(d * d))), float(atom[ptr[s]:ptr[s + 1]].max())
+    out["forces"] = [{"index": int(data.index[s]), "structure": data.describe(s), "force_rmse_eV_A": float(rmse[s]),
+                      "max_atom_error_eV_A": float(worst_atom[s])}
+                     for s in np.argsort(-rmse, kind="stable")[:n] if rmse[s] >= 0]
+    return out
+
+
+def worst_text(worst: Mapping[str, list[dict]], shown: int = 3) -> str:
+    """The first ``shown`` of each kind of :func:`worst_structures`, one line each."""
+    lines = [f"  energy {w['error_meV_atom']:+9.3g} meV/atom             {w['structure']}" for w in worst["energy"][:shown]]
+    lines += [f"  forces RMSE {w['force_rmse_eV_A']:7.3g} eV/A, one atom {w['max_atom_error_eV_A']:.3g}  {w['structure']}"
+              for w in worst.get("forces", [])[:shown]]
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 from ase.io import read, write
 
 from hybridpot.cli import main
-from hybridpot.dataset import bundled
+from hybridpot.dataset import bundled, read_dataset
 from hybridpot.fitting.config import demo_config
 from hybridpot.fitting.job import run_fit
 
@@ -69,6 +69,32 @@ def test_eval_prints_writes_json_and_plots(demo, tmp_path, capsys):
     assert doc["baseline only"]["stress_mae_GPa"] == pytest.approx(demo.report["baseline_only"]["test"]["stress_mae_GPa"], rel=1e-9)
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["parity_energy.png", "parity_forces.png", "parity_stress.png"]
     assert np.isfinite(doc["hybrid"]["force_mae_eV_A"])
+
+
+def test_worst_structures_rank_the_errors_and_reach_the_reports(demo, tmp_path, capsys):
+    """Errors planted in two structures come out on top with their sizes; fit's report.json and eval's JSON carry the
+    same ranking for the same model and data."""
+    from hybridpot.scoring import worst_structures
+
+    data = read_dataset(bundled("Cu_test.xyz"))
+    pred = {"energy": data.energy.copy(), "forces": data.forces.copy()}
+    pred["energy"][3] -= 0.002 * data.n_atoms[3]  # -2 meV/atom
+    pred["energy"][5] += 0.001 * data.n_atoms[5]
+    rows = data.atom_rows([7])
+    pred["forces"][rows[2]] += [0.3, 0.0, -0.4]  # one atom 0.5 eV/A off
+    worst = worst_structures(data, pred, n=2)
+    assert [w["index"] for w in worst["energy"]] == [3, 5]
+    assert worst["energy"][0]["error_meV_atom"] == pytest.approx(-2.0, abs=1e-9)
+    assert worst["energy"][0]["structure"] == data.describe(3)
+    assert worst["forces"][0]["index"] == 7 and worst["forces"][0]["max_atom_error_eV_A"] == pytest.approx(0.5, abs=1e-12)
+    assert worst["forces"][0]["force_rmse_eV_A"] == pytest.approx(0.5 / np.sqrt(3 * data.n_atoms[7]), rel=1e-12)
+    assert worst["forces"][1]["force_rmse_eV_A"] == 0.0
+    assert [w["index"] for w in demo.report["worst"]["test"]["energy"]] and len(demo.report["worst"]["train"]["forces"]) == 5
+    assert main(["-q", "eval", str(demo.model_path), str(bundled("Cu_test.xyz")), "--json", str(tmp_path / "e.json")]) == 0
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert [w["index"] for w in doc["worst"]["energy"]] == [w["index"] for w in demo.report["worst"]["test"]["energy"]]
+    for got, want in zip(doc["worst"]["forces"], demo.report["worst"]["test"]["forces"]):
+        assert got["index"] == want["index"] and got["force_rmse_eV_A"] == pytest.approx(want["force_rmse_eV_A"], rel=1e-9)
 
 
 def test_eval_warns_of_label_outliers_and_records_them(demo, tmp_path, capsys):

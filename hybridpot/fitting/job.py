@@ -47,7 +47,8 @@ from hybridpot.plots import parity_plots, tune_plot
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
-from hybridpot.scoring import baseline_only, config_type_index, config_type_table, errors, errors_by_config_type
+from hybridpot.scoring import (baseline_only, config_type_index, config_type_table, errors, errors_by_config_type, worst_structures,
+                               worst_text)
 from hybridpot.uq import attach_uq
 
 MODEL_SUFFIX = ".hybridpot.json"
@@ -325,6 +326,8 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     for name, by_type in ((k, v) for k, v in report["by_config_type"].items() if k == shown):
         log(f"{name} by config_type:")
         log(config_type_table(by_type))
+    worst_set = "test" if "test" in report["worst"] else "train"
+    log(f"largest {worst_set} errors (report.json worst):\n{worst_text(report['worst'][worst_set])}")
     log("stages: " + ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in report["timings"].items())
         + f"; total {report['total_seconds']:.1f} s, peak memory {report['peak_memory_MiB']:.0f} MiB")
     log(f"wrote {model_path}")
@@ -414,6 +417,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             report[name] = errors(data, preds[name])
         report["baseline_only"] = {name: errors(data, base_preds[name]) for name, data in sets.items()}
         report["baseline_only"]["reference_energies_eV"] = dict(zip(elements, map(float, ref)))
+        report["worst"] = {name: worst_structures(data, preds[name]) for name, data in sets.items()}
         report["by_config_type"] = {}
         for name, data in sets.items():
             hybrid = errors_by_config_type(data, preds[name])
