@@ -69,6 +69,11 @@ class Dataset:
         """(S + 1,) offsets of each structure's atoms in ``forces``."""
         return np.concatenate([[0], np.cumsum(self.n_atoms)])
 
+    def per_structure(self, per_atom: np.ndarray, reduce: np.ufunc = np.add) -> np.ndarray:
+        """(S,) ``reduce`` (a numpy ufunc: np.add for sums, np.maximum for maxima) of a per-atom array (N,) over each
+        structure's atoms."""
+        return reduce.reduceat(np.asarray(per_atom), self.ptr[:-1])
+
     @property
     def elements(self) -> list[str]:
         """Chemical symbols present, sorted by atomic number."""

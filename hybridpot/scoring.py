@@ -77,13 +77,9 @@ def worst_structures(data: Dataset, pred: Mapping[str, np.ndarray], n: int = WOR
     de = (pred["energy"] - data.energy) / data.n_atoms * 1000.0
     out: dict[str, list[dict]] = {"energy": [{"index": int(data.index[s]), "structure": data.describe(s), "error_meV_atom": float(de[s])}
                                              for s in np.argsort(-np.abs(de), kind="stable")[:n]]}
-    ptr = data.ptr
-    atom = np.linalg.norm(pred["forces"] - data.forces, axis=1)
-    rmse = np.full(len(data), -1.0)
-    worst_atom = np.zeros(len(data))
-    for s in np.flatnonzero(data.has_forces):
-        d = pred["forces"][ptr[s]:ptr[s + 1]] - data.forces[ptr[s]:ptr[s + 1]]
-        rmse[s], worst_atom[s] = float(np.sqrt(np.mean(d * d))), float(atom[ptr[s]:ptr[s + 1]].max())
+    atom = np.nan_to_num(np.linalg.norm(pred["forces"] - data.forces, axis=1))  # NaN: structures without force labels
+    rmse = np.where(data.has_forces, np.sqrt(data.per_structure(atom**2) / (3 * data.n_atoms)), -1.0)
+    worst_atom = data.per_structure(atom, np.maximum)
     out["forces"] = [{"index": int(data.index[s]), "structure": data.describe(s), "force_rmse_eV_A": float(rmse[s]),
                       "max_atom_error_eV_A": float(worst_atom[s])}
                      for s in np.argsort(-rmse, kind="stable")[:n] if rmse[s] >= 0]

@@ -35,9 +35,9 @@ from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.outliers import check_outliers, outliers_message
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.tune import tune_descriptor
-from hybridpot.fitting.outliers import check_outliers, outliers_message
 from hybridpot.fitting.units import check_units, units_message
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save

@@ -129,7 +129,7 @@ def check_outliers(data: Dataset, baseline=None) -> OutlierCheck:
         forces = data.forces - (baseline.forces if baseline is not None else 0.0)
         atoms_with = np.repeat(has_f, data.n_atoms)
         sq_atom = np.where(atoms_with, np.sum(np.nan_to_num(forces) ** 2, axis=1), 0.0)
-        sq = np.add.reduceat(sq_atom, ptr[:-1])
+        sq = data.per_structure(sq_atom)
         count = np.where(has_f, 3 * data.n_atoms, 0)
         ratio_s = np.where(has_f, _ratios(sq, count), 0.0)
         out.record["forces"] = _flag(out, data, ratio_s, STRUCTURE_FORCE_RATIO, "force",

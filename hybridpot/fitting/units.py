@@ -278,8 +278,7 @@ def _concentrated(data: Dataset, quantity: str, record: dict[str, Any]) -> str:
         sq = _without_offsets(data, data.energy / data.n_atoms) ** 2
     else:
         has = np.repeat(data.has_forces, data.n_atoms)
-        sq = np.add.reduceat(np.where(has[:, None], np.nan_to_num(data.forces) ** 2, 0.0).sum(axis=1),
-                             np.concatenate([[0], np.cumsum(data.n_atoms)[:-1]]))
+        sq = data.per_structure(np.where(has, np.sum(np.nan_to_num(data.forces) ** 2, axis=1), 0.0))
     s = int(np.argmax(sq))
     share = float(sq[s] / max(sq.sum(), 1e-300))
     record["largest_share"] = share
