@@ -27,7 +27,7 @@ set (``train.xyz``) and the final model (``model.hybridpot.json``) are written t
 as one unit at the end (:class:`hybridpot.io.outdir.OutputDir`); while the loop runs, the log is
 rewritten after every iteration in the staging folder beside it (its path is logged at the start).
 Configuration (``[baseline]``, ``[descriptor]``, ``[model]``, ``[fit]`` and ``[output]`` as for
-``hybridpot fit``)::
+``hybridpot fit``; every key with its meaning: ``hybridpot config --active``)::
 
     [active]
     initial = "initial.xyz"     # starting structures (unlabelled ones are labelled by the oracle)
@@ -58,6 +58,7 @@ Configuration (``[baseline]``, ``[descriptor]``, ``[model]``, ``[fit]`` and ``[o
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import time
@@ -72,12 +73,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from hybridpot.calculator import Calculator
 from hybridpot.dataset import check_structures, from_frames, read_dataset
 from hybridpot.distributed import ClusterArg, connect, map_batches
-from hybridpot.errors import HybridpotError, OutputError
+from hybridpot.errors import ConfigError, HybridpotError, OutputError
 from hybridpot.export.lammps import export_lammps
 from hybridpot.fitting.checks import check_cutoff, check_data
-from hybridpot.fitting.config import SCHEMA as FIT_SCHEMA
-from hybridpot.fitting.config import FitConfig, fail, parse_config, validate_sections
+from hybridpot.fitting.config import FitConfig, fail, parse_config
 from hybridpot.fitting.job import _jsonable, check_labels, committee_resamples, fit_residual, make_baseline, make_potential
+from hybridpot.fitting.sections import SECTIONS as FIT_SECTIONS
+from hybridpot.fitting.sections import existing_file
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
@@ -86,43 +88,109 @@ from hybridpot.md import initial_velocities, lammps_snapshots
 from hybridpot.plots import _figure, save_figure
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, baseline_predictions, batches, descriptors, for_workers, predict
 from hybridpot.scoring import errors
+from hybridpot.settings import Settings, option, read_sections, required
 from hybridpot.uq import attach_uq, extrapolation_grades
 
-_NUM = (int, float)
+CRITERIA = ("gamma", "std", "random")
+SOURCES = ("md", "perturb", "pool")
+ENGINES = ("ase", "lammps")
 
-#: section -> key -> (types, default); ``...`` = required
-ACTIVE_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "active": {
-        "initial": ((str,), ...),
-        "test": ((str,), None),
-        "iterations": ((int,), 5),
-        "select": ((int,), 4),
-        "criterion": ((str,), "gamma"),
-        "gamma_min": (_NUM, 1.1),
-        "seed": ((int,), 0),
-        "check_units": ((bool,), True),
-        "check_outliers": ((bool,), True),
-    },
-    "candidates": {
-        "source": ((str,), "md"),
-        "structures": ((str,), None),
-        "pool": ((str,), None),
-        "temperatures": ((list,), [300.0, 1200.0]),
-        "steps": ((int,), 200),
-        "every": ((int,), 20),
-        "timestep": (_NUM, 1.0),
-        "gamma_break": (_NUM, 10.0),
-        "engine": ((str,), "ase"),
-        "rattle": (_NUM, 0.05),
-        "strain": (_NUM, 0.02),
-        "count": ((int,), 40),
-    },
-    "oracle": {
-        "calculator": ((str,), None),
-        "potential": ((str,), None),
-        "parameters": ((dict,), {}),
-    },
-}
+
+@dataclass
+class ActiveSettings(Settings):
+    """[active]: the loop."""
+
+    initial: str = required("starting structures (unlabelled ones are labelled by the oracle)")
+    test: str | None = option(None, "labelled test set (optional): its errors after every iteration")
+    iterations: int = option(5, "rounds of candidates, selection, labelling and refit")
+    select: int = option(4, "structures labelled per iteration (at most)")
+    criterion: str = option("gamma", "how candidates are scored: 'gamma' (extrapolation grade against the active set), 'std' "
+                                     "(predictive std of the energy per atom) or 'random'")
+    gamma_min: float = option(1.1, "gamma and std: a candidate is eligible only while its extrapolation grade against the "
+                                   "growing active set exceeds this (a margin over round-off); none eligible: converged")
+    seed: int = option(0, "seed of the random choices (MD velocities and thermostat, perturbations, 'random')")
+    check_units: bool = option(True, "stop on labels of the initial or test structures that look like a unit or sign mistake "
+                                     "(later iterations' labels: warn)")
+    check_outliers: bool = option(True, "stop on initial or test structures whose labels are far outside the rest (later "
+                                        "iterations' labels: warn)")
+
+    def check_values(self, where: str) -> None:
+        if self.seed < 0:
+            raise ConfigError(f"{where} seed = {self.seed}: must be >= 0 (numpy's random generators refuse negative seeds)")
+        if self.iterations < 0 or self.select < 1:
+            raise ConfigError(f"{where} iterations = {self.iterations}, select = {self.select}: need iterations >= 0, select >= 1")
+        if self.criterion not in CRITERIA:
+            raise ConfigError(f"{where} criterion = {self.criterion!r}: expected 'gamma', 'std' or 'random'")
+
+
+@dataclass
+class CandidatesSettings(Settings):
+    """[candidates]: where candidate structures come from."""
+
+    source: str = option("md", "'md' (short MD runs with the current hybrid), 'perturb' (rattle + strain) or 'pool' (a fixed "
+                               "set of structures)")
+    structures: str | None = option(None, "md / perturb starting structures (default: the initial set)")
+    pool: str | None = option(None, "source = 'pool': the structures to choose from")
+    temperatures: list[float] = option([300.0, 1200.0], "md: temperatures of the runs, K")
+    steps: int = option(200, "md: steps per run")
+    every: int = option(20, "md: a candidate every this many steps")
+    timestep: float = option(1.0, "md: time step, fs")
+    gamma_break: float = option(10.0, "md: stop a run once a snapshot's gamma exceeds this")
+    engine: str = option("ase", "md: 'ase' (hybridpot's calculator) or 'lammps' (pair_style hpot: larger, longer runs)")
+    rattle: float = option(0.05, "perturb: displacement std, Angstrom")
+    strain: float = option(0.02, "perturb: largest strain component")
+    count: int = option(40, "perturb: candidates per iteration")
+
+    def check_values(self, where: str) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"{where} source = {self.source!r}: expected 'md', 'perturb' or 'pool'")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"{where} engine = {self.engine!r}: expected 'ase' or 'lammps'")
+        if self.source == "pool" and self.pool is None:
+            raise ConfigError(f"{where} source = 'pool' needs pool = '...'")
+        if not self.temperatures or not all(t > 0 for t in self.temperatures):
+            raise ConfigError(f"{where} temperatures = {self.temperatures}: expected a list of positive numbers (K)")
+        for name in ("steps", "every", "count"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{where} {name} = {getattr(self, name)}: must be >= 1")
+        for name in ("timestep", "gamma_break"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where} {name} = {getattr(self, name)}: must be positive")
+        for name in ("rattle", "strain"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where} {name} = {getattr(self, name)}: must be >= 0")
+
+    def resolve(self, base: Path, where: str) -> None:
+        for name in ("structures", "pool"):
+            if getattr(self, name) is not None:
+                setattr(self, name, existing_file(base, getattr(self, name), f"{where} {name}"))
+
+
+@dataclass
+class OracleSettings(Settings):
+    """[oracle]: what labels the selected structures."""
+
+    calculator: str | None = option(None, "import path of an ASE calculator class, e.g. 'ase.calculators.emt.EMT' or "
+                                          "'gpaw.GPAW'")
+    potential: str | None = option(None, "or a file hybridpot.load reads (an empirical potential or a model file)")
+    parameters: dict = option({}, "keyword arguments of the calculator")
+
+    def check_values(self, where: str) -> None:
+        if (self.calculator is None) == (self.potential is None):
+            raise ConfigError(f"{where} needs exactly one of calculator = 'module.Class' or potential = 'file'")
+
+    def resolve(self, base: Path, where: str) -> None:
+        if self.potential is not None:
+            self.potential = existing_file(base, self.potential, f"{where} potential")
+
+
+#: the loop's own sections
+LOOP_SECTIONS: dict[str, type[Settings]] = {"active": ActiveSettings, "candidates": CandidatesSettings, "oracle": OracleSettings}
+#: every section of an active-learning configuration: the loop's, then the fit's but [data] (replaced by [active] initial / test)
+ACTIVE_SECTIONS: dict[str, type[Settings]] = {**LOOP_SECTIONS, **{k: v for k, v in FIT_SECTIONS.items() if k != "data"}}
+#: the values ``hybridpot config --active --toml`` writes for the required keys: (section, key) -> TOML value
+ACTIVE_PLACEHOLDERS = {("active", "initial"): '"initial.xyz"', ("oracle", "calculator"): '"ase.calculators.emt.EMT"',
+                       ("baseline", "file"): '"baseline.eam.alloy"'}
 
 
 @dataclass
@@ -149,57 +217,21 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     Raises:
         HybridpotError: unknown section or key, wrong type, bad value or missing file (naming the key).
     """
-    unknown = set(raw) - set(ACTIVE_SCHEMA) - set(FIT_SCHEMA) | ({"data"} & set(raw))
+    unknown = set(raw) - set(ACTIVE_SECTIONS)
     if unknown:
-        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(set(ACTIVE_SCHEMA) | set(FIT_SCHEMA) - {'data'})} "
-                            "([data] is replaced by [active] initial / test)")
-    sections = validate_sections(raw, ACTIVE_SCHEMA, source)
-    a, c, o = sections["active"], sections["candidates"], sections["oracle"]
-    fit_raw = {k: v for k, v in raw.items() if k in FIT_SCHEMA}
-    fit_raw["data"] = {"train": a["initial"], **({"test": a["test"]} if a["test"] else {}),
+        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(ACTIVE_SECTIONS)} ([data] is replaced by "
+                           "[active] initial / test)")
+    sections = {name: dataclasses.asdict(s) for name, s in read_sections(raw, LOOP_SECTIONS, source, base_dir).items()}
+    a = sections["active"]
+    fit_raw = {k: v for k, v in raw.items() if k in FIT_SECTIONS}
+    fit_raw["data"] = {"train": str(a["initial"]), **({"test": str(a["test"])} if a["test"] else {}),
                        "check_units": a["check_units"], "check_outliers": a["check_outliers"]}
     fit = parse_config(fit_raw, base_dir, source)
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
         raise fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
-    if a["seed"] < 0:
-        raise fail(source, f"[active] seed = {a['seed']}: must be >= 0 (numpy's random generators refuse negative seeds)")
-    if a["iterations"] < 0 or a["select"] < 1:
-        raise fail(source, f"[active] iterations = {a['iterations']}, select = {a['select']}: need iterations >= 0, select >= 1")
-    if a["criterion"] not in ("gamma", "std", "random"):
-        raise fail(source, f"[active] criterion = {a['criterion']!r}: expected 'gamma', 'std' or 'random'")
     if a["criterion"] == "std" and fit["model"]["type"] == "nn" and fit["model"]["committee"] < 2:
         raise fail(source, "[active] criterion = 'std' with an nn model needs [model] committee >= 2")
-    if c["source"] not in ("md", "perturb", "pool"):
-        raise fail(source, f"[candidates] source = {c['source']!r}: expected 'md', 'perturb' or 'pool'")
-    for key in ("structures", "pool"):
-        if c[key] is not None:
-            p = (base_dir / c[key]).resolve()
-            if not p.is_file():
-                raise fail(source, f"[candidates] {key}: file not found: {p}")
-            c[key] = p
-    if c["engine"] not in ("ase", "lammps"):
-        raise fail(source, f"[candidates] engine = {c['engine']!r}: expected 'ase' or 'lammps'")
-    if c["source"] == "pool" and c["pool"] is None:
-        raise fail(source, "[candidates] source = 'pool' needs pool = '...'")
-    if not c["temperatures"] or not all(isinstance(t, _NUM) and not isinstance(t, bool) and t > 0 for t in c["temperatures"]):
-        raise fail(source, f"[candidates] temperatures = {c['temperatures']}: expected a list of positive numbers (K)")
-    for key in ("steps", "every", "count"):
-        if c[key] < 1:
-            raise fail(source, f"[candidates] {key} = {c[key]}: must be >= 1")
-    for key in ("timestep", "gamma_break"):
-        if not c[key] > 0:
-            raise fail(source, f"[candidates] {key} = {c[key]}: must be positive")
-    for key in ("rattle", "strain"):
-        if c[key] < 0:
-            raise fail(source, f"[candidates] {key} = {c[key]}: must be >= 0")
-    if (o["calculator"] is None) == (o["potential"] is None):
-        raise fail(source, "[oracle] needs exactly one of calculator = 'module.Class' or potential = 'file'")
-    if o["potential"] is not None:
-        p = (base_dir / o["potential"]).resolve()
-        if not p.is_file():
-            raise fail(source, f"[oracle] potential file not found: {p}")
-        o["potential"] = p
     return ActiveConfig(fit, sections, source)
 
 

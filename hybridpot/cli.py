@@ -7,6 +7,7 @@
     hybridpot md MODEL STRUCTURE --engine lammps|ase --steps N --temperature T [--trajectory F] [--fallback LO HI]
     hybridpot active CONFIG.toml            active learning with an ASE oracle (log, learning curve, model)
     hybridpot config [SECTION] [--toml]     every configuration key (type, default, meaning) and the registered types
+                     [--active]             (of hybridpot active's configuration)
 """
 
 from __future__ import annotations
@@ -125,9 +126,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from hybridpot.fitting.config import commented_toml, describe
+    from hybridpot.fitting.config import PLACEHOLDERS, SECTIONS, commented_toml, describe
 
-    print(commented_toml(args.section) if args.toml else describe(args.section), end="" if args.toml else "\n")
+    if args.active:
+        from hybridpot.active import ACTIVE_PLACEHOLDERS, ACTIVE_SECTIONS
+
+        sections, placeholders, command = ACTIVE_SECTIONS, ACTIVE_PLACEHOLDERS, "active"
+    else:
+        sections, placeholders, command = SECTIONS, PLACEHOLDERS, "fit"
+    if args.toml:
+        print(commented_toml(args.section, sections, placeholders, command), end="")
+    else:
+        print(describe(args.section, sections))
     return 0
 
 
@@ -203,12 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-atom switch, or one switch per structure (ase engine only; default: the model file's, else atom)")
     p.set_defaults(func=_md)
     p = sub.add_parser("active", parents=[common], help="active learning: MD/perturb, select by gamma or std, label with an oracle, refit",
-                       epilog="the [active], [candidates] and [oracle] keys: the docstring of hybridpot.active; the fit's keys: "
-                              "hybridpot config")
+                       epilog="every configuration key, its default and meaning: hybridpot config --active [SECTION]")
     p.add_argument("config", help="configuration file (TOML; see hybridpot.active)")
     p.set_defaults(func=_active)
-    p = sub.add_parser("config", parents=[common], help="document every key of the fit configuration and the registered types")
-    p.add_argument("section", nargs="?", help="only this section (data, baseline, descriptor, model, fit, output)")
+    p = sub.add_parser("config", parents=[common], help="document every key of the fit (or active) configuration and the "
+                                                        "registered types")
+    p.add_argument("section", nargs="?", help="only this section (data, baseline, descriptor, model, fit, output; with --active: "
+                                              "active, candidates, oracle and those but data)")
+    p.add_argument("--active", action="store_true", help="the keys of hybridpot active's configuration")
     p.add_argument("--toml", action="store_true", help="print a commented configuration file instead (every key at its default)")
     p.set_defaults(func=_config)
     p = sub.add_parser("demo", parents=[common], help="fit and evaluate on the bundled Cu data")

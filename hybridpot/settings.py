@@ -1,8 +1,8 @@
 """Typed settings of a component: a dataclass whose fields are its configuration keys.
 
 A component that can be configured from a TOML table (a baseline defined inline, ...) declares a
-:class:`Settings` subclass: one field per key, with its type, its default (none: required) and a
-help text (``field(metadata={"help": ...})``), and a :meth:`Settings.check` for what the types
+:class:`Settings` subclass: one field per key, with its type, its default and a help text
+(:func:`option`, or :func:`required` for a key without a default), and a :meth:`Settings.check_values` for what the types
 cannot say. :meth:`Settings.from_table` reads and validates a table into it; :meth:`Settings.describe`
 is what ``hybridpot config`` prints.
 """
@@ -19,11 +19,23 @@ from typing import Any, Mapping
 from hybridpot.errors import ConfigError
 
 
+def option(default: Any, text: str) -> Any:
+    """A configuration key with its default and help text (a list or table default is copied for each instance)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": text})
+    return dataclasses.field(default=default, metadata={"help": text})
+
+
+def required(text: str) -> Any:
+    """A configuration key without a default, with its help text."""
+    return dataclasses.field(metadata={"help": text})
+
+
 @dataclasses.dataclass
 class Settings:
     """Base class of a component's settings (a dataclass; see the module docstring)."""
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         """Raise :class:`ConfigError` (prefixed with ``where``) for values the types allow but the component cannot use."""
 
     def resolve(self, base: Path, where: str) -> None:
@@ -46,7 +58,7 @@ class Settings:
 
         Raises:
             ConfigError: an unknown key (the allowed ones are listed), a missing required key, a
-                value of the wrong type, a NaN or infinite number, or what :meth:`check` refuses.
+                value of the wrong type, a NaN or infinite number, or what :meth:`check_values` refuses.
         """
         keys = cls.keys()
         unknown = sorted(set(table) - set(keys))
@@ -57,11 +69,11 @@ class Settings:
         for name, f in keys.items():
             if name not in table:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise ConfigError(f"{where}: {name} is required ({_help(f)})")
+                    raise ConfigError(f"{where} {name} is required ({_help(f)})")
                 continue
             values[name] = _checked(table[name], hints[name], f"{where} {name}")
         settings = cls(**values)
-        settings.check(where)
+        settings.check_values(where)
         if base is not None:
             settings.resolve(Path(base), where)
         return settings
@@ -82,6 +94,28 @@ class Settings:
         return out
 
 
+def read_sections(raw: Mapping[str, Any], sections: Mapping[str, type[Settings]], source: str,
+                  base: Path | None = None) -> dict[str, Settings]:
+    """The tables ``sections`` (name -> its settings class) of a configuration (as TOML gives it), each validated by
+    :meth:`Settings.from_table` (a missing table: every key at its default). Tables of ``raw`` not in ``sections`` are
+    not looked at (the caller checks them).
+
+    Raises:
+        ConfigError: a section that is not a table, or what :meth:`Settings.from_table` raises, naming ``source`` (the
+            file) and the section.
+    """
+    out = {}
+    for name, cls in sections.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        unknown = sorted(set(table) - set(cls.keys()))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown} in [{name}]; allowed: {sorted(cls.keys())}")
+        out[name] = cls.from_table(table, f"{source}: [{name}]", base)
+    return out
+
+
 def _help(f: dataclasses.Field) -> str:
     return str(f.metadata.get("help", ""))
 
@@ -93,6 +127,8 @@ def _type_name(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args) + (" | none" if type(None) in typing.get_args(hint) else "")
+    if origin is list and args:
+        return f"list[{_type_name(args[0])}]"
     return getattr(origin, "__name__", str(hint))
 
 

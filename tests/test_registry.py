@@ -84,7 +84,7 @@ class HarmonicSettings(Settings):
     r0: float = dataclasses.field(default=2.5, metadata={"help": "rest length, A"})
     rc: float = dataclasses.field(default=4.0, metadata={"help": "cutoff, A"})
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         if not self.rc > self.r0:
             raise ConfigError(f"{where} rc = {self.rc}: must exceed r0 = {self.r0}")
 
@@ -177,14 +177,14 @@ def test_settings_check_every_key():
 
 def test_hybridpot_config_documents_every_key_and_type(capsys):
     from hybridpot.cli import main
-    from hybridpot.fitting.config import SCHEMA
+    from hybridpot.fitting.sections import SECTIONS
 
     assert main(["config"]) == 0
     text = capsys.readouterr().out
-    for section, keys in SCHEMA.items():
+    for section, settings in SECTIONS.items():
         assert f"[{section}]" in text
-        assert all(f"  {key} " in text for key in keys), section
-        assert all(len(spec) == 3 and spec[2] for spec in keys.values()), f"[{section}]: a key without help text"
+        assert all(f"  {key} " in text for key in settings.keys()), section
+        assert all(help_text for *_, help_text in settings.describe()), f"[{section}]: a key without help text"
     for registry in (baselines, descriptors, models):
         assert all(f"    {name} " in text for name in registry.names())
     assert "      inner " in text  # an inline type's settings
@@ -269,11 +269,11 @@ def test_hybridpot_config_toml_is_a_working_configuration(tmp_path, capsys):
 
     from hybridpot.cli import main
     from hybridpot.dataset import bundled
-    from hybridpot.fitting.config import SCHEMA
+    from hybridpot.fitting.sections import SECTIONS
 
     assert main(["config", "--toml"]) == 0
     text = capsys.readouterr().out
-    assert all(f"{key} =" in text for keys in SCHEMA.values() for key in keys)
+    assert all(f"{key} =" in text for settings in SECTIONS.values() for key in settings.keys())
     raw = tomllib.loads(text)
     assert raw["data"] == {"train": "train.xyz"} and raw["baseline"] == {"file": "baseline.eam.alloy"}
     (tmp_path / "fit.toml").write_text(text.replace('"train.xyz"', f'"{bundled("Cu_train.xyz")}"')

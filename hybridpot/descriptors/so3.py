@@ -67,7 +67,7 @@ from hybridpot.descriptors.spline import RadialSpline, tabulate
 from hybridpot.errors import ConfigError, HybridpotError, StructureError
 from hybridpot.neighbors import PairGraph, build_graph
 from hybridpot.registry import DescriptorType
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option
 from hybridpot.system import AtomicSystem
 
 #: Pairs processed at once, times the width nu (lmax + 1)^2 of a pair's density contribution: bounds
@@ -898,17 +898,17 @@ def _check_weights(weights: dict[str, float] | None, elements: list[str]) -> dic
 class SO3Settings(Settings):
     """The keys of ``[descriptor] type = "so3"`` (the default type)."""
 
-    basis: str = dataclasses.field(default="lammps", metadata={"help": "radial basis: 'lammps' (LAMMPS so3, exportable to ML-IAP) or 'bessel'"})
-    kind: str = dataclasses.field(default="power", metadata={"help": "'power' (power spectrum) or 'bispectrum'"})
-    rcut: float = dataclasses.field(default=5.0, metadata={"help": "cutoff, Angstrom"})
-    nmax: int = dataclasses.field(default=4, metadata={"help": "radial functions"})
-    lmax: int = dataclasses.field(default=4, metadata={"help": "largest angular momentum"})
-    alpha: float | None = dataclasses.field(default=None, metadata={"help": "Gaussian smearing of the lammps basis, 1/Angstrom^2 "
-                                                                           "(default 2.0; not for bessel)"})
-    weights: dict | None = dataclasses.field(default=None, metadata={"help": "neighbour weight per element (default 1 each)"})
-    channels: bool = dataclasses.field(default=False, metadata={"help": "one density channel per element instead of weighted sums"})
+    basis: str = option("lammps", "radial basis: 'lammps' (LAMMPS so3, exportable to ML-IAP) or 'bessel'")
+    kind: str = option("power", "'power' (power spectrum) or 'bispectrum'")
+    rcut: float = option(5.0, "cutoff, Angstrom")
+    nmax: int = option(4, "radial functions")
+    lmax: int = option(4, "largest angular momentum")
+    alpha: float | None = option(None, "Gaussian smearing of the lammps basis, 1/Angstrom^2 "
+                                       "(default 2.0; not for bessel)")
+    weights: dict | None = option(None, "neighbour weight per element (default 1 each)")
+    channels: bool = option(False, "one density channel per element instead of weighted sums")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         """Also sets the lammps basis's default alpha (2.0)."""
         if self.basis not in ("lammps", "bessel"):
             raise ConfigError(f"{where} basis = {self.basis!r}: expected 'lammps' or 'bessel'")

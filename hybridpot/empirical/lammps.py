@@ -44,7 +44,7 @@ import json
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,7 +63,7 @@ from hybridpot.io.toml import read_toml
 from hybridpot.lammps_run import LammpsEngine, LammpsError, LammpsUnavailable, import_lammps
 from hybridpot.potential import ExternalTerms
 from hybridpot.registry import BaselineType
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option, required
 from hybridpot.system import AtomicSystem
 
 #: version of what a cache entry holds (bump when the results change meaning)
@@ -98,27 +98,27 @@ class LammpsSettings(Settings):
     """The keys of ``[baseline] type = "lammps"`` (and of a ``*.lammps.toml`` file, which model files and exported decks
     hold)."""
 
-    pair_style: str = field(metadata={"help": "the pair_style arguments, e.g. 'reaxff NULL', 'meam', 'sw', 'hybrid/overlay eam/alloy zbl 1.0 2.0'"})
-    pair_coeff: list[str] = field(metadata={"help": "the pair_coeff arguments, one line each, for the atom types in the order of "
-                                                    "elements; files named as in files (or by their base name)"})
-    elements: list[str] = field(metadata={"help": "the element of each LAMMPS atom type (type 1 first): the order of the pair_coeff lines"})
-    files: list[str] = field(default_factory=list, metadata={"help": "the potential files the lines name (paths relative to the "
-                                                                     "configuration file); their text is kept in model files"})
-    commands: list[str] = field(default_factory=list, metadata={
-        "help": "further LAMMPS commands issued for each structure after its atoms exist, e.g. 'fix q all qeq/reaxff 1 0.0 10.0 "
-                "1e-10 reaxff' (a fix or compute is deleted and defined anew for each structure)"})
-    units: str = field(default="auto", metadata={"help": "'metal', 'real' (files in kcal/mol: ReaxFF), or 'auto': real where a "
-                                                         "file's first line says UNITS: real, else metal; results are in eV"})
-    atom_style: str = field(default="auto", metadata={"help": "'atomic', 'charge', or 'auto': charge for reaxff, comb, comb3, "
-                                                              "smtbq and styles with coul, else atomic (charges start at 0)"})
-    runs: int = field(default=1, metadata={"help": "'run 0' commands per structure, results of the last: 2 for a charge "
-                                                   "equilibration that acts after the forces (fix qeq/comb)"})
-    cache: bool = field(default=True, metadata={"help": "keep the results of each structure on disk ($HYBRIDPOT_CACHE or "
-                                                        "~/.cache/hybridpot), keyed by SHA-256 of structure and potential"})
-    contents: dict = field(default_factory=dict, metadata={"help": "file name -> text of that file (written by hybridpot into "
-                                                                   "model files; such a file is not read from disk)"})
+    pair_style: str = required("the pair_style arguments, e.g. 'reaxff NULL', 'meam', 'sw', 'hybrid/overlay eam/alloy zbl 1.0 2.0'")
+    pair_coeff: list[str] = required("the pair_coeff arguments, one line each, for the atom types in the order of "
+                                     "elements; files named as in files (or by their base name)")
+    elements: list[str] = required("the element of each LAMMPS atom type (type 1 first): the order of the pair_coeff lines")
+    files: list[str] = option([], "the potential files the lines name (paths relative to the "
+                                  "configuration file); their text is kept in model files")
+    commands: list[str] = option([],
+        "further LAMMPS commands issued for each structure after its atoms exist, e.g. 'fix q all qeq/reaxff 1 0.0 10.0 "
+        "1e-10 reaxff' (a fix or compute is deleted and defined anew for each structure)")
+    units: str = option("auto", "'metal', 'real' (files in kcal/mol: ReaxFF), or 'auto': real where a "
+                        "file's first line says UNITS: real, else metal; results are in eV")
+    atom_style: str = option("auto", "'atomic', 'charge', or 'auto': charge for reaxff, comb, comb3, "
+                             "smtbq and styles with coul, else atomic (charges start at 0)")
+    runs: int = option(1, "'run 0' commands per structure, results of the last: 2 for a charge "
+                          "equilibration that acts after the forces (fix qeq/comb)")
+    cache: bool = option(True, "keep the results of each structure on disk ($HYBRIDPOT_CACHE or "
+                               "~/.cache/hybridpot), keyed by SHA-256 of structure and potential")
+    contents: dict = option({}, "file name -> text of that file (written by hybridpot into "
+                                "model files; such a file is not read from disk)")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         if not self.pair_style.split():
             raise ConfigError(f"{where}: pair_style is empty")
         if not self.pair_coeff:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -33,7 +33,7 @@ from hybridpot.errors import ConfigError, PotentialFileError
 from hybridpot.io.toml import read_toml
 from hybridpot.neighbors import PairGraph
 from hybridpot.registry import BaselineType
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option, required
 
 
 class LennardJones(EmpiricalPotential):
@@ -209,13 +209,13 @@ def _symmetric(table: Mapping[tuple[str, str], float], elements: list[str], sour
 class LJSettings(Settings):
     """``[baseline] type = "lj"``: a Lennard-Jones baseline defined in the configuration (the keys of a ``*.lj.toml`` file)."""
 
-    elements: list[str] = field(metadata={"help": "chemical symbols (type order)"})
-    cutoff: float = field(metadata={"help": "global cutoff, Angstrom"})
-    pair: list[dict] = field(metadata={"help": "[[baseline.pair]] tables: elements = [a, b], epsilon (eV), sigma (A), optional cutoff (A)"})
-    shift: bool = field(default=False, metadata={"help": "subtract the pair energy at the cutoff (pair_modify shift yes)"})
-    mixing: str = field(default="geometric", metadata={"help": "unlisted unlike pairs: 'geometric' or 'arithmetic' (sigma)"})
+    elements: list[str] = required("chemical symbols (type order)")
+    cutoff: float = required("global cutoff, Angstrom")
+    pair: list[dict] = required("[[baseline.pair]] tables: elements = [a, b], epsilon (eV), sigma (A), optional cutoff (A)")
+    shift: bool = option(False, "subtract the pair energy at the cutoff (pair_modify shift yes)")
+    mixing: str = option("geometric", "unlisted unlike pairs: 'geometric' or 'arithmetic' (sigma)")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         if self.mixing not in ("geometric", "arithmetic"):
             raise ConfigError(f"{where} mixing = {self.mixing!r}: expected 'geometric' or 'arithmetic'")
         if not self.cutoff > 0:

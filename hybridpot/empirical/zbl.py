@@ -26,7 +26,7 @@ Parameter file (TOML, ``*.zbl.toml``; or inline, ``[baseline] type = "zbl"`` wit
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -38,7 +38,7 @@ from hybridpot.errors import ConfigError, HybridpotError, PotentialFileError
 from hybridpot.io.toml import read_toml
 from hybridpot.neighbors import PairGraph
 from hybridpot.registry import BaselineType
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option, required
 
 #: Coulomb constant in LAMMPS metal units (qqr2e), eV Angstrom
 COULOMB = 14.399645
@@ -156,12 +156,12 @@ class ZBL(EmpiricalPotential):
 class ZBLSettings(Settings):
     """The keys of a ``*.zbl.toml`` file and of ``[baseline] type = "zbl"``."""
 
-    elements: list[str] = field(metadata={"help": "chemical symbols (type order)"})
-    inner: float = field(metadata={"help": "distance where the switch to zero starts, Angstrom"})
-    outer: float = field(metadata={"help": "cutoff: energy, force and curvature reach zero, Angstrom"})
-    z: dict = field(default_factory=dict, metadata={"help": "nuclear charge per element (default: the atomic number)"})
+    elements: list[str] = required("chemical symbols (type order)")
+    inner: float = required("distance where the switch to zero starts, Angstrom")
+    outer: float = required("cutoff: energy, force and curvature reach zero, Angstrom")
+    z: dict = option({}, "nuclear charge per element (default: the atomic number)")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         if not 0 < self.inner < self.outer:
             raise ConfigError(f"{where}: need 0 < inner < outer, got inner = {self.inner}, outer = {self.outer}")
         bad = {e: v for e, v in self.z.items() if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0}

@@ -13,7 +13,7 @@ kind) tries every candidate. The coordinates, in order, each searched at the bes
 2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum and bispectrum by default; the configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
    = 4 against the power spectrum's 50, and a kernel candidate on it costs several times as much to fit);
 3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
-   tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.config.TUNE_CAPS`;
+   tried, the next one up (one more step of the candidates' last spacing) is tried, up to :data:`hybridpot.fitting.sections.TUNE_CAPS`;
 4. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
 5. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
@@ -62,8 +62,9 @@ from hybridpot.distributed import ClusterArg
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_enough_rows, check_solve_memory
-from hybridpot.fitting.config import TUNE_CAPS, FitConfig
+from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.linear import prepare_basis
+from hybridpot.fitting.sections import TUNE_CAPS
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.potential import HybridPotential
 from hybridpot.registry import models

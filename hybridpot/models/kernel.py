@@ -63,6 +63,7 @@ from hybridpot.arrays import decode_array, encode_array
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.models.polynomial import LinearSettings
 from hybridpot.registry import ModelType
+from hybridpot.settings import option
 
 KERNELS = ("polynomial", "se")
 SELECTIONS = ("fps", "cur")
@@ -406,22 +407,22 @@ def gap_weights(n_energy: int, n_force: int, n_stress: int, sigma_energy: float,
 class KernelSettings(LinearSettings):
     """The keys of ``[model] type = "kernel"`` (plus ``regularization`` and ``cv_folds`` as for linear)."""
 
-    kernel: str = dataclasses.field(default="polynomial", metadata={
-        "help": "'polynomial': (d_hat . d_hat')^zeta on normalised descriptors (SOAP-like); 'se': exp(-|d - d'|^2 / 2 length^2)"})
-    zeta: int = dataclasses.field(default=4, metadata={"help": "exponent of the polynomial kernel, integer >= 1"})
-    length: float | None = dataclasses.field(default=None, metadata={
-        "help": "length scale of 'se' (descriptor units); default: the median distance between the sparse points"})
-    n_sparse: int = dataclasses.field(default=500, metadata={
-        "help": "sparse (representative) environments per element; clamped, with a warning, to the distinct environments there are"})
-    linear_term: float = dataclasses.field(default=1.0, metadata={
-        "help": "prior std of a linear term on the standardised descriptors, relative to the kernel's (0: none; the sum-of-kernels "
-                "k + linear_term^2 z.z' / K on standardised descriptors z: it keeps the descriptor's magnitude, which the normalised "
-                "polynomial kernel discards)"})
-    selection: str = dataclasses.field(default="fps", metadata={
-        "help": "how the sparse environments are chosen: 'fps' (farthest-point sampling) or 'cur' (leverage sampling), seeded"})
+    kernel: str = option("polynomial",
+        "'polynomial': (d_hat . d_hat')^zeta on normalised descriptors (SOAP-like); 'se': exp(-|d - d'|^2 / 2 length^2)")
+    zeta: int = option(4, "exponent of the polynomial kernel, integer >= 1")
+    length: float | None = option(None,
+        "length scale of 'se' (descriptor units); default: the median distance between the sparse points")
+    n_sparse: int = option(500,
+        "sparse (representative) environments per element; clamped, with a warning, to the distinct environments there are")
+    linear_term: float = option(1.0,
+        "prior std of a linear term on the standardised descriptors, relative to the kernel's (0: none; the sum-of-kernels "
+        "k + linear_term^2 z.z' / K on standardised descriptors z: it keeps the descriptor's magnitude, which the normalised "
+        "polynomial kernel discards)")
+    selection: str = option("fps",
+        "how the sparse environments are chosen: 'fps' (farthest-point sampling) or 'cur' (leverage sampling), seeded")
 
-    def check(self, where: str) -> None:
-        super().check(where)
+    def check_values(self, where: str) -> None:
+        super().check_values(where)
         if self.kernel not in KERNELS:
             raise ConfigError(f"{where} kernel = {self.kernel!r}: expected one of {', '.join(map(repr, KERNELS))}")
         if self.zeta < 1:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from hybridpot.errors import ConfigError
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option
 
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "linear": torch.nn.Identity}
 
@@ -124,17 +124,17 @@ class NNModel(torch.nn.Module):
 class NNSettings(Settings):
     """The keys of ``[model] type = "nn"``: the network and its training (:mod:`hybridpot.fitting.nn`)."""
 
-    hidden: list[int] = dataclasses.field(default_factory=lambda: [32, 32], metadata={"help": "hidden layer widths"})
-    activation: str = dataclasses.field(default="tanh", metadata={"help": "tanh, sigmoid, relu or linear (the LAMMPS mliap nn activations)"})
-    epochs: int = dataclasses.field(default=2000, metadata={"help": "L-BFGS iterations or Adam epochs"})
-    optimizer: str = dataclasses.field(default="lbfgs", metadata={"help": "'lbfgs' (full batch) or 'adam' (mini-batches)"})
-    learning_rate: float | None = dataclasses.field(default=None, metadata={"help": "adam: step size (default 3e-3)"})
-    patience: int = dataclasses.field(default=200, metadata={"help": "stop after this many iterations without a better validation loss"})
-    validation_fraction: float = dataclasses.field(default=0.1, metadata={"help": "structures held out for early stopping"})
-    committee: int = dataclasses.field(default=1, metadata={"help": "members of a committee (> 1: its spread is the uncertainty)"})
-    bootstrap: bool = dataclasses.field(default=True, metadata={"help": "committee members on bootstrap resamples (false: all on the full set)"})
+    hidden: list[int] = option([32, 32], "hidden layer widths")
+    activation: str = option("tanh", "tanh, sigmoid, relu or linear (the LAMMPS mliap nn activations)")
+    epochs: int = option(2000, "L-BFGS iterations or Adam epochs")
+    optimizer: str = option("lbfgs", "'lbfgs' (full batch) or 'adam' (mini-batches)")
+    learning_rate: float | None = option(None, "adam: step size (default 3e-3)")
+    patience: int = option(200, "stop after this many iterations without a better validation loss")
+    validation_fraction: float = option(0.1, "structures held out for early stopping")
+    committee: int = option(1, "members of a committee (> 1: its spread is the uncertainty)")
+    bootstrap: bool = option(True, "committee members on bootstrap resamples (false: all on the full set)")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"{where} activation = {self.activation!r}: expected tanh, sigmoid, relu or linear (LAMMPS mliap nn)")
         if not self.hidden or not all(h > 0 for h in self.hidden):

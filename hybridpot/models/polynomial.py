@@ -21,7 +21,7 @@ import torch
 
 from hybridpot.errors import ConfigError
 from hybridpot.registry import ModelType
-from hybridpot.settings import Settings
+from hybridpot.settings import Settings, option
 
 
 class PolynomialModel(torch.nn.Module):
@@ -128,11 +128,11 @@ class PolynomialModel(torch.nn.Module):
 class LinearSettings(Settings):
     """The keys of ``[model] type = "linear"`` and ``"quadratic"``."""
 
-    regularization: str | float = dataclasses.field(default="evidence", metadata={
-        "help": "'evidence' (Bayesian: maximise the marginal likelihood), 'cv' (k-fold) or a ridge lambda >= 0"})
-    cv_folds: int = dataclasses.field(default=5, metadata={"help": "folds of regularization = 'cv' and energy_weight = 'cv'"})
+    regularization: str | float = option("evidence",
+        "'evidence' (Bayesian: maximise the marginal likelihood), 'cv' (k-fold) or a ridge lambda >= 0")
+    cv_folds: int = option(5, "folds of regularization = 'cv' and energy_weight = 'cv'")
 
-    def check(self, where: str) -> None:
+    def check_values(self, where: str) -> None:
         reg = self.regularization
         if isinstance(reg, str) and reg not in ("evidence", "cv"):
             raise ConfigError(f"{where} regularization = {reg!r}: expected 'evidence', 'cv' or a number >= 0")

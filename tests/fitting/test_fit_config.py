@@ -45,7 +45,7 @@ def test_missing_data_file(tmp_path, capsys):
 
 
 def test_missing_baseline_file(tmp_path, capsys):
-    run_fails(tmp_path, config(tmp_path, eam="missing.eam.alloy"), capsys, "[baseline] file not found")
+    run_fails(tmp_path, config(tmp_path, eam="missing.eam.alloy"), capsys, "[baseline] file: file not found")
 
 
 def test_unknown_key(tmp_path, capsys):

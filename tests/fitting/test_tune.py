@@ -13,7 +13,8 @@ from ase.io import write
 
 from hybridpot.dataset import bundled, read_dataset
 from hybridpot.errors import ConfigError
-from hybridpot.fitting.config import TUNE_CAPS, parse_config
+from hybridpot.fitting.config import parse_config
+from hybridpot.fitting.sections import TUNE_CAPS
 from hybridpot.fitting.job import make_potential, run_fit
 from hybridpot.fitting.tune import (DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, predicted_seconds, scores,
                                     search_each, tune_coordinates, tune_descriptor)
@@ -430,7 +431,7 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
 @pytest.mark.parametrize("key, value, message", [
     ("tune_alpha", [], "non-empty list of distinct positive numbers"),
     ("tune_alpha", [1.0, -2.0], "tune_alpha"),
-    ("tune_zeta", [2, 2.5], "distinct positive integers"),
+    ("tune_zeta", [2, 2.5], r"tune_zeta\[1\] = 2.5: expected int"),
     ("tune_n_sparse", [0, 100], "tune_n_sparse"),
     ("tune_n_sparse", [100, 100], "distinct"),
     ("tune_nmax", [4, True], "tune_nmax"),
@@ -441,7 +442,7 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     ("tune_models", ["bogus"], "unknown model type"),
     ("tune_models", ["nn"], "not linear in its parameters"),
     ("tune_kinds", ["power", "power"], "distinct invariant kinds"),
-    ("tune_kinds", ["power", 3], "distinct invariant kinds"),
+    ("tune_kinds", ["power", 3], r"tune_kinds\[1\] = 3: expected str"),
     ("tune_kinds", ["power", "trispectrum"], "tune_kinds: kind = 'trispectrum': expected 'power' or 'bispectrum'"),
 ])
 def test_tune_keys_are_validated(tmp_path, key, value, message):

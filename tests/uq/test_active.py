@@ -157,6 +157,28 @@ def test_bad_configurations(tmp_path, capsys, edit, message):
     assert not (tmp_path / "out").exists()
 
 
+def test_hybridpot_config_documents_the_active_keys_and_writes_a_working_file(tmp_path, capsys):
+    """`hybridpot config --active` lists every key of the loop's sections (with help) and of the fit's but [data];
+    its --toml file, with the placeholders' files given, is a configuration the loop accepts at every default."""
+    from hybridpot.active import ACTIVE_SECTIONS, LOOP_SECTIONS
+
+    assert main(["config", "--active"]) == 0
+    text = capsys.readouterr().out
+    assert "[data]" not in text and "[fit]" in text
+    for section, settings in ACTIVE_SECTIONS.items():
+        assert f"[{section}]" in text and all(f"  {key} " in text for key in settings.keys()), section
+    for settings in LOOP_SECTIONS.values():
+        assert all(help_text for *_, help_text in settings.describe())
+    assert main(["config", "--active", "oracle"]) == 0 and "[candidates]" not in capsys.readouterr().out
+    assert main(["config", "--active", "--toml"]) == 0
+    toml = capsys.readouterr().out
+    write(tmp_path / "initial.xyz", active_cells(3, 0))
+    (tmp_path / "active.toml").write_text(toml.replace('"baseline.eam.alloy"', f'"{bundled("Cu_mishin1.eam.alloy")}"'))
+    config = read_active_config(tmp_path / "active.toml")
+    assert config["active"]["iterations"] == 5 and config["oracle"]["calculator"] == "ase.calculators.emt.EMT"
+    assert config["candidates"]["temperatures"] == [300.0, 1200.0] and config.fit["model"]["type"] == "linear"
+
+
 def test_oracle_errors():
     with pytest.raises(HybridpotError, match="cannot import the oracle calculator 'no_such_module.Calc'"):
         make_oracle({"calculator": "no_such_module.Calc", "parameters": {}})
