@@ -393,21 +393,21 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
     if other:
         notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
     coords += [
-        Coordinate("descriptor", "rcut", tuple(round(float(x) * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
+        Coordinate("descriptor", "rcut", tuple(round(x * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
         *([Coordinate("descriptor", "kind", (d["kind"], *(k for k in f["tune_kinds"] if k != d["kind"])))]
           if f["tune_kinds"] and d.get("kind") is not None else []),
-        Coordinate("descriptor", "nmax", tuple(int(x) for x in f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
-        Coordinate("descriptor", "lmax", tuple(int(x) for x in f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
+        Coordinate("descriptor", "nmax", tuple(f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),
+        Coordinate("descriptor", "lmax", tuple(f["tune_lmax"]), grow=True, cap=TUNE_CAPS["lmax"]),
     ]
     if d.get("alpha") is not None:
-        coords.append(Coordinate("descriptor", "alpha", tuple(float(x) for x in f["tune_alpha"])))
+        coords.append(Coordinate("descriptor", "alpha", tuple(f["tune_alpha"])))
     else:
         notes.append(f"alpha not searched: the {d.get('basis', d['type'])} descriptor has no Gaussian smearing")
     for key, candidates, grows, saturates, cheapest_first in MODEL_COORDINATES.get(m["type"], ()):
         if key == "zeta" and m.get("kernel") != "polynomial":
             notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
             continue
-        coords.append(Coordinate("model", key, tuple(int(x) for x in f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
+        coords.append(Coordinate("model", key, tuple(f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
                                  saturates=saturates, cheapest_first=cheapest_first))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
