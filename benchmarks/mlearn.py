@@ -690,7 +690,7 @@ def format_peer_table(doc: dict[str, Any]) -> str:
 
 
 def markdown_summary(out: Path) -> str:
-    """The README's mlearn tables, rendered from the JSON files under ``out``."""
+    """The mlearn tables of benchmarks/README.md, rendered from the JSON files under ``out``."""
     doc = json.loads((out / "mlearn.json").read_text())
     published = ("GAP", "MTP", "SNAP_reproduced", "qSNAP_reproduced")
     lines = ["| element | baseline only | pure ML linear | hybrid linear | pure ML quadratic | hybrid quadratic "
@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(REPO.parent / "shared"), help="folder holding data/mlearn and data/potentials")
     parser.add_argument("--elements", default=",".join(ELEMENTS))
-    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,defaults,tune-plots,markdown (markdown: README tables "
+    parser.add_argument("--parts", default="table,curve,peer", help="any of peer,table,curve,defaults,tune-plots,markdown (markdown: benchmarks/README.md tables "
                                                                      "from the JSON; tune-plots: the defaults' tune rows as PNGs, from the JSON)")
     parser.add_argument("--models", default=None, help="models for the table (default linear,quadratic,nn,kernel; --quick: linear,quadratic) "
                                                        "and the curve (default linear,quadratic; --quick: linear)")

@@ -83,7 +83,7 @@ BASELINES = {"Cu": "Cu_mishin1.eam.alloy", "Si": "Si.tersoff"}
 MODELS = {"linear": ({"nmax": 4, "lmax": 4}, {}), "quadratic": ({"nmax": 3, "lmax": 3}, {}), "kernel": None}
 #: the kernel rows calibrate the sparse GP of the mlearn table as it is published there (benchmarks/mlearn.py SETTINGS:
 #: its descriptor, weights and model), hybrid or pure ML: the better kernel row of that table (Si: the Tersoff hybrid
-#: kernel is 3x worse than pure ML, README "Kernel model")
+#: kernel is 3x worse than pure ML, benchmarks/README.md "Kernel model")
 KERNEL_HYBRID = {"Cu": True, "Si": False}
 IN_DIST = ("aimd", "elastic", "vacancy", "ground_state")
 #: fallback bands (lower, upper) of the smooth grade ||x A^-1||_16

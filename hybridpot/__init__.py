@@ -15,7 +15,7 @@ import os as _os
 
 # torch's OpenMP threads spin while they wait for each other. On a machine where other processes
 # are busy, even niced ones, that made `hybridpot demo` many times slower; passive waiting cost
-# nothing measurable on an idle machine (the numbers are in README, Benchmarks). It takes effect only if torch is not imported yet; an OMP_WAIT_POLICY in the
+# nothing measurable on an idle machine (the numbers are in benchmarks/README.md). It takes effect only if torch is not imported yet; an OMP_WAIT_POLICY in the
 # environment wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

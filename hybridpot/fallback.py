@@ -24,7 +24,7 @@ predictive std (eV). The scope says which grades S_i sees:
 The switch is part of the energy, so forces and stress follow by autograd like everything else;
 they include -sum_j (E_ML,j - e_t) grad S_j, which for the structure scope has the residual
 energy of the whole cell as its prefactor. What each scope and band does to errors, forces and
-MD is measured in benchmarks/uq.py (README, Uncertainty): use "structure" for single points and
+MD is measured in benchmarks/uq.py (benchmarks/README.md, Uncertainty): use "structure" for single points and
 small cells that must not be worse than the baseline, "atom" for MD.
 
 The term is pure numerics on (T, M, M) blocks; :func:`hybridpot.uq.enable_fallback` builds it from

@@ -31,7 +31,7 @@ from hybridpot.potential import HybridPotential, Potential, evaluate, matrix_to_
 from hybridpot.system import AtomicSystem
 
 #: atoms per batch of structures in assembly, baseline and prediction passes: bounds the pair-form
-#: derivatives held at once and so the fit's peak memory (the trade-off is measured in README, Benchmarks)
+#: derivatives held at once and so the fit's peak memory (the trade-off is measured in benchmarks/README.md)
 DEFAULT_BATCH_ATOMS = 1000
 
 

@@ -1,4 +1,4 @@
-"""The benchmark scripts' own input checks (the benchmarks themselves run outside the suite: README, Benchmarks)."""
+"""The benchmark scripts' own input checks (the benchmarks themselves run outside the suite: benchmarks/README.md)."""
 
 from __future__ import annotations
 

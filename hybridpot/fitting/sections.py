@@ -154,7 +154,7 @@ class FitSettings(Settings):
                                      "type with an equal share of the budget left; the best over all kept")
     tune_kinds: list[str] = option(["power", "bispectrum"], "tune: the descriptor's invariant kinds searched right after rcut (the "
                                     "bispectrum's three-neighbour invariants are larger and slower to fit; "
-                                    "benchmarks: README); [] : the configured kind only")
+                                    "benchmarks/README.md); [] : the configured kind only")
     tune_nmax: list[int] = option([4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
                                              f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}")
     tune_lmax: list[int] = option([3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "

@@ -21,7 +21,7 @@ Modules: :mod:`.active_set`, :mod:`.posterior` and :mod:`.local_noise` (the stat
 structure from its nearest training structures' held-out errors), :mod:`.query` (:class:`UQData` and the
 queries: :func:`uncertainty`, :func:`extrapolation_grades`, :func:`fallback_switches`,
 :func:`enable_fallback`) and :mod:`.calibration` (building the data after a fit: :func:`attach_uq`).
-Measured calibration, coverage and fallback errors: benchmarks/uq.py, README (Uncertainty).
+Measured calibration, coverage and fallback errors: benchmarks/uq.py, benchmarks/README.md (Uncertainty).
 """
 
 from hybridpot.fallback import SCOPES, Fallback

@@ -242,7 +242,7 @@ def enable_fallback(potential: HybridPotential, lower: float = 1.0, upper: float
                     reference: Mapping[str, float] | None = None, scope: str = "atom") -> Fallback:
     """Switch the residual of ``potential`` off smoothly outside the training data (in place).
 
-    The band is a trade-off (measured in README, Uncertainty): the residual of an atom with gamma
+    The band is a trade-off (measured in benchmarks/README.md, Uncertainty): the residual of an atom with gamma
     just above 1 may already be badly extrapolated (a narrow band near 1 protects energies), while
     inside the band every atom feels the extra force -(E_ML - e_t) grad S, which grows as the
     band narrows (and, with the structure scope, with the cell's total residual energy). The
