@@ -128,7 +128,7 @@ def _compare(quantity: str, data_values: np.ndarray, reference: np.ndarray, what
     record["verdict"] = "likely mistake" if flipped or scaled else "ok"
     if not (flipped or scaled):
         return record, None
-    unit = probable_unit(quantity, ratio) or f"a unit {ratio:.3g} times {UNITS[quantity]}"
+    unit = probable_unit(quantity, ratio) or f"a unit {ratio:.3g} times {UNITS[quantity]} (no common unit gives this factor)"
     cause = " with ".join(([unit] if scaled else []) + ([SIGN_CAUSE[quantity]] if flipped else []))
     description = (f"their RMS {what} are {ratio:.3g} times the baseline's on the same structures and correlate with them "
                    f"by {corr:+.2f} (eV-based labels: ratio {RATIO_BAND[0]:g}-{RATIO_BAND[1]:g}, correlation > {SIGN_CORRELATION:g})")
@@ -305,6 +305,9 @@ def _check_stress(data: Dataset, baseline) -> tuple[dict[str, Any], tuple[str, s
 def units_message(check: UnitCheck, section: str = "[data]") -> str:
     """The error message of a data set with findings: each finding, then the fix (``section``: where the key is set)."""
     lines = "; ".join(f.message for f in check.findings)
-    return (f"{check.source}: the labels look like a unit or sign mistake. {lines}. Convert the labels to eV, eV/A and "
+    trust = (" A comparison with the baseline trusts the baseline: where it is the odd one out (a refitted or unusual "
+             "potential, structures far from what it was made for), such a finding says nothing about the labels."
+             if any(f.check == "baseline" for f in check.findings) else "")
+    return (f"{check.source}: the labels look like a unit or sign mistake. {lines}.{trust} Convert the labels to eV, eV/A and "
             "eV/A^3 with the ASE stress sign (positive = tensile; the LAMMPS pressure is its negative), or set "
             f"{section} check_units = false if they are right")
