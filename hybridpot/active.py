@@ -22,9 +22,9 @@ design matrix, predictions, uncertainty data), the test errors and the scoring o
 for "std", their predictive std) run on it (:mod:`hybridpot.distributed`); the MD that makes candidates, the oracle and
 the greedy selection run in this process.
 
-The log (``active_log.json``), the learning curve (``learning_curve.png``), the labelled training
-set (``train.xyz``) and the final model (``model.hybridpot.json``) are written to ``[output] dir``
-as one unit at the end (:class:`hybridpot.io.outdir.OutputDir`); while the loop runs, the log is
+The log (``active_log.json``), the learning curve (``learning_curve.png``; not with ``[output] plots = false``), the
+labelled training set (``train.xyz``) and the final model (``NAME.hybridpot.json``, ``[output] name``, default
+``model``) are written to ``[output] dir`` (default ``runs/active``) as one unit at the end (:class:`hybridpot.io.outdir.OutputDir`); while the loop runs, the log is
 rewritten after every iteration in the staging folder beside it (its path is logged at the start).
 Configuration (``[baseline]``, ``[descriptor]``, ``[model]``, ``[fit]`` and ``[output]`` as for
 ``hybridpot fit``; every key with its meaning: ``hybridpot config --active``)::
@@ -79,7 +79,7 @@ from hybridpot.fitting.checks import check_cutoff, check_data
 from hybridpot.fitting.config import FitConfig, fail, parse_config
 from hybridpot.fitting.job import _jsonable, check_labels, committee_resamples, fit_residual, make_baseline, make_potential
 from hybridpot.fitting.sections import SECTIONS as FIT_SECTIONS
-from hybridpot.fitting.sections import existing_file
+from hybridpot.fitting.sections import OutputSettings, existing_file
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
@@ -184,10 +184,22 @@ class OracleSettings(Settings):
             self.potential = existing_file(base, self.potential, f"{where} potential")
 
 
+@dataclass
+class ActiveOutputSettings(OutputSettings):
+    """[output] of ``hybridpot active``: the fit's keys, with a folder of its own by default."""
+
+    dir: str = option("runs/active", "output folder (relative to the configuration file): active_log.json, "
+                                     "learning_curve.png, train.xyz (the labelled training set) and NAME.hybridpot.json")
+    name: str = option("model", "the final model is written as NAME.hybridpot.json")
+    plots: bool = option(True, "write the learning curve (learning_curve.png)")
+    overwrite: bool = option(False, "replace an earlier run's output folder")
+
+
 #: the loop's own sections
 LOOP_SECTIONS: dict[str, type[Settings]] = {"active": ActiveSettings, "candidates": CandidatesSettings, "oracle": OracleSettings}
 #: every section of an active-learning configuration: the loop's, then the fit's but [data] (replaced by [active] initial / test)
-ACTIVE_SECTIONS: dict[str, type[Settings]] = {**LOOP_SECTIONS, **{k: v for k, v in FIT_SECTIONS.items() if k != "data"}}
+ACTIVE_SECTIONS: dict[str, type[Settings]] = {**LOOP_SECTIONS, **{k: v for k, v in FIT_SECTIONS.items() if k != "data"},
+                                              "output": ActiveOutputSettings}
 #: the values ``hybridpot config --active --toml`` writes for the required keys: (section, key) -> TOML value
 ACTIVE_PLACEHOLDERS = {("active", "initial"): '"initial.xyz"', ("oracle", "calculator"): '"ase.calculators.emt.EMT"',
                        ("baseline", "file"): '"baseline.eam.alloy"'}
@@ -224,6 +236,9 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     sections = {name: dataclasses.asdict(s) for name, s in read_sections(raw, LOOP_SECTIONS, source, base_dir).items()}
     a = sections["active"]
     fit_raw = {k: v for k, v in raw.items() if k in FIT_SECTIONS}
+    output = fit_raw.get("output", {})
+    if isinstance(output, dict):  # not a table: the fit's validation says so
+        fit_raw["output"] = {"dir": ActiveOutputSettings.keys()["dir"].default, **output}
     fit_raw["data"] = {"train": str(a["initial"]), **({"test": str(a["test"])} if a["test"] else {}),
                        "check_units": a["check_units"], "check_outliers": a["check_outliers"]}
     fit = parse_config(fit_raw, base_dir, source)
@@ -636,9 +651,11 @@ def _write_outputs(result: ActiveResult, config: ActiveConfig, out_dir: Path) ->
     buf = io.StringIO()
     ase_write(buf, result.train, format="extxyz")
     write_text_atomic(out_dir / "train.xyz", buf.getvalue())
-    save(result.potential, out_dir / "model.hybridpot.json", metadata={"active_learning": {"iterations": len(result.log) - 1,
-                                                                                          "oracle_calls": result.log[-1]["oracle_calls"]}})
-    learning_curve_plot({"active": result.log}, out_dir / "learning_curve.png")
+    output = config.fit["output"]
+    save(result.potential, out_dir / f"{output['name']}.hybridpot.json",
+         metadata={"active_learning": {"iterations": len(result.log) - 1, "oracle_calls": result.log[-1]["oracle_calls"]}})
+    if output["plots"]:
+        learning_curve_plot({"active": result.log}, out_dir / "learning_curve.png")
 
 
 def learning_curve_plot(runs: dict[str, list[dict[str, Any]]], path: Path, title: str = "") -> Path:

@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 def test_loop_with_an_ase_oracle(tmp_path):
     write(tmp_path / "test.xyz", [_emt_labelled(a) for a in active_cells(4, 7, rattle=0.1)])
     path = write_active_config(tmp_path, active_extra='test = "test.xyz"')
+    path.write_text(path.read_text().replace("plots = false", 'plots = true\nname = "cu"'))
     assert main(["-q", "active", str(path)]) == 0
     out = tmp_path / "out"
+    assert {"active_log.json", "cu.hybridpot.json", "learning_curve.png", "train.xyz"} <= {p.name for p in out.iterdir()}
+    assert not (out / "model.hybridpot.json").exists()
     doc = json.loads((out / "active_log.json").read_text())
     its = doc["iterations"]
     assert [e["oracle_calls"] for e in its] == [3, 5, 7]  # 3 unlabelled initial cells, then 2 per iteration
@@ -44,7 +47,7 @@ def test_loop_with_an_ase_oracle(tmp_path):
     assert train[-1].get_potential_energy() == pytest.approx(probe.get_potential_energy(), abs=1e-6)
     assert np.allclose(train[-1].get_forces(), probe.get_forces(), atol=1e-6)
     # the final model is usable with its uncertainty data
-    pot = load(out / "model.hybridpot.json")
+    pot = load(out / "cu.hybridpot.json")
     assert pot.uncertainty(train[0])["max_gamma"] <= 1 + 1e-6
     assert (out / "learning_curve.png").stat().st_size > 0
 
@@ -76,6 +79,8 @@ def test_initial_labels_are_checked_like_a_fits(tmp_path, capsys):
     assert "([active] check_outliers = false: fitting anyway)" in capsys.readouterr().out
     doc = json.loads((tmp_path / "out" / "active_log.json").read_text())
     assert doc["iterations"][0]["fit"]["data_checks"]["outliers"]["checks"]["atom_forces"]["outliers"] == [[6, 3]]
+    out = tmp_path / "out"  # [output] plots = false and no name: no learning curve, the model under the default name
+    assert (out / "model.hybridpot.json").is_file() and not (out / "learning_curve.png").exists()
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +181,7 @@ def test_hybridpot_config_documents_the_active_keys_and_writes_a_working_file(tm
     (tmp_path / "active.toml").write_text(toml.replace('"baseline.eam.alloy"', f'"{bundled("Cu_mishin1.eam.alloy")}"'))
     config = read_active_config(tmp_path / "active.toml")
     assert config["active"]["iterations"] == 5 and config["oracle"]["calculator"] == "ase.calculators.emt.EMT"
+    assert config.fit["output"]["dir"] == tmp_path / "runs" / "active"  # its own default, not the fit's runs/fit
     assert config["candidates"]["temperatures"] == [300.0, 1200.0] and config.fit["model"]["type"] == "linear"
 
 
