@@ -245,6 +245,13 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
         raise fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")
+    if fit["fit"]["tune"]:
+        raise fail(source, "[fit] tune is not used by active learning (each iteration fits the configured settings): tune with "
+                           "hybridpot fit --tune on a labelled set and put the chosen settings (its report.json fit.tune.chosen) "
+                           "into [descriptor] and [model]")
+    if fit["baseline"]["refit"]:
+        raise fail(source, "[baseline] refit is not used by active learning (each iteration fits the residual only): co-fit with "
+                           "hybridpot fit and give the refitted baseline it writes as [baseline] file")
     if a["criterion"] == "std" and fit["model"]["type"] == "nn" and fit["model"]["committee"] < 2:
         raise fail(source, "[active] criterion = 'std' with an nn model needs [model] committee >= 2")
     return ActiveConfig(fit, sections, source)

@@ -153,6 +153,8 @@ def test_pool_source_converges_when_nothing_is_new(tmp_path):
     (("count = 12", "temperatures = [300, -5]"), "temperatures"),
     (("select = 2", "select = 2\nbogus = 1"), "unknown key(s) ['bogus'] in [active]"),
     (("nmax = 2", "nmax = 'two'"), "[descriptor] nmax = 'two'"),
+    (("[output]", "[fit]\ntune = true\n[output]"), "[fit] tune is not used by active learning"),
+    (("[descriptor]", "refit = ['Cu_mishin1.eam.alloy:x']\n[descriptor]"), "[baseline] refit is not used by active learning"),
 ])
 def test_bad_configurations(tmp_path, capsys, edit, message):
     path = write_active_config(tmp_path)
