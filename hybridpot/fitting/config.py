@@ -170,6 +170,11 @@ def _check_baseline(c: dict[str, dict[str, Any]], source: str) -> None:
                            "quadratic model (for nn, fit with type = 'none' and with the baseline and compare the test errors)")
     if kind == "none" and b["refit"]:
         raise fail(source, "[baseline] refit needs a baseline")
+    if c["fit"]["baseline_stress_weight"] > 0 and (kind == "none" or b["mode"] != "on"):
+        why = "there is none" if kind == "none" else f"with mode = {b['mode']!r} the residual may be fitted without it"
+        raise fail(source, f"[fit] baseline_stress_weight = {c['fit']['baseline_stress_weight']} keeps the baseline's stress "
+                           f"where the data have none: it needs a baseline under the residual ([baseline] mode = 'on'); {why} "
+                           "(its rows would pull the ML stress of those structures to zero)")
     b["type"] = kind
 
 

@@ -184,6 +184,10 @@ class FitSettings(Settings):
                 raise ConfigError(f"{where} {exc}") from exc
         if self.weight_scale not in CV_CANDIDATES:
             raise ConfigError(f"{where} weight_scale = {self.weight_scale!r}: expected 'spread' or 'rows'")
+        if not isinstance(self.energy_weight, str):
+            for name in ("energy_weight_candidates", "energy_weight_targets"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(f"{where} {name} only applies to energy_weight = 'cv'")
         if self.energy_weight_candidates is None:
             self.energy_weight_candidates = list(CV_CANDIDATES[self.weight_scale])
         if isinstance(self.energy_weight, str):
@@ -197,8 +201,6 @@ class FitSettings(Settings):
                 raise ConfigError(f"{where} energy_weight_targets = {t!r}: expected [energy meV/atom, force eV/A], both positive")
             if self.force_weight <= 0:
                 raise ConfigError(f"{where} energy_weight = 'cv' balances energies against forces: it needs force_weight > 0")
-        elif self.energy_weight_targets is not None:
-            raise ConfigError(f"{where} energy_weight_targets only applies to energy_weight = 'cv'")
         for name in ("energy_weight", "force_weight", "stress_weight", "baseline_stress_weight"):
             value = getattr(self, name)
             if not isinstance(value, str) and value < 0:

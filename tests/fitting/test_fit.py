@@ -188,8 +188,9 @@ def test_fit_job_with_energy_weight_cv(tmp_path):
     uncertainty data) are those of the chosen weight given as a number."""
     fits = {}
     for name, ew in (("cv", "cv"), ("fixed", None)):
-        cfg = _config(tmp_path / name, n_train=10, fit={"energy_weight": ew or fits["cv"].report["fit"]["energy_weight_cv"]["chosen"],
-                                                        "energy_weight_candidates": [3, 30, 300]})
+        fit = {"energy_weight": "cv", "energy_weight_candidates": [3, 30, 300]} if ew else \
+            {"energy_weight": fits["cv"].report["fit"]["energy_weight_cv"]["chosen"]}
+        cfg = _config(tmp_path / name, n_train=10, fit=fit)
         fits[name] = run_fit(cfg, progress=False, log=lambda s: None)
     cv = fits["cv"].report["fit"]["energy_weight_cv"]
     assert cv["chosen"] in (3, 30, 300) and len(cv["score"]) == 3 and min(cv["score"]) >= 2.0

@@ -127,9 +127,23 @@ def test_the_tune_flag_validates_the_tune_keys(tmp_path, capsys):
     ("energy_weight = 'cv'\nforce_weight = 0.0", "it needs force_weight > 0"),
     ("energy_weight = 'cv'\nenergy_weight_targets = [0.5]", "expected [energy meV/atom, force eV/A], both positive"),
     ("energy_weight = 3.0\nenergy_weight_targets = [0.5, 0.01]", "energy_weight_targets only applies to energy_weight = 'cv'"),
-], ids=["unknown-string", "no-candidates", "negative-candidate", "no-forces", "one-target", "targets-without-cv"])
+    ("energy_weight = 3.0\nenergy_weight_candidates = [1, 10]", "energy_weight_candidates only applies to energy_weight = 'cv'"),
+], ids=["unknown-string", "no-candidates", "negative-candidate", "no-forces", "one-target", "targets-without-cv",
+        "candidates-without-cv"])
 def test_bad_energy_weight_cv(tmp_path, capsys, fit, message):
     run_fails(tmp_path, config(tmp_path, BASE + f"[fit]\n{fit}\n"), capsys, message)
+
+
+@pytest.mark.parametrize("baseline, why", [("type = 'none'", "there is none"),
+                                            ("mode = 'off'", "with mode = 'off' the residual may be fitted without it")])
+def test_baseline_stress_weight_needs_a_baseline_under_the_residual(tmp_path, capsys, baseline, why):
+    """Without a baseline under the residual, the rows that keep its stress would pull the ML stress to zero: refused."""
+    text = BASE.replace("[descriptor]", f"{baseline}\n[descriptor]") + "[fit]\nbaseline_stress_weight = 0.1\n"
+    if "none" in baseline:
+        text = text.replace(next(line for line in text.splitlines() if line.startswith("file =")) + "\n", "")
+    run_fails(tmp_path, config(tmp_path, text), capsys, f"[fit] baseline_stress_weight = 0.1 keeps the baseline's stress "
+                                                        f"where the data have none: it needs a baseline under the residual "
+                                                        f"([baseline] mode = 'on'); {why}")
 
 
 def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
