@@ -79,7 +79,7 @@ from hybridpot.fitting.checks import check_cutoff, check_data
 from hybridpot.fitting.config import FitConfig, fail, parse_config
 from hybridpot.fitting.job import _jsonable, check_labels, committee_resamples, fit_residual, make_baseline, make_potential
 from hybridpot.fitting.sections import SECTIONS as FIT_SECTIONS
-from hybridpot.fitting.sections import OutputSettings, existing_file
+from hybridpot.fitting.sections import OutputSettings
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import save
 from hybridpot.io.outdir import OutputDir
@@ -127,6 +127,8 @@ class ActiveSettings(Settings):
 class CandidatesSettings(Settings):
     """[candidates]: where candidate structures come from."""
 
+    file_keys = ("structures", "pool")
+
     source: str = option("md", "'md' (short MD runs with the current hybrid), 'perturb' (rattle + strain) or 'pool' (a fixed "
                                "set of structures)")
     structures: str | None = option(None, "md / perturb starting structures (default: the initial set)")
@@ -160,15 +162,12 @@ class CandidatesSettings(Settings):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where} {name} = {getattr(self, name)}: must be >= 0")
 
-    def resolve(self, base: Path, where: str) -> None:
-        for name in ("structures", "pool"):
-            if getattr(self, name) is not None:
-                setattr(self, name, existing_file(base, getattr(self, name), f"{where} {name}"))
-
 
 @dataclass
 class OracleSettings(Settings):
     """[oracle]: what labels the selected structures."""
+
+    file_keys = ("potential",)
 
     calculator: str | None = option(None, "import path of an ASE calculator class, e.g. 'ase.calculators.emt.EMT' or "
                                           "'gpaw.GPAW'")
@@ -179,10 +178,6 @@ class OracleSettings(Settings):
         if (self.calculator is None) == (self.potential is None):
             raise ConfigError(f"{where} needs exactly one of calculator = 'module.Class' or potential = 'file'")
 
-    def resolve(self, base: Path, where: str) -> None:
-        if self.potential is not None:
-            self.potential = existing_file(base, self.potential, f"{where} potential")
-
 
 @dataclass
 class ActiveOutputSettings(OutputSettings):
@@ -190,9 +185,7 @@ class ActiveOutputSettings(OutputSettings):
 
     dir: str = option("runs/active", "output folder (relative to the configuration file): active_log.json, "
                                      "learning_curve.png, train.xyz (the labelled training set) and NAME.hybridpot.json")
-    name: str = option("model", "the final model is written as NAME.hybridpot.json")
     plots: bool = option(True, "write the learning curve (learning_curve.png)")
-    overwrite: bool = option(False, "replace an earlier run's output folder")
 
 
 #: the loop's own sections
@@ -236,12 +229,9 @@ def parse_active_config(raw: dict[str, Any], base_dir: Path, source: str = "<con
     sections = {name: dataclasses.asdict(s) for name, s in read_sections(raw, LOOP_SECTIONS, source, base_dir).items()}
     a = sections["active"]
     fit_raw = {k: v for k, v in raw.items() if k in FIT_SECTIONS}
-    output = fit_raw.get("output", {})
-    if isinstance(output, dict):  # not a table: the fit's validation says so
-        fit_raw["output"] = {"dir": ActiveOutputSettings.keys()["dir"].default, **output}
     fit_raw["data"] = {"train": str(a["initial"]), **({"test": str(a["test"])} if a["test"] else {}),
                        "check_units": a["check_units"], "check_outliers": a["check_outliers"]}
-    fit = parse_config(fit_raw, base_dir, source)
+    fit = parse_config(fit_raw, base_dir, source, {**FIT_SECTIONS, "output": ActiveOutputSettings})
     a["initial"], a["test"] = fit["data"]["train"], fit["data"]["test"]
     if fit["fit"]["train_fraction"] != 1:
         raise fail(source, "[fit] train_fraction is not used by active learning (the loop chooses the training set)")

@@ -14,7 +14,7 @@ import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from hybridpot.errors import ConfigError
 
@@ -24,6 +24,14 @@ def option(default: Any, text: str) -> Any:
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": text})
     return dataclasses.field(default=default, metadata={"help": text})
+
+
+def _existing_file(base: Path, value: str, where: str) -> Path:
+    """``value`` as an absolute path relative to ``base``; ConfigError naming ``where`` if no such file exists."""
+    path = (base / value).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{where}: file not found: {path}")
+    return path
 
 
 def required(text: str) -> Any:
@@ -38,9 +46,16 @@ class Settings:
     def check_values(self, where: str) -> None:
         """Raise :class:`ConfigError` (prefixed with ``where``) for values the types allow but the component cannot use."""
 
+    #: the keys whose values name files that must exist (unset keys, None, are skipped): :meth:`resolve` makes them absolute
+    file_keys: ClassVar[tuple[str, ...]] = ()
+
     def resolve(self, base: Path, where: str) -> None:
         """Make the file paths among the values absolute, relative to ``base`` (the folder of the file the table came
-        from), and raise :class:`ConfigError` for a file that does not exist. Nothing to do for most components."""
+        from), and raise :class:`ConfigError` for a file that does not exist: those of :attr:`file_keys` (a component
+        with other paths overrides this)."""
+        for name in self.file_keys:
+            if getattr(self, name) is not None:
+                setattr(self, name, _existing_file(base, getattr(self, name), f"{where} {name}"))
 
     @classmethod
     def keys(cls) -> dict[str, dataclasses.Field]:

@@ -108,9 +108,9 @@ class LammpsSettings(Settings):
         "further LAMMPS commands issued for each structure after its atoms exist, e.g. 'fix q all qeq/reaxff 1 0.0 10.0 "
         "1e-10 reaxff' (a fix or compute is deleted and defined anew for each structure)")
     units: str = option("auto", "'metal', 'real' (files in kcal/mol: ReaxFF), or 'auto': real where a "
-                        "file's first line says UNITS: real, else metal; results are in eV")
+                                "file's first line says UNITS: real, else metal; results are in eV")
     atom_style: str = option("auto", "'atomic', 'charge', or 'auto': charge for reaxff, comb, comb3, "
-                             "smtbq and styles with coul, else atomic (charges start at 0)")
+                                     "smtbq and styles with coul, else atomic (charges start at 0)")
     runs: int = option(1, "'run 0' commands per structure, results of the last: 2 for a charge "
                           "equilibration that acts after the forces (fix qeq/comb)")
     cache: bool = option(True, "keep the results of each structure on disk ($HYBRIDPOT_CACHE or "

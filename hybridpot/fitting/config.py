@@ -91,21 +91,23 @@ def fail(source: str, msg: str) -> ConfigError:
     return ConfigError(f"{source}: {msg}")
 
 
-def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>") -> FitConfig:
+def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>",
+                 sections: Mapping[str, type[Settings]] = SECTIONS) -> FitConfig:
     """Validate a configuration dictionary (as read from TOML): each section by its settings
     (:mod:`hybridpot.fitting.sections`; a baseline, descriptor or model type's own keys by the type's), then what
-    involves several sections.
+    involves several sections. ``sections``: the fit's sections, or a variant with the same names (``hybridpot active``'s
+    ``[output]`` has defaults of its own).
 
     Raises:
         ConfigError: unknown section/key, wrong type, missing required key, bad value, or a
             data/potential file that does not exist.
     """
-    unknown = set(raw) - set(SECTIONS)
+    unknown = set(raw) - set(sections)
     if unknown:
-        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(SECTIONS)}")
+        raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(sections)}")
     raw = dict(raw)
     typed = {section: _split_typed(raw, section) for section in TYPED}
-    out = {name: dataclasses.asdict(s) for name, s in read_sections(raw, SECTIONS, source, base_dir).items()}
+    out = {name: dataclasses.asdict(s) for name, s in read_sections(raw, sections, source, base_dir).items()}
     _check_baseline(out, source)
     for section, registry in TYPED.items():
         _check_typed(out, section, registry, typed[section], source, base_dir)

@@ -27,14 +27,6 @@ REFIT_CHOICES = ("objective", "cv")
 TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "zeta": 8, "n_sparse": 4000}
 
 
-def existing_file(base: Path, value: str, where: str) -> Path:
-    """``value`` as an absolute path relative to ``base``; ConfigError naming ``where`` if no such file exists."""
-    path = (base / value).resolve()
-    if not path.is_file():
-        raise ConfigError(f"{where}: file not found: {path}")
-    return path
-
-
 def positive_distinct(values: list, where: str, what: str) -> None:
     """ConfigError unless ``values`` is a non-empty list of distinct positive numbers (``what``: 'numbers' or 'integers')."""
     if not values or not all(v > 0 for v in values) or len(set(values)) != len(values):
@@ -45,6 +37,8 @@ def positive_distinct(values: list, where: str, what: str) -> None:
 class DataSettings(Settings):
     """[data]: the labelled structures."""
 
+    file_keys = ("train", "test")
+
     train: str = required("training structures with energies (and forces, stress): anything ase.io.read takes")
     test: str | None = option(None, "test structures, same format (optional)")
     check_units: bool = option(True, "stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)")
@@ -52,21 +46,18 @@ class DataSettings(Settings):
                                         "(hybridpot.fitting.outliers: another DFT setup, unconverged, one structure's units "
                                         "or sign); false: warn, record, fit anyway")
 
-    def resolve(self, base: Path, where: str) -> None:
-        self.train = existing_file(base, self.train, f"{where} train")
-        if self.test is not None:
-            self.test = existing_file(base, self.test, f"{where} test")
-
 
 @dataclass
 class BaselineSettings(Settings):
     """[baseline]: the keys of every baseline (an inline type's own keys are its settings in the registry)."""
 
+    file_keys = ("file",)
+
     file: str | None = option(None, "the empirical potential file; its name says the kind (the baseline types below); the data's "
                                     "elements are matched to the file's element names by chemical symbol")
     type: str | None = option(None, "'none', or a baseline type defined inline with its keys in this table (below)")
     mode: str = option("on", "'on': fit the residual over the baseline; 'off': fit pure ML (the baseline is only compared); "
-                       "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)")
+                             "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)")
     check: bool = option(True, "linear/quadratic: k-fold CV errors of hybrid, pure ML and baseline alone in the log and "
                                "report.json, with a warning when the baseline makes the fit worse")
     refit: list[str] = option([], "baseline parameters to co-fit with the residual: names of the potential's parameters (type "
@@ -78,8 +69,8 @@ class BaselineSettings(Settings):
     refit_starts: int = option(1, "co-fit local searches: from the initial parameters and from refit_starts - 1 random points "
                                   "in the bounds (seeded by [fit] seed); refit_choose picks one")
     refit_choose: str = option("objective", "which start's parameters a co-fit keeps: 'objective' (the lowest training objective) "
-                               "or 'cv' (the lowest k-fold held-out error of the residual fitted at each start's "
-                               "parameters, [model] cv_folds)")
+                                            "or 'cv' (the lowest k-fold held-out error of the residual fitted at each start's "
+                                            "parameters, [model] cv_folds)")
     refit_algorithm: str = option("LN_BOBYQA", f"NLopt derivative-free algorithm of the co-fit: {', '.join(REFIT_ALGORITHMS)}")
 
     def check_values(self, where: str) -> None:
@@ -104,9 +95,6 @@ class BaselineSettings(Settings):
                     and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in bounds) and bounds[0] < bounds[1]):
                 raise ConfigError(f"{where} refit_bounds.{name} = {bounds!r}: expected [lower, upper] with lower < upper")
 
-    def resolve(self, base: Path, where: str) -> None:
-        if self.file is not None:
-            self.file = existing_file(base, self.file, f"{where} file")
 
 
 @dataclass
@@ -136,8 +124,8 @@ class FitSettings(Settings):
     force_weight: float = option(1.0, "weight of the force rows")
     stress_weight: float = option(0.0, "weight of the stress (virial) rows")
     weight_scale: str = option("spread", "'spread': each kind's weight is divided by the squared spread of its residual targets "
-                               "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
-                               "'rows': only by its number of rows (absolute units, as before)")
+                                         "(hybridpot.fitting.assembly.target_scales), so 1:1:1 balances the kinds in any units; "
+                                         "'rows': only by its number of rows (absolute units, as before)")
     baseline_stress_weight: float = option(0.0, "keep the baseline's stress where the data have none (weight of those rows)")
     tune: bool = option(False, "search the descriptor's rcut, invariants (tune_kinds), nmax, lmax (and alpha), the model type "
                                "(tune_models) and a kernel model's zeta and n_sparse by k-fold CV on train before the fit, each "
@@ -239,7 +227,7 @@ class OutputSettings(Settings):
     dir: str = option("runs/fit", "output folder (relative to the configuration file)")
     name: str = option("model", "the model is written as NAME.hybridpot.json")
     plots: bool = option(True, "write the parity plots")
-    overwrite: bool = option(False, "replace an earlier fit's output folder")
+    overwrite: bool = option(False, "replace an earlier run's output folder")
 
     def check_values(self, where: str) -> None:
         if not self.name or self.name in (".", "..") or "/" in self.name or "\\" in self.name:
