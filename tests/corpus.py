@@ -228,7 +228,7 @@ CASES: list[Case] = [
          "forces: likely kcal/mol/A, kJ/mol/A or meV/A"),
     # a factor no unit explains: said so, and that the comparison trusts the baseline
     Case("no-known-unit", lambda d: _units(d, "train", 6.0, 6.0), UnitsError,
-         "times eV/A (no common unit gives this factor): their RMS force components are 5.66 times the baseline's on the same "
+         "times those in eV/A (no common unit gives this factor): their RMS force components are 5.66 times the baseline's on the same "
          "structures and correlate with them by +1.00 (eV-based labels: ratio 0.25-4, correlation > -0.5). A comparison with "
          "the baseline trusts the baseline: where it is the odd one out"),
     Case("stress-gpa", lambda d: _units(d, "test", stress=GPA), UnitsError, "stress: likely GPa or kbar"),

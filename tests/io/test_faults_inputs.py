@@ -129,6 +129,65 @@ def test_stress_without_baseline(factor, cause):
         assert stress and stress[0].cause == cause
 
 
+def _strained_and_baseline(energy_factor=1.0, virial_factor=1.0):
+    """The strained copies (labelled by the Mishin EAM) and that EAM's predictions on them as the baseline, its energies
+    and virials multiplied by the factors (a baseline that is wrong in one way or another). The copies' per-atom energies
+    vary by 1.9 meV/atom, under the comparison's 3 meV/atom: factors of 3 or more make it conclusive."""
+    from hybridpot.prediction import BaselinePredictions, baseline_predictions
+
+    data = _strained_copies()
+    bl = baseline_predictions(load_empirical(EAM), data, progress=False)
+    return data, BaselinePredictions(bl.energy * energy_factor, bl.forces, bl.virial * virial_factor)
+
+
+@pytest.mark.parametrize("energy_factor, virial_factor, overruled", [(-3.0, 1.0, "energy"), (3.0, -1.0, "stress")],
+                         ids=["energy-sign", "stress-sign"])
+def test_strained_copies_overrule_a_baseline_finding_in_one_quantity(energy_factor, virial_factor, overruled):
+    """Labels whose energies and stresses agree through the strained copies: a baseline that contradicts only one of them
+    is what is wrong (a refitted Tersoff did so for mlearn Si: energies "of the opposite sign"). Overruled, and said."""
+    data, bl = _strained_and_baseline(energy_factor, virial_factor)
+    check = check_units(data, bl)
+    assert check.findings == [], check.findings
+    verdict = check.record[overruled]["verdict"]
+    assert verdict.startswith(f"overruled: against the baseline the {overruled} labels look like the") and "15 pairs" in verdict
+    assert check.record["strained_copies"]["verdict"] == "ok"
+
+
+def test_a_baseline_finding_in_both_energies_and_stresses_stands():
+    """One mistake in both (here: a baseline opposite to the labels in both) leaves the strained copies consistent, so
+    they overrule neither."""
+    data, bl = _strained_and_baseline(-3.0, -1.0)
+    check = check_units(data, bl)
+    assert sorted((f.quantity, f.cause) for f in check.findings) == [("energy", "the opposite sign"),
+                                                                     ("stress", "the LAMMPS (pressure) sign")]
+
+
+def test_energies_inconsistent_with_stresses_the_baseline_confirms():
+    """Energies of the wrong sign or unit where the baseline cannot judge them (they vary too little) but confirms the
+    stresses: the strained copies name the energies."""
+    for factor, cause in ((-1.0, "the opposite sign"), (1 / HARTREE, "Hartree")):
+        data, bl = _strained_and_baseline()
+        bad = copy.copy(data)
+        bad.energy = data.energy * factor
+        check = check_units(bad, bl)
+        assert [(f.quantity, f.cause) for f in check.findings] == [("energy", cause)], check.findings
+        assert "the baseline confirms the stresses' sign and unit" in check.findings[0].message
+        assert check.record["energy"]["superseded"]["verdict"].startswith("ok (within typical DFT ranges")
+
+
+def test_a_scale_is_not_read_from_a_baseline_the_labels_do_not_resemble():
+    """Baseline stresses ten times the labels' and uncorrelated with them: their size ratio says nothing about units, so
+    the strained copies decide (and find nothing)."""
+    data, bl = _strained_and_baseline()
+    rng = np.random.default_rng(1)
+    bl.virial = rng.normal(scale=10 * np.abs(bl.virial).max(), size=bl.virial.shape)
+    check = check_units(data, bl)
+    assert check.findings == [], check.findings
+    stress = check.record["stress"]
+    assert stress["check"] == "strained copies" and stress["verdict"] == "ok"
+    assert stress["baseline"]["verdict"].startswith("inconclusive: the labels' stress components correlate with the baseline's by")
+
+
 def test_hartree_forces_alone_are_named(tmp_path):
     """Energies in eV but forces in Hartree/Bohr: only the forces are flagged."""
     from hybridpot.prediction import baseline_predictions
