@@ -112,7 +112,7 @@ class Fallback(torch.nn.Module):
                 val = m.squeeze(1) * ((c / m) ** self.p).sum(dim=1) ** (1.0 / self.p)
             else:
                 if model is None or not hasattr(model, "features"):
-                    raise HybridpotError("fallback on std needs a linear or quadratic model")
+                    raise HybridpotError("fallback on std needs a model linear in its parameters (linear, quadratic, kernel)")
                 X = model.features(B[idx], types[idx]) if getattr(model, "typed_features", False) else model.features(B[idx])
                 val = torch.sqrt(((X @ self.blocks[t].to(B.dtype)) * X).sum(dim=1).clamp_min(1e-300))
             g = g.index_put((idx,), val)

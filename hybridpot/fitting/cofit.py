@@ -168,7 +168,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     b = config["baseline"]
     baseline = potential.baseline
     if not linear_in_parameters(potential.model):
-        raise HybridpotError(f"{config.source}: [baseline] refit needs a linear or quadratic model, not {potential.model.kind}")
+        raise HybridpotError(f"{config.source}: [baseline] refit needs a model linear in its parameters (linear, quadratic, kernel), not {potential.model.kind}")
     names = list(b["refit"])
     theta0 = baseline.parameter_values(names, config.source)
     labels = baseline.parameter_labels(names, config.source)

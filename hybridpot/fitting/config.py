@@ -35,7 +35,7 @@ per-element reference energies, force components, virial per atom;
 units; the effective weights are in report.json's ``fit.weights``. ``weight_scale = "rows"``
 keeps the absolute weights (each kind normalised only by its number of rows).
 
-``energy_weight = "cv"`` (linear and quadratic models) chooses the energy weight among
+``energy_weight = "cv"`` (models linear in their parameters) chooses the energy weight among
 ``energy_weight_candidates`` (factors of the normalised weight; default 0.3 ... 30) by k-fold cross-validation over the
 training structures (``[model] cv_folds``, seeded by ``seed``): the weight whose held-out energy
 and force errors are jointly best (:func:`hybridpot.fitting.linear.choose_energy_weight`; each error
@@ -127,8 +127,8 @@ def _check_fit(c: dict[str, dict[str, Any]], source: str) -> None:
             raise fail(source, "[fit] energy_weight = 'cv' cannot be combined with [baseline] refit; give a number")
     if f["tune"]:
         if not linear:
-            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a linear or quadratic model "
-                               "(or another linear in its parameters, e.g. kernel)")
+            raise fail(source, "[fit] tune scores candidates by CV from the solver's factors: it needs a model linear in its parameters "
+                               "(linear, quadratic, kernel)")
         for name in f["tune_models"]:
             if not models.get(name, f"{source}: [fit] tune_models").linear:
                 raise fail(source, f"[fit] tune_models: {name!r} is not linear in its parameters: the tune scores candidates by CV "
@@ -168,8 +168,9 @@ def _check_baseline(c: dict[str, dict[str, Any]], source: str) -> None:
     if kind == "none" and b["mode"] != "on":
         raise fail(source, f"[baseline] mode = {b['mode']!r} needs a baseline to compare (type = 'none' is pure ML already)")
     if b["mode"] != "on" and not models.get(c["model"]["type"], f"{source}: [model] type").linear:
-        raise fail(source, f"[baseline] mode = {b['mode']!r} compares CV errors from the solver's factors: it needs a linear or "
-                           "quadratic model (for nn, fit with type = 'none' and with the baseline and compare the test errors)")
+        raise fail(source, f"[baseline] mode = {b['mode']!r} compares CV errors from the solver's factors: it needs a model linear "
+                           "in its parameters (linear, quadratic, kernel; for nn, fit with type = 'none' and with the baseline "
+                           "and compare the test errors)")
     if kind == "none" and b["refit"]:
         raise fail(source, "[baseline] refit needs a baseline")
     if c["fit"]["baseline_stress_weight"] > 0 and (kind == "none" or b["mode"] != "on"):

@@ -137,7 +137,7 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     solved (the solution is kept as ``potential.solution``), the others trained by their type's
     ``train``; ``timer`` records the stage ("design matrix + solve" or "train TYPE").
 
-    With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), linear and quadratic fits
+    With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), linear, quadratic and kernel fits
     also get the baseline check (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the
     record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
     the caller must drop the baseline. Every solved fit scores its k-fold CV folds (``solution.cv_errors`` and the
@@ -147,7 +147,7 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     ``[fit] cluster`` of ``config``, opened for this pass alone where set). Trained models train in this process.
 
     Returns:
-        (solution of a linear or quadratic model, else None; the row weights used, with the energy
+        (solution of a model linear in its parameters, else None; the row weights used, with the energy
         weight chosen by cross-validation where asked; the record for report.json's "fit").
     """
     f, m, b = config["fit"], config["model"], config["baseline"]

@@ -57,7 +57,7 @@ class BaselineSettings(Settings):
                                     "elements are matched to the file's element names by chemical symbol")
     type: str | None = option(None, "'none', or a baseline type defined inline with its keys in this table (below)")
     mode: str = option("on", "'on': fit the residual over the baseline; 'off': fit pure ML (the baseline is only compared); "
-                             "'auto': keep the better of the two by k-fold CV on the training set (linear and quadratic models)")
+                             "'auto': keep the better of the two by k-fold CV on the training set (linear, quadratic and kernel models)")
     check: bool = option(True, "linear/quadratic: k-fold CV errors of hybrid, pure ML and baseline alone in the log and "
                                "report.json, with a warning when the baseline makes the fit worse")
     refit: list[str] = option([], "baseline parameters to co-fit with the residual: names of the potential's parameters (type "

@@ -232,7 +232,7 @@ def _measure_data(potential: HybridPotential, uq: UQData, measure: str) -> np.nd
     if measure == "std":
         n = getattr(potential.model, "n_params", None)
         if uq.posterior is None or n is None:
-            raise UncertaintyDataError("fallback on std needs the posterior of a linear or quadratic model")
+            raise UncertaintyDataError("fallback on std needs the posterior of a model linear in its parameters (linear, quadratic, kernel)")
         cov = uq.posterior.covariance
         return np.stack([cov[t * n : (t + 1) * n, t * n : (t + 1) * n] for t in range(T)])
     raise HybridpotError(f"fallback measure {measure!r}: expected 'gamma' or 'std'")

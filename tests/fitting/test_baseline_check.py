@@ -214,7 +214,7 @@ def test_baseline_mode_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="needs a baseline to compare"):
         parse_config(r, tmp_path, "t")
     r = {"data": {"train": str(tmp_path / "train.xyz")}, "baseline": {"file": eam, "mode": "auto"}, "model": {"type": "nn"}}
-    with pytest.raises(ConfigError, match="needs a linear or quadratic model"):
+    with pytest.raises(ConfigError, match="needs a model linear in its parameters"):
         parse_config(r, tmp_path, "t")
 
 
