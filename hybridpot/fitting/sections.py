@@ -25,6 +25,8 @@ REFIT_CHOICES = ("objective", "cv")
 
 #: [fit] tune: the largest value the growth of a coordinate may reach (hybridpot.fitting.tune)
 TUNE_CAPS: dict[str, int] = {"nmax": 10, "lmax": 8, "zeta": 8, "n_sparse": 4000}
+#: the largest rcut the tune's growth reaches, times the median nearest-neighbour distance (Si 7.2 A, Cu 7.5 A)
+TUNE_RCUT_CAP_FACTOR = 3.4
 
 
 def positive_distinct(values: list, where: str, what: str) -> None:
@@ -136,7 +138,8 @@ class FitSettings(Settings):
     tune_budget_candidates: int | None = option(None, "tune: nor once this many candidates were fitted (a budget that gives the same "
                                                       "search on every machine; none by default)")
     tune_rcut_factors: list[float] = option([1.9, 2.2, 2.5, 2.8], "tune: rcut candidates, times the median nearest-neighbour distance "
-                                                                  "(the search starts at the one nearest the configured rcut)")
+                                                                  "(the search starts at the one nearest the configured rcut); grown like nmax, up to "
+                                                                  f"{TUNE_RCUT_CAP_FACTOR:g} times that distance")
     tune_models: list[str] = option(["linear", "quadratic"], "tune: model types searched (those with the configured model's [model] "
                                      "keys: linear and quadratic share theirs), the whole search once per "
                                      "type with an equal share of the budget left; the best over all kept")

@@ -9,7 +9,9 @@ kernel tunes, none to two per element, of 7-10 fitted: a kernel candidate costs 
 kind) tries every candidate. The coordinates, in order, each searched at the best settings found so far
 (:func:`tune_coordinates`):
 
-1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures;
+1. ``rcut``: ``tune_rcut_factors`` times the typical nearest-neighbour distance of the training structures; grows
+   (below) up to :data:`~hybridpot.fitting.sections.TUNE_RCUT_CAP_FACTOR` times that distance: the Si and Li tunes chose the
+   top of the grid every time;
 2. ``kind`` over ``tune_kinds`` (the invariants: power spectrum and bispectrum by default; the configured kind first): before nmax, whose best value differs by kind (the bispectrum has 380 features at nmax = lmax
    = 4 against the power spectrum's 50, and a kernel candidate on it costs several times as much to fit);
 3. ``nmax`` over ``tune_nmax``, then ``lmax`` over ``tune_lmax``; these *grow*: while the best value is the largest
@@ -64,7 +66,7 @@ from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.checks import check_enough_rows, check_solve_memory
 from hybridpot.fitting.config import FitConfig
 from hybridpot.fitting.linear import prepare_basis
-from hybridpot.fitting.sections import TUNE_CAPS
+from hybridpot.fitting.sections import TUNE_CAPS, TUNE_RCUT_CAP_FACTOR
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.potential import HybridPotential
 from hybridpot.registry import models
@@ -280,7 +282,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
             elif c.cap is not None and value + c.step > c.cap:
                 return moved, f"cap {c.cap:g}"
             else:
-                value = value + c.step
+                value = round(value + c.step, 6)  # 5.93 + 0.63 is 6.56, not 6.5600000000000005
             why = trial({**at, c.key: value}, c.share)
             if why is not None:
                 return moved, why
@@ -393,7 +395,8 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
     if other:
         notes.append(f"model types {other} not searched: their [model] keys differ from those of {m['type']!r}")
     coords += [
-        Coordinate("descriptor", "rcut", tuple(round(x * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"])),
+        Coordinate("descriptor", "rcut", tuple(round(x * nearest_neighbour_A, 2) for x in f["tune_rcut_factors"]), grow=True,
+                   cap=round(TUNE_RCUT_CAP_FACTOR * nearest_neighbour_A, 2)),
         *([Coordinate("descriptor", "kind", (d["kind"], *(k for k in f["tune_kinds"] if k != d["kind"])))]
           if f["tune_kinds"] and d.get("kind") is not None else []),
         Coordinate("descriptor", "nmax", tuple(f["tune_nmax"]), grow=True, cap=TUNE_CAPS["nmax"]),

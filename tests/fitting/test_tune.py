@@ -14,7 +14,7 @@ from ase.io import write
 from hybridpot.dataset import bundled, read_dataset
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.config import parse_config
-from hybridpot.fitting.sections import TUNE_CAPS
+from hybridpot.fitting.sections import TUNE_CAPS, TUNE_RCUT_CAP_FACTOR
 from hybridpot.fitting.job import make_potential, run_fit
 from hybridpot.fitting.tune import (DESCRIPTOR_SHARE, Coordinate, Refused, coordinate_search, predicted_seconds, scores,
                                     search_each, tune_coordinates, tune_descriptor)
@@ -99,6 +99,18 @@ def test_growth_step_is_the_last_spacing_and_stops_at_the_cap():
     assert [c["n_sparse"] for c in fake.calls] == [500, 250, 1000, 1500, 2000, 2500]
     assert rec["coordinates"][0] | {} == {"section": "model", "key": "n_sparse", "tried": [250, 500, 1000, 1500, 2000, 2500],
                                           "best": 2500, "edge": "top", "stop": "cap 2600"}
+
+
+def test_rcut_grows_past_its_grid_in_rounded_steps_up_to_its_cap(tmp_path):
+    """rcut candidates are multiples of the nearest-neighbour distance and grow like nmax (the Si and Li tunes chose the
+    top of the grid): by the last spacing, rounded (6.2, not 6.199999999999999), up to TUNE_RCUT_CAP_FACTOR times it."""
+    coords, _ = tune_coordinates(_config(tmp_path, {"type": "linear"}, {"tune_rcut_factors": [1.9, 2.2, 2.5, 2.8]}), 2.0)
+    rcut = next(c for c in coords if c.key == "rcut")
+    assert rcut.candidates == (3.8, 4.4, 5.0, 5.6) and rcut.grow and rcut.cap == round(TUNE_RCUT_CAP_FACTOR * 2.0, 2) == 6.8
+    fake = FakeFit({"rcut": 100.0})
+    rec = _search(fake, [rcut], {"rcut": 5.6})
+    assert [c["rcut"] for c in fake.calls] == [5.6, 5.0, 6.2, 6.8]
+    assert rec["coordinates"][0]["stop"] == "cap 6.8" and rec["chosen"] == {"rcut": 6.8}
 
 
 def test_growth_stops_at_the_budget():
