@@ -20,6 +20,7 @@ from hybridpot.arrays import release_memory
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.distributed import ClusterArg, map_reduce
+from hybridpot.fitting.outliers import OutlierCheck
 from hybridpot.fitting.solver import QRAccumulator
 from hybridpot.potential import voigt_to_matrix
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, batches, reference_energies
@@ -60,7 +61,8 @@ class Weights:
         return {"energy": self.energy, "force": self.force, "stress": self.stress, "baseline_stress": self.baseline_stress}
 
 
-def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequence[str]) -> dict[str, float]:
+def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequence[str],
+                  outliers: OutlierCheck | None = None) -> dict[str, float]:
     """The natural scale of each kind of residual target (DFT minus baseline) of ``data``.
 
     energy (eV/atom): RMS of the per-atom residual energies after the best per-element reference
@@ -71,6 +73,10 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
 
     Every scale is in the units of its kind, so weights divided by their squares
     (:meth:`Weights.scaled`) do not depend on the units of the labels.
+
+    ``outliers``: :func:`~hybridpot.fitting.outliers.check_outliers` of these residuals: the energies of its
+    ``energy_structures`` and the forces of its ``force_atoms`` are left out of the RMS (one 80 eV/A force label would
+    otherwise set the force scale, and so de-weight every other force; their rows are fitted all the same).
     """
     def rms(x: np.ndarray) -> float:
         v = float(np.sqrt(np.mean(x**2))) if x.size else 0.0
@@ -80,13 +86,17 @@ def target_scales(data: Dataset, baseline: BaselinePredictions, elements: Sequen
     X = data.composition(list(elements)) / data.n_atoms[:, None]
     ref = reference_energies(data, baseline, list(elements))
     n_atoms = data.n_atoms
-    # the residual forces of the structures with forces, in order (one (N, 3) difference, not one per structure)
-    forces = (data.forces - baseline.forces)[np.repeat(data.has_forces, n_atoms)]
+    kept_energy, kept_atoms = np.ones(len(data), dtype=bool), np.repeat(data.has_forces, n_atoms)
+    if outliers is not None:
+        kept_energy[outliers.energy_structures] = False
+        kept_atoms[outliers.force_atoms] = False
+    # the residual forces of the kept atoms of the structures with forces, in order (one (N, 3) difference)
+    forces = (data.forces - baseline.forces)[kept_atoms]
     labelled = np.flatnonzero(data.has_stress)
     virial = np.array([(-voigt_to_matrix(data.stress[s]) * abs(data.frames[s].cell.volume) - baseline.virial[s]) / n_atoms[s]
                        for s in labelled]).reshape(-1, 3, 3)
     iu = np.triu_indices(3)
-    out = {"energy": rms(per_atom - X @ ref), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
+    out = {"energy": rms((per_atom - X @ ref)[kept_energy]), "force": rms(forces), "stress": rms(virial[:, iu[0], iu[1]])}
     out["baseline_stress"] = out["stress"] if labelled.size else out["energy"]
     return out
 

@@ -121,11 +121,19 @@ def config_weights(config: FitConfig, data: Dataset, baseline: BaselinePredictio
                    ) -> tuple[Weights, dict, dict[str, Any]]:
     """:func:`weights_from_config` of ``config`` for the residual targets of ``data`` over ``baseline``
     (normalised by their scales where ``[fit] weight_scale = "spread"``), and the record for
-    report.json: the weight scale, the scales (eV/atom, eV/A, eV/atom) and the weights used."""
+    report.json: the weight scale, the scales (eV/atom, eV/A, eV/atom), what the scales leave out (the outliers
+    :func:`~hybridpot.fitting.outliers.check_outliers` flags, where the fit goes on with them) and the weights used."""
     f = config["fit"]
-    scales = target_scales(data, baseline, elements) if f["weight_scale"] == "spread" else None
+    record: dict[str, Any] = {"weight_scale": f["weight_scale"]}
+    scales = None
+    if f["weight_scale"] == "spread":
+        outliers = check_outliers(data, baseline)
+        scales = target_scales(data, baseline, elements, outliers)
+        if outliers.energy_structures or outliers.force_atoms:
+            record["scales_leave_out"] = {"energy_structures": len(outliers.energy_structures),
+                                          "force_atoms": len(outliers.force_atoms)}
     weights, choice = weights_from_config(f, scales)
-    return weights, choice, {"weight_scale": f["weight_scale"], "scales": scales, "effective": weights.as_dict()}
+    return weights, choice, record | {"scales": scales, "effective": weights.as_dict()}
 
 
 def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, baseline: BaselinePredictions,
@@ -184,8 +192,12 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
             weight_record = pure_record
     weight_record["effective"] = weights.as_dict()  # with the energy weight chosen by CV
     record["weights"] = weight_record
+    left_out = weight_record.get("scales_leave_out")
     log("weights (" + ("normalised by the targets' spread " + ", ".join(f"{k} {v:.3g}" for k, v in weight_record["scales"].items())
-                       if weight_record["scales"] else "absolute") + "): " + ", ".join(f"{k} {v:.4g}" for k, v in weights.as_dict().items()))
+                       if weight_record["scales"] else "absolute")
+        + (f"; the spread leaves out the outliers: {left_out['energy_structures']} structures' energies, "
+           f"{left_out['force_atoms']} atoms' forces" if left_out else "")
+        + "): " + ", ".join(f"{k} {v:.4g}" for k, v in weights.as_dict().items()))
     if sol.energy_weight_cv:
         cv = record["energy_weight_cv"] = sol.energy_weight_cv
         log(f"energy weight chosen by {cv['n_folds']}-fold CV: {cv['chosen']:g} (candidates {cv['candidates']})"

@@ -4,7 +4,9 @@
 among good ones: a calculation that did not converge, a structure from another DFT setup, one structure's forces in
 other units or with the other sign, a corrupted atom. A least-squares fit takes them in without a word, and a single
 atom with a force label of 100 eV/A also sets the spread that normalises the force weight
-(``[fit] weight_scale = "spread"``), so it de-weights every other force.
+(``[fit] weight_scale = "spread"``), so it de-weights every other force: where the fit goes on anyway
+(``check_outliers = false``), that spread leaves out what this check flags (:attr:`OutlierCheck.energy_structures`,
+:attr:`OutlierCheck.force_atoms`; :func:`hybridpot.fitting.assembly.target_scales`).
 
 Each structure is compared with the rest of its set through its residual labels, r = label - baseline (the label
 alone without a baseline), against the RMS of everyone else's (leave-one-out: an outlier does not hide itself by
@@ -61,11 +63,16 @@ class OutlierCheck:
         source: the data set (file name), for messages.
         findings: one message per kind of outlier, naming the structures (and atoms) and their ratios.
         record: for report.json: per check, its threshold, the largest ratio seen and the outliers' indices in the file.
+        energy_structures: positions in the data set of the structures whose energies are outliers.
+        force_atoms: atom rows (in the data set's concatenated atoms) whose forces are outliers: single atoms, and every
+            atom of a structure whose forces are outliers or point against the baseline's.
     """
 
     source: str
     findings: list[str] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
+    energy_structures: list[int] = field(default_factory=list)
+    force_atoms: list[int] = field(default_factory=list)
 
 
 def _ratios(sq: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -122,6 +129,7 @@ def check_outliers(data: Dataset, baseline=None) -> OutlierCheck:
     out.record["energy"] = _flag(out, data, ratio, ENERGY_RATIO, "energy",
                                  lambda s: f": {e[s] * 1000:+.4g} meV/atom from the per-element offsets of the rest, "
                                            f"{ratio[s]:.3g}x the RMS of their residuals")
+    out.energy_structures = [int(s) for s in np.flatnonzero(ratio > ENERGY_RATIO)]
 
     has_f = data.has_forces
     if has_f.sum() >= MIN_STRUCTURES:
@@ -145,8 +153,12 @@ def check_outliers(data: Dataset, baseline=None) -> OutlierCheck:
             items = [(int(s), f" atom {int(a - ptr[s])}: |residual force| {np.sqrt(sq_atom[a]):.3g} eV/A, {ratio_a[a]:.3g}x the RMS "
                               "of the other components") for s, a in zip(structure, bad)]
             out.findings.append(f"{len(bad)} atom(s) with force labels far outside the rest: {_named(data, items)}")
+        structures = set(np.flatnonzero(ratio_s > STRUCTURE_FORCE_RATIO).tolist())
         if baseline is not None:
-            out.record["force_sign"] = _flag_signs(out, data, baseline)
+            out.record["force_sign"], flipped = _flag_signs(out, data, baseline)
+            structures |= set(flipped)
+        rows = [np.arange(ptr[s], ptr[s + 1]) for s in sorted(structures)]
+        out.force_atoms = sorted(set(np.concatenate([bad, *rows]).astype(int).tolist()))
     out.record["verdict"] = "outliers" if out.findings else "ok"
     return out
 
@@ -161,8 +173,9 @@ def _flag(out: OutlierCheck, data: Dataset, ratio: np.ndarray, threshold: float,
     return {"threshold": threshold, "largest_ratio": float(ratio.max()), "outliers": [int(data.index[s]) for s in bad]}
 
 
-def _flag_signs(out: OutlierCheck, data: Dataset, baseline) -> dict[str, Any]:
-    """Add a finding for the structures whose force labels anti-correlate with the baseline's forces; the check's record.
+def _flag_signs(out: OutlierCheck, data: Dataset, baseline) -> tuple[dict[str, Any], list[int]]:
+    """Add a finding for the structures whose force labels anti-correlate with the baseline's forces; the check's record
+    and those structures' positions in ``data``.
 
     Judged only where the baseline's forces follow the labels structure by structure: the lower quartile of the
     per-structure correlations at least :data:`SIGN_GATE` (a quartile, so that a minority of flipped structures does
@@ -179,18 +192,18 @@ def _flag_signs(out: OutlierCheck, data: Dataset, baseline) -> dict[str, Any]:
     corr = np.where(judged, corr, np.nan)
     record: dict[str, Any] = {"threshold": SIGN_CORRELATION, "judged": int(judged.sum())}
     if judged.sum() < MIN_STRUCTURES:
-        return record | {"verdict": f"not judged: {int(judged.sum())} structures with forces of both above {MIN_SIGN_RMS} eV/A RMS"}
+        return record | {"verdict": f"not judged: {int(judged.sum())} structures with forces of both above {MIN_SIGN_RMS} eV/A RMS"}, []
     quartile = float(np.percentile(corr[judged], 25))
     record |= {"lower_quartile": quartile, "smallest_correlation": float(corr[judged].min())}
     if quartile < SIGN_GATE:
         return record | {"verdict": f"not judged: the baseline's forces follow the labels by {quartile:.2f} in the lower quartile "
-                                    f"of the structures (below {SIGN_GATE:g})"}
+                                    f"of the structures (below {SIGN_GATE:g})"}, []
     flipped = np.flatnonzero(corr < SIGN_CORRELATION)
     if len(flipped):
         items = [(int(s), f": correlation {corr[s]:+.2f}") for s in flipped]
         out.findings.append(f"{len(flipped)} structure(s) whose forces point against the baseline's (the other sign? "
                             f"gradients stored as forces?): {_named(data, items)}")
-    return record | {"verdict": "judged", "outliers": [int(data.index[s]) for s in flipped]}
+    return record | {"verdict": "judged", "outliers": [int(data.index[s]) for s in flipped]}, [int(s) for s in flipped]
 
 
 def outliers_message(check: OutlierCheck, section: str = "[data]") -> str:

@@ -113,3 +113,29 @@ def test_check_outliers_false_fits_and_records(tmp_path):
     assert any(m.startswith("warning: ") and "([data] check_outliers = false: fitting anyway)" in m for m in logged)
     assert checks["test"]["outliers"]["checks"]["verdict"].startswith("not checked")  # 4 test structures
     assert res.model_path.is_file()
+    # the 80 eV/A atom is fitted, but left out of the spread that normalises the force weight, with its structure (107
+    # atoms), whose force RMS it makes 67x the rest's: the check flags both
+    assert res.report["fit"]["weights"]["scales_leave_out"] == {"energy_structures": 0, "force_atoms": 107}
+    assert any("the spread leaves out the outliers: 0 structures' energies, 107 atoms' forces" in m for m in logged)
+
+
+def test_the_force_scale_leaves_out_the_atoms_the_outlier_check_flags():
+    """One 80 eV/A force label among ~0.3 eV/A residuals: left in, it sets the force scale (and so de-weights every other
+    force by its square); left out with its structure, which the outlier check flags too, the scale is the RMS of the
+    other structures' residual forces, and clean data give the same scale either way."""
+    from hybridpot.fitting.assembly import target_scales
+
+    data = read_dataset(bundled("Cu_train.xyz")).subset(np.arange(8))
+    bl = baseline_predictions(load_empirical(EAM), data, progress=False)
+    clean = check_outliers(data, bl)
+    assert clean.energy_structures == [] and clean.force_atoms == []
+    assert target_scales(data, bl, ["Cu"], clean) == target_scales(data, bl, ["Cu"])
+    row = int(data.ptr[3]) + 11
+    data.forces = data.forces.copy()
+    data.forces[row] = [0.0, 80.0, 0.0]
+    check = check_outliers(data, bl)
+    structure = list(range(int(data.ptr[3]), int(data.ptr[4])))
+    assert check.force_atoms == structure and check.energy_structures == []
+    others = np.delete(data.forces - bl.forces, structure, axis=0)
+    assert target_scales(data, bl, ["Cu"], check)["force"] == pytest.approx(np.sqrt(np.mean(others**2)), rel=1e-12)
+    assert target_scales(data, bl, ["Cu"])["force"] > 5 * target_scales(data, bl, ["Cu"], check)["force"]
