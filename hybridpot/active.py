@@ -77,7 +77,8 @@ from hybridpot.errors import ConfigError, HybridpotError, OutputError
 from hybridpot.export.lammps import export_lammps
 from hybridpot.fitting.checks import check_cutoff, check_data
 from hybridpot.fitting.config import FitConfig, fail, parse_config
-from hybridpot.fitting.job import _jsonable, check_labels, committee_resamples, fit_residual, make_baseline, make_potential
+from hybridpot.fitting.job import (MODEL_SUFFIX, _jsonable, check_labels, committee_resamples, fit_residual, make_baseline,
+                                   make_potential)
 from hybridpot.fitting.sections import SECTIONS as FIT_SECTIONS
 from hybridpot.fitting.sections import OutputSettings
 from hybridpot.io.atomic import write_text_atomic
@@ -649,7 +650,7 @@ def _write_outputs(result: ActiveResult, config: ActiveConfig, out_dir: Path) ->
     ase_write(buf, result.train, format="extxyz")
     write_text_atomic(out_dir / "train.xyz", buf.getvalue())
     output = config.fit["output"]
-    save(result.potential, out_dir / f"{output['name']}.hybridpot.json",
+    save(result.potential, out_dir / f"{output['name']}{MODEL_SUFFIX}",
          metadata={"active_learning": {"iterations": len(result.log) - 1, "oracle_calls": result.log[-1]["oracle_calls"]}})
     if output["plots"]:
         learning_curve_plot({"active": result.log}, out_dir / "learning_curve.png")

@@ -96,11 +96,12 @@ def _set_fallback(potential, band: list[float] | None, scope: str | None) -> Non
 
 def _active(args: argparse.Namespace) -> int:
     from hybridpot.active import read_active_config, run_active
+    from hybridpot.fitting.job import MODEL_SUFFIX
 
     config = read_active_config(args.config)
     result = run_active(config, progress=not args.quiet)
     curve = "learning curve, " if config.fit["output"]["plots"] else ""
-    print(f"wrote the log, {curve}training set and model ({config.fit['output']['name']}.hybridpot.json) to {result.output_dir}")
+    print(f"wrote the log, {curve}training set and model ({config.fit['output']['name']}{MODEL_SUFFIX}) to {result.output_dir}")
     return 0
 
 

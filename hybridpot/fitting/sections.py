@@ -98,7 +98,6 @@ class BaselineSettings(Settings):
                 raise ConfigError(f"{where} refit_bounds.{name} = {bounds!r}: expected [lower, upper] with lower < upper")
 
 
-
 @dataclass
 class DescriptorSection(Settings):
     """[descriptor]: its type (the type's own keys are its settings in the registry)."""

@@ -67,6 +67,8 @@ KNOWN_FACTORS = {
     "stress": {"GPa": 160.21766, "kbar": 1602.1766, "bar": 1.6021766e6, "meV/A^3": 1000.0},
 }
 UNITS = {"energy": "eV", "forces": "eV/A", "stress": "eV/A^3"}
+#: a check's outcome: its record (for report.json) and the (cause, description) of a likely mistake, or None
+Verdict = tuple[dict[str, Any], tuple[str, str] | None]
 SIGN_CAUSE = {"energy": "the opposite sign", "forces": "the opposite sign (gradients stored as forces?)",
               "stress": "the LAMMPS (pressure) sign"}
 
@@ -118,7 +120,7 @@ def _without_offsets(data: Dataset, values: np.ndarray) -> np.ndarray:
 
 
 def _compare(quantity: str, data_values: np.ndarray, reference: np.ndarray, what: str, resemble: bool = False
-             ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+             ) -> Verdict:
     """Ratio of RMS sizes and correlation of ``data_values`` against ``reference`` (same shape).
 
     ``resemble``: read a factor only where the labels resemble the reference (|correlation| >= MIN_RESEMBLANCE; else
@@ -199,7 +201,7 @@ def _inconsistent_units(slope: float) -> str:
     return f"energies and stresses in inconsistent units (a factor {slope:.3g})"
 
 
-def _strained_copies(data: Dataset) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _strained_copies(data: Dataset) -> Verdict:
     d_energy, work = strained_pairs(data)
     record: dict[str, Any] = {"check": "strained copies", "pairs": int(d_energy.size)}
     if d_energy.size < MIN_PAIRS or not np.any(work):
@@ -220,7 +222,7 @@ def _strained_copies(data: Dataset) -> tuple[dict[str, Any], tuple[str, str] | N
                            f"work of the stresses along the strain (correlation {cosine:+.2f}; expected +1 for eV/A^3, ASE sign)")
 
 
-def _typical_ranges(data: Dataset, quantity: str) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _typical_ranges(data: Dataset, quantity: str) -> Verdict:
     record: dict[str, Any] = {"check": "typical range"}
     if quantity == "energy":
         spread = float(np.sqrt(np.mean(_without_offsets(data, data.energy / data.n_atoms) ** 2)))
@@ -240,7 +242,7 @@ def _typical_ranges(data: Dataset, quantity: str) -> tuple[dict[str, Any], tuple
     return record, None
 
 
-def _stress_magnitude(stress: np.ndarray) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _stress_magnitude(stress: np.ndarray) -> Verdict:
     median, largest = float(np.median(np.abs(stress))), float(np.abs(stress).max())
     record = {"check": "typical range", "median_abs_eV_A3": median, "max_abs_eV_A3": largest}
     if median > MAX_STRESS_MEDIAN or largest > MAX_STRESS:
@@ -263,7 +265,7 @@ def check_units(data: Dataset, baseline=None) -> UnitCheck:
     """
     out = UnitCheck(data.source)
     per_atom = data.energy / data.n_atoms
-    checks: dict[str, tuple[dict[str, Any], tuple[str, str] | None]] = {}
+    checks: dict[str, Verdict] = {}
     if baseline is not None and len(data) >= len(data.elements) + 2:
         checks["energy"] = _or_typical_range(data, "energy", _compare(
             "energy", _without_offsets(data, per_atom), _without_offsets(data, baseline.energy / data.n_atoms),
@@ -312,8 +314,7 @@ def _concentrated(data: Dataset, quantity: str, record: dict[str, Any]) -> str:
     return f"; {data.describe(s)} alone carries {share:.0%} of that (one wrong structure rather than wrong units?)"
 
 
-def _or_typical_range(data: Dataset, quantity: str, compared: tuple[dict[str, Any], tuple[str, str] | None]
-                      ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _or_typical_range(data: Dataset, quantity: str, compared: Verdict) -> Verdict:
     """The comparison with the baseline, or where it cannot conclude the typical DFT range of ``quantity`` (the
     comparison's record kept under "baseline")."""
     record, _ = compared
@@ -323,8 +324,7 @@ def _or_typical_range(data: Dataset, quantity: str, compared: tuple[dict[str, An
     return fallback | {"baseline": record}, finding
 
 
-def _check_stress(data: Dataset, baseline, strained: tuple[dict[str, Any], tuple[str, str] | None]
-                  ) -> tuple[dict[str, Any], tuple[str, str] | None]:
+def _check_stress(data: Dataset, baseline, strained: Verdict) -> Verdict:
     """Magnitude first (any data), then sign and unit against the baseline or, where that cannot conclude, the
     strained copies (``strained``: :func:`_strained_copies` of ``data``)."""
     s = data.has_stress
@@ -341,8 +341,7 @@ def _check_stress(data: Dataset, baseline, strained: tuple[dict[str, Any], tuple
     return strained
 
 
-def _energies_against_stresses(checks: dict[str, tuple[dict[str, Any], tuple[str, str] | None]],
-                               strained: tuple[dict[str, Any], tuple[str, str] | None]) -> None:
+def _energies_against_stresses(checks: dict[str, Verdict], strained: Verdict) -> None:
     """Strained copies that find energies and stresses inconsistent while the baseline confirms the stresses (and no
     check faults the energies): the energies' mistake, as their finding (in place; the energy check it replaces is
     kept in its record under "superseded")."""
@@ -359,7 +358,7 @@ def _energies_against_stresses(checks: dict[str, tuple[dict[str, Any], tuple[str
                         (cause, finding[1] + "; the baseline confirms the stresses' sign and unit, so the energies are wrong"))
 
 
-def _overrule(checks: dict[str, tuple[dict[str, Any], tuple[str, str] | None]], strained: dict[str, Any]) -> None:
+def _overrule(checks: dict[str, Verdict], strained: dict[str, Any]) -> None:
     """Drop a baseline's finding that model-free evidence contradicts (in place; the record says so).
 
     Strained copies that agree with eV and eV/A^3 (``strained``: their record, verdict "ok") show that the energies and
