@@ -290,21 +290,22 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
     """
     d = config["data"]
     record: dict[str, Any] = {"check_units": d["check_units"], "check_outliers": d["check_outliers"]}
+
+    def stop_or_warn(findings: list[str], key: str, error: Callable[[], Exception], source: str) -> None:
+        if not findings:
+            return
+        if d[key] and stop:
+            raise error()
+        log(f"warning: {source}: " + "; ".join(findings) + (f" ({section} {key} = false: fitting anyway)" if stop else ""))
+
     for name, (data, bl) in sets.items():
         outliers = check_outliers(data, bl)
-        if outliers.findings:
-            if d["check_outliers"] and stop:
-                raise OutlierError(outliers_message(outliers, section))
-            log(f"warning: {data.source}: " + "; ".join(outliers.findings)
-                + (f" ({section} check_outliers = false: fitting anyway)" if stop else ""))
+        stop_or_warn(outliers.findings, "check_outliers", lambda: OutlierError(outliers_message(outliers, section)), data.source)
         check = check_units(data, bl)
-        record[name] = {"checks": check.record, "findings": [f.message for f in check.findings],
+        messages = [f.message for f in check.findings]
+        record[name] = {"checks": check.record, "findings": messages,
                         "outliers": {"checks": outliers.record, "findings": outliers.findings}}
-        if check.findings:
-            if d["check_units"] and stop:
-                raise UnitsError(units_message(check, section))
-            log(f"warning: {data.source}: " + "; ".join(f.message for f in check.findings)
-                + (f" ({section} check_units = false: fitting anyway)" if stop else ""))
+        stop_or_warn(messages, "check_units", lambda: UnitsError(units_message(check, section)), data.source)
     return record
 
 
