@@ -151,7 +151,7 @@ class DesignAssembler:
             i, j, t, key = graph.i[sl], graph.j[sl], types[graph.i[sl]], pair_key[sl]
             G = (self.model.pair_feature_gradients(B[i], dB[sl], t) if typed  # (p, M, 3)
                  else self.model.pair_feature_gradients(B[i], dB[sl]))
-            forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, -G)
+            forces.index_add_(0, i * T + t, G).index_add_(0, j * T + t, G, alpha=-1.0)
             if W is None:
                 continue
             # virial W = -sum_p r_p (x) G_p per (structure, block): one contraction per key

@@ -173,7 +173,7 @@ class KernelModel(torch.nn.Module):
         X = torch.zeros((B.shape[0], self.n_params), dtype=B.dtype, device=B.device)
         X[:, 0] = 1.0
         M = self.n_sparse
-        for t, idx in self._by_type(types):
+        for t, idx in self._by_type(types, whole=True):
             X[idx, 1:1 + M] = self._kernel(B[idx], self.sparse[t].to(B.dtype)) @ self.whiten[t].to(B.dtype)
             if self.n_linear:
                 X[idx, 1 + M:] = (B[idx] - self.linear_mean[t].to(B.dtype)) * self.linear_scale[t].to(B.dtype)
@@ -189,10 +189,14 @@ class KernelModel(torch.nn.Module):
                 w.r.t. the pair vector; types: (P,) the centre atoms' types.
         """
         G = torch.zeros((dB.shape[0], self.n_params, 3), dtype=dB.dtype, device=dB.device)
-        for t, idx in self._by_type(types):
+        for t, idx in self._by_type(types, whole=True):
             G[idx, 1:1 + self.n_sparse] = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
             if self.n_linear:
-                G[idx, 1 + self.n_sparse:] = dB[idx] * self.linear_scale[t].to(dB.dtype)[None, :, None]
+                scale = self.linear_scale[t].to(dB.dtype)[None, :, None]
+                if isinstance(idx, slice):  # written in place: no copy of dB, (P, K, 3), the largest array here
+                    torch.mul(dB, scale, out=G[:, 1 + self.n_sparse:])
+                else:
+                    G[idx, 1 + self.n_sparse:] = dB[idx] * scale
         return G
 
     def map_gradient_rows(self, rows: torch.Tensor, t: int) -> torch.Tensor:
@@ -203,13 +207,15 @@ class KernelModel(torch.nn.Module):
         out[:, 1:1 + M] = torch.einsum("rmc,mn->rnc", rows[:, 1:1 + M], self.whiten[t].to(rows.dtype))
         return out
 
-    def _by_type(self, types: torch.Tensor):
+    def _by_type(self, types: torch.Tensor, whole: bool = False):
+        """(t, the indices of the entries of type t) for each type with sparse points and entries; with ``whole``, a
+        type that has every entry gives ``slice(None)`` instead (views instead of copies: the one-element case)."""
         for t in range(len(self.elements)):
             if self.n_basis[t] == 0:
                 continue
             idx = (types == t).nonzero().squeeze(1)
             if idx.numel():
-                yield t, idx
+                yield t, slice(None) if whole and idx.numel() == types.numel() else idx
 
     def weights(self) -> torch.Tensor:
         """(T, M) alpha_t = W_t c_t: the weights of k(d, d_{t,m}) (eV)."""
