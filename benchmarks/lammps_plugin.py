@@ -265,20 +265,26 @@ def fitted_demo(out_dir: Path):
     return load(result.model_path), result.model_path
 
 
-def random_variant(base, kind: str, nmax: int, lmax: int, invariants: str, seed: int):
-    """The demo's baseline with a random per-element model of ``kind`` on another so3 descriptor (for timing)."""
+def _with_random_weights(base, descriptor, model, seed: int):
+    """The demo's baseline with ``descriptor`` and ``model``, its parameters random of realistic size (for timing: the
+    cost does not depend on their values)."""
     import torch
 
-    from hybridpot.descriptors import SO3
-    from hybridpot.models.polynomial import PolynomialModel
     from hybridpot.potential import HybridPotential
 
-    d = SO3(rcut=5.0, nmax=nmax, lmax=lmax, alpha=2.0, kind=invariants, elements=["Cu"])
-    model = PolynomialModel(["Cu"], d.n_features, quadratic=kind == "quadratic")
     rng = np.random.default_rng(seed)
     with torch.no_grad():
         model.coef.copy_(torch.from_numpy(rng.normal(scale=1e-3, size=tuple(model.coef.shape))))
-    return HybridPotential(base.baseline, d, model)
+    return HybridPotential(base.baseline, descriptor, model)
+
+
+def random_variant(base, kind: str, nmax: int, lmax: int, invariants: str, seed: int):
+    """The demo's baseline with a random per-element model of ``kind`` on another so3 descriptor (for timing)."""
+    from hybridpot.descriptors import SO3
+    from hybridpot.models.polynomial import PolynomialModel
+
+    d = SO3(rcut=5.0, nmax=nmax, lmax=lmax, alpha=2.0, kind=invariants, elements=["Cu"])
+    return _with_random_weights(base, d, PolynomialModel(["Cu"], d.n_features, quadratic=kind == "quadratic"), seed)
 
 
 #: the kernel model the Cu kernel tune chose (benchmarks/results/mlearn_defaults.json, "hybrid (mode auto), --tune, both
@@ -297,22 +303,17 @@ def kernel_variant(base, k: dict, seed: int):
     """The demo's baseline with a kernel model of settings ``k`` (:data:`KERNEL_TUNED_CU`, :data:`KERNEL_NI_TARGET`): its
     sparse points chosen by farthest-point sampling from the bundled Cu training environments, as a fit does, and random
     weights (the cost depends on M, K and zeta, not on the weights' values)."""
-    import torch
     from ase.io import read
 
+    from hybridpot.dataset import bundled
     from hybridpot.descriptors import SO3
     from hybridpot.models.kernel import KernelModel
-    from hybridpot.potential import HybridPotential
 
     d = SO3(rcut=k["rcut"], nmax=k["nmax"], lmax=k["lmax"], alpha=k["alpha"], kind="bispectrum", elements=["Cu"])
-    frames = read(REPO / "hybridpot" / "data" / "Cu_train.xyz", ":")
-    B = d.compute(frames)
+    B = d.compute(read(bundled("Cu_train.xyz"), ":"))
     model = KernelModel(["Cu"], d.n_features, k["n_sparse"], zeta=k["zeta"], linear_term=1.0)
     model.choose_basis(B, np.zeros(len(B), dtype=int), seed=seed)
-    rng = np.random.default_rng(seed)
-    with torch.no_grad():
-        model.coef.copy_(torch.from_numpy(rng.normal(scale=1e-3, size=tuple(model.coef.shape))))
-    return HybridPotential(base.baseline, d, model)
+    return _with_random_weights(base, d, model, seed)
 
 
 def main(argv: list[str] | None = None) -> int:

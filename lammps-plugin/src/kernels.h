@@ -300,11 +300,8 @@ struct ModelView {
 HPOT_FN double kernel_linear_term(const ModelView &m, const double *v, const double *B, double *dEdB, double e)
 {
   if (!m.kernel_linear) return e;
-  for (int k = 0; k < m.n_features; ++k) {
-    e += v[k] * B[k];
-    dEdB[k] += v[k];
-  }
-  return e;
+  for (int k = 0; k < m.n_features; ++k) dEdB[k] += v[k];
+  return e + dot(v, B, m.n_features);
 }
 
 // kernel model of element t: block = e_t, alpha <M>, sparse points <M x K> (polynomial: already normalised)
