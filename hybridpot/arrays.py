@@ -1,4 +1,5 @@
-"""Float64 arrays as JSON data, bit-exact (model files, uncertainty data); returning freed memory to the system."""
+"""Float64 arrays as JSON data, bit-exact (model files, uncertainty data); the C heap's settings for large temporaries
+(reusing freed blocks, returning freed memory to the system)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,20 @@ def decode_array(d: Mapping[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f8").reshape(shape).copy()
 
 
-def _malloc_trim() -> "ctypes._CFuncPtr | None":
-    """glibc's ``malloc_trim``, or None where the C library has none."""
+def _libc() -> "ctypes.CDLL | None":
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
         return None
 
 
-_TRIM = _malloc_trim()
+_LIBC = _libc()
+_TRIM = getattr(_LIBC, "malloc_trim", None)  # glibc only
+_MALLOPT = getattr(_LIBC, "mallopt", None)
+#: glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: :func:`reuse_freed_blocks` serves allocations up to this size (bytes) from the heap
+HEAP_BLOCK_LIMIT = 1 << 30
 
 
 def release_memory() -> None:
@@ -54,3 +60,21 @@ def release_memory() -> None:
     """
     if _TRIM is not None:
         _TRIM(0)
+
+
+def reuse_freed_blocks() -> bool:
+    """Serve allocations up to :data:`HEAP_BLOCK_LIMIT` from the C heap, where a freed block is reused by the next
+    allocation, for the rest of the process (glibc ``mallopt``; nothing elsewhere).
+
+    glibc maps every allocation above its mmap threshold (128 KiB, raised on its own to at most 32 MiB) afresh and
+    unmaps it when freed, so each such temporary is page-faulted in again: the design pass's per-chunk temporaries
+    (the bispectrum's per-atom Jacobians and their products with the pairs' dc/dr, the kernel model's pair gradients:
+    30-60 MB each, hundreds of chunks per batch) spent a quarter of the pass in page faults. Freed memory stays in the
+    heap (the trim threshold is raised alike) until :func:`release_memory` returns it, between batches and stages.
+
+    Returns:
+        whether the C library took the settings (False where it has no ``mallopt``).
+    """
+    if _MALLOPT is None:
+        return False
+    return bool(_MALLOPT(_M_MMAP_THRESHOLD, HEAP_BLOCK_LIMIT)) and bool(_MALLOPT(_M_TRIM_THRESHOLD, HEAP_BLOCK_LIMIT))

@@ -298,19 +298,19 @@ class Bispectrum(Invariants):
         return out.index_add_(1, self.jacobian_target, flat.index_select(1, self.jacobian_source)).view(n, -1, self.n_features)
 
     def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:
-        """dB[centre] / dr_p = J_centre^T dc_p / dr_p: the atoms' Jacobians (:meth:`jacobians`) times their pairs'
-        [w g' Y, w g dY] (P, 4, C; ``PairBasis.density_derivatives``), one batched matrix product over the chunk's atoms
-        with their pairs padded to the most any has. Its 4 K C multiply-adds per pair replace the 3 (nu + 2 nu^2) adjoint
-        vectors per triple that the contractions of the other route gather for every pair (2.6-3.1x faster at nmax 4-6,
-        lmax 4: benchmarks/pair_form.py)."""
-        dc = basis.density_derivatives()  # (P, 4, C)
+        """dB[centre] / dr_p = J_centre^T dc_p / dr_p: the atoms' Jacobians (:meth:`jacobians`) times their pairs' dc/dr
+        (P, 3, C; ``PairBasis.density_derivatives``), one batched matrix product over the chunk's atoms with their pairs
+        padded to the most any has. Its 3 K C multiply-adds per pair replace the 3 (nu + 2 nu^2) adjoint vectors per
+        triple that the contractions of the other route gather for every pair (2.6-3.1x faster at nmax 4-6, lmax 4:
+        benchmarks/pair_form.py)."""
+        dc = basis.density_derivatives()  # (P, 3, C)
         p, n, big_k = dc.shape[0], coefficients.shape[0], self.n_features
         count = torch.bincount(centers, minlength=n)
         width = int(count.max()) if p else 0
         row = centers * width + torch.arange(p, device=centers.device) - (torch.cumsum(count, 0) - count).index_select(0, centers)
-        padded = dc.new_zeros((n * width, 4, dc.shape[2])).index_copy_(0, row, dc)
-        r = torch.bmm(padded.view(n, width * 4, -1), self.jacobians(coefficients)).view(n * width, 4, big_k).index_select(0, row)
-        return torch.addcmul(r[:, 1:], r[:, :1], basis.unit.unsqueeze(2)).transpose(1, 2)
+        padded = dc.new_zeros((n * width, 3, dc.shape[2])).index_copy_(0, row, dc)
+        r = torch.bmm(padded.view(n, width * 3, -1), self.jacobians(coefficients)).view(n * width, 3, big_k)
+        return r.index_select(0, row).transpose(1, 2)
 
 
 def invariants(kind: str, n_radial: int, lmax: int) -> Invariants:

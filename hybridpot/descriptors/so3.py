@@ -108,11 +108,12 @@ class PairBasis:
         return torch.cat(parts, dim=2)
 
     def density_derivatives(self) -> torch.Tensor:
-        """(P, 4, nu L^2) the pair's density contribution's derivative, dc_{nu lm} / dr_p = w g'_{nu l} Y_lm r_hat +
-        w g_{nu l} dY_lm / dr, as [w g' Y, w g dY_x, w g dY_y, w g dY_z] (order >= 1; 1/A)."""
+        """(P, 3, nu L^2) the pair's density contribution's derivative along x, y, z, dc_{nu lm} / dr_p =
+        w g'_{nu l} Y_lm r_hat + w g_{nu l} dY_lm / dr (order >= 1; 1/A)."""
         (u, du), (y, dy), lmax = self.radial[:2], self.angular[:2], self.radial[0].shape[2] - 1
-        parts = [radial_times_angular(du, y, lmax)] + [radial_times_angular(u, dy[:, a], lmax) for a in range(3)]
-        return torch.stack(parts, dim=1).flatten(2)
+        along_r = radial_times_angular(du, y, lmax).flatten(1)  # (P, C)
+        parts = [radial_times_angular(u, dy[:, a], lmax).flatten(1) for a in range(3)]
+        return torch.stack(parts, dim=1).addcmul_(self.unit.unsqueeze(2), along_r.unsqueeze(1))
 
 
 def pair_basis(

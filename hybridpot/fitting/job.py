@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from hybridpot import __version__
-from hybridpot.arrays import release_memory
+from hybridpot.arrays import release_memory, reuse_freed_blocks
 from hybridpot.dataset import Dataset, read_dataset
 from hybridpot.distributed import Cluster, ClusterArg, connect
 from hybridpot.empirical import load
@@ -316,8 +316,10 @@ def run_fit(config: FitConfig, progress: bool = True, log: Callable[[str], None]
     (read and checked), the potential and the checks that need it (cutoff, memory), the baseline's
     predictions and the labels' unit checks; only then the fit. Everything is written into the
     staging folder and moved into ``[output] dir`` at the end, in one step. With ``[fit] cluster``, one Dask cluster
-    serves every pass over the data (baseline, design matrix, evaluation, uncertainty data).
+    serves every pass over the data (baseline, design matrix, evaluation, uncertainty data). The process's C heap
+    keeps freed blocks up to 1 GiB for reuse from here on (:func:`~hybridpot.arrays.reuse_freed_blocks`).
     """
+    reuse_freed_blocks()
     out = config["output"]
     with OutputDir(out["dir"], config.kind, out["overwrite"], config.source) as outdir:
         with connect(config["fit"]["cluster"]) as cluster:
