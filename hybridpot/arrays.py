@@ -71,6 +71,7 @@ def reuse_freed_blocks() -> bool:
     (the bispectrum's per-atom Jacobians and their products with the pairs' dc/dr, the kernel model's pair gradients:
     30-60 MB each, hundreds of chunks per batch) spent a quarter of the pass in page faults. Freed memory stays in the
     heap (the trim threshold is raised alike) until :func:`release_memory` returns it, between batches and stages.
+    Called by :func:`hybridpot.fitting.job.run_fit` and by each design batch on a Dask worker.
 
     Returns:
         whether the C library took the settings (False where it has no ``mallopt``).

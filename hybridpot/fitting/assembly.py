@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from hybridpot.arrays import release_memory
+from hybridpot.arrays import release_memory, reuse_freed_blocks
 from hybridpot.dataset import Dataset
 from hybridpot.design import DesignAssembler
 from hybridpot.distributed import ClusterArg, map_reduce
@@ -274,7 +274,9 @@ def _batch_task(shared: tuple[DesignAssembler, Weights, RowCounts, bool], own: t
                 tuple[BaselinePredictions, ...], np.ndarray]) -> tuple[dict[tuple[int, str], QRAccumulator],
                                                                        tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One batch's accumulators and (descriptors, types, energy rows), on a Dask worker (:func:`accumulate` with a
-    cluster): ``shared`` the pass's settings, ``own`` the batch's inputs (:func:`batch_parts`)."""
+    cluster): ``shared`` the pass's settings, ``own`` the batch's inputs (:func:`batch_parts`). The worker's C heap keeps
+    freed blocks for reuse, as the fitting process's does (:func:`~hybridpot.arrays.reuse_freed_blocks`)."""
+    reuse_freed_blocks()
     parts, B, types, energy = batch_parts(*shared, *own)
     release_memory()
     return parts, (B, types, energy)
