@@ -35,6 +35,7 @@ def decode_array(d: Mapping[str, Any]) -> np.ndarray:
 
 
 def _libc() -> "ctypes.CDLL | None":
+    """The C library, or None where it cannot be loaded."""
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
@@ -69,7 +70,7 @@ def reuse_freed_blocks() -> bool:
     glibc maps every allocation above its mmap threshold (128 KiB, raised on its own to at most 32 MiB) afresh and
     unmaps it when freed, so each such temporary is page-faulted in again: the design pass's per-chunk temporaries
     (the bispectrum's per-atom Jacobians and their products with the pairs' dc/dr, the kernel model's pair gradients:
-    30-60 MB each, hundreds of chunks per batch) spent a quarter of the pass in page faults. Freed memory stays in the
+    30-60 MB each, hundreds of chunks per batch) spent about a fifth of the pass in page faults. Freed memory stays in the
     heap (the trim threshold is raised alike) until :func:`release_memory` returns it, between batches and stages.
     Called by :func:`hybridpot.fitting.job.run_fit` and by each design batch on a Dask worker.
 
