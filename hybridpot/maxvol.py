@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.blas import dger
 
 
 def maxvol(X: np.ndarray, tol: float = 1.01, max_iter: int = 10000) -> np.ndarray:
@@ -35,16 +36,20 @@ def maxvol(X: np.ndarray, tol: float = 1.01, max_iter: int = 10000) -> np.ndarra
     A = X[rows]
     if np.linalg.matrix_rank(A) < M:
         raise ValueError("the feature rows are rank-deficient: no non-singular active set exists")
-    C = np.linalg.solve(A.T, X.T).T  # (n, M): X = C A
+    C = np.asfortranarray(np.linalg.solve(A.T, X.T).T)  # (n, M): X = C A; Fortran order for BLAS's in-place update
+    Ct = C.T  # (M, n) C-ordered view, for the reductions
     for _ in range(max_iter):
-        i, j = np.unravel_index(np.argmax(np.abs(C)), C.shape)
+        # the largest |C| from the largest and the smallest entry: no n x M temporary |C| (nor np.outer's below; at
+        # n = 27420, M = 2101 each took 460 MB and the iterations 4-5x as long)
+        hi, lo = int(np.argmax(Ct)), int(np.argmin(Ct))
+        j, i = divmod(hi if Ct.flat[hi] >= -Ct.flat[lo] else lo, n)
         if abs(C[i, j]) <= tol:
             break
-        # replace active row j by row i: rank-one update of C
+        # replace active row j by row i: rank-one update of C, in place
         col = C[:, j].copy()
         row = C[i].copy()
         row[j] -= 1.0
-        C -= np.outer(col, row) / C[i, j]
+        C = dger(-1.0 / C[i, j], col, row, a=C, overwrite_a=True)
         rows[j] = i
     return rows
 
