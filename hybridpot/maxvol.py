@@ -37,10 +37,10 @@ def maxvol(X: np.ndarray, tol: float = 1.01, max_iter: int = 10000) -> np.ndarra
     if np.linalg.matrix_rank(A) < M:
         raise ValueError("the feature rows are rank-deficient: no non-singular active set exists")
     C = np.asfortranarray(np.linalg.solve(A.T, X.T).T)  # (n, M): X = C A; Fortran order for BLAS's in-place update
-    Ct = C.T  # (M, n) C-ordered view, for the reductions
     for _ in range(max_iter):
         # the largest |C| from the largest and the smallest entry: no n x M temporary |C| (nor np.outer's below; at
-        # n = 27420, M = 2101 each took 460 MB and the iterations 4-5x as long)
+        # n = 27420, M = 2101 each took 460 MB and the iterations 4-5x as long); Ct, a C-ordered view, for the reductions
+        Ct = C.T
         hi, lo = int(np.argmax(Ct)), int(np.argmin(Ct))
         j, i = divmod(hi if Ct.flat[hi] >= -Ct.flat[lo] else lo, n)
         if abs(C[i, j]) <= tol:
