@@ -185,8 +185,15 @@ def _r_factor(stacked: np.ndarray) -> np.ndarray:
     return scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)[0][:C]
 
 
-#: column block size of LAPACK's triangular-pentagonal QR
-_TPQRT_BLOCK = 64
+def tpqrt_block(n_columns: int) -> int:
+    """Column block size of LAPACK's triangular-pentagonal QR (dtpqrt) for a C-column factor.
+
+    Small blocks are faster with this project's OpenBLAS (``benchmarks/qr_update.py``, 2 threads, 2026-12-07): folding
+    600 rows into a 1329-column factor (the quadratic 4/4 peer fit) ran at 64-66 Gflop/s with 16 columns per block
+    against 51 with 64, and 1600 rows into a 53-column factor (a linear 4/4 fit) at 27-28 Gflop/s with 4 against 2-6
+    with the whole width; 4 is the best of 4-64 below 200 columns and 16 (or within 10% of the best) above.
+    """
+    return min(4 if n_columns < 200 else 16, max(n_columns, 1))
 
 
 def _r_update(R: np.ndarray, rows: np.ndarray, triangular: bool = False) -> np.ndarray:
@@ -199,7 +206,7 @@ def _r_update(R: np.ndarray, rows: np.ndarray, triangular: bool = False) -> np.n
     C = R.shape[1]
     if rows.shape[0] == 0 or C == 0:
         return R
-    R, _, _, info = scipy.linalg.lapack.dtpqrt(C if triangular else 0, min(_TPQRT_BLOCK, C), R, rows,
+    R, _, _, info = scipy.linalg.lapack.dtpqrt(C if triangular else 0, tpqrt_block(C), R, rows,
                                                overwrite_a=True, overwrite_b=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"dtpqrt failed (info = {info})")
