@@ -33,6 +33,22 @@ def test_streamed_factor_equals_normal_equations():
     assert acc.residual_floor == pytest.approx(np.sum((A @ np.linalg.lstsq(A, y, rcond=None)[0] - y) ** 2), rel=1e-10)
 
 
+
+@pytest.mark.parametrize("m", [3, 199, 200, 260])
+def test_streamed_factor_and_merges_at_both_column_block_sizes(m):
+    """The folds and the triangular merges are exact on both sides of tpqrt_block's switch (4 -> 16 columns per block)."""
+    from hybridpot.fitting.solver import tpqrt_block
+
+    assert tpqrt_block(m) == min(4 if m < 200 else 16, m)
+    rng = np.random.default_rng(m)
+    A, y = rng.normal(size=(3 * m + 50, m)), rng.normal(size=3 * m + 50)
+    half = len(y) // 2
+    acc = QRAccumulator.combine([(accumulate(A[:half], y[:half], block=m // 2 + 7), 1.0), (accumulate(A[half:], y[half:], block=m + 3), 1.0)])
+    scale = np.abs(A.T @ A).max()
+    assert np.allclose(acc.R.T @ acc.R, A.T @ A, rtol=0, atol=1e-12 * scale)
+    assert np.allclose(acc.R.T @ acc.z, A.T @ y, rtol=0, atol=1e-12 * scale)
+    assert acc.residual_floor == pytest.approx(np.sum((A @ np.linalg.lstsq(A, y, rcond=None)[0] - y) ** 2), rel=1e-9)
+
 def test_unregularised_equals_lstsq():
     A, y, _ = problem()
     sol = solve(accumulate(A, y), n_free=1, lam=0.0)
