@@ -523,6 +523,8 @@ def run_active(config: ActiveConfig, progress: bool = False, log: Callable[[str]
     Raises:
         HybridpotError: bad structures, oracle or output folder (checked before the loop starts).
     """
+    for note in config.fit.notes:
+        log(f"warning: {config.fit.source}: {note}")
     if not write:
         with connect(config.fit["fit"]["cluster"]) as cluster:
             return _loop(config, progress, log, None, cluster)

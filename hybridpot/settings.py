@@ -78,7 +78,7 @@ class Settings:
         keys = cls.keys()
         unknown = sorted(set(table) - set(keys))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown} for {cls.__name__}; allowed: {sorted(keys)}")
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(keys)}")
         hints = typing.get_type_hints(cls)
         values = {}
         for name, f in keys.items():
@@ -116,17 +116,14 @@ def read_sections(raw: Mapping[str, Any], sections: Mapping[str, type[Settings]]
     not looked at (the caller checks them).
 
     Raises:
-        ConfigError: a section that is not a table, or what :meth:`Settings.from_table` raises, naming ``source`` (the
-            file) and the section.
+        ConfigError: a section that is not a table, or what :meth:`Settings.from_table` raises (unknown keys among
+            them), naming ``source`` (the file) and the section.
     """
     out = {}
     for name, cls in sections.items():
         table = raw.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: [{name}] must be a table")
-        unknown = sorted(set(table) - set(cls.keys()))
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown} in [{name}]; allowed: {sorted(cls.keys())}")
         out[name] = cls.from_table(table, f"{source}: [{name}]", base)
     return out
 

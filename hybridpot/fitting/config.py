@@ -71,11 +71,14 @@ class FitConfig:
     Attributes:
         kind: what writes the output folder, "fit" or "demo": a demo replaces only an earlier
             demo's output (:class:`hybridpot.io.outdir.OutputDir`).
+        notes: what the configuration says that has no effect (keys of a switch that is off: :func:`inert_keys`); the
+            fit logs them as warnings and keeps them in report.json ``config_notes``.
     """
 
     sections: dict[str, dict[str, Any]]
     source: str
     kind: str = "fit"
+    notes: list[str] = dataclasses.field(default_factory=list)
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.sections[section]
@@ -83,7 +86,8 @@ class FitConfig:
     def with_settings(self, changes: dict[str, dict[str, Any]]) -> FitConfig:
         """A copy with ``changes`` (section -> key -> value) merged into its sections (not validated again: the caller
         changes only keys it knows, e.g. [fit] tune's chosen settings)."""
-        return FitConfig({**self.sections, **{s: {**self.sections[s], **v} for s, v in changes.items()}}, self.source, self.kind)
+        return FitConfig({**self.sections, **{s: {**self.sections[s], **v} for s, v in changes.items()}}, self.source, self.kind,
+                         self.notes)
 
 
 def fail(source: str, msg: str) -> ConfigError:
@@ -106,13 +110,33 @@ def parse_config(raw: dict[str, Any], base_dir: Path, source: str = "<config>",
     if unknown:
         raise fail(source, f"unknown section(s) {sorted(unknown)}; allowed: {sorted(sections)}")
     raw = dict(raw)
+    given = {name: set(table) for name, table in raw.items() if isinstance(table, dict)}
     typed = {section: _split_typed(raw, section) for section in TYPED}
     out = {name: dataclasses.asdict(s) for name, s in read_sections(raw, sections, source, base_dir).items()}
     _check_baseline(out, source)
     for section, registry in TYPED.items():
         _check_typed(out, section, registry, typed[section], source, base_dir)
     _check_fit(out, source)
-    return FitConfig(out, source)
+    return FitConfig(out, source, notes=inert_keys(given, out))
+
+
+#: keys that act only while a switch is on: (section, the keys' prefix, is the switch on, how to turn it on)
+_SWITCHED = (
+    ("fit", "tune_", lambda s: s["tune"], "tune = true (or hybridpot fit --tune)"),
+    ("baseline", "refit_", lambda s: bool(s["refit"]), "refit = [the names of the parameters to co-fit]"),
+)
+
+
+def inert_keys(given: Mapping[str, set[str]], sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One note per section whose keys ``given`` (section -> the keys the configuration sets) have no effect because
+    their switch is off in the validated ``sections`` (e.g. [fit] tune_budget_s without tune: kept in a file that
+    sometimes runs with ``--tune``, so a note, not an error)."""
+    notes = []
+    for section, prefix, on, how in _SWITCHED:
+        keys = sorted(k for k in given.get(section, ()) if k.startswith(prefix))
+        if keys and section in sections and not on(sections[section]):
+            notes.append(f"[{section}] {', '.join(keys)} {'has' if len(keys) == 1 else 'have'} no effect without {how}: ignored")
+    return notes
 
 
 def _check_fit(c: dict[str, dict[str, Any]], source: str) -> None:

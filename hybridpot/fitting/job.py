@@ -355,6 +355,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     """Read, check, fit and evaluate: (potential, report, predictions, baseline-only predictions and
     the data sets, each by set name). ``cluster``: the open Dask cluster of ``[fit] cluster`` for every pass over the data."""
     timer = StageTimer()
+    for note in config.notes:
+        log(f"warning: {config.source}: {note}")
     f = config["fit"]
     torch.manual_seed(f["seed"])
     with timer("read data"):
@@ -419,7 +421,8 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         bl_fit_test = baseline_predictions(None, test, progress=False) if test else None
     check_fitted(potential)
     fit_info.update(record)
-    report: dict[str, Any] = {"config": _jsonable(config.sections), "fit": fit_info, "data_checks": data_checks}
+    report: dict[str, Any] = {"config": _jsonable(config.sections), "config_notes": list(config.notes), "fit": fit_info,
+                              "data_checks": data_checks}
     ref = reference_energies(train, bl_train, elements)
     with timer("evaluate"):
         sets = {"train": train} | ({"test": test} if test else {})

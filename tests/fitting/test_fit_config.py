@@ -164,3 +164,23 @@ def test_energy_weight_cv_needs_a_solved_model(tmp_path, capsys):
 def test_bad_nn_training_settings(tmp_path, capsys, model, message):
     text = BASE.replace('type = "linear"', f'type = "nn"\n{model}')
     run_fails(tmp_path, config(tmp_path, text), capsys, message)
+
+
+def test_keys_of_a_switch_that_is_off_are_noted_not_silently_ignored(tmp_path, capsys):
+    """[fit] tune_* keys without tune, [baseline] refit_* without refit: a warning in the log and report.json
+    config_notes (not an error: a file may keep its tune settings for runs with --tune); none where the switch is on."""
+    import json
+
+    from hybridpot.fitting.config import read_config
+
+    path = config(tmp_path, BASE.replace("[baseline]\n", "[baseline]\nrefit_range = 0.2\n") + "[fit]\ntune_budget_s = 60.0\ntune_lmax = [4]\n")
+    notes = read_config(path).notes
+    assert notes == ["[fit] tune_budget_s, tune_lmax have no effect without tune = true (or hybridpot fit --tune): ignored",
+                     "[baseline] refit_range has no effect without refit = [the names of the parameters to co-fit]: ignored"]
+    assert read_config(path, {"fit": {"tune": True}}).notes == notes[1:]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert read_config(config(plain)).notes == []
+    assert main(["-q", "fit", str(path)]) == 0
+    assert f"warning: {path}: [fit] tune_budget_s, tune_lmax have no effect" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["config_notes"] == notes

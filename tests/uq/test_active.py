@@ -151,7 +151,7 @@ def test_pool_source_converges_when_nothing_is_new(tmp_path):
     (('calculator = "ase.calculators.emt.EMT"', 'calculator = "ase.calculators.emt.EMT"\npotential = "x"'), "exactly one of"),
     (("count = 12", "count = 0"), "count = 0: must be >= 1"),
     (("count = 12", "temperatures = [300, -5]"), "temperatures"),
-    (("select = 2", "select = 2\nbogus = 1"), "unknown key(s) ['bogus'] in [active]"),
+    (("select = 2", "select = 2\nbogus = 1"), "[active]: unknown key(s) ['bogus']"),
     (("nmax = 2", "nmax = 'two'"), "[descriptor] nmax = 'two'"),
     (("[output]", "[fit]\ntune = true\n[output]"), "[fit] tune is not used by active learning"),
     (("[descriptor]", "refit = ['Cu_mishin1.eam.alloy:x']\n[descriptor]"), "[baseline] refit is not used by active learning"),
