@@ -31,7 +31,7 @@ from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutlierError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
-                                      check_solve_memory)
+                                      check_solve_memory, shared_structures, shared_structures_message)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
@@ -390,6 +390,11 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
                 check_baseline_finite(data, bl, baseline.source)
     data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
+    if test is not None:
+        shared = shared_structures(train, test)
+        data_checks["test_in_train"] = [{"test": int(test.index[a]), "train": int(train.index[b])} for a, b in shared]
+        if shared:
+            log(f"warning: {shared_structures_message(train, test, shared)}")
     if config["baseline"]["refit"]:
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,

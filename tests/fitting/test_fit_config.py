@@ -184,3 +184,24 @@ def test_keys_of_a_switch_that_is_off_are_noted_not_silently_ignored(tmp_path, c
     assert main(["-q", "fit", str(path)]) == 0
     assert f"warning: {path}: [fit] tune_budget_s, tune_lmax have no effect" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "report.json").read_text())["config_notes"] == notes
+
+
+def test_test_structures_copied_from_the_training_set_are_named(tmp_path, capsys):
+    """A test set holding copies of training structures: a warning naming them and report.json
+    data_checks.test_in_train (test errors would silently include training errors); a moved atom is not a copy."""
+    import json
+
+    frames = read(bundled("Cu_train.xyz"), ":")
+    moved = frames[7].copy()
+    moved.calc = frames[7].calc
+    moved.positions[0, 0] += 1e-4
+    test = [frames[3], frames[2].copy(), moved]
+    test[1].calc = frames[2].calc
+    write(tmp_path / "test.xyz", test)
+    text = BASE.replace("[baseline]\n", f"test = \"{tmp_path / 'test.xyz'}\"\n[baseline]\n")
+    assert main(["-q", "fit", str(config(tmp_path, text))]) == 0
+    out = capsys.readouterr().out
+    assert "warning: 2 of the 3 test structures of" in out, out
+    assert "structure 0 (" in out and "= training structure 3 (" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["data_checks"]["test_in_train"] == [{"test": 0, "train": 3}, {"test": 1, "train": 2}]
