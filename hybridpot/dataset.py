@@ -22,6 +22,9 @@ from hybridpot.errors import DataError, StructureError
 from hybridpot.neighbors import DEFAULT_MIN_DISTANCE, overlapping_pair
 from hybridpot.system import _validate
 
+#: decimals (Angstrom) to which :meth:`Dataset.structure_keys` compares positions and cells
+SAME_STRUCTURE_DECIMALS = 6
+
 
 @dataclass
 class Dataset:
@@ -125,6 +128,21 @@ class Dataset:
         for arr in (self.energy, self.forces, self.stress):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
+
+    def structure_keys(self) -> list[str]:
+        """A digest (16 hex digits) per structure of its species in order, positions and cell (to 1e-6 A) and periodicity,
+        not its labels: equal for a copy, different for a translated or permuted one (a model file keeps those of its
+        training set, so that an evaluation can name the training structures among its own)."""
+        import hashlib
+
+        keys = []
+        for a in self.frames:
+            h = hashlib.sha1()
+            for arr in (a.numbers.astype(np.int64), np.round(a.positions, SAME_STRUCTURE_DECIMALS) + 0.0,
+                        np.round(a.cell.array, SAME_STRUCTURE_DECIMALS) + 0.0, a.pbc.astype(np.int8)):
+                h.update(np.ascontiguousarray(arr).tobytes())
+            keys.append(h.hexdigest()[:16])
+        return keys
 
 
 def structure_details(atoms: Atoms) -> str:

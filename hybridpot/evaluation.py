@@ -9,6 +9,7 @@ from typing import Any, Callable
 from hybridpot.dataset import read_dataset
 from hybridpot.distributed import ClusterArg, connect
 from hybridpot.errors import DataError
+from hybridpot.fitting.checks import shared_structures, shared_structures_message
 from hybridpot.fitting.outliers import check_outliers
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
@@ -56,6 +57,11 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
     outliers = check_outliers(data, bl if potential.baseline is not None else None)
     if outliers.findings:
         log(f"warning: {data.source}: " + "; ".join(outliers.findings) + " (the errors below include them)")
+    train_keys = potential.metadata.get("data", {}).get("train", {}).get("structure_keys")  # None: a model file before them
+    shared = shared_structures(train_keys, data) if train_keys else []
+    if shared:
+        log("warning: " + shared_structures_message(data, shared, f"the training set of {model_path}",
+                                                    lambda b: f"its training structure {b}") + " (the errors below include them)")
     rows: dict[str, Any] = {"hybrid": errors(data, pred)}
     by_type = {"hybrid": errors_by_config_type(data, pred)}
     ref = potential.metadata.get("reference_energies_eV")
@@ -72,7 +78,8 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         log(config_type_table(by_type))
     log(f"largest errors:\n{worst_text(worst)}")
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
-              "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings}, **where}
+              "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings},
+              "training_structures": None if train_keys is None else [int(data.index[a]) for a, _ in shared], **where}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))
         log(f"wrote {json_path}")

@@ -8,8 +8,8 @@ config_type) or the configuration key, and the fix. The configuration alone is c
 
 from __future__ import annotations
 
-import hashlib
 import os
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -84,36 +84,24 @@ def check_data(config: FitConfig, train: Dataset, test: Dataset | None, baseline
                           f"training structures; {train.source} has {len(train)}")
 
 
-#: decimals (Angstrom) to which positions and cell are compared by :func:`shared_structures`
-SAME_STRUCTURE_DECIMALS = 6
+def shared_structures(train_keys: Sequence[str], data: Dataset) -> list[tuple[int, int]]:
+    """(structure of ``data``, training structure) pairs, positions in each set, of the structures of ``data`` that are
+    copies of training structures (``train_keys``: :meth:`Dataset.structure_keys` of the training set). Their errors are
+    training errors."""
+    first: dict[str, int] = {}
+    for s, key in enumerate(train_keys):
+        first.setdefault(key, s)
+    return [(s, first[k]) for s, k in enumerate(data.structure_keys()) if k in first]
 
 
-def _structure_key(atoms) -> str:
-    """A digest of the species, positions and cell (to 1e-6 A) and periodicity of one structure."""
-    h = hashlib.sha1()
-    for part in (atoms.numbers.astype(np.int64), np.round(atoms.positions, SAME_STRUCTURE_DECIMALS) + 0.0,
-                 np.round(np.asarray(atoms.cell), SAME_STRUCTURE_DECIMALS) + 0.0, atoms.pbc.astype(np.int8)):
-        h.update(np.ascontiguousarray(part).tobytes())
-    return h.hexdigest()
-
-
-def shared_structures(train: Dataset, test: Dataset) -> list[tuple[int, int]]:
-    """(test structure, training structure) pairs, positions in each set, of test structures that are also in the
-    training set: the same species in the same order, positions and cell equal to 1e-6 A, the same periodicity (a copy,
-    not a translated or permuted one). Their test errors are training errors."""
-    first = {}
-    for s, atoms in enumerate(train.frames):
-        first.setdefault(_structure_key(atoms), s)
-    keys = (_structure_key(atoms) for atoms in test.frames)
-    return [(s, first[k]) for s, k in enumerate(keys) if k in first]
-
-
-def shared_structures_message(train: Dataset, test: Dataset, pairs: list[tuple[int, int]], limit: int = 3) -> str:
-    """The warning for :func:`shared_structures`' ``pairs`` (non-empty)."""
-    shown = "; ".join(f"{test.describe(a)} = training {train.describe(b)}" for a, b in pairs[:limit])
+def shared_structures_message(data: Dataset, pairs: list[tuple[int, int]], training: str, name: Callable[[int], str],
+                              limit: int = 3) -> str:
+    """The warning for :func:`shared_structures`' ``pairs`` (non-empty): ``training`` names the training set, ``name``
+    a training structure by its position."""
+    shown = "; ".join(f"{data.describe(a)} = {name(b)}" for a, b in pairs[:limit])
     more = f" and {len(pairs) - limit} more" if len(pairs) > limit else ""
-    return (f"{len(pairs)} of the {len(test)} test structures of {test.source} are also in the training set {train.source} "
-            f"({shown}{more}): the test errors include training errors; remove them from one of the sets")
+    return (f"{len(pairs)} of the {len(data)} structures of {data.source} are also in {training} ({shown}{more}): their "
+            "errors are training errors; remove them from one of the sets")
 
 def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: float) -> None:
     """Every element has, somewhere in the training set, an atom with a neighbour within ``rcut``.

@@ -391,10 +391,11 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
     if test is not None:
-        shared = shared_structures(train, test)
+        shared = shared_structures(train.structure_keys(), test)
         data_checks["test_in_train"] = [{"test": int(test.index[a]), "train": int(train.index[b])} for a, b in shared]
         if shared:
-            log(f"warning: {shared_structures_message(train, test, shared)}")
+            log("warning: " + shared_structures_message(test, shared, f"the training set {train.source}",
+                                                        lambda b: f"training {train.describe(b)}"))
     if config["baseline"]["refit"]:
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,
@@ -516,6 +517,8 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
         cofit_record["refitted_files"] = sorted(p.relative_to(out_dir).as_posix() for p in (out_dir / REFITTED_BASELINE).iterdir())
         cofit_record["refitted_baseline"] = written.relative_to(out_dir).as_posix()
     metadata = {k: report[k] for k in ("data", "fit", "config")}
+    # the training structures' digests (not in report.json): hybridpot eval names them among the structures it evaluates
+    metadata["data"] = {**report["data"], "train": {**report["data"]["train"], "structure_keys": sets["train"].structure_keys()}}
     metadata["reference_energies_eV"] = report["baseline_only"]["reference_energies_eV"]
     save(potential, model_path, metadata=metadata)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))

@@ -201,7 +201,14 @@ def test_test_structures_copied_from_the_training_set_are_named(tmp_path, capsys
     text = BASE.replace("[baseline]\n", f"test = \"{tmp_path / 'test.xyz'}\"\n[baseline]\n")
     assert main(["-q", "fit", str(config(tmp_path, text))]) == 0
     out = capsys.readouterr().out
-    assert "warning: 2 of the 3 test structures of" in out, out
+    assert "warning: 2 of the 3 structures of" in out, out
     assert "structure 0 (" in out and "= training structure 3 (" in out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["data_checks"]["test_in_train"] == [{"test": 0, "train": 3}, {"test": 1, "train": 2}]
+    # the model file keeps the training structures' digests: hybridpot eval names them too
+    model = tmp_path / "out" / "model.hybridpot.json"
+    assert main(["-q", "eval", str(model), str(tmp_path / "test.xyz"), "--json", str(tmp_path / "eval.json")]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: 2 of the 3 structures of {tmp_path / 'test.xyz'} are also in the training set of {model}" in out, out
+    assert "= its training structure 3" in out
+    assert json.loads((tmp_path / "eval.json").read_text())["training_structures"] == [0, 1]
