@@ -16,7 +16,9 @@ from hybridpot.io.modelfile import load
 from hybridpot.metrics import format_table
 from hybridpot.plots import parity_plots
 from hybridpot.prediction import baseline_predictions, predict
-from hybridpot.scoring import baseline_only, config_type_table, errors, errors_by_config_type, worst_structures, worst_text
+from hybridpot.scoring import (baseline_only, config_type_table, errors, errors_by_config_type, errors_by_extrapolation,
+                               extrapolation_text, worst_structures, worst_text)
+from hybridpot.uq import extrapolation_grades, uq_data
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
@@ -71,15 +73,21 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         rows = {"baseline only": errors(data, base)} | rows
         by_type["baseline only"] = errors_by_config_type(data, base)
     worst = worst_structures(data, pred)
+    split = None  # the errors of the structures that extrapolate and of the rest, where the model has an active set
+    if uq_data(potential).active_set is not None:
+        split = errors_by_extrapolation(data, pred, extrapolation_grades(potential, data.frames))
     log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
     log(format_table(rows))
     if by_type["hybrid"]:
         log("by config_type:")
         log(config_type_table(by_type))
     log(f"largest errors:\n{worst_text(worst)}")
+    if split is not None:
+        log(f"extrapolation (MaxVol): {extrapolation_text(split)}")
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
               "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings},
-              "training_structures": None if train_keys is None else [int(data.index[a]) for a, _ in shared], **where}
+              "training_structures": None if train_keys is None else [int(data.index[a]) for a, _ in shared],
+              "extrapolation": split, **where}
     if json_path is not None:
         write_text_atomic(Path(json_path), json.dumps(report, indent=1))
         log(f"wrote {json_path}")

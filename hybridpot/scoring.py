@@ -5,7 +5,7 @@ Units: energies meV/atom, forces eV/Angstrom, stresses GPa (:func:`hybridpot.met
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -92,3 +92,48 @@ def worst_text(worst: Mapping[str, list[dict]], shown: int = 3) -> str:
     lines += [f"  forces RMSE {w['force_rmse_eV_A']:7.3g} eV/A, one atom {w['max_atom_error_eV_A']:.3g}  {w['structure']}"
               for w in worst.get("forces", [])[:shown]]
     return "\n".join(lines)
+
+
+#: the largest per-atom gamma above which :func:`errors_by_extrapolation` counts a structure as extrapolating: 1% beyond
+#: the training set's hull (MaxVol stops at 1 + 1e-6, so the training structures themselves stay below)
+EXTRAPOLATION_THRESHOLD = 1.01
+
+
+def errors_by_extrapolation(data: Dataset, pred: Mapping[str, np.ndarray], grades: Sequence[np.ndarray],
+                            threshold: float = EXTRAPOLATION_THRESHOLD) -> dict:
+    """The errors of the structures that extrapolate (their largest per-atom extrapolation grade gamma above
+    ``threshold``) and of the rest: whether the large errors are where the model says it extrapolates.
+
+    Args:
+        grades: (N_s,) per-atom gamma of each structure (:func:`hybridpot.uq.query.extrapolation_grades`).
+
+    Returns:
+        {"threshold", "n_structures", "n_extrapolating", "largest": the 3 structures with the largest gamma, each
+        {"index": in the file, "structure": its label, "gamma"}, and :func:`errors` of "extrapolating" and
+        "interpolating" (each only where it has structures)}.
+    """
+    largest = np.array([float(g.max()) if g.size else 0.0 for g in grades])
+    out: dict = {"threshold": threshold, "n_structures": len(data), "n_extrapolating": int((largest > threshold).sum()),
+                 "largest": [{"index": int(data.index[s]), "structure": data.describe(s), "gamma": float(largest[s])}
+                             for s in np.argsort(-largest, kind="stable")[:3]]}
+    for name, mask in (("extrapolating", largest > threshold), ("interpolating", largest <= threshold)):
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            out[name] = errors(data.subset(idx), subset_predictions(data, pred, idx))
+    return out
+
+
+def extrapolation_text(split: Mapping) -> str:
+    """One line on :func:`errors_by_extrapolation`'s result."""
+    top = split["largest"][0]
+    line = (f"{split['n_extrapolating']} of {split['n_structures']} structures extrapolate (largest per-atom gamma above "
+            f"{split['threshold']:g}; the largest {top['gamma']:.3f}, {top['structure']})")
+
+    def cell(m: Mapping) -> str:
+        return f"energy MAE {m['energy_mae_meV_atom']:.3g} meV/atom" + (
+            f", force MAE {m['force_mae_eV_A']:.3g} eV/A" if np.isfinite(m.get("force_mae_eV_A", np.nan)) else "")
+
+    if "extrapolating" in split and "interpolating" in split:
+        n_in = split["n_structures"] - split["n_extrapolating"]
+        line += f": {cell(split['extrapolating'])} on them, {cell(split['interpolating'])} on the other {n_in}"
+    return line

@@ -121,3 +121,35 @@ def test_global_options_before_or_after_the_command():
                                  (["-q", "--threads", "2", "eval", "m", "d"], True, 2)):
         args = parser.parse_args(argv)
         assert (args.quiet, args.threads) == (quiet, threads), argv
+
+
+def test_errors_split_by_extrapolation_in_the_fit_and_eval_reports(demo, tmp_path, capsys):
+    """errors_by_extrapolation: structures whose largest gamma exceeds the threshold against the rest, each group's errors
+    those of its structures alone; the fit's report.json and eval's JSON carry the same split for the same model and data,
+    and the training structures themselves do not extrapolate (MaxVol's hull)."""
+    from hybridpot.io.modelfile import load
+    from hybridpot.scoring import EXTRAPOLATION_THRESHOLD, errors, errors_by_extrapolation
+    from hybridpot.uq import extrapolation_grades
+
+    data = read_dataset(bundled("Cu_test.xyz"))
+    pred = {"energy": data.energy + 0.001 * data.n_atoms * np.arange(len(data)), "forces": data.forces + 0.01}
+    grades = [np.full(n, 0.5) for n in data.n_atoms]
+    grades[2][4], grades[7][0] = 3.0, 1.5
+    split = errors_by_extrapolation(data, pred, grades)
+    assert split["n_extrapolating"] == 2 and [x["index"] for x in split["largest"][:2]] == [2, 7]
+    assert split["largest"][0]["gamma"] == 3.0
+    out = np.array([2, 7])
+    want = errors(data.subset(out), {"energy": pred["energy"][out], "forces": pred["forces"][data.atom_rows(out)]})
+    assert split["extrapolating"]["energy_mae_meV_atom"] == pytest.approx(want["energy_mae_meV_atom"], rel=1e-12) == 4.5
+    assert split["interpolating"]["n_structures"] == len(data) - 2
+    assert "interpolating" not in errors_by_extrapolation(data, pred, [np.full(n, 2.0) for n in data.n_atoms])
+
+    fit = demo.report["test_extrapolation"]
+    assert fit["n_structures"] == len(data) and fit["threshold"] == EXTRAPOLATION_THRESHOLD
+    assert main(["-q", "eval", str(demo.model_path), str(bundled("Cu_test.xyz")), "--json", str(tmp_path / "e.json")]) == 0
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["extrapolation"]["n_extrapolating"] == fit["n_extrapolating"]
+    assert [x["gamma"] for x in doc["extrapolation"]["largest"]] == pytest.approx([x["gamma"] for x in fit["largest"]], rel=1e-9)
+    assert "extrapolation (MaxVol):" in capsys.readouterr().out
+    train = read(bundled("Cu_train.xyz"), ":")
+    assert max(float(g.max()) for g in extrapolation_grades(load(demo.model_path), train)) <= 1.0 + 1e-6

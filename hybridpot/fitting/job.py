@@ -47,9 +47,9 @@ from hybridpot.plots import parity_plots, tune_plot
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import BaselinePredictions, baseline_predictions, predict, reference_energies
 from hybridpot.registry import baselines, descriptors, models
-from hybridpot.scoring import (baseline_only, config_type_index, config_type_table, errors, errors_by_config_type, worst_structures,
-                               worst_text)
-from hybridpot.uq import attach_uq
+from hybridpot.scoring import (baseline_only, config_type_index, config_type_table, errors, errors_by_config_type,
+                               errors_by_extrapolation, extrapolation_text, worst_structures, worst_text)
+from hybridpot.uq import attach_uq, extrapolation_grades
 
 MODEL_SUFFIX = ".hybridpot.json"
 #: the folder of the output that holds a co-fitted baseline's potential file(s)
@@ -462,6 +462,10 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
     if "error" in report["uq"]["active_set"]:
         which = report["uq"]["active_set"].get("missing_elements", "any element")
         log(f"note: no extrapolation grade (MaxVol active set) for {which}: {report['uq']['active_set']['error']}")
+    elif test is not None:  # are the large test errors where the model says it extrapolates?
+        with timer("test extrapolation"):
+            report["test_extrapolation"] = errors_by_extrapolation(test, preds["test"], extrapolation_grades(potential, test.frames))
+        log(f"test extrapolation (MaxVol): {extrapolation_text(report['test_extrapolation'])}")
     # ---
     report["data"] = {
         "train": {"path": str(config["data"]["train"]), "sha256": train_all.checksum(), "n_used": len(train)},
