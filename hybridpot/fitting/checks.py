@@ -103,6 +103,20 @@ def shared_structures_message(data: Dataset, pairs: list[tuple[int, int]], train
     return (f"{len(pairs)} of the {len(data)} structures of {data.source} are also in {training} ({shown}{more}): their "
             "errors are training errors; remove them from one of the sets")
 
+
+def repeated_structures(data: Dataset) -> list[tuple[int, int]]:
+    """(structure, its first copy) pairs, positions in ``data``, of the structures that repeat an earlier one
+    (:meth:`Dataset.structure_keys`): each copy adds its rows to a fit again, so the structure weighs as many times."""
+    first: dict[str, int] = {}
+    out = []
+    for s, key in enumerate(data.structure_keys()):
+        if key in first:
+            out.append((s, first[key]))
+        else:
+            first[key] = s
+    return out
+
+
 def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: float) -> None:
     """Every element has, somewhere in the training set, an atom with a neighbour within ``rcut``.
 

@@ -31,7 +31,8 @@ from hybridpot.empirical import load
 from hybridpot.errors import ConfigError, OutlierError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
-                                      check_solve_memory, shared_structures, shared_structures_message)
+                                      check_solve_memory, repeated_structures, shared_structures,
+                                      shared_structures_message)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
@@ -390,6 +391,13 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
                 check_baseline_finite(data, bl, baseline.source)
     data_checks = check_labels(config, {"train": (train, bl_train if baseline else None)}
                                | ({"test": (test, bl_test if baseline else None)} if test else {}), log)
+    repeats = repeated_structures(train)
+    data_checks["train_repeats"] = [{"structure": int(train.index[a]), "first": int(train.index[b])} for a, b in repeats]
+    if repeats:
+        shown = "; ".join(f"{train.describe(a)} = {train.describe(b)}" for a, b in repeats[:3])
+        log(f"warning: {len(repeats)} of the {len(train)} training structures of {train.source} repeat earlier ones ({shown}"
+            f"{f' and {len(repeats) - 3} more' if len(repeats) > 3 else ''}): each copy adds its rows again, so the structure "
+            "weighs as many times; keep one copy unless that is meant")
     if test is not None:
         shared = shared_structures(train.structure_keys(), test)
         data_checks["test_in_train"] = [{"test": int(test.index[a]), "train": int(train.index[b])} for a, b in shared]

@@ -212,3 +212,24 @@ def test_test_structures_copied_from_the_training_set_are_named(tmp_path, capsys
     assert f"warning: 2 of the 3 structures of {tmp_path / 'test.xyz'} are also in the training set of {model}" in out, out
     assert "= its training structure 3" in out
     assert json.loads((tmp_path / "eval.json").read_text())["training_structures"] == [0, 1]
+
+
+def test_repeated_training_structures_are_named(tmp_path, capsys):
+    """A training set holding a structure twice (each copy weighs again): a warning and report.json
+    data_checks.train_repeats; none for the bundled set."""
+    import json
+
+    frames = read(bundled("Cu_train.xyz"), ":")
+    copy = frames[4].copy()
+    copy.calc = frames[4].calc
+    write(tmp_path / "train.xyz", frames + [copy])
+    assert main(["-q", "fit", str(config(tmp_path, train=str(tmp_path / "train.xyz")))]) == 0
+    out = capsys.readouterr().out
+    assert (f"warning: 1 of the {len(frames) + 1} training structures of {tmp_path / 'train.xyz'} repeat earlier ones "
+            f"(structure {len(frames)} (") in out, out
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["data_checks"]["train_repeats"] == [
+        {"structure": len(frames), "first": 4}]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert main(["-q", "fit", str(config(plain))]) == 0
+    assert "repeat earlier ones" not in capsys.readouterr().out
