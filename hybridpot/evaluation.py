@@ -18,7 +18,7 @@ from hybridpot.plots import parity_plots
 from hybridpot.prediction import baseline_predictions, predict
 from hybridpot.scoring import (baseline_only, config_type_table, errors, errors_by_config_type, errors_by_extrapolation,
                                extrapolation_text, worst_structures, worst_text)
-from hybridpot.uq import extrapolation_grades, uq_data
+from hybridpot.uq import extrapolation_grades
 
 
 def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool = True, log: Callable[[str], None] = print,
@@ -74,7 +74,8 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         by_type["baseline only"] = errors_by_config_type(data, base)
     worst = worst_structures(data, pred)
     split = None  # the errors of the structures that extrapolate and of the rest, where the model has an active set
-    if uq_data(potential).active_set is not None:
+    uq = getattr(potential, "uq_data", None)  # None: a model file without uncertainty data (version 1)
+    if uq is not None and uq.active_set is not None:
         split = errors_by_extrapolation(data, pred, extrapolation_grades(potential, data.frames))
     log(f"{data_path}: {len(data)} structures, {int(data.n_atoms.sum())} atoms")
     log(format_table(rows))

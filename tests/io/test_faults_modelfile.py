@@ -158,3 +158,22 @@ def test_save_refuses_nan_parameters(tmp_path, model_file):
     with pytest.raises(ModelFileError, match="not written: the potential has NaN or infinite parameters \\(model.coef"):
         save(pot, tmp_path / "x.hybridpot.json")
     assert not (tmp_path / "x.hybridpot.json").exists()
+
+
+def test_eval_of_a_file_without_uncertainty_data_or_training_digests(tmp_path, model_file, capsys):
+    """A version-1 file (no uq, so no extrapolation grade) and a file without the training structures' digests (written
+    before them) evaluate as before: no extrapolation split, no training-structure check (None in the JSON)."""
+    import json
+
+    from hybridpot.dataset import bundled
+
+    def old(doc):
+        _downgrade(1, drop=("checksum", "uq", "fallback"))(doc)
+        doc["metadata"]["data"]["train"].pop("structure_keys", None)
+
+    path = edited(tmp_path, model_file, old)
+    with pytest.warns(LegacyModelFileWarning):
+        assert main(["-q", "eval", str(path), str(bundled("Cu_test.xyz")), "--json", str(tmp_path / "e.json")]) == 0
+    doc = json.loads((tmp_path / "e.json").read_text())
+    assert doc["extrapolation"] is None and doc["training_structures"] is None
+    assert "extrapolation (MaxVol)" not in capsys.readouterr().out
