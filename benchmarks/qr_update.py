@@ -3,9 +3,9 @@
 Every linear, quadratic and kernel fit folds its weighted design rows into a (C, C) triangular factor
 (:class:`hybridpot.fitting.solver.QRAccumulator`), C = columns + targets: 2 n C^2 flops for n rows. LAPACK's
 triangular-pentagonal QR takes a column block size; this script times one fold of ``rows`` random rows into a random
-triangular factor for each block size, the best of ``--repeat`` passes over six blocks, for the factor widths of the
-fits in the README (53: linear 4/4 power spectrum with two targets; 253: a kernel model of 250 sparse points; 1329: the
-quadratic 4/4 peer fit; 2200) and reports Gflop/s, the block size ``tpqrt_block`` chooses and the old fixed 64.
+triangular factor for each block size, the best of ``--repeat`` passes over six blocks, for factor widths from 53 to
+2200 (53: linear 4/4 power spectrum with two targets; 253: a kernel model of 250 sparse points; 1329: the quadratic 4/4
+peer fit) and reports Gflop/s, the block size ``tpqrt_block`` chooses and its speed-up over the old fixed 64.
 
     python benchmarks/qr_update.py [--repeat 3]
 
