@@ -37,7 +37,7 @@ from hybridpot.design import DesignAssembler
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.fitting.assembly import RowCounts, Weights, weighted_rows
 from hybridpot.fitting.linear import CVFit, fold_sse, prepare_basis, structure_folds
-from hybridpot.fitting.solver import QRAccumulator, solve
+from hybridpot.fitting.solver import FixedRows, QRAccumulator, solve
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, baseline_predictions, batches
 from hybridpot.registry import linear_in_parameters
@@ -114,11 +114,7 @@ def variable_projection(A: np.ndarray, y_at: Callable[[np.ndarray], np.ndarray],
         "objective_final", "nlopt_result" (of the best start), "ridge_lambda": the regularisation, chosen at the first
         start and kept}.
     """
-    def factor(y: np.ndarray) -> QRAccumulator:
-        acc = QRAccumulator(A.shape[1])
-        acc.add(A, y)
-        return acc
-
+    factor = FixedRows(A).accumulator  # A is factorised once; each evaluation applies its Q^T to the new targets
     lam = solve(factor(y_at(mid + half * starts[0])), n_free=n_free, scale_columns=scale_columns).lam
     history: list[float] = []
     bar = tqdm(total=max_evals * len(starts), desc="co-fit baseline", unit="eval", disable=not progress, leave=False)

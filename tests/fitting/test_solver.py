@@ -159,3 +159,52 @@ def test_too_few_rows():
     A, y, _ = problem(n=5)
     with pytest.raises(np.linalg.LinAlgError, match="not enough data"):
         solve(accumulate(A, y))
+
+
+@pytest.mark.parametrize("n, m", [(700, 12), (9, 12)])
+def test_fixed_rows_give_the_accumulator_of_each_target(n, m):
+    """FixedRows (A factorised once, Q^T y per target) against the streamed factor of [A | y]: the same normal equations,
+    residual floor and ridge solution, for several targets (fewer rows than columns too)."""
+    from hybridpot.fitting.solver import FixedRows
+
+    rng = np.random.default_rng(n)
+    A = rng.normal(size=(n, m)) * np.logspace(0, 3, m)
+    A_before = A.copy()
+    rows = FixedRows(A)
+    assert np.array_equal(A, A_before)  # copied, not overwritten
+    for k in range(3):
+        y = A @ rng.normal(size=m) + rng.normal(scale=0.1 * (k + 1), size=n)
+        got, want = rows.accumulator(y), accumulate(A, y, block=97)
+        scale = np.abs(A.T @ A).max()
+        assert np.allclose(got.R.T @ got.R, want.R.T @ want.R, rtol=0, atol=1e-12 * scale)
+        assert np.allclose(got.R.T @ got.z, A.T @ y, rtol=0, atol=1e-11 * np.abs(A.T @ y).max())
+        assert got.residual_floor == pytest.approx(want.residual_floor, rel=1e-9, abs=1e-12 * float(y @ y))
+        assert got.n_rows == n
+        if n > m:
+            a, b = solve(got, n_free=0, lam=0.3, posterior=False), solve(want, n_free=0, lam=0.3, posterior=False)
+            assert np.allclose(a.coef, b.coef, rtol=1e-9, atol=1e-12)
+            assert a.rss == pytest.approx(b.rss, rel=1e-9)
+    with pytest.raises(ValueError, match="targets of shape"):
+        rows.accumulator(np.zeros(n + 1))
+
+
+def test_fixed_rows_accumulators_share_one_svd(monkeypatch):
+    """The accumulators of one FixedRows have the same R: a solve's SVD is computed once for all of their targets, and
+    adding rows to one of them gives it its own again (the others keep theirs)."""
+    from hybridpot.fitting.solver import FixedRows
+
+    A, y, _ = problem()
+    rows = FixedRows(A)
+    calls = []
+    svd = np.linalg.svd
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: calls.append(1) or svd(*a, **k))
+    first = solve(rows.accumulator(y), n_free=1, lam=0.5, posterior=False)
+    second = solve(rows.accumulator(2 * y), n_free=1, lam=0.5, posterior=False)
+    assert len(calls) == 1
+    assert np.allclose(second.coef, 2 * first.coef, rtol=1e-10, atol=1e-12)
+    grown = rows.accumulator(y)
+    grown.add(A[:50], y[:50])
+    solve(grown, n_free=1, lam=0.5, posterior=False)
+    assert len(calls) == 2
+    solve(rows.accumulator(y), n_free=1, lam=0.5, posterior=False)
+    assert len(calls) == 2
