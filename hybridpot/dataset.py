@@ -11,6 +11,7 @@ names the file, the structure's index in that file and its config_type.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -129,10 +130,12 @@ class Dataset:
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()
 
+    @functools.cached_property
     def structure_keys(self) -> list[str]:
         """A digest (16 hex digits) per structure of its species in order, positions and cell (to 1e-6 A) and periodicity,
         not its labels: equal for a copy, different for a translated or permuted one (a model file keeps those of its
-        training set, so that an evaluation can name the training structures among its own)."""
+        training set, so that an evaluation can name the training structures among its own). Computed once: a data
+        set's structures are not changed after it is made (:meth:`subset` makes a new one)."""
         import hashlib
 
         keys = []

@@ -91,7 +91,7 @@ def shared_structures(train_keys: Sequence[str], data: Dataset) -> list[tuple[in
     first: dict[str, int] = {}
     for s, key in enumerate(train_keys):
         first.setdefault(key, s)
-    return [(s, first[k]) for s, k in enumerate(data.structure_keys()) if k in first]
+    return [(s, first[k]) for s, k in enumerate(data.structure_keys) if k in first]
 
 
 def shared_structures_message(data: Dataset, pairs: list[tuple[int, int]], training: str, name: Callable[[int], str],
@@ -107,14 +107,7 @@ def shared_structures_message(data: Dataset, pairs: list[tuple[int, int]], train
 def repeated_structures(data: Dataset) -> list[tuple[int, int]]:
     """(structure, its first copy) pairs, positions in ``data``, of the structures that repeat an earlier one
     (:meth:`Dataset.structure_keys`): each copy adds its rows to a fit again, so the structure weighs as many times."""
-    first: dict[str, int] = {}
-    out = []
-    for s, key in enumerate(data.structure_keys()):
-        if key in first:
-            out.append((s, first[key]))
-        else:
-            first[key] = s
-    return out
+    return [(s, first) for s, first in shared_structures(data.structure_keys, data) if first != s]
 
 
 def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: float) -> None:

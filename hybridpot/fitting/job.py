@@ -399,7 +399,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             f"{f' and {len(repeats) - 3} more' if len(repeats) > 3 else ''}): each copy adds its rows again, so the structure "
             "weighs as many times; keep one copy unless that is meant")
     if test is not None:
-        shared = shared_structures(train.structure_keys(), test)
+        shared = shared_structures(train.structure_keys, test)
         data_checks["test_in_train"] = [{"test": int(test.index[a]), "train": int(train.index[b])} for a, b in shared]
         if shared:
             log("warning: " + shared_structures_message(test, shared, f"the training set {train.source}",
@@ -530,7 +530,7 @@ def _write_outputs(potential, report, preds, base_preds, sets, model_path: Path,
         cofit_record["refitted_baseline"] = written.relative_to(out_dir).as_posix()
     metadata = {k: report[k] for k in ("data", "fit", "config")}
     # the training structures' digests (not in report.json): hybridpot eval names them among the structures it evaluates
-    metadata["data"] = {**report["data"], "train": {**report["data"]["train"], "structure_keys": sets["train"].structure_keys()}}
+    metadata["data"] = {**report["data"], "train": {**report["data"]["train"], "structure_keys": sets["train"].structure_keys}}
     metadata["reference_energies_eV"] = report["baseline_only"]["reference_energies_eV"]
     save(potential, model_path, metadata=metadata)
     write_text_atomic(out_dir / "report.json", json.dumps(report, indent=1))

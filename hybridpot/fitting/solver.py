@@ -212,6 +212,7 @@ class FixedRows:
         acc._scaled = self._scaled  # the same R: the scaled blocks and their SVD are the same (adding rows rebinds, never mutates it)
         return acc
 
+
 def _r_factor(stacked: np.ndarray) -> np.ndarray:
     """(min(n, C), C) triangular (trapezoidal) factor of an (n, C) stack of rows (overwritten)."""
     C = stacked.shape[1]
