@@ -4,14 +4,14 @@ Both map the coefficients C (N, nu, (lmax+1)^2) of N atoms (nu radial channels: 
 number of element channels if any; columns (l, m) as in :mod:`hybridpot.descriptors.angular`)
 to features B (N, K). Every feature is a product of 2 (power) or 3 (bispectrum) coefficient
 blocks c_{nu l}, so its derivative along a pair's dc is a sum over these factors of
-<dc_{nu_f l_f}, D_f>, D_f (a vector over m) the partial derivative with respect to that block,
-computed per atom by :meth:`Invariants.adjoints`. Since a pair's dc_{nu lm} / dr =
+<dc_{nu_f l_f}, D_f>, D_f (a vector over m) the partial derivative with respect to that block (its
+"adjoint vector", one per factor and atom). Since a pair's dc_{nu lm} / dr =
 w g'_{nu l} r_hat Y_lm + w g_{nu l} dY_lm / dr, the pair-form derivative
-(:meth:`Invariants.pair_derivatives`) needs only <Y_l, D> and <dY_l, D> per pair (the "angular
-contractions" of :func:`angular_contractions`), combined with the radial functions by
-:meth:`Invariants.pair_gradients`: the power spectrum's route. The bispectrum has many more D than
-coefficients (3 (nu + 2 nu^2) per (l1, l2, l) triple), so it scatters them into each atom's
-Jacobian dB/dc instead and multiplies that with its pairs' dc/dr (:meth:`Bispectrum.pair_derivatives`).
+(:meth:`Invariants.pair_derivatives`) of the power spectrum needs only <Y_l, D> and <dY_l, D> per pair (the
+"angular contractions" of :func:`angular_contractions`), combined with the radial functions by
+:meth:`PowerSpectrum.pair_gradients`. The bispectrum has many more D than coefficients (nu + 2 nu^2 per
+(l1, l2, l) triple), so it scatters them into each atom's Jacobian dB/dc instead and multiplies that with its
+pairs' dc/dr (:meth:`Bispectrum.pair_derivatives`).
 
 * :class:`PowerSpectrum`: p(n1, n2, l) = (2 sqrt(2) pi / sqrt(2l + 1)) sum_m c_{n1 lm} c_{n2 lm},
   n2 <= n1, column k = (n1 (n1 + 1) / 2 + n2) (lmax + 1) + l (LAMMPS ``so3`` order and
@@ -36,13 +36,12 @@ from hybridpot.errors import HybridpotError
 
 
 class Invariants(torch.nn.Module):
-    """Base class: features of C, their adjoint vectors and the slot table.
+    """Base class: the features of C and their pair-form derivatives.
 
     Attributes:
         n_radial: nu, the number of radial channels.
         lmax: largest l.
         n_features: K.
-        n_adjoints: (lmax + 1,) number of adjoint vectors per l.
     """
 
     kind: str
@@ -57,39 +56,14 @@ class Invariants(torch.nn.Module):
         """(N, nu, (lmax+1)^2) -> (N, K); differentiable torch operations."""
         raise NotImplementedError
 
-    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:  # pragma: no cover - abstract
-        """Adjoint vectors per l: a list over l of (N, n_adjoints[l], 2l + 1)."""
-        raise NotImplementedError
-
-    def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
-        """The adjoint vectors of each pair's centre: a list over l of (P, n_adjoints[l], 2l + 1)."""
-        return [d.index_select(0, centers) for d in self.adjoints(coefficients)]
-
-    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:
-        """dB[centre] / dr_p (P, K, 3) of P pairs sorted by centre: the adjoint vectors of each pair's centre contracted
-        with its Y and dY (:func:`angular_contractions`), combined by :meth:`pair_gradients`.
+    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor,
+                         basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:  # pragma: no cover - abstract
+        """dB[centre] / dr_p (P, K, 3) of P pairs sorted by centre, 1/A times the unit of B.
 
         Args:
             coefficients: (n, nu, L^2) the density coefficients of the chunk's atoms; centers: (P,) each pair's centre
                 in [0, n), non-decreasing.
             basis: the pairs' radial and angular functions, to first order (:class:`hybridpot.descriptors.so3.PairBasis`).
-        """
-        contractions = angular_contractions(basis.angular_stack(), self.pair_adjoints(coefficients, centers))
-        return self.pair_gradients(basis.radial[0], basis.radial[1], basis.unit, contractions)
-
-    def pair_gradients(
-        self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor
-    ) -> torch.Tensor:  # pragma: no cover - abstract
-        """dB[centre] / dr_p for P pairs, from the contractions of :meth:`pair_derivatives`.
-
-        Args:
-            radial, d_radial: (P, nu, L) w g_{nu l}(r_p) and w dg/dr (1/A).
-            unit: (P, 3) r_p / |r_p|.
-            contractions: (P, sum_l n_adjoints[l], 4): <Y_l, D> and <dY_l/dr, D> (1/A) for the
-                adjoint vectors of the pair's centre, l-major.
-
-        Returns:
-            (P, K, 3), 1/A times the unit of B.
         """
         raise NotImplementedError
 
@@ -134,7 +108,6 @@ class PowerSpectrum(Invariants):
         l = np.arange(L)
         norms = 2.0 * np.sqrt(2.0) * np.pi / np.sqrt(2.0 * l + 1.0)
         self.n_features = len(n1) * L
-        self.n_adjoints = [nu] * L
         self.register_buffer("first", torch.as_tensor(n1), persistent=False)
         self.register_buffer("second", torch.as_tensor(n2), persistent=False)
         self.register_buffer("norms", torch.as_tensor(norms), persistent=False)
@@ -148,15 +121,27 @@ class PowerSpectrum(Invariants):
         products = coefficients.index_select(1, self.first) * coefficients.index_select(1, self.second)  # (N, pairs, L^2)
         return ((products @ self.sum_over_m.to(dtype)) * self.norms.to(dtype)).reshape(n, self.n_features)
 
-    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
-        """The adjoint vectors of order l are the blocks c_{nu l} themselves (nu of them)."""
-        return [_block(coefficients, l) for l in range(self.lmax + 1)]
+    def pair_derivatives(self, coefficients: torch.Tensor, centers: torch.Tensor, basis: "hybridpot.descriptors.so3.PairBasis") -> torch.Tensor:
+        """The adjoint vectors of each pair's centre (:meth:`pair_adjoints`) contracted with its Y and dY
+        (:func:`angular_contractions`), combined by :meth:`pair_gradients`."""
+        contractions = angular_contractions(basis.angular_stack(), self.pair_adjoints(coefficients, centers))
+        return self.pair_gradients(basis.radial[0], basis.radial[1], basis.unit, contractions)
 
     def pair_adjoints(self, coefficients: torch.Tensor, centers: torch.Tensor) -> list[torch.Tensor]:
+        """The adjoint vectors of each pair's centre, a list over l of (P, nu, 2l + 1): the derivative of p(n1, n2, l)
+        with respect to the block c_{n1 l} is (up to the norm) c_{n2 l}, so they are the centre's blocks themselves."""
         return gathered_blocks(coefficients, centers, self.lmax)  # one gather instead of one per l
 
     def pair_gradients(self, radial: torch.Tensor, d_radial: torch.Tensor, unit: torch.Tensor, contractions: torch.Tensor) -> torch.Tensor:
         """dp(n1, n2, l) = norm_l [r_hat (w g'_{n1 l} A_{n2 l} + w g'_{n2 l} A_{n1 l}) + w g_{n1 l} G_{n2 l} + w g_{n2 l} G_{n1 l}].
+
+        Args:
+            radial, d_radial: (P, nu, L) w g_{nu l}(r_p) and w dg/dr (1/A).
+            unit: (P, 3) r_p / |r_p|.
+            contractions: (P, L nu, 4): <Y_l, c_{nu l}> and <dY_l/dr, c_{nu l}> (1/A), l-major.
+
+        Returns:
+            (P, K, 3), 1/A times the unit of B.
 
         A_{nl} = <Y_l, c_{nl}>, G_{nl} = <dY_l, c_{nl}> (3 components). The features of one n1
         (n2 = 0..n1) are contiguous columns, so each block comes from slices, without gathers.
@@ -198,7 +183,20 @@ def bispectrum_triples(lmax: int) -> list[tuple[int, int, int]]:
 
 
 class Bispectrum(Invariants):
-    """Real Clebsch-Gordan bispectrum b(n, n', l1, l2, l) (module docstring)."""
+    """Real Clebsch-Gordan bispectrum b(n, n', l1, l2, l) (module docstring).
+
+    Its derivatives with respect to its three factor blocks ("slots") are, for t = (l1, l2, l),
+    P_t[n'] = T_t : c_{n' l1} c_{n' l2} (slot X, block c_{n l}, order l), Q1_t[n, n'] = T_t : c_{n' l2} c_{n l}
+    (slot Y, block c_{n' l1}, order l1) and Q2_t[n, n'] = T_t : c_{n' l1} c_{n l} (slot Z, block c_{n' l2}, order l2).
+    :meth:`slot_vectors` forms all of them in two steps: one matrix product of the coefficients with the coupling
+    tensors contracted over one index (``stage``, (L^2, S)), then one batched product with the coefficients of one l
+    per group of triples that share it (X and Z grouped by l1, Y by l2). b = <c_{n l}, P_t[n']> is one batched
+    product per l (:meth:`forward`).
+
+    Attributes:
+        triples: the (l1, l2, l) in order (:func:`bispectrum_triples`).
+        features: (K, 3) (n, n', t) of each column.
+    """
 
     kind = "bispectrum"
 
@@ -206,94 +204,104 @@ class Bispectrum(Invariants):
         super().__init__(n_radial, lmax)
         nu, L = self.n_radial, self.lmax + 1
         self.triples = bispectrum_triples(self.lmax)
-        n_tri = len(self.triples)
-        for t, (l1, l2, l) in enumerate(self.triples):
-            cg = torch.as_tensor(real_clebsch_gordan(l1, l2, l))
-            self.register_buffer(f"cg_{t}", cg.reshape(-1, 2 * l + 1), persistent=False)
-        keep = [
-            (a, b, t)
-            for a in range(nu)
-            for b in range(nu)
-            for t, (l1, l2, l) in enumerate(self.triples)
-            if a != b or l2 <= l
-        ]
-        a, b, t = (np.array(x, dtype=np.int64) for x in zip(*keep))
-        self.n_features = len(keep)
-        self.register_buffer("feature_index", torch.as_tensor((a * nu + b) * n_tri + t), persistent=False)
-        # adjoint vectors, grouped by l: for each triple t, the X slot (block c_{n l}) has
-        # D = P_t[n'] (nu vectors of order l), the Y slot (c_{n' l1}) Q1_t[n, n'] (nu^2 of order l1),
-        # the Z slot (c_{n' l2}) Q2_t[n, n'] (nu^2 of order l2). Order within an l group: X vectors
-        # of all triples with that l, then Y, then Z (see adjoints()).
-        counts = [0] * L
-        x_off, y_off, z_off = {}, {}, {}
-        for kind_off, size, l_of in ((x_off, nu, 2), (y_off, nu * nu, 0), (z_off, nu * nu, 1)):
-            for tt, triple in enumerate(self.triples):
-                lt = triple[l_of]
-                kind_off[tt] = counts[lt]
-                counts[lt] += size
-        self.n_adjoints = counts
-        offset = np.cumsum([0] + counts)[:-1]
-        l1s, l2s, ls = (np.array([tr[i] for tr in self.triples])[t] for i in range(3))
-        # slot f of feature k (entry f * K + k; f = X, Y, Z): its radial block nu * L + l and its
-        # adjoint vector (index in the l-major concatenation of adjoints())
-        slot_radial = np.concatenate([a * L + ls, b * L + l1s, b * L + l2s])
-        slot_adjoint = np.concatenate(
-            [
-                offset[ls] + np.array([x_off[tt] for tt in t]) + b,
-                offset[l1s] + np.array([y_off[tt] for tt in t]) + a * nu + b,
-                offset[l2s] + np.array([z_off[tt] for tt in t]) + a * nu + b,
-            ]
-        )
-        # the Jacobian's scatter (:meth:`jacobians`): slot f of feature k puts adjoint vector slot_adjoint (its 2l + 1
-        # entries in the l-major concatenation of adjoints()) at rows (radial block, l m) of column k of (C, K)
-        slot_l = slot_radial % L
-        entry_offset = np.cumsum([0] + [c * (2 * l + 1) for l, c in enumerate(counts)])[:-1]  # its first entry
-        feature = np.tile(np.arange(self.n_features), 3)
+        self.features = np.array([(a, b, t) for a in range(nu) for b in range(nu) for t, (_, l2, l) in enumerate(self.triples)
+                                  if a != b or l2 <= l], dtype=np.int64).reshape(-1, 3)
+        self.n_features = len(self.features)
+        order = {"X": 2, "Y": 0, "Z": 1}  # the order of each slot's vectors: (l1, l2, l)[order[slot]]
+        grouped_by = {"X": 0, "Y": 1, "Z": 0}  # the triple's l whose coefficients the second step contracts with
+        # self.groups: (slot, g, first stage column, R, S): the group's stage columns reshape to (2g + 1, S) for X
+        # and (R, 2g + 1) for Y and Z; entries[(slot, t)] = (first flat entry, strides of n, n', m)
+        self.groups: list[tuple[str, int, int, int, int]] = []
+        entries: dict[tuple[str, int], tuple[int, int, int, int]] = {}
+        rows, cols, values = [], [], []
+        column = flat = 0
+        for slot in ("X", "Y", "Z"):
+            for g in range(L):
+                members = [t for t, triple in enumerate(self.triples) if triple[grouped_by[slot]] == g]
+                if not members:
+                    continue
+                size = sum(2 * self.triples[t][order[slot]] + 1 for t in members)
+                offset = 0
+                for t in members:
+                    l1, l2, l = self.triples[t]
+                    cg = real_clebsch_gordan(l1, l2, l)
+                    m1, m2, m = np.nonzero(cg)
+                    values.append(cg[m1, m2, m])
+                    if slot == "X":  # V_t[m1, m] = sum_m2 T_t[m1, m2, m] c_{l2 m2} at m1 * S + offset + m
+                        rows.append(l2 * l2 + m2)
+                        cols.append(column + m1 * size + offset + m)
+                        entries[(slot, t)] = (flat + offset, 0, size, 1)  # P (n', S)
+                    else:  # U_t[m_own, m_other] = sum_m T_t[m1, m2, m] c_{l m} at (offset + m_own) (2g + 1) + m_other
+                        own, other = (m1, m2) if slot == "Y" else (m2, m1)
+                        rows.append(l * l + m)
+                        cols.append(column + (offset + own) * (2 * g + 1) + other)
+                        entries[(slot, t)] = (flat + offset * nu, size * nu, 1, nu)  # Q (n, R, n')
+                    offset += 2 * self.triples[t][order[slot]] + 1
+                self.groups.append((slot, g, column, size, size))
+                column += (2 * g + 1) * size
+                flat += nu * size * (1 if slot == "X" else nu)
+        self.x_columns = sum((2 * g + 1) * s for slot, g, _, _, s in self.groups if slot == "X")
+        stage = np.zeros((L * L, column))
+        stage[np.concatenate(rows), np.concatenate(cols)] = np.concatenate(values)
+        self.register_buffer("stage", torch.as_tensor(stage), persistent=False)
+        # forward: P_t[n', m] gathered per l as (2l + 1, n', triples of that l), the triples in the order of l
+        by_l = [[t for t, triple in enumerate(self.triples) if triple[2] == l] for l in range(L)]
+        self.forward_widths = [len(members) for members in by_l]
+        source = [entries[("X", t)][0] + b * entries[("X", t)][2] + m
+                  for l, members in enumerate(by_l) for m in range(2 * l + 1) for b in range(nu) for t in members]
+        self.register_buffer("forward_source", torch.as_tensor(np.array(source, dtype=np.int64)), persistent=False)
+        position = np.argsort(np.concatenate([np.array(m, dtype=np.int64) for m in by_l]))  # triple -> its place in that order
+        a, b, t = self.features.T
+        self.register_buffer("feature_index", torch.as_tensor((a * nu + b) * len(self.triples) + position[t]), persistent=False)
+        # the Jacobian's scatter (:meth:`jacobians`): each slot of feature k puts its vector (2 l_slot + 1 entries of
+        # the flat slot vectors) at rows (channel, l_slot, m) of column k of (C, K); the X slot's channel is n, the others' n'
         source, target = [], []
-        for f in range(3 * self.n_features):
-            l, m = slot_l[f], np.arange(2 * slot_l[f] + 1)
-            source.append(entry_offset[l] + (slot_adjoint[f] - offset[l]) * (2 * l + 1) + m)
-            target.append(((slot_radial[f] // L) * L * L + l * l + m) * self.n_features + feature[f])
+        for slot in ("X", "Y", "Z"):
+            for k, (a, b, t) in enumerate(self.features):
+                l_slot = self.triples[t][order[slot]]
+                first, stride_a, stride_b, stride_m = entries[(slot, t)]
+                m = np.arange(2 * l_slot + 1)
+                source.append(first + a * stride_a + b * stride_b + m * stride_m)
+                target.append(((a if slot == "X" else b) * L * L + l_slot * l_slot + m) * self.n_features + k)
         self.register_buffer("jacobian_source", torch.as_tensor(np.concatenate(source)), persistent=False)
         self.register_buffer("jacobian_target", torch.as_tensor(np.concatenate(target)), persistent=False)
 
-    def _coupled(self, t: int, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """sum_{m1 m2} T_t[m1, m2, m] x[..., m1] y[..., m2] -> (..., 2l + 1)."""
-        cg = getattr(self, f"cg_{t}").to(x.dtype)
-        outer = (x.unsqueeze(-1) * y.unsqueeze(-2)).flatten(-2)
-        return outer @ cg
+    def slot_vectors(self, coefficients: torch.Tensor, slots: str = "XYZ") -> torch.Tensor:
+        """The derivatives with respect to the factor blocks (class docstring) of the ``slots`` asked ("X" or "XYZ"),
+        flattened per atom: (N, entries), X first (per group by l1: (n', triples, m)), then Y and Z (per group: (n,
+        triples, m, n'))."""
+        n, nu = coefficients.shape[0], self.n_radial
+        stage = self.stage.to(coefficients.dtype)
+        first = coefficients @ (stage[:, : self.x_columns] if slots == "X" else stage)  # (N, nu, columns)
+        parts = []
+        for slot, g, column, r, s in self.groups:
+            if slot not in slots:
+                continue
+            c_g = _block(coefficients, g)  # (N, nu, 2g + 1)
+            if slot == "X":
+                v = first[:, :, column : column + (2 * g + 1) * s].reshape(n * nu, 2 * g + 1, s)
+                parts.append(torch.bmm(c_g.reshape(n * nu, 1, 2 * g + 1), v).reshape(n, nu * s))
+            else:
+                u = first[:, :, column : column + r * (2 * g + 1)].reshape(n, nu * r, 2 * g + 1)
+                parts.append(torch.bmm(u, c_g.transpose(1, 2)).reshape(n, nu * r * nu))
+        return torch.cat(parts, dim=1)
 
     def forward(self, coefficients: torch.Tensor) -> torch.Tensor:
-        n = coefficients.shape[0]
-        per_triple = []
-        for t, (l1, l2, l) in enumerate(self.triples):
-            coupled = self._coupled(t, _block(coefficients, l1), _block(coefficients, l2))  # (N, n', 2l+1)
-            per_triple.append(torch.bmm(_block(coefficients, l), coupled.transpose(1, 2)))  # (N, n, n')
-        values = torch.stack(per_triple, dim=-1).reshape(n, -1)
-        return values.index_select(1, self.feature_index)
-
-    def adjoints(self, coefficients: torch.Tensor) -> list[torch.Tensor]:
         n, nu = coefficients.shape[0], self.n_radial
-        groups: list[list[torch.Tensor]] = [[] for _ in range(self.lmax + 1)]
-        x_parts, y_parts, z_parts = [], [], []
-        for t, (l1, l2, l) in enumerate(self.triples):
-            c1, c2, c = _block(coefficients, l1), _block(coefficients, l2), _block(coefficients, l)
-            cg = getattr(self, f"cg_{t}").to(coefficients.dtype).reshape(2 * l1 + 1, 2 * l2 + 1, 2 * l + 1)
-            x_parts.append((l, self._coupled(t, c1, c2)))  # P_t[n'] (N, nu, 2l+1)
-            # Q1[n, n', m1] = sum_{m2 m} T[m1, m2, m] c_{n' l2 m2} c_{n l m}
-            t2 = torch.einsum("abm,jnm->jnab", cg, c)  # (N, nu(n), 2l1+1, 2l2+1)
-            y_parts.append((l1, torch.einsum("jnab,jkb->jnka", t2, c2).reshape(n, nu * nu, 2 * l1 + 1)))
-            z_parts.append((l2, torch.einsum("jnab,jka->jnkb", t2, c1).reshape(n, nu * nu, 2 * l2 + 1)))
-        for parts in (x_parts, y_parts, z_parts):
-            for lt, d in parts:
-                groups[lt].append(d)
-        return [torch.cat(g, dim=1) if g else coefficients.new_zeros((n, 0, 2 * l + 1)) for l, g in enumerate(groups)]
+        gathered = self.slot_vectors(coefficients, "X").index_select(1, self.forward_source)
+        values, start = [], 0
+        for l, width in enumerate(self.forward_widths):
+            if width:
+                p = gathered[:, start : start + (2 * l + 1) * nu * width].view(n, 2 * l + 1, nu * width)
+                values.append(torch.bmm(_block(coefficients, l), p).view(n, nu, nu, width))
+                start += (2 * l + 1) * nu * width
+        return torch.cat(values, dim=3).reshape(n, -1).index_select(1, self.feature_index)
 
     def jacobians(self, coefficients: torch.Tensor) -> torch.Tensor:
         """(n, C, K) dB_k / dc_c of each atom, C = nu (lmax + 1)^2 in the coefficients' (nu, l m) order: each feature's
-        three factor slots receive their adjoint vectors (a scatter by the slot table)."""
+        three slots receive their vectors (:meth:`slot_vectors`, a scatter by the slot table)."""
         n = coefficients.shape[0]
-        flat = torch.cat([d.reshape(n, -1) for d in self.adjoints(coefficients)], dim=1)
+        flat = self.slot_vectors(coefficients)
         out = coefficients.new_zeros((n, coefficients[0].numel() * self.n_features))
         return out.index_add_(1, self.jacobian_target, flat.index_select(1, self.jacobian_source)).view(n, -1, self.n_features)
 

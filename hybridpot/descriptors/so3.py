@@ -29,7 +29,7 @@ Y_lm and its gradient/Hessian from sphericart) and the same angular contractions
   differentiable again, for training on forces and for Hessian-vector products).
 * pair form (``gradients=True``): :meth:`Invariants.pair_derivatives` of each chunk. The derivative of an
   invariant is a sum over its factor blocks c_{nu l}, each contracted with an adjoint vector D computed per
-  atom (:meth:`Invariants.adjoints`), so a pair contributes w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>
+  atom, so a pair contributes w g'_{nu l} r_hat <Y_l, D> + w g_{nu l} <dY_l, D>
   (the power spectrum: few D per atom, contracted per pair); the bispectrum, whose D outnumber the
   coefficients, forms each atom's Jacobian dB/dc from them and multiplies it with the pairs' dc/dr in one
   batched matrix product per chunk. Pairs are sorted by centre and processed in chunks of whole atoms, one

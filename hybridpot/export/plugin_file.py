@@ -21,6 +21,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 
+from hybridpot.descriptors.angular import real_clebsch_gordan
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 from hybridpot.descriptors.so3 import SO3
 from hybridpot.empirical.base import EmpiricalPotential
@@ -115,15 +116,11 @@ def _descriptor_lines(d) -> list[str]:
             for l in range(L):
                 lines.append(f"{a} {b} {l} {norms[l]!r}")
     elif isinstance(inv, Bispectrum):
-        n_tri, nu = len(inv.triples), inv.n_radial
-        lines.append(f"invariants bispectrum {inv.n_features} {n_tri}")
-        for t, (l1, l2, l) in enumerate(inv.triples):
+        lines.append(f"invariants bispectrum {inv.n_features} {len(inv.triples)}")
+        for l1, l2, l in inv.triples:
             lines.append(f"triple {l1} {l2} {l}")
-            lines += _numbers(getattr(inv, f"cg_{t}").cpu().numpy())
-        for index in inv.feature_index.tolist():
-            ab, t = divmod(index, n_tri)
-            a, b = divmod(ab, nu)
-            lines.append(f"{a} {b} {t}")
+            lines += _numbers(real_clebsch_gordan(l1, l2, l))
+        lines += [f"{a} {b} {t}" for a, b, t in inv.features.tolist()]
     else:  # pragma: no cover - SO3 builds one of the two
         raise NotExportableError(f"cannot export invariants {type(inv).__name__}")
     return lines

@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 from scipy.special import sph_harm_y, spherical_jn
 
 from hybridpot.descriptors import SO3, BesselRadialBasis, LammpsRadialBasis, Mirror, so3_descriptors, tabulate
-from hybridpot.descriptors.angular import real_from_complex, spherical_harmonics
+from hybridpot.descriptors.angular import real_clebsch_gordan, real_from_complex, spherical_harmonics
 from hybridpot.descriptors.invariants import Bispectrum, PowerSpectrum
 from hybridpot.descriptors.radial import _lammps_orthonormalisation, lammps_polynomials
 from hybridpot.descriptors.spline import quintic_hermite_coefficients
@@ -198,6 +198,21 @@ def test_feature_counts():
     # (l1 <= l2, l) parity-even triangles for lmax 2: (0,0,0) (0,1,1) (0,2,2) (1,1,0) (1,1,2) (1,2,1) (2,2,0) (2,2,2)
     # nu = 2: 2 * 8 for n != n' plus 2 * 5 for n = n' with l >= l2: (0,0,0) (0,1,1) (0,2,2) (1,1,2) (2,2,2)
     assert Bispectrum(2, 2).n_features == 2 * 8 + 2 * 5
+
+
+@pytest.mark.parametrize("nu, lmax", [(3, 4), (2, 6)])
+def test_bispectrum_matches_its_definition(nu, lmax):
+    """The bispectrum's grouped products (all triples at once) against its definition, feature by feature, and its
+    Jacobian against autograd of the features."""
+    inv = Bispectrum(nu, lmax)
+    c = torch.randn(3, nu, (lmax + 1) ** 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    block = lambda x, l: x[:, l * l : (l + 1) ** 2]  # noqa: E731
+    expected = torch.stack([torch.einsum("xyz,nx,ny,nz->n", torch.as_tensor(real_clebsch_gordan(*inv.triples[t])),
+                                         block(c[:, b], inv.triples[t][0]), block(c[:, b], inv.triples[t][1]),
+                                         block(c[:, a], inv.triples[t][2])) for a, b, t in inv.features.tolist()], dim=1)
+    assert max_rel(inv(c).numpy(), expected.numpy()) < 1e-13
+    jac = torch.autograd.functional.jacobian(lambda x: inv(x).sum(0), c)  # (K, N, nu, L^2): atoms are independent
+    assert max_rel(inv.jacobians(c).numpy(), jac.permute(1, 2, 3, 0).reshape(3, -1, inv.n_features).numpy()) < 1e-13
 
 
 # ----------------------------------------------------------------------------- smoothness
