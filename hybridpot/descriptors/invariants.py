@@ -188,10 +188,13 @@ class Bispectrum(Invariants):
     Its derivatives with respect to its three factor blocks ("slots") are, for t = (l1, l2, l),
     P_t[n'] = T_t : c_{n' l1} c_{n' l2} (slot X, block c_{n l}, order l), Q1_t[n, n'] = T_t : c_{n' l2} c_{n l}
     (slot Y, block c_{n' l1}, order l1) and Q2_t[n, n'] = T_t : c_{n' l1} c_{n l} (slot Z, block c_{n' l2}, order l2).
-    :meth:`slot_vectors` forms all of them in two steps: one matrix product of the coefficients with the coupling
-    tensors contracted over one index (``stage``, (L^2, S)), then one batched product with the coefficients of one l
-    per group of triples that share it (X and Z grouped by l1, Y by l2). b = <c_{n l}, P_t[n']> is one batched
-    product per l (:meth:`forward`).
+    :meth:`slot_vectors` forms them by products over groups of triples instead of one loop iteration per triple
+    (several small products each, which had been most of a small bispectrum's time): P for all triples of one (l1, l2)
+    by one product of c_{l1} (x) c_{l2} with their coupling tensors side by side; Q1 and Q2 in two steps, one product
+    of all coefficients with the coupling tensors contracted over m (``stage``), then one batched product per l of the
+    other factor (Q1 grouped by l2, Q2 by l1). b = <c_{n l}, P_t[n']> is one batched product per l (:meth:`forward`).
+    Every product runs over the nonzero blocks of the coupling only, except ``stage``, whose rows span all l (a few
+    times the multiply-adds, in one product; it serves the Jacobian, not the features).
 
     Attributes:
         triples: the (l1, l2, l) in order (:func:`bispectrum_triples`).
@@ -208,16 +211,31 @@ class Bispectrum(Invariants):
                                   if a != b or l2 <= l], dtype=np.int64).reshape(-1, 3)
         self.n_features = len(self.features)
         order = {"X": 2, "Y": 0, "Z": 1}  # the order of each slot's vectors: (l1, l2, l)[order[slot]]
-        grouped_by = {"X": 0, "Y": 1, "Z": 0}  # the triple's l whose coefficients the second step contracts with
-        # self.groups: (slot, g, first stage column, R, S): the group's stage columns reshape to (2g + 1, S) for X
-        # and (R, 2g + 1) for Y and Z; entries[(slot, t)] = (first flat entry, strides of n, n', m)
-        self.groups: list[tuple[str, int, int, int, int]] = []
-        entries: dict[tuple[str, int], tuple[int, int, int, int]] = {}
+        entries: dict[tuple[str, int], tuple[int, int, int, int]] = {}  # (slot, t) -> (first flat entry, strides of n, n', m)
+        flat = 0
+        # slot X, per (l1, l2): P_t[n'] = (c_{n' l1} (x) c_{n' l2}) . T_t for the triples of that (l1, l2) side by side,
+        # one product with their coupling tensors (x_coupling_i, ((2 l1 + 1)(2 l2 + 1), S)); flat layout (n', S)
+        self.x_groups: list[tuple[int, int, int]] = []  # (l1, l2, S)
+        for i, (l1, l2) in enumerate(sorted({triple[:2] for triple in self.triples})):
+            members = [t for t, triple in enumerate(self.triples) if triple[:2] == (l1, l2)]
+            size = sum(2 * self.triples[t][2] + 1 for t in members)
+            offset = 0
+            for t in members:
+                entries[("X", t)] = (flat + offset, 0, size, 1)
+                offset += 2 * self.triples[t][2] + 1
+            coupling = np.concatenate([real_clebsch_gordan(*self.triples[t]).reshape((2 * l1 + 1) * (2 * l2 + 1), -1) for t in members], axis=1)
+            self.register_buffer(f"x_coupling_{i}", torch.as_tensor(coupling), persistent=False)
+            self.x_groups.append((l1, l2, size))
+            flat += nu * size
+        # slots Y (grouped by l2) and Z (by l1): U_t[m_own, m_other] = sum_m T_t[m1, m2, m] c_{n l m} for all triples by
+        # one product with ``stage`` (L^2, columns), each group's columns (triples, m_own) major and m_other minor; then
+        # one batched product per group with c_{n' g}: flat layout (n, triples, m_own, n')
+        self.groups: list[tuple[str, int, int, int]] = []  # (slot, g, first stage column, R)
         rows, cols, values = [], [], []
-        column = flat = 0
-        for slot in ("X", "Y", "Z"):
+        column = 0
+        for slot in ("Y", "Z"):
             for g in range(L):
-                members = [t for t, triple in enumerate(self.triples) if triple[grouped_by[slot]] == g]
+                members = [t for t, triple in enumerate(self.triples) if triple[1 if slot == "Y" else 0] == g]
                 if not members:
                     continue
                 size = sum(2 * self.triples[t][order[slot]] + 1 for t in members)
@@ -226,21 +244,15 @@ class Bispectrum(Invariants):
                     l1, l2, l = self.triples[t]
                     cg = real_clebsch_gordan(l1, l2, l)
                     m1, m2, m = np.nonzero(cg)
+                    own, other = (m1, m2) if slot == "Y" else (m2, m1)
+                    rows.append(l * l + m)
+                    cols.append(column + (offset + own) * (2 * g + 1) + other)
                     values.append(cg[m1, m2, m])
-                    if slot == "X":  # V_t[m1, m] = sum_m2 T_t[m1, m2, m] c_{l2 m2} at m1 * S + offset + m
-                        rows.append(l2 * l2 + m2)
-                        cols.append(column + m1 * size + offset + m)
-                        entries[(slot, t)] = (flat + offset, 0, size, 1)  # P (n', S)
-                    else:  # U_t[m_own, m_other] = sum_m T_t[m1, m2, m] c_{l m} at (offset + m_own) (2g + 1) + m_other
-                        own, other = (m1, m2) if slot == "Y" else (m2, m1)
-                        rows.append(l * l + m)
-                        cols.append(column + (offset + own) * (2 * g + 1) + other)
-                        entries[(slot, t)] = (flat + offset * nu, size * nu, 1, nu)  # Q (n, R, n')
+                    entries[(slot, t)] = (flat + offset * nu, size * nu, 1, nu)
                     offset += 2 * self.triples[t][order[slot]] + 1
-                self.groups.append((slot, g, column, size, size))
+                self.groups.append((slot, g, column, size))
                 column += (2 * g + 1) * size
-                flat += nu * size * (1 if slot == "X" else nu)
-        self.x_columns = sum((2 * g + 1) * s for slot, g, _, _, s in self.groups if slot == "X")
+                flat += nu * size * nu
         stage = np.zeros((L * L, column))
         stage[np.concatenate(rows), np.concatenate(cols)] = np.concatenate(values)
         self.register_buffer("stage", torch.as_tensor(stage), persistent=False)
@@ -268,22 +280,18 @@ class Bispectrum(Invariants):
 
     def slot_vectors(self, coefficients: torch.Tensor, slots: str = "XYZ") -> torch.Tensor:
         """The derivatives with respect to the factor blocks (class docstring) of the ``slots`` asked ("X" or "XYZ"),
-        flattened per atom: (N, entries), X first (per group by l1: (n', triples, m)), then Y and Z (per group: (n,
+        flattened per atom: (N, entries), X first (per (l1, l2): (n', triples, m)), then Y and Z (per group: (n,
         triples, m, n'))."""
-        n, nu = coefficients.shape[0], self.n_radial
-        stage = self.stage.to(coefficients.dtype)
-        first = coefficients @ (stage[:, : self.x_columns] if slots == "X" else stage)  # (N, nu, columns)
+        n, nu, dtype = coefficients.shape[0], self.n_radial, coefficients.dtype
         parts = []
-        for slot, g, column, r, s in self.groups:
-            if slot not in slots:
-                continue
-            c_g = _block(coefficients, g)  # (N, nu, 2g + 1)
-            if slot == "X":
-                v = first[:, :, column : column + (2 * g + 1) * s].reshape(n * nu, 2 * g + 1, s)
-                parts.append(torch.bmm(c_g.reshape(n * nu, 1, 2 * g + 1), v).reshape(n, nu * s))
-            else:
+        for i, (l1, l2, s) in enumerate(self.x_groups):
+            outer = (_block(coefficients, l1).unsqueeze(-1) * _block(coefficients, l2).unsqueeze(-2)).flatten(-2)
+            parts.append((outer @ getattr(self, f"x_coupling_{i}").to(dtype)).reshape(n, nu * s))
+        if slots != "X":
+            first = coefficients @ self.stage.to(dtype)  # (N, nu, columns)
+            for _, g, column, r in self.groups:
                 u = first[:, :, column : column + r * (2 * g + 1)].reshape(n, nu * r, 2 * g + 1)
-                parts.append(torch.bmm(u, c_g.transpose(1, 2)).reshape(n, nu * r * nu))
+                parts.append(torch.bmm(u, _block(coefficients, g).transpose(1, 2)).reshape(n, nu * r * nu))
         return torch.cat(parts, dim=1)
 
     def forward(self, coefficients: torch.Tensor) -> torch.Tensor:
