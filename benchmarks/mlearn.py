@@ -519,8 +519,11 @@ def plot_curves(curves: dict[str, Any], path: Path) -> None:
                 if not key.startswith(el + " "):
                     continue
                 n = [p["n_train_structures"] for p in pts]
-                ax.errorbar(n, [p["test"][metric] for p in pts], yerr=[p.get("test_std_over_subsets", {}).get(metric, 0.0) for p in pts],
-                            fmt="o-" if "hybrid" in key else "s--", capsize=3, label=key[len(el) + 1:])
+                mean = np.array([p["test"][metric] for p in pts])
+                subsets = [[f["test"][metric] for f in p.get("by_seed", [])] or [p["test"][metric]] for p in pts]
+                # bars: the range over the subsets (a standard deviation larger than the mean has no lower end on a log axis)
+                spread = np.array([[m - min(v), max(v) - m] for m, v in zip(mean, subsets)]).T
+                ax.errorbar(n, mean, yerr=spread, fmt="o-" if "hybrid" in key else "s--", capsize=3, label=key[len(el) + 1:])
             if el in TARGETS:
                 ax.axhline(TARGETS[el][metric.replace("rmse", "mae")], color="grey", lw=0.8, ls=":", label="target")
             ax.set_xscale("log")
@@ -530,7 +533,7 @@ def plot_curves(curves: dict[str, Any], path: Path) -> None:
             ax.set_xlabel(f"{el} training structures")
             ax.set_ylabel(label)
             ax.legend(fontsize=8)
-    fig.suptitle("learning curves: mean test MAE over random training subsets; bars: their std (where more than one)", fontsize=10)
+    fig.suptitle("learning curves: mean test MAE over random training subsets; bars: their range (where more than one)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")

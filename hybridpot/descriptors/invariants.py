@@ -189,7 +189,7 @@ class Bispectrum(Invariants):
     P_t[n'] = T_t : c_{n' l1} c_{n' l2} (slot X, block c_{n l}, order l), Q1_t[n, n'] = T_t : c_{n' l2} c_{n l}
     (slot Y, block c_{n' l1}, order l1) and Q2_t[n, n'] = T_t : c_{n' l1} c_{n l} (slot Z, block c_{n' l2}, order l2).
     :meth:`slot_vectors` forms them by products over groups of triples instead of one loop iteration per triple
-    (several small products each, which had been most of a small bispectrum's time): P for all triples of one (l1, l2)
+    (several small products each, a large part of a small bispectrum's time): P for all triples of one (l1, l2)
     by one product of c_{l1} (x) c_{l2} with their coupling tensors side by side; Q1 and Q2 in two steps, one product
     of all coefficients with the coupling tensors contracted over m (``stage``), then one batched product per l of the
     other factor (Q1 grouped by l2, Q2 by l1). b = <c_{n l}, P_t[n']> is one batched product per l (:meth:`forward`).
