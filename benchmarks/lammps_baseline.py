@@ -89,9 +89,10 @@ def _mlearn(shared: Path, element: str) -> dict[str, str]:
 
 
 def _raw(data: dict[str, str], baseline: dict[str, Any], out_dir: Path, train_fraction: float, fit: dict | None = None,
-         check_units: bool = True) -> dict:
+         check_units: bool = True, descriptor: dict | None = None) -> dict:
+    """A linear fit's configuration: ``descriptor`` (default :data:`DESCRIPTOR`), ``fit`` keys added to the [fit] table."""
     return {"data": {**data, "check_units": check_units},
-            "baseline": baseline, "descriptor": dict(DESCRIPTOR), "model": {"type": "linear"},
+            "baseline": baseline, "descriptor": dict(descriptor or DESCRIPTOR), "model": {"type": "linear"},
             "fit": {"seed": 0, "train_fraction": float(train_fraction), **(fit or {})},
             "output": {"dir": str(out_dir), "overwrite": True, "plots": False}}
 

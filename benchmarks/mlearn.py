@@ -10,7 +10,8 @@ Three parts, each printing a table and writing JSON under ``--out`` (default ben
 * ``curve``: learning curve (train_fraction 0.1, 0.25, 0.5, 1.0) of hybrid vs pure ML for Cu, Ni and
   Si (the elements with an empirical baseline) with the linear and quadratic models (``--models`` picks others, e.g.
   ``nn``; the curves of earlier runs stay in the JSON); the hybrid against pure ML with the same share (the same
-  random subsets, paired by seed), and the hybrid with 25% against pure ML with 100%.
+  random subsets, paired by seed), and the hybrid with 25% against pure ML with 100%; ``--curve-refit`` adds the
+  curve of the hybrid whose baseline is refitted with the residual (:data:`REFITS`: Si's Tersoff).
   -> ``mlearn_learning_curve.json`` and ``.png``
 * ``defaults`` (``--defaults`` is ``--parts defaults``): every element with ONE configuration, the defaults of
   ``hybridpot fit`` (empty [descriptor], [model] and [fit] tables; only the file names differ): pure ML, hybrid with
@@ -32,7 +33,7 @@ structures only (never the test set); how, and what else was tried, is in
 
     python benchmarks/mlearn.py [--shared ../shared] [--elements Cu,Ni,Si,Li] [--parts table,curve,peer]
                                 [--models linear,quadratic,nn,kernel,nn_ensemble] [--kinds hybrid,pure] [--subset-seeds N]
-                                [--quick] [--out benchmarks/results]
+                                [--curve-refit] [--quick] [--out benchmarks/results]
 
 ``--quick``: linear and quadratic only (no NN), learning curve with the linear model only.
 ``nn_ensemble`` (not run by default): the mean of 4 NNs, each trained on all structures with its own seed (initial
@@ -79,6 +80,19 @@ BASELINES: dict[str, dict[str, Any] | None] = {
     "Si": {"file": "potentials/Si.tersoff"},
     "Li": None,  # no Li EAM or Tersoff ships with LAMMPS or ../shared: pure ML only (issue #4: "no baseline")
 }
+
+#: ``--curve-refit``: the [baseline] co-fit keys of the learning curves' refitted hybrid, per element. Si: Tersoff's
+#: repulsion (A, lambda1), attraction (B, lambda2) and switch (R, D) within benchmarks/rough_baseline.py's wide bounds,
+#: BOBYQA from 3 starts, the lowest training objective kept (the README's "rough baseline" section: the published
+#: Tersoff's switch puts force features into the residual that no smooth descriptor represents)
+REFITS: dict[str, dict[str, Any]] = {
+    "Si": {"refit": ["A", "B", "lambda1", "lambda2", "R", "D"],
+           "refit_bounds": {"A": [300.0, 8000.0], "B": [0.5, 400.0], "lambda1": [1.0, 9.0], "lambda2": [0.3, 5.0],
+                            "R": [2.5, 3.8], "D": [0.1, 0.9]},
+           "refit_max_evals": 300, "refit_starts": 3},
+}
+#: the learning curves' label of the refitted hybrid
+REFITTED = "hybrid (refitted baseline)"
 
 #: Settings per element, chosen by 5-fold CV on the training structures (mlearn_search.md), with absolute weights
 #: (``weight_scale = "rows"``: the tuning predates the spread-normalised default).
@@ -139,14 +153,19 @@ METRIC_KEYS = ["energy_mae_meV_atom", "energy_rmse_meV_atom", "force_mae_eV_A", 
 
 def make_config(shared: Path, element: str, model: str, hybrid: bool, out_dir: Path, train_fraction: float = 1.0,
                 descriptor: dict | None = None, fit: dict | None = None, model_settings: dict | None = None,
-                baseline_mode: str | None = None):
-    """The validated fit configuration (what ``hybridpot fit`` would read from TOML)."""
+                baseline_mode: str | None = None, refit: bool = False):
+    """The validated fit configuration (what ``hybridpot fit`` would read from TOML); ``refit``: the hybrid's baseline
+    co-fitted with the residual (:data:`REFITS`)."""
     s = SETTINGS[element]
     if hybrid and BASELINES[element] is None:
         raise ValueError(f"{element} has no empirical baseline; only the pure-ML variant exists")
     baseline = dict(BASELINES[element]) if hybrid else {"type": "none"}
     if baseline_mode is not None and hybrid:
         baseline["mode"] = baseline_mode
+    if refit:
+        if not hybrid or element not in REFITS:
+            raise ValueError(f"{element}: no refitted baseline (REFITS has {sorted(REFITS)}; a hybrid only)")
+        baseline.update(REFITS[element])
     if "file" in baseline:
         baseline["file"] = str(shared / "data" / baseline["file"])
     fit_table = dict(fit if fit is not None else s["fit"])
@@ -382,24 +401,27 @@ def format_element_table(el: str, res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, subset_seeds: int = 1) -> dict[str, Any]:
+def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, subset_seeds: int = 1,
+               refit: bool = False) -> dict[str, Any]:
     """Learning curves; each fraction below 1 is fitted on ``subset_seeds`` random subsets ([fit] seed 0, 1, ...; the
     seed also initialises an NN) and its ``test`` errors are the mean over them (``by_seed``: each fit). The 100%
-    point is one fit (seed 0): its training set does not depend on the seed."""
+    point is one fit (seed 0): its training set does not depend on the seed. ``refit``: also the hybrid with its
+    baseline co-fitted (:data:`REFITS`; elements that have one), on the same subsets."""
     fractions = [0.1, 0.25, 0.5, 1.0]
     t_start = time.perf_counter()
     curves: dict[str, Any] = {}
     for el in [e for e in elements if e in CURVE_ELEMENTS]:
         for model in models:
-            for hybrid in (True, False):
-                key = f"{el} {'hybrid' if hybrid else 'pure ML'} {model}"
+            variants = [("hybrid", True, False), ("pure ML", False, False)] + ([(REFITTED, True, True)] if refit and el in REFITS else [])
+            for label, hybrid, refitted in variants:
+                key = f"{el} {label} {model}"
                 pts = []
                 for frac in fractions:
                     fits = []
                     for seed in range(subset_seeds if frac < 1.0 else 1):
                         fit = dict(SETTINGS[el]["fit"], seed=seed)
-                        r = (frac == 1.0 and _table_row(shared, out, el, model, hybrid)) or run_one(
-                            shared, el, model, hybrid, train_fraction=frac, fit=fit)
+                        r = (frac == 1.0 and not refitted and _table_row(shared, out, el, model, hybrid)) or run_one(
+                            shared, el, model, hybrid, train_fraction=frac, fit=fit, refit=refitted)
                         fits.append({"seed": seed, "n_train_structures": r["n_train_structures"], "test": r["test"],
                                      "wall_seconds": r["wall_seconds"], **({"from_table": True} if r.get("from_table") else {})})
                         print(f"[curve] {key} fraction {frac} seed {seed}: {r['n_train_structures']} structures, test E MAE "
@@ -417,19 +439,20 @@ def part_curve(shared: Path, elements: list[str], models: list[str], out: Path, 
                    time.strftime("%Y-%m-%d %H:%M") + f" ({', '.join(models)})": runtime}
     checks, same_share = {}, {}
     for el in CURVE_ELEMENTS:
-        for model in MODELS:
-            h, p = curves.get(f"{el} hybrid {model}"), curves.get(f"{el} pure ML {model}")
+        for model, label in ((m, x) for m in MODELS for x in ("hybrid", REFITTED)):
+            h, p = curves.get(f"{el} {label} {model}"), curves.get(f"{el} pure ML {model}")
+            name = f"{el} {model}" + (", refitted baseline" if label == REFITTED else "")
             if h and p:
                 h25 = next(x for x in h if x["train_fraction"] == 0.25)
                 p100 = next(x for x in p if x["train_fraction"] == 1.0)["test"]
                 subsets = [_at_least_as_accurate(f["test"], p100) for f in h25.get("by_seed", [h25])]
-                checks[f"{el} {model}"] = {
+                checks[name] = {
                     "hybrid_25pct": {k: h25["test"][k] for k in ("energy_mae_meV_atom", "force_mae_eV_A")},
                     "pure_100pct": {k: p100[k] for k in ("energy_mae_meV_atom", "force_mae_eV_A")},
                     "hybrid_25pct_at_least_as_accurate": _at_least_as_accurate(h25["test"], p100),
                     "n_subsets": len(subsets), "n_subsets_at_least_as_accurate": int(sum(subsets)),
                 }
-                same_share[f"{el} {model}"] = [_same_share(hp, pp) for hp, pp in zip(h, p) if hp["train_fraction"] < 1.0]
+                same_share[name] = [_same_share(hp, pp) for hp, pp in zip(h, p) if hp["train_fraction"] < 1.0]
     print()
     print(format_curve_table(curves, checks, same_share))
     doc = {"description": "learning curves: random subsets of the training structures, same settings as the table; a point's "
@@ -485,10 +508,10 @@ def _table_row(shared: Path, out: Path, el: str, model: str, hybrid: bool) -> di
 
 
 def format_curve_table(curves: dict[str, Any], checks: dict[str, Any], same_share: dict[str, Any]) -> str:
-    lines = [f"{'learning curve (test MAE)':<30} " + " ".join(f"{'f=' + str(f):>17}" for f in (0.1, 0.25, 0.5, 1.0)),
-             f"{'':<30} " + " ".join(f"{'E meV/at  F eV/A':>17}" for _ in range(4))]
+    lines = [f"{'learning curve (test MAE)':<38} " + " ".join(f"{'f=' + str(f):>17}" for f in (0.1, 0.25, 0.5, 1.0)),
+             f"{'':<38} " + " ".join(f"{'E meV/at  F eV/A':>17}" for _ in range(4))]
     for key, pts in curves.items():
-        lines.append(f"{key:<30} " + " ".join(f"{p['test']['energy_mae_meV_atom']:>7.3f} {p['test']['force_mae_eV_A']:>9.4f}" for p in pts))
+        lines.append(f"{key:<38} " + " ".join(f"{p['test']['energy_mae_meV_atom']:>7.3f} {p['test']['force_mae_eV_A']:>9.4f}" for p in pts))
     for key, rows in same_share.items():
         for c in rows:
             lines.append(f"{key}, {c['train_fraction']:.0%} of train: hybrid {'IS' if c['hybrid_ahead'] else 'is NOT'} at least as accurate as "
@@ -752,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="no NN; learning curve with the linear model only")
     parser.add_argument("--peer-repeat", type=int, default=3)
     parser.add_argument("--subset-seeds", type=int, default=1, help="curve: random subsets per fraction below 1 (errors averaged)")
+    parser.add_argument("--curve-refit", action="store_true", help="curve: also the hybrid with its baseline refitted (REFITS: Si)")
     parser.add_argument("--kinds", default="hybrid,pure", help="table: hybrid and/or pure ML rows")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
@@ -783,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         part_table(shared, elements, models, out, kinds)
     if "curve" in parts:
         part_curve(shared, elements, args.models.split(",") if args.models else ["linear"] if args.quick else ["linear", "quadratic"], out,
-                   subset_seeds=args.subset_seeds)
+                   subset_seeds=args.subset_seeds, refit=args.curve_refit)
     if "tune-plots" in parts:
         for path in tune_plots(json.loads((out / "mlearn_defaults.json").read_text()), out):
             print(f"wrote {path}")

@@ -149,7 +149,7 @@ def refit_keys(system: str, shared: Path) -> dict:
 
 def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list[str] | None = None,
                fractions: list[float] | None = None, earlier: list[dict] | None = None, choose_by_cv: bool = False,
-               system: str = "Si-tersoff") -> dict:
+               system: str = "Si-tersoff", settings: str = "benchmark") -> dict:
     """Pure ML, the published baseline's hybrid and the refitted one on the same subsets (``system``: one of
     benchmarks/lammps_baseline.py's, the Si Tersoff by default): test MAE per fit, the means per training share, on how
     many subsets each hybrid is at least as accurate as pure ML in both energy and force, and the refitted parameters.
@@ -157,8 +157,13 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
     parameters and N - 1 random points, the lowest objective kept) and, with ``choose_by_cv``, "refitted hybrid, N
     starts, CV choice" (the start of the lowest held-out error kept). ``names``/``fractions``: run only these variants
     and shares (``names`` empty: none, only the means of ``earlier``'s fits again); the fits of ``earlier`` runs of the
-    others are kept."""
+    others are kept. ``settings``: "benchmark" (lammps_baseline.py's descriptor, default weights) or "mlearn" (the
+    element's linear settings of benchmarks/mlearn.py: its CV-chosen descriptor and weights, those of its learning
+    curves)."""
     spec = lammps_baseline.system(system, shared)
+    descriptor, fit_keys = lammps_baseline.DESCRIPTOR, {}
+    if settings == "mlearn":
+        descriptor, fit_keys = mlearn.SETTINGS[spec["element"]]["descriptor"], mlearn.SETTINGS[spec["element"]]["fit"]
     keys = refit_keys(system, shared)
     refit = {**spec["baseline"], **keys}
     variants = {"pure ML": {"type": "none"}, "hybrid": spec["baseline"], "refitted hybrid": refit}
@@ -176,8 +181,8 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
     for frac in shares:
         for seed in range(seeds if frac < 1.0 else 1):
             for name in run:
-                raw = lammps_baseline._raw(spec["data"], variants[name], tmp / f"{system}-{name}-{frac}-{seed}", frac, fit={"seed": seed},
-                                           check_units=spec["check_units"])
+                raw = lammps_baseline._raw(spec["data"], variants[name], tmp / f"{system}-{name}-{frac}-{seed}", frac, fit={**fit_keys, "seed": seed},
+                                           check_units=spec["check_units"], descriptor=descriptor)
                 t0 = time.perf_counter()
                 rep = run_fit(parse_config(raw, Path.cwd(), f"rough_baseline refit {system} {name}"), progress=False, log=lambda m: None).report
                 row = {"variant": name, "train_fraction": frac, "seed": seed, "n_train": rep["data"]["train"]["n_used"],
@@ -209,7 +214,7 @@ def part_refit(shared: Path, tmp: Path, seeds: int, starts: int = 1, names: list
                       f"ahead on {sum(ahead)} of {len(ahead)} subsets", flush=True)
     return {"system": system, "baseline": spec["description"], "refit": keys["refit"], "bounds": keys.get("refit_bounds", "+-50 %"),
             "variants": {n: {k: v for k, v in t.items() if k.startswith("refit") or k == "pair_coeff"} for n, t in variants.items() if "refit" in t},
-            "max_evals": keys["refit_max_evals"], "descriptor": lammps_baseline.DESCRIPTOR, "fits": fits, "means": means}
+            "max_evals": keys["refit_max_evals"], "descriptor": descriptor, "fit": fit_keys, "fits": fits, "means": means}
 
 
 def main() -> None:
@@ -228,6 +233,9 @@ def main() -> None:
     parser.add_argument("--refit-system", default="Si-tersoff", choices=[s for s in lammps_baseline.SYSTEMS if s != "CHO-reaxff"],
                         help="refit: the baseline (a system of lammps_baseline.py); written under 'refit' (Si-tersoff) or "
                              "'refit SYSTEM'")
+    parser.add_argument("--refit-settings", default="benchmark", choices=["benchmark", "mlearn"],
+                        help="refit: the descriptor and weights: lammps_baseline.py's (benchmark) or the element's linear "
+                             "settings in mlearn.py (those of its learning curves); mlearn is written under 'KEY, mlearn settings'")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     if not all((args.shared / "data/mlearn" / el).is_dir() for el in {"Si", lammps_baseline.SYSTEMS[args.refit_system]["element"]}):
@@ -242,11 +250,13 @@ def main() -> None:
             doc["scale"] = part_scale(args.shared)
         if "refit" in args.parts:
             os.environ.setdefault("HYBRIDPOT_CACHE", str(Path(tmp) / "cache"))
-            key = "refit" if args.refit_system == "Si-tersoff" else f"refit {args.refit_system}"
+            key = ("refit" if args.refit_system == "Si-tersoff" else f"refit {args.refit_system}") + (
+                ", mlearn settings" if args.refit_settings == "mlearn" else "")
             doc[key] = part_refit(args.shared, Path(tmp), args.refit_seeds, args.refit_starts,
                                   [] if args.refit_summarise else args.refit_variants.split(";") if args.refit_variants else None,
                                   [float(x) for x in args.refit_fractions.split(",")] if args.refit_fractions else None,
-                                  doc.get(key, {}).get("fits"), args.refit_choose == "cv", args.refit_system)
+                                  doc.get(key, {}).get("fits"), args.refit_choose == "cv", args.refit_system,
+                                  args.refit_settings)
     doc.update({"description": __doc__.split("\n\n")[0], "units": {"energy": "meV/atom", "force": "eV/A"},
                 "machine": machine_info(), "runtime_seconds_this_run": round(time.perf_counter() - t0, 1)})
     write_json(path, doc)
