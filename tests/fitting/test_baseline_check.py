@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
@@ -15,7 +16,7 @@ from hybridpot.design import DesignAssembler
 from hybridpot.errors import ConfigError
 from hybridpot.fitting.assembly import Weights, accumulate, target_scales
 from hybridpot.fitting.config import parse_config
-from hybridpot.fitting.job import run_fit
+from hybridpot.fitting.job import baseline_check_lines, run_fit
 from hybridpot.fitting.linear import CVFit, cv_errors, cv_errors_of, fit_linear, kind_factors
 from hybridpot.fitting.solver import QRAccumulator, solve
 from hybridpot.io.modelfile import load
@@ -172,6 +173,9 @@ def test_bad_baseline_is_reported_and_auto_drops_it(tmp_path):
     assert f"{check['hybrid']['energy_rmse_meV_atom']:.3f} meV/atom" in line and f"{check['pure_ml']['force_rmse_eV_A']:.4f}" in line
     warning = next(s for s in logs["on"] if s.startswith("warning: the baseline makes the fit worse"))
     assert "sharp cutoff" in warning and "mode = 'auto'" in warning
+    # the measured remedy, with the baseline's own parameter names (the LJ's), so that the user can act on it
+    names = sorted(dict(fits["on"].potential.baseline.named_parameters()))
+    assert names and f"[baseline] refit = [...] (its parameters: {', '.join(names)})" in warning and "refit_starts = 3" in warning
     auto = fits["auto"]
     assert auto.report["fit"]["baseline_check"]["used"] == "pure_ml" and auto.report["fit"]["baseline_mode"] == "pure_ml"
     assert fits["on"].report["fit"]["baseline_mode"] == "hybrid"
@@ -190,6 +194,21 @@ def test_bad_baseline_is_reported_and_auto_drops_it(tmp_path):
     assert max_rel(p1["energy"], p2["energy"]) < 1e-10 and max_rel(p1["forces"], p2["forces"]) < 1e-10
     # auto's test errors are those of pure ML, better than the hybrid's here
     assert auto.report["test"]["energy_mae_meV_atom"] < fits["on"].report["test"]["energy_mae_meV_atom"]
+
+
+def test_warning_after_a_cofit_names_what_was_cofitted():
+    """Where the baseline was co-fitted and still makes the fit worse, the warning says so and does not suggest the
+    co-fit again; a LAMMPS baseline (no torch parameters) is told how its parameters are named."""
+    potential = cu_eam_hybrid()
+    e = {"energy_rmse_meV_atom": 2.0, "force_rmse_eV_A": 0.05}
+    check = {"n_folds": 5, "hybrid": {**e, "force_rmse_eV_A": 0.08}, "pure_ml": e, "baseline_only": e, "better": "pure_ml",
+             "used": "hybrid"}
+    cofitted = baseline_check_lines(check, potential, "on", ["F_rho"])[1]
+    assert "with F_rho co-fitted" in cofitted and "refit = [...]" not in cofitted
+    fresh = baseline_check_lines(check, potential, "on")[1]
+    assert "refit = [...]" in fresh and "F 0.0800 eV/A against pure ML E 2.000 meV/atom, F 0.0500 eV/A" in fresh
+    potential.baseline = type("NoTorchParameters", (torch.nn.Module,), {})()
+    assert "names as 'FILE:PATH' into its potential file" in baseline_check_lines(check, potential, "on")[1]
 
 
 def test_auto_keeps_a_good_baseline(tmp_path):
