@@ -260,7 +260,7 @@ def _refit_hint(baseline: EmpiricalPotential) -> str:
     known = f" (its parameters: {', '.join(names)})" if names else " (names as 'FILE:PATH' into its potential file)"
     return ("To make it useful, co-fit its parameters with the residual: [baseline] refit = [...]" + known + ", with "
             "refit_starts = 3 (on mlearn Si, the Tersoff's repulsion, attraction and switch co-fitted so gave a linear hybrid "
-            "more accurate than pure ML on every 10% and 25% subset measured: README, 'rough baseline').")
+            "more accurate than pure ML on every 10% and 25% subset measured: benchmarks/README.md, 'Making the rough Tersoff baseline useful').")
 
 
 def committee_resamples(record: Mapping[str, Any]) -> list[list[int]] | None:
