@@ -82,9 +82,9 @@ BASELINES: dict[str, dict[str, Any] | None] = {
 }
 
 #: ``--curve-refit``: the [baseline] co-fit keys of the learning curves' refitted hybrid, per element. Si: Tersoff's
-#: repulsion (A, lambda1), attraction (B, lambda2) and switch (R, D) within benchmarks/rough_baseline.py's wide bounds,
-#: BOBYQA from 3 starts, the lowest training objective kept (the README's "rough baseline" section: the published
-#: Tersoff's switch puts force features into the residual that no smooth descriptor represents)
+#: repulsion (A, lambda1), attraction (B, lambda2) and switch (R, D) within wide bounds (rough_baseline.py's too),
+#: BOBYQA from 3 starts, the lowest training objective kept (benchmarks/README.md, "Making the rough Tersoff baseline
+#: useful": the published Tersoff's switch puts force features into the residual that no smooth descriptor represents)
 REFITS: dict[str, dict[str, Any]] = {
     "Si": {"refit": ["A", "B", "lambda1", "lambda2", "R", "D"],
            "refit_bounds": {"A": [300.0, 8000.0], "B": [0.5, 400.0], "lambda1": [1.0, 9.0], "lambda2": [0.3, 5.0],

@@ -21,7 +21,7 @@
    Cmin, Cmax and the cutoff rc of a parameter file).
 
     python benchmarks/rough_baseline.py [--shared ../shared] [--parts switch,scale,refit] [--refit-seeds 5] [--refit-starts N]
-        [--refit-choose cv]
+        [--refit-choose cv] [--refit-settings benchmark|mlearn]
         [--refit-variants "NAME;..."] [--refit-fractions 0.1,0.25] [--refit-system Si-tersoff|Li-meam|Si-sw] [--refit-summarise]
         [--out benchmarks/results]
 
@@ -68,9 +68,8 @@ PUBLISHED_RD = "3.0  0.2  3.2394"
 _T = "Si.tersoff:Si.Si.Si."
 #: the refitted Tersoff parameters and their bounds (the published values: A 3264.7 eV, B 95.373 eV, lambda1 3.2394 /A,
 #: lambda2 1.3258 /A, R 3.0 A, D 0.2 A); wide enough that none of them ends at a bound on the whole training set
-REFIT_BOUNDS = {_T + "A": [300.0, 8000.0], _T + "B": [0.5, 400.0], _T + "lambda1": [1.0, 9.0], _T + "lambda2": [0.3, 5.0],
-                _T + "R": [2.5, 3.8], _T + "D": [0.1, 0.9]}
-REFIT_EVALS = 300
+REFIT_BOUNDS = {_T + name: bounds for name, bounds in mlearn.REFITS["Si"]["refit_bounds"].items()}  # the learning curves' refit
+REFIT_EVALS = mlearn.REFITS["Si"]["refit_max_evals"]
 FRACTIONS = [0.1, 0.25, 1.0]
 #: Li's MEAM library parameters that shape its densities, embedding and pair term (the accuracy part refits 4 of them)
 MEAM_LIBRARY = [f"library.meam:Li.{p}" for p in ("alpha", "b0", "b1", "b2", "b3", "esub", "alat", "t1", "t2", "t3", "asub")]
