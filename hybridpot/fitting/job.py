@@ -255,7 +255,7 @@ def baseline_check_lines(check: Mapping[str, Any], potential: HybridPotential, m
 
 
 def _refit_hint(baseline: EmpiricalPotential) -> str:
-    """How to co-fit ``baseline``'s parameters with the residual, the remedy measured on a rough baseline (README)."""
+    """How to co-fit ``baseline``'s parameters with the residual, the remedy measured on a rough baseline (benchmarks/README.md)."""
     names = sorted(dict(baseline.named_parameters()))  # a native potential's; a LAMMPS baseline's live in its files
     known = f" (its parameters: {', '.join(names)})" if names else " (names as 'FILE:PATH' into its potential file)"
     return ("To make it useful, co-fit its parameters with the residual: [baseline] refit = [...]" + known + ", with "
