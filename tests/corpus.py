@@ -181,6 +181,17 @@ def _negate_forces(frames, s: int) -> None:
     frames[s].calc.results["forces"] *= -1.0
 
 
+def _copy_with_other_labels(frames, s: int, energy_per_atom: float = 0.0, force: float = 0.0) -> None:
+    """Append a copy of structure ``s`` (the same positions and cell) whose energy differs by ``energy_per_atom``
+    (eV/atom) and whose first atom's x force by ``force`` (eV/A)."""
+    r = frames[s].calc.results
+    copy = frames[s].copy()
+    forces = r["forces"].copy()
+    forces[0, 0] += force
+    copy.calc = SinglePointCalculator(copy, energy=r["energy"] + energy_per_atom * len(copy), forces=forces)
+    frames.append(copy)
+
+
 CASES: list[Case] = [
     # configuration values: finiteness and range, found before any data is read
     Case("nan-regularization", lambda d: small_config(d, model={"regularization": math.nan}), ConfigError,
@@ -244,6 +255,13 @@ CASES: list[Case] = [
          OutlierError, "atom(s) with force labels far outside the rest: structure 2 (config_type 'vacancy', Cu107) atom 7"),
     Case("outlier-forces-kcal", lambda d: _one_bad_structure(d, "kcal.xyz", lambda f: f[6].calc.results["forces"].__imul__(KCAL_MOL)),
          OutlierError, "1 structure(s) with force labels far outside the rest: structure 6 (config_type 'vacancy', Cu107)"),
+    # one structure twice with two answers: too small a difference for the outlier check, and no fit can match both
+    Case("copy-other-energy", lambda d: _one_bad_structure(d, "copies.xyz", lambda f: _copy_with_other_labels(f, 2, energy_per_atom=0.005)),
+         OutlierError, "copies.xyz: some labels contradict each other. structure 8 (config_type 'vacancy', Cu107) is structure 2 "
+         "(config_type 'vacancy', Cu107) again (the same species, positions and cell) with other labels: energy by 5 meV/atom, "
+         "forces by up to 0 eV/A"),
+    Case("copy-other-force", lambda d: _one_bad_structure(d, "copies.xyz", lambda f: _copy_with_other_labels(f, 2, force=0.2)),
+         OutlierError, "with other labels: energy by 0 meV/atom, forces by up to 0.2 eV/A"),
     Case("outlier-force-sign", lambda d: _one_bad_structure(d, "sign.xyz", lambda f: _negate_forces(f, 4)), OutlierError,
          "whose forces point against the baseline's (the other sign? gradients stored as forces?): structure 4 (config_type "
          "'vacancy', Cu107): correlation -"),

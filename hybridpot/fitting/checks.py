@@ -110,6 +110,54 @@ def repeated_structures(data: Dataset) -> list[tuple[int, int]]:
     return [(s, first) for s, first in shared_structures(data.structure_keys, data) if first != s]
 
 
+#: The largest label differences between two copies of one structure still taken as one calculation's: energy (eV/atom),
+#: force component (eV/A), stress component (eV/A^3; 0.1 GPa). A DFT code repeats its own calculation to ~1e-6 eV/atom;
+#: another k-point mesh or plane-wave cutoff moves the energy by meV/atom, more than a good fit's error (mlearn Cu:
+#: 0.3-0.5 meV/atom), and a copy with another structure's labels by far more.
+SAME_LABELS_TOLERANCE = {"energy": 1e-3, "force": 0.05, "stress": 0.1 / 160.21766208}
+
+
+def conflicting_copies(data: Dataset, pairs: Sequence[tuple[int, int]]) -> list[dict[str, float | int]]:
+    """Those of ``pairs`` ((structure, its first copy), positions in ``data``: :func:`repeated_structures`) whose labels
+    differ by more than :data:`SAME_LABELS_TOLERANCE` in a kind both copies have: the same structure with two answers,
+    of which the fit can match neither.
+
+    Returns:
+        per conflicting pair: "structure", "first" (positions in ``data``), and the largest differences
+        "energy_meV_atom", "force_eV_A" (a force component) and "stress_GPa" (a stress component; None where one copy
+        has no forces or no stress).
+    """
+    ptr = data.ptr
+    out = []
+    for s, first in pairs:
+        n = len(data.frames[s])
+        diff: dict[str, float | None] = {"energy": abs(data.energy[s] - data.energy[first]) / n, "force": None, "stress": None}
+        if data.has_forces[s] and data.has_forces[first]:
+            diff["force"] = float(np.abs(data.forces[ptr[s]:ptr[s + 1]] - data.forces[ptr[first]:ptr[first + 1]]).max())
+        if data.has_stress[s] and data.has_stress[first]:
+            diff["stress"] = float(np.abs(data.stress[s] - data.stress[first]).max())
+        if any(v is not None and v > SAME_LABELS_TOLERANCE[k] for k, v in diff.items()):
+            out.append({"structure": s, "first": first, "energy_meV_atom": 1e3 * float(diff["energy"]), "force_eV_A": diff["force"],
+                        "stress_GPa": None if diff["stress"] is None else 160.21766208 * diff["stress"]})
+    return out
+
+
+def conflicting_copies_findings(data: Dataset, conflicts: Sequence[dict[str, float | int]], limit: int = 3) -> list[str]:
+    """One sentence per pair of :func:`conflicting_copies` (the first ``limit``, then how many more)."""
+    def differences(c: dict[str, float | int]) -> str:
+        parts = [f"energy by {c['energy_meV_atom']:.3g} meV/atom"]
+        parts += [f"forces by up to {c['force_eV_A']:.3g} eV/A"] if c["force_eV_A"] is not None else []
+        parts += [f"stress by up to {c['stress_GPa']:.3g} GPa"] if c["stress_GPa"] is not None else []
+        return ", ".join(parts)
+
+    findings = [f"{data.describe(c['structure'])} is {data.describe(c['first'])} again (the same species, positions and cell) "
+                f"with other labels: {differences(c)}; at most one of them is right and the fit can match neither"
+                for c in conflicts[:limit]]
+    if len(conflicts) > limit:
+        findings.append(f"{len(conflicts) - limit} more copies with other labels (report.json data_checks)")
+    return findings
+
+
 def check_cutoff(config: FitConfig, train: Dataset, elements: list[str], rcut: float) -> None:
     """Every element has, somewhere in the training set, an atom with a neighbour within ``rcut``.
 

@@ -31,8 +31,8 @@ from hybridpot.empirical import EmpiricalPotential, load
 from hybridpot.errors import ConfigError, OutlierError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
-                                      check_solve_memory, repeated_structures, shared_structures,
-                                      shared_structures_message)
+                                      check_solve_memory, conflicting_copies, conflicting_copies_findings, repeated_structures,
+                                      shared_structures, shared_structures_message)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
@@ -281,7 +281,8 @@ def make_potential(config: FitConfig, elements: list[str], baseline) -> HybridPo
 
 def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePredictions | None]],
                  log: Callable[[str], None] = print, stop: bool = True, section: str = "[data]") -> dict[str, Any]:
-    """The labels' sanity checks of each data set against its baseline predictions (None: no baseline): first single
+    """The labels' sanity checks of each data set against its baseline predictions (None: no baseline): first copies of
+    one structure with other labels (:func:`hybridpot.fitting.checks.conflicting_copies`), then single
     structures and atoms far outside the rest of their set (:func:`hybridpot.fitting.outliers.check_outliers`), then the
     set's units and sign (:func:`hybridpot.fitting.units.check_units`; without a baseline against typical DFT ranges).
     In that order because one bad structure can move a whole set's comparison with the baseline: it is named as
@@ -289,7 +290,8 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
 
     Returns:
         the record for report.json's "data_checks": per set, the unit comparisons and findings, and the outlier record
-        and findings ("outliers").
+        and findings ("outliers"), and the copies of one structure with other labels ("conflicting_copies": positions
+        in the file, largest differences).
 
     Args:
         stop: False: findings are warnings whatever the keys say (active learning's later iterations: the oracle's
@@ -297,7 +299,7 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
         section: the table where the user sets the keys, for messages (``hybridpot active``: "[active]").
 
     Raises:
-        OutlierError: outliers, unless ``[data] check_outliers = false`` or ``stop`` is False;
+        OutlierError: copies with other labels or outliers, unless ``[data] check_outliers = false`` or ``stop`` is False;
         UnitsError: a likely unit or sign mistake, unless ``[data] check_units = false`` or ``stop`` is False (in
             both cases the findings are logged as warnings and recorded).
     """
@@ -312,12 +314,19 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
         log(f"warning: {source}: " + "; ".join(findings) + (f" ({section} {key} = false: fitting anyway)" if stop else ""))
 
     for name, (data, bl) in sets.items():
+        conflicts = conflicting_copies(data, repeated_structures(data))
+        contradicting = conflicting_copies_findings(data, conflicts)
+        stop_or_warn(contradicting, "check_outliers", lambda: OutlierError(
+            f"{data.source}: some labels contradict each other. " + ". ".join(contradicting) + ". Keep the copy whose "
+            f"calculation is right and remove the others, or set {section} check_outliers = false to fit them all"), data.source)
         outliers = check_outliers(data, bl)
         stop_or_warn(outliers.findings, "check_outliers", lambda: OutlierError(outliers_message(outliers, section)), data.source)
         check = check_units(data, bl)
         messages = [f.message for f in check.findings]
         record[name] = {"checks": check.record, "findings": messages,
-                        "outliers": {"checks": outliers.record, "findings": outliers.findings}}
+                        "outliers": {"checks": outliers.record, "findings": outliers.findings},
+                        "conflicting_copies": [{**c, "structure": int(data.index[c["structure"]]), "first": int(data.index[c["first"]])}
+                                               for c in conflicts]}
         stop_or_warn(messages, "check_units", lambda: UnitsError(units_message(check, section)), data.source)
     return record
 

@@ -46,7 +46,8 @@ class DataSettings(Settings):
     check_units: bool = option(True, "stop on labels that look like a unit or sign mistake (hybridpot.fitting.units)")
     check_outliers: bool = option(True, "stop on structures or atoms whose labels are far outside the rest of their set "
                                         "(hybridpot.fitting.outliers: another DFT setup, unconverged, one structure's units "
-                                        "or sign); false: warn, record, fit anyway")
+                                        "or sign), and on copies of one structure with other labels; false: warn, record, "
+                                        "fit anyway")
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """Per-structure label checks (hybridpot.fitting.outliers): no finding on real data (the bundled data: with the unit
 checks in tests/io/test_faults_inputs.py), the leave-one-out arithmetic
 against explicit refits, and the key that lets a user go on. The bad inputs themselves are corpus cases
-(tests/corpus.py, "outlier-*")."""
+(tests/corpus.py, "outlier-*" and "copy-*": one structure twice with other labels)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read
 
 from hybridpot.dataset import bundled, read_dataset
@@ -139,3 +139,55 @@ def test_the_force_scale_leaves_out_the_atoms_the_outlier_check_flags():
     others = np.delete(data.forces - bl.forces, structure, axis=0)
     assert target_scales(data, bl, ["Cu"], check)["force"] == pytest.approx(np.sqrt(np.mean(others**2)), rel=1e-12)
     assert target_scales(data, bl, ["Cu"])["force"] > 5 * target_scales(data, bl, ["Cu"], check)["force"]
+
+
+def test_conflicting_copies_compare_each_kind_both_copies_have():
+    """A copy of a structure with its own labels is a repeat, not a conflict; one whose energy, force or stress label
+    differs by more than SAME_LABELS_TOLERANCE is, with each difference in report units; a kind one copy lacks is not
+    compared."""
+    from hybridpot.dataset import Dataset
+    from hybridpot.fitting.checks import SAME_LABELS_TOLERANCE, conflicting_copies, repeated_structures
+
+    base = read_dataset(bundled("Cu_test.xyz")).subset([0, 1])
+    n = len(base.frames[0])
+    stress = np.where(np.isnan(base.stress[0]), 0.0, base.stress[0])
+
+    def with_copy(de: float = 0.0, df: float = 0.0, ds: float = 0.0, forces: bool = True) -> Dataset:
+        f0 = base.forces[: n]
+        extra = f0 + np.array([df, 0.0, 0.0]) * (np.arange(n) == 0)[:, None] if forces else np.full_like(f0, np.nan)
+        return Dataset(frames=base.frames + [base.frames[0]], energy=np.append(base.energy, base.energy[0] + de * n),
+                       forces=np.concatenate([base.forces, extra]),
+                       stress=np.vstack([np.vstack([stress, base.stress[1]]), stress + ds]),
+                       has_forces=np.array([True, True, forces]), has_stress=np.array([True, base.has_stress[1], True]),
+                       config_type=base.config_type + [base.config_type[0]], source="copies")
+
+    def conflicts(data: Dataset) -> list:
+        pairs = repeated_structures(data)
+        assert pairs == [(2, 0)]
+        return conflicting_copies(data, pairs)
+
+    assert conflicts(with_copy()) == []
+    assert conflicts(with_copy(de=0.5 * SAME_LABELS_TOLERANCE["energy"], df=0.5 * SAME_LABELS_TOLERANCE["force"])) == []
+    (c,) = conflicts(with_copy(de=0.004))
+    assert c["structure"] == 2 and c["first"] == 0 and c["energy_meV_atom"] == pytest.approx(4.0) and c["force_eV_A"] == 0.0
+    (c,) = conflicts(with_copy(df=0.3))
+    assert c["force_eV_A"] == pytest.approx(0.3) and c["energy_meV_atom"] == pytest.approx(0.0, abs=1e-9)
+    (c,) = conflicts(with_copy(ds=0.5 / 160.21766208))
+    assert c["stress_GPa"] == pytest.approx(0.5)
+    (c,) = conflicts(with_copy(de=0.004, df=3.0, forces=False))  # the copy has no forces: energy only
+    assert c["force_eV_A"] is None and c["energy_meV_atom"] == pytest.approx(4.0)
+
+
+def test_conflicting_copies_with_check_outliers_false_fit_and_are_recorded(tmp_path):
+    """check_outliers = false fits a set with a copy of one structure under other labels: warned, and in report.json's
+    data_checks by the structures' positions in the file."""
+    frames = relabelled(read(bundled("Cu_train.xyz"), index=":8"))
+    copy = frames[5].copy()
+    copy.calc = SinglePointCalculator(copy, energy=frames[5].calc.results["energy"] - 0.002 * len(copy),
+                                      forces=frames[5].calc.results["forces"])
+    checks, logged, res = fit_with_check_off(tmp_path, frames + [copy], "check_outliers")
+    (c,) = checks["train"]["conflicting_copies"]
+    assert (c["structure"], c["first"]) == (8, 5) and c["energy_meV_atom"] == pytest.approx(2.0) and c["force_eV_A"] == 0.0
+    assert any(m.startswith("warning: ") and "structure 8 (config_type 'vacancy', Cu107) is structure 5" in m
+               and "energy by 2 meV/atom" in m and "([data] check_outliers = false: fitting anyway)" in m for m in logged)
+    assert checks["test"]["conflicting_copies"] == [] and res.model_path.is_file()
