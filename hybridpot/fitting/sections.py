@@ -148,8 +148,9 @@ class FitSettings(Settings):
                                     "benchmarks/README.md); [] : the configured kind only")
     tune_nmax: list[int] = option([4, 5, 6], "tune: nmax candidates (at the best rcut); while the largest tried is best, the next "
                                              f"one up (the last spacing) is tried too, up to nmax {TUNE_CAPS['nmax']}")
-    tune_lmax: list[int] = option([3, 4, 5], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
-                                             f"{TUNE_CAPS['lmax']}")
+    tune_lmax: list[int] = option([4, 5, 6], f"tune: lmax candidates (at the best rcut and nmax); grown like nmax, up to lmax "
+                                             f"{TUNE_CAPS['lmax']} (none of the 18 mlearn tunes that tried lmax 3 chose it: "
+                                             "mlearn_search.md)")
     tune_alpha: list[float] = option([1.0, 2.0, 3.0], "tune: alpha candidates, 1/Angstrom^2 (basis = 'lammps' only; after lmax)")
     tune_zeta: list[int] = option([2, 3, 4], "tune: zeta candidates of a polynomial-kernel model (after the descriptor's settings); "
                                              f"grown like nmax, up to zeta {TUNE_CAPS['zeta']}")
