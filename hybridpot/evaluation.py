@@ -9,7 +9,8 @@ from typing import Any, Callable
 from hybridpot.dataset import read_dataset
 from hybridpot.distributed import ClusterArg, connect
 from hybridpot.errors import DataError
-from hybridpot.fitting.checks import shared_structures, shared_structures_message
+from hybridpot.fitting.checks import (conflicting_copies, conflicting_copies_findings, repeated_structures, shared_structures,
+                                      shared_structures_message)
 from hybridpot.fitting.outliers import check_outliers
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
@@ -39,7 +40,9 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         "by_config_type": {"hybrid": {...}, "baseline only": {...}} (empty without several config_types),
         "worst": the structures with the largest errors (:func:`hybridpot.scoring.worst_structures`),
         "outliers": the labels' outlier check against the model's baseline (:func:`hybridpot.fitting.outliers.check_outliers`:
-        structures or atoms far outside the rest, which the errors above include; a warning is logged for them)}.
+        structures or atoms far outside the rest, which the errors above include; a warning is logged for them),
+        "conflicting_copies": copies of one structure with other labels (:func:`hybridpot.fitting.checks.conflicting_copies`,
+        by position in the file; warned likewise)}.
 
     Raises:
         ModelFileError: a corrupt, edited or non-finite model file.
@@ -56,6 +59,9 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         bl = baseline_predictions(potential.baseline, data, progress=progress, cluster=opened)
         pred = predict(potential, data, progress=progress, baseline=bl, cluster=opened)
         where = {"cluster": opened.record()} if opened is not None else {}
+    conflicts = conflicting_copies(data, repeated_structures(data))
+    if conflicts:
+        log(f"warning: {data.source}: " + "; ".join(conflicting_copies_findings(data, conflicts)) + " (the errors below include both)")
     outliers = check_outliers(data, bl if potential.baseline is not None else None)
     if outliers.findings:
         log(f"warning: {data.source}: " + "; ".join(outliers.findings) + " (the errors below include them)")
@@ -87,6 +93,8 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         log(f"extrapolation (MaxVol): {extrapolation_text(split)}")
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
               "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings},
+              "conflicting_copies": [{**c, "structure": int(data.index[c["structure"]]), "first": int(data.index[c["first"]])}
+                                     for c in conflicts],
               "training_structures": None if train_keys is None else [int(data.index[a]) for a, _ in shared],
               "extrapolation": split, **where}
     if json_path is not None:

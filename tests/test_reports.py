@@ -112,6 +112,22 @@ def test_eval_warns_of_label_outliers_and_records_them(demo, tmp_path, capsys):
     assert clean == 0 and json.loads((tmp_path / "c.json").read_text())["outliers"]["findings"] == []
 
 
+def test_eval_warns_of_copies_with_other_labels_and_records_them(demo, tmp_path, capsys):
+    """A structure given twice with two energies: eval reports the errors against both, and says so."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = read(bundled("Cu_test.xyz"), ":")
+    copy = frames[3].copy()
+    copy.calc = SinglePointCalculator(copy, energy=frames[3].get_potential_energy() + 0.01 * len(copy), forces=frames[3].get_forces())
+    write(tmp_path / "twice.xyz", frames + [copy])
+    assert main(["-q", "eval", str(demo.model_path), str(tmp_path / "twice.xyz"), "--json", str(tmp_path / "eval.json")]) == 0
+    out = capsys.readouterr().out
+    assert (f"structure {len(frames)} (" in out and ") is structure 3 (" in out and "energy by 10 meV/atom" in out
+            and "(the errors below include both)" in out), out
+    (c,) = json.loads((tmp_path / "eval.json").read_text())["conflicting_copies"]
+    assert (c["structure"], c["first"]) == (len(frames), 3) and c["energy_meV_atom"] == pytest.approx(10.0)
+
+
 def test_global_options_before_or_after_the_command():
     from hybridpot.cli import build_parser
 
