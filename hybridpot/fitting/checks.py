@@ -117,42 +117,47 @@ def repeated_structures(data: Dataset) -> list[tuple[int, int]]:
 SAME_LABELS_TOLERANCE = {"energy": 1e-3, "force": 0.05, "stress": 0.1 / 160.21766208}
 
 
-def conflicting_copies(data: Dataset, pairs: Sequence[tuple[int, int]]) -> list[dict[str, float | int]]:
-    """Those of ``pairs`` ((structure, its first copy), positions in ``data``: :func:`repeated_structures`) whose labels
-    differ by more than :data:`SAME_LABELS_TOLERANCE` in a kind both copies have: the same structure with two answers,
-    of which the fit can match neither.
+def conflicting_copies(data: Dataset, pairs: Sequence[tuple[int, int]], original: Dataset | None = None) -> list[dict[str, float | int]]:
+    """Those of ``pairs`` ((structure of ``data``, its copy in ``original``), positions in each set: :func:`repeated_structures`
+    within one set, :func:`shared_structures` across two; ``original`` None: ``data`` itself) whose labels differ by
+    more than :data:`SAME_LABELS_TOLERANCE` in a kind both copies have: the same structure with two answers, of which a
+    fit can match neither.
 
     Returns:
-        per conflicting pair: "structure", "first" (positions in ``data``), and the largest differences
+        per conflicting pair: "structure", "first" (positions in ``data`` and ``original``), and the largest differences
         "energy_meV_atom", "force_eV_A" (a force component) and "stress_GPa" (a stress component; None where one copy
         has no forces or no stress).
     """
-    ptr = data.ptr
+    o = data if original is None else original
+    ptr, optr = data.ptr, o.ptr
     out = []
     for s, first in pairs:
         n = len(data.frames[s])
-        diff: dict[str, float | None] = {"energy": abs(data.energy[s] - data.energy[first]) / n, "force": None, "stress": None}
-        if data.has_forces[s] and data.has_forces[first]:
-            diff["force"] = float(np.abs(data.forces[ptr[s]:ptr[s + 1]] - data.forces[ptr[first]:ptr[first + 1]]).max())
-        if data.has_stress[s] and data.has_stress[first]:
-            diff["stress"] = float(np.abs(data.stress[s] - data.stress[first]).max())
+        diff: dict[str, float | None] = {"energy": abs(data.energy[s] - o.energy[first]) / n, "force": None, "stress": None}
+        if data.has_forces[s] and o.has_forces[first]:
+            diff["force"] = float(np.abs(data.forces[ptr[s]:ptr[s + 1]] - o.forces[optr[first]:optr[first + 1]]).max())
+        if data.has_stress[s] and o.has_stress[first]:
+            diff["stress"] = float(np.abs(data.stress[s] - o.stress[first]).max())
         if any(v is not None and v > SAME_LABELS_TOLERANCE[k] for k, v in diff.items()):
             out.append({"structure": s, "first": first, "energy_meV_atom": 1e3 * float(diff["energy"]), "force_eV_A": diff["force"],
                         "stress_GPa": None if diff["stress"] is None else 160.21766208 * diff["stress"]})
     return out
 
 
-def conflicting_copies_findings(data: Dataset, conflicts: Sequence[dict[str, float | int]], limit: int = 3) -> list[str]:
-    """One sentence per pair of :func:`conflicting_copies` (the first ``limit``, then how many more)."""
+def conflicting_copies_findings(data: Dataset, conflicts: Sequence[dict[str, float | int]], limit: int = 3,
+                                original: Dataset | None = None, consequence: str = "at most one of them is right and the fit "
+                                                                                    "can match neither") -> list[str]:
+    """One sentence per pair of :func:`conflicting_copies` (the first ``limit``, then how many more), ending in
+    ``consequence``; ``original``: the set of the copies (None: ``data``), whose structures are named "training structure"."""
     def differences(c: dict[str, float | int]) -> str:
         parts = [f"energy by {c['energy_meV_atom']:.3g} meV/atom"]
         parts += [f"forces by up to {c['force_eV_A']:.3g} eV/A"] if c["force_eV_A"] is not None else []
         parts += [f"stress by up to {c['stress_GPa']:.3g} GPa"] if c["stress_GPa"] is not None else []
         return ", ".join(parts)
 
-    findings = [f"{data.describe(c['structure'])} is {data.describe(c['first'])} again (the same species, positions and cell) "
-                f"with other labels: {differences(c)}; at most one of them is right and the fit can match neither"
-                for c in conflicts[:limit]]
+    copy = data.describe if original is None else (lambda b: f"training {original.describe(b)}")
+    findings = [f"{data.describe(c['structure'])} is {copy(c['first'])} again (the same species, positions and cell) "
+                f"with other labels: {differences(c)}; {consequence}" for c in conflicts[:limit]]
     if len(conflicts) > limit:
         findings.append(f"{len(conflicts) - limit} more copies with other labels (report.json data_checks)")
     return findings

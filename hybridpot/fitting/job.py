@@ -425,6 +425,12 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         if shared:
             log("warning: " + shared_structures_message(test, shared, f"the training set {train.source}",
                                                         lambda b: f"training {train.describe(b)}"))
+        relabelled = conflicting_copies(test, shared, train)
+        data_checks["test_in_train_other_labels"] = [{**c, "structure": int(test.index[c["structure"]]),
+                                                      "first": int(train.index[c["first"]])} for c in relabelled]
+        if relabelled:
+            log(f"warning: {test.source}: " + "; ".join(conflicting_copies_findings(
+                test, relabelled, original=train, consequence="its test error is against labels the fit was given otherwise")))
     if config["baseline"]["refit"]:
         with timer("co-fit baseline"):
             fit_info["cofit"] = cofit(potential, train, config_weights(config, train, bl_train, elements)[0], config, progress=progress,

@@ -214,6 +214,32 @@ def test_test_structures_copied_from_the_training_set_are_named(tmp_path, capsys
     assert json.loads((tmp_path / "eval.json").read_text())["training_structures"] == [0, 1]
 
 
+def test_test_copies_of_training_structures_with_other_labels_are_named(tmp_path, capsys):
+    """A test structure that copies a training structure under other labels: besides the test_in_train warning, one that
+    names the differences, and report.json data_checks.test_in_train_other_labels; exact copies are not listed there."""
+    import json
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = read(bundled("Cu_train.xyz"), ":")
+    other = frames[3].copy()
+    forces = frames[3].get_forces().copy()
+    forces[5, 2] += 0.3
+    other.calc = SinglePointCalculator(other, energy=frames[3].get_potential_energy(), forces=forces)
+    same = frames[2].copy()
+    same.calc = frames[2].calc
+    write(tmp_path / "test.xyz", [same, other])
+    text = BASE.replace("[baseline]\n", f"test = \"{tmp_path / 'test.xyz'}\"\n[baseline]\n")
+    assert main(["-q", "fit", str(config(tmp_path, text))]) == 0
+    out = capsys.readouterr().out
+    assert ("structure 1 (config_type 'vacancy', Cu107) is training structure 3 (config_type 'vacancy', Cu107) again" in out
+            and "forces by up to 0.3 eV/A; its test error is against labels the fit was given otherwise" in out), out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["data_checks"]["test_in_train"] == [{"test": 0, "train": 2}, {"test": 1, "train": 3}]
+    (c,) = report["data_checks"]["test_in_train_other_labels"]
+    assert (c["structure"], c["first"]) == (1, 3) and c["force_eV_A"] == pytest.approx(0.3) and c["energy_meV_atom"] == 0.0
+
+
 def test_repeated_training_structures_are_named(tmp_path, capsys):
     """A training set holding a structure twice (each copy weighs again): a warning and report.json
     data_checks.train_repeats; none for the bundled set."""
