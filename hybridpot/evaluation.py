@@ -9,8 +9,8 @@ from typing import Any, Callable
 from hybridpot.dataset import read_dataset
 from hybridpot.distributed import ClusterArg, connect
 from hybridpot.errors import DataError
-from hybridpot.fitting.checks import (conflicting_copies, conflicting_copies_findings, repeated_structures, shared_structures,
-                                      shared_structures_message)
+from hybridpot.fitting.checks import (conflicting_copies, conflicting_copies_findings, conflicting_copies_record, repeated_structures,
+                                      shared_structures, shared_structures_message)
 from hybridpot.fitting.outliers import check_outliers
 from hybridpot.io.atomic import write_text_atomic
 from hybridpot.io.modelfile import load
@@ -93,8 +93,7 @@ def evaluate_model(model_path: str | Path, data_path: str | Path, progress: bool
         log(f"extrapolation (MaxVol): {extrapolation_text(split)}")
     report = {"model": str(model_path), "data": str(data_path), **rows, "by_config_type": by_type if by_type["hybrid"] else {},
               "worst": worst, "outliers": {"checks": outliers.record, "findings": outliers.findings},
-              "conflicting_copies": [{**c, "structure": int(data.index[c["structure"]]), "first": int(data.index[c["first"]])}
-                                     for c in conflicts],
+              "conflicting_copies": conflicting_copies_record(data, conflicts),
               "training_structures": None if train_keys is None else [int(data.index[a]) for a, _ in shared],
               "extrapolation": split, **where}
     if json_path is not None:

@@ -30,6 +30,7 @@ from hybridpot.calculator import Calculator
 from hybridpot.errors import HybridpotError, StructureError
 from hybridpot.export.lammps import check_exportable, deck_pair_lines, deck_types, export_lammps
 from hybridpot.lammps_run import ENERGY_UNIT_EV, LammpsUnavailable, create_system, import_lammps, new_lammps, set_masses
+from hybridpot.metrics import EV_A3_TO_GPA
 from hybridpot.neighbors import neighbor_list
 from hybridpot.system import AtomicSystem
 
@@ -262,8 +263,6 @@ class _Recorder:
                         stopped, steps_done, str(self.trajectory) if self.trajectory is not None else None)
 
 
-#: eV/A^3 in GPa
-EV_A3_IN_GPA = 160.21766208
 #: a run stops when two atoms come closer than this, Angstrom
 STOP_DISTANCE = 0.5
 
@@ -306,7 +305,7 @@ def run_ase(potential, atoms: Atoms, steps: int, temperature: float, timestep_fs
         pressure = float("nan")
         if periodic:
             sigma = atoms.get_stress(voigt=False, include_ideal_gas=False)
-            pressure = (-np.trace(sigma) / 3.0 + 2.0 * ke / (3.0 * atoms.get_volume())) * EV_A3_IN_GPA
+            pressure = (-np.trace(sigma) / 3.0 + 2.0 * ke / (3.0 * atoms.get_volume())) * EV_A3_TO_GPA
         conserved = pe + ke if ensemble == "nve" else float(dyn.get_conserved_energy())
         frame = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc) if rec.trajectory is not None else None
         rec.record(dyn.nsteps, pe, ke, pressure, conserved, frame)
@@ -381,7 +380,7 @@ def run_lammps_md(potential, atoms: Atoms, steps: int, temperature: float, times
 
             def record(step: int) -> Atoms:
                 pe, ke = float(lmp.get_thermo("pe")) * e_ev, float(lmp.get_thermo("ke")) * e_ev
-                pressure = float(lmp.get_thermo("press")) / nktv2p * e_ev * EV_A3_IN_GPA if periodic else float("nan")
+                pressure = float(lmp.get_thermo("press")) / nktv2p * e_ev * EV_A3_TO_GPA if periodic else float("nan")
                 conserved = pe + ke if ensemble == "nve" else float(lmp.get_thermo("econserve")) * e_ev
                 ids = np.array(lmp.numpy.extract_atom("id")[:n])
                 x = np.array(lmp.numpy.extract_atom("x")[:n])[np.argsort(ids)] @ rotation.T

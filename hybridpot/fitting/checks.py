@@ -17,6 +17,7 @@ from hybridpot.dataset import Dataset
 from hybridpot.errors import ConfigError, DataError, FitError
 from hybridpot.fitting.config import FitConfig
 from hybridpot.io.integrity import non_finite_tensors
+from hybridpot.metrics import EV_A3_TO_GPA
 from hybridpot.neighbors import half_pairs
 from hybridpot.registry import models
 
@@ -114,7 +115,7 @@ def repeated_structures(data: Dataset) -> list[tuple[int, int]]:
 #: force component (eV/A), stress component (eV/A^3; 0.1 GPa). A DFT code repeats its own calculation to ~1e-6 eV/atom;
 #: another k-point mesh or plane-wave cutoff moves the energy by meV/atom, more than a good fit's error (mlearn Cu:
 #: 0.3-0.5 meV/atom), and a copy with another structure's labels by far more.
-SAME_LABELS_TOLERANCE = {"energy": 1e-3, "force": 0.05, "stress": 0.1 / 160.21766208}
+SAME_LABELS_TOLERANCE = {"energy": 1e-3, "force": 0.05, "stress": 0.1 / EV_A3_TO_GPA}
 
 
 def conflicting_copies(data: Dataset, pairs: Sequence[tuple[int, int]], original: Dataset | None = None) -> list[dict[str, float | int]]:
@@ -140,8 +141,15 @@ def conflicting_copies(data: Dataset, pairs: Sequence[tuple[int, int]], original
             diff["stress"] = float(np.abs(data.stress[s] - o.stress[first]).max())
         if any(v is not None and v > SAME_LABELS_TOLERANCE[k] for k, v in diff.items()):
             out.append({"structure": s, "first": first, "energy_meV_atom": 1e3 * float(diff["energy"]), "force_eV_A": diff["force"],
-                        "stress_GPa": None if diff["stress"] is None else 160.21766208 * diff["stress"]})
+                        "stress_GPa": None if diff["stress"] is None else EV_A3_TO_GPA * diff["stress"]})
     return out
+
+
+def conflicting_copies_record(data: Dataset, conflicts: Sequence[dict[str, float | int]],
+                              original: Dataset | None = None) -> list[dict[str, float | int]]:
+    """:func:`conflicting_copies`' pairs for report.json: the structures by their positions in their files."""
+    o = data if original is None else original
+    return [{**c, "structure": int(data.index[c["structure"]]), "first": int(o.index[c["first"]])} for c in conflicts]
 
 
 def conflicting_copies_findings(data: Dataset, conflicts: Sequence[dict[str, float | int]], limit: int = 3,

@@ -31,8 +31,8 @@ from hybridpot.empirical import EmpiricalPotential, load
 from hybridpot.errors import ConfigError, OutlierError, OutputError, UnitsError
 from hybridpot.fitting.assembly import Weights, target_scales
 from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check_data, check_enough_rows, check_fitted,
-                                      check_solve_memory, conflicting_copies, conflicting_copies_findings, repeated_structures,
-                                      shared_structures, shared_structures_message)
+                                      check_solve_memory, conflicting_copies, conflicting_copies_findings, conflicting_copies_record,
+                                      repeated_structures, shared_structures, shared_structures_message)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
 from hybridpot.fitting.linear import fit_linear
@@ -325,8 +325,7 @@ def check_labels(config: FitConfig, sets: Mapping[str, tuple[Dataset, BaselinePr
         messages = [f.message for f in check.findings]
         record[name] = {"checks": check.record, "findings": messages,
                         "outliers": {"checks": outliers.record, "findings": outliers.findings},
-                        "conflicting_copies": [{**c, "structure": int(data.index[c["structure"]]), "first": int(data.index[c["first"]])}
-                                               for c in conflicts]}
+                        "conflicting_copies": conflicting_copies_record(data, conflicts)}
         stop_or_warn(messages, "check_units", lambda: UnitsError(units_message(check, section)), data.source)
     return record
 
@@ -426,8 +425,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
             log("warning: " + shared_structures_message(test, shared, f"the training set {train.source}",
                                                         lambda b: f"training {train.describe(b)}"))
         relabelled = conflicting_copies(test, shared, train)
-        data_checks["test_in_train_other_labels"] = [{**c, "structure": int(test.index[c["structure"]]),
-                                                      "first": int(train.index[c["first"]])} for c in relabelled]
+        data_checks["test_in_train_other_labels"] = conflicting_copies_record(test, relabelled, train)
         if relabelled:
             log(f"warning: {test.source}: " + "; ".join(conflicting_copies_findings(
                 test, relabelled, original=train, consequence="its test error is against labels the fit was given otherwise")))
