@@ -209,21 +209,23 @@ def _shortest_distance(data: Dataset, search: float = 8.0) -> tuple[float, str]:
     return (best if np.isfinite(best) else search), where
 
 
-def solve_memory_bytes(config: FitConfig, potential, n_atoms: int) -> int:
+def solve_memory_bytes(config: FitConfig, potential, n_atoms: int, n_params: int | None = None) -> int:
     """Estimated peak memory of a linear/quadratic solve: the triangular factors (one per fold and
     row kind when the energy weight is chosen by CV, one per fold for CV of the regularisation, plus
-    the combined one and the QR's working copy), the posterior covariance and the kept training descriptors."""
+    the combined one and the QR's working copy), the posterior covariance and the kept training descriptors.
+    ``n_params``: the parameters per element of the model assembled (None: the potential's; more for a joint fit)."""
     m, f = config["model"], config["fit"]
-    columns = potential.model.n_params * len(potential.model.elements) + 1
+    columns = (potential.model.n_params if n_params is None else n_params) * len(potential.model.elements) + 1
     folds = m["cv_folds"] if (m["regularization"] == "cv" or f["energy_weight"] == "cv") else 1
     factors = folds * (3 if f["energy_weight"] == "cv" else 1) + folds + 3
     return 8 * (factors * columns**2 + n_atoms * potential.descriptor.n_features)
 
 
-def check_solve_memory(config: FitConfig, potential, train: Dataset, held_bytes: int = 0) -> None:
+def check_solve_memory(config: FitConfig, potential, train: Dataset, held_bytes: int = 0, n_params: int | None = None) -> None:
     """Refuse a linear or quadratic fit whose solve cannot fit in this machine's memory.
 
     ``held_bytes``: memory the caller keeps beside the fit (a tune's best candidate so far), added to the estimate.
+    ``n_params``: as :func:`solve_memory_bytes` (the model assembled, where it is not the potential's own).
 
     Raises:
         ConfigError: the estimate (:func:`solve_memory_bytes`) exceeds the physical memory,
@@ -231,7 +233,7 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset, held_bytes:
     """
     if not models.get(config["model"]["type"]).linear:  # trained, not solved
         return
-    need = solve_memory_bytes(config, potential, int(train.n_atoms.sum())) + int(held_bytes)
+    need = solve_memory_bytes(config, potential, int(train.n_atoms.sum()), n_params) + int(held_bytes)
     try:
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):  # not available on this system: no check
@@ -239,7 +241,7 @@ def check_solve_memory(config: FitConfig, potential, train: Dataset, held_bytes:
     if need > have:
         model = potential.model
         raise ConfigError(
-            f"{config.source}: the {config['model']['type']} model has {model.n_params} parameters per element "
+            f"{config.source}: the {config['model']['type']} model has {model.n_params if n_params is None else n_params} parameters per element "
             f"({len(model.elements)} elements; {potential.descriptor.n_features} descriptor features), and solving for them "
             f"needs about {need / 2**30:.1f} GiB" + (f" (with {held_bytes / 2**30:.1f} GiB held by the best tune candidate so far)"
                                                       if held_bytes else "")

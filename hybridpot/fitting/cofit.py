@@ -170,7 +170,7 @@ def cofit(potential: HybridPotential, data: Dataset, weights: Weights, config, p
     theta0 = baseline.parameter_values(names, config.source)
     labels = baseline.parameter_labels(names, config.source)
     mid, half = refit_bounds(names, labels, theta0, b["refit_range"], b["refit_bounds"], config.source)
-    prepare_basis(potential, data, config["fit"]["seed"], batch_atoms)
+    prepare_basis([potential], data, config["fit"]["seed"], batch_atoms)
     scale_columns = not getattr(potential.model, "identity_prior", False)
     assembler = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
     groups = list(batches(data.n_atoms, batch_atoms))

@@ -35,7 +35,7 @@ from hybridpot.fitting.checks import (check_baseline_finite, check_cutoff, check
                                       repeated_structures, shared_structures, shared_structures_message)
 from hybridpot.fitting.cofit import cofit
 from hybridpot.fitting.config import FitConfig, settings_of
-from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.linear import fit_linear_joint
 from hybridpot.fitting.outliers import check_outliers, outliers_message
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.fitting.tune import tune_descriptor
@@ -143,54 +143,82 @@ def fit_residual(config: FitConfig, potential: HybridPotential, data: Dataset, b
     """Fit ``potential.model`` (in place) to the residual of ``data`` over the ``baseline`` predictions, as configured.
 
     Models that are linear in their parameters (:attr:`hybridpot.registry.ModelType.linear`) are
-    solved (the solution is kept as ``potential.solution``), the others trained by their type's
-    ``train``; ``timer`` records the stage ("design matrix + solve" or "train TYPE").
-
-    With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), linear, quadratic and kernel fits
-    also get the baseline check (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the
-    record's "baseline_check"; where its "used" is "pure_ml" the model was fitted to DFT itself and
-    the caller must drop the baseline. Every solved fit scores its k-fold CV folds (``solution.cv_errors`` and the
-    held-out energy errors): the "cv" and "local" noise models and the energy intervals of its uncertainty data.
-
-    ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the design-matrix pass of a linear model (None: the
-    ``[fit] cluster`` of ``config``, opened for this pass alone where set). Trained models train in this process.
+    solved (:func:`fit_residual_joint` of this one; the solution is kept as ``potential.solution``), the others trained
+    by their type's ``train``; ``timer`` records the stage ("design matrix + solve" or "train TYPE").
 
     Returns:
         (solution of a model linear in its parameters, else None; the row weights used, with the energy
         weight chosen by cross-validation where asked; the record for report.json's "fit").
     """
     f, m, b = config["fit"], config["model"], config["baseline"]
+    entry = models.get(m["type"])
+    if entry.linear:
+        return fit_residual_joint(config, [potential], data, baseline, progress, [log], timer, cluster)[0]
+    timer = timer or StageTimer()
+    weights, _, weight_record = config_weights(config, data, baseline, list(potential.model.elements))
+    with timer(f"train {entry.name}"):
+        record = entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
+                             progress=progress, log=log)
+    record["weights"] = weight_record
+    if potential.baseline is not None and (b["check"] or b["mode"] != "on"):
+        reason = (f"not done for a {entry.name} model (it is trained, not solved: no cheap CV from the solver's factors); "
+                  "compare with a [baseline] type = 'none' fit")
+        record["baseline_check"] = {"skipped": reason}
+        log(f"baseline check {reason}")
+    return None, weights, record
+
+
+def fit_residual_joint(config: FitConfig, potentials: Sequence[HybridPotential], data: Dataset, baseline: BaselinePredictions,
+                       progress: bool = True, logs: Sequence[Callable[[str], None]] | None = None, timer: StageTimer | None = None,
+                       cluster: ClusterArg = None) -> list[tuple[LinearSolution, Weights, dict[str, Any]]]:
+    """Solve each of ``potentials`` (models linear in their parameters; several: what
+    :func:`hybridpot.fitting.linear.fit_linear_joint` fits from one design pass, the tune's zeta candidates) in place for
+    the residual of ``data`` over the ``baseline`` predictions, as ``config`` says (its model section's keys other than
+    those the potentials differ in); each potential's lines go to its own of ``logs`` (None: print).
+
+    With a baseline and ``[baseline] check`` (or ``mode`` other than "on"), each also gets the baseline check
+    (:func:`hybridpot.fitting.linear.baseline_check`), logged and in the record's "baseline_check"; where its "used" is
+    "pure_ml" the model was fitted to DFT itself and the caller must drop the baseline. Every fit scores its k-fold CV
+    folds (``solution.cv_errors`` and the held-out energy errors): the "cv" and "local" noise models and the energy
+    intervals of its uncertainty data. The solution is kept as ``potential.solution``.
+
+    ``cluster``: an open :class:`~hybridpot.distributed.Cluster` for the design-matrix pass (None: the ``[fit] cluster``
+    of ``config``, opened for this pass alone where set).
+
+    Returns:
+        per potential: (its solution; the row weights used, with the energy weight chosen by cross-validation where
+        asked; the record for report.json's "fit").
+    """
+    f, m, b = config["fit"], config["model"], config["baseline"]
     cluster = f["cluster"] if cluster is None else cluster
-    elements = list(potential.model.elements)
+    logs = [print] * len(potentials) if logs is None else logs
+    elements = list(potentials[0].model.elements)
     weights, energy_weight_choice, weight_record = config_weights(config, data, baseline, elements)
     timer = timer or StageTimer()
-    entry = models.get(m["type"])
-    check = potential.baseline is not None and (b["check"] or b["mode"] != "on")
-    if not entry.linear:
-        with timer(f"train {entry.name}"):
-            record = entry.train(potential, data, baseline, weights, settings_of(config, "model"), seed=f["seed"],
-                                 progress=progress, log=log)
-        record["weights"] = weight_record
-        if check:
-            reason = (f"not done for a {entry.name} model (it is trained, not solved: no cheap CV from the solver's factors); "
-                      "compare with a [baseline] type = 'none' fit")
-            record["baseline_check"] = {"skipped": reason}
-            log(f"baseline check {reason}")
-        return None, weights, record
+    check = potentials[0].baseline is not None and (b["check"] or b["mode"] != "on")
     pure_weights = pure_record = None
     if check:  # pure ML: DFT itself as the target, weights normalised by its own spread
         pure_weights, _, pure_record = config_weights(config, data, baseline_predictions(None, data, progress=False), elements)
     with timer("design matrix + solve"):
-        sol, weights = fit_linear(potential, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
+        solved = fit_linear_joint(potentials, data, baseline, weights, m["regularization"], m["cv_folds"], f["seed"], f["batch_atoms"],
                                   progress, **energy_weight_choice, pure_weights=pure_weights, mode=b["mode"], cv_score=True,
                                   cluster=cluster)
+    return [_solved_record(sol, used, potential, data, weight_record, pure_record, b, log)
+            for (sol, used), potential, log in zip(solved, potentials, logs)]
+
+
+def _solved_record(sol: LinearSolution, weights: Weights, potential: HybridPotential, data: Dataset, weight_record: dict[str, Any],
+                   pure_record: dict[str, Any] | None, b: Mapping[str, Any],
+                   log: Callable[[str], None]) -> tuple[LinearSolution, Weights, dict[str, Any]]:
+    """:func:`fit_residual_joint`'s record of one solved potential (and its log lines); keeps ``sol`` as its solution."""
     record: dict[str, Any] = {}
+    weight_record = dict(weight_record)
     if sol.baseline_check:
         record["baseline_check"] = sol.baseline_check
         for line in baseline_check_lines(sol.baseline_check, potential, b["mode"], b["refit"]):
             log(line)
         if sol.baseline_check["used"] == "pure_ml":  # the model fits DFT itself: the caller drops the baseline
-            weight_record = pure_record
+            weight_record = dict(pure_record)
     weight_record["effective"] = weights.as_dict()  # with the energy weight chosen by CV
     record["weights"] = weight_record
     left_out = weight_record.get("scales_leave_out")
@@ -441,7 +469,7 @@ def _fit_and_report(config: FitConfig, progress: bool, log: Callable[[str], None
         with timer("tune descriptor"):
             fit_info["tune"], tuned = tune_descriptor(
                 config, train, lambda cfg: make_potential(cfg, elements, potential.baseline),
-                lambda cfg, pot, log_to: fit_residual(cfg, pot, train, bl_train, False, log_to, None, cluster), log, cluster)
+                lambda cfg, pots, logs: fit_residual_joint(cfg, pots, train, bl_train, False, logs, None, cluster), log, cluster)
         config = config.with_settings(fit_info["tune"]["chosen"])  # section -> the settings the search chose
         potential = tuned.potential if tuned is not None else make_potential(config, elements, potential.baseline)
     if tuned is not None:  # the chosen candidate's fit, as fit_residual made it during the search

@@ -26,8 +26,15 @@ from hybridpot.prediction import DEFAULT_BATCH_ATOMS, BaselinePredictions, basel
 from hybridpot.registry import linear_in_parameters
 
 
-def fit_linear(
-    potential: HybridPotential,
+def fit_linear(potential: HybridPotential, data: Dataset, baseline: BaselinePredictions, weights: Weights,
+               *args: Any, **kwargs: Any) -> tuple[LinearSolution, Weights]:
+    """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place: :func:`fit_linear_joint` of
+    it alone (its arguments after ``potentials``)."""
+    return fit_linear_joint([potential], data, baseline, weights, *args, **kwargs)[0]
+
+
+def fit_linear_joint(
+    potentials: Sequence[HybridPotential],
     data: Dataset,
     baseline: BaselinePredictions,
     weights: Weights,
@@ -43,12 +50,17 @@ def fit_linear(
     cv_score: bool = False,
     cluster: ClusterArg = None,
 ) -> tuple[LinearSolution, Weights]:
-    """Fit the (linear-in-parameters) model of ``potential`` to DFT minus baseline, in place.
+    """Fit the (linear-in-parameters) model of each of ``potentials`` to DFT minus baseline, in place, from one design pass.
 
     Args:
-        potential: hybrid whose ``model`` is linear in its parameters (``features``, ``pair_feature_gradients``,
+        potentials: hybrids whose ``model`` is linear in its parameters (``features``, ``pair_feature_gradients``,
             ``n_params``, ``coef`` (T, M); :attr:`hybridpot.registry.ModelType.linear`); its ``coef`` is set, and a
             data-dependent basis chosen first where the model has one (:func:`prepare_basis`, seeded by ``seed``).
+            Several: the same descriptor and baseline, and models that one model class's ``joint`` assembles as one
+            (:meth:`hybridpot.models.kernel.KernelModel.joint`: polynomial kernels that differ in zeta alone, the costly
+            part of whose pass is formed once), with ``member_columns(i)`` for the columns of each; each is
+            then solved from its columns of the family's factors (:meth:`QRAccumulator.columns`), to round-off the fit
+            it would get alone.
         data: training data; ``baseline``: the baseline's predictions on it.
         weights: row weights; with ``energy_weights``, ``weights.energy`` is the unit the candidates multiply.
         regularization: "evidence" (maximise the marginal likelihood), "cv" (k-fold over
@@ -69,17 +81,22 @@ def fit_linear(
             descriptors for its basis; the same model to round-off, for any number of workers.
 
     Returns:
-        (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
+        per potential, (the solution: coefficients, chosen regularisation, posterior covariance, diagnostics, and
         with ``energy_weights`` the selection record in ``solution.energy_weight_cv``; the weights
         used, i.e. ``weights`` with the chosen energy weight).
     """
-    model = potential.model
-    if not linear_in_parameters(model):
-        raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
-                        f"got {type(model).__name__}")
-    prepare_basis(potential, data, seed, batch_atoms, progress, cluster)
-    scale_columns = not getattr(model, "identity_prior", False)
-    assembler = DesignAssembler(potential.descriptor, model, potential.types, potential.cutoff)
+    for potential in potentials:
+        if not linear_in_parameters(potential.model):
+            raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
+                            f"got {type(potential.model).__name__}")
+    prepare_basis(potentials, data, seed, batch_atoms, progress, cluster)
+    first = potentials[0]
+    model = first.model
+    if len(potentials) > 1:
+        if not hasattr(type(model), "joint"):
+            raise TypeError(f"{type(model).__name__} models cannot be fitted jointly (no joint())")
+        model = type(model).joint([p.model for p in potentials])
+    assembler = DesignAssembler(first.descriptor, model, first.types, first.cutoff)
     choose = len(energy_weights) > 0
     check = pure_weights is not None and len(data) > 1
     n_folds = min(cv_folds, len(data)) if (regularization == "cv" or choose or check or cv_score) else 1
@@ -87,6 +104,32 @@ def fit_linear(
     extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
     parts, atoms, energy_rows = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
                               extra_baselines=extra, cluster=cluster)
+    if len(potentials) == 1:
+        return [_solve(first.model, parts, atoms, energy_rows, assembler.column_order(), data, baseline, weights, regularization,
+                       n_folds, folds, choose, check, cv_score, energy_weights, energy_weight_targets, pure_weights, mode, progress)]
+    out = []
+    position = np.argsort(assembler.column_order())  # family column -> its place in the factors' order
+    for i, potential in enumerate(potentials):
+        own = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
+        cols = model.member_columns(i)
+        design = (np.arange(assembler.T)[:, None] * assembler.M + cols[None, :]).ravel()  # its columns in the family's rows
+        order = own.column_order()
+        member = {key: acc.columns(position[design[order]]) for key, acc in parts.items()}
+        out.append(_solve(potential.model, member, atoms, energy_rows[:, design], order, data, baseline, weights, regularization,
+                          n_folds, folds, choose, check, cv_score, energy_weights, energy_weight_targets, pure_weights, mode, progress))
+        del member
+        release_memory()
+    return out
+
+
+def _solve(model, parts: dict[tuple[int, str], QRAccumulator], atoms: tuple[np.ndarray, np.ndarray], energy_rows: np.ndarray,
+           order: np.ndarray, data: Dataset, baseline: BaselinePredictions, weights: Weights, regularization: str | float,
+           n_folds: int, folds: np.ndarray | None, choose: bool, check: bool, cv_score: bool, energy_weights: Sequence[float],
+           energy_weight_targets: tuple[float, float] | None, pure_weights: Weights | None, mode: str,
+           progress: bool) -> tuple[LinearSolution, Weights]:
+    """:func:`fit_linear_joint`'s solve of one ``model`` from its factors ``parts`` (its columns, in the solver's
+    ``order``: intercepts first) and its unweighted energy rows (S, its columns in model order); sets its ``coef``."""
+    scale_columns = not getattr(model, "identity_prior", False)
     assembled = weights
     lam = None if isinstance(regularization, str) else float(regularization)
     n_free = len(model.elements)
@@ -131,8 +174,7 @@ def fit_linear(
                                  fold_coefs)
         if checked["used"] == "pure_ml":
             weights, target, sol = pure, 1, pure_sol
-    order = assembler.column_order()
-    coef = np.empty(assembler.n_columns)
+    coef = np.empty(order.size)
     coef[order] = sol.coef
     with torch.no_grad():
         model.coef.copy_(torch.from_numpy(coef.reshape(model.coef.shape)))
@@ -182,21 +224,31 @@ def held_out_energy_errors(energy_rows: np.ndarray, targets: np.ndarray, folds: 
     return out
 
 
-def prepare_basis(potential: HybridPotential, data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS,
-                  progress: bool = False, cluster: ClusterArg = None) -> dict | None:
-    """Let a model with a data-dependent basis (``choose_basis``, e.g. a kernel model's sparse points) choose it from the
-    training descriptors of ``data``, unless it has one already (``has_basis``: set by hand, or by an earlier fit).
+def prepare_basis(potentials: Sequence[HybridPotential], data: Dataset, seed: int = 0, batch_atoms: int = DEFAULT_BATCH_ATOMS,
+                  progress: bool = False, cluster: ClusterArg = None) -> list[dict | None]:
+    """Let each model with a data-dependent basis (``choose_basis``, e.g. a kernel model's sparse points) choose it from the
+    training descriptors of ``data``, unless it has one already (``has_basis``: set by hand, or by an earlier fit). The
+    potentials share their descriptor: the training descriptors are computed once, for all (and several models of a class
+    with ``joint`` choose through it, sharing what they can).
 
     ``cluster``: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for the descriptors' pass.
 
     Returns:
-        the model's record of its choice, or None (no such model, or a basis already set).
+        per potential, its model's record of its choice, or None (no such model, or a basis already set).
     """
-    model = potential.model
-    if not hasattr(model, "choose_basis") or model.has_basis:
-        return None
-    B, types, _ = descriptors(potential, data.frames, batch_atoms, progress, cluster, desc="basis descriptors")
-    return model.choose_basis(B, types, seed)
+    need = [i for i, p in enumerate(potentials) if hasattr(p.model, "choose_basis") and not p.model.has_basis]
+    out: list[dict | None] = [None] * len(potentials)
+    if not need:
+        return out
+    B, types, _ = descriptors(potentials[need[0]], data.frames, batch_atoms, progress, cluster, desc="basis descriptors")
+    chosen = [potentials[i].model for i in need]
+    if len(chosen) > 1 and hasattr(type(chosen[0]), "joint"):  # what the members can share (a kernel family's cosines)
+        records = type(chosen[0]).joint(chosen).choose_basis(B, types, seed)
+    else:
+        records = [model.choose_basis(B, types, seed) for model in chosen]
+    for i, record in zip(need, records):
+        out[i] = record
+    return out
 
 
 #: the Weights attribute of each row kind

@@ -136,6 +136,20 @@ class QRAccumulator:
         R = self._square()
         return QRAccumulator.from_factor(R[:p, :p], R[:p, M], float(np.sum(R[p:M, M] ** 2) + R[M, M] ** 2), self.n_rows)
 
+    def columns(self, cols: np.ndarray) -> "QRAccumulator":
+        """The accumulator of the columns ``cols`` of A alone (every target; the same rows): with [A | Y] = Q F,
+        [A_S | Y] = Q [F_S | F_Y] for those columns of this factor F, so the triangular factor of the (C, |S| + r) block
+        [F_S | F_Y] is the factor of [A_S | Y]: one QR of a factor-sized block, never the rows again. (:meth:`leading` is
+        the case of the first columns, which needs no QR.)"""
+        cols = np.asarray(cols, dtype=int)
+        if cols.ndim != 1 or len(set(cols.tolist())) != cols.size or (cols.size and not 0 <= cols.min() <= cols.max() < self.n_columns):
+            raise ValueError(f"columns {cols}: expected distinct indices below {self.n_columns}")
+        out = QRAccumulator(cols.size, self.n_targets)
+        block = self._R[:, np.concatenate([cols, self.n_columns + np.arange(self.n_targets)])]  # a copy
+        out._R = _r_factor(block) if block.shape[0] >= block.shape[1] else block  # few rows stay rows (see _fold)
+        out.n_rows = self.n_rows
+        return out
+
     def _fold(self, rows: np.ndarray, triangular: bool = False) -> None:
         """Fold in augmented ``rows`` (overwritten), or another factor (``triangular``: a fresh (C, C) array)."""
         C = self._R.shape[1]

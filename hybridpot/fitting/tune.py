@@ -19,7 +19,11 @@ kind) tries every candidate. The coordinates, in order, each searched at the bes
 4. ``alpha`` (the Gaussian smearing of the LAMMPS radial basis, 1/A^2) over ``tune_alpha``, where the descriptor has one;
 5. the model's own settings (:data:`MODEL_COORDINATES`): for the kernel model ``zeta`` over ``tune_zeta`` (polynomial
    kernel; grows) and ``n_sparse`` over ``tune_n_sparse`` (grows, but not beyond the distinct environments: growth stops once
-   a candidate's basis was clamped). Linear and quadratic models have none (their ridge is chosen per fit, by the
+   a candidate's basis was clamped). The zeta candidates are fitted together (a ``joint`` coordinate): the first one's
+   design pass also fits every other value the line search could try (the grid and its growth up to the cap, as many
+   as the memory check allows; :meth:`hybridpot.models.kernel.KernelModel.joint`), since the pass's costly part, the
+   kernel's pair gradients' product with the descriptors' derivatives, does not depend on zeta; the line search then
+   takes those rows as it asks for them (``fitted_with``), each the fit its settings get alone. Linear and quadratic models have none (their ridge is chosen per fit, by the
    evidence or CV). Where there are model coordinates, the descriptor's start no candidate after
    :data:`DESCRIPTOR_SHARE` of the budget, which leaves the rest to the model's. Until ``n_sparse`` is searched, every
    candidate uses its smallest value (``cheapest_first``): a kernel candidate's cost grows with its sparse points, so
@@ -94,6 +98,9 @@ class Coordinate:
         cheapest_first: until this coordinate is searched, the others are fitted at its smallest candidate, not at
             the configured value (a kernel model's sparse points: a candidate's cost grows with them, and the other
             coordinates are ranked on the cheaper model).
+        joint: its candidates can be fitted together in one pass (a polynomial kernel's zeta: the pass's costly part
+            does not depend on it); the search announces every value its line search could try before it starts
+            (:func:`coordinate_search`'s ``announce``).
     """
 
     section: str
@@ -104,6 +111,7 @@ class Coordinate:
     saturates: bool = False
     share: float = 1.0
     cheapest_first: bool = False
+    joint: bool = False
 
     @property
     def step(self) -> Any:
@@ -111,17 +119,32 @@ class Coordinate:
         values = sorted(set(self.candidates))
         return values[-1] - values[-2] if len(values) >= 2 else None
 
+    def reachable(self) -> list[Any]:
+        """Every value its line search could try: the grid, and where it grows up to a cap, the steps past its top."""
+        values = sorted(set(self.candidates))
+        if self.grow and self.step is not None and self.cap is not None:
+            while round(values[-1] + self.step, 6) <= self.cap:
+                values.append(round(values[-1] + self.step, 6))
+        return values
 
-#: model type -> its coordinates: (key, [fit] key of its candidates, grows, saturates, cheapest_first); zeta only for
-#: the polynomial kernel
-MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool, bool], ...]] = {
-    "kernel": (("zeta", "tune_zeta", True, False, False), ("n_sparse", "tune_n_sparse", True, True, True)),
+
+#: model type -> its coordinates: (key, [fit] key of its candidates, grows, saturates, cheapest_first, joint); zeta only
+#: for the polynomial kernel
+MODEL_COORDINATES: dict[str, tuple[tuple[str, str, bool, bool, bool, bool], ...]] = {
+    "kernel": (("zeta", "tune_zeta", True, False, False, True), ("n_sparse", "tune_n_sparse", True, True, True, False)),
 }
 
 
 #: with model coordinates (a kernel model's), the descriptor's start no candidate after this fraction of the budget, so
 #: that the model's are searched too (a kernel candidate costs 30-80 s on an mlearn set: 480 s ran out in the descriptor's)
 DESCRIPTOR_SHARE = 0.5
+
+
+#: a candidate fitted with another in one design pass (a kernel's zeta) costs about this fraction of one fitted alone
+#: (the Ni tune's kernel, bispectrum nmax 5 / lmax 4, 250 sparse points: zeta 3 alone 82 s, with five other zetas 150 s,
+#: under cProfile): the product of the pass (the pair form and the kernel's pair gradients with dB) is shared, the scaling
+#: and scatter of each zeta's columns, their QR and solve are not
+JOINT_MEMBER_COST = 0.17
 
 
 #: :func:`predicted_seconds` predicts no further than this factor beyond the largest candidate fitted
@@ -183,7 +206,8 @@ def scores(table: list[dict[str, Any]]) -> list[float]:
 def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], evaluate: Callable[[dict[str, Any]], dict[str, Any]],
                       budget_s: float, log: Callable[[str], None] = print,
                       clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
-                      size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
+                      size: Callable[[dict[str, Any]], float] | None = None,
+                      announce: Callable[[dict[str, Any], str, list[Any], float, float | None], None] | None = None) -> dict[str, Any]:
     """Search ``coordinates`` one after the other, each at the best settings so far.
 
     A categorical coordinate (candidates not all numbers) tries its candidates in order. A numeric one is a line search
@@ -204,6 +228,13 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         size: settings -> the candidate's size (its number of model parameters; raises :class:`Refused` like
             ``evaluate``), recorded in its row; with it, a candidate whose :func:`predicted_seconds` would end after
             the budget is not started (None: no prediction).
+        announce: ``(settings, key, values, left_s, single_s)``, called before a ``joint`` coordinate is searched: its
+            line search will try candidates ``{**settings, key: v}`` for some of ``values`` (:meth:`Coordinate.reachable`),
+            which ``evaluate`` may fit together when it is asked for the first, within ``left_s`` (the seconds left of
+            the coordinate's share of the budget; ``single_s``: the seconds the candidate at ``settings`` took, or None
+            where it was not fitted alone). A row ``evaluate`` fitted with others says so (``fitted_together`` on the
+            first, ``fitted_with`` on the rest, whose seconds are those of handing it out); the time prediction leaves
+            them out.
 
     Returns:
         {"chosen": key -> value, "table": one row per candidate (settings, measurements, "seconds", "score"),
@@ -223,6 +254,10 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
     table: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+
+    def share_left(share: float) -> float:
+        """Seconds left of ``share`` of the budget."""
+        return share * budget_s - (clock() - t0)
 
     def best() -> dict[str, Any]:
         if not table:
@@ -258,7 +293,7 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
         row = {**settings, **measured, **extent, "seconds": clock() - begin}
         table.append(row)
         log(f"tune: {in_words(settings)}: CV " + ", ".join(f"{k} {row[k]:.4g}" for k in SCORED if k in row)
-            + f" ({row['seconds']:.1f} s)")
+            + (f" (fitted with {in_words(row['fitted_with'])})" if "fitted_with" in row else f" ({row['seconds']:.1f} s)"))
         return None
 
     def line(at: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -299,6 +334,10 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
                 trial({**best(), c.key: value}, c.share)
         else:  # outward from the grid value nearest the best so far: down while better, else up (and past the top)
             at = best()
+            if c.joint and announce is not None:
+                here = next(r for r in table if all(r[k] == at[k] for k in keys)) if table else {}
+                alone = None if not here or "fitted_with" in here or "fitted_together" in here else here["seconds"]
+                announce(at, c.key, c.reachable(), share_left(c.share), alone)
             origin = min(sorted(set(c.candidates)), key=lambda v: abs(v - at[c.key]))
             stop = trial({**at, c.key: origin}, c.share)
             if stop != "budget":
@@ -324,7 +363,8 @@ def coordinate_search(coordinates: Sequence[Coordinate], start: dict[str, Any], 
 def search_each(key: str, values: Sequence[Any], coordinates: Sequence[Coordinate], start: dict[str, Any],
                 evaluate: Callable[[dict[str, Any]], dict[str, Any]], budget_s: float, log: Callable[[str], None] = print,
                 clock: Callable[[], float] = time.perf_counter, budget_candidates: int | None = None,
-                size: Callable[[dict[str, Any]], float] | None = None) -> dict[str, Any]:
+                size: Callable[[dict[str, Any]], float] | None = None,
+                announce: Callable[[dict[str, Any], str, list[Any], float, float | None], None] | None = None) -> dict[str, Any]:
     """:func:`coordinate_search` of ``coordinates`` once for each of ``values`` of ``key`` (a setting not among them),
     in order, each with an equal share of the budget left (seconds and candidates; the first candidate of each search
     always runs), the best row over all kept.
@@ -346,7 +386,8 @@ def search_each(key: str, values: Sequence[Any], coordinates: Sequence[Coordinat
         log(f"tune: {key} {value}")
         rec = coordinate_search(coordinates, start, lambda s, v=value: evaluate({**s, key: v}), share * left_s, log, clock,
                                 None if left_n is None else max(1, int(share * left_n)),
-                                None if size is None else (lambda s, v=value: size({**s, key: v})))
+                                None if size is None else (lambda s, v=value: size({**s, key: v})),
+                                None if announce is None else (lambda s, *rest, v=value: announce({**s, key: v}, *rest)))
         table += [{key: value, **r} for r in rec["table"]]
         refused += [{**r, "settings": {key: value, **r["settings"]}} for r in rec["refused"]]
         skipped += [{key: value, **r} for r in rec["skipped"]]
@@ -362,10 +403,10 @@ def search_each(key: str, values: Sequence[Any], coordinates: Sequence[Coordinat
 
 def predicted_seconds(table: list[dict[str, Any]], size: float) -> float | None:
     """A candidate's predicted time, s: t = a + b size^2 (a fixed cost and the QR solve's), a, b >= 0 fitted by least
-    squares to the rows so far (their ``size`` and ``seconds``); None with fewer than two distinct sizes to fit, or
+    squares to the rows so far (their ``size`` and ``seconds``; not those of a joint fit: ``fitted_with``, ``fitted_together``); None with fewer than two distinct sizes to fit, or
     for a size more than :data:`MAX_EXTRAPOLATION` times the largest fitted (timing noise of small fits would be
     extrapolated too far)."""
-    rows = [(float(r["size"]), float(r["seconds"])) for r in table if "size" in r]
+    rows = [(float(r["size"]), float(r["seconds"])) for r in table if "size" in r and not {"fitted_with", "fitted_together"} & set(r)]
     if len({x for x, _ in rows}) < 2 or size > MAX_EXTRAPOLATION * max(x for x, _ in rows):
         return None
     x2, t = np.array([x * x for x, _ in rows]), np.array([y for _, y in rows])
@@ -406,12 +447,12 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
         coords.append(Coordinate("descriptor", "alpha", tuple(f["tune_alpha"])))
     else:
         notes.append(f"alpha not searched: the {d.get('basis', d['type'])} descriptor has no Gaussian smearing")
-    for key, candidates, grows, saturates, cheapest_first in MODEL_COORDINATES.get(m["type"], ()):
+    for key, candidates, grows, saturates, cheapest_first, joint in MODEL_COORDINATES.get(m["type"], ()):
         if key == "zeta" and m.get("kernel") != "polynomial":
             notes.append(f"zeta not searched: the {m.get('kernel')!r} kernel has no exponent")
             continue
         coords.append(Coordinate("model", key, tuple(f[candidates]), grow=grows, cap=TUNE_CAPS.get(key) if grows else None,
-                                 saturates=saturates, cheapest_first=cheapest_first))
+                                 saturates=saturates, cheapest_first=cheapest_first, joint=joint))
     if m["type"] not in MODEL_COORDINATES:
         notes.append(f"the {m['type']} model's ridge is not searched: it is chosen per fit ({m.get('regularization')})")
     if d.get("kind") is None:
@@ -424,15 +465,20 @@ def tune_coordinates(config: FitConfig, nearest_neighbour_A: float) -> tuple[lis
 
 
 def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfig], HybridPotential],
-                    fit: Callable[[FitConfig, HybridPotential, Callable[[str], None]], tuple[LinearSolution, Weights, dict[str, Any]]],
+                    fit: Callable[[FitConfig, list[HybridPotential], list[Callable[[str], None]]],
+                                  list[tuple[LinearSolution, Weights, dict[str, Any]]]],
                     log: Callable[[str], None] = print, cluster: ClusterArg = None) -> tuple[dict[str, Any], TunedFit | None]:
     """Search the descriptor's (and the model's) settings as described in the module docstring.
 
     Args:
         build: the potential of a configuration (baseline + descriptor + unfitted model).
-        fit: ``(config, potential, log) -> (solution, weights, record)``: fits the potential in place, as the job
-            fits the chosen settings (:func:`hybridpot.fitting.job.fit_residual` with the data bound, no progress bars),
-            scoring its k-fold CV folds (``solution.cv_errors``).
+        fit: ``(config, potentials, logs) -> [(solution, weights, record)]``: fits each potential in place, as the
+            job fits the chosen settings (:func:`hybridpot.fitting.job.fit_residual_joint` with the data bound, no
+            progress bars), scoring its k-fold CV folds (``solution.cv_errors``), each potential's lines to its own
+            of ``logs``. Several potentials: the candidates of a ``joint`` coordinate's line (a kernel's zeta),
+            fitted in one design pass when the first of them is evaluated (as many as the memory check of their joint
+            solve allows), the rest handed out as the line search asks for them (``fitted_with``; the first row's
+            ``fitted_together`` lists the values).
         cluster: None (this process) or a Dask cluster (:mod:`hybridpot.distributed`) for a kernel candidate's basis
             descriptors (``fit`` has its own for the design pass).
 
@@ -443,9 +489,9 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         "reused" (whether the chosen candidate's fit is returned); the chosen candidate's :class:`TunedFit`, or None
         where the best candidate kept during the search is not the one chosen at the end (the scores are relative to
         the best errors of all candidates, so a later candidate can reorder earlier ones): the job then fits it again).
-        Only the best candidate so far is kept, beside the one being fitted: its solution (posterior covariance,
-        training descriptors) is in memory until a better one replaces it, and the memory check of each candidate
-        counts it (:attr:`TunedFit.nbytes`).
+        Only the best candidate so far is kept, beside the one being fitted (and the rows of a joint fit not yet asked
+        for): its solution (posterior covariance, training descriptors) is in memory until a better one replaces it,
+        and the memory check of each candidate counts it (:attr:`TunedFit.nbytes`).
     """
     f, m = config["fit"], config["model"]
     if not models.get(m["type"]).linear:
@@ -463,17 +509,29 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
     last: dict[tuple, tuple[FitConfig, HybridPotential]] = {}  # the latest candidate built: size() then evaluate() use it
     fitted: list[dict[str, Any]] = []  # every candidate's row, in order: the kept fit is the best of them by scores()
     kept: list[TunedFit] = []
+    announced: list[tuple[dict[str, Any], str, list[Any], float, float | None]] = []  # the joint line search about to start
+    ready: dict[tuple, tuple[dict[str, Any], TunedFit]] = {}  # rows fitted with an earlier candidate, not yet asked for
+    asked: set[tuple] = set()  # the settings evaluate() was asked for
+
+    def key_of(settings: dict[str, Any]) -> tuple:
+        return tuple(sorted(settings.items()))
+
+    def checked(cfg: FitConfig, potential: HybridPotential, n_params: int | None = None) -> None:
+        try:
+            check_solve_memory(cfg, potential, train, kept[0].nbytes if kept else 0, n_params)
+            check_enough_rows(cfg, potential, train)
+        except HybridpotError as exc:
+            raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
 
     def built(settings: dict[str, Any]) -> tuple[FitConfig, HybridPotential]:
-        key = tuple(sorted(settings.items()))
+        key = key_of(settings)
         if key not in last:
             cfg = config.with_settings(by_section(settings))
             try:
                 potential = build(cfg)
-                check_solve_memory(cfg, potential, train, kept[0].nbytes if kept else 0)
-                check_enough_rows(cfg, potential, train)
             except HybridpotError as exc:
                 raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
+            checked(cfg, potential)
             last.clear()
             last[key] = cfg, potential
         return last[key]
@@ -481,30 +539,88 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
     def size(settings: dict[str, Any]) -> float:
         return float(built(settings)[1].model.n_params)
 
+    def together(settings: dict[str, Any], potential: HybridPotential) -> list[tuple[dict[str, Any], FitConfig, HybridPotential]]:
+        """The announced line's other candidates to fit with ``settings`` (none unless it is on that line): those not
+        asked for yet that build, the nearest values first, as many as the memory check of their joint solve allows and
+        as end within the time left by :data:`JOINT_MEMBER_COST`."""
+        if not announced:
+            return []
+        at, key, values, left_s, single_s = announced[0]
+        if any(settings[k] != at[k] for k in at if k != key) or settings[key] not in values:
+            return []
+        announced.clear()
+        others = []
+        for v in sorted((v for v in values if v != settings[key]), key=lambda v: abs(v - settings[key])):
+            other = {**settings, key: v}
+            if key_of(other) in asked:
+                continue
+            cfg = config.with_settings(by_section(other))
+            try:
+                others.append((other, cfg, build(cfg)))
+            except HybridpotError:  # refused when (if) it is asked for
+                continue
+        if single_s:
+            del others[max(0, int((left_s / single_s - 1.0) / JOINT_MEMBER_COST)):]
+        while others:
+            try:
+                family = type(potential.model).joint([potential.model] + [p.model for _, _, p in others])
+                checked(config.with_settings(by_section(settings)), potential, family.n_params)
+                return others
+            except (HybridpotError, Refused):
+                others.pop()  # the farthest value
+        return []
+
     def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
+        key = key_of(settings)
+        asked.add(key)
+        if key in ready:
+            row, fit_of = ready.pop(key)
+            return keep(row, fit_of)
         cfg, potential = built(settings)
         last.clear()  # fitted from here on: never handed out again
-        basis = prepare_basis(potential, train, f["seed"], f["batch_atoms"], False, cluster)
-        lines: list[str] = []
-        sol, weights, fit_record = fit(cfg, potential, lines.append)
-        row: dict[str, Any] = {k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors}
-        row["baseline_mode"] = sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if potential.baseline else "pure_ml")
-        if basis:  # a data-dependent basis (kernel): how many sparse points each element got
-            row["n_basis"] = {el: rec["chosen"] for el, rec in basis.items()}
-            row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
+        group = [(settings, cfg, potential)] + together(settings, potential)
+        potentials = [p for _, _, p in group]
+        bases = prepare_basis(potentials, train, f["seed"], f["batch_atoms"], False, cluster)
+        lines: list[list[str]] = [[] for _ in group]
+        solved = fit(cfg, potentials, [out.append for out in lines])
+        rows = []
+        for (member, _, pot), basis, (sol, weights, fit_record), out in zip(group, bases, solved, lines):
+            row: dict[str, Any] = {k: sol.cv_errors[k] for k in SCORED if k in sol.cv_errors}
+            row["baseline_mode"] = sol.baseline_check["used"] if sol.baseline_check else ("hybrid" if pot.baseline else "pure_ml")
+            if basis:  # a data-dependent basis (kernel): how many sparse points each element got
+                row["n_basis"] = {el: rec["chosen"] for el, rec in basis.items()}
+                row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
+            rows.append((row, TunedFit(dict(member), pot, sol, weights, fit_record, out)))
+        if len(group) > 1:
+            joint_key = announced_key(group)
+            rows[0][0]["fitted_together"] = [m[joint_key] for m, _, _ in group]
+            for (member, _, _), (row, fit_of) in zip(group[1:], rows[1:]):
+                row["fitted_with"] = {joint_key: settings[joint_key]}
+                ready[key_of(member)] = row, fit_of
+        return keep(*rows[0])
+
+    def announced_key(group: list[tuple[dict[str, Any], FitConfig, HybridPotential]]) -> str:
+        """The one setting the members of a joint fit differ in."""
+        return next(k for k in group[0][0] if group[1][0][k] != group[0][0][k])
+
+    def keep(row: dict[str, Any], candidate: TunedFit) -> dict[str, Any]:
+        """Record ``row`` as fitted; keep its fit if it is the best so far."""
         fitted.append(row)
         if int(np.argmin(scores(fitted))) == len(fitted) - 1:
-            kept[:] = [TunedFit(dict(settings), potential, sol, weights, fit_record, lines)]
+            kept[:] = [candidate]
         return row
+
+    def announce(at: dict[str, Any], key: str, values: list[Any], left_s: float, single_s: float | None) -> None:
+        announced[:] = [(dict(at), key, list(values), left_s, single_s)]
 
     inner = [c for c in coords if c.key != "type"]
     start = {c.key: min(c.candidates) if c.cheapest_first else config[c.section][c.key] for c in inner}
     if len(inner) < len(coords):  # the model type: the whole search once per type
         record = search_each("type", next(c for c in coords if c.key == "type").candidates, inner, start, evaluate, f["tune_budget_s"],
-                             log, budget_candidates=f["tune_budget_candidates"], size=size)
+                             log, budget_candidates=f["tune_budget_candidates"], size=size, announce=announce)
     else:
         record = coordinate_search(coords, start, evaluate, f["tune_budget_s"], log, budget_candidates=f["tune_budget_candidates"],
-                                   size=size)
+                                   size=size, announce=announce)
     flat = record["chosen"]
     record["chosen"] = by_section(flat)
     tuned = kept[0] if kept and kept[0].settings == flat else None

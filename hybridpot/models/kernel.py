@@ -131,6 +131,11 @@ class KernelModel(torch.nn.Module):
         """Whether the sparse points are set (by :meth:`choose_basis`, :meth:`set_basis` or a model file)."""
         return any(n > 0 for n in self.n_basis)
 
+    @staticmethod
+    def joint(models: Sequence["KernelModel"]) -> "KernelFamily":
+        """One linear model of several that differ in zeta alone (:class:`KernelFamily`): fitted in one design pass."""
+        return KernelFamily(models)
+
     # ------------------------------------------------------------------ kernel
 
     def _kernel(self, B: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
@@ -151,20 +156,18 @@ class KernelModel(torch.nn.Module):
     def _kernel_gradient(self, B: torch.Tensor, D: torch.Tensor, dB: torch.Tensor) -> torch.Tensor:
         """(P, M, 3) d k(B_p, D_m) / d r_p = dk/dB_p . dB_p for B (P, K), D (M, K), dB (P, K, 3)."""
         if self.kernel == "polynomial":
-            norm = B.norm(dim=1).clamp_min(1e-300)
-            x = B / norm[:, None]
-            y = _normalised(D)
-            s = x @ y.T  # (P, M)
-            # d (x_hat . y_hat)/dB = (y_hat - s x_hat) / |B|; in place on the one (P, M, 3) result (memory-bound)
-            out = torch.einsum("mk,pka->pma", y, dB)
-            xd = torch.einsum("pk,pka->pa", x, dB)
-            out.addcmul_(s[:, :, None], xd[:, None, :], value=-1.0)
-            return out.mul_((self.zeta * s ** (self.zeta - 1) / norm[:, None])[:, :, None])
+            out, factor = _cosine_gradient(B, D, dB)
+            return out.mul_(self._power_factor(*factor)[:, :, None])
         k = self._kernel(B, D)
         l2 = self._length() ** 2
         bd = torch.einsum("pk,pka->pa", B, dB)
         yd = torch.einsum("mk,pka->pma", D, dB)
         return -(k / l2)[:, :, None] * (bd[:, None, :] - yd)
+
+    def _power_factor(self, s: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+        """(P, M) d (s^zeta) / ds / |B| of the polynomial kernel, from :func:`_cosine_gradient`'s cosines s (P, M) and norms
+        |B| (P,): its factor that turns the cosines' gradients into the kernel's."""
+        return _integer_power(s, self.zeta - 1).mul_(self.zeta / norm[:, None])
 
     # ------------------------------------------------------------------ linear-in-parameters protocol
 
@@ -188,8 +191,9 @@ class KernelModel(torch.nn.Module):
             B_center: (P, K) descriptors of each pair's centre atom; dB: (P, K, 3) their derivatives
                 w.r.t. the pair vector; types: (P,) the centre atoms' types.
         """
-        G = torch.zeros((dB.shape[0], self.n_params, 3), dtype=dB.dtype, device=dB.device)
-        for t, idx in self._by_type(types, whole=True):
+        groups = list(self._by_type(types, whole=True))
+        G = _gradient_buffer(dB, self.n_params, groups)
+        for t, idx in groups:
             G[idx, 1:1 + self.n_sparse] = self._kernel_gradient(B_center[idx], self.sparse[t].to(dB.dtype), dB[idx])  # (p, M, 3)
             if self.n_linear:
                 scale = self.linear_scale[t].to(dB.dtype)[None, :, None]
@@ -289,7 +293,8 @@ class KernelModel(torch.nn.Module):
             self.linear_scale[t] = torch.from_numpy(
                 np.where(varies, self.linear_term / (np.where(varies, std, 1.0) * np.sqrt(X.shape[1])), 0.0))
 
-    def choose_basis(self, B: np.ndarray, types: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    def choose_basis(self, B: np.ndarray, types: np.ndarray, seed: int = 0,
+                     cosines: dict[int, dict[int, np.ndarray]] | None = None) -> dict[str, Any]:
         """Choose up to M sparse points per element from training descriptors B (N, K) with types (N,).
 
         Farthest-point sampling (from a seeded random start, in the kernel distance; identical
@@ -298,16 +303,20 @@ class KernelModel(torch.nn.Module):
         fewer distinct environments than M gets them all: the number is clamped, with a warning
         naming the element.
 
+        ``cosines``: the farthest points' cosines by element (``_farthest_points``), shared by models that choose from
+        the same B (a :class:`KernelFamily`'s members).
+
         Returns:
             {element: {"chosen": M_t, "available": environments}}.
         """
         rng = np.random.default_rng(seed)
+        cosines = {} if cosines is None else cosines
         B = np.asarray(B, dtype=np.float64)
         points, record = [], {}
         for t, element in enumerate(self.elements):
             X = B[np.asarray(types) == t]
             if self.selection == "fps" or len(X) <= self.n_sparse:
-                idx = self._farthest_points(X, rng)
+                idx = self._farthest_points(X, rng, cosines.setdefault(t, {}))
             else:
                 idx = _cur(X, self.n_sparse, rng)
             if 0 < len(idx) < self.n_sparse:
@@ -318,15 +327,21 @@ class KernelModel(torch.nn.Module):
         self.set_basis(points, [B[np.asarray(types) == t] for t in range(len(self.elements))])
         return record
 
-    def _farthest_points(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Indices of up to M rows of X by farthest-point sampling in the kernel distance 2 - 2 k (se: the descriptor distance)."""
+    def _farthest_points(self, X: np.ndarray, rng: np.random.Generator, cosines: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """Indices of up to M rows of X by farthest-point sampling in the kernel distance 2 - 2 k (se: the descriptor distance).
+
+        ``cosines``: row m -> the cosines of every row of X with row m (filled here; shared by models that choose from
+        the same X: each product is memory-bound, a pass over X)."""
         if len(X) == 0:
             return np.zeros(0, dtype=int)
         Xn = _normalised(torch.from_numpy(X))  # once, not per point chosen
+        cosines = {} if cosines is None else cosines
 
         def distance(m: int) -> np.ndarray:
             if self.kernel == "polynomial":
-                return 2.0 - 2.0 * self._polynomial(Xn, Xn[[m]]).squeeze(1).numpy()
+                if m not in cosines:
+                    cosines[m] = (Xn @ Xn[m]).numpy()
+                return 2.0 - 2.0 * cosines[m] ** self.zeta
             return ((X - X[m]) ** 2).sum(1)
 
         first = int(rng.integers(len(X)))
@@ -372,6 +387,140 @@ class KernelModel(torch.nn.Module):
             raise ValueError(f"kernel model n_basis {n_basis}: expected {len(model.elements)} counts in [0, {model.n_sparse}]")
         model.n_basis = n_basis
         return model
+
+
+class KernelFamily(torch.nn.Module):
+    """Polynomial-kernel models that differ in zeta alone, as one linear model whose columns are [1, each member's
+    kernel columns in turn, the linear term's]: one design pass gives every member's rows (its columns,
+    :meth:`member_columns`), so a tune fits its zeta candidates together (:func:`hybridpot.fitting.linear.fit_linear_joint`).
+
+    The pair gradients' product with dB, the costly part, is formed once for the members whose sparse points are the same
+    (:func:`_cosine_gradient`; farthest-point sampling in 2 - 2 s^zeta picks the same points for every zeta where the
+    cosines s are positive, each member chooses its own all the same); only the factor zeta s^(zeta-1) / |B| is per
+    member. The linear term (the same in every member: it does not depend on zeta) is held once.
+
+    Args:
+        members: kernel models of the same elements, descriptor size, sparse points per element and linear term, the
+            polynomial kernel, distinct zeta; their bases are chosen by :meth:`choose_basis` (or set before).
+    """
+
+    typed_features = True
+    identity_prior = True
+
+    def __init__(self, members: Sequence[KernelModel]) -> None:
+        super().__init__()
+        first = members[0] if members else None
+        same = ("elements", "n_descriptors", "n_sparse", "linear_term", "selection")
+        if (first is None or any(m.kernel != "polynomial" for m in members)
+                or any(getattr(m, k) != getattr(first, k) for m in members for k in same)
+                or len({m.zeta for m in members}) != len(members)):
+            raise HybridpotError(f"kernel family: members must be polynomial-kernel models that differ in zeta alone "
+                                 f"(got {[(m.kernel, m.zeta) for m in members]})")
+        self.members = torch.nn.ModuleList(members)
+        self.elements = list(first.elements)
+        self.n_sparse, self.n_linear = first.n_sparse, first.n_linear
+        self.n_params = 1 + len(members) * self.n_sparse + self.n_linear
+
+    @property
+    def has_basis(self) -> bool:
+        return all(m.has_basis for m in self.members)
+
+    def choose_basis(self, B: np.ndarray, types: np.ndarray, seed: int = 0) -> list[dict[str, Any]]:
+        """Each member's :meth:`KernelModel.choose_basis` from the same descriptors (the farthest points' cosines computed
+        once for all); their records in member order."""
+        cosines: dict[int, dict[int, np.ndarray]] = {}
+        return [m.choose_basis(B, types, seed, cosines) for m in self.members]
+
+    def member_columns(self, i: int) -> np.ndarray:
+        """(1 + M [+ K],) the columns (of one element's block of this model's parameters) that hold member i's."""
+        M = self.n_sparse
+        kernel = 1 + i * M + np.arange(M)
+        linear = 1 + len(self.members) * M + np.arange(self.n_linear)
+        return np.concatenate([[0], kernel, linear]).astype(int)
+
+    def features(self, B: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """(N, n_params) the members' feature rows side by side (:meth:`KernelModel.features`), the intercept and the linear
+        term's once."""
+        X = torch.zeros((B.shape[0], self.n_params), dtype=B.dtype, device=B.device)
+        for i, m in enumerate(self.members):
+            X[:, self.member_columns(i)] = m.features(B, types)
+        return X
+
+    def pair_feature_gradients(self, B_center: torch.Tensor, dB: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
+        """(P, n_params, 3) the members' :meth:`KernelModel.pair_feature_gradients` side by side (before the whitening)."""
+        first, M = self.members[0], self.n_sparse
+        groups = list(first._by_type(types, whole=True))
+        G = _gradient_buffer(dB, self.n_params, groups)
+        for t, idx in groups:
+            shared: list[tuple[torch.Tensor, tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]] = []
+            for i, m in enumerate(self.members):
+                points = m.sparse[t].to(dB.dtype)
+                gradient = next((g for p, g in shared if torch.equal(p, points)), None)
+                if gradient is None:
+                    gradient = _cosine_gradient(B_center[idx], points, dB[idx])
+                    shared.append((points, gradient))
+                out, factor = gradient
+                block = slice(1 + i * M, 1 + (i + 1) * M)
+                if isinstance(idx, slice):  # written in place (the one-element case)
+                    torch.mul(out, m._power_factor(*factor)[:, :, None], out=G[:, block])
+                else:
+                    G[idx, block] = out * m._power_factor(*factor)[:, :, None]
+            if self.n_linear:
+                scale = first.linear_scale[t].to(dB.dtype)[None, :, None]
+                if isinstance(idx, slice):  # in place, as KernelModel.pair_feature_gradients
+                    torch.mul(dB, scale, out=G[:, 1 + len(self.members) * M:])
+                else:
+                    G[idx, 1 + len(self.members) * M:] = dB[idx] * scale
+        return G
+
+    def map_gradient_rows(self, rows: torch.Tensor, t: int) -> torch.Tensor:
+        """:meth:`KernelModel.map_gradient_rows` of each member's columns."""
+        out = rows.clone()
+        for i, m in enumerate(self.members):
+            cols = self.member_columns(i)
+            out[:, cols] = m.map_gradient_rows(rows[:, cols], t)
+        return out
+
+
+def _integer_power(x: torch.Tensor, n: int) -> torch.Tensor:
+    """x^n (a new tensor) for an integer n >= 0 by repeated squaring: torch's pow takes a general (exp-log) path for
+    exponents above 3, 10-25x slower on this machine."""
+    out, base = torch.ones_like(x), x
+    while n:
+        if n & 1:
+            out = out * base
+        n >>= 1
+        if n:
+            base = base * base
+    return out
+
+
+def _gradient_buffer(dB: torch.Tensor, n_params: int, groups: list) -> torch.Tensor:
+    """(P, n_params, 3) for the pair feature gradients: uninitialised but for the intercept's column (zero) where one
+    element's entries are all of them (``groups`` from ``_by_type(whole=True)``: every other column is written), else
+    zeros (a (P, n_params, 3) fill is memory-bound: ~10% of a large kernel's gradients)."""
+    shape = (dB.shape[0], n_params, 3)
+    if len(groups) == 1 and isinstance(groups[0][1], slice):
+        G = torch.empty(shape, dtype=dB.dtype, device=dB.device)
+        G[:, 0] = 0.0
+        return G
+    return torch.zeros(shape, dtype=dB.dtype, device=dB.device)
+
+
+def _cosine_gradient(B: torch.Tensor, D: torch.Tensor, dB: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The gradients of the cosines s_pm = B_p_hat . D_m_hat w.r.t. the pair vectors, times |B_p|: (P, M, 3)
+    (D_m_hat - s_pm B_p_hat) . dB_p, and (s (P, M), |B| (P,)), for B (P, K), D (M, K), dB (P, K, 3). The polynomial kernel's
+    gradient is this times :meth:`KernelModel._power_factor`: the product with dB (3 P M K multiply-adds, the costly
+    part) does not depend on zeta."""
+    norm = B.norm(dim=1).clamp_min(1e-300)
+    x = B / norm[:, None]
+    y = _normalised(D)
+    s = x @ y.T  # (P, M)
+    # d (x_hat . y_hat)/dB = (y_hat - s x_hat) / |B|; in place on the one (P, M, 3) result (memory-bound)
+    out = torch.einsum("mk,pka->pma", y, dB)
+    xd = torch.einsum("pk,pka->pa", x, dB)
+    out.addcmul_(s[:, :, None], xd[:, None, :], value=-1.0)
+    return out, (s, norm)
 
 
 def _normalised(X: torch.Tensor) -> torch.Tensor:

@@ -136,6 +136,23 @@ def test_a_budget_in_candidates_gives_the_same_search_at_any_speed():
     assert chosen == {"nmax": 6, "zeta": 3}
 
 
+def test_a_joint_coordinate_is_announced_with_its_reachable_values_and_the_time_left():
+    """Before a joint coordinate's line search: announce(settings it is searched at, key, every value it could try (the
+    grid and its growth up to the cap), seconds left of its share, seconds of the candidate at those settings); a
+    joint row's seconds do not enter the time prediction."""
+    heard = []
+    fake = FakeFit({"nmax": 5, "zeta": 3}, seconds=10.0)
+    coords = [NMAX, Coordinate("model", "zeta", (2, 3, 4), grow=True, cap=6, joint=True)]
+    rec = coordinate_search(coords, {"nmax": 4, "zeta": 4}, fake, 100.0, log=lambda s: None, clock=fake.clock,
+                            announce=lambda *args: heard.append(args))
+    assert heard == [({"nmax": 5, "zeta": 4}, "zeta", [2, 3, 4, 5, 6], 100.0 - 30.0, 10.0)]  # after nmax 4, 5, 6
+    assert rec["chosen"] == {"nmax": 5, "zeta": 3}
+    assert Coordinate("model", "zeta", (2, 3, 4)).reachable() == [2, 3, 4]  # no growth: the grid
+    rows = [{"size": 10, "seconds": 10.0}, {"size": 20, "seconds": 40.0}]
+    assert predicted_seconds(rows + [{"size": 20, "seconds": 400.0, "fitted_together": [1, 2]},
+                                     {"size": 20, "seconds": 0.0, "fitted_with": {"zeta": 1}}], 20) == predicted_seconds(rows, 20)
+
+
 def test_a_candidate_predicted_to_end_past_the_budget_is_not_started():
     """Candidates that cost size^2 (a QR solve): with ``size`` the search predicts nmax 7's cost from those before (a fit of
     a + b size^2: exact here) and does not start it (it would end at 77 + 49 s, past the 80 s budget); without, it starts
@@ -393,6 +410,29 @@ def test_tune_searches_and_applies_the_kernel_settings(tmp_path):
     assert any(s.startswith("tune: chose") and "zeta" in s for s in lines)
 
 
+def test_the_zeta_candidates_are_fitted_together_and_as_each_is_fitted_alone(tmp_path):
+    """zeta is a joint coordinate: the first zeta candidate's design pass fits every value its line search could try
+    (the grid, and its growth up to the cap) that was not fitted before; the line search then takes the rows it asks
+    for (``fitted_with``), and each is the fit a plain ``hybridpot fit`` of its settings makes (the same CV errors)."""
+    lines: list[str] = []
+    fit = run_fit(_config(tmp_path / "tune", {"type": "kernel", "n_sparse": 6, "zeta": 4},
+                          {"tune_kinds": [], "tune_nmax": [3], "tune_lmax": [3], "tune_alpha": [1.5], "tune_zeta": [1, 2, 3],
+                           "tune_n_sparse": [6]}, n=6), progress=False, log=lines.append)
+    table = fit.report["fit"]["tune"]["table"]
+    first = next(r for r in table if "fitted_together" in r)
+    assert first["zeta"] == 3 and sorted(first["fitted_together"]) == [1, 2, 3, 5, 6, 7, 8]  # 4: fitted before, at the start
+    shared = [r for r in table if "fitted_with" in r]
+    assert shared and all(r["fitted_with"] == {"zeta": 3} and r["zeta"] in first["fitted_together"] for r in shared)
+    assert sum("fitted_together" in r for r in table) == 1
+    assert any("(fitted with zeta 3)" in s for s in lines)
+    for row in [first, shared[0]]:
+        alone = _config(tmp_path / f"zeta{row['zeta']}", {"type": "kernel", "n_sparse": 6, "zeta": row["zeta"]}, {"tune": False}, n=6)
+        plain = run_fit(alone.with_settings({"descriptor": {k: row[k] for k in ("rcut", "nmax", "lmax", "alpha")}}), progress=False,
+                        log=lambda s: None)
+        for key in ("energy_rmse_meV_atom", "force_rmse_eV_A"):
+            assert row[key] == pytest.approx(plain.report["fit"]["cv"][key], rel=1e-7), (row["zeta"], key)
+
+
 def test_the_invariants_kind_is_searched_where_tune_kinds_is_given(tmp_path):
     """tune_kinds: a categorical coordinate right after rcut, the configured kind first (by default power and bispectrum);
     empty: a note."""
@@ -430,8 +470,8 @@ def test_tune_refuses_a_candidate_over_the_memory_check(tmp_path, monkeypatch):
     from hybridpot.fitting import checks
 
     real = checks.solve_memory_bytes
-    monkeypatch.setattr(checks, "solve_memory_bytes", lambda config, potential, n: (
-        10**20 if config["descriptor"]["nmax"] >= 3 else real(config, potential, n)))
+    monkeypatch.setattr(checks, "solve_memory_bytes", lambda config, potential, n, n_params=None: (
+        10**20 if config["descriptor"]["nmax"] >= 3 else real(config, potential, n, n_params)))
     fit = run_fit(_config(tmp_path, {"type": "linear"}, {"tune_nmax": [2, 3], "tune_lmax": [2], "tune_alpha": [1.5]}, nmax=2),
                   progress=False, log=lambda s: None)
     tune = fit.report["fit"]["tune"]
@@ -494,10 +534,11 @@ def test_a_kept_fit_that_is_not_the_final_choice_is_not_reused(tmp_path):
     def run(errors):  # one (E, F) per rcut candidate, in the order they are fitted
         it = iter(errors)
 
-        def fake_fit(config, potential, log):
+        def fake_fit(config, potentials, logs):
+            assert len(potentials) == 1 == len(logs)  # a linear model's candidates are fitted one by one
             e, f = next(it)
-            log(f"fitted {e} {f}")
-            return SimpleNamespace(cv_errors={"energy_rmse_meV_atom": e, "force_rmse_eV_A": f}, baseline_check=None), None, {}
+            logs[0](f"fitted {e} {f}")
+            return [(SimpleNamespace(cv_errors={"energy_rmse_meV_atom": e, "force_rmse_eV_A": f}, baseline_check=None), None, {})]
         return tune_descriptor(cfg, train, lambda c: make_potential(c, ["Cu"], None), fake_fit, log=lambda s: None)
 
     record, tuned = run([(1.0, 3.0), (2.9, 1.0), (0.5, 5.0)])  # the third makes the first best again; the second was kept

@@ -16,7 +16,7 @@ from hybridpot.empirical.lj import LennardJones
 from hybridpot.errors import ConfigError, HybridpotError, NotExportableError
 from hybridpot.fallback import smoothstep_off
 from hybridpot.fitting.assembly import Weights
-from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.linear import fit_linear, fit_linear_joint
 from hybridpot.models.kernel import KernelModel, KernelSettings, gap_weights
 from hybridpot.potential import HybridPotential, evaluate, to_numpy
 from hybridpot.prediction import baseline_predictions, predict
@@ -423,3 +423,59 @@ def test_set_basis_standardises_the_linear_term_over_the_given_descriptors():
     assert np.allclose(model.linear_mean[1].numpy(), points[1].mean(0), rtol=1e-13)
     with pytest.raises(HybridpotError, match=r"kernel model: 1 sets of descriptors to standardise over, for 2 elements"):
         model.set_basis(points, wide[:1])
+
+
+@pytest.mark.parametrize("elements", [("Cu",), ("Cu", "Ni")])
+def test_a_joint_fit_of_several_zetas_equals_each_fitted_alone(elements):
+    """fit_linear_joint (the tune's zeta candidates: one design pass, KernelModel.joint) gives every member the fit it gets
+    alone: coefficients, posterior covariance, the baseline check's and the CV's errors, to round-off (a member's
+    columns of the family's factors are the factor of its own columns: QRAccumulator.columns); one and two elements."""
+    from hybridpot.dataset import bundled, read_dataset
+    from hybridpot.empirical import load
+
+    if len(elements) == 1:
+        train = read_dataset(bundled("Cu_train.xyz")).subset(np.arange(12))
+        baseline = load(bundled("Cu_mishin1.eam.alloy"))
+    else:  # labelled by a two-element Lennard-Jones truth, over another as the baseline
+        pairs = [("Cu", "Cu"), ("Cu", "Ni"), ("Ni", "Ni")]
+        truth = LennardJones(list(elements), dict(zip(pairs, (0.4, 0.5, 0.45))), dict(zip(pairs, (2.3, 2.25, 2.2))), 5.0, shift=True)
+        baseline = LennardJones(list(elements), dict.fromkeys(pairs, 0.35), dict.fromkeys(pairs, 2.3), 5.0, shift=True)
+        frames = []
+        for seed in range(10):
+            atoms = random_triclinic(list(elements), repeat=(2, 2, 2), seed=seed, rattle=0.15)
+            r = to_numpy(evaluate(truth, AtomicSystem.from_atoms(atoms), forces=True, stress=False))
+            atoms.calc = SinglePointCalculator(atoms, energy=float(r["energy"][0]), forces=r["forces"])
+            frames.append(atoms)
+        train = from_frames(frames)
+    bl = baseline_predictions(baseline, train, progress=False)
+    pure = Weights(energy=2.0, force=1.0)
+
+    def potential(zeta):
+        d = SO3(rcut=4.0, nmax=3, lmax=3, alpha=1.5, elements=list(elements))
+        return HybridPotential(baseline, d, KernelModel(list(elements), d.n_features, 20, "polynomial", zeta, linear_term=1.0))
+
+    kwargs = dict(cv_folds=3, seed=1, progress=False, pure_weights=pure, mode="auto", cv_score=True, batch_atoms=100)
+    together = [potential(z) for z in (2, 3, 5)]
+    joint = fit_linear_joint(together, train, bl, Weights(energy=3.0), **kwargs)
+    for pot, (sol, weights) in zip(together, joint):
+        alone = potential(pot.model.zeta)
+        ref, ref_weights = fit_linear(alone, train, bl, Weights(energy=3.0), **kwargs)
+        np.testing.assert_allclose(pot.model.sparse.numpy(), alone.model.sparse.numpy(), rtol=0, atol=0)
+        scale = np.abs(ref.coef).max()
+        np.testing.assert_allclose(sol.coef, ref.coef, rtol=0, atol=1e-8 * scale)
+        np.testing.assert_allclose(pot.model.coef.detach().numpy(), alone.model.coef.detach().numpy(), rtol=0, atol=1e-8 * scale)
+        np.testing.assert_allclose(sol.covariance, ref.covariance, rtol=0, atol=1e-8 * np.abs(ref.covariance).max())
+        assert sol.baseline_check["used"] == ref.baseline_check["used"] and weights == ref_weights
+        for key, value in ref.cv_errors.items():
+            assert sol.cv_errors[key] == pytest.approx(value, rel=1e-7), key
+        assert sol.lam == pytest.approx(ref.lam, rel=1e-7)
+    assert len({sol.cv_errors["force_rmse_eV_A"] for sol, _ in joint}) == 3  # three different models
+
+
+def test_a_family_refuses_members_that_differ_in_more_than_zeta():
+    with pytest.raises(HybridpotError, match="differ in zeta alone"):
+        KernelModel.joint([KernelModel(["Cu"], 10, 5, "polynomial", 2), KernelModel(["Cu"], 10, 6, "polynomial", 3)])
+    with pytest.raises(HybridpotError, match="differ in zeta alone"):
+        KernelModel.joint([KernelModel(["Cu"], 10, 5, "polynomial", 2), KernelModel(["Cu"], 10, 5, "polynomial", 2)])
+    with pytest.raises(HybridpotError, match="differ in zeta alone"):
+        KernelModel.joint([KernelModel(["Cu"], 10, 5, "se", 1), KernelModel(["Cu"], 10, 5, "polynomial", 2)])
