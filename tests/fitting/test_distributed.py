@@ -18,15 +18,17 @@ from ase import Atoms
 
 from hybridpot.active import perturbed_candidates, select, structure_std
 from hybridpot.dataset import bundled, read_dataset
+from hybridpot.descriptors import SO3
 from hybridpot.distributed import IN_FLIGHT_PER_THREAD, Cluster
 from hybridpot.errors import ConfigError, HybridpotError
 from hybridpot.evaluation import evaluate_model
 from hybridpot.fitting.assembly import Weights
 from hybridpot.fitting.config import parse_config
 from hybridpot.fitting.job import run_fit
-from hybridpot.fitting.linear import fit_linear
+from hybridpot.fitting.linear import fit_linear, fit_linear_joint
 from hybridpot.fitting.solver import LinearSolution
 from hybridpot.models.committee import CommitteeModel
+from hybridpot.models.kernel import KernelModel
 from hybridpot.potential import HybridPotential
 from hybridpot.prediction import baseline_predictions, batches, descriptors, predict
 from hybridpot.uq import attach_uq
@@ -101,6 +103,24 @@ def cluster2():
     """A local cluster of 2 worker processes, opened once for the evaluation-pass tests."""
     with Cluster("local:2") as cluster:
         yield cluster
+
+
+def test_a_joint_kernel_fit_on_workers_equals_one_process(data, cluster2):
+    """The tune's joint fit of several zetas (KernelModel.joint: a KernelFamily's rows on the workers) gives every member
+    the model of one process, to round-off."""
+    train, bl = data
+
+    def members():
+        base = cu_eam_hybrid().baseline
+        d = SO3(rcut=4.5, nmax=2, lmax=2, alpha=2.0, elements=["Cu"])
+        return [HybridPotential(base, d, KernelModel(["Cu"], d.n_features, 12, "polynomial", z, linear_term=1.0)) for z in (2, 3)]
+
+    solved = {name: fit_linear_joint(members(), train, bl, Weights(energy=100.0), batch_atoms=150, progress=False, cluster=c,
+                                     cv_score=True, cv_folds=3)
+              for name, c in (("one process", None), ("two workers", cluster2))}
+    for (one, _), (two, _) in zip(*solved.values()):
+        assert_round_off(two.coef, one.coef, "joint kernel coefficients", rel=1e-10)
+        assert two.cv_errors == pytest.approx(one.cv_errors, rel=1e-10)
 
 
 def test_prediction_passes_equal_one_process(data, single_maps, cluster2):
