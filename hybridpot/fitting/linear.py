@@ -89,8 +89,11 @@ def fit_linear_joint(
         if not linear_in_parameters(potential.model):
             raise TypeError(f"fit_linear needs a model that is linear in its parameters (hybridpot.registry.ModelType.linear), "
                             f"got {type(potential.model).__name__}")
-    prepare_basis(potentials, data, seed, batch_atoms, progress, cluster)
     first = potentials[0]
+    if any(p.baseline is not first.baseline or p.descriptor.to_dict() != first.descriptor.to_dict() for p in potentials[1:]):
+        raise ValueError("fit_linear_joint: the potentials fitted together must share their baseline and descriptor settings "
+                         "(one design pass: only their models may differ)")
+    prepare_basis(potentials, data, seed, batch_atoms, progress, cluster)
     model = first.model
     if len(potentials) > 1:
         if not hasattr(type(model), "joint"):

@@ -472,6 +472,29 @@ def test_a_joint_fit_of_several_zetas_equals_each_fitted_alone(elements):
     assert len({sol.cv_errors["force_rmse_eV_A"] for sol, _ in joint}) == 3  # three different models
 
 
+def test_a_joint_fit_refuses_potentials_with_other_descriptors_or_baselines_and_models_without_joint():
+    from hybridpot.dataset import bundled, read_dataset
+
+    train = read_dataset(bundled("Cu_train.xyz")).subset(np.arange(3))
+    bl = baseline_predictions(None, train, progress=False)
+
+    def potential(rcut, zeta, baseline=None):
+        d = SO3(rcut=rcut, nmax=2, lmax=2, alpha=1.5, elements=["Cu"])
+        return HybridPotential(baseline, d, KernelModel(["Cu"], d.n_features, 4, "polynomial", zeta))
+
+    with pytest.raises(ValueError, match="share their baseline and descriptor"):
+        fit_linear_joint([potential(4.0, 2), potential(4.5, 3)], train, bl, Weights(), progress=False)
+    lj = LennardJones(["Cu"], {("Cu", "Cu"): 0.4}, {("Cu", "Cu"): 2.3}, 5.0, shift=True)
+    with pytest.raises(ValueError, match="share their baseline and descriptor"):
+        fit_linear_joint([potential(4.0, 2), potential(4.0, 3, lj)], train, bl, Weights(), progress=False)
+    from hybridpot.models.polynomial import PolynomialModel
+
+    d = SO3(rcut=4.0, nmax=2, lmax=2, alpha=1.5, elements=["Cu"])
+    with pytest.raises(TypeError, match="cannot be fitted jointly"):
+        fit_linear_joint([HybridPotential(None, d, PolynomialModel(["Cu"], d.n_features)) for _ in range(2)], train, bl, Weights(),
+                         progress=False)
+
+
 def test_a_family_refuses_members_that_differ_in_more_than_zeta():
     with pytest.raises(HybridpotError, match="differ in zeta alone"):
         KernelModel.joint([KernelModel(["Cu"], 10, 5, "polynomial", 2), KernelModel(["Cu"], 10, 6, "polynomial", 3)])
