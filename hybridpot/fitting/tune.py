@@ -491,7 +491,7 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         the best errors of all candidates, so a later candidate can reorder earlier ones): the job then fits it again).
         Only the best candidate so far is kept, beside the one being fitted (and the rows of a joint fit not yet asked
         for): its solution (posterior covariance, training descriptors) is in memory until a better one replaces it,
-        and the memory check of each candidate counts it (:attr:`TunedFit.nbytes`).
+        and the memory check of each candidate counts it and those rows' (:attr:`TunedFit.nbytes`).
     """
     f, m = config["fit"], config["model"]
     if not models.get(m["type"]).linear:
@@ -517,8 +517,9 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         return tuple(sorted(settings.items()))
 
     def checked(cfg: FitConfig, potential: HybridPotential, n_params: int | None = None) -> None:
+        held = sum(t.nbytes for t in kept) + sum(t.nbytes for _, t in ready.values())  # the best so far, joint rows not asked for
         try:
-            check_solve_memory(cfg, potential, train, kept[0].nbytes if kept else 0, n_params)
+            check_solve_memory(cfg, potential, train, held, n_params)
             check_enough_rows(cfg, potential, train)
         except HybridpotError as exc:
             raise Refused(str(exc).removeprefix(f"{config.source}: ")) from exc
