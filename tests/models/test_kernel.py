@@ -502,3 +502,20 @@ def test_a_family_refuses_members_that_differ_in_more_than_zeta():
         KernelModel.joint([KernelModel(["Cu"], 10, 5, "polynomial", 2), KernelModel(["Cu"], 10, 5, "polynomial", 2)])
     with pytest.raises(HybridpotError, match="differ in zeta alone"):
         KernelModel.joint([KernelModel(["Cu"], 10, 5, "se", 1), KernelModel(["Cu"], 10, 5, "polynomial", 2)])
+
+
+def test_a_family_of_members_with_other_sparse_points_gives_each_members_rows():
+    """Members whose sparse points differ (farthest points can differ by zeta where cosines are negative) each get their
+    own pair gradients in the family's columns; members with the same points share one product with dB."""
+    first, second = _random_kernel_potential("polynomial", 2, seed=0), _random_kernel_potential("polynomial", 3, seed=1)
+    third = _random_kernel_potential("polynomial", 5, seed=0)
+    assert not torch.equal(first.model.sparse, second.model.sparse) and torch.equal(first.model.sparse, third.model.sparse)
+    family = KernelModel.joint([first.model, second.model, third.model])
+    atoms = random_triclinic(["Cu", "Ni"], repeat=(2, 2, 2), seed=7, rattle=0.1)
+    rows = DesignAssembler(first.descriptor, family, first.types, first.cutoff).rows([atoms])
+    for i, pot in enumerate((first, second, third)):
+        own = DesignAssembler(pot.descriptor, pot.model, pot.types, pot.cutoff).rows([atoms])
+        T, W, Wm = 2, family.n_params, pot.model.n_params
+        cols = (np.arange(T)[:, None] * W + family.member_columns(i)[None, :]).ravel()
+        for kind in ("energy", "forces", "virial"):
+            np.testing.assert_allclose(rows[kind][..., cols], own[kind], rtol=0, atol=1e-12 * np.abs(own[kind]).max(), err_msg=kind)
