@@ -107,20 +107,24 @@ def fit_linear_joint(
     extra = (baseline_predictions(None, data, progress=False),) if check else ()  # the pure-ML targets share the rows
     parts, atoms, energy_rows = accumulate(assembler, data, baseline, weights, batch_atoms, folds, by_kind=choose or check or cv_score, progress=progress,
                               extra_baselines=extra, cluster=cluster)
-    if len(potentials) == 1:
-        return [_solve(first.model, parts, atoms, energy_rows, assembler.column_order(), data, baseline, weights, regularization,
-                       n_folds, folds, choose, check, cv_score, energy_weights, energy_weight_targets, pure_weights, mode, progress)]
-    out = []
-    position = np.argsort(assembler.column_order())  # family column -> its place in the factors' order
-    for i, potential in enumerate(potentials):
-        own = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff)
+    position = np.argsort(assembler.column_order())  # assembled column -> its place in the factors' order
+
+    def own(i: int, potential: HybridPotential) -> tuple[dict[tuple[int, str], QRAccumulator], np.ndarray, np.ndarray]:
+        """Potential i's factors, energy rows (its columns) and solver column order: the assembled ones where it is alone."""
+        if len(potentials) == 1:
+            return parts, energy_rows, assembler.column_order()
         cols = model.member_columns(i)
         design = (np.arange(assembler.T)[:, None] * assembler.M + cols[None, :]).ravel()  # its columns in the family's rows
-        order = own.column_order()
-        member = {key: acc.columns(position[design[order]]) for key, acc in parts.items()}
-        out.append(_solve(potential.model, member, atoms, energy_rows[:, design], order, data, baseline, weights, regularization,
-                          n_folds, folds, choose, check, cv_score, energy_weights, energy_weight_targets, pure_weights, mode, progress))
-        del member
+        order = DesignAssembler(potential.descriptor, potential.model, potential.types, potential.cutoff).column_order()
+        return {key: acc.columns(position[design[order]]) for key, acc in parts.items()}, energy_rows[:, design], order
+
+    out = []
+    for i, potential in enumerate(potentials):
+        member_parts, member_rows, order = own(i, potential)
+        out.append(_solve(potential.model, member_parts, atoms, member_rows, order, data, baseline, weights, regularization,
+                          n_folds, folds, choose, check, cv_score, energy_weights, energy_weight_targets, pure_weights, mode,
+                          progress))
+        del member_parts
         release_memory()
     return out
 

@@ -540,15 +540,16 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
     def size(settings: dict[str, Any]) -> float:
         return float(built(settings)[1].model.n_params)
 
-    def together(settings: dict[str, Any], potential: HybridPotential) -> list[tuple[dict[str, Any], FitConfig, HybridPotential]]:
-        """The announced line's other candidates to fit with ``settings`` (none unless it is on that line): those not
-        asked for yet that build, the nearest values first, as many as the memory check of their joint solve allows and
-        as end within the time left by :data:`JOINT_MEMBER_COST`."""
+    def together(settings: dict[str, Any], cfg: FitConfig,
+                 potential: HybridPotential) -> tuple[str | None, list[tuple[dict[str, Any], FitConfig, HybridPotential]]]:
+        """The announced line's key and its other candidates to fit with ``settings`` (none unless it is on that line):
+        those not asked for yet that build, the nearest values first, as many as the memory check of their joint solve
+        allows and as end within the time left by :data:`JOINT_MEMBER_COST`."""
         if not announced:
-            return []
+            return None, []
         at, key, values, left_s, single_s = announced[0]
         if any(settings[k] != at[k] for k in at if k != key) or settings[key] not in values:
-            return []
+            return None, []
         announced.clear()
         others = []
         for v in sorted((v for v in values if v != settings[key]), key=lambda v: abs(v - settings[key])):
@@ -565,11 +566,11 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
         while others:
             try:
                 family = type(potential.model).joint([potential.model] + [p.model for _, _, p in others])
-                checked(config.with_settings(by_section(settings)), potential, family.n_params)
-                return others
+                checked(cfg, potential, family.n_params)
+                return key, others
             except (HybridpotError, Refused):
                 others.pop()  # the farthest value
-        return []
+        return key, []
 
     def evaluate(settings: dict[str, Any]) -> dict[str, Any]:
         key = key_of(settings)
@@ -579,7 +580,8 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
             return keep(row, fit_of)
         cfg, potential = built(settings)
         last.clear()  # fitted from here on: never handed out again
-        group = [(settings, cfg, potential)] + together(settings, potential)
+        joint_key, others = together(settings, cfg, potential)
+        group = [(settings, cfg, potential)] + others
         potentials = [p for _, _, p in group]
         bases = prepare_basis(potentials, train, f["seed"], f["batch_atoms"], False, cluster)
         lines: list[list[str]] = [[] for _ in group]
@@ -592,17 +594,12 @@ def tune_descriptor(config: FitConfig, train: Dataset, build: Callable[[FitConfi
                 row["n_basis"] = {el: rec["chosen"] for el, rec in basis.items()}
                 row["used"] = {c.key: max(row["n_basis"].values()) for c in coords if c.saturates}
             rows.append((row, TunedFit(dict(member), pot, sol, weights, fit_record, out)))
-        if len(group) > 1:
-            joint_key = announced_key(group)
+        if others:
             rows[0][0]["fitted_together"] = [m[joint_key] for m, _, _ in group]
             for (member, _, _), (row, fit_of) in zip(group[1:], rows[1:]):
                 row["fitted_with"] = {joint_key: settings[joint_key]}
                 ready[key_of(member)] = row, fit_of
         return keep(*rows[0])
-
-    def announced_key(group: list[tuple[dict[str, Any], FitConfig, HybridPotential]]) -> str:
-        """The one setting the members of a joint fit differ in."""
-        return next(k for k in group[0][0] if group[1][0][k] != group[0][0][k])
 
     def keep(row: dict[str, Any], candidate: TunedFit) -> dict[str, Any]:
         """Record ``row`` as fitted; keep its fit if it is the best so far."""
